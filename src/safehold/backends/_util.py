@@ -1,0 +1,54 @@
+"""Helpers shared by the backends: name checks and byte-range arithmetic."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+
+from safehold.backends.base import FileType, Handle
+from safehold.errors import BackendError
+
+#: Prefix of temporary names; :meth:`Backend.list` never yields a name that starts with it.
+TEMP_PREFIX = ".tmp-"
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def check_handle(h: Handle) -> None:
+    """Refuse names that could escape the repository tree or collide with temporary files.
+
+    Raises ValueError (a programming error, not a storage failure) for a bad name.
+    """
+    if h.type is FileType.CONFIG:
+        return
+    if not _NAME.match(h.name):
+        raise ValueError(f"invalid repository file name {h.name!r} for {h.type.name}")
+    if h.type is FileType.DATA and len(h.name) < 2:
+        raise ValueError(f"data pack name {h.name!r} is shorter than its 2-character fan-out")
+
+
+def is_valid_name(name: str) -> bool:
+    """True for a name :func:`check_handle` accepts (used by listings to skip foreign files)."""
+    return bool(_NAME.match(name))
+
+
+def resolve_range(h: Handle, size: int, offset: int, length: int | None) -> tuple[int, int]:
+    """Return ``(start, end)`` for a load of ``length`` bytes at ``offset`` from a file of ``size`` bytes.
+
+    Raises ValueError for a negative offset or length, BackendError when the range ends past the file.
+    """
+    if offset < 0 or (length is not None and length < 0):
+        raise ValueError(f"negative range offset={offset} length={length} for {h}")
+    end = size if length is None else offset + length
+    if offset > size or end > size:
+        raise BackendError(
+            f"{h} holds {size} bytes, fewer than the {end - offset} asked for at offset {offset}",
+            hint="The file is shorter than the index says; run 'safehold check --read-data'.",
+        )
+    return offset, end
+
+
+def temp_name(final: str) -> str:
+    """A fresh temporary name for writing ``final`` (same folder, never listed)."""
+    return f"{TEMP_PREFIX}{os.path.basename(final)}-{secrets.token_hex(8)}"

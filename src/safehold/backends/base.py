@@ -1,0 +1,131 @@
+"""The storage contract every backend implements.
+
+A repository is a handful of named files in a few folders. A backend stores and returns those files; it
+knows nothing about encryption, packs or snapshots.
+
+Guarantees a backend must give (the conformance suite in ``tests/backends`` checks each one):
+
+* **Atomic visibility.** After :meth:`Backend.save` returns, the whole file is visible under its name;
+  before that, nothing (no partial file) is visible under that name. A failed or interrupted save leaves
+  either nothing or the previous complete file. Temporary names never appear in :meth:`Backend.list`.
+* **Read-after-write.** A :meth:`Backend.load` or :meth:`Backend.stat` issued after :meth:`Backend.save`
+  returned sees the saved bytes.
+* **Listing may lag** for a short time on eventually consistent object stores (a file just saved may be
+  missing from :meth:`Backend.list`, a file just removed may still be listed). Callers tolerate that:
+  nothing in safehold deletes a file because it was absent from one listing.
+* **Save is not an overwrite** except for :attr:`FileType.LOCK` files: all other files are immutable and
+  named by the SHA-256 of their bytes, so saving an existing name with the same bytes is harmless.
+* **Load honours byte ranges** exactly, and raises :class:`~safehold.errors.NotFoundError` for a missing
+  file (never returns empty bytes instead).
+* **Errors** are :class:`~safehold.errors.BackendError`; a transient one sets ``transient=True`` so that
+  the retry wrapper may try again.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from safehold.errors import BackendError
+
+
+class FileType(enum.Enum):
+    """The kinds of repository files and the folder each lives in."""
+
+    CONFIG = "config"
+    KEY = "keys"
+    DATA = "data"
+    INDEX = "index"
+    SNAPSHOT = "snapshots"
+    LOCK = "locks"
+
+    @property
+    def folder(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, order=True)
+class Handle:
+    """Names one repository file: its type and its name (hex for everything but ``config``)."""
+
+    type: FileType
+    name: str = ""
+
+    def path(self) -> str:
+        """The relative path of the file in a repository tree (data packs fan out by 2 hex digits)."""
+        if self.type is FileType.CONFIG:
+            return "config"
+        if self.type is FileType.DATA:
+            return f"data/{self.name[:2]}/{self.name}"
+        return f"{self.type.folder}/{self.name}"
+
+    def __str__(self) -> str:
+        return self.path()
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What :meth:`Backend.stat` and :meth:`Backend.list` return for one file."""
+
+    name: str
+    size: int
+
+
+@dataclass(frozen=True)
+class BackendProperties:
+    """Facts about a backend that its users may need.
+
+    ``connections`` is how many requests the backend serves well at once (the concurrency limit);
+    ``local`` says whether loads are cheap random reads; ``has_atomic_replace`` whether saving an
+    existing lock file replaces it atomically.
+    """
+
+    location: str
+    connections: int = 2
+    local: bool = False
+    has_atomic_replace: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class TransientBackendError(BackendError):
+    """A failure worth retrying (timeout, connection reset, 5xx, SlowDown)."""
+
+    transient = True
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Where repository files live. See the module docstring for the guarantees."""
+
+    @property
+    def properties(self) -> BackendProperties: ...
+
+    def create(self) -> None:
+        """Prepare an empty location for a new repository (folders, bucket prefix). Idempotent."""
+
+    def exists(self) -> bool:
+        """True when a repository ``config`` file is present."""
+
+    def save(self, h: Handle, data: bytes | memoryview) -> None:
+        """Store ``data`` under ``h`` atomically and durably (see the module docstring)."""
+
+    def load(self, h: Handle, offset: int = 0, length: int | None = None) -> bytes:
+        """Return ``length`` bytes from ``offset`` (all the rest when ``length`` is None).
+
+        Raises NotFoundError when the file does not exist, BackendError when fewer bytes than asked for
+        exist.
+        """
+
+    def stat(self, h: Handle) -> FileInfo:
+        """Return the file's size; raises NotFoundError when the file does not exist."""
+
+    def list(self, t: FileType) -> Iterator[FileInfo]:
+        """Yield every file of type ``t`` (no temporary files); order unspecified."""
+
+    def remove(self, h: Handle) -> None:
+        """Delete the file; removing a missing file is not an error."""
+
+    def close(self) -> None:
+        """Release connections. The backend is not used afterwards."""

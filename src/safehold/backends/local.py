@@ -1,0 +1,242 @@
+"""A repository in a local folder (or any mounted file system).
+
+Layout (see :meth:`Handle.path`)::
+
+    <root>/config
+    <root>/keys/<id>  index/<id>  snapshots/<id>  locks/<id>
+    <root>/data/<first 2 hex of id>/<id>
+
+A save writes ``.tmp-<name>-<random>`` in the target folder, fsyncs it, renames it into place with
+:func:`os.replace` and fsyncs the folder, so a crash leaves either the old state or the whole new file.
+Files are created 0600 and folders 0700. Leftover temporary files (from a crash) are never listed.
+"""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from safehold.backends._util import TEMP_PREFIX, check_handle, is_valid_name, resolve_range, temp_name
+from safehold.backends.base import BackendProperties, FileInfo, FileType, Handle
+from safehold.errors import BackendError, NotFoundError
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+class LocalBackend:
+    """Repository files under ``path``; ``connections`` is the advised number of parallel requests."""
+
+    def __init__(self, path: str | os.PathLike[str], connections: int = 2) -> None:
+        self.root = Path(path).expanduser().absolute()
+        self._properties = BackendProperties(location=str(self.root), connections=connections, local=True)
+
+    @property
+    def properties(self) -> BackendProperties:
+        return self._properties
+
+    # -- paths ---------------------------------------------------------------------------------------
+
+    def _path(self, h: Handle) -> Path:
+        check_handle(h)
+        return self.root / h.path()
+
+    # -- protocol ------------------------------------------------------------------------------------
+
+    def create(self) -> None:
+        """Create the root and the type folders (data subfolders come on demand). Idempotent."""
+        try:
+            self._mkdir(self.root)
+            for t in FileType:
+                if t is not FileType.CONFIG:
+                    self._mkdir(self.root / t.folder)
+        except OSError as e:
+            raise _error(e, "creating the repository folders in", self.root) from e
+
+    def exists(self) -> bool:
+        return (self.root / "config").is_file()
+
+    def save(self, h: Handle, data: bytes | memoryview) -> None:
+        final = self._path(h)
+        folder = final.parent
+        tmp = folder / temp_name(final.name)
+        try:
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+            except FileNotFoundError:
+                self._mkdirs(folder)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        except OSError as e:
+            raise _error(e, f"creating a file for {h} in", folder) from e
+        try:
+            try:
+                os.fchmod(fd, FILE_MODE)
+                view = memoryview(data).cast("B")
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
+            _fsync_dir(folder)
+        except OSError as e:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise _error(e, f"writing {h} to", folder) from e
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    def load(self, h: Handle, offset: int = 0, length: int | None = None) -> bytes:
+        path = self._path(h)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotFoundError(f"{h} does not exist in {self.root}") from None
+        except OSError as e:
+            raise _error(e, f"opening {h} in", self.root) from e
+        try:
+            size = os.fstat(fd).st_size
+            start, end = resolve_range(h, size, offset, length)
+            parts: list[bytes] = []
+            pos = start
+            while pos < end:
+                chunk = os.pread(fd, end - pos, pos)
+                if not chunk:
+                    raise BackendError(
+                        f"short read of {h} in {self.root}: got {pos - start} of {end - start} bytes",
+                        hint="The file changed or shrank while it was read; run 'safehold check'.",
+                    )
+                parts.append(chunk)
+                pos += len(chunk)
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+        except OSError as e:
+            raise _error(e, f"reading {h} in", self.root) from e
+        finally:
+            os.close(fd)
+
+    def stat(self, h: Handle) -> FileInfo:
+        path = self._path(h)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise NotFoundError(f"{h} does not exist in {self.root}") from None
+        except OSError as e:
+            raise _error(e, f"reading the size of {h} in", self.root) from e
+        return FileInfo(name=h.name if h.type is not FileType.CONFIG else "config", size=st.st_size)
+
+    def list(self, t: FileType) -> Iterator[FileInfo]:
+        if t is FileType.CONFIG:
+            try:
+                yield FileInfo("config", (self.root / "config").stat().st_size)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                raise _error(e, "listing", self.root) from e
+            return
+        top = self.root / t.folder
+        folders = [top]
+        if t is FileType.DATA:
+            folders = [top / d for d in self._entries(top) if len(d) == 2 and (top / d).is_dir()]
+        for folder in folders:
+            for name in self._entries(folder):
+                if name.startswith(TEMP_PREFIX) or not is_valid_name(name):
+                    continue
+                try:
+                    st = (folder / name).stat()
+                except FileNotFoundError:
+                    continue  # removed while we listed
+                except OSError as e:
+                    raise _error(e, "listing", folder) from e
+                yield FileInfo(name, st.st_size)
+
+    def remove(self, h: Handle) -> None:
+        path = self._path(h)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise _error(e, f"removing {h} from", self.root) from e
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    def _entries(self, folder: Path) -> builtins.list[str]:
+        try:
+            return sorted(os.listdir(folder))
+        except FileNotFoundError:
+            return []
+        except OSError as e:
+            raise _error(e, "listing", folder) from e
+
+    def _mkdir(self, folder: Path) -> None:
+        """Create one folder 0700 (fsyncing its parent); an existing folder is left as it is."""
+        try:
+            os.mkdir(folder, DIR_MODE)
+        except FileExistsError:
+            if not folder.is_dir():
+                raise
+            return
+        os.chmod(folder, DIR_MODE)
+        _fsync_dir(folder.parent)
+
+    def _mkdirs(self, folder: Path) -> None:
+        """Create ``folder`` and its missing parents inside the root; never the root itself.
+
+        A missing root usually means an unmounted disk: writing there would fill the wrong file system.
+        """
+        if not self.root.is_dir():
+            raise BackendError(
+                f"the repository folder {self.root} does not exist",
+                hint="Is the disk mounted? A new repository is created with 'safehold init'.",
+            )
+        missing: builtins.list[Path] = []
+        p = folder
+        while p != self.root and not p.is_dir():
+            missing.append(p)
+            p = p.parent
+        for d in reversed(missing):
+            self._mkdir(d)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOTSUP):  # some file systems cannot fsync folders
+            raise
+    finally:
+        os.close(fd)
+
+
+def _error(e: OSError, doing: str, where: Path) -> BackendError:
+    """A BackendError with a message and hint that say what went wrong and what to do."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return BackendError(
+            f"no space left while {doing} {where}",
+            hint=f"Free space on {where} (or raise the quota), then run the command again.",
+        )
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return BackendError(
+            f"permission denied while {doing} {where}",
+            hint=f"Check that the user running safehold may read and write {where} (owner and mode).",
+        )
+    if e.errno == errno.EROFS:
+        return BackendError(
+            f"read-only file system while {doing} {where}",
+            hint="Remount the file system read-write or choose another repository location.",
+        )
+    return BackendError(f"{e.strerror or e} while {doing} {where}")
