@@ -1,0 +1,3 @@
+"""safehold: disaster recovery for self-hosted application servers."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,114 @@
+"""References to secrets: an environment variable, a file (optionally one key of a dotenv file), or a
+command that prints the secret. A secret value itself never appears in configuration, logs or errors.
+
+In TOML a reference is written as a table::
+
+    password = { env = "DB_PASSWORD" }
+    password = { file = "/var/www/app/.env", key = "DB_PASSWORD" }   # one key of a dotenv file
+    password = { file = "/etc/safehold/db.pass" }                   # the whole file, trailing newline stripped
+    api_key  = { command = "pass show retell/api-key" }
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from safehold.errors import ConfigError
+
+
+class SecretRef(BaseModel):
+    """Where to find a secret. Exactly one of ``env``, ``file`` or ``command``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    env: str | None = Field(default=None, description="Name of an environment variable holding the secret.")
+    file: str | None = Field(default=None, description="Path of a file holding the secret (or a dotenv file).")
+    key: str | None = Field(default=None, description="With `file`: the key to read from a dotenv file.")
+    command: str | None = Field(default=None, description="A command whose standard output is the secret.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        given = [x for x in (self.env, self.file, self.command) if x]
+        if len(given) != 1:
+            raise ValueError("a secret reference takes exactly one of 'env', 'file' or 'command'")
+        if self.key and not self.file:
+            raise ValueError("'key' is only valid together with 'file'")
+        return self
+
+    def describe(self) -> str:
+        """Where the secret comes from, safe to show (never the value)."""
+        if self.env:
+            return f"env:{self.env}"
+        if self.file:
+            return f"file:{self.file}" + (f":{self.key}" if self.key else "")
+        return f"command:{shlex.split(self.command or '')[0] if self.command else ''}"
+
+    def resolve(self) -> str:
+        """Return the secret value; raises ConfigError (without the value) when it cannot be read."""
+        if self.env:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise ConfigError(
+                    f"environment variable {self.env} is not set",
+                    hint=f"Export {self.env} before running safehold, or point the setting elsewhere.",
+                )
+            return value
+        if self.file:
+            return _read_file_secret(Path(self.file), self.key)
+        return _run_secret_command(self.command or "")
+
+
+def _read_file_secret(path: Path, key: str | None) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read secret file {path}: {exc.strerror}", hint="Check the path and its permissions."
+        ) from None
+    if key is None:
+        return text.rstrip("\r\n")
+    value = parse_dotenv(text).get(key)
+    if value is None:
+        raise ConfigError(f"key {key} not found in {path}", hint="Check the key name in the dotenv file.")
+    return value
+
+
+def _run_secret_command(command: str) -> str:
+    try:
+        proc = subprocess.run(shlex.split(command), capture_output=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ConfigError(
+            f"secret command could not run: {type(exc).__name__}", hint="Check the command in the config."
+        ) from None
+    if proc.returncode != 0:
+        raise ConfigError(
+            f"secret command exited with status {proc.returncode}",
+            hint="Run the command by hand to see why it fails.",
+        )
+    return proc.stdout.decode("utf-8").rstrip("\r\n")
+
+
+def parse_dotenv(text: str) -> dict[str, str]:
+    """Parse a dotenv file (KEY=value, optional quotes, comments, ``export`` prefix) into a dict."""
+    out: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        k, v = line.split("=", 1)
+        k, v = k.strip(), v.strip()
+        if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'":
+            v = v[1:-1]
+            if raw.strip().split("=", 1)[1].strip().startswith('"'):
+                v = v.replace("\\n", "\n").replace('\\"', '"')
+        elif " #" in v:
+            v = v.split(" #", 1)[0].rstrip()
+        out[k] = v
+    return out

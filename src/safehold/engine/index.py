@@ -1,0 +1,244 @@
+"""The index: which pack holds each blob, where, and how long it is.
+
+On storage an index file (``index/<sha256>``) is an encrypted, zstd-compressed msgpack document listing
+packs and their blobs (the same entries as the packs' own headers, so the index can always be rebuilt
+from the packs). In memory, :class:`MasterIndex` keeps entries in sorted numpy arrays (57 bytes per
+blob: 32-byte id, 8-byte search prefix, pack number, offset, length, raw length, flags) instead of a dict
+of Python objects, plus a small dict of this session's unsaved entries that is folded into the arrays as
+it grows.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import msgpack
+import numpy as np
+import numpy.typing as npt
+import zstandard
+
+from safehold.engine.pack import PackedBlob
+
+INDEX_VERSION = 1
+_FOLD_AT = 65536
+
+
+@dataclass(frozen=True)
+class BlobLocation:
+    pack_id: bytes
+    envelope: bytes
+    type: int
+    offset: int
+    length: int
+    raw_length: int
+    compressed: bool
+
+
+PackRecord = tuple[bytes, bytes, list[PackedBlob]]
+"""One pack as the index records it: (pack id, key envelope, blobs)."""
+
+
+def encode_index(packs: list[PackRecord]) -> bytes:
+    doc = [INDEX_VERSION, [[pid, env, [e.to_wire() for e in entries]] for pid, env, entries in packs]]
+    return zstandard.ZstdCompressor(level=3).compress(msgpack.packb(doc, use_bin_type=True))
+
+
+def decode_index(data: bytes) -> list[PackRecord]:
+    raw = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 31), raw=False)
+    if not isinstance(raw, list) or len(raw) != 2 or raw[0] != INDEX_VERSION:
+        raise ValueError("index file has an unknown layout")
+    out: list[PackRecord] = []
+    for pid, env, entries in raw[1]:
+        if not isinstance(pid, bytes) or len(pid) != 32 or not isinstance(env, bytes):
+            raise ValueError("index file names a malformed pack id")
+        out.append((pid, env, [PackedBlob.from_wire(w) for w in entries]))
+    return out
+
+
+class _Segment:
+    """Immutable sorted arrays of index entries."""
+
+    __slots__ = ("flags", "ids", "length", "n", "offset", "pack", "prefix", "raw")
+
+    def __init__(
+        self,
+        prefix: npt.NDArray[np.uint64],
+        ids: npt.NDArray[np.uint8],
+        pack: npt.NDArray[np.uint32],
+        offset: npt.NDArray[np.uint32],
+        length: npt.NDArray[np.uint32],
+        raw: npt.NDArray[np.uint32],
+        flags: npt.NDArray[np.uint8],
+    ) -> None:
+        order = np.argsort(prefix, kind="stable")
+        self.prefix = prefix[order]
+        self.ids = ids[order]
+        self.pack = pack[order]
+        self.offset = offset[order]
+        self.length = length[order]
+        self.raw = raw[order]
+        self.flags = flags[order]
+        self.n = len(prefix)
+
+    @classmethod
+    def build(cls, rows: list[tuple[bytes, int, int, int, int, int]]) -> _Segment:
+        n = len(rows)
+        ids = np.frombuffer(b"".join(r[0] for r in rows), dtype=np.uint8).reshape(n, 32).copy()
+        prefix = ids[:, :8].copy().view(">u8").reshape(n).astype(np.uint64)
+        return cls(
+            prefix,
+            ids,
+            np.fromiter((r[1] for r in rows), dtype=np.uint32, count=n),
+            np.fromiter((r[2] for r in rows), dtype=np.uint32, count=n),
+            np.fromiter((r[3] for r in rows), dtype=np.uint32, count=n),
+            np.fromiter((r[4] for r in rows), dtype=np.uint32, count=n),
+            np.fromiter((r[5] for r in rows), dtype=np.uint8, count=n),
+        )
+
+    @classmethod
+    def merge(cls, segs: list[_Segment]) -> _Segment:
+        return cls(
+            np.concatenate([s.prefix for s in segs]),
+            np.concatenate([s.ids for s in segs]),
+            np.concatenate([s.pack for s in segs]),
+            np.concatenate([s.offset for s in segs]),
+            np.concatenate([s.length for s in segs]),
+            np.concatenate([s.raw for s in segs]),
+            np.concatenate([s.flags for s in segs]),
+        )
+
+    def find(self, blob_id: bytes, prefix: int) -> int:
+        i = int(np.searchsorted(self.prefix, np.uint64(prefix)))
+        while i < self.n and int(self.prefix[i]) == prefix:
+            if self.ids[i].tobytes() == blob_id:
+                return i
+            i += 1
+        return -1
+
+
+def _flags(e: PackedBlob) -> int:
+    return e.type | (0x80 if e.compressed else 0)
+
+
+class MasterIndex:
+    """All index entries known to this process. Thread-safe for concurrent lookups and additions."""
+
+    def __init__(self) -> None:
+        self._packs: list[bytes] = []
+        self._envelopes: list[bytes] = []
+        self._pack_no: dict[bytes, int] = {}
+        self._segments: list[_Segment] = []
+        self._pending: dict[bytes, tuple[int, int, int, int, int]] = {}
+        self._lock = threading.Lock()
+
+    def _pack_number(self, pack_id: bytes, envelope: bytes) -> int:
+        n = self._pack_no.get(pack_id)
+        if n is None:
+            n = len(self._packs)
+            self._packs.append(pack_id)
+            self._envelopes.append(envelope)
+            self._pack_no[pack_id] = n
+        return n
+
+    def add_packs(self, packs: Iterable[PackRecord]) -> None:
+        """Add entries read from an index file or pack headers (bulk, folded into one segment)."""
+        with self._lock:
+            rows = [
+                (e.id, self._pack_number(pid, env), e.offset, e.length, e.raw_length, _flags(e))
+                for pid, env, entries in packs
+                for e in entries
+            ]
+            if rows:
+                self._segments.append(_Segment.build(rows))
+                if len(self._segments) > 4:
+                    self._segments = [_Segment.merge(self._segments)]
+
+    def add_pack(self, pack_id: bytes, envelope: bytes, entries: list[PackedBlob]) -> None:
+        """Add the entries of a pack this session just wrote."""
+        with self._lock:
+            n = self._pack_number(pack_id, envelope)
+            for e in entries:
+                self._pending[e.id] = (n, e.offset, e.length, e.raw_length, _flags(e))
+            if len(self._pending) >= _FOLD_AT:
+                self._fold()
+
+    def _fold(self) -> None:
+        rows = [(k, *v) for k, v in self._pending.items()]
+        self._segments.append(_Segment.build(rows))
+        self._pending.clear()
+        if len(self._segments) > 4:
+            self._segments = [_Segment.merge(self._segments)]
+
+    def compact(self) -> None:
+        """Fold everything into one segment (after loading)."""
+        with self._lock:
+            if self._pending:
+                self._fold()
+            if len(self._segments) > 1:
+                self._segments = [_Segment.merge(self._segments)]
+
+    def lookup(self, blob_id: bytes) -> BlobLocation | None:
+        p = self._pending.get(blob_id)
+        if p is not None:
+            n, off, ln, raw, fl = p
+            return BlobLocation(self._packs[n], self._envelopes[n], fl & 0x7F, off, ln, raw, bool(fl & 0x80))
+        prefix = int.from_bytes(blob_id[:8], "big")
+        for seg in self._segments:
+            i = seg.find(blob_id, prefix)
+            if i >= 0:
+                fl = int(seg.flags[i])
+                pn = int(seg.pack[i])
+                return BlobLocation(
+                    self._packs[pn],
+                    self._envelopes[pn],
+                    fl & 0x7F,
+                    int(seg.offset[i]),
+                    int(seg.length[i]),
+                    int(seg.raw[i]),
+                    bool(fl & 0x80),
+                )
+        return None
+
+    def has(self, blob_id: bytes) -> bool:
+        if blob_id in self._pending:
+            return True
+        prefix = int.from_bytes(blob_id[:8], "big")
+        return any(seg.find(blob_id, prefix) >= 0 for seg in self._segments)
+
+    def __len__(self) -> int:
+        return len(self._pending) + sum(s.n for s in self._segments)
+
+    @property
+    def pack_ids(self) -> list[bytes]:
+        return list(self._packs)
+
+    def envelope_of(self, pack_id: bytes) -> bytes:
+        return self._envelopes[self._pack_no[pack_id]]
+
+    def by_pack(self) -> dict[bytes, list[PackedBlob]]:
+        """Every entry grouped by pack (for check and rebuild); duplicates across index files kept once."""
+        with self._lock:
+            if self._pending:
+                self._fold()
+            out: dict[bytes, dict[tuple[bytes, int], PackedBlob]] = {}
+            for seg in self._segments:
+                for i in range(seg.n):
+                    fl = int(seg.flags[i])
+                    e = PackedBlob(
+                        fl & 0x7F,
+                        seg.ids[i].tobytes(),
+                        int(seg.offset[i]),
+                        int(seg.length[i]),
+                        int(seg.raw[i]),
+                        bool(fl & 0x80),
+                    )
+                    out.setdefault(self._packs[int(seg.pack[i])], {})[(e.id, e.offset)] = e
+            return {pid: sorted(d.values(), key=lambda e: e.offset) for pid, d in out.items()}
+
+    def iter_ids(self) -> Iterator[bytes]:
+        yield from list(self._pending)
+        for seg in self._segments:
+            for i in range(seg.n):
+                yield seg.ids[i].tobytes()

@@ -1,0 +1,115 @@
+"""Packs: many encrypted blobs in one file, described by an encrypted header at its end.
+
+Layout::
+
+    blob ciphertext 0 | ... | blob ciphertext n | header ciphertext | envelope | u32 header length | b"SHP1"
+
+The header (msgpack, then sealed under the pack's session with associated data ``b"pack-header"``) lists
+each blob as ``[type, id, offset, length, raw_length, compressed]``. The envelope says which session key
+sealed the pack (see :mod:`safehold.engine.crypto`). A pack's file name is the SHA-256 of all its bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+
+import msgpack
+
+from safehold.engine.crypto import SESSION_ID_LEN, Session, SessionCache
+
+PACK_MAGIC = b"SHP1"
+ENVELOPE_LEN = 1 + SESSION_ID_LEN
+TRAILER_LEN = ENVELOPE_LEN + 4 + len(PACK_MAGIC)
+HEADER_AD = b"pack-header"
+
+DATA = 0
+TREE = 1
+BLOB_TYPE_NAMES = {DATA: "data", TREE: "tree"}
+
+
+@dataclass(frozen=True)
+class PackedBlob:
+    """Where one blob lives inside a pack."""
+
+    type: int
+    id: bytes
+    offset: int
+    length: int
+    raw_length: int
+    compressed: bool
+
+    def to_wire(self) -> list[object]:
+        return [self.type, self.id, self.offset, self.length, self.raw_length, self.compressed]
+
+    @classmethod
+    def from_wire(cls, w: list[object]) -> PackedBlob:
+        t, i, o, ln, raw, c = w
+        if not (
+            isinstance(t, int)
+            and t in BLOB_TYPE_NAMES
+            and isinstance(i, bytes)
+            and len(i) == 32
+            and isinstance(o, int)
+            and isinstance(ln, int)
+            and isinstance(raw, int)
+            and isinstance(c, bool)
+        ):
+            raise ValueError("malformed pack header entry")
+        return cls(t, i, o, ln, raw, c)
+
+
+class PackBuilder:
+    """Accumulates sealed blobs of one type; :meth:`finish` returns the pack bytes and its id."""
+
+    def __init__(self, blob_type: int) -> None:
+        self.blob_type = blob_type
+        self.buf = bytearray()
+        self.entries: list[PackedBlob] = []
+
+    def __len__(self) -> int:
+        return len(self.buf)
+
+    def add(self, blob_id: bytes, sealed: bytes, raw_length: int, compressed: bool) -> None:
+        self.entries.append(
+            PackedBlob(self.blob_type, blob_id, len(self.buf), len(sealed), raw_length, compressed)
+        )
+        self.buf += sealed
+
+    def finish(self, session: Session) -> tuple[bytes, bytes]:
+        """Seal the header and return ``(pack bytes, pack id)``."""
+        header = msgpack.packb([e.to_wire() for e in self.entries], use_bin_type=True)
+        header_ct = session.seal(header, HEADER_AD)
+        self.buf += header_ct
+        self.buf += session.envelope
+        self.buf += struct.pack(">I", len(header_ct))
+        self.buf += PACK_MAGIC
+        data = bytes(self.buf)
+        self.buf = bytearray()
+        return data, hashlib.sha256(data).digest()
+
+
+def parse_trailer(tail: bytes, pack_size: int) -> tuple[bytes, int]:
+    """From the last TRAILER_LEN bytes of a pack, return ``(envelope, header length)``."""
+    if len(tail) != TRAILER_LEN or tail[-4:] != PACK_MAGIC:
+        raise ValueError("pack trailer is missing or damaged")
+    envelope = tail[:ENVELOPE_LEN]
+    (hlen,) = struct.unpack(">I", tail[ENVELOPE_LEN : ENVELOPE_LEN + 4])
+    if hlen <= 0 or hlen + TRAILER_LEN > pack_size:
+        raise ValueError("pack header length is out of range")
+    return envelope, hlen
+
+
+def decode_header(sessions: SessionCache, envelope: bytes, header_ct: bytes, pack_size: int) -> list[PackedBlob]:
+    """Decrypt and validate a pack header; every entry must lie inside the pack's blob area."""
+    plain = sessions.for_envelope(envelope).open(header_ct, HEADER_AD, "pack header")
+    raw = msgpack.unpackb(plain, raw=False)
+    if not isinstance(raw, list):
+        raise ValueError("pack header is not a list")
+    entries = [PackedBlob.from_wire(w) for w in raw]
+    limit = pack_size - TRAILER_LEN - len(header_ct)
+    for e in entries:
+        if e.offset < 0 or e.length <= 0 or e.offset + e.length > limit:
+            raise ValueError("pack header entry points outside the pack")
+    return entries

@@ -1,0 +1,269 @@
+"""The repository: opening, keys, config, index, blob reads, snapshots.
+
+Glossary (see also DESIGN.md):
+
+* **Blob** — a chunk of file content (``DATA``) or an encoded folder (``TREE``), named by the keyed
+  BLAKE3-256 of its plaintext, stored compressed and encrypted inside a pack.
+* **Pack** — a file in ``data/`` holding many blobs of one type and an encrypted header listing them.
+* **Index** — files in ``index/`` mapping blob ids to pack, offset and length.
+* **Snapshot** — a file in ``snapshots/`` naming a root tree and describing one backup.
+
+Writing blobs happens through :class:`safehold.engine.writer.BlobWriter`; this module reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import zstandard
+
+from safehold.backends.base import Backend, FileType, Handle
+from safehold.engine.crypto import MasterKeys, SessionCache, blob_ad, open_file, seal_file
+from safehold.engine.index import BlobLocation, MasterIndex, decode_index
+from safehold.engine.keys import KeyFile, wrap_master
+from safehold.engine.lock import Lock, acquire
+from safehold.engine.pack import BLOB_TYPE_NAMES, TRAILER_LEN, PackedBlob, decode_header, parse_trailer
+from safehold.engine.snapshot import Snapshot
+from safehold.engine.util import sha256_hex
+from safehold.errors import (
+    IntegrityError,
+    NotFound,
+    NotFoundError,
+    RepositoryExists,
+    RepositoryNotFound,
+    UnsupportedRepository,
+    WrongPassword,
+)
+
+REPO_VERSION = 1
+#: Feature flags this safehold understands; a repository requiring any other is refused.
+KNOWN_FEATURES: frozenset[str] = frozenset()
+
+MIN_CHUNK = 512 * 1024
+AVG_CHUNK = 1024 * 1024
+MAX_CHUNK = 8 * 1024 * 1024
+
+
+@dataclass
+class RepoConfig:
+    id: str
+    chunker_seed: int
+    min_size: int = MIN_CHUNK
+    avg_size: int = AVG_CHUNK
+    max_size: int = MAX_CHUNK
+    compression_level: int = 3
+    pack_size: int = 16 * 1024 * 1024
+    features: list[str] = field(default_factory=list)
+    created: str = ""
+    version: int = REPO_VERSION
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.__dict__, sort_keys=True).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> RepoConfig:
+        try:
+            d = json.loads(raw)
+        except ValueError as exc:
+            raise IntegrityError(f"repository config is malformed: {exc}") from None
+        if d.get("version") != REPO_VERSION:
+            raise UnsupportedRepository(f"repository format version {d.get('version')} is not supported")
+        unknown = set(d.get("features", [])) - KNOWN_FEATURES
+        if unknown:
+            raise UnsupportedRepository(f"repository requires unknown features: {', '.join(sorted(unknown))}")
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def public(self) -> dict[str, Any]:
+        return dict(self.__dict__) | {"chunker_seed": "(secret)"}
+
+
+def _find_key(backend: Backend, password: str) -> tuple[str, bytes]:
+    names = [fi.name for fi in backend.list(FileType.KEY)]
+    if not names:
+        raise IntegrityError("repository has no key files", hint="The repository is damaged or incomplete.")
+    for name in sorted(names):
+        raw = backend.load(Handle(FileType.KEY, name))
+        try:
+            kf = KeyFile.from_bytes(raw)
+        except IntegrityError:
+            continue
+        master = kf.unwrap(password)
+        if master is not None:
+            return name, master
+    raise WrongPassword("wrong passphrase: no key in the repository opens with it")
+
+
+class Repository:
+    """An open repository. Thread-safe for concurrent reads."""
+
+    def __init__(self, backend: Backend, keys: MasterKeys, config: RepoConfig, key_name: str) -> None:
+        self.backend = backend
+        self.keys = keys
+        self.config = config
+        self.key_name = key_name
+        self.sessions = SessionCache(keys.data)
+        self.index = MasterIndex()
+        self.index_files: set[str] = set()
+        self._index_loaded = False
+        self._local = threading.local()
+
+    # ---- creation / opening -------------------------------------------------------------------
+    @classmethod
+    def init(cls, backend: Backend, password: str, *, chunker_from: RepoConfig | None = None) -> Repository:
+        if backend.exists():
+            raise RepositoryExists(f"a repository already exists at {backend.properties.location}")
+        backend.create()
+        keys = MasterKeys.generate()
+        cfg = RepoConfig(
+            id=os.urandom(16).hex(),
+            chunker_seed=int.from_bytes(os.urandom(8), "big") >> 1,
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        if chunker_from is not None:
+            cfg.chunker_seed = chunker_from.chunker_seed
+            cfg.min_size, cfg.avg_size, cfg.max_size = chunker_from.min_size, chunker_from.avg_size, chunker_from.max_size
+        raw = wrap_master(keys.master, password).to_bytes()
+        key_name = sha256_hex(raw)
+        backend.save(Handle(FileType.KEY, key_name), raw)
+        backend.save(Handle(FileType.CONFIG), seal_file(keys.data, cfg.to_bytes(), b"config"))
+        return cls(backend, keys, cfg, key_name)
+
+    @classmethod
+    def open(cls, backend: Backend, password: str) -> Repository:
+        if not backend.exists():
+            raise RepositoryNotFound(f"no repository at {backend.properties.location}")
+        key_name, master = _find_key(backend, password)
+        keys = MasterKeys.from_master(master)
+        raw = open_file(SessionCache(keys.data), backend.load(Handle(FileType.CONFIG)), b"config", "config")
+        return cls(backend, keys, RepoConfig.from_bytes(raw), key_name)
+
+    def lock(self, *, exclusive: bool, operation: str, wait: float = 0.0) -> Lock:
+        return acquire(self.backend, self.keys.lock, SessionCache(self.keys.lock), exclusive=exclusive,
+                       operation=operation, wait=wait)
+
+    # ---- keys ------------------------------------------------------------------------------------
+    def add_key(self, password: str) -> str:
+        raw = wrap_master(self.keys.master, password).to_bytes()
+        name = sha256_hex(raw)
+        self.backend.save(Handle(FileType.KEY, name), raw)
+        return name
+
+    def list_keys(self) -> list[tuple[str, KeyFile]]:
+        out = []
+        for fi in self.backend.list(FileType.KEY):
+            out.append((fi.name, KeyFile.from_bytes(self.backend.load(Handle(FileType.KEY, fi.name)))))
+        return sorted(out, key=lambda x: x[1].created)
+
+    # ---- files -----------------------------------------------------------------------------------
+    def load_file(self, t: FileType, name: str) -> bytes:
+        """Load an encrypted file, check its name is the SHA-256 of its bytes, and decrypt it."""
+        raw = self.backend.load(Handle(t, name))
+        if sha256_hex(raw) != name:
+            raise IntegrityError(f"{t.value}/{name[:16]} does not match its name (damaged)")
+        return open_file(self.sessions, raw, t.value.encode(), f"{t.value}/{name[:16]}")
+
+    def save_file(self, t: FileType, plaintext: bytes) -> str:
+        raw = seal_file(self.keys.data, plaintext, t.value.encode())
+        name = sha256_hex(raw)
+        self.backend.save(Handle(t, name), raw)
+        return name
+
+    # ---- index -----------------------------------------------------------------------------------
+    def load_index(self, *, errors: list[str] | None = None) -> None:
+        """Load every index file (once). Damaged index files raise, or are reported into ``errors``."""
+        if self._index_loaded:
+            return
+        for fi in self.backend.list(FileType.INDEX):
+            try:
+                self.index.add_packs(decode_index(self.load_file(FileType.INDEX, fi.name)))
+                self.index_files.add(fi.name)
+            except (IntegrityError, NotFoundError, ValueError) as exc:
+                if errors is None:
+                    raise IntegrityError(f"index file {fi.name[:16]} is damaged: {exc}") from None
+                errors.append(f"index file {fi.name[:16]} is damaged: {exc}")
+        self.index.compact()
+        self._index_loaded = True
+
+    def read_pack_header(self, pack_id: str, size: int | None = None) -> tuple[bytes, list[PackedBlob]]:
+        """Return ``(envelope, entries)`` of a pack, read from its trailer and header."""
+        h = Handle(FileType.DATA, pack_id)
+        if size is None:
+            size = self.backend.stat(h).size
+        if size < TRAILER_LEN:
+            raise IntegrityError(f"pack {pack_id[:16]} is too short")
+        try:
+            envelope, hlen = parse_trailer(self.backend.load(h, size - TRAILER_LEN, TRAILER_LEN), size)
+            header_ct = self.backend.load(h, size - TRAILER_LEN - hlen, hlen)
+            return envelope, decode_header(self.sessions, envelope, header_ct, size)
+        except ValueError as exc:
+            raise IntegrityError(f"pack {pack_id[:16]}: {exc}") from None
+
+    # ---- blobs -----------------------------------------------------------------------------------
+    def _decompressor(self) -> zstandard.ZstdDecompressor:
+        d: zstandard.ZstdDecompressor | None = getattr(self._local, "dctx", None)
+        if d is None:
+            d = zstandard.ZstdDecompressor()
+            self._local.dctx = d
+        return d
+
+    def decode_blob(self, blob_id: bytes, loc: BlobLocation | PackedBlob, envelope: bytes, sealed: bytes) -> bytes:
+        """Decrypt, decompress and verify one blob; raises IntegrityError on any mismatch."""
+        what = f"{BLOB_TYPE_NAMES.get(loc.type, '?')} blob {blob_id.hex()[:16]}"
+        plain = self.sessions.for_envelope(envelope).open(sealed, blob_ad(loc.type, blob_id), what)
+        if loc.compressed:
+            try:
+                plain = self._decompressor().decompress(plain, max_output_size=loc.raw_length)
+            except zstandard.ZstdError as exc:
+                raise IntegrityError(f"{what} does not decompress: {exc}") from None
+        if len(plain) != loc.raw_length or self.keys.blob_id_of(plain) != blob_id:
+            raise IntegrityError(f"{what} does not match its id")
+        return plain
+
+    def load_blob(self, blob_type: int, blob_id: bytes) -> bytes:
+        self.load_index()
+        loc = self.index.lookup(blob_id)
+        if loc is None or loc.type != blob_type:
+            raise IntegrityError(f"{BLOB_TYPE_NAMES[blob_type]} blob {blob_id.hex()[:16]} is not in the index")
+        sealed = self.backend.load(Handle(FileType.DATA, loc.pack_id.hex()), loc.offset, loc.length)
+        return self.decode_blob(blob_id, loc, loc.envelope, sealed)
+
+    # ---- snapshots -------------------------------------------------------------------------------
+    def save_snapshot(self, snap: Snapshot) -> str:
+        snap.id = self.save_file(FileType.SNAPSHOT, snap.to_bytes())
+        return snap.id
+
+    def load_snapshot(self, snap_id: str) -> Snapshot:
+        return Snapshot.from_bytes(self.load_file(FileType.SNAPSHOT, snap_id), snap_id)
+
+    def iter_snapshots(self, errors: list[str] | None = None) -> Iterator[Snapshot]:
+        for fi in self.backend.list(FileType.SNAPSHOT):
+            try:
+                yield self.load_snapshot(fi.name)
+            except (IntegrityError, NotFoundError) as exc:
+                if errors is None:
+                    raise
+                errors.append(f"snapshot {fi.name[:16]}: {exc}")
+
+    def snapshots(self) -> list[Snapshot]:
+        return sorted(self.iter_snapshots(), key=lambda s: (s.datetime, s.id))
+
+    def find_snapshot(self, ref: str) -> Snapshot:
+        """Resolve ``latest``, a full id, or a unique id prefix."""
+        if ref == "latest":
+            snaps = self.snapshots()
+            if not snaps:
+                raise NotFound("the repository has no snapshots yet", hint="Run 'safehold backup' first.")
+            return snaps[-1]
+        names = [fi.name for fi in self.backend.list(FileType.SNAPSHOT) if fi.name.startswith(ref)]
+        if len(names) == 1 and len(ref) >= 4:
+            return self.load_snapshot(names[0])
+        if len(names) > 1:
+            raise NotFound(f"snapshot id prefix {ref!r} is ambiguous", hint="Give more characters of the id.")
+        raise NotFound(f"no snapshot {ref!r} in the repository")

@@ -1,0 +1,158 @@
+"""Tree nodes and their deterministic encoding.
+
+A *tree* is one folder of a snapshot: a list of :class:`Node` sorted by name, encoded with msgpack in a
+fixed field order so that the same folder always encodes to the same bytes (and so deduplicates). Names,
+symlink targets and xattr names are raw bytes: non-UTF-8 names survive a round trip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from safehold.errors import IntegrityError
+
+TREE_VERSION = 1
+
+FILE = "file"
+DIR = "dir"
+SYMLINK = "symlink"
+FIFO = "fifo"
+SOCKET = "socket"
+CHARDEV = "chardev"
+BLOCKDEV = "blockdev"
+NODE_TYPES = (FILE, DIR, SYMLINK, FIFO, SOCKET, CHARDEV, BLOCKDEV)
+
+
+@dataclass
+class Node:
+    """One entry of a folder, with everything needed to recreate it.
+
+    ``mode`` holds the permission bits (``stat.S_IMODE``), ``content`` the ids of the blobs whose
+    concatenation is the file, ``subtree`` the id of a folder's tree blob. ``inode``/``device``/``links``
+    let restore recreate hard links; ``rdev`` is the device number of a device node.
+    """
+
+    name: bytes
+    type: str
+    mode: int = 0
+    uid: int = 0
+    gid: int = 0
+    user: str = ""
+    group: str = ""
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    atime_ns: int = 0
+    size: int = 0
+    content: list[bytes] = field(default_factory=list)
+    subtree: bytes | None = None
+    linktarget: bytes | None = None
+    inode: int = 0
+    device: int = 0
+    links: int = 1
+    rdev: int = 0
+    xattrs: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    @property
+    def display_name(self) -> str:
+        return self.name.decode("utf-8", "surrogateescape")
+
+    def to_wire(self) -> list[Any]:
+        return [
+            self.name,
+            self.type,
+            self.mode,
+            self.uid,
+            self.gid,
+            self.user,
+            self.group,
+            self.mtime_ns,
+            self.ctime_ns,
+            self.atime_ns,
+            self.size,
+            self.content,
+            self.subtree,
+            self.linktarget,
+            self.inode,
+            self.device,
+            self.links,
+            self.rdev,
+            [list(x) for x in self.xattrs],
+        ]
+
+    @classmethod
+    def from_wire(cls, w: list[Any]) -> Node:
+        if not isinstance(w, list) or len(w) != 19 or w[1] not in NODE_TYPES:
+            raise IntegrityError("malformed tree node")
+        return cls(
+            name=w[0],
+            type=w[1],
+            mode=w[2],
+            uid=w[3],
+            gid=w[4],
+            user=w[5],
+            group=w[6],
+            mtime_ns=w[7],
+            ctime_ns=w[8],
+            atime_ns=w[9],
+            size=w[10],
+            content=list(w[11]),
+            subtree=w[12],
+            linktarget=w[13],
+            inode=w[14],
+            device=w[15],
+            links=w[16],
+            rdev=w[17],
+            xattrs=[(bytes(a), bytes(b)) for a, b in w[18]],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """A readable form for ``ls --json`` and ``cat``."""
+        d: dict[str, Any] = {
+            "name": self.display_name,
+            "type": self.type,
+            "mode": oct(self.mode),
+            "uid": self.uid,
+            "gid": self.gid,
+            "user": self.user,
+            "group": self.group,
+            "mtime_ns": self.mtime_ns,
+            "ctime_ns": self.ctime_ns,
+            "size": self.size,
+        }
+        if self.content:
+            d["content"] = [c.hex() for c in self.content]
+        if self.subtree is not None:
+            d["subtree"] = self.subtree.hex()
+        if self.linktarget is not None:
+            d["linktarget"] = self.linktarget.decode("utf-8", "surrogateescape")
+        if self.links > 1:
+            d["inode"] = self.inode
+            d["links"] = self.links
+        if self.rdev:
+            d["rdev"] = self.rdev
+        if self.xattrs:
+            d["xattrs"] = {k.decode("utf-8", "surrogateescape"): v.hex() for k, v in self.xattrs}
+        return d
+
+
+def encode_tree(nodes: list[Node]) -> bytes:
+    """Encode a folder's nodes deterministically (sorted by raw name)."""
+    ordered = sorted(nodes, key=lambda n: n.name)
+    for a, b in zip(ordered, ordered[1:], strict=False):
+        if a.name == b.name:
+            raise ValueError(f"duplicate name in tree: {a.display_name}")
+    return msgpack.packb([TREE_VERSION, [n.to_wire() for n in ordered]], use_bin_type=True)
+
+
+def decode_tree(data: bytes) -> list[Node]:
+    """Decode a tree blob; raises IntegrityError on anything malformed."""
+    try:
+        obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except Exception as exc:
+        raise IntegrityError(f"tree blob does not decode: {exc}") from exc
+    if not isinstance(obj, list) or len(obj) != 2 or obj[0] != TREE_VERSION:
+        raise IntegrityError("tree blob has an unknown layout")
+    return [Node.from_wire(w) for w in obj[1]]

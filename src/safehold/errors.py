@@ -1,0 +1,151 @@
+"""The one exception tree of safehold and its exit-code table.
+
+Every error a user can see is a :class:`SafeholdError`: it carries a one-line ``message``, a ``hint``
+saying what to do about it, and an ``exit_code`` from :data:`EXIT_CODES`. The CLI maps exceptions to
+output and exit codes in one place (``safehold.cli.main``); nothing else prints or exits.
+
+::
+
+    SafeholdError                      exit 1 unless stated
+    ├── UsageError                     2   bad flags or arguments
+    ├── ConfigError                    2   malformed or invalid configuration
+    ├── RepositoryError
+    │   ├── RepositoryNotFound         10  nothing at the repository URL
+    │   ├── RepositoryExists               init over an existing repository
+    │   ├── RepositoryLocked           11  a conflicting lock is held
+    │   ├── LockLost                       our lease could not be refreshed; operation aborted
+    │   ├── WrongPassword              12  no key file opens with the passphrase
+    │   ├── UnsupportedRepository          format version or feature flag we do not know
+    │   └── IntegrityError                 bytes that fail authentication or hashing
+    ├── BackendError                       storage failed (I/O, network, permissions)
+    │   ├── NotFoundError                  a file is missing from storage
+    │   └── ColdStorageError               data in an archive class that needs a thaw first
+    ├── SourceError                        a component's source failed (dump tool, API, ...)
+    ├── NotFound                           a snapshot, path or key the user named does not exist
+    ├── PartialResult                  3   the operation finished but some items could not be read
+    └── Interrupted                    130 SIGINT / SIGTERM
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3
+EXIT_NO_REPOSITORY = 10
+EXIT_LOCKED = 11
+EXIT_WRONG_PASSWORD = 12
+EXIT_INTERRUPTED = 130
+
+#: The documented exit codes; the README table is checked against this by a test.
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "success",
+    EXIT_FAILURE: "failure (the message says what failed)",
+    EXIT_USAGE: "usage or configuration error",
+    EXIT_PARTIAL: "partial: the snapshot was written but some items could not be read",
+    EXIT_NO_REPOSITORY: "no repository at the given location",
+    EXIT_LOCKED: "the repository is locked by another operation",
+    EXIT_WRONG_PASSWORD: "wrong passphrase (no key opens with it)",
+    EXIT_INTERRUPTED: "interrupted (SIGINT/SIGTERM)",
+}
+
+
+class SafeholdError(Exception):
+    """Base of every user-facing error: a message, a hint and an exit code."""
+
+    exit_code: ClassVar[int] = EXIT_FAILURE
+    default_hint: ClassVar[str] = ""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(SafeholdError):
+    exit_code = EXIT_USAGE
+    default_hint = "Run the command with --help to see its usage."
+
+
+class ConfigError(SafeholdError):
+    exit_code = EXIT_USAGE
+    default_hint = "Run 'safehold config check' to see every problem with its location."
+
+
+class RepositoryError(SafeholdError):
+    pass
+
+
+class RepositoryNotFound(RepositoryError):
+    exit_code = EXIT_NO_REPOSITORY
+    default_hint = "Check --repo / SAFEHOLD_REPOSITORY, or create one with 'safehold init'."
+
+
+class RepositoryExists(RepositoryError):
+    default_hint = "Choose another location, or use the existing repository."
+
+
+class RepositoryLocked(RepositoryError):
+    exit_code = EXIT_LOCKED
+    default_hint = (
+        "Wait for the other operation to finish. If it died, 'safehold unlock' removes stale locks."
+    )
+
+
+class LockLost(RepositoryError):
+    default_hint = "The repository lock could not be refreshed in time; run the operation again."
+
+
+class WrongPassword(RepositoryError):
+    exit_code = EXIT_WRONG_PASSWORD
+    default_hint = (
+        "Check SAFEHOLD_PASSWORD / SAFEHOLD_PASSWORD_FILE / SAFEHOLD_PASSWORD_COMMAND "
+        "(or the matching flags); 'safehold key list' shows the keys of a repository."
+    )
+
+
+class UnsupportedRepository(RepositoryError):
+    default_hint = "Upgrade safehold: this repository uses a format or feature this version does not know."
+
+
+class IntegrityError(RepositoryError):
+    default_hint = "Run 'safehold check --read-data' to find every damaged file in the repository."
+
+
+class BackendError(SafeholdError):
+    default_hint = "Check that the storage is reachable, writable and has free space."
+
+
+class NotFoundError(BackendError):
+    default_hint = "The repository may be damaged; run 'safehold check'."
+
+
+class ColdStorageError(BackendError):
+    default_hint = (
+        "Restore the objects from the archive storage class first (for S3: "
+        "'aws s3api restore-object' on each data pack, or a Batch Operations restore job), "
+        "wait until they are readable, then run the command again."
+    )
+
+
+class SourceError(SafeholdError):
+    default_hint = "See the backup log for the source's own error output."
+
+
+class NotFound(SafeholdError):
+    default_hint = "Run 'safehold snapshots' or 'safehold ls' to see what exists."
+
+
+class PartialResult(SafeholdError):
+    exit_code = EXIT_PARTIAL
+    default_hint = "The items listed could not be read; the rest completed."
+
+
+class Interrupted(SafeholdError):
+    exit_code = EXIT_INTERRUPTED
+    default_hint = "Run the command again; completed work is kept and reused."
