@@ -1,0 +1,368 @@
+"""The ``git`` source: a repository's state as text, optionally with a full bundle of its history.
+
+Files in the component's folder:
+
+* ``head.txt`` — line 1: ``ref: refs/heads/<branch>`` (or ``detached``), line 2: the HEAD commit id
+  (empty for an unborn branch);
+* ``status.txt`` (``git status --porcelain=v1 --branch``; a note for a bare repository), ``log.txt``
+  (the last ``log_limit`` commits of HEAD), ``branches.txt`` and ``tags.txt`` (``<id> TAB <ref>`` lines),
+  ``stash.txt`` (``stash@{n} TAB <id> TAB <message>``);
+* ``remotes.txt`` — ``<name> TAB <url> TAB (fetch|push)`` lines, credentials removed from every URL
+  (:func:`strip_credentials`);
+* ``repo.bundle`` (with ``bundle = true``) — ``git bundle create - --all`` streamed from git's stdout.
+
+Restore with a bundle recreates the repository at its path (or below ``ctx.options["target_root"]``):
+every ref of the bundle (branches, remote-tracking branches, tags, the newest stash), HEAD on the original
+branch, the work tree checked out and the remotes set back (without credentials). It refuses a target
+that exists and is not empty. Without a bundle the text files are written to ``<path>.git-state/`` and
+the report says the code must be cloned from the remote.
+
+Backups are read-only: git runs with ``GIT_OPTIONAL_LOCKS=0`` (no index refresh) and, because safehold
+usually runs as root on a repository owned by the web user, with ``safe.directory`` allowing it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from safehold.errors import SourceError
+from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
+from safehold.sources.command import Running, run_capture
+
+TEXT_FILES = ("head.txt", "status.txt", "log.txt", "branches.txt", "tags.txt", "stash.txt", "remotes.txt")
+BUNDLE = "repo.bundle"
+_SSH_SCHEMES = {"ssh", "git+ssh", "ssh+git"}
+_SECRET_PARAM = re.compile(r"token|secret|pass|key|auth|sig|credential", re.IGNORECASE)
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+
+
+def strip_credentials(url: str) -> str:
+    """``url`` without credentials.
+
+    ``https://user:token@host/x`` -> ``https://host/x`` (the whole user part goes for non-SSH schemes,
+    since a bare token is often given as the user name); ``ssh://git:pw@host/x`` -> ``ssh://git@host/x``
+    (the SSH login name is kept, it is not a secret); query parameters that look like tokens are
+    dropped. scp-like ``git@host:x.git`` and local paths carry no password and are returned unchanged.
+    """
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        if parts.scheme.lower() in _SSH_SCHEMES:
+            user = userinfo.split(":", 1)[0]
+            netloc = f"{user}@{hostport}" if user else hostport
+        else:
+            netloc = hostport
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _SECRET_PARAM.search(k)]
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def mask_urls(text: str) -> str:
+    """Mask the user part of every URL in free text (git's error output may echo a remote URL)."""
+    return _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}***@", text)
+
+
+class GitOptions(BaseModel):
+    """Settings of a ``git`` component."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(
+        description="The repository: a work tree or a bare repository.",
+        examples=["/var/www/app"],
+    )
+    bundle: bool = Field(
+        default=False,
+        description="Also store `git bundle --all`, so the code can be recreated without the remote.",
+        examples=[True, False],
+    )
+    log_limit: int = Field(
+        default=50,
+        ge=1,
+        description="How many commits of HEAD's history go into log.txt.",
+        examples=[50],
+    )
+    timeout: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Seconds after which a git command is killed and the component fails.",
+        examples=[3600],
+    )
+
+
+def _git_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "GIT_PAGER": "cat"})
+    return env
+
+
+def _git_argv(repo: Path, *args: str) -> list[str]:
+    return ["git", "-c", "safe.directory=*", "-c", "core.quotepath=off", "-C", str(repo), *args]
+
+
+class GitSource:
+    """Repository state as text files, plus an optional bundle of every ref."""
+
+    kind: ClassVar[str] = "git"
+    Options = GitOptions
+
+    def __init__(self, name: str, options: GitOptions) -> None:
+        self.name = name
+        self.options = options
+
+    def _git(self, repo: Path, *args: str, check: bool = True) -> str:
+        """Run git in ``repo``; its stdout as text. Raises SourceError on a non-zero exit when ``check``."""
+        res = run_capture(_git_argv(repo, *args), env=_git_env(), timeout=self.options.timeout)
+        if res.returncode is None:
+            raise SourceError(
+                f"component {self.name}: git is not installed", hint="Install git (apt-get install git)."
+            )
+        if check and not res.ok:
+            detail = mask_urls(res.stderr.splitlines()[-1]) if res.stderr else f"status {res.returncode}"
+            raise SourceError(f"component {self.name}: git {args[0]} failed: {detail}")
+        return res.stdout.decode("utf-8", "replace") if res.ok else ""
+
+    # ---------------------------------------------------------------------------------------- backup
+    def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
+        """Write the text files (and the bundle); raises SourceError for a non-repository or empty one."""
+        repo = Path(self.options.path)
+        if not repo.is_dir():
+            raise SourceError(f"component {self.name}: {repo} does not exist", hint="Check the path.")
+        res = run_capture(_git_argv(repo, "rev-parse", "--is-bare-repository"), env=_git_env())
+        if res.returncode is None:
+            raise SourceError(f"component {self.name}: git is not installed", hint="Install git.")
+        if not res.ok:
+            raise SourceError(
+                f"component {self.name}: {repo} is not a git repository",
+                hint="Point 'path' at the folder that holds the .git directory (or a bare repository).",
+            )
+        bare = res.stdout.strip() == b"true"
+        refs = self._git(repo, "for-each-ref", "--format=%(objectname)\t%(refname)")
+        if not refs.strip():
+            raise SourceError(
+                f"component {self.name}: {repo} is an empty repository (no commits)",
+                hint="Commit something first, or remove the component.",
+            )
+        head_ref = self._git(repo, "symbolic-ref", "-q", "HEAD", check=False).strip()
+        head_id = self._git(repo, "rev-parse", "-q", "--verify", "HEAD^{commit}", check=False).strip()
+        files: dict[str, str] = {
+            "head.txt": f"{'ref: ' + head_ref if head_ref else 'detached'}\n{head_id}\n",
+            "status.txt": (
+                "(bare repository: no work tree)\n"
+                if bare
+                else self._git(repo, "status", "--porcelain=v1", "--branch", "--untracked-files=normal")
+            ),
+            "log.txt": (
+                self._git(
+                    repo,
+                    "log",
+                    f"-n{self.options.log_limit}",
+                    "--format=%H%x09%aI%x09%an <%ae>%x09%s",
+                    "HEAD",
+                )
+                if head_id
+                else ""
+            ),
+            "branches.txt": self._git(
+                repo,
+                "for-each-ref",
+                "--format=%(objectname)\t%(refname)\t%(upstream)",
+                "refs/heads",
+                "refs/remotes",
+            ),
+            "tags.txt": self._git(
+                repo, "for-each-ref", "--format=%(objectname)\t%(refname)\t%(*objectname)", "refs/tags"
+            ),
+            "stash.txt": self._git(repo, "stash", "list", "--format=%gd%x09%H%x09%gs", check=False)
+            if not bare
+            else "",
+            "remotes.txt": self._remotes(repo),
+        }
+        for fname in TEXT_FILES:
+            out.add_bytes(fname, files[fname].encode("utf-8"), mode=0o644)
+        version = self._git(repo, "--version", check=False).strip()
+        meta: dict[str, Any] = {
+            "path": str(repo),
+            "bare": bare,
+            "head": head_ref or "detached",
+            "head_commit": head_id,
+            "branches": sum(1 for line in files["branches.txt"].splitlines() if "\trefs/heads/" in line),
+            "tags": len(files["tags.txt"].splitlines()),
+            "stashes": len(files["stash.txt"].splitlines()),
+            "remotes": sorted({line.split("\t")[0] for line in files["remotes.txt"].splitlines()}),
+            "dirty": any(not line.startswith("##") for line in files["status.txt"].splitlines()) and not bare,
+            "git_version": version,
+            "bundle": self.options.bundle,
+        }
+        if self.options.bundle:
+            meta["bundle_size"] = self._bundle(repo, out)
+        return meta
+
+    def _remotes(self, repo: Path) -> str:
+        lines = []
+        for remote in self._git(repo, "remote").split():
+            for direction, extra in (("fetch", ()), ("push", ("--push",))):
+                for url in self._git(repo, "remote", "get-url", "--all", *extra, remote).splitlines():
+                    lines.append(f"{remote}\t{strip_credentials(url)}\t({direction})\n")
+        return "".join(lines)
+
+    def _bundle(self, repo: Path, out: ComponentWriter) -> int:
+        run = Running(
+            _git_argv(repo, "bundle", "create", "--quiet", "-", "--all"),
+            env=_git_env(),
+            timeout=self.options.timeout,
+        )
+        try:
+            stats = out.add_stream(BUNDLE, run.stdout)
+        except BaseException:
+            run.kill()
+            run.finish()
+            raise
+        rc = run.finish()
+        if run.timed_out or rc != 0:
+            tail = mask_urls(run.tail())
+            for line in tail.splitlines()[-20:]:
+                out.log(f"{self.name}: git bundle: {line}")
+            what = "timed out" if run.timed_out else f"exited with status {rc}"
+            raise SourceError(
+                f"component {self.name}: git bundle {what}" + (f": {tail.splitlines()[-1]}" if tail else "")
+            )
+        if stats.size == 0:
+            raise SourceError(f"component {self.name}: git bundle produced no data")
+        return stats.size
+
+    # --------------------------------------------------------------------------------------- restore
+    def _target(self, ctx: SourceContext) -> Path:
+        repo = Path(self.options.path)
+        root = ctx.options.get("target_root")
+        if root:
+            return Path(root) / repo.resolve().relative_to(repo.resolve().anchor)
+        return repo
+
+    def restore(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+        """Clone the bundle back into place (or write the text files); with ``ctx.dry_run`` only plan."""
+        report = RestoreReport(component=self.name)
+        target = self._target(ctx)
+        remotes = (
+            _parse_remotes(snap.read_bytes("remotes.txt").decode()) if snap.exists("remotes.txt") else []
+        )
+        fetch_urls = [(name, url) for name, url, d in remotes if d == "fetch"]
+        if not snap.exists(BUNDLE):
+            state_dir = target.with_name(target.name + ".git-state")
+            for fname in TEXT_FILES:
+                if snap.exists(fname):
+                    verb = "overwrite" if (state_dir / fname).exists() else "write"
+                    report.actions.append(f"{verb} {state_dir / fname}")
+            clone_from = fetch_urls[0][1] if fetch_urls else "<remote url>"
+            report.warnings.append(
+                "no bundle in this snapshot: the code must come from the remote "
+                f"(git clone {clone_from} {target})"
+            )
+            if not ctx.dry_run:
+                state_dir.mkdir(parents=True, exist_ok=True)
+                for fname in TEXT_FILES:
+                    if snap.exists(fname):
+                        (state_dir / fname).write_bytes(snap.read_bytes(fname))
+            return report
+
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise SourceError(
+                f"component {self.name}: {target} exists and is not empty",
+                hint="Move it away, or restore with a target root to recreate the repository elsewhere.",
+            )
+        head = snap.read_bytes("head.txt").decode().splitlines() if snap.exists("head.txt") else []
+        head_ref = head[0][len("ref: ") :] if head and head[0].startswith("ref: ") else ""
+        report.actions.append(f"clone {BUNDLE} into {target} (all refs)")
+        report.actions.append(f"check out {head_ref or (head[1] if len(head) > 1 else 'HEAD')}")
+        for name, url, direction in remotes:
+            report.actions.append(f"set remote {name} {direction} url {url}")
+        report.details["target"] = str(target)
+        if ctx.dry_run:
+            return report
+        with tempfile.TemporaryDirectory(prefix="safehold-git-") as tmp:
+            bundle = Path(tmp) / BUNDLE
+            with bundle.open("wb") as f:
+                for block in snap.open_stream(BUNDLE):
+                    f.write(block)
+            stash = (
+                snap.read_bytes("stash.txt").decode().split("\n", 1)[0] if snap.exists("stash.txt") else ""
+            )
+            message = stash.split("\t", 2)[2] if stash.count("\t") >= 2 else ""
+            self._clone(
+                bundle,
+                target,
+                head_ref=head_ref,
+                head_id=head[1] if len(head) > 1 else "",
+                remotes=remotes,
+                stash_message=message,
+            )
+        return report
+
+    def _clone(
+        self,
+        bundle: Path,
+        target: Path,
+        *,
+        head_ref: str,
+        head_id: str,
+        remotes: list[tuple[str, str, str]],
+        stash_message: str,
+    ) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        created = not target.exists()
+        gitdir = target / ".git"
+        try:
+            # a mirror clone keeps every ref of the bundle (remote-tracking branches, refs/stash too)
+            self._git(target.parent, "clone", "--quiet", "--mirror", str(bundle), str(gitdir))
+            self._git(target, "config", "--remove-section", "remote.origin")
+            self._git(target, "config", "core.bare", "false")
+            self._git(target, "config", "core.logallrefupdates", "true")
+            for name, url, direction in remotes:
+                if direction == "fetch":
+                    if name not in self._git(target, "remote").split():
+                        self._git(target, "remote", "add", name, url)
+                    else:
+                        self._git(target, "remote", "set-url", "--add", name, url)
+            for name, url, direction in remotes:
+                if direction == "push":
+                    fetch = [u for n, u, d in remotes if n == name and d == "fetch"]
+                    if url not in fetch:
+                        self._git(target, "remote", "set-url", "--add", "--push", name, url)
+            stash = self._git(target, "rev-parse", "-q", "--verify", "refs/stash", check=False).strip()
+            if stash:  # git reads the stash through its reflog, which a clone does not carry
+                message = stash_message or "restored by safehold"
+                self._git(target, "update-ref", "-d", "refs/stash")
+                self._git(target, "update-ref", "--create-reflog", "-m", message, "refs/stash", stash)
+            if head_ref:
+                self._git(target, "symbolic-ref", "HEAD", head_ref)
+            elif head_id:
+                self._git(target, "update-ref", "--no-deref", "HEAD", head_id)
+            if head_id:
+                self._git(target, "reset", "--quiet", "--hard")
+        except BaseException:
+            if created:
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                shutil.rmtree(gitdir, ignore_errors=True)
+            raise
+
+
+def _parse_remotes(text: str) -> list[tuple[str, str, str]]:
+    out = []
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3 and parts[2] in ("(fetch)", "(push)"):
+            out.append((parts[0], parts[1], parts[2].strip("()")))
+    return out
