@@ -346,7 +346,7 @@ class CommandSource:
             verb = "overwrite" if dest.exists() else "write"
             report.actions.append(f"{verb} {dest}")
             if not ctx.dry_run:
-                _write_stream(dest, snap.open_stream(opts.filename))
+                write_file_atomic(dest, snap.open_stream(opts.filename))
             return report
         argv = self._argv(opts.restore_command)
         program = argv[0] if not opts.shell else "sh -c"
@@ -388,7 +388,7 @@ class CommandSource:
         return report
 
 
-def _write_stream(dest: Path, chunks: Any) -> None:
+def write_file_atomic(dest: Path, chunks: Any) -> None:
     """Write chunks to ``dest`` atomically (temporary name, fsync, rename), mode 0600."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.safehold-tmp")

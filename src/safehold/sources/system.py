@@ -1,0 +1,350 @@
+"""The ``system`` source: configuration of the services an application server runs on.
+
+Collectors and their default paths (glob patterns relative to ``root``; an empty list disables one):
+
+==============  ==================================================================================
+nginx           ``etc/nginx``
+php_fpm         ``etc/php/*/fpm``
+supervisor      ``etc/supervisor``
+cron            ``var/spool/cron/crontabs/*`` (every user that has one), ``etc/crontab``, ``etc/cron.*``
+redis           ``etc/redis``
+systemd         ``etc/systemd/system``
+letsencrypt     ``etc/letsencrypt/{live,archive,renewal,accounts,renewal-hooks}``
+==============  ==================================================================================
+
+``extra`` adds collectors of your own (``{"php_cli": ["etc/php/*/cli"]}``). ``accounts`` is collected
+besides ``live``/``archive``/``renewal`` because certbot cannot renew without the ACME account key.
+
+Layout in the component's folder: every match goes in under ``<collector>/<path relative to root>``.
+A directory is stored with ``out.add_tree`` (the engine keeps modes, owners and symlinks, so
+``live/`` keeps pointing into ``archive/``); a single file (a user's crontab) with ``out.add_stream``,
+its mode, owner (uid and name), mtime and parent folder's metadata recorded in ``manifest.json``;
+a top-level symlink is recorded in the manifest only. A pattern that matches nothing is recorded as
+missing, not a failure; an unreadable match fails the component (fail closed).
+
+Restore recreates every item below the original root or ``ctx.options["target_root"]``. Dry run lists
+each file that would be created or overwritten. Single files get their mode, owner (by name when that
+user exists on this machine, else by uid) and mtime back; owners need root, otherwise a warning says
+they were not restored. The report's ``details["next_steps"]`` names the reloads the services need.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+import re
+import stat
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from safehold.errors import SourceError
+from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
+from safehold.sources.command import write_file_atomic
+
+MANIFEST = "manifest.json"
+MAX_LISTED = 20000
+_GLOB_CHARS = re.compile(r"[*?\[]")
+_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+NEXT_STEPS: dict[str, str] = {
+    "nginx": "nginx -t && systemctl reload nginx",
+    "php_fpm": "systemctl restart 'php*-fpm'",
+    "supervisor": "supervisorctl reread && supervisorctl update",
+    "redis": "systemctl restart redis-server",
+    "systemd": "systemctl daemon-reload",
+    "letsencrypt": "certbot renew --dry-run",
+}
+SECRET_COLLECTORS = ("letsencrypt",)
+
+
+def _patterns(values: list[str]) -> list[str]:
+    for v in values:
+        parts = v.split("/")
+        if not v or v.startswith("/") or ".." in parts or "" in parts:
+            raise ValueError(f"{v!r}: use a path relative to root, without '..'")
+    return values
+
+
+class SystemOptions(BaseModel):
+    """Settings of a ``system`` component. Every path is a glob relative to ``root``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    root: str = Field(
+        default="/", description="The file system root the paths are relative to.", examples=["/"]
+    )
+    nginx: list[str] = Field(
+        default=["etc/nginx"], description="nginx configuration.", examples=[["etc/nginx"]]
+    )
+    php_fpm: list[str] = Field(
+        default=["etc/php/*/fpm"], description="PHP-FPM configuration of every PHP version.", examples=[[]]
+    )
+    supervisor: list[str] = Field(
+        default=["etc/supervisor"], description="supervisor configuration.", examples=[["etc/supervisor"]]
+    )
+    cron: list[str] = Field(
+        default=["var/spool/cron/crontabs/*", "etc/crontab", "etc/cron.*"],
+        description="Users' crontabs (restored with owner and mode) and the system cron folders.",
+        examples=[["var/spool/cron/crontabs/*", "etc/crontab", "etc/cron.*"]],
+    )
+    redis: list[str] = Field(
+        default=["etc/redis"], description="Redis configuration.", examples=[["etc/redis"]]
+    )
+    systemd: list[str] = Field(
+        default=["etc/systemd/system"],
+        description="Local systemd units and their enablement symlinks.",
+        examples=[["etc/systemd/system"]],
+    )
+    letsencrypt: list[str] = Field(
+        default=[
+            "etc/letsencrypt/live",
+            "etc/letsencrypt/archive",
+            "etc/letsencrypt/renewal",
+            "etc/letsencrypt/accounts",
+            "etc/letsencrypt/renewal-hooks",
+        ],
+        description="Let's Encrypt certificates, keys, renewal settings and ACME account (symlinks kept).",
+        examples=[["etc/letsencrypt/live", "etc/letsencrypt/archive", "etc/letsencrypt/renewal"]],
+    )
+    extra: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="More collectors: name -> glob patterns relative to root.",
+        examples=[{"php_cli": ["etc/php/*/cli"], "logrotate": ["etc/logrotate.d"]}],
+    )
+
+    @field_validator("nginx", "php_fpm", "supervisor", "cron", "redis", "systemd", "letsencrypt")
+    @classmethod
+    def _check_patterns(cls, value: list[str]) -> list[str]:
+        return _patterns(value)
+
+    @field_validator("extra")
+    @classmethod
+    def _check_extra(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, pats in value.items():
+            if not _NAME.match(name) or name in BUILTIN:
+                raise ValueError(f"{name!r}: use a new lowercase name (letters, digits, '_', '-')")
+            _patterns(pats)
+        return value
+
+    def collectors(self) -> dict[str, list[str]]:
+        """Every collector with its patterns, built-ins first, disabled (empty) ones left out."""
+        found = {name: list(getattr(self, name)) for name in BUILTIN}
+        found.update(self.extra)
+        return {k: v for k, v in found.items() if v}
+
+
+BUILTIN = ("nginx", "php_fpm", "supervisor", "cron", "redis", "systemd", "letsencrypt")
+
+
+def _owner(uid: int, gid: int) -> dict[str, Any]:
+    try:
+        user: str | None = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = None
+    try:
+        group: str | None = grp.getgrgid(gid).gr_name
+    except KeyError:
+        group = None
+    return {"uid": uid, "gid": gid, "user": user, "group": group}
+
+
+def _stat_record(st: os.stat_result) -> dict[str, Any]:
+    return {"mode": stat.S_IMODE(st.st_mode), **_owner(st.st_uid, st.st_gid), "mtime_ns": st.st_mtime_ns}
+
+
+def _listing(top: Path) -> tuple[list[str], int]:
+    """Relative paths of everything below ``top`` (directories end in '/'), capped, and the file count."""
+    names: list[str] = []
+    files = 0
+    for dirpath, dirnames, filenames in os.walk(top):
+        rel = Path(dirpath).relative_to(top)
+        for d in sorted(dirnames):
+            if os.path.islink(os.path.join(dirpath, d)):
+                filenames.append(d)  # a symlink to a folder is a leaf: os.walk does not follow it
+            elif len(names) < MAX_LISTED:
+                names.append(f"{(rel / d).as_posix()}/")
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+        for f in sorted(filenames):
+            files += 1
+            if len(names) < MAX_LISTED:
+                names.append((rel / f).as_posix())
+    return names, files
+
+
+class SystemSource:
+    """Service configuration trees and crontabs, restorable in place or below another root."""
+
+    kind: ClassVar[str] = "system"
+    Options = SystemOptions
+
+    def __init__(self, name: str, options: SystemOptions) -> None:
+        self.name = name
+        self.options = options
+
+    # ---------------------------------------------------------------------------------------- backup
+    def _matches(self, root: Path, pattern: str) -> list[Path]:
+        if not _GLOB_CHARS.search(pattern):
+            p = root / pattern
+            return [p] if os.path.lexists(p) else []
+        return sorted(root.glob(pattern))
+
+    def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
+        """Store every collector's matches and ``manifest.json``; missing paths are recorded, not failed."""
+        root = Path(self.options.root)
+        if not root.is_dir():
+            raise SourceError(f"component {self.name}: root {root} is not a folder")
+        manifest: dict[str, Any] = {"format": 1, "root": str(root), "collectors": {}}
+        summary: dict[str, Any] = {}
+        missing: list[str] = []
+        for cname, patterns in self.options.collectors().items():
+            items: list[dict[str, Any]] = []
+            entry: dict[str, Any] = {"patterns": patterns, "items": items, "missing": []}
+            taken: list[str] = []
+            for pattern in patterns:
+                matches = self._matches(root, pattern)
+                if not matches:
+                    entry["missing"].append(pattern)
+                    missing.append(f"{cname}:{pattern}")
+                for path in matches:
+                    rel = path.relative_to(root).as_posix()
+                    if any(rel == t or rel.startswith(t + "/") for t in taken):
+                        continue
+                    taken.append(rel)
+                    item = self._collect(out, cname, rel, path)
+                    if item is not None:
+                        items.append(item)
+            manifest["collectors"][cname] = entry
+            summary[cname] = {
+                "items": len(items),
+                "files": sum(i.get("files", 1) for i in items if i["type"] != "symlink"),
+                "missing": entry["missing"],
+            }
+        out.add_bytes(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode(), mode=0o600)
+        if missing:
+            ctx.log(f"{self.name}: not present (recorded, not an error): {', '.join(missing)}")
+        return {
+            "root": str(root),
+            "collectors": summary,
+            "missing": missing,
+            "holds_secrets": [c for c in SECRET_COLLECTORS if summary.get(c, {}).get("items")],
+        }
+
+    def _collect(self, out: ComponentWriter, cname: str, rel: str, path: Path) -> dict[str, Any] | None:
+        stored = f"{cname}/{rel}"
+        try:
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                return {"path": rel, "type": "symlink", "target": os.readlink(path)}
+            if stat.S_ISDIR(st.st_mode):
+                entries, files = _listing(path)
+                out.add_tree(stored, path)
+                return {"path": rel, "type": "dir", "entries": entries, "files": files}
+            if stat.S_ISREG(st.st_mode):
+                with path.open("rb") as f:
+                    out.add_stream(stored, f, mode=stat.S_IMODE(st.st_mode))
+                parent = _stat_record(os.stat(path.parent))
+                return {"path": rel, "type": "file", **_stat_record(st), "parent": parent}
+        except OSError as exc:
+            raise SourceError(
+                f"component {self.name}: cannot read {path}: {exc.strerror or exc}",
+                hint="Run the backup as root, or remove the path from the collector.",
+            ) from None
+        out.log(f"{self.name}: skipped {path}: not a file, folder or symlink")
+        return None
+
+    # --------------------------------------------------------------------------------------- restore
+    def restore(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+        """Put every collected item back below the root (or ``target_root``); dry run plans only."""
+        report = RestoreReport(component=self.name)
+        if not snap.exists(MANIFEST):
+            raise SourceError(f"component {self.name}: the snapshot holds no {MANIFEST}")
+        manifest = json.loads(snap.read_bytes(MANIFEST))
+        base = Path(ctx.options.get("target_root") or self.options.root)
+        only = ctx.options.get("collectors")  # optional subset, e.g. ["nginx", "cron"]
+        create: list[str] = []
+        overwrite: list[str] = []
+        steps: list[str] = []
+        warned_owner = False
+        for cname, entry in manifest["collectors"].items():
+            if only and cname not in only:
+                continue
+            if entry["items"] and cname in NEXT_STEPS:
+                steps.append(NEXT_STEPS[cname])
+            for item in entry["items"]:
+                dest = base / item["path"]
+                names = [""] if item["type"] != "dir" else ["", *item["entries"]]
+                for n in names:
+                    p = dest / n if n else dest
+                    shown = f"{p}/" if n.endswith("/") else str(p)
+                    if os.path.lexists(p) and not n.endswith("/"):
+                        overwrite.append(shown)
+                    elif not os.path.lexists(p):
+                        create.append(shown)
+                if ctx.dry_run:
+                    continue
+                if item["type"] == "dir":
+                    snap.restore_tree(f"{cname}/{item['path']}", dest)
+                elif item["type"] == "symlink":
+                    _put_symlink(dest, item["target"])
+                else:
+                    owned = _put_file(snap, f"{cname}/{item['path']}", dest, item)
+                    if not owned and not warned_owner:
+                        report.warnings.append("not running as root: owners of restored files were not set")
+                        warned_owner = True
+        report.actions += [f"create {p}" for p in create] + [f"overwrite {p}" for p in overwrite]
+        report.details.update(
+            {
+                "target_root": str(base),
+                "created": len(create),
+                "overwritten": len(overwrite),
+                "next_steps": steps,
+            }
+        )
+        return report
+
+
+def _put_symlink(dest: Path, target: str) -> None:
+    if os.path.islink(dest) and os.readlink(dest) == target:
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if os.path.lexists(dest) and (dest.is_symlink() or not dest.is_dir()):
+        dest.unlink()
+    os.symlink(target, dest)
+
+
+def _uid_gid(rec: dict[str, Any]) -> tuple[int, int]:
+    """The owner for this machine: by name when the user/group exists here, else the recorded ids."""
+    uid, gid = int(rec["uid"]), int(rec["gid"])
+    try:
+        if rec.get("user"):
+            uid = pwd.getpwnam(rec["user"]).pw_uid
+    except KeyError:
+        pass
+    try:
+        if rec.get("group"):
+            gid = grp.getgrnam(rec["group"]).gr_gid
+    except KeyError:
+        pass
+    return uid, gid
+
+
+def _put_file(snap: ComponentReader, stored: str, dest: Path, item: dict[str, Any]) -> bool:
+    """Write one file with mode, mtime and (as root) owner; returns whether owners were set."""
+    root = os.geteuid() == 0
+    parent = item.get("parent")
+    if parent and not dest.parent.exists():
+        dest.parent.parent.mkdir(parents=True, exist_ok=True)
+        dest.parent.mkdir(mode=0o700)
+        os.chmod(dest.parent, parent["mode"])
+        if root:
+            os.chown(dest.parent, *_uid_gid(parent))
+    write_file_atomic(dest, snap.open_stream(stored))
+    if root:
+        os.chown(dest, *_uid_gid(item))
+    os.chmod(dest, item["mode"])
+    os.utime(dest, ns=(item["mtime_ns"], item["mtime_ns"]))
+    return root
