@@ -1,0 +1,159 @@
+"""Restore of the ``mysql`` source: load ``<db>/full_dump.sql`` into a server, then prove it.
+
+``ctx.options`` (all optional):
+
+* ``databases`` — list of dumped database names to restore (default: all in the snapshot);
+* ``database`` — target name when one database is restored; ``database_map`` — ``{dumped: target}``;
+* ``host``, ``port``, ``socket``, ``user``, ``password`` (a SecretRef or its dict) — another server/user;
+* ``strip_definers`` — drop ``DEFINER=`` clauses (restore as a user without SUPER / SET USER);
+* ``verify`` — compare row counts (and exact checksums) with ``table_statistics.json`` (default true).
+
+Rules: a missing database is created with the dumped character set and collation; an existing database
+that holds tables is refused unless ``ctx.force`` (then it is dropped and created again); ``ctx.dry_run``
+returns the plan only. Progress goes to ``ctx.log`` every 64 MiB. A verification mismatch raises
+SourceError after the load (the report is in the message).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from safehold.errors import SourceError
+from safehold.sources import dbstats, proc
+from safehold.sources.base import ComponentReader, RestoreReport, SourceContext
+from safehold.sources.mysql import (
+    CLIENT_TOOLS,
+    _base_tables,
+    _checksums,
+    _conn_from,
+    _q,
+    _query,
+    _row_counts,
+    definer_filter,
+)
+
+if TYPE_CHECKING:
+    from safehold.sources.mysql import MySQLSource
+
+
+def _targets(snap: ComponentReader, ctx: SourceContext) -> dict[str, str]:
+    dumped = [d for d in snap.listdir() if snap.exists(f"{d}/full_dump.sql")]
+    wanted = ctx.options.get("databases") or dumped
+    unknown = [d for d in wanted if d not in dumped]
+    if unknown:
+        raise SourceError(
+            f"snapshot holds no dump of {', '.join(unknown)}",
+            hint=f"It holds: {', '.join(dumped) or 'none'}.",
+        )
+    mapping = {d: d for d in wanted}
+    mapping.update({k: str(v) for k, v in (ctx.options.get("database_map") or {}).items() if k in mapping})
+    if ctx.options.get("database"):
+        if len(wanted) != 1:
+            raise SourceError(
+                "'database' renames one database, but several are being restored",
+                hint="Use database_map, or choose one with 'databases'.",
+            )
+        mapping[wanted[0]] = str(ctx.options["database"])
+    return mapping
+
+
+def restore_mysql(source: MySQLSource, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+    """Restore the dumps of ``snap`` according to ``ctx`` (see the module docstring)."""
+    report = RestoreReport(component=source.name)
+    mapping = _targets(snap, ctx)
+    ci = _conn_from(source.options, ctx.options)
+    client = proc.find_tool([source.options.client_tool] if source.options.client_tool else CLIENT_TOOLS)
+    conn = ci.connect()
+    try:
+        plans: list[tuple[str, str, dict[str, Any], bool]] = []
+        for dumped, target in mapping.items():
+            stats = json.loads(snap.read_bytes(f"{dumped}/table_statistics.json"))
+            exists = bool(
+                _query(conn, "SELECT 1 FROM information_schema.schemata WHERE schema_name=%s", (target,))
+            )
+            nonempty = exists and bool(_base_tables(conn, target))
+            if nonempty and not ctx.force:
+                raise SourceError(
+                    f"database {target} on {ci.where} is not empty",
+                    hint="Restore into another database name, or pass --force to drop and replace it.",
+                )
+            if nonempty:
+                report.actions.append(f"drop database {target} on {ci.where} and create it again")
+            elif not exists:
+                report.actions.append(f"create database {target} on {ci.where}")
+            report.actions.append(
+                f"load {dumped}/full_dump.sql into {target} ({len(stats['tables'])} tables, "
+                f"{sum(t['rows'] for t in stats['tables'].values())} rows)"
+            )
+            plans.append((dumped, target, stats, exists))
+        if ctx.dry_run:
+            return report
+        with ci.option_file() as cnf:
+            for dumped, target, stats, exists in plans:
+                report.details[target] = _restore_one(
+                    ctx,
+                    conn=conn,
+                    ci=ci,
+                    cnf=cnf,
+                    client=client,
+                    snap=snap,
+                    dumped=dumped,
+                    target=target,
+                    stats=stats,
+                    exists=exists,
+                )
+    finally:
+        conn.close()
+    problems = [p for d in report.details.values() for p in d.get("problems", [])]
+    if problems:
+        report.warnings.extend(problems)
+        raise SourceError("restore verification failed: " + "; ".join(problems[:10]))
+    return report
+
+
+def _restore_one(
+    ctx: SourceContext,
+    *,
+    conn: Any,
+    ci: Any,
+    cnf: str,
+    client: str,
+    snap: ComponentReader,
+    dumped: str,
+    target: str,
+    stats: dict[str, Any],
+    exists: bool,
+) -> dict[str, Any]:
+    if exists and ctx.force:
+        _query(conn, f"DROP DATABASE {_q(target)}")
+    charset = stats.get("charset") or "utf8mb4"
+    collation = stats.get("collation") or "utf8mb4_general_ci"
+    if not (re.fullmatch(r"\w+", charset) and re.fullmatch(r"\w+", collation)):
+        raise SourceError(f"bad character set {charset!r} / collation {collation!r} in table_statistics.json")
+    _query(conn, f"CREATE DATABASE IF NOT EXISTS {_q(target)} CHARACTER SET {charset} COLLATE {collation}")
+    chunks = snap.open_stream(f"{dumped}/full_dump.sql")
+    if ctx.options.get("strip_definers"):
+        chunks = definer_filter(chunks)
+
+    def progress(n: int) -> None:
+        ctx.log(f"restoring {target}: {n / (1 << 20):.0f} MiB loaded")
+
+    res = proc.feed_restore(
+        [client, f"--defaults-extra-file={cnf}", "--default-character-set=utf8mb4", target],
+        chunks,
+        secrets=[ci.password],
+        progress=progress,
+        log=ctx.log,
+    )
+    detail: dict[str, Any] = {"bytes": res.size, "seconds": round(res.seconds, 3), "problems": []}
+    if ctx.options.get("verify", True):
+        tables = _base_tables(conn, target)
+        rows = _row_counts(conn, target, tables)
+        want_sums = any(t.get("checksum_exact") for t in stats["tables"].values())
+        sums = _checksums(conn, target, tables) if want_sums else None
+        detail["problems"] = dbstats.compare(stats["tables"], rows, sums)
+        detail["rows"] = rows
+        detail["verified_tables"] = len(stats["tables"])
+    return detail
