@@ -1,0 +1,1 @@
+"""Test doubles that are real code: fake SaaS servers, fake clocks."""
