@@ -1,0 +1,116 @@
+"""What every command shares: global options, passphrase lookup, opening the repository, output."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from safehold.backends.base import Backend
+from safehold.engine.progress import NullProgress, Progress
+from safehold.engine.repository import Repository
+from safehold.errors import BackendError, ConfigError, RepositoryNotFound, UsageError
+
+
+@dataclass
+class App:
+    repo_url: str | None = None
+    password: str | None = None
+    password_file: str | None = None
+    password_command: str | None = None
+    json: bool = False
+    debug: bool = False
+    quiet: bool = False
+    _backends: list[Backend] = field(default_factory=list)
+
+    # ---- repository ------------------------------------------------------------------------------
+    def backend(self, url: str | None = None) -> Backend:
+        from safehold.backends.registry import open_backend
+
+        url = url or self.repo_url
+        if not url:
+            raise RepositoryNotFound(
+                "no repository given", hint="Pass --repo URL or set SAFEHOLD_REPOSITORY."
+            )
+        b = open_backend(url)
+        self._backends.append(b)
+        return b
+
+    def open_repo(self, url: str | None = None) -> Repository:
+        backend = self.backend(url)
+        try:
+            exists = backend.exists()
+        except BackendError:
+            raise
+        if not exists:
+            raise RepositoryNotFound(f"no repository at {url or self.repo_url}")
+        return Repository.open(backend, self.get_password())
+
+    def close(self) -> None:
+        for b in self._backends:
+            try:
+                b.close()
+            except Exception:  # noqa: BLE001 - closing must never mask the real outcome
+                pass
+
+    # ---- passphrase ------------------------------------------------------------------------------
+    def get_password(self, *, confirm: bool = False, prompt: str = "Repository passphrase") -> str:
+        if self.password is not None:
+            return self.password
+        pw_file = self.password_file or os.environ.get("SAFEHOLD_PASSWORD_FILE")
+        pw_cmd = self.password_command or os.environ.get("SAFEHOLD_PASSWORD_COMMAND")
+        if pw_file:
+            try:
+                with open(pw_file, encoding="utf-8") as f:
+                    return f.read().rstrip("\r\n")
+            except OSError as exc:
+                raise ConfigError(f"cannot read the passphrase file {pw_file}: {exc.strerror}") from None
+        if pw_cmd:
+            proc = subprocess.run(shlex.split(pw_cmd), capture_output=True, check=False)
+            if proc.returncode != 0:
+                raise ConfigError(f"the passphrase command exited with status {proc.returncode}")
+            return proc.stdout.decode().rstrip("\r\n")
+        env = os.environ.get("SAFEHOLD_PASSWORD")
+        if env is not None:
+            return env
+        if sys.stdin.isatty():
+            pw = getpass.getpass(f"{prompt}: ")
+            if confirm and getpass.getpass("Repeat it: ") != pw:
+                raise UsageError("the passphrases do not match")
+            if not pw:
+                raise UsageError("an empty passphrase is not allowed")
+            return pw
+        raise ConfigError(
+            "no passphrase given",
+            hint="Set SAFEHOLD_PASSWORD, SAFEHOLD_PASSWORD_FILE or SAFEHOLD_PASSWORD_COMMAND "
+            "(or --password-file / --password-command).",
+        )
+
+    # ---- output ----------------------------------------------------------------------------------
+    def emit(self, obj: Any, text: str | None = None) -> None:
+        """Print the command's result: JSON with --json, else ``text``."""
+        if self.json:
+            click.echo(json.dumps(obj, indent=None, sort_keys=True, default=str))
+        elif text is not None and not self.quiet:
+            click.echo(text)
+
+    def info(self, text: str) -> None:
+        if not self.json and not self.quiet:
+            click.echo(text, err=True)
+
+    def progress(self) -> Progress:
+        if self.json or self.quiet or not sys.stderr.isatty():
+            return NullProgress()
+        from safehold.cli.progress import RichProgress
+
+        return RichProgress()
+
+
+pass_app = click.make_pass_decorator(App)

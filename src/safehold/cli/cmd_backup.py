@@ -1,0 +1,75 @@
+"""``safehold backup``."""
+
+from __future__ import annotations
+
+import click
+
+from safehold.cli.app import App, pass_app
+from safehold.engine.util import human_bytes
+from safehold.errors import PartialResult
+from safehold.operations.backup import BackupOptions, backup_paths
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--tag", "tags", multiple=True, help="Tag the snapshot (repeatable).")
+@click.option("-e", "--exclude", "excludes", multiple=True, help="Exclude a gitignore-style pattern (repeatable).")
+@click.option("--exclude-file", "exclude_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Read exclude patterns from a file (repeatable).")
+@click.option("--host", help="Host name to record (default: this host).")
+@click.option("--time", "when", help="Snapshot time to record (ISO-8601; default: now).")
+@click.option("-x", "--one-file-system", is_flag=True, help="Do not cross file-system boundaries.")
+@click.option("--exclude-caches", is_flag=True, help="Skip the contents of folders holding a CACHEDIR.TAG.")
+@click.option("--exclude-if-present", multiple=True, metavar="NAME",
+              help="Skip the contents of folders holding a file of this name (repeatable).")
+@click.option("--no-cache", is_flag=True, help="Read every file; do not use or update the files cache.")
+@pass_app
+def backup(
+    app: App,
+    paths: tuple[str, ...],
+    tags: tuple[str, ...],
+    excludes: tuple[str, ...],
+    exclude_files: tuple[str, ...],
+    host: str | None,
+    when: str | None,
+    one_file_system: bool,
+    exclude_caches: bool,
+    exclude_if_present: tuple[str, ...],
+    no_cache: bool,
+) -> None:
+    """Back up PATHS into a new snapshot and print its id."""
+    patterns = list(excludes)
+    for f in exclude_files:
+        with open(f, encoding="utf-8") as fh:
+            patterns += [ln.strip() for ln in fh if ln.strip() and not ln.startswith("#")]
+    repo = app.open_repo()
+    opts = BackupOptions(
+        paths=list(paths),
+        tags=list(tags),
+        excludes=patterns,
+        host=host,
+        time=when,
+        one_file_system=one_file_system,
+        exclude_caches=exclude_caches,
+        exclude_if_present=list(exclude_if_present),
+        use_cache=not no_cache,
+    )
+    result = backup_paths(repo, opts, app.progress())
+    snap = result.snapshot
+    s = snap.summary
+    text = (
+        f"files: {s['files']} ({s['files_read']} read, {s['files_cached']} unchanged), dirs: {s['dirs']}\n"
+        f"processed {human_bytes(s['bytes_total'])}, added {human_bytes(s['added_bytes_new_stored'])} "
+        f"to the repository in {s['duration_seconds']:.1f}s\n"
+        f"snapshot {snap.id[:8]} saved" + (" (partial)" if snap.partial else "")
+    )
+    for err in result.errors:
+        app.info(f"warning: {err}")
+    app.emit({"snapshot_id": snap.id, "partial": snap.partial, "errors": result.errors, "summary": s}, text)
+    if snap.partial:
+        raise PartialResult(
+            f"snapshot {snap.id[:8]} is partial: {len(result.errors)} item(s) could not be read",
+        )
+
+
+COMMANDS = [backup]

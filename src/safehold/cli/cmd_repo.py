@@ -1,0 +1,153 @@
+"""Repository-level commands: init, key, unlock, cat."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from safehold.backends.base import FileType, Handle
+from safehold.cli.app import App, pass_app
+from safehold.engine.lock import read_locks
+from safehold.engine.crypto import SessionCache
+from safehold.engine.repository import Repository
+from safehold.engine.restorer import load_tree
+from safehold.errors import NotFound, UsageError
+
+
+@click.command()
+@click.option("--copy-chunker-params-from", "chunker_from", metavar="URL",
+              help="Use the chunker parameters of another repository (so copies between them deduplicate).")
+@click.option("--from-password-file", help="Passphrase file of the --copy-chunker-params-from repository.")
+@pass_app
+def init(app: App, chunker_from: str | None, from_password_file: str | None) -> None:
+    """Create a new, empty repository."""
+    other = None
+    if chunker_from:
+        src_app = App(password_file=from_password_file) if from_password_file else app
+        other = src_app.open_repo(chunker_from).config
+    backend = app.backend()
+    repo = Repository.init(backend, app.get_password(confirm=True, prompt="New repository passphrase"),
+                           chunker_from=other)
+    app.emit(
+        {"id": repo.config.id, "location": backend.properties.location},
+        f"created repository {repo.config.id[:8]} at {backend.properties.location}\n"
+        "Keep the passphrase safe: without it the data cannot be recovered.",
+    )
+
+
+@click.group()
+def key() -> None:
+    """Manage the passphrases (key files) that open the repository."""
+
+
+@key.command("list")
+@pass_app
+def key_list(app: App) -> None:
+    """List key files."""
+    repo = app.open_repo()
+    rows = [
+        {"id": name, "current": name == repo.key_name, "created": kf.created, "host": kf.host,
+         "user": kf.user, "kdf": kf.kdf}
+        for name, kf in repo.list_keys()
+    ]
+    text = "\n".join(
+        f"{'*' if r['current'] else ' '} {str(r['id'])[:8]}  {r['created']}  {r['user']}@{r['host']}  {r['kdf']}"
+        for r in rows
+    )
+    app.emit(rows, text)
+
+
+@key.command("add")
+@click.option("--new-password-file", help="Read the new passphrase from this file.")
+@pass_app
+def key_add(app: App, new_password_file: str | None) -> None:
+    """Add a passphrase."""
+    repo = app.open_repo()
+    new = App(password_file=new_password_file).get_password(confirm=True, prompt="New passphrase") if new_password_file \
+        else App().get_password(confirm=True, prompt="New passphrase")
+    name = repo.add_key(new)
+    app.emit({"id": name}, f"added key {name[:8]}")
+
+
+@key.command("remove")
+@click.argument("key_id")
+@pass_app
+def key_remove(app: App, key_id: str) -> None:
+    """Remove a passphrase (never the one in use, never the last)."""
+    repo = app.open_repo()
+    names = [n for n, _ in repo.list_keys() if n.startswith(key_id)]
+    if len(names) != 1:
+        raise NotFound(f"no unique key {key_id!r}", hint="Run 'safehold key list'.")
+    if names[0] == repo.key_name:
+        raise UsageError("refusing to remove the key in use", hint="Open the repository with another passphrase first.")
+    lock = repo.lock(exclusive=True, operation="key remove")
+    try:
+        repo.backend.remove(Handle(FileType.KEY, names[0]))
+    finally:
+        lock.release()
+    app.emit({"removed": names[0]}, f"removed key {names[0][:8]}")
+
+
+@key.command("passwd")
+@click.option("--new-password-file", help="Read the new passphrase from this file.")
+@pass_app
+def key_passwd(app: App, new_password_file: str | None) -> None:
+    """Change the passphrase in use (adds a new key, then removes the old one)."""
+    repo = app.open_repo()
+    new = App(password_file=new_password_file).get_password(confirm=True, prompt="New passphrase") if new_password_file \
+        else App().get_password(confirm=True, prompt="New passphrase")
+    name = repo.add_key(new)
+    repo.backend.remove(Handle(FileType.KEY, repo.key_name))
+    app.emit({"id": name, "removed": repo.key_name}, f"changed passphrase: new key {name[:8]}")
+
+
+@click.command()
+@click.option("--remove-all", is_flag=True, help="Remove every lock, also live ones (dangerous).")
+@pass_app
+def unlock(app: App, remove_all: bool) -> None:
+    """Remove stale locks (dead process on this host, or lease expired)."""
+    repo = app.open_repo()
+    removed = []
+    for info in read_locks(repo.backend, repo.keys.lock, SessionCache(repo.keys.lock)):
+        if remove_all or info.stale():
+            repo.backend.remove(Handle(FileType.LOCK, info.name))
+            removed.append(info.to_json())
+    app.emit({"removed": removed}, f"removed {len(removed)} lock(s)")
+
+
+@click.command()
+@click.argument("what", type=click.Choice(["config", "snapshot", "index", "key", "tree", "locks"]))
+@click.argument("object_id", required=False)
+@pass_app
+def cat(app: App, what: str, object_id: str | None) -> None:
+    """Print a repository object as JSON (for debugging)."""
+    repo = app.open_repo()
+    if what == "config":
+        obj: object = repo.config.public()
+    elif what == "locks":
+        obj = [i.to_json() for i in read_locks(repo.backend, repo.keys.lock, SessionCache(repo.keys.lock))]
+    elif object_id is None:
+        raise UsageError(f"'cat {what}' needs an id")
+    elif what == "snapshot":
+        obj = repo.find_snapshot(object_id).to_json()
+    elif what == "key":
+        names = [n for n, _ in repo.list_keys() if n.startswith(object_id)]
+        if len(names) != 1:
+            raise NotFound(f"no unique key {object_id!r}")
+        obj = json.loads(repo.backend.load(Handle(FileType.KEY, names[0])))
+        obj["data"] = "(wrapped master key)"
+    elif what == "index":
+        from safehold.engine.index import decode_index
+
+        obj = [
+            {"pack": pid.hex(), "blobs": [{"id": e.id.hex(), "type": e.type, "offset": e.offset,
+                                           "length": e.length, "raw_length": e.raw_length} for e in entries]}
+            for pid, _env, entries in decode_index(repo.load_file(FileType.INDEX, object_id))
+        ]
+    else:
+        obj = [n.to_json() for n in load_tree(repo, bytes.fromhex(object_id))]
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+COMMANDS = [init, key, unlock, cat]

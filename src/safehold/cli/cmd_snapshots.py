@@ -1,0 +1,91 @@
+"""Looking at what is stored: snapshots, ls, diff."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import click
+
+from safehold.cli.app import App, pass_app
+from safehold.engine.restorer import find_node, walk
+from safehold.engine.tree import DIR, Node
+from safehold.engine.util import human_bytes
+from safehold.operations.diff import diff_snapshots
+
+
+@click.command()
+@click.option("--tag", "tags", multiple=True, help="Only snapshots with this tag.")
+@click.option("--host", help="Only snapshots of this host.")
+@pass_app
+def snapshots(app: App, tags: tuple[str, ...], host: str | None) -> None:
+    """List snapshots, oldest first."""
+    repo = app.open_repo()
+    snaps = [
+        s for s in repo.snapshots()
+        if (not host or s.hostname == host) and all(t in s.tags for t in tags)
+    ]
+    lines = [f"{'ID':8}  {'Time':19}  {'Host':16}  {'Tags':16}  Paths"]
+    for s in snaps:
+        lines.append(
+            f"{s.short_id}  {s.datetime.astimezone().strftime('%Y-%m-%d %H:%M:%S')}  {s.hostname[:16]:16}  "
+            f"{','.join(s.tags)[:16]:16}  {', '.join(s.paths)}{'  (partial)' if s.partial else ''}"
+        )
+    lines.append(f"{len(snaps)} snapshot(s)")
+    app.emit([s.to_json() for s in snaps], "\n".join(lines))
+
+
+def _mode_string(node: Node) -> str:
+    kind = {"dir": stat.S_IFDIR, "symlink": stat.S_IFLNK, "fifo": stat.S_IFIFO, "socket": stat.S_IFSOCK,
+            "chardev": stat.S_IFCHR, "blockdev": stat.S_IFBLK}.get(node.type, stat.S_IFREG)
+    return stat.filemode(kind | node.mode)
+
+
+@click.command("ls")
+@click.argument("snapshot")
+@click.argument("path", required=False, default="")
+@click.option("-l", "--long", "long_", is_flag=True, help="Show mode, owner, size and time.")
+@pass_app
+def ls_cmd(app: App, snapshot: str, path: str, long_: bool) -> None:
+    """List the files of SNAPSHOT (below PATH)."""
+    repo = app.open_repo()
+    repo.load_index()
+    snap = repo.find_snapshot(snapshot)
+    start = find_node(repo, bytes.fromhex(snap.tree), path)
+    base = "/" + path.strip("/") if path.strip("/") else ""
+    items: list[tuple[str, Node]] = []
+    if start.type == DIR and start.subtree is not None:
+        for rel, node in walk(repo, start.subtree):
+            items.append((f"{base}/{os.fsdecode(rel)}", node))
+    else:
+        items.append((base, start))
+    if app.json:
+        app.emit([{"path": p, **n.to_json()} for p, n in items])
+        return
+    for p, n in items:
+        if long_:
+            when = n.mtime_ns // 1_000_000_000
+            from datetime import datetime
+
+            ts = datetime.fromtimestamp(when).strftime("%Y-%m-%d %H:%M:%S")
+            owner = f"{n.user or n.uid}/{n.group or n.gid}"
+            click.echo(f"{_mode_string(n)} {owner:>16} {n.size:>12} {ts} {p}")
+        else:
+            click.echo(p)
+
+
+@click.command()
+@click.argument("snap1")
+@click.argument("snap2")
+@pass_app
+def diff(app: App, snap1: str, snap2: str) -> None:
+    """Show what changed between two snapshots (+ added, - removed, M modified, T type, U metadata)."""
+    repo = app.open_repo()
+    changes, stats = diff_snapshots(repo, snap1, snap2)
+    text = "\n".join(f"{c.kind}  {c.path}" for c in changes)
+    text += (f"\n\nadded: {stats['added']}, removed: {stats['removed']}, modified: {stats['modified']}, "
+             f"metadata only: {stats['metadata']}; data added: {human_bytes(stats['bytes_added'])}")
+    app.emit({"changes": [c.__dict__ for c in changes], "stats": stats}, text.strip())
+
+
+COMMANDS = [snapshots, ls_cmd, diff]

@@ -1,0 +1,105 @@
+"""The ``safehold`` command: global options, the command list, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+
+import click
+
+from safehold import __version__
+from safehold.cli.app import App
+from safehold.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, SafeholdError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-r", "--repo", "repo_url", envvar="SAFEHOLD_REPOSITORY", help="Repository URL or path [env: SAFEHOLD_REPOSITORY].")
+@click.option("--password-file", envvar="SAFEHOLD_PASSWORD_FILE", help="Read the passphrase from this file.")
+@click.option("--password-command", envvar="SAFEHOLD_PASSWORD_COMMAND", help="Run this command to get the passphrase.")
+@click.option("--json", "json_out", is_flag=True, help="Machine-readable JSON output on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
+@click.version_option(__version__, prog_name="safehold")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    repo_url: str | None,
+    password_file: str | None,
+    password_command: str | None,
+    json_out: bool,
+    quiet: bool,
+    debug: bool,
+) -> None:
+    """safehold: disaster recovery for self-hosted application servers.
+
+    Deduplicated, compressed, always-encrypted snapshots on local disk, SFTP or S3; restores you can prove.
+    """
+    app = App(
+        repo_url=repo_url,
+        password_file=password_file,
+        password_command=password_command,
+        json=json_out,
+        debug=debug,
+        quiet=quiet,
+    )
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+def _register() -> None:
+    from safehold.cli import cmd_backup, cmd_check, cmd_demo, cmd_repo, cmd_restore, cmd_snapshots
+
+    for mod in (cmd_repo, cmd_backup, cmd_snapshots, cmd_restore, cmd_check, cmd_demo):
+        for command in mod.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def _report(exc: SafeholdError, as_json: bool) -> int:
+    click.echo(f"error: {exc.message}", err=True)
+    if exc.hint:
+        click.echo(f"hint: {exc.hint}", err=True)
+    if as_json:
+        click.echo(json.dumps({"error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}))
+    return exc.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and map every outcome to an exit code (see ``safehold.errors.EXIT_CODES``)."""
+    args = sys.argv[1:] if argv is None else argv
+    as_json = "--json" in args
+    debug = "--debug" in args or os.environ.get("SAFEHOLD_DEBUG") == "1"
+    try:
+        rv = cli.main(args=args, prog_name="safehold", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except SafeholdError as exc:
+        if debug:
+            traceback.print_exc()
+        return _report(exc, as_json)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_FAILURE
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: message, no traceback unless --debug
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
+        click.echo("hint: run again with --debug and report the traceback.", err=True)
+        return EXIT_FAILURE
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,294 @@
+"""Turning file trees, byte strings and streams into tree and data blobs.
+
+The :class:`Archiver` walks one directory at a time (asking a
+:class:`~safehold.sources.fs.select.Selector` which entries belong), reads files in this one thread,
+cuts them with FastCDC (seeded from the repository config), hashes each chunk with keyed BLAKE3 and
+hands only new chunks to the :class:`~safehold.engine.writer.BlobWriter`'s workers. Reading stays in
+one thread on purpose: small-file I/O from several Python threads is slower than from one.
+
+A :class:`VirtualDir` lets callers compose a snapshot root from several sources: absolute backup paths
+(intermediate folders take their metadata from the real folders), component folders, byte strings and
+streams (database dumps, API exports).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import pyfastcdc
+
+from safehold.engine.filescache import FilesCache
+from safehold.engine.pack import DATA, TREE
+from safehold.engine.progress import NullProgress, Progress
+from safehold.engine.repository import Repository
+from safehold.engine.tree import DIR, FILE, Node, encode_tree
+from safehold.engine.writer import BlobWriter
+from safehold.sources.fs.meta import node_from_stat
+from safehold.sources.fs.select import Selector
+
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NOATIME = getattr(os, "O_NOATIME", 0)
+
+
+@dataclass
+class ArchiveStats:
+    files: int = 0
+    dirs: int = 0
+    other: int = 0
+    files_read: int = 0
+    files_cached: int = 0
+    bytes_total: int = 0
+    bytes_read: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class StreamResult:
+    node: Node
+    size: int
+    sha256: str
+
+
+@dataclass
+class VirtualDir:
+    """A folder of the snapshot being built that is not (only) a real folder on disk."""
+
+    meta: Node | None = None
+    children: dict[bytes, VirtualDir | Node] = field(default_factory=dict)
+
+    def subdir(self, name: bytes, meta: Node | None = None) -> VirtualDir:
+        cur = self.children.get(name)
+        if isinstance(cur, VirtualDir):
+            if meta is not None and cur.meta is None:
+                cur.meta = meta
+            return cur
+        if cur is not None:
+            raise ValueError(f"{name!r} is both a file and a folder in the snapshot")
+        d = VirtualDir(meta)
+        self.children[name] = d
+        return d
+
+    def add(self, node: Node) -> None:
+        if node.name in self.children:
+            raise ValueError(f"{node.display_name!r} appears twice in the snapshot")
+        self.children[node.name] = node
+
+    def walk_to(self, parts: list[bytes], meta_of: Callable[[int], Node | None] = lambda _i: None) -> VirtualDir:
+        d = self
+        for i, p in enumerate(parts):
+            d = d.subdir(p, meta_of(i))
+        return d
+
+
+class Archiver:
+    """Stores file trees and streams as blobs. One instance per backup; used from one thread."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        writer: BlobWriter,
+        *,
+        cache: FilesCache | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        cfg = repo.config
+        self.repo = repo
+        self.writer = writer
+        self.cache = cache
+        self.progress = progress or NullProgress()
+        self.stats = ArchiveStats()
+        self.errors: list[str] = []
+        self._keys = repo.keys
+        self._chunker = pyfastcdc.FastCDC(
+            cfg.avg_size, min_size=cfg.min_size, max_size=cfg.max_size, seed=cfg.chunker_seed
+        )
+        self._min = cfg.min_size
+        self._hardlinks: dict[tuple[int, int], list[bytes]] = {}
+
+    # ---- blobs and trees -------------------------------------------------------------------------
+    def _store(self, blob_type: int, data: bytes) -> bytes:
+        blob_id = self._keys.blob_id_of(data)
+        if self.writer.reserve(blob_id):
+            self.writer.submit(blob_type, blob_id, data)
+        return blob_id
+
+    def save_tree(self, nodes: list[Node]) -> bytes:
+        return self._store(TREE, encode_tree(nodes))
+
+    def build(self, vdir: VirtualDir, name: bytes = b"") -> Node:
+        """Save a virtual folder (recursively) and return its node."""
+        nodes = [self.build(c, n) if isinstance(c, VirtualDir) else c for n, c in vdir.children.items()]
+        meta = vdir.meta
+        node = Node(name=name, type=DIR, mode=0o755, mtime_ns=time.time_ns()) if meta is None else _copy(meta)
+        node.name = name
+        node.subtree = self.save_tree(nodes)
+        return node
+
+    # ---- content from memory and streams ---------------------------------------------------------
+    def bytes_node(self, name: bytes, data: bytes, mode: int = 0o600) -> Node:
+        content = [self._store(DATA, chunk) for chunk in self._cut_bytes(data)]
+        self.progress.advance(files=1, nbytes=len(data))
+        return _synthetic(name, len(data), content, mode)
+
+    def _cut_bytes(self, data: bytes) -> list[bytes]:
+        if not data:
+            return []
+        if len(data) < self._min:
+            return [data]
+        return [bytes(c.data) for c in self._chunker.cut_buf(data)]
+
+    def stream_node(self, name: bytes, stream: IO[bytes], mode: int = 0o600) -> StreamResult:
+        """Chunk everything read from ``stream`` until EOF into one file node (bounded memory)."""
+        digest = hashlib.sha256()
+        content: list[bytes] = []
+        size = 0
+        for chunk in self._chunker.cut_stream(stream):
+            data = bytes(chunk.data)
+            digest.update(data)
+            content.append(self._store(DATA, data))
+            size += len(data)
+            self.progress.advance(nbytes=len(data))
+        self.progress.advance(files=1)
+        return StreamResult(_synthetic(name, size, content, mode), size, digest.hexdigest())
+
+    # ---- file trees ------------------------------------------------------------------------------
+    def archive_path(self, path: bytes, selector: Selector, name: bytes | None = None) -> Node | None:
+        """Archive a file or folder at ``path`` (recursively). None when it cannot be read."""
+        try:
+            st = os.lstat(path)
+        except OSError as exc:
+            self._error(path, f"cannot read: {exc.strerror}")
+            return None
+        return self._entry(path, os.path.basename(path) if name is None else name, st, selector, None)
+
+    def _entry(
+        self,
+        path: bytes,
+        name: bytes,
+        st: os.stat_result,
+        selector: Selector,
+        cached: dict[bytes, tuple[int, int, int, int, list[bytes]]] | None,
+    ) -> Node | None:
+        node = node_from_stat(name, path, st)
+        if stat.S_ISDIR(st.st_mode):
+            return self._dir(path, node, st, selector)
+        if stat.S_ISREG(st.st_mode):
+            self.stats.files += 1
+            self.stats.bytes_total += st.st_size
+            content = self._file_content(path, st, cached.get(name) if cached else None)
+            if content is None:
+                return None
+            node.content = content
+            self.progress.advance(files=1, nbytes=st.st_size)
+            return node
+        self.stats.other += 1
+        return node
+
+    def _dir(self, path: bytes, node: Node, st: os.stat_result, selector: Selector) -> Node:
+        self.stats.dirs += 1
+        n_errors = len(selector.errors)
+        entries = selector.scan(path, st)
+        for p, msg in selector.errors[n_errors:]:
+            self._error(p, msg)
+        cached = self.cache.lookup_dir(path) if self.cache is not None else None
+        nodes: list[Node] = []
+        base = path if path.endswith(b"/") else path + b"/"
+        for name, est in entries:
+            child = self._entry(base + name, name, est, selector, cached)
+            if child is not None:
+                nodes.append(child)
+        self.writer.raise_if_failed()
+        node.subtree = self.save_tree(nodes)
+        return node
+
+    def _file_content(
+        self, path: bytes, st: os.stat_result, cached: tuple[int, int, int, int, list[bytes]] | None
+    ) -> list[bytes] | None:
+        if st.st_nlink > 1:
+            known = self._hardlinks.get((st.st_dev, st.st_ino))
+            if known is not None:
+                return known
+        if (
+            cached is not None
+            and cached[:4] == (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+            and all(self.repo.index.has(b) for b in cached[4])
+        ):
+            self.stats.files_cached += 1
+            content = cached[4]
+        else:
+            content = self._read_file(path, st)
+            if content is None:
+                return None
+        if self.cache is not None:
+            d, n = os.path.split(path)
+            self.cache.record(d, n, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, content)
+        if st.st_nlink > 1:
+            self._hardlinks[(st.st_dev, st.st_ino)] = content
+        return content
+
+    def _read_file(self, path: bytes, st: os.stat_result) -> list[bytes] | None:
+        try:
+            try:
+                fd = os.open(path, _READ_FLAGS | _NOATIME)
+            except PermissionError:
+                fd = os.open(path, _READ_FLAGS)
+        except OSError as exc:
+            self._error(path, f"cannot read: {exc.strerror}")
+            return None
+        content: list[bytes] = []
+        nbytes = 0
+        try:
+            with os.fdopen(fd, "rb", buffering=0) as f:
+                if st.st_size < self._min:
+                    data = f.read()
+                    nbytes = len(data)
+                    if nbytes:
+                        content = [self._store(DATA, c) for c in self._cut_bytes(data)]
+                else:
+                    for chunk in self._chunker.cut_stream(f):
+                        data = bytes(chunk.data)
+                        nbytes += len(data)
+                        content.append(self._store(DATA, data))
+                after = os.fstat(f.fileno())
+        except OSError as exc:
+            self._error(path, f"read failed: {exc.strerror}")
+            return None
+        self.stats.files_read += 1
+        self.stats.bytes_read += nbytes
+        if nbytes != after.st_size or after.st_mtime_ns != st.st_mtime_ns or after.st_size != st.st_size:
+            self._error(path, "file changed while it was read; the stored copy may be inconsistent")
+        return content
+
+    def _error(self, path: bytes, message: str) -> None:
+        text = f"{os.fsdecode(path)}: {message}"
+        self.errors.append(text)
+        self.progress.warn(text)
+
+
+def _synthetic(name: bytes, size: int, content: list[bytes], mode: int) -> Node:
+    now = time.time_ns()
+    return Node(
+        name=name,
+        type=FILE,
+        mode=mode,
+        uid=os.getuid(),
+        gid=os.getgid(),
+        mtime_ns=now,
+        ctime_ns=now,
+        atime_ns=now,
+        size=size,
+        content=content,
+    )
+
+
+def _copy(node: Node) -> Node:
+    kw: dict[str, Any] = dict(node.__dict__)
+    return Node(**kw)

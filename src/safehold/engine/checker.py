@@ -1,0 +1,191 @@
+"""Repository integrity checks. Every finding is collected; the check never stops at the first.
+
+Structure (always): index files load and match their names; every pack the index names exists and its
+header agrees with the index; every snapshot loads; every tree of every snapshot loads and decodes; every
+blob a tree references is in the index with the right type. Packs that no index names are *notes*, not
+errors: an interrupted backup leaves them, and prune removes them.
+
+Data (``read_data``): every selected pack is read whole, its SHA-256 compared with its name, and every
+blob in it decrypted, decompressed and compared with its id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from safehold.backends.base import FileType, Handle
+from safehold.engine.pack import (
+    BLOB_TYPE_NAMES,
+    DATA,
+    TRAILER_LEN,
+    TREE,
+    PackedBlob,
+    decode_header,
+    parse_trailer,
+)
+from safehold.engine.progress import NullProgress, Progress
+from safehold.engine.repository import Repository
+from safehold.engine.tree import DIR, FILE, decode_tree
+from safehold.errors import IntegrityError, SafeholdError, UsageError
+
+
+@dataclass
+class CheckResult:
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    snapshots: int = 0
+    trees: int = 0
+    packs: int = 0
+    packs_read: int = 0
+    blobs_read: int = 0
+    bytes_read: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__) | {"ok": self.ok}
+
+
+def parse_subset(spec: str) -> tuple[str, float, int, int]:
+    """``N%`` -> ("pct", N, 0, 0); ``K/M`` -> ("slice", 0, K, M)."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)%", spec.strip())
+    if m and 0 < float(m.group(1)) <= 100:
+        return ("pct", float(m.group(1)), 0, 0)
+    m = re.fullmatch(r"(\d+)/(\d+)", spec.strip())
+    if m and 1 <= int(m.group(1)) <= int(m.group(2)):
+        return ("slice", 0.0, int(m.group(1)), int(m.group(2)))
+    raise UsageError(f"--read-data-subset takes N% or K/M, not {spec!r}")
+
+
+def select_packs(packs: list[str], subset: str | None) -> list[str]:
+    if subset is None:
+        return packs
+    kind, pct, k, m = parse_subset(subset)
+    if kind == "pct":
+        n = max(1, round(len(packs) * pct / 100)) if packs else 0
+        return random.sample(packs, n)
+    return [p for p in packs if int(p[:8], 16) % m == k - 1]
+
+
+class Checker:
+    def __init__(self, repo: Repository, progress: Progress | None = None, workers: int = 2) -> None:
+        self.repo = repo
+        self.progress = progress or NullProgress()
+        self.workers = workers
+        self.result = CheckResult()
+
+    def run(self, *, read_data: bool = False, subset: str | None = None) -> CheckResult:
+        r = self.result
+        repo = self.repo
+        repo.load_index(errors=r.errors)
+        stored = {fi.name: fi.size for fi in repo.backend.list(FileType.DATA)}
+        indexed = repo.index.by_pack()
+        r.packs = len(stored)
+        self.progress.start("check packs", total_files=len(indexed))
+        for pid, entries in indexed.items():
+            name = pid.hex()
+            if name not in stored:
+                r.errors.append(f"pack {name[:16]} is named by the index but missing from storage")
+                continue
+            self._check_header(name, stored[name], entries)
+            self.progress.advance(files=1)
+        self.progress.finish()
+        for name in sorted(set(stored) - {p.hex() for p in indexed}):
+            r.notes.append(f"pack {name[:16]} is not in any index (left by an interrupted backup; prune removes it)")
+        self._check_snapshots()
+        if read_data:
+            self._read_data(select_packs(sorted(stored), subset))
+        return r
+
+    def _check_header(self, name: str, size: int, entries: list[PackedBlob]) -> None:
+        try:
+            _env, header = self.repo.read_pack_header(name, size)
+        except (IntegrityError, SafeholdError) as exc:
+            self.result.errors.append(f"pack {name[:16]}: header unreadable: {exc}")
+            return
+        if {(e.id, e.offset, e.length, e.type) for e in header} != {(e.id, e.offset, e.length, e.type) for e in entries}:
+            self.result.errors.append(f"pack {name[:16]}: header and index disagree")
+
+    def _check_snapshots(self) -> None:
+        r = self.result
+        seen: set[bytes] = set()
+        snaps = list(self.repo.iter_snapshots(errors=r.errors))
+        r.snapshots = len(snaps)
+        self.progress.start("check snapshots", total_files=len(snaps))
+        for snap in snaps:
+            try:
+                root = bytes.fromhex(snap.tree)
+            except ValueError:
+                r.errors.append(f"snapshot {snap.short_id}: malformed tree id")
+                continue
+            stack = [(root, f"snapshot {snap.short_id}")]
+            while stack:
+                tree_id, where = stack.pop()
+                if tree_id in seen:
+                    continue
+                seen.add(tree_id)
+                r.trees += 1
+                loc = self.repo.index.lookup(tree_id)
+                if loc is None or loc.type != TREE:
+                    r.errors.append(f"{where}: tree {tree_id.hex()[:16]} is not in the index")
+                    continue
+                try:
+                    nodes = decode_tree(self.repo.load_blob(TREE, tree_id))
+                except SafeholdError as exc:
+                    r.errors.append(f"{where}: tree {tree_id.hex()[:16]}: {exc}")
+                    continue
+                for n in nodes:
+                    path = f"{where}/{n.display_name}"
+                    if n.type == DIR:
+                        if n.subtree is None:
+                            r.errors.append(f"{path}: folder without a tree")
+                        else:
+                            stack.append((n.subtree, path))
+                    elif n.type == FILE:
+                        for b in n.content:
+                            bl = self.repo.index.lookup(b)
+                            if bl is None or bl.type != DATA:
+                                r.errors.append(f"{path}: data blob {b.hex()[:16]} is not in the index")
+            self.progress.advance(files=1)
+        self.progress.finish()
+
+    def _read_data(self, packs: list[str]) -> None:
+        self.progress.start("read data", total_files=len(packs))
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="safehold-check") as pool:
+            for errs, nblobs, nbytes in pool.map(self._read_pack, packs):
+                self.result.errors += errs
+                self.result.packs_read += 1
+                self.result.blobs_read += nblobs
+                self.result.bytes_read += nbytes
+                self.progress.advance(files=1, nbytes=nbytes)
+        self.progress.finish()
+
+    def _read_pack(self, name: str) -> tuple[list[str], int, int]:
+        errs: list[str] = []
+        try:
+            data = self.repo.backend.load(Handle(FileType.DATA, name))
+        except SafeholdError as exc:
+            return [f"pack {name[:16]}: cannot be read: {exc}"], 0, 0
+        if hashlib.sha256(data).hexdigest() != name:
+            errs.append(f"pack {name[:16]}: content does not match its name (damaged)")
+        try:
+            envelope, hlen = parse_trailer(data[-TRAILER_LEN:], len(data))
+            header_ct = data[len(data) - TRAILER_LEN - hlen : len(data) - TRAILER_LEN]
+            header = decode_header(self.repo.sessions, envelope, header_ct, len(data))
+        except (ValueError, SafeholdError) as exc:
+            return [*errs, f"pack {name[:16]}: header unreadable: {exc}"], 0, len(data)
+        mv = memoryview(data)
+        n = 0
+        for e in header:
+            try:
+                self.repo.decode_blob(e.id, e, envelope, mv[e.offset : e.offset + e.length])
+                n += 1
+            except IntegrityError as exc:
+                errs.append(f"pack {name[:16]}: {BLOB_TYPE_NAMES.get(e.type, '?')} blob {e.id.hex()[:16]}: {exc}")
+        return errs, n, len(data)

@@ -1,0 +1,373 @@
+"""Restoring a snapshot's tree to disk.
+
+The restorer first plans (walks the snapshot's trees, applies include/exclude patterns and the overwrite
+policy), then reads each needed pack once and writes every blob it holds into every file that needs it,
+several packs in parallel. A file is assembled under a temporary name next to its final path, its
+metadata applied, and only then renamed into place: a file that could not be restored completely is
+never left at its final path. Every blob is decrypted, decompressed and checked against its id before
+a single byte of it is written. A second run after an interruption skips files already complete (same
+type, size and mtime) under the default ``if-changed`` policy.
+
+Order: folders, then file contents, then hard links, symlinks and special files, then folder metadata
+from the deepest folder up (writing into a folder changes its mtime).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import pathspec
+
+from safehold.backends.base import FileType, Handle
+from safehold.engine.index import BlobLocation
+from safehold.engine.pack import DATA, TREE
+from safehold.engine.progress import NullProgress, Progress
+from safehold.engine.repository import Repository
+from safehold.engine.tree import DIR, FILE, SYMLINK, Node, decode_tree
+from safehold.errors import IntegrityError, NotFound, SafeholdError, UsageError
+from safehold.sources.fs.meta import apply_metadata, create_special, write_sparse_aware
+
+OVERWRITE_POLICIES = ("never", "if-changed", "always")
+TMP_SUFFIX = b".safehold-partial"
+_GAP = 256 * 1024
+
+
+@dataclass
+class RestoreStats:
+    files: int = 0
+    files_skipped: int = 0
+    dirs: int = 0
+    bytes_written: int = 0
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class _Job:
+    final: bytes
+    node: Node
+    remaining: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    created: bool = False
+    failed: bool = False
+
+    @property
+    def tmp(self) -> bytes:
+        d, n = os.path.split(self.final)
+        return os.path.join(d, b"." + n[:200] + TMP_SUFFIX)
+
+
+def load_tree(repo: Repository, tree_id: bytes) -> list[Node]:
+    return decode_tree(repo.load_blob(TREE, tree_id))
+
+
+def find_node(repo: Repository, root_tree: bytes, subpath: str) -> Node:
+    """The node at ``subpath`` ('/'-separated, relative to the snapshot root)."""
+    node = Node(name=b"", type=DIR, subtree=root_tree)
+    for part in [os.fsencode(p) for p in subpath.strip("/").split("/") if p]:
+        if node.type != DIR or node.subtree is None:
+            raise NotFound(f"{subpath} is not a folder in the snapshot")
+        match = [n for n in load_tree(repo, node.subtree) if n.name == part]
+        if not match:
+            raise NotFound(f"{subpath} does not exist in the snapshot")
+        node = match[0]
+    return node
+
+
+def walk(repo: Repository, tree_id: bytes, prefix: bytes = b"") -> Iterator[tuple[bytes, Node]]:
+    """Every (relative path, node) below a tree, parents before children."""
+    for n in load_tree(repo, tree_id):
+        path = prefix + b"/" + n.name if prefix else n.name
+        yield path, n
+        if n.type == DIR and n.subtree is not None:
+            yield from walk(repo, n.subtree, path)
+
+
+class PathFilter:
+    def __init__(self, includes: list[str], excludes: list[str], base: bytes) -> None:
+        self.inc = pathspec.GitIgnoreSpec.from_lines(includes) if includes else None
+        self.exc = pathspec.GitIgnoreSpec.from_lines(excludes) if excludes else None
+        self.base = base
+
+    def wanted(self, rel: bytes, is_dir: bool) -> bool | None:
+        """True: restore; False: skip (and below); None: undecided dir (restore only if children are)."""
+        p = os.fsdecode(os.path.join(self.base, rel) if self.base else rel) + ("/" if is_dir else "")
+        if self.exc is not None and self.exc.match_file(p):
+            return False
+        if self.inc is None or self.inc.match_file(p):
+            return True
+        return None
+
+
+class Restorer:
+    def __init__(
+        self,
+        repo: Repository,
+        *,
+        overwrite: str = "if-changed",
+        progress: Progress | None = None,
+        restore_owner: bool | None = None,
+        workers: int = 2,
+    ) -> None:
+        if overwrite not in OVERWRITE_POLICIES:
+            raise UsageError(f"--overwrite takes one of {', '.join(OVERWRITE_POLICIES)}")
+        self.repo = repo
+        self.overwrite = overwrite
+        self.progress = progress or NullProgress()
+        self.restore_owner = os.geteuid() == 0 if restore_owner is None else restore_owner
+        self.workers = workers
+        self.stats = RestoreStats()
+
+    # ---- planning --------------------------------------------------------------------------------
+    def restore(
+        self,
+        start: Node,
+        target: bytes,
+        *,
+        includes: list[str] | None = None,
+        excludes: list[str] | None = None,
+        base: bytes = b"",
+    ) -> RestoreStats:
+        """Restore the children of folder node ``start`` below ``target``."""
+        self.repo.load_index()
+        if start.type != DIR or start.subtree is None:
+            return self._restore_single(start, target)
+        flt = PathFilter(includes or [], excludes or [], base)
+        os.makedirs(target, exist_ok=True)
+        dirs: list[tuple[bytes, Node]] = []
+        later: list[tuple[bytes, Node]] = []
+        jobs: list[_Job] = []
+        links: dict[tuple[int, int], bytes] = {}
+        skipped_dirs: list[bytes] = []
+        for rel, node in walk(self.repo, start.subtree):
+            if any(rel.startswith(s + b"/") for s in skipped_dirs[-64:]):
+                continue
+            want = flt.wanted(rel, node.type == DIR)
+            if want is False:
+                if node.type == DIR:
+                    skipped_dirs.append(rel)
+                continue
+            final = os.path.join(target, rel)
+            if node.type == DIR:
+                if want is None:
+                    later.append((final, node))
+                    continue
+                self._mkdir(final)
+                dirs.append((final, node))
+                continue
+            if want is None:
+                continue
+            self._ensure_parents(final, target, later, dirs)
+            if node.type == FILE:
+                key = (node.device, node.inode)
+                if node.links > 1 and key in links:
+                    later.append((final, node))
+                    continue
+                if node.links > 1:
+                    links[key] = final
+                if self._skip_existing(final, node):
+                    self.stats.files_skipped += 1
+                    continue
+                jobs.append(_Job(final, node, len(node.content)))
+            else:
+                later.append((final, node))
+        self._restore_contents(jobs)
+        self._finish_others(later, links)
+        for final, node in sorted(dirs, key=lambda x: x[0].count(b"/"), reverse=True):
+            self.stats.warnings += apply_metadata(final, node, restore_owner=self.restore_owner)
+        return self.stats
+
+    def _ensure_parents(
+        self, final: bytes, target: bytes, pending: list[tuple[bytes, Node]], dirs: list[tuple[bytes, Node]]
+    ) -> None:
+        parent = os.path.dirname(final)
+        if os.path.isdir(parent):
+            return
+        self._mkdir(parent)
+        for p, n in pending:
+            if n.type == DIR and (parent == p or parent.startswith(p + b"/")) and all(p != d for d, _ in dirs):
+                dirs.append((p, n))
+
+    def _mkdir(self, path: bytes) -> None:
+        if os.path.lexists(path) and not os.path.isdir(path):
+            if self.overwrite != "always":
+                self.stats.errors.append(f"{os.fsdecode(path)}: exists and is not a folder")
+                return
+            os.unlink(path)
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        self.stats.dirs += 1
+
+    def _skip_existing(self, final: bytes, node: Node) -> bool:
+        try:
+            st = os.lstat(final)
+        except FileNotFoundError:
+            return False
+        if self.overwrite == "never":
+            return True
+        if stat.S_ISDIR(st.st_mode):
+            self.stats.errors.append(f"{os.fsdecode(final)}: a folder is in the way of a file")
+            return True
+        return (
+            self.overwrite == "if-changed"
+            and stat.S_ISREG(st.st_mode)
+            and st.st_size == node.size
+            and st.st_mtime_ns == node.mtime_ns
+        )
+
+    def _restore_single(self, node: Node, target: bytes) -> RestoreStats:
+        os.makedirs(target, exist_ok=True)
+        final = os.path.join(target, node.name)
+        if node.type == FILE:
+            if not self._skip_existing(final, node):
+                self._restore_contents([_Job(final, node, len(node.content))])
+        else:
+            self._finish_others([(final, node)], {})
+        return self.stats
+
+    # ---- contents --------------------------------------------------------------------------------
+    def _restore_contents(self, jobs: list[_Job]) -> None:
+        by_pack: dict[bytes, dict[bytes, tuple[BlobLocation, list[tuple[_Job, int]]]]] = {}
+        for job in jobs:
+            if not job.node.content:
+                self._create(job)
+                self._complete(job)
+                continue
+            off = 0
+            for blob_id in job.node.content:
+                loc = self.repo.index.lookup(blob_id)
+                if loc is None or loc.type != DATA:
+                    job.failed = True
+                    self.stats.errors.append(
+                        f"{os.fsdecode(job.final)}: blob {blob_id.hex()[:16]} is missing from the repository"
+                    )
+                    break
+                slot = by_pack.setdefault(loc.pack_id, {}).setdefault(blob_id, (loc, []))
+                slot[1].append((job, off))
+                off += loc.raw_length
+        total = sum(j.node.size for j in jobs)
+        self.progress.start("restore", total_files=len(jobs), total_bytes=total)
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="safehold-restore") as pool:
+            list(pool.map(self._restore_pack, by_pack.items()))
+        for job in jobs:
+            if job.failed and job.created:
+                try:
+                    os.unlink(job.tmp)
+                except OSError:
+                    pass
+        self.progress.finish()
+
+    def _restore_pack(self, item: tuple[bytes, dict[bytes, tuple[BlobLocation, list[tuple[_Job, int]]]]]) -> None:
+        pack_id, blobs = item
+        h = Handle(FileType.DATA, pack_id.hex())
+        ordered = sorted(blobs.items(), key=lambda kv: kv[1][0].offset)
+        groups: list[list[tuple[bytes, tuple[BlobLocation, list[tuple[_Job, int]]]]]] = []
+        for kv in ordered:
+            if groups:
+                last = groups[-1][-1][1][0]
+                if kv[1][0].offset - (last.offset + last.length) <= _GAP:
+                    groups[-1].append(kv)
+                    continue
+            groups.append([kv])
+        for group in groups:
+            first, last = group[0][1][0], group[-1][1][0]
+            try:
+                data = self.repo.backend.load(h, first.offset, last.offset + last.length - first.offset)
+            except SafeholdError as exc:
+                self._fail_all(group, f"pack {pack_id.hex()[:16]} unreadable: {exc}")
+                continue
+            mv = memoryview(data)
+            for blob_id, (loc, targets) in group:
+                start = loc.offset - first.offset
+                try:
+                    plain = self.repo.decode_blob(blob_id, loc, loc.envelope, mv[start : start + loc.length])
+                except IntegrityError as exc:
+                    self._fail_all([(blob_id, (loc, targets))], str(exc))
+                    continue
+                for job, off in targets:
+                    self._write(job, off, plain)
+
+    def _fail_all(self, group: list[tuple[bytes, tuple[BlobLocation, list[tuple[_Job, int]]]]], msg: str) -> None:
+        for _blob_id, (_loc, targets) in group:
+            for job, _off in targets:
+                with job.lock:
+                    if not job.failed:
+                        job.failed = True
+                        self.stats.errors.append(f"{os.fsdecode(job.final)}: not restored: {msg}")
+
+    def _create(self, job: _Job) -> None:
+        fd = os.open(job.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            os.ftruncate(fd, job.node.size)
+        finally:
+            os.close(fd)
+        job.created = True
+
+    def _write(self, job: _Job, offset: int, data: bytes) -> None:
+        with job.lock:
+            if job.failed:
+                return
+            try:
+                if not job.created:
+                    self._create(job)
+                fd = os.open(job.tmp, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+                try:
+                    write_sparse_aware(fd, offset, data)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                job.failed = True
+                self.stats.errors.append(f"{os.fsdecode(job.final)}: write failed: {exc.strerror}")
+                return
+            self.stats.bytes_written += len(data)
+            self.progress.advance(nbytes=len(data))
+            job.remaining -= 1
+            if job.remaining == 0:
+                self._complete(job)
+
+    def _complete(self, job: _Job) -> None:
+        self.stats.warnings += apply_metadata(job.tmp, job.node, restore_owner=self.restore_owner)
+        try:
+            os.replace(job.tmp, job.final)
+        except IsADirectoryError:
+            job.failed = True
+            self.stats.errors.append(f"{os.fsdecode(job.final)}: a folder is in the way of a file")
+            return
+        self.stats.files += 1
+        self.progress.advance(files=1)
+
+    # ---- links, symlinks, specials ------------------------------------------------------------------
+    def _finish_others(self, items: list[tuple[bytes, Node]], links: dict[tuple[int, int], bytes]) -> None:
+        for final, node in items:
+            if node.type == DIR:
+                continue
+            try:
+                if os.path.lexists(final):
+                    if self.overwrite == "never":
+                        continue
+                    if os.path.isdir(final) and not os.path.islink(final):
+                        self.stats.errors.append(f"{os.fsdecode(final)}: a folder is in the way")
+                        continue
+                    os.unlink(final)
+                if node.type == FILE:
+                    src = links.get((node.device, node.inode))
+                    if src is None or not os.path.exists(src):
+                        self.stats.errors.append(f"{os.fsdecode(final)}: hard link target was not restored")
+                        continue
+                    os.link(src, final)
+                    self.stats.files += 1
+                    continue
+                if node.type == SYMLINK:
+                    os.symlink(node.linktarget or b"", final)
+                elif not create_special(final, node):
+                    continue
+                self.stats.warnings += apply_metadata(final, node, restore_owner=self.restore_owner)
+            except (OSError, SafeholdError) as exc:
+                self.stats.errors.append(f"{os.fsdecode(final)}: {exc}")

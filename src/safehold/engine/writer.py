@@ -1,0 +1,203 @@
+"""Writing blobs: compress, encrypt, verify, pack, upload, index.
+
+The caller (one thread: the archiver) computes each blob's id itself (keyed BLAKE3 is cheap) and asks
+:meth:`BlobWriter.reserve` whether the blob is new. New blobs go to :meth:`BlobWriter.submit`, which
+hands them to a small thread pool: zstd, AES-GCM and BLAKE3 release the GIL on large buffers, so two
+workers use both cores. Each worker seals a blob, decrypts and re-hashes it (a blob is never written
+that would not read back), and appends it to one of several open packs of its type chosen at random.
+A full pack is finalised and saved by the worker that filled it; its entries then enter the index.
+Index files are written every ``INDEX_EVERY`` packs and at :meth:`BlobWriter.flush`. The in-flight
+byte budget bounds memory whatever the input size.
+
+Write order: a pack is saved before any index entry names it, and the snapshot (written by the caller
+after :meth:`flush`) only after all index files naming its blobs.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import zstandard
+
+from safehold.backends.base import FileType, Handle
+from safehold.engine.crypto import Session, blob_ad
+from safehold.engine.index import PackRecord, encode_index
+from safehold.engine.pack import DATA, TREE, PackBuilder
+from safehold.engine.repository import Repository
+from safehold.errors import IntegrityError
+
+INDEX_EVERY = 32
+OPEN_DATA_PACKS = 2
+MAX_IN_FLIGHT = 24 * 1024 * 1024
+
+
+class WriterStats:
+    def __init__(self) -> None:
+        self.blobs_new = 0
+        self.bytes_new_raw = 0
+        self.bytes_new_stored = 0
+        self.packs = 0
+        self.index_files = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+class BlobWriter:
+    """Writes new blobs into packs. Not reusable after :meth:`flush` or :meth:`abort`."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        *,
+        workers: int = 2,
+        check: Callable[[], None] | None = None,
+    ) -> None:
+        repo.load_index()
+        self.repo = repo
+        self.session = Session(repo.keys.data)
+        self.stats = WriterStats()
+        self._check = check or (lambda: None)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="safehold-pack")
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._reserved: set[bytes] = set()
+        self._packs: dict[int, list[PackBuilder]] = {
+            DATA: [PackBuilder(DATA) for _ in range(OPEN_DATA_PACKS)],
+            TREE: [PackBuilder(TREE)],
+        }
+        self._unindexed: list[PackRecord] = []
+        self._budget = threading.Condition()
+        self._in_flight = 0
+        self._error: BaseException | None = None
+        self._futures: set[Future[None]] = set()
+        self._level = repo.config.compression_level
+        self._pack_size = repo.config.pack_size
+
+    # ---- caller side -----------------------------------------------------------------------------
+    def reserve(self, blob_id: bytes) -> bool:
+        """True when the blob is unknown (caller must then submit it); False when already stored."""
+        with self._lock:
+            if blob_id in self._reserved or self.repo.index.has(blob_id):
+                return False
+            self._reserved.add(blob_id)
+            return True
+
+    def submit(self, blob_type: int, blob_id: bytes, data: bytes) -> None:
+        """Queue a reserved blob for writing; blocks while too many bytes are in flight."""
+        self.raise_if_failed()
+        n = len(data)
+        with self._budget:
+            while self._in_flight > 0 and self._in_flight + n > MAX_IN_FLIGHT:
+                self._budget.wait(0.5)
+                self.raise_if_failed()
+            self._in_flight += n
+        fut = self._pool.submit(self._work, blob_type, blob_id, data)
+        with self._lock:
+            self._futures.add(fut)
+        fut.add_done_callback(self._done)
+
+    def save_blob(self, blob_type: int, data: bytes) -> bytes:
+        """Hash, dedupe and queue ``data``; return its id."""
+        blob_id = self.repo.keys.blob_id_of(data)
+        if self.reserve(blob_id):
+            self.submit(blob_type, blob_id, data)
+        return blob_id
+
+    def raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def flush(self) -> None:
+        """Wait for all blobs, save the last packs and the index. After this, blobs are durable."""
+        self._pool.shutdown(wait=True)
+        self.raise_if_failed()
+        for t in (DATA, TREE):
+            for pb in self._packs[t]:
+                if pb.entries:
+                    self._save_pack(pb)
+        self._write_index(force=True)
+
+    def abort(self) -> None:
+        self._error = self._error or RuntimeError("aborted")
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # ---- worker side -----------------------------------------------------------------------------
+    def _done(self, fut: Future[None]) -> None:
+        with self._lock:
+            self._futures.discard(fut)
+        exc = fut.exception() if not fut.cancelled() else None
+        if exc is not None and self._error is None:
+            self._error = exc
+
+    def _cctx(self) -> zstandard.ZstdCompressor:
+        c: zstandard.ZstdCompressor | None = getattr(self._local, "cctx", None)
+        if c is None:
+            c = zstandard.ZstdCompressor(level=self._level)
+            self._local.cctx = c
+        return c
+
+    def _work(self, blob_type: int, blob_id: bytes, data: bytes) -> None:
+        try:
+            if self._error is not None:
+                return
+            raw_len = len(data)
+            payload: bytes = data
+            compressed = False
+            if raw_len >= 64:
+                c = self._cctx().compress(data)
+                # Keep raw when compression saves less than 1/32: not worth the read-side work.
+                if len(c) < raw_len - (raw_len >> 5):
+                    payload, compressed = c, True
+            ad = blob_ad(blob_type, blob_id)
+            sealed = self.session.seal(payload, ad)
+            # Verify before packing: decrypt, decompress, re-hash.
+            check = self.session.open(sealed, ad)
+            if compressed:
+                check = zstandard.ZstdDecompressor().decompress(check, max_output_size=raw_len)
+            if self.repo.keys.blob_id_of(check) != blob_id:
+                raise IntegrityError("a blob did not read back identically before upload (memory error?)")
+            full: PackBuilder | None = None
+            with self._lock:
+                packs = self._packs[blob_type]
+                pb = packs[random.randrange(len(packs))] if len(packs) > 1 else packs[0]
+                pb.add(blob_id, sealed, raw_len, compressed)
+                self.stats.blobs_new += 1
+                self.stats.bytes_new_raw += raw_len
+                self.stats.bytes_new_stored += len(sealed)
+                if len(pb) >= self._pack_size:
+                    packs[packs.index(pb)] = PackBuilder(blob_type)
+                    full = pb
+            if full is not None:
+                self._save_pack(full)
+        finally:
+            with self._budget:
+                self._in_flight -= len(data)
+                self._budget.notify_all()
+
+    def _save_pack(self, pb: PackBuilder) -> None:
+        entries = list(pb.entries)
+        data, pack_id = pb.finish(self.session)
+        self._check()
+        self.repo.backend.save(Handle(FileType.DATA, pack_id.hex()), data)
+        envelope = self.session.envelope
+        self.repo.index.add_pack(pack_id, envelope, entries)
+        with self._lock:
+            for e in entries:
+                self._reserved.discard(e.id)
+            self._unindexed.append((pack_id, envelope, entries))
+            self.stats.packs += 1
+        self._write_index(force=False)
+
+    def _write_index(self, *, force: bool) -> None:
+        with self._lock:
+            if not self._unindexed or (not force and len(self._unindexed) < INDEX_EVERY):
+                return
+            records, self._unindexed = self._unindexed, []
+        self._check()
+        name = self.repo.save_file(FileType.INDEX, encode_index(records))
+        self.repo.index_files.add(name)
+        self.stats.index_files += 1
