@@ -1,0 +1,337 @@
+"""The ``system-info`` source: what is installed on the machine, as text, for rebuilding it.
+
+Items (each can be switched off through ``collect``) and the file each writes:
+
+=================  ======================  ======================================================
+packages           ``packages.txt``        ``dpkg --get-selections``
+manual-packages    ``manual-packages.txt`` ``apt-mark showmanual``
+php-modules        ``php-modules.txt``     ``php -m``
+composer-global    ``composer-global.txt`` ``composer global show``
+npm-global         ``npm-global.txt``      ``npm ls -g --depth=0``
+kernel             ``kernel.txt``          ``uname -a``
+os-release         ``os-release``          ``<root>/etc/os-release`` (or ``usr/lib/os-release``)
+disks              ``disks.txt``           ``df -hT`` and ``lsblk`` (when present)
+services           ``services.txt``        ``systemctl list-units --type=service --state=running``
+=================  ======================  ======================================================
+
+``info.json`` records for every item whether it was ``ok``, ``missing`` (tool not installed, file
+absent) or ``failed`` (exit status and the end of stderr), plus tool versions. A missing tool is never
+a failure, and neither is a failing tool, except for the items in ``required`` (by default the two
+package lists): a present ``dpkg``/``apt-mark`` that exits non-zero fails the component, since the
+package plan would be silently incomplete.
+
+Restore builds the package install plan: ``apt-get update`` and ``apt-get install -y <manual packages>``
+(or, without a manual list, ``dpkg --set-selections`` + ``apt-get dselect-upgrade``), listed in the
+report's actions; npm and composer global packages are listed in ``details["follow_up"]``. With
+``ctx.options["run_install"]`` true (and not a dry run) the apt steps are run; a non-zero exit fails.
+Tools are looked up on ``path`` (default: safehold's PATH), which is also how tests substitute fakes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from safehold.errors import SourceError
+from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
+from safehold.sources.command import Running, run_capture
+
+ItemName = Literal[
+    "packages",
+    "manual-packages",
+    "php-modules",
+    "composer-global",
+    "npm-global",
+    "kernel",
+    "os-release",
+    "disks",
+    "services",
+]
+
+
+@dataclass(frozen=True)
+class _Item:
+    filename: str
+    commands: tuple[tuple[str, ...], ...]
+    optional_after_first: bool = False  # later commands add detail; only the first decides the status
+
+
+ITEMS: dict[str, _Item] = {
+    "packages": _Item("packages.txt", (("dpkg", "--get-selections"),)),
+    "manual-packages": _Item("manual-packages.txt", (("apt-mark", "showmanual"),)),
+    "php-modules": _Item("php-modules.txt", (("php", "-m"),)),
+    "composer-global": _Item(
+        "composer-global.txt", (("composer", "global", "show", "--no-interaction", "--no-ansi"),)
+    ),
+    "npm-global": _Item("npm-global.txt", (("npm", "ls", "-g", "--depth=0"),)),
+    "kernel": _Item("kernel.txt", (("uname", "-a"),)),
+    "os-release": _Item("os-release", ()),
+    "disks": _Item("disks.txt", (("df", "-hT"), ("lsblk",)), optional_after_first=True),
+    "services": _Item(
+        "services.txt",
+        (
+            (
+                "systemctl",
+                "list-units",
+                "--type=service",
+                "--state=running",
+                "--no-pager",
+                "--no-legend",
+                "--plain",
+            ),
+        ),
+    ),
+}
+VERSIONS: dict[str, tuple[str, ...]] = {
+    "dpkg": ("dpkg", "--version"),
+    "php": ("php", "-v"),
+    "composer": ("composer", "--version", "--no-ansi"),
+    "npm": ("npm", "--version"),
+}
+_ALL_ITEMS: tuple[ItemName, ...] = typing.get_args(ItemName)
+_REQUIRED: tuple[ItemName, ...] = ("packages", "manual-packages")
+_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?$")
+_NPM_LINE = re.compile(r"[`├└]── (\S+)")
+_COMPOSER_LINE = re.compile(r"^([a-z0-9_.-]+/[a-z0-9_.-]+)\s+(\S+)")
+
+
+class SystemInfoOptions(BaseModel):
+    """Settings of a ``system-info`` component."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    collect: list[ItemName] = Field(
+        default_factory=lambda: list(_ALL_ITEMS),
+        description="Which items to capture (all by default).",
+        examples=[["packages", "manual-packages", "kernel", "os-release"]],
+    )
+    required: list[ItemName] = Field(
+        default_factory=lambda: list(_REQUIRED),
+        description="Items whose tool, when installed, must succeed; a failure fails the component.",
+        examples=[["packages", "manual-packages"], []],
+    )
+    root: str = Field(default="/", description="Root below which etc/os-release is read.", examples=["/"])
+    path: str | None = Field(
+        default=None,
+        description="PATH used to find the tools (default: safehold's own PATH).",
+        examples=["/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+    )
+    timeout: float = Field(default=120.0, gt=0, description="Seconds allowed per tool.", examples=[120])
+
+
+class SystemInfoSource:
+    """Installed packages, runtimes, kernel, disks and services as text; restore prints the install plan."""
+
+    kind: ClassVar[str] = "system-info"
+    Options = SystemInfoOptions
+
+    def __init__(self, name: str, options: SystemInfoOptions) -> None:
+        self.name = name
+        self.options = options
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.options.path is not None:
+            env["PATH"] = self.options.path
+        env.update(
+            {
+                "LC_ALL": "C",
+                "SYSTEMD_PAGER": "cat",
+                "COMPOSER_ALLOW_SUPERUSER": "1",
+                "NO_COLOR": "1",
+                "npm_config_update_notifier": "false",
+                "DEBIAN_FRONTEND": "noninteractive",
+            }
+        )
+        return env
+
+    def _which(self, tool: str, env: dict[str, str]) -> str | None:
+        return shutil.which(tool, path=env.get("PATH", ""))
+
+    # ---------------------------------------------------------------------------------------- backup
+    def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
+        """Capture every enabled item; missing/failed tools are recorded in info.json."""
+        env = self._env()
+        items: dict[str, Any] = {}
+        for name, item in ITEMS.items():
+            if name not in self.options.collect:
+                items[name] = {"status": "disabled"}
+                continue
+            record, data = self._capture(name, env)
+            items[name] = record
+            if data:
+                out.add_bytes(item.filename, data, mode=0o644)
+        tools = {}
+        for tool, argv in VERSIONS.items():
+            exe = self._which(tool, env)
+            if exe:
+                res = run_capture([exe, *argv[1:]], env=env, timeout=self.options.timeout)
+                lines = res.stdout.decode("utf-8", "replace").strip().splitlines()
+                tools[tool] = lines[0] if res.ok and lines else None
+        missing = sorted(n for n, r in items.items() if r["status"] == "missing")
+        failed = sorted(n for n, r in items.items() if r["status"] == "failed")
+        info = {"format": 1, "items": items, "missing": missing, "failed": failed, "tools": tools}
+        out.add_bytes("info.json", json.dumps(info, indent=1, sort_keys=True).encode(), mode=0o644)
+        if missing:
+            ctx.log(f"{self.name}: not available here (recorded): {', '.join(missing)}")
+        for n in failed:
+            ctx.log(f"{self.name}: {n} failed (recorded): {items[n].get('error', '')}")
+        fatal = [n for n in failed if n in self.options.required]
+        if fatal:
+            for n in fatal:
+                out.log(f"{self.name}: {n}: {items[n].get('error', '')}")
+            raise SourceError(
+                f"component {self.name}: {', '.join(fatal)} failed: {items[fatal[0]].get('error', '')}",
+                hint="Run the tool by hand to see why it fails, or remove the item from 'required'.",
+            )
+        return {
+            "captured": sorted(n for n, r in items.items() if r["status"] == "ok"),
+            "missing": missing,
+            "failed": failed,
+            "tools": tools,
+        }
+
+    def _capture(self, name: str, env: dict[str, str]) -> tuple[dict[str, Any], bytes]:
+        item = ITEMS[name]
+        if name == "os-release":
+            root = Path(self.options.root)
+            for rel in ("etc/os-release", "usr/lib/os-release"):
+                try:
+                    return {"status": "ok", "source": rel}, (root / rel).read_bytes()
+                except OSError:
+                    continue
+            return {"status": "missing", "error": "no os-release file"}, b""
+        parts: list[bytes] = []
+        runs: list[dict[str, Any]] = []
+        for argv in item.commands:
+            exe = self._which(argv[0], env)
+            if exe is None:
+                runs.append({"command": " ".join(argv), "status": "missing"})
+                continue
+            res = run_capture([exe, *argv[1:]], env=env, timeout=self.options.timeout)
+            ok = res.ok
+            runs.append(
+                {"command": " ".join(argv), "status": "ok" if ok else "failed", "exit_code": res.returncode}
+                | (
+                    {}
+                    if ok
+                    else {"error": (res.stderr.splitlines() or [f"status {res.returncode}"])[-1][:500]}
+                )
+            )
+            if res.stdout:
+                parts.append(
+                    res.stdout if len(item.commands) == 1 else f"$ {' '.join(argv)}\n".encode() + res.stdout
+                )
+        deciding = runs[:1] if item.optional_after_first else runs
+        statuses = [r["status"] for r in deciding]
+        if all(s == "missing" for s in statuses):
+            status = "missing"
+        else:
+            status = "failed" if "failed" in statuses else "ok"
+        record: dict[str, Any] = {"status": status, "commands": runs}
+        if status == "failed":
+            record["error"] = next(r.get("error", "") for r in deciding if r["status"] == "failed")
+        return record, b"\n".join(parts) if len(parts) > 1 else b"".join(parts)
+
+    # --------------------------------------------------------------------------------------- restore
+    def restore(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+        """The package install plan in ``actions``; run with ``ctx.options["run_install"]``."""
+        report = RestoreReport(component=self.name)
+
+        def text(fname: str) -> str:
+            return snap.read_bytes(fname).decode("utf-8", "replace") if snap.exists(fname) else ""
+
+        manual: list[str] = []
+        bad: list[str] = []
+        for word in text("manual-packages.txt").split():
+            (manual if _PACKAGE.match(word) else bad).append(word)
+        if bad:
+            report.warnings.append(f"ignored {len(bad)} unexpected package names, e.g. {bad[0]!r}")
+        selections = text("packages.txt")
+        steps: list[tuple[list[str], bytes | None]] = []
+        if manual:
+            steps = [(["apt-get", "update"], None), (["apt-get", "install", "-y", *manual], None)]
+        elif selections.strip():
+            steps = [
+                (["apt-get", "update"], None),
+                (["dpkg", "--set-selections"], selections.encode()),
+                (["apt-get", "dselect-upgrade", "-y"], None),
+            ]
+        else:
+            report.warnings.append("the snapshot holds no package list: nothing to install")
+        for argv, stdin in steps:
+            report.actions.append(" ".join(argv) + (" < packages.txt" if stdin else ""))
+        report.details["alternative"] = [
+            "dpkg --set-selections < packages.txt",
+            "apt-get dselect-upgrade -y",
+        ]
+        report.details["follow_up"] = _follow_up(text("npm-global.txt"), text("composer-global.txt"))
+        self._compare_os(text("os-release"), report)
+        if ctx.dry_run or not ctx.options.get("run_install") or not steps:
+            if steps and not ctx.dry_run:
+                report.warnings.append("package plan not run (restore with run_install to run it)")
+            return report
+        env = self._env()
+        for argv, stdin in steps:
+            exe = self._which(argv[0], env)
+            if exe is None:
+                raise SourceError(
+                    f"component {self.name}: {argv[0]} not found", hint="Is this a Debian/Ubuntu host?"
+                )
+            run = Running([exe, *argv[1:]], stdin=stdin is not None, output="tail", env=env, timeout=3600)
+            if stdin is not None and run.proc.stdin is not None:
+                try:
+                    run.proc.stdin.write(stdin)
+                except BrokenPipeError:
+                    pass
+            rc = run.finish()
+            tail = run.tail()
+            for line in tail.splitlines()[-20:]:
+                ctx.log(f"{self.name}: {argv[0]}: {line}")
+            if rc != 0 or run.timed_out:
+                raise SourceError(
+                    f"component {self.name}: {' '.join(argv[:2])} exited with status {rc}",
+                    hint="See the restore log for apt's output; fix the cause and run the plan again.",
+                )
+        report.details["ran"] = True
+        return report
+
+    def _compare_os(self, stored: str, report: RestoreReport) -> None:
+        here = Path(self.options.root) / "etc/os-release"
+        try:
+            current = here.read_text()
+        except OSError:
+            return
+        a, b = _os_id(stored), _os_id(current)
+        if stored and a != b:
+            report.warnings.append(
+                f"packages were listed on {a or 'unknown'}, this machine runs {b or 'unknown'}"
+            )
+
+
+def _os_id(text: str) -> str:
+    fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    return " ".join(fields.get(k, "").strip('"') for k in ("ID", "VERSION_ID") if fields.get(k)).strip()
+
+
+def _follow_up(npm_text: str, composer_text: str) -> list[str]:
+    npm = [m.group(1) for m in _NPM_LINE.finditer(npm_text) if m.group(1).rpartition("@")[0] != "npm"]
+    composer = [
+        f"{m.group(1)}:{m.group(2).lstrip('v')}"
+        for line in composer_text.splitlines()
+        if (m := _COMPOSER_LINE.match(line.strip()))
+    ]
+    out = []
+    if npm:
+        out.append("npm install -g " + " ".join(npm))
+    if composer:
+        out.append("composer global require " + " ".join(composer))
+    return out
