@@ -129,3 +129,23 @@ def test_options_validation() -> None:
     for name, field in CommandOptions.model_fields.items():
         assert field.description and field.examples, name
     assert os.sep == "/"
+
+
+def test_restore_program_that_stops_reading_fails() -> None:
+    import sys
+
+    src = make(command=[sys.executable, "-c", PAYLOAD], restore_command=["head", "-c", "1"])
+    mem = MemoryComponent()
+    src.backup(mem, SourceContext())
+    with pytest.raises(SourceError, match="stopped reading"):
+        src.restore(mem, SourceContext())
+
+
+def test_restore_timeout_fails() -> None:
+    src = make(command=["echo", "x"], restore_command=["sleep", "30"], timeout=0.5)
+    mem = MemoryComponent()
+    src.backup(mem, SourceContext())
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="timed out"):
+        src.restore(mem, SourceContext())
+    assert time.monotonic() - started < 10

@@ -106,7 +106,7 @@ def test_backup_restore_into_other_root_is_identical(tmp_path: Path) -> None:
     }
     assert meta["collectors"]["php_fpm"]["items"] == 2
     assert meta["collectors"]["cron"]["files"] == 4
-    assert meta["holds_secrets"] == ["letsencrypt"]
+    assert meta["holds_secrets"] == ["letsencrypt", "supervisor"]
     assert any("redis" in line for line in logs)
     assert "nginx/etc/nginx" in mem.trees and "cron/var/spool/cron/crontabs/www-data" in mem.files
     manifest = json.loads(mem.files["manifest.json"])

@@ -5,8 +5,10 @@ disk). It fails closed: a non-zero exit, a timeout (the whole process group is k
 output when ``allow_empty`` is false raises :class:`~safehold.errors.SourceError`, with the tail of the
 program's stderr in the backup log and the message.
 
-Restore pipes the stored file into ``restore_command``'s stdin and fails on its non-zero exit. Without a
-``restore_command`` the file is written below ``ctx.options["target_root"]`` (required then).
+Restore pipes the stored file into ``restore_command``'s stdin and fails on its non-zero exit, on a
+timeout, and when the program stops reading before the end of the file. With
+``ctx.options["target_root"]`` (or without a ``restore_command``, where it is then required) the file
+itself is written below that folder instead, atomically, mode 0600.
 
 ``command`` is an argv list, run without a shell (no quoting surprises, no injection). A single string is
 accepted only together with ``shell = true`` and is then run by ``/bin/sh -c``. Environment additions
@@ -383,7 +385,11 @@ class CommandSource:
                 hint="Run the restore command by hand with the file on its stdin to see why it fails.",
             )
         if broken:
-            report.warnings.append(f"{program} exited before reading all of {opts.filename}")
+            raise SourceError(
+                f"component {self.name}: restore program {program} stopped reading before the end of "
+                f"{opts.filename}",
+                hint="The restore is incomplete; check the restore command.",
+            )
         report.details["output_tail"] = tail
         return report
 
