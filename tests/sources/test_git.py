@@ -180,3 +180,14 @@ def test_repository_owned_by_another_user(repo: Path) -> None:
     mem = MemoryComponent()
     meta = GitSource("code", GitOptions(path=str(repo))).backup(mem, SourceContext())
     assert meta["branches"] == 2
+
+
+def test_shallow_clone_with_bundle_fails_closed(repo: Path, tmp_path: Path) -> None:
+    shallow = tmp_path / "shallow"
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(shallow)], check=True, env=ENV
+    )
+    with pytest.raises(SourceError, match="shallow"):
+        GitSource("c", GitOptions(path=str(shallow), bundle=True)).backup(MemoryComponent(), SourceContext())
+    meta = GitSource("c", GitOptions(path=str(shallow))).backup(MemoryComponent(), SourceContext())
+    assert meta["branches"] >= 1

@@ -26,6 +26,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, ClassVar, Literal
@@ -291,6 +292,11 @@ class CommandSource:
                 env[key] = value
         return env, secrets
 
+    def _failed(self, program: str, run: Running, rc: int, tail: str, hint: str) -> SourceError:
+        what = f"timed out after {self.options.timeout:g}s" if run.timed_out else f"exited with status {rc}"
+        last = f": {tail.splitlines()[-1]}" if tail else ""
+        return SourceError(f"component {self.name}: {program} {what}{last}", hint=hint)
+
     def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
         """Stream the program's stdout into ``filename``; raises SourceError on failure (fail closed)."""
         opts = self.options
@@ -310,10 +316,8 @@ class CommandSource:
         if run.timed_out or rc != 0:
             for line in tail.splitlines()[-20:]:
                 out.log(f"{self.name}: {program}: {line}")
-            what = f"timed out after {opts.timeout:g}s" if run.timed_out else f"exited with status {rc}"
-            raise SourceError(
-                f"component {self.name}: {program} {what}" + (f": {tail.splitlines()[-1]}" if tail else ""),
-                hint="Run the command by hand to see why it fails; its stderr is in the backup log.",
+            raise self._failed(
+                program, run, rc, tail, "Run the command by hand; its stderr is in the backup log."
             )
         if stats.size == 0 and not opts.allow_empty:
             raise SourceError(
@@ -369,20 +373,17 @@ class CommandSource:
             run.kill()
             run.finish()
             raise
-        try:
-            rc = run.finish()
-        except BrokenPipeError:
-            broken = True
-            rc = run.proc.wait()
+        rc = run.finish()
         tail = run.tail(secrets)
         for line in tail.splitlines()[-20:]:
             ctx.log(f"{self.name}: {program}: {line}")
         if run.timed_out or rc != 0:
-            what = f"timed out after {opts.timeout:g}s" if run.timed_out else f"exited with status {rc}"
-            raise SourceError(
-                f"component {self.name}: restore program {program} {what}"
-                + (f": {tail.splitlines()[-1]}" if tail else ""),
-                hint="Run the restore command by hand with the file on its stdin to see why it fails.",
+            raise self._failed(
+                f"restore program {program}",
+                run,
+                rc,
+                tail,
+                "Run the restore command by hand with the file on its stdin.",
             )
         if broken:
             raise SourceError(
@@ -394,7 +395,7 @@ class CommandSource:
         return report
 
 
-def write_file_atomic(dest: Path, chunks: Any) -> None:
+def write_file_atomic(dest: Path, chunks: Iterable[bytes]) -> None:
     """Write chunks to ``dest`` atomically (temporary name, fsync, rename), mode 0600."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.safehold-tmp")

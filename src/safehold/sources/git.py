@@ -207,6 +207,12 @@ class GitSource:
             "bundle": self.options.bundle,
         }
         if self.options.bundle:
+            meta["shallow"] = self._git(repo, "rev-parse", "--is-shallow-repository").strip() == "true"
+            if meta["shallow"]:  # its bundle lacks the history it builds on: no clone can be made from it
+                raise SourceError(
+                    f"component {self.name}: {repo} is a shallow clone; its bundle could not be restored",
+                    hint="Run 'git fetch --unshallow' in the repository, or set bundle = false.",
+                )
             meta["bundle_size"] = self._bundle(repo, out)
         return meta
 
