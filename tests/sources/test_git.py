@@ -116,7 +116,9 @@ def test_backup_and_restore_with_bundle(repo: Path, tmp_path: Path) -> None:
     assert git(clone, "status", "--porcelain") == ""
     assert SECRET not in (clone / ".git" / "config").read_text()
 
-    # a second restore onto the non-empty clone is refused
+    # a second restore onto the non-empty clone is refused (the plan says so first)
+    replan = src.restore(mem, SourceContext(dry_run=True, options={"target_root": str(target_root)}))
+    assert any("would refuse" in w for w in replan.warnings)
     with pytest.raises(SourceError, match="not empty"):
         src.restore(mem, SourceContext(options={"target_root": str(target_root)}))
 

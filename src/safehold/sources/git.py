@@ -284,6 +284,9 @@ class GitSource:
             return report
 
         if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            if ctx.dry_run:
+                report.warnings.append(f"{target} exists and is not empty: the restore would refuse")
+                return report
             raise SourceError(
                 f"component {self.name}: {target} exists and is not empty",
                 hint="Move it away, or restore with a target root to recreate the repository elsewhere.",
