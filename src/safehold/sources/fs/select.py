@@ -35,75 +35,24 @@ Linux only: relies on ``os.scandir`` and ``st_dev`` semantics of Linux.
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import pathspec
-
 from safehold.errors import ConfigError
+from safehold.sources.fs.patterns import PatternMatcher
 
 #: First bytes of a valid CACHEDIR.TAG (https://bford.info/cachedir/).
 CACHEDIR_SIGNATURE = b"Signature: 8a477f597d28d172789f06886806bc55"
 CACHEDIR_TAG = b"CACHEDIR.TAG"
+_CACHEDIR_TAG_STR = "CACHEDIR.TAG"
 
 _ErrorCallback = Callable[[bytes, str], None]
 Entry = tuple[bytes, os.stat_result]
 
-# pathspec's gitignore patterns compile to regexes of the shape ``^(?:.+/)?REST`` when they match at any
-# depth. When REST has no slash other than the directory marker it can only match the entry's own name,
-# so a cheap test of the *name* tells whether the full (slow) matcher needs to run at all.
-_ANY_DEPTH_PREFIX = "^(?:.+/)?"
-_NAMED_GROUP = re.compile(r"\(\?P<\w+>")
-
 
 def _error_text(exc: OSError) -> str:
     return exc.strerror or str(exc)
-
-
-class _PatternMatcher:
-    """Exact gitignore semantics (pathspec) behind a fast, conservative pre-filter.
-
-    The pre-filter answers "could any excluding pattern match?"; only when it says yes does pathspec
-    evaluate the path (which is about 10 µs per path for ten patterns: too slow for every file).
-    """
-
-    def __init__(self, patterns: Sequence[str]) -> None:
-        try:
-            self.spec = pathspec.GitIgnoreSpec.from_lines(list(patterns))
-        except Exception as exc:  # pathspec raises its own ValueError subclasses
-            raise ConfigError(
-                f"invalid exclude pattern: {exc}",
-                hint="Exclude patterns use .gitignore syntax: '*.log', 'vendor/', '/var/www/app/storage'.",
-            ) from exc
-        name_parts: list[str] = []
-        path_parts: list[str] = []
-        for pat in self.spec.patterns:
-            if pat.include is not True:  # negations and no-op lines can never exclude
-                continue
-            regex = getattr(getattr(pat, "regex", None), "pattern", None)
-            if not isinstance(regex, str):  # unknown pattern kind: always ask pathspec
-                path_parts.append("")
-                continue
-            plain = _NAMED_GROUP.sub("(?:", regex)
-            rest = regex[len(_ANY_DEPTH_PREFIX) :]
-            if regex.startswith(_ANY_DEPTH_PREFIX) and "/" not in rest.replace("(?P<ps_d>/)", ""):
-                name_parts.append(_NAMED_GROUP.sub("(?:", rest))
-            else:
-                path_parts.append(plain)
-        self.active = bool(name_parts or path_parts)
-        self._name_re = re.compile("|".join(f"(?:{p})" for p in name_parts)) if name_parts else None
-        self._path_re = re.compile("|".join(f"(?:{p})" for p in path_parts)) if path_parts else None
-
-    def excluded(self, parent: str, name: str, is_dir: bool) -> bool:
-        """``parent`` is the parent's path without leading slash and with a trailing one ('' for /)."""
-        leaf = name + "/" if is_dir else name
-        hit = self._name_re is not None and self._name_re.match(leaf) is not None
-        full = parent + leaf
-        if not hit and self._path_re is not None:
-            hit = self._path_re.match(full) is not None
-        return hit and bool(self.spec.match_file(full))
 
 
 class Selector:
@@ -130,11 +79,11 @@ class Selector:
         self.roots = [os.path.abspath(os.fsencode(r)) for r in roots]
         self.one_file_system = one_file_system
         self.exclude_caches = exclude_caches
-        self._tags = {os.fsencode(n) for n in exclude_if_present}
+        self._tags = {os.fsdecode(n) for n in exclude_if_present}
         for tag in self._tags:
-            if not tag or b"/" in tag:
-                raise ConfigError(f"exclude_if_present takes file names, not paths: {os.fsdecode(tag)!r}")
-        matcher = _PatternMatcher(excludes)
+            if not tag or "/" in tag:
+                raise ConfigError(f"exclude_if_present takes file names, not paths: {tag!r}")
+        matcher = PatternMatcher(excludes)
         self._matcher = matcher if matcher.active else None
         self._devices: set[int] = set()
         if one_file_system:
@@ -195,23 +144,20 @@ class Selector:
         if self.one_file_system and dir_stat.st_dev not in self._devices:
             return []  # a mount point: kept as an empty directory
         absolute = os.path.abspath(dirpath)
-        entries: list[Entry] = []
+        # scandir(fd) yields str names (surrogate-escaped); os.fsencode gives back the exact bytes.
+        raw: list[tuple[str, os.stat_result]] = []
         try:
             fd = open_noatime(absolute, os.O_RDONLY | os.O_DIRECTORY)
             try:
-                # scandir(fd) yields str names (surrogate-escaped); fsencode restores the exact bytes.
-                fsencode = os.fsencode
                 with os.scandir(fd) as it:
                     for de in it:
                         try:
-                            st = de.stat(follow_symlinks=False)
+                            raw.append((de.name, de.stat(follow_symlinks=False)))
                         except FileNotFoundError:
                             continue  # vanished since the listing
                         except OSError as exc:
-                            where = os.path.join(absolute, fsencode(de.name))
+                            where = os.path.join(absolute, os.fsencode(de.name))
                             self._report(where, f"cannot stat: {_error_text(exc)}")
-                            continue
-                        entries.append((fsencode(de.name), st))
             finally:
                 os.close(fd)
         except OSError as exc:
@@ -219,35 +165,35 @@ class Selector:
             return []
 
         if self._tags or self.exclude_caches:
-            tags = self._tag_entries(absolute, entries)
+            tags = self._tag_entries(absolute, raw)
             if tags is not None:
-                entries = tags
+                raw = tags
 
+        s_isdir = stat.S_ISDIR
         if self.one_file_system:
             devices = self._devices
-            entries = [e for e in entries if e[1].st_dev in devices or stat.S_ISDIR(e[1].st_mode)]
+            raw = [e for e in raw if e[1].st_dev in devices or s_isdir(e[1].st_mode)]
 
-        matcher = self._matcher
-        if matcher is not None:
-            prefix = _match_prefix(absolute)
-            fsdecode = os.fsdecode
-            s_isdir = stat.S_ISDIR
-            entries = [
-                e for e in entries if not matcher.excluded(prefix, fsdecode(e[0]), s_isdir(e[1].st_mode))
-            ]
+        if self._matcher is not None:
+            dm = self._matcher.for_dir(_match_prefix(absolute))
+            raw = [e for e in raw if not dm.excluded(e[0], s_isdir(e[1].st_mode))]
 
+        fsencode = os.fsencode
+        entries = [(fsencode(name), st) for name, st in raw]
         entries.sort(key=_entry_name)
         return entries
 
-    def _tag_entries(self, dirpath: bytes, entries: list[Entry]) -> list[Entry] | None:
+    def _tag_entries(
+        self, dirpath: bytes, entries: list[tuple[str, os.stat_result]]
+    ) -> list[tuple[str, os.stat_result]] | None:
         """The tag entries if the directory is tagged (only they are kept), else None."""
-        tags: list[Entry] = []
+        tags: list[tuple[str, os.stat_result]] = []
         for name, st in entries:
             if name in self._tags or (
                 self.exclude_caches
-                and name == CACHEDIR_TAG
+                and name == _CACHEDIR_TAG_STR
                 and stat.S_ISREG(st.st_mode)
-                and _is_valid_cachedir_tag(os.path.join(dirpath, name))
+                and _is_valid_cachedir_tag(os.path.join(dirpath, CACHEDIR_TAG))
             ):
                 tags.append((name, st))
         return tags or None
