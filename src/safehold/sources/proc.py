@@ -210,12 +210,14 @@ def run_dump(
     observer: Callable[[bytes], None] | None = None,
     allow_empty: bool = False,
     log: Callable[[str], None] | None = None,
+    wrap: Callable[[IO[bytes]], IO[bytes]] | None = None,
 ) -> ProgramResult:
     """Stream the standard output of ``argv`` into ``out`` at ``path``; fail closed.
 
     Raises SourceError when the program cannot start, exits non-zero or is killed, writes nothing
     (unless ``allow_empty``), lacks ``end_marker`` within its last bytes, or ``validate`` returns a
-    reason. The program's stderr tail is in the message (redacted) and, whole, in ``log``.
+    reason. The program's stderr tail is in the message (redacted) and, whole, in ``log``. ``wrap``
+    may filter the program's output before it is observed and stored.
     """
     secrets = list(secrets)
     tool = Path(argv[0]).name
@@ -224,7 +226,7 @@ def run_dump(
     assert proc.stdout is not None and proc.stderr is not None
     collector = _StderrCollector(proc.stderr)
     collector.start()
-    stream = ObservedStream(proc.stdout, observer)
+    stream = ObservedStream(wrap(proc.stdout) if wrap else proc.stdout, observer)
     try:
         out.add_stream(path, stream)  # type: ignore[arg-type]
     except BaseException:
