@@ -155,6 +155,7 @@ class FakeCalcom(FakeApi):
         self._count += 1
         if self._count > self.limit:
             self._blocked_until = now + self.block
+            self._window_start = None  # a fresh window once the block ends
             self.limited += 1
             return self.fault_429(req)
         return None
@@ -199,6 +200,8 @@ class FakeCalcom(FakeApi):
             "price": 0,
             "currency": "usd",
             "seatsPerTimeSlot": None,
+            "seatsShowAttendees": False,
+            "seatsShowAvailabilityCount": True,
             "scheduleId": None,
             "hidden": False,
             "users": [{"id": self.user_id, "username": "owner"}],

@@ -103,6 +103,12 @@ class FakeRetell(FakeApi):
         self.llms[llm["llm_id"]] = llm
         return llm
 
+    def add_flow(self, **fields: Any) -> dict[str, Any]:
+        flow = {"version": 0, "is_published": False, "last_modification_timestamp": _now_ms(), **fields}
+        flow.setdefault("conversation_flow_id", "conversation_flow_" + secrets.token_hex(12))
+        self.flows[flow["conversation_flow_id"]] = flow
+        return flow
+
     def add_agent(self, versions: int = 1, **fields: Any) -> dict[str, Any]:
         agent_id = fields.pop("agent_id", None) or secrets.token_hex(16)
         out = []

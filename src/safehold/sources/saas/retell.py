@@ -153,7 +153,14 @@ class _Exporter:
             }
         )
         if flow_refs:
-            flow_ids = list(self.list_ids("list-conversation-flows", "conversation_flow_id"))
+            # Flows have only a v2 list; without it the referenced flows are fetched by id.
+            flow_ids: list[str] = []
+            if self.list_api == "v2":
+                try:
+                    pages = self._pages_v2("GET", "/v2/list-conversation-flows", tolerate_404=True)
+                    flow_ids = list(dict.fromkeys(str(i["conversation_flow_id"]) for i in pages))
+                except _V2Missing:
+                    flow_ids = []
             flow_ids += [f for f in flow_refs if f not in flow_ids]
             for fid in flow_ids:
                 flow = self.api.request("GET", f"/get-conversation-flow/{segment(fid)}", allow_404=True)
@@ -179,7 +186,8 @@ class _Exporter:
         """Ids of every agent (each once), through the v2 or the legacy list."""
         if self.list_api == "v2":
             try:
-                return [str(i["agent_id"]) for i in self._pages_v2("POST", "/v2/list-agents")]
+                pages = self._pages_v2("POST", "/v2/list-agents", tolerate_404=self._auto)
+                return list(dict.fromkeys(str(i["agent_id"]) for i in pages))
             except _V2Missing:
                 self.list_api = "legacy"
         seen: dict[str, None] = {}
@@ -199,7 +207,7 @@ class _Exporter:
         items: Iterator[dict[str, Any]]
         if self.list_api == "v2":
             try:
-                items = iter(list(self._pages_v2("GET", f"/v2/{name}")))
+                items = iter(list(self._pages_v2("GET", f"/v2/{name}", tolerate_404=self._auto)))
             except _V2Missing:
                 items = self._pages_legacy(f"/{name}", id_field)
         else:
@@ -210,14 +218,14 @@ class _Exporter:
                 seen.add(key)
                 yield key
 
-    def _pages_v2(self, method: str, path: str) -> Iterator[dict[str, Any]]:
+    def _pages_v2(self, method: str, path: str, *, tolerate_404: bool) -> Iterator[dict[str, Any]]:
         key: str | None = None
         first = True
         while True:
             params: dict[str, str | int | bool] = {"limit": self.opts.page_size}
             if key:
                 params["pagination_key"] = key
-            page = self.api.request(method, path, params=params, allow_404=first and self._auto)
+            page = self.api.request(method, path, params=params, allow_404=first and tolerate_404)
             if page is None:
                 raise _V2Missing
             first = False
