@@ -327,8 +327,8 @@ def test_scan_50k_files_fast(fast_tmp: Path) -> None:
     stats = [os.lstat(d) for d in dirs]
 
     t0 = time.process_time()
-    for d in dirs:
-        with os.scandir(d) as it:
+    for path in dirs:
+        with os.scandir(path) as it:
             [(de.name, de.stat(follow_symlinks=False)) for de in it]
     baseline = time.process_time() - t0
 
