@@ -213,7 +213,7 @@ class BackendConformance:
                     data = os.urandom(2000 + seed * 10 + i)
                     h = data_handle(data)
                     be.save(h, data)
-                    be.save(Handle(FileType.LOCK, "cafe"), data[:10])
+                    be.save(Handle(FileType.LOCK, f"cafe{seed}"), data[:10])
                     assert be.load(h) == data
                     with mutex:
                         saved[h.name] = data
@@ -229,4 +229,5 @@ class BackendConformance:
         assert {f.name: f.size for f in be.list(FileType.DATA)} == {n: len(d) for n, d in saved.items()}
         for name, data in saved.items():
             assert be.load(Handle(FileType.DATA, name)) == data
-        assert len(be.load(Handle(FileType.LOCK, "cafe"))) == 10
+        assert {f.name for f in be.list(FileType.LOCK)} == {f"cafe{n}" for n in range(6)}
+        assert all(len(be.load(Handle(FileType.LOCK, f"cafe{n}"))) == 10 for n in range(6))

@@ -19,6 +19,22 @@ Guarantees a backend must give (the conformance suite in ``tests/backends`` chec
   file (never returns empty bytes instead).
 * **Errors** are :class:`~safehold.errors.BackendError`; a transient one sets ``transient=True`` so that
   the retry wrapper may try again.
+
+Names are checked: anything but ``config`` must match ``[A-Za-z0-9_-]{1,128}`` (data packs at least 2
+characters), else the backend raises ValueError (a programming error, never a storage failure).
+
+Storage classes (cold data)
+---------------------------
+
+Object stores offer cheap archive classes (S3 GLACIER, DEEP_ARCHIVE) whose objects cannot be read without
+a thaw. Only packs holding file *contents* may go there: tree packs, index, snapshots, keys and config must
+stay readable at once, or ``ls``, ``check`` and planning a restore would need a thaw first. The engine says
+which packs may go cold with the :attr:`Handle.cold` hint: ``save(Handle(FileType.DATA, name, cold=True),
+data)``. It is a hint, not part of the file's identity (it takes no part in equality, hashing or ordering),
+so wrappers pass it through unchanged and backends without storage classes ignore it. The default is hot:
+an engine that never sets it gets a repository that is always readable. A backend applies its configured
+cold class (S3: the ``storage_class`` option) only to ``DATA`` handles with ``cold=True``. Loading a file
+that sits in an archive class raises :class:`~safehold.errors.ColdStorageError` with the thaw steps.
 """
 
 from __future__ import annotations
@@ -52,6 +68,9 @@ class Handle:
 
     type: FileType
     name: str = ""
+    #: Hint for :meth:`Backend.save`: this data pack holds only file contents and may be stored in a cold
+    #: (archive) storage class. Not part of the identity; see "Storage classes" in the module docstring.
+    cold: bool = field(default=False, compare=False)
 
     def path(self) -> str:
         """The relative path of the file in a repository tree (data packs fan out by 2 hex digits)."""

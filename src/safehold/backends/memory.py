@@ -17,11 +17,14 @@ from safehold.errors import NotFoundError
 class MemoryBackend:
     """Repository files in a dict keyed by :class:`Handle`.
 
-    ``location`` names it in messages; ``connections`` is reported in :attr:`properties`.
+    ``location`` names it in messages; ``connections`` is reported in :attr:`properties`. :attr:`cold`
+    holds the names of data packs last saved with the ``cold`` hint (so engine tests can check which packs
+    would go to an archive storage class).
     """
 
     def __init__(self, location: str = "mem:", connections: int = 4) -> None:
         self._files: dict[Handle, bytes] = {}
+        self.cold: set[str] = set()
         self._lock = threading.Lock()
         self._properties = BackendProperties(location=location, connections=connections, local=True)
 
@@ -41,6 +44,10 @@ class MemoryBackend:
         blob = bytes(data)
         with self._lock:
             self._files[_key(h)] = blob
+            if h.type is FileType.DATA and h.cold:
+                self.cold.add(h.name)
+            else:
+                self.cold.discard(h.name)
 
     def load(self, h: Handle, offset: int = 0, length: int | None = None) -> bytes:
         check_handle(h)
@@ -68,6 +75,7 @@ class MemoryBackend:
         check_handle(h)
         with self._lock:
             self._files.pop(_key(h), None)
+            self.cold.discard(h.name)
 
     def close(self) -> None:
         """Nothing to release; the files stay (a registry may hand the same backend out again)."""

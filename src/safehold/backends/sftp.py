@@ -1,0 +1,568 @@
+"""A repository on an SSH server, over SFTP (paramiko).
+
+URL: ``sftp://[user@]host[:port]/absolute/path`` (``/~/path`` is relative to the login folder). The layout
+is the local backend's. Authentication: the ``identity_file`` option, else the SSH agent and the default
+keys in ``~/.ssh``. Passwords are not supported (they would have to live in the configuration).
+
+Host keys are checked against ``known_hosts`` (default ``~/.ssh/known_hosts`` and
+``/etc/ssh/ssh_known_hosts``). An unknown key is refused unless ``accept_new_host_key`` is set, which
+appends it to the known_hosts file (the given one, or ``~/.ssh/known_hosts``); a *changed* key is always
+refused.
+
+A save writes ``<name>.tmp-...`` in the target folder, fsyncs it where the server offers
+``fsync@openssh.com``, renames it into place with ``posix-rename@openssh.com`` (atomic replace) and checks
+the size of the result. One SSH connection carries up to ``connections`` SFTP channels (a pool), so the
+backend is safe to use from many threads. Network failures raise TransientBackendError and drop the
+connection; the next call (usually the retry wrapper's) connects again.
+"""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import getpass
+import os
+import posixpath
+import socket
+import stat
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import paramiko
+
+from safehold.backends._util import TEMP_PREFIX, check_handle, is_valid_name, resolve_range, temp_name
+from safehold.backends.base import BackendProperties, FileInfo, FileType, Handle, TransientBackendError
+from safehold.errors import BackendError, ConfigError, NotFoundError
+
+T = TypeVar("T")
+
+_CHUNK = 1 << 20
+_PREFETCH_FROM = 1 << 20
+_NETWORK_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN, errno.ETIMEDOUT}
+
+
+def _network(e: BaseException) -> bool:
+    """True for failures of the connection itself (worth a reconnect and a retry)."""
+    if isinstance(e, EOFError | paramiko.SSHException | TimeoutError | ConnectionError):
+        return True
+    return isinstance(e, OSError) and e.errno in _NETWORK_ERRNOS
+
+
+def _lost(e: BaseException, sftp: paramiko.SFTPClient) -> bool:
+    """True when ``e`` came from a lost connection (paramiko raises a bare OSError on a closed socket)."""
+    if _network(e):
+        return True
+    channel = sftp.get_channel()
+    if channel is None or channel.closed:
+        return True
+    transport = channel.get_transport()
+    return not transport.is_active()
+
+
+class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
+    """Refuse unknown host keys, or append them to ``known_hosts`` when ``accept_new`` is set."""
+
+    def __init__(self, known_hosts: Path, accept_new: bool, port: int) -> None:
+        self.known_hosts = known_hosts
+        self.accept_new = accept_new
+        self.port = port
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        fingerprint = key.fingerprint
+        if not self.accept_new:
+            scan = f"ssh-keyscan -p {self.port} {_bare(hostname)}" if self.port != 22 else "ssh-keyscan"
+            raise BackendError(
+                f"the SSH host key of {hostname} ({fingerprint}) is not in {self.known_hosts}",
+                hint=(
+                    f"Check the fingerprint with the server's administrator, then add it "
+                    f"('{scan} ... >> {self.known_hosts}') or set accept_new_host_key."
+                ),
+            )
+        entry = hostname  # paramiko passes "[host]:port" for a port other than 22, as known_hosts wants
+        self.known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.known_hosts, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a") as f:
+            f.write(f"{entry} {key.get_name()} {key.get_base64()}\n")
+        client.get_host_keys().add(hostname, key.get_name(), key)
+
+
+def _bare(hostname: str) -> str:
+    """``[host]:port`` -> ``host``."""
+    return hostname[1:].split("]", 1)[0] if hostname.startswith("[") else hostname
+
+
+class SFTPBackend:
+    """Repository files under ``path`` on ``host``; connects on first use."""
+
+    def __init__(
+        self,
+        host: str,
+        path: str,
+        *,
+        user: str | None = None,
+        port: int = 22,
+        identity_file: str | os.PathLike[str] | None = None,
+        known_hosts: str | os.PathLike[str] | None = None,
+        accept_new_host_key: bool = False,
+        connections: int = 4,
+        timeout: float = 30.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.user = user or getpass.getuser()
+        self.root = path.rstrip("/") or "/"
+        self.identity_file = str(Path(identity_file).expanduser()) if identity_file else None
+        self.known_hosts = Path(known_hosts).expanduser() if known_hosts else None
+        self.accept_new_host_key = accept_new_host_key
+        self.timeout = timeout
+        where = host if port == 22 else f"{host}:{port}"
+        self._properties = BackendProperties(
+            location=f"sftp://{self.user}@{where}{'' if self.root.startswith('/') else '/~/'}{self.root}",
+            connections=max(1, connections),
+            local=False,
+        )
+        self._mutex = threading.Condition()
+        self._client: paramiko.SSHClient | None = None
+        self._idle: builtins.list[paramiko.SFTPClient] = []
+        self._open = 0
+        self._generation = 0
+        self._closed = False
+
+    @property
+    def properties(self) -> BackendProperties:
+        return self._properties
+
+    # -- connection pool ------------------------------------------------------------------------------
+
+    def _connect(self) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        if self.known_hosts is not None:
+            files = [self.known_hosts]
+            append_to = self.known_hosts
+        else:
+            append_to = Path("~/.ssh/known_hosts").expanduser()
+            files = [Path("/etc/ssh/ssh_known_hosts"), append_to]
+        for f in files:
+            if f.is_file():
+                client.get_host_keys().load(str(f))
+        client.set_missing_host_key_policy(_HostKeyPolicy(append_to, self.accept_new_host_key, self.port))
+        try:
+            client.connect(
+                self.host,
+                port=self.port,
+                username=self.user,
+                key_filename=self.identity_file,
+                allow_agent=True,
+                look_for_keys=self.identity_file is None,
+                timeout=self.timeout,
+                banner_timeout=self.timeout,
+                auth_timeout=self.timeout,
+                channel_timeout=self.timeout,
+            )
+        except paramiko.BadHostKeyException as e:
+            client.close()
+            raise BackendError(
+                f"the SSH host key of {self.host} has CHANGED (got {e.key.fingerprint}); refusing to connect",
+                hint=(
+                    "Someone may be intercepting the connection, or the server was reinstalled. Verify "
+                    "the new key with the server's administrator and replace the old line in known_hosts."
+                ),
+            ) from None
+        except paramiko.AuthenticationException as e:
+            client.close()
+            raise BackendError(
+                f"SSH authentication failed for {self.user}@{self.host}: {e}",
+                hint="Check identity_file (or the keys in your SSH agent) and the server's authorized_keys.",
+            ) from None
+        except BackendError:
+            client.close()
+            raise
+        except socket.gaierror as e:
+            client.close()
+            raise BackendError(
+                f"cannot resolve the host name {self.host}: {e}", hint="Check the host name in the URL."
+            ) from None
+        except (paramiko.SSHException, EOFError, OSError) as e:
+            client.close()
+            raise TransientBackendError(
+                f"cannot connect to {self.host}:{self.port}: {e}",
+                hint="Check that the server is reachable and sshd is running.",
+            ) from e
+        return client
+
+    def _acquire(self) -> tuple[paramiko.SFTPClient, int]:
+        with self._mutex:
+            while True:
+                if self._closed:
+                    raise BackendError(f"{self._properties.location} is closed")
+                if self._idle:
+                    return self._idle.pop(), self._generation
+                if self._open < self._properties.connections:
+                    self._open += 1
+                    break
+                self._mutex.wait()
+            generation = self._generation
+            try:
+                if self._client is None:
+                    self._client = self._connect()
+                client = self._client
+            except BaseException:
+                self._open -= 1
+                self._mutex.notify()
+                raise
+        try:
+            sftp = client.open_sftp()
+            channel = sftp.get_channel()
+            if channel is not None:
+                channel.settimeout(self.timeout)
+        except BaseException:
+            with self._mutex:
+                self._open -= 1
+                self._mutex.notify()
+            raise
+        return sftp, generation
+
+    def _release(self, sftp: paramiko.SFTPClient, generation: int, broken: bool) -> None:
+        with self._mutex:
+            if broken or generation != self._generation or self._closed:
+                self._open -= 1
+                try:
+                    sftp.close()
+                except Exception:
+                    pass
+                if broken and generation == self._generation:
+                    self._drop_connection()
+            else:
+                self._idle.append(sftp)
+            self._mutex.notify()
+
+    def _drop_connection(self) -> None:
+        """Forget the SSH connection (called with the mutex held); channels of it close on release."""
+        self._generation += 1
+        for s in self._idle:
+            try:
+                s.close()
+            except Exception:
+                pass
+        self._open -= len(self._idle)
+        self._idle.clear()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _run(self, doing: str, fn: Callable[[paramiko.SFTPClient], T]) -> T:
+        """Run ``fn`` on a pooled channel, mapping network failures to TransientBackendError."""
+        try:
+            sftp, generation = self._acquire()
+        except BackendError:
+            raise
+        except (paramiko.SSHException, EOFError, OSError) as e:
+            with self._mutex:
+                self._drop_connection()
+            raise TransientBackendError(
+                f"opening a channel for {doing} on {self._properties.location}: {e}"
+            ) from e
+        broken = False
+        try:
+            return fn(sftp)
+        except BackendError:
+            raise
+        except Exception as e:
+            if not _lost(e, sftp):
+                raise
+            broken = True
+            raise TransientBackendError(
+                f"connection failed while {doing} on {self._properties.location}: {e}"
+            ) from e
+        finally:
+            self._release(sftp, generation, broken)
+
+    # -- paths ----------------------------------------------------------------------------------------
+
+    def _path(self, h: Handle) -> str:
+        check_handle(h)
+        return posixpath.join(self.root, h.path())
+
+    def _error(self, e: OSError, doing: str) -> BackendError:
+        if isinstance(e, PermissionError) or e.errno in (errno.EACCES, errno.EPERM):
+            return BackendError(
+                f"permission denied while {doing} on {self._properties.location}",
+                hint=f"Check that {self.user} may read and write {self.root} on {self.host}.",
+            )
+        return BackendError(
+            f"{doing} on {self._properties.location} failed: {e}",
+            hint=f"Check free space and permissions of {self.root} on {self.host}.",
+        )
+
+    def _mkdirs(self, sftp: paramiko.SFTPClient, folder: str, *, stop: str | None) -> None:
+        """Create ``folder`` and missing parents (not above ``stop``), mode 0700."""
+        missing: builtins.list[str] = []
+        p = folder
+        while p not in ("", "/") and p != stop:
+            try:
+                if stat.S_ISDIR(sftp.stat(p).st_mode or 0):
+                    break
+                raise BackendError(f"{p} on {self.host} exists and is not a folder")
+            except FileNotFoundError:
+                missing.append(p)
+                p = posixpath.dirname(p)
+        if stop is not None and p == stop and p != folder:
+            try:
+                sftp.stat(stop)
+            except FileNotFoundError:
+                raise BackendError(
+                    f"the repository folder {stop} does not exist on {self.host}",
+                    hint="A new repository is created with 'safehold init'.",
+                ) from None
+        for d in reversed(missing):
+            try:
+                sftp.mkdir(d, 0o700)
+            except OSError:
+                if not stat.S_ISDIR(sftp.stat(d).st_mode or 0):  # lost a race with another writer: fine
+                    raise
+
+    # -- protocol -------------------------------------------------------------------------------------
+
+    def create(self) -> None:
+        def run(sftp: paramiko.SFTPClient) -> None:
+            try:
+                self._mkdirs(sftp, self.root, stop=None)
+                for t in FileType:
+                    if t is not FileType.CONFIG:
+                        self._mkdirs(sftp, posixpath.join(self.root, t.folder), stop=self.root)
+            except OSError as e:
+                if _lost(e, sftp):
+                    raise
+                raise self._error(e, "creating the repository folders") from e
+
+        self._run("creating the repository", run)
+
+    def exists(self) -> bool:
+        def run(sftp: paramiko.SFTPClient) -> bool:
+            try:
+                sftp.stat(posixpath.join(self.root, "config"))
+                return True
+            except FileNotFoundError:
+                return False
+            except OSError as e:
+                if _lost(e, sftp):
+                    raise
+                raise self._error(e, "looking for config") from e
+
+        return self._run("looking for config", run)
+
+    def save(self, h: Handle, data: bytes | memoryview) -> None:
+        final = self._path(h)
+        folder = posixpath.dirname(final)
+        tmp = posixpath.join(folder, temp_name(final))
+        view = memoryview(data).cast("B")
+
+        def upload(sftp: paramiko.SFTPClient) -> None:
+            try:
+                f = sftp.open(tmp, "wb")
+            except FileNotFoundError:
+                self._mkdirs(sftp, folder, stop=self.root)
+                f = sftp.open(tmp, "wb")
+            with f:
+                f.set_pipelined(True)
+                f.chmod(0o600)
+                for i in range(0, len(view), _CHUNK):
+                    f.write(view[i : i + _CHUNK])
+                f.flush()
+                _fsync(sftp, f)
+            sftp.posix_rename(tmp, final)
+            size = sftp.stat(final).st_size
+            if size != len(view):
+                raise TransientBackendError(
+                    f"{h} on {self._properties.location} has {size} bytes after upload, not {len(view)}"
+                )
+
+        def run(sftp: paramiko.SFTPClient) -> None:
+            try:
+                upload(sftp)
+            except BaseException as e:
+                lost = _lost(e, sftp)
+                if not lost:
+                    try:
+                        sftp.remove(tmp)
+                    except Exception:
+                        pass
+                if isinstance(e, OSError) and not lost:
+                    raise self._error(e, f"writing {h}") from e
+                raise
+
+        self._run(f"writing {h}", run)
+
+    def load(self, h: Handle, offset: int = 0, length: int | None = None) -> bytes:
+        path = self._path(h)
+
+        def run(sftp: paramiko.SFTPClient) -> bytes:
+            try:
+                with sftp.open(path, "rb") as f:
+                    size = f.stat().st_size or 0
+                    start, end = resolve_range(h, size, offset, length)
+                    if end == start:
+                        return b""
+                    f.seek(start)
+                    if end - start >= _PREFETCH_FROM:
+                        f.prefetch(end)
+                    got = _read(f, end - start)
+            except FileNotFoundError:
+                raise NotFoundError(f"{h} does not exist in {self._properties.location}") from None
+            except OSError as e:
+                if _lost(e, sftp):
+                    raise
+                raise self._error(e, f"reading {h}") from e
+            if len(got) != end - start:
+                raise BackendError(
+                    f"short read of {h} on {self._properties.location}: "
+                    f"got {len(got)} of {end - start} bytes",
+                    hint="The file changed or shrank while it was read; run 'safehold check'.",
+                )
+            return got
+
+        return self._run(f"reading {h}", run)
+
+    def stat(self, h: Handle) -> FileInfo:
+        path = self._path(h)
+
+        def run(sftp: paramiko.SFTPClient) -> FileInfo:
+            try:
+                st = sftp.stat(path)
+            except FileNotFoundError:
+                raise NotFoundError(f"{h} does not exist in {self._properties.location}") from None
+            except OSError as e:
+                if _lost(e, sftp):
+                    raise
+                raise self._error(e, f"reading the size of {h}") from e
+            return FileInfo(h.name if h.type is not FileType.CONFIG else "config", st.st_size or 0)
+
+        return self._run(f"reading the size of {h}", run)
+
+    def list(self, t: FileType) -> Iterator[FileInfo]:
+        if t is FileType.CONFIG:
+            try:
+                yield self.stat(Handle(FileType.CONFIG))
+            except NotFoundError:
+                pass
+            return
+
+        def entries(sftp: paramiko.SFTPClient, folder: str) -> builtins.list[paramiko.SFTPAttributes]:
+            try:
+                return sftp.listdir_attr(folder)
+            except FileNotFoundError:
+                return []
+            except OSError as e:
+                if _lost(e, sftp):
+                    raise
+                raise self._error(e, f"listing {folder}") from e
+
+        def run(sftp: paramiko.SFTPClient) -> builtins.list[FileInfo]:
+            top = posixpath.join(self.root, t.folder)
+            folders = [top]
+            if t is FileType.DATA:
+                folders = [
+                    posixpath.join(top, a.filename)
+                    for a in entries(sftp, top)
+                    if len(a.filename) == 2 and stat.S_ISDIR(a.st_mode or 0)
+                ]
+            found = []
+            for folder in folders:
+                for a in entries(sftp, folder):
+                    name = a.filename
+                    if name.startswith(TEMP_PREFIX) or not is_valid_name(name):
+                        continue
+                    if stat.S_ISREG(a.st_mode or 0):
+                        found.append(FileInfo(name, a.st_size or 0))
+            return found
+
+        yield from self._run(f"listing {t.folder}", run)
+
+    def remove(self, h: Handle) -> None:
+        path = self._path(h)
+
+        def run(sftp: paramiko.SFTPClient) -> None:
+            try:
+                sftp.remove(path)
+            except FileNotFoundError:
+                return
+            except OSError as e:
+                if _lost(e, sftp):
+                    raise
+                raise self._error(e, f"removing {h}") from e
+
+        self._run(f"removing {h}", run)
+
+    def close(self) -> None:
+        with self._mutex:
+            self._closed = True
+            self._drop_connection()
+            self._mutex.notify_all()
+
+
+def _read(f: paramiko.SFTPFile, n: int) -> bytes:
+    """Read up to ``n`` bytes in pieces: paramiko's read() of a large size concatenates 32 KiB replies one
+    by one (quadratic time: 15 s for 20 MiB)."""
+    if n <= _CHUNK:
+        return f.read(n)
+    buf = bytearray()
+    while len(buf) < n:
+        piece = f.read(min(_CHUNK, n - len(buf)))
+        if not piece:
+            break
+        buf += piece
+    return bytes(buf)
+
+
+def _fsync(sftp: paramiko.SFTPClient, f: paramiko.SFTPFile) -> None:
+    """Ask the server to fsync ``f`` (OpenSSH's fsync@openssh.com); servers without it are skipped."""
+    request: Any = getattr(sftp, "_request", None)
+    handle = getattr(f, "handle", None)
+    if request is None or handle is None:
+        return
+    try:
+        request(paramiko.sftp.CMD_EXTENDED, "fsync@openssh.com", handle)
+    except OSError as e:
+        if _lost(e, sftp):
+            raise
+        # SSH_FX_OP_UNSUPPORTED: the server cannot fsync; the rename still makes the write atomic.
+
+
+def from_url(url: str, options: dict[str, Any]) -> SFTPBackend:
+    """Make an :class:`SFTPBackend` from ``sftp://[user@]host[:port]/path`` and the options
+    ``identity_file``, ``known_hosts``, ``accept_new_host_key``, ``connections``, ``timeout``.
+    """
+    allowed = {"identity_file", "known_hosts", "accept_new_host_key", "connections", "timeout"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"unknown option{'s' if len(unknown) > 1 else ''} for sftp backends: {', '.join(unknown)}",
+            hint=f"Known options: {', '.join(sorted(allowed))}.",
+        )
+    parts = urlsplit(url)
+    if parts.password is not None:
+        raise ConfigError(
+            "sftp URLs must not contain a password",
+            hint="Use an SSH key (identity_file) or an SSH agent instead.",
+        )
+    if not parts.hostname:
+        raise ConfigError(f"no host in {url!r}", hint="Use sftp://user@host[:port]/path.")
+    try:
+        port = parts.port or 22
+    except ValueError:
+        raise ConfigError(f"bad port in {url!r}", hint="Use sftp://user@host[:port]/path.") from None
+    path = unquote(parts.path)
+    if path.startswith("/~/"):
+        path = path[3:]
+    elif path in ("", "/", "/~"):
+        raise ConfigError(f"no repository path in {url!r}", hint="Use sftp://user@host[:port]/path.")
+    return SFTPBackend(
+        parts.hostname,
+        path,
+        user=unquote(parts.username) if parts.username else None,
+        port=port,
+        **options,
+    )
