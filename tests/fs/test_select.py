@@ -284,7 +284,7 @@ PATTERN_POOL = [
 NAME_POOL = ["a", "b", "c", "d", "x", "vendor", "cache", "keep.log", "e.log", "a.txt", "b.txt", "ca", "d1"]
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     patterns=st.lists(st.sampled_from(PATTERN_POOL), min_size=1, max_size=6),
     parts=st.lists(st.sampled_from(NAME_POOL), min_size=1, max_size=5),
@@ -342,3 +342,43 @@ def test_scan_50k_files_fast(fast_tmp: Path) -> None:
         assert count == 50_000
         assert elapsed < 1.0, f"scan of 50k files took {elapsed:.2f}s CPU with {len(pats)} patterns"
         assert elapsed < 3 * baseline + 0.1, f"{elapsed:.2f}s vs bare scandir+lstat {baseline:.2f}s"
+
+
+def test_unreadable_dir_and_entry_errors_simulated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Works as root too: permission failures are injected where the kernel would raise them."""
+    import safehold.sources.fs.select as select_mod
+
+    touch(tmp_path / "ok")
+    touch(tmp_path / "denied")
+    real_open = select_mod.open_noatime
+
+    def fake_open(path: bytes, flags: int) -> int:
+        if path.endswith(b"locked"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags)
+
+    class _Denied(_FakeEntry):
+        def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+            if self.name == "denied":
+                raise PermissionError(13, "Permission denied")
+            return super().stat(follow_symlinks=follow_symlinks)
+
+    real_scandir = os.scandir
+
+    class _Scan:
+        def __init__(self, fd: Any) -> None:
+            self._it = real_scandir(fd)
+
+        def __enter__(self) -> Iterator[_FakeEntry]:
+            return (_Denied(de, None) for de in self._it)
+
+        def __exit__(self, *a: object) -> None:
+            self._it.close()
+
+    monkeypatch.setattr(select_mod, "open_noatime", fake_open)
+    monkeypatch.setattr(os, "scandir", _Scan)
+    sel = Selector([tmp_path])
+    assert [n for n, _ in sel.scan(os.fsencode(tmp_path), os.lstat(tmp_path))] == [b"ok"]
+    assert sel.errors == [(os.fsencode(tmp_path / "denied"), "cannot stat: Permission denied")]
+    assert sel.scan(os.fsencode(tmp_path / "locked"), os.lstat(tmp_path)) == []
+    assert sel.errors[1] == (os.fsencode(tmp_path / "locked"), "cannot read directory: Permission denied")
