@@ -178,6 +178,27 @@ def test_plan_apply_roundtrip(fake, tmp_path, clock) -> None:
     del expected_state["webhooks"][h1]
     assert now == expected_state
 
+    # a second restore adopts the re-created schedule instead of making another one
+    again = source.restore(snap, SourceContext())
+    assert again.details["counts"] == {"unchanged": 14, "update": 0, "create": 0, "missing": 1}
+    assert again.details["id_map"]["schedule"] == {str(office): new_office}
+    assert len(app.schedules) == 2
+
+
+def test_deleted_event_type_with_live_slug_is_adopted(fake, tmp_path, clock) -> None:
+    server, app, s = fake
+    source = make_source(tmp_path, server.url, clock)
+    snap, _ = export(source)
+    consult = s["event_types"][0]
+    del app.event_types[consult["id"]]
+    copy_ = app.add_event_type(title="Hand-made copy", slug="consultation", lengthInMinutes=15)
+    report = source.restore(snap, SourceContext())
+    entry = next(e for e in report.details["plan"] if e["key"] == str(consult["id"]))
+    assert (entry["action"], entry["new_key"]) == ("update", str(copy_["id"]))
+    assert "lengthInMinutes" in entry["fields"] and "title" in entry["fields"]
+    assert app.event_types[copy_["id"]]["title"] == "Consultation"
+    assert len(app.event_types) == 3
+
 
 def test_limiter_keeps_under_the_server_limit(tmp_path, clock) -> None:
     app = FakeCalcom(api_key=KEY, clock=clock, limit=5, window=60, block=60)

@@ -13,8 +13,10 @@ An event type's PATCH/POST body is converted from the response shape: ``seatsPer
 ``seats`` object (``{"disabled": true}`` when null), ``recurrence: null`` becomes ``{"disabled": true}``,
 ``schedulingType`` is sent only as ``collective`` or ``roundRobin``; ``bookingFields`` replaces the whole
 array. A deleted schedule or event type is re-created (POST) with a new id, and event types' ``scheduleId``
-is remapped; teams, team event types, memberships and webhooks can only be updated through the
-documented API, so a deleted one is reported as ``missing``.
+is remapped (a live event type with the same slug, or a schedule with the same content, that is not
+itself in the export is taken as the copy an earlier restore made, and updated instead); teams, team
+event types, memberships and webhooks can only be updated through the documented API, so a deleted one
+is reported as ``missing``.
 """
 
 from __future__ import annotations
@@ -152,6 +154,7 @@ def _kinds(api: CalApi) -> list[ObjectKind]:
             create=lambda o: api.call("POST", "/schedules", version=SCHEDULES_VERSION, json=schedule_body(o)),
             new_key_of=lambda o: o.get("id"),
             label_of=lambda o: str(o.get("name") or ""),
+            candidates=lambda: list(api.call("GET", "/schedules", version=SCHEDULES_VERSION) or []),
         ),
         ObjectKind(
             kind="event-type",
@@ -167,6 +170,8 @@ def _kinds(api: CalApi) -> list[ObjectKind]:
             ),
             new_key_of=lambda o: o.get("id"),
             remap=_remap_schedule,
+            candidates=lambda: list(api.call("GET", "/event-types", version=EVENT_TYPES_VERSION) or []),
+            same=lambda want, live: bool(want.get("slug")) and want.get("slug") == live.get("slug"),
             label_of=lambda o: str(o.get("slug") or o.get("title") or ""),
         ),
         ObjectKind(

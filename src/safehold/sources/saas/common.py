@@ -6,7 +6,9 @@ fields stripped, references remapped through the :class:`IdMap`), reads the live
 
 * ``unchanged`` — live equals desired on every saved top-level field;
 * ``update`` — the differing fields as dotted paths (``response_engine.llm_id``, ``states[0].name``);
-* ``create`` — the live object is gone (404) and the kind can be created: a new id, recorded in the map;
+* ``create`` — the live object is gone (404) and the kind can be created: a new id, recorded in the map
+  (unless a live object that an earlier restore re-created from it is found: that one is adopted, so
+  running a restore twice does not duplicate objects);
 * ``missing`` — gone, and the documented API cannot re-create it (a note says what to do).
 
 With ``dry_run`` nothing is written; objects that would be created get a placeholder id
@@ -203,6 +205,28 @@ class ObjectKind:
     label_of: Callable[[Obj], str] = lambda _obj: ""
     missing_note: str = "cannot be re-created through the API; re-create it by hand, then restore again"
     compare_ignore: frozenset[str] = frozenset()
+    candidates: Callable[[], list[Obj]] | None = None
+    same: Callable[[Obj, Obj], bool] | None = None
+
+
+def _adopt(spec: ObjectKind, desired: Obj, taken: set[str], cache: dict[str, list[Obj]]) -> Obj | None:
+    """A live object that a previous restore already re-created from ``desired`` (so a second run
+    does not create a duplicate): same content (or ``spec.same``), not itself a saved or adopted object."""
+    if spec.candidates is None:
+        return None
+    if spec.kind not in cache:
+        cache[spec.kind] = spec.candidates()
+    want = strip(desired, spec.compare_ignore)
+    for live in cache[spec.kind]:
+        key = str((spec.new_key_of or spec.key_of)(live))
+        if key in taken:
+            continue
+        if spec.same is not None:
+            if spec.same(desired, live):
+                return live
+        elif not changed_fields(want, strip(live, spec.readonly | spec.compare_ignore)):
+            return live
+    return None
 
 
 def plan_and_apply(
@@ -215,12 +239,23 @@ def plan_and_apply(
     """Plan (and unless ``dry_run`` apply) the restore of ``saved`` (folder -> objects) in order."""
     ids = IdMap()
     entries: list[PlanEntry] = []
+    cache: dict[str, list[Obj]] = {}
     for spec in kinds:
-        for _path, obj in saved.get(spec.folder, []):
+        objects = saved.get(spec.folder, [])
+        taken = {str(spec.key_of(obj)) for _path, obj in objects}
+        for _path, obj in objects:
             key = str(spec.key_of(obj))
             desired = strip(spec.remap(obj, ids), spec.readonly)
             entry = PlanEntry(spec.kind, key, "unchanged", label=spec.label_of(obj))
+            target = key
             live = spec.get(key)
+            if live is None and spec.create is not None:
+                live = _adopt(spec, desired, taken, cache)
+                if live is not None:
+                    target = str((spec.new_key_of or spec.key_of)(live))
+                    taken.add(target)
+                    ids.add(spec.kind, key, (spec.new_key_of or spec.key_of)(live), live.get("version"))
+                    entry.new_key, entry.note = target, "re-created by an earlier restore"
             if live is None:
                 if spec.create is None:
                     entry.action, entry.note = "missing", spec.missing_note
@@ -237,6 +272,7 @@ def plan_and_apply(
                                 hint="The API answered in an unexpected shape; see the backup log.",
                             )
                         entry.new_key = str(new_key)
+                        taken.add(str(new_key))
                         ids.add(spec.kind, key, new_key, created.get("version"))
                         log(f"created {spec.kind} {key} as {new_key}")
             else:
@@ -245,8 +281,8 @@ def plan_and_apply(
                 if entry.fields:
                     entry.action = "update"
                     if not dry_run:
-                        spec.update(key, desired)
-                        log(f"updated {spec.kind} {key}: {', '.join(entry.fields)}")
+                        spec.update(target, desired)
+                        log(f"updated {spec.kind} {target}: {', '.join(entry.fields)}")
             entries.append(entry)
     return entries, ids
 

@@ -89,7 +89,7 @@ class RetellSource:
         """Export every object; return counts, the base URL, the list API used and timings."""
         started = time.monotonic()
         with self.client() as api:
-            exporter = _Exporter(api, self.options)
+            exporter = Exporter(api, self.options)
             files, index = exporter.run()
         if not files and not self.options.allow_empty:
             raise SourceError(
@@ -120,8 +120,9 @@ class RetellSource:
         return restore(self, snap, ctx)
 
 
-class _Exporter:
-    """One export run: lists and fetches every object, returns path -> bytes and the index."""
+class Exporter:
+    """One export run: lists and fetches every object, returns path -> bytes and the index. Its list
+    methods also serve the restore, to find objects an earlier restore already re-created."""
 
     def __init__(self, api: ApiClient, options: RetellOptions) -> None:
         self.api = api
@@ -153,14 +154,7 @@ class _Exporter:
             }
         )
         if flow_refs:
-            # Flows have only a v2 list; without it the referenced flows are fetched by id.
-            flow_ids: list[str] = []
-            if self.list_api == "v2":
-                try:
-                    pages = self._pages_v2("GET", "/v2/list-conversation-flows", tolerate_404=True)
-                    flow_ids = list(dict.fromkeys(str(i["conversation_flow_id"]) for i in pages))
-                except _V2Missing:
-                    flow_ids = []
+            flow_ids = self.flow_ids()
             flow_ids += [f for f in flow_refs if f not in flow_ids]
             for fid in flow_ids:
                 flow = self.api.request("GET", f"/get-conversation-flow/{segment(fid)}", allow_404=True)
@@ -194,6 +188,16 @@ class _Exporter:
         for item in self._pages_legacy("/list-agents", "agent_id", with_version=True):
             seen.setdefault(str(item["agent_id"]), None)
         return list(seen)
+
+    def flow_ids(self) -> list[str]:
+        """Ids from the v2 flow list (flows have no older list: [] without it)."""
+        if self.list_api != "v2":
+            return []
+        try:
+            pages = self._pages_v2("GET", "/v2/list-conversation-flows", tolerate_404=True)
+            return list(dict.fromkeys(str(i["conversation_flow_id"]) for i in pages))
+        except _V2Missing:
+            return []
 
     def get_agent(self, agent_id: str) -> dict[str, Any]:
         agent = self.api.request("GET", f"/get-agent/{segment(agent_id)}")

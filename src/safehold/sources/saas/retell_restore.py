@@ -11,6 +11,9 @@ fields Retell treats as read-only are stripped (agent: ``agent_id``, ``version``
   ``/create-conversation-flow``, ``/create-agent``) and gets a new id; agents' ``response_engine`` and
   phone numbers' ``inbound_agents`` / ``outbound_agents`` (and the older ``inbound_agent_id`` /
   ``outbound_agent_id``) are remapped to it, with the re-created object's version.
+* Before re-creating, the live objects of that kind are searched for one with the same content that is
+  not itself in the export: the copy an earlier (perhaps interrupted) restore made. It is adopted, so a
+  restore can be run again without duplicating LLMs, flows or agents.
 * A phone number that no longer exists cannot be re-created (that is buying or importing a number):
   it is reported as ``missing``.
 * Write-only values cannot be restored: a SIP trunk's ``auth_password`` is never returned by the API, and
@@ -22,6 +25,7 @@ fields Retell treats as read-only are stripped (agent: ``agent_id``, ``version``
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from safehold.config.secrets import SecretRef
@@ -36,6 +40,7 @@ from safehold.sources.saas.common import (
     summarize,
 )
 from safehold.sources.saas.http import ApiClient, segment
+from safehold.sources.saas.retell import Exporter
 
 if TYPE_CHECKING:
     from safehold.sources.saas.retell import RetellSource
@@ -70,7 +75,9 @@ def restore(source: RetellSource, snap: ComponentReader, ctx: SourceContext) -> 
     key_ref = ctx.options.get("api_key")
     api_key = SecretRef.model_validate(key_ref).resolve() if key_ref is not None else None
     with source.client(base_url, api_key) as api:
-        entries, ids = plan_and_apply(_kinds(api), saved, dry_run=ctx.dry_run, log=ctx.log)
+        entries, ids = plan_and_apply(
+            _kinds(api, Exporter(api, source.options)), saved, dry_run=ctx.dry_run, log=ctx.log
+        )
     report = RestoreReport(component=source.name)
     report.actions = [e.line() for e in entries]
     write_only = _write_only(saved["phone-numbers"])
@@ -102,7 +109,7 @@ def restore(source: RetellSource, snap: ComponentReader, ctx: SourceContext) -> 
     return report
 
 
-def _kinds(api: ApiClient) -> list[ObjectKind]:
+def _kinds(api: ApiClient, lister: Exporter) -> list[ObjectKind]:
     def getter(path: str) -> Any:
         return lambda key: api.request("GET", f"/{path}/{segment(key)}", allow_404=True)
 
@@ -111,6 +118,13 @@ def _kinds(api: ApiClient) -> list[ObjectKind]:
 
     def creator(path: str) -> Any:
         return lambda body: api.request("POST", f"/{path}", json=body)
+
+    def fetch_all(path: str, keys: Callable[[], Iterable[str]]) -> Callable[[], list[Obj]]:
+        def run() -> list[Obj]:
+            found = [api.request("GET", f"/{path}/{segment(k)}", allow_404=True) for k in keys()]
+            return [obj for obj in found if isinstance(obj, dict)]
+
+        return run
 
     return [
         ObjectKind(
@@ -121,6 +135,7 @@ def _kinds(api: ApiClient) -> list[ObjectKind]:
             get=getter("get-retell-llm"),
             update=updater("update-retell-llm"),
             create=creator("create-retell-llm"),
+            candidates=fetch_all("get-retell-llm", lambda: lister.list_ids("list-retell-llms", "llm_id")),
         ),
         ObjectKind(
             kind="conversation-flow",
@@ -130,6 +145,7 @@ def _kinds(api: ApiClient) -> list[ObjectKind]:
             get=getter("get-conversation-flow"),
             update=updater("update-conversation-flow"),
             create=creator("create-conversation-flow"),
+            candidates=fetch_all("get-conversation-flow", lister.flow_ids),
         ),
         ObjectKind(
             kind="agent",
@@ -139,6 +155,7 @@ def _kinds(api: ApiClient) -> list[ObjectKind]:
             get=getter("get-agent"),
             update=updater("update-agent"),
             create=creator("create-agent"),
+            candidates=fetch_all("get-agent", lister.agent_ids),
             remap=_remap_agent,
             label_of=lambda o: str(o.get("agent_name") or ""),
         ),
