@@ -91,8 +91,8 @@ class Selector:
                 try:
                     self._devices.add(os.lstat(root).st_dev)
                     self._devices.add(os.stat(root).st_dev)
-                except OSError as exc:
-                    self._report(root, f"cannot stat backup root: {_error_text(exc)}")
+                except OSError:
+                    pass  # reported once, by root_selected
 
     # -- reporting ----------------------------------------------------------------------------------
 
