@@ -343,3 +343,24 @@ def test_plan_order_remaps_before_compare(fake, tmp_path, clock) -> None:
         live = app.latest(agent["agent_id"])
         assert live["response_engine"]["llm_id"] == new_llm
         assert live["agent_name"] == before[agent["agent_id"]][-1]["agent_name"]
+
+
+def test_failure_during_apply_names_the_object_and_progress(fake, tmp_path, clock) -> None:
+    server, app, seeded = fake
+    source = make_source(tmp_path, server.url, clock)
+    snap, _ = export(source)
+    a = [x["agent_id"] for x in seeded["agents"]]
+    app.latest(a[0])["agent_name"] = "drifted"
+    # the snapshot's second agent points at an LLM that exists nowhere: the service refuses the update
+    path = f"agents/{a[1]}.json"
+    bad = json.loads(snap.files[path])
+    bad["response_engine"]["llm_id"] = "llm_nowhere"
+    snap.files[path] = json.dumps(bad).encode()
+    order = sorted(a[:2])  # agents are restored in file-name order
+    with pytest.raises(SourceError) as info:
+        source.restore(snap, SourceContext())
+    msg = info.value.message
+    assert "HTTP 400" in msg and "llm_nowhere not found" in msg
+    assert f"while restoring agent {a[1]}" in msg
+    assert f"{1 if order[0] == a[0] else 0} change(s) were applied before it" in msg
+    assert "run again" in info.value.hint

@@ -244,47 +244,69 @@ def plan_and_apply(
         objects = saved.get(spec.folder, [])
         taken = {str(spec.key_of(obj)) for _path, obj in objects}
         for _path, obj in objects:
-            key = str(spec.key_of(obj))
-            desired = strip(spec.remap(obj, ids), spec.readonly)
-            entry = PlanEntry(spec.kind, key, "unchanged", label=spec.label_of(obj))
-            target = key
-            live = spec.get(key)
-            if live is None and spec.create is not None:
-                live = _adopt(spec, desired, taken, cache)
-                if live is not None:
-                    target = str((spec.new_key_of or spec.key_of)(live))
-                    taken.add(target)
-                    ids.add(spec.kind, key, (spec.new_key_of or spec.key_of)(live), live.get("version"))
-                    entry.new_key, entry.note = target, "re-created by an earlier restore"
-            if live is None:
-                if spec.create is None:
-                    entry.action, entry.note = "missing", spec.missing_note
-                else:
-                    entry.action = "create"
-                    if dry_run:
-                        ids.add(spec.kind, key, f"<new {spec.kind} for {key}>")
-                    else:
-                        created = spec.create(desired)
-                        new_key = (spec.new_key_of or spec.key_of)(created)
-                        if new_key is None:
-                            raise SourceError(
-                                f"creating {spec.kind} {key} returned no id",
-                                hint="The API answered in an unexpected shape; see the backup log.",
-                            )
-                        entry.new_key = str(new_key)
-                        taken.add(str(new_key))
-                        ids.add(spec.kind, key, new_key, created.get("version"))
-                        log(f"created {spec.kind} {key} as {new_key}")
-            else:
-                current = strip(live, spec.readonly | spec.compare_ignore)
-                entry.fields = changed_fields(strip(desired, spec.compare_ignore), current)
-                if entry.fields:
-                    entry.action = "update"
-                    if not dry_run:
-                        spec.update(target, desired)
-                        log(f"updated {spec.kind} {target}: {', '.join(entry.fields)}")
-            entries.append(entry)
+            try:
+                entries.append(_restore_one(spec, obj, ids, taken, cache, dry_run=dry_run, log=log))
+            except SourceError as exc:
+                done = sum(1 for e in entries if e.action in ("update", "create"))
+                raise SourceError(
+                    f"{exc.message} (while restoring {spec.kind} {spec.key_of(obj)}; "
+                    f"{done if not dry_run else 0} change(s) were applied before it)",
+                    hint=exc.hint + " A restore can be run again: it continues where this one stopped.",
+                ) from None
     return entries, ids
+
+
+def _restore_one(
+    spec: ObjectKind,
+    obj: Obj,
+    ids: IdMap,
+    taken: set[str],
+    cache: dict[str, list[Obj]],
+    *,
+    dry_run: bool,
+    log: Callable[[str], None],
+) -> PlanEntry:
+    key = str(spec.key_of(obj))
+    desired = strip(spec.remap(obj, ids), spec.readonly)
+    entry = PlanEntry(spec.kind, key, "unchanged", label=spec.label_of(obj))
+    new_key_of = spec.new_key_of or spec.key_of
+    target = key
+    live = spec.get(key)
+    if live is None and spec.create is not None:
+        live = _adopt(spec, desired, taken, cache)
+        if live is not None:
+            target = str(new_key_of(live))
+            taken.add(target)
+            ids.add(spec.kind, key, new_key_of(live), live.get("version"))
+            entry.new_key, entry.note = target, "re-created by an earlier restore"
+    if live is None:
+        if spec.create is None:
+            entry.action, entry.note = "missing", spec.missing_note
+            return entry
+        entry.action = "create"
+        if dry_run:
+            ids.add(spec.kind, key, f"<new {spec.kind} for {key}>")
+            return entry
+        created = spec.create(desired)
+        new_key = new_key_of(created) if isinstance(created, dict) else None
+        if new_key is None:
+            raise SourceError(
+                f"creating {spec.kind} {key} returned no id",
+                hint="The API answered in an unexpected shape.",
+            )
+        entry.new_key = str(new_key)
+        taken.add(str(new_key))
+        ids.add(spec.kind, key, new_key, created.get("version"))
+        log(f"created {spec.kind} {key} as {new_key}")
+        return entry
+    current = strip(live, spec.readonly | spec.compare_ignore)
+    entry.fields = changed_fields(strip(desired, spec.compare_ignore), current)
+    if entry.fields:
+        entry.action = "update"
+        if not dry_run:
+            spec.update(target, desired)
+            log(f"updated {spec.kind} {target}: {', '.join(entry.fields)}")
+    return entry
 
 
 def summarize(entries: list[PlanEntry]) -> dict[str, int]:
