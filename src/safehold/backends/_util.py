@@ -52,3 +52,12 @@ def resolve_range(h: Handle, size: int, offset: int, length: int | None) -> tupl
 def temp_name(final: str) -> str:
     """A fresh temporary name for writing ``final`` (same folder, never listed)."""
     return f"{TEMP_PREFIX}{os.path.basename(final)}-{secrets.token_hex(8)}"
+
+
+_SCRATCH = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+
+
+def check_scratch_name(name: str) -> None:
+    """Raise ValueError unless ``name`` is one safe path component."""
+    if not _SCRATCH.match(name) or name in (".", ".."):
+        raise ValueError(f"invalid scratch name {name!r}")

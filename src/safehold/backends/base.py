@@ -148,3 +148,18 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release connections. The backend is not used afterwards."""
+
+
+@runtime_checkable
+class SupportsScratch(Protocol):
+    """Optional: a backend that can open a scratch sub-location of itself (``backend validate`` uses it).
+
+    ``name`` is one path component (``[A-Za-z0-9._-]``, not ``.`` or ``..``); the sub-location is a folder
+    or key prefix inside this backend's location that no repository listing includes.
+    """
+
+    def scratch(self, name: str) -> Backend:
+        """A backend on the (new, empty) sub-location ``name``; call its ``create()`` before use."""
+
+    def drop_scratch(self, name: str) -> None:
+        """Remove the sub-location's empty folders once its files were removed; missing is not an error."""

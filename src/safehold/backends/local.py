@@ -19,7 +19,14 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from safehold.backends._util import TEMP_PREFIX, check_handle, is_valid_name, resolve_range, temp_name
+from safehold.backends._util import (
+    TEMP_PREFIX,
+    check_handle,
+    check_scratch_name,
+    is_valid_name,
+    resolve_range,
+    temp_name,
+)
 from safehold.backends.base import BackendProperties, FileInfo, FileType, Handle
 from safehold.errors import BackendError, NotFoundError
 
@@ -170,6 +177,21 @@ class LocalBackend:
 
     def close(self) -> None:
         """Nothing to release."""
+
+    def scratch(self, name: str) -> LocalBackend:
+        """A backend on the folder ``<root>/<name>`` (see :class:`~.base.SupportsScratch`)."""
+        check_scratch_name(name)
+        return LocalBackend(self.root / name, connections=self._properties.connections)
+
+    def drop_scratch(self, name: str) -> None:
+        """Remove the empty folders under ``<root>/<name>`` and the folder itself; files stay."""
+        check_scratch_name(name)
+        top = self.root / name
+        for folder, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass
 
     # -- helpers -------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from safehold.backends._util import check_handle, resolve_range
+from safehold.backends._util import check_handle, check_scratch_name, resolve_range
 from safehold.backends.base import BackendProperties, FileInfo, FileType, Handle
 from safehold.errors import NotFoundError
 
@@ -79,6 +79,15 @@ class MemoryBackend:
 
     def close(self) -> None:
         """Nothing to release; the files stay (a registry may hand the same backend out again)."""
+
+    def scratch(self, name: str) -> MemoryBackend:
+        """A new, separate in-memory backend (see :class:`~safehold.backends.base.SupportsScratch`)."""
+        check_scratch_name(name)
+        return MemoryBackend(f"{self._properties.location.rstrip('/')}/{name}", self._properties.connections)
+
+    def drop_scratch(self, name: str) -> None:
+        """Nothing to remove."""
+        check_scratch_name(name)
 
 
 def _key(h: Handle) -> Handle:

@@ -30,7 +30,7 @@ import botocore.exceptions
 import botocore.loaders
 import botocore.session
 
-from safehold.backends._util import check_handle, is_valid_name, resolve_range
+from safehold.backends._util import check_handle, check_scratch_name, is_valid_name, resolve_range
 from safehold.backends.base import BackendProperties, FileInfo, FileType, Handle, TransientBackendError
 from safehold.errors import BackendError, ColdStorageError, ConfigError, NotFoundError
 
@@ -96,6 +96,18 @@ class S3Backend:
             )
         if checksum not in CHECKSUMS:
             raise ConfigError(f"unknown checksum {checksum!r}", hint="Use md5 or sha256.")
+        self._settings: dict[str, Any] = {
+            "endpoint_url": endpoint_url,
+            "region": region,
+            "path_style": path_style,
+            "sse": sse,
+            "sse_kms_key_id": sse_kms_key_id,
+            "storage_class": storage_class,
+            "checksum": checksum,
+            "connections": connections,
+            "profile": profile,
+            "timeout": timeout,
+        }
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.region = region
@@ -321,6 +333,15 @@ class S3Backend:
     def close(self) -> None:
         with self._lock:
             self._client.close()
+
+    def scratch(self, name: str) -> S3Backend:
+        """A backend on the key prefix ``<prefix><name>/`` with the same settings."""
+        check_scratch_name(name)
+        return S3Backend(self.bucket, self.prefix + name, **self._settings)
+
+    def drop_scratch(self, name: str) -> None:
+        """Nothing to remove: S3 has no folders."""
+        check_scratch_name(name)
 
 
 _LOADER: Any = None

@@ -33,7 +33,14 @@ from urllib.parse import unquote, urlsplit
 
 import paramiko
 
-from safehold.backends._util import TEMP_PREFIX, check_handle, is_valid_name, resolve_range, temp_name
+from safehold.backends._util import (
+    TEMP_PREFIX,
+    check_handle,
+    check_scratch_name,
+    is_valid_name,
+    resolve_range,
+    temp_name,
+)
 from safehold.backends.base import BackendProperties, FileInfo, FileType, Handle, TransientBackendError
 from safehold.errors import BackendError, ConfigError, NotFoundError
 
@@ -501,6 +508,41 @@ class SFTPBackend:
             self._closed = True
             self._drop_connection()
             self._mutex.notify_all()
+
+    def scratch(self, name: str) -> SFTPBackend:
+        """A backend (with its own connection) on the folder ``<root>/<name>``."""
+        check_scratch_name(name)
+        return SFTPBackend(
+            self.host,
+            posixpath.join(self.root, name),
+            user=self.user,
+            port=self.port,
+            identity_file=self.identity_file,
+            known_hosts=self.known_hosts,
+            accept_new_host_key=self.accept_new_host_key,
+            connections=self._properties.connections,
+            timeout=self.timeout,
+        )
+
+    def drop_scratch(self, name: str) -> None:
+        """Remove the empty folders under ``<root>/<name>`` and the folder itself; files stay."""
+        check_scratch_name(name)
+
+        def rmdirs(sftp: paramiko.SFTPClient, folder: str) -> None:
+            try:
+                entries = sftp.listdir_attr(folder)
+            except FileNotFoundError:
+                return
+            for a in entries:
+                if stat.S_ISDIR(a.st_mode or 0):
+                    rmdirs(sftp, posixpath.join(folder, a.filename))
+            try:
+                sftp.rmdir(folder)
+            except OSError as e:
+                if _lost(e, sftp):
+                    raise
+
+        self._run("removing the scratch folder", lambda sftp: rmdirs(sftp, posixpath.join(self.root, name)))
 
 
 def _read(f: paramiko.SFTPFile, n: int) -> bytes:
