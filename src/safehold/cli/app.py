@@ -18,6 +18,9 @@ from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.repository import Repository
 from safehold.errors import BackendError, ConfigError, RepositoryNotFound, UsageError
 
+#: Set once a command printed its JSON result, so an error after it does not print a second document.
+EMITTED: list[bool] = []
+
 
 @dataclass
 class App:
@@ -57,7 +60,7 @@ class App:
         for b in self._backends:
             try:
                 b.close()
-            except Exception:  # noqa: BLE001 - closing must never mask the real outcome
+            except Exception:
                 pass
 
     # ---- passphrase ------------------------------------------------------------------------------
@@ -98,8 +101,13 @@ class App:
         """Print the command's result: JSON with --json, else ``text``."""
         if self.json:
             click.echo(json.dumps(obj, indent=None, sort_keys=True, default=str))
+            EMITTED.append(True)
         elif text is not None and not self.quiet:
             click.echo(text)
+
+    def warn(self, text: str) -> None:
+        """A warning or per-item error: always on stderr (also with --json and --quiet)."""
+        click.echo(text, err=True)
 
     def info(self, text: str) -> None:
         if not self.json and not self.quiet:

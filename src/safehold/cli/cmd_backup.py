@@ -13,15 +13,26 @@ from safehold.operations.backup import BackupOptions, backup_paths
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--tag", "tags", multiple=True, help="Tag the snapshot (repeatable).")
-@click.option("-e", "--exclude", "excludes", multiple=True, help="Exclude a gitignore-style pattern (repeatable).")
-@click.option("--exclude-file", "exclude_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="Read exclude patterns from a file (repeatable).")
+@click.option(
+    "-e", "--exclude", "excludes", multiple=True, help="Exclude a gitignore-style pattern (repeatable)."
+)
+@click.option(
+    "--exclude-file",
+    "exclude_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Read exclude patterns from a file (repeatable).",
+)
 @click.option("--host", help="Host name to record (default: this host).")
 @click.option("--time", "when", help="Snapshot time to record (ISO-8601; default: now).")
 @click.option("-x", "--one-file-system", is_flag=True, help="Do not cross file-system boundaries.")
 @click.option("--exclude-caches", is_flag=True, help="Skip the contents of folders holding a CACHEDIR.TAG.")
-@click.option("--exclude-if-present", multiple=True, metavar="NAME",
-              help="Skip the contents of folders holding a file of this name (repeatable).")
+@click.option(
+    "--exclude-if-present",
+    multiple=True,
+    metavar="NAME",
+    help="Skip the contents of folders holding a file of this name (repeatable).",
+)
 @click.option("--no-cache", is_flag=True, help="Read every file; do not use or update the files cache.")
 @pass_app
 def backup(
@@ -64,7 +75,7 @@ def backup(
         f"snapshot {snap.id[:8]} saved" + (" (partial)" if snap.partial else "")
     )
     for err in result.errors:
-        app.info(f"warning: {err}")
+        app.warn(f"warning: {err}")
     app.emit({"snapshot_id": snap.id, "partial": snap.partial, "errors": result.errors, "summary": s}, text)
     if snap.partial:
         raise PartialResult(

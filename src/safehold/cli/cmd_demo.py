@@ -12,8 +12,11 @@ from safehold.operations.demo import run_demo
 
 
 @click.command()
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
-              help="Empty folder to work in (default: a new temporary folder, kept afterwards).")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Empty folder to work in (default: a new temporary folder, kept afterwards).",
+)
 @pass_app
 def demo(app: App, workdir: Path | None) -> None:
     """Show what safehold does on a sample application, with no server needed."""

@@ -8,16 +8,20 @@ import click
 
 from safehold.backends.base import FileType, Handle
 from safehold.cli.app import App, pass_app
-from safehold.engine.lock import read_locks
 from safehold.engine.crypto import SessionCache
+from safehold.engine.lock import read_locks
 from safehold.engine.repository import Repository
 from safehold.engine.restorer import load_tree
 from safehold.errors import NotFound, UsageError
 
 
 @click.command()
-@click.option("--copy-chunker-params-from", "chunker_from", metavar="URL",
-              help="Use the chunker parameters of another repository (so copies between them deduplicate).")
+@click.option(
+    "--copy-chunker-params-from",
+    "chunker_from",
+    metavar="URL",
+    help="Use the chunker parameters of another repository (so copies between them deduplicate).",
+)
 @click.option("--from-password-file", help="Passphrase file of the --copy-chunker-params-from repository.")
 @pass_app
 def init(app: App, chunker_from: str | None, from_password_file: str | None) -> None:
@@ -27,8 +31,9 @@ def init(app: App, chunker_from: str | None, from_password_file: str | None) -> 
         src_app = App(password_file=from_password_file) if from_password_file else app
         other = src_app.open_repo(chunker_from).config
     backend = app.backend()
-    repo = Repository.init(backend, app.get_password(confirm=True, prompt="New repository passphrase"),
-                           chunker_from=other)
+    repo = Repository.init(
+        backend, app.get_password(confirm=True, prompt="New repository passphrase"), chunker_from=other
+    )
     app.emit(
         {"id": repo.config.id, "location": backend.properties.location},
         f"created repository {repo.config.id[:8]} at {backend.properties.location}\n"
@@ -47,8 +52,14 @@ def key_list(app: App) -> None:
     """List key files."""
     repo = app.open_repo()
     rows = [
-        {"id": name, "current": name == repo.key_name, "created": kf.created, "host": kf.host,
-         "user": kf.user, "kdf": kf.kdf}
+        {
+            "id": name,
+            "current": name == repo.key_name,
+            "created": kf.created,
+            "host": kf.host,
+            "user": kf.user,
+            "kdf": kf.kdf,
+        }
         for name, kf in repo.list_keys()
     ]
     text = "\n".join(
@@ -64,8 +75,11 @@ def key_list(app: App) -> None:
 def key_add(app: App, new_password_file: str | None) -> None:
     """Add a passphrase."""
     repo = app.open_repo()
-    new = App(password_file=new_password_file).get_password(confirm=True, prompt="New passphrase") if new_password_file \
+    new = (
+        App(password_file=new_password_file).get_password(confirm=True, prompt="New passphrase")
+        if new_password_file
         else App().get_password(confirm=True, prompt="New passphrase")
+    )
     name = repo.add_key(new)
     app.emit({"id": name}, f"added key {name[:8]}")
 
@@ -80,7 +94,9 @@ def key_remove(app: App, key_id: str) -> None:
     if len(names) != 1:
         raise NotFound(f"no unique key {key_id!r}", hint="Run 'safehold key list'.")
     if names[0] == repo.key_name:
-        raise UsageError("refusing to remove the key in use", hint="Open the repository with another passphrase first.")
+        raise UsageError(
+            "refusing to remove the key in use", hint="Open the repository with another passphrase first."
+        )
     lock = repo.lock(exclusive=True, operation="key remove")
     try:
         repo.backend.remove(Handle(FileType.KEY, names[0]))
@@ -95,8 +111,11 @@ def key_remove(app: App, key_id: str) -> None:
 def key_passwd(app: App, new_password_file: str | None) -> None:
     """Change the passphrase in use (adds a new key, then removes the old one)."""
     repo = app.open_repo()
-    new = App(password_file=new_password_file).get_password(confirm=True, prompt="New passphrase") if new_password_file \
+    new = (
+        App(password_file=new_password_file).get_password(confirm=True, prompt="New passphrase")
+        if new_password_file
         else App().get_password(confirm=True, prompt="New passphrase")
+    )
     name = repo.add_key(new)
     repo.backend.remove(Handle(FileType.KEY, repo.key_name))
     app.emit({"id": name, "removed": repo.key_name}, f"changed passphrase: new key {name[:8]}")
@@ -135,14 +154,26 @@ def cat(app: App, what: str, object_id: str | None) -> None:
         names = [n for n, _ in repo.list_keys() if n.startswith(object_id)]
         if len(names) != 1:
             raise NotFound(f"no unique key {object_id!r}")
-        obj = json.loads(repo.backend.load(Handle(FileType.KEY, names[0])))
-        obj["data"] = "(wrapped master key)"
+        key_doc = json.loads(repo.backend.load(Handle(FileType.KEY, names[0])))
+        key_doc["data"] = "(wrapped master key)"
+        obj = key_doc
     elif what == "index":
         from safehold.engine.index import decode_index
 
         obj = [
-            {"pack": pid.hex(), "blobs": [{"id": e.id.hex(), "type": e.type, "offset": e.offset,
-                                           "length": e.length, "raw_length": e.raw_length} for e in entries]}
+            {
+                "pack": pid.hex(),
+                "blobs": [
+                    {
+                        "id": e.id.hex(),
+                        "type": e.type,
+                        "offset": e.offset,
+                        "length": e.length,
+                        "raw_length": e.raw_length,
+                    }
+                    for e in entries
+                ],
+            }
             for pid, _env, entries in decode_index(repo.load_file(FileType.INDEX, object_id))
         ]
     else:

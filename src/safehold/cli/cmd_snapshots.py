@@ -22,8 +22,7 @@ def snapshots(app: App, tags: tuple[str, ...], host: str | None) -> None:
     """List snapshots, oldest first."""
     repo = app.open_repo()
     snaps = [
-        s for s in repo.snapshots()
-        if (not host or s.hostname == host) and all(t in s.tags for t in tags)
+        s for s in repo.snapshots() if (not host or s.hostname == host) and all(t in s.tags for t in tags)
     ]
     lines = [f"{'ID':8}  {'Time':19}  {'Host':16}  {'Tags':16}  Paths"]
     for s in snaps:
@@ -36,8 +35,14 @@ def snapshots(app: App, tags: tuple[str, ...], host: str | None) -> None:
 
 
 def _mode_string(node: Node) -> str:
-    kind = {"dir": stat.S_IFDIR, "symlink": stat.S_IFLNK, "fifo": stat.S_IFIFO, "socket": stat.S_IFSOCK,
-            "chardev": stat.S_IFCHR, "blockdev": stat.S_IFBLK}.get(node.type, stat.S_IFREG)
+    kind = {
+        "dir": stat.S_IFDIR,
+        "symlink": stat.S_IFLNK,
+        "fifo": stat.S_IFIFO,
+        "socket": stat.S_IFSOCK,
+        "chardev": stat.S_IFCHR,
+        "blockdev": stat.S_IFBLK,
+    }.get(node.type, stat.S_IFREG)
     return stat.filemode(kind | node.mode)
 
 
@@ -83,8 +88,10 @@ def diff(app: App, snap1: str, snap2: str) -> None:
     repo = app.open_repo()
     changes, stats = diff_snapshots(repo, snap1, snap2)
     text = "\n".join(f"{c.kind}  {c.path}" for c in changes)
-    text += (f"\n\nadded: {stats['added']}, removed: {stats['removed']}, modified: {stats['modified']}, "
-             f"metadata only: {stats['metadata']}; data added: {human_bytes(stats['bytes_added'])}")
+    text += (
+        f"\n\nadded: {stats['added']}, removed: {stats['removed']}, modified: {stats['modified']}, "
+        f"metadata only: {stats['metadata']}; data added: {human_bytes(stats['bytes_added'])}"
+    )
     app.emit({"changes": [c.__dict__ for c in changes], "stats": stats}, text.strip())
 
 

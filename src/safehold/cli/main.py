@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import traceback
 
 import click
 
 from safehold import __version__
-from safehold.cli.app import App
+from safehold.cli.app import EMITTED, App
 from safehold.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, SafeholdError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("-r", "--repo", "repo_url", envvar="SAFEHOLD_REPOSITORY", help="Repository URL or path [env: SAFEHOLD_REPOSITORY].")
+@click.option(
+    "-r",
+    "--repo",
+    "repo_url",
+    envvar="SAFEHOLD_REPOSITORY",
+    help="Repository URL or path [env: SAFEHOLD_REPOSITORY].",
+)
 @click.option("--password-file", envvar="SAFEHOLD_PASSWORD_FILE", help="Read the passphrase from this file.")
-@click.option("--password-command", envvar="SAFEHOLD_PASSWORD_COMMAND", help="Run this command to get the passphrase.")
+@click.option(
+    "--password-command", envvar="SAFEHOLD_PASSWORD_COMMAND", help="Run this command to get the passphrase."
+)
 @click.option("--json", "json_out", is_flag=True, help="Machine-readable JSON output on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
@@ -63,14 +72,24 @@ def _report(exc: SafeholdError, as_json: bool) -> int:
     click.echo(f"error: {exc.message}", err=True)
     if exc.hint:
         click.echo(f"hint: {exc.hint}", err=True)
-    if as_json:
+    if as_json and not EMITTED:
         click.echo(json.dumps({"error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}))
     return exc.exit_code
 
 
+_GLOBAL_FLAGS = ("--json", "--debug", "--quiet", "-q")
+
+
+def _hoist_global_flags(args: list[str]) -> list[str]:
+    """Let the global flags stand anywhere on the line (``safehold backup ... --json``), like restic."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in _GLOBAL_FLAGS]
+    return flags + [a for a in args[:end] if a not in _GLOBAL_FLAGS] + args[end:]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and map every outcome to an exit code (see ``safehold.errors.EXIT_CODES``)."""
-    args = sys.argv[1:] if argv is None else argv
+    args = _hoist_global_flags(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args
     debug = "--debug" in args or os.environ.get("SAFEHOLD_DEBUG") == "1"
     try:
@@ -93,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_FAILURE
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: message, no traceback unless --debug
+    except Exception as exc:
         if debug:
             traceback.print_exc()
         click.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
@@ -101,5 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def entry() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     sys.exit(main())

@@ -81,7 +81,9 @@ class VirtualDir:
             raise ValueError(f"{node.display_name!r} appears twice in the snapshot")
         self.children[node.name] = node
 
-    def walk_to(self, parts: list[bytes], meta_of: Callable[[int], Node | None] = lambda _i: None) -> VirtualDir:
+    def walk_to(
+        self, parts: list[bytes], meta_of: Callable[[int], Node | None] = lambda _i: None
+    ) -> VirtualDir:
         d = self
         for i, p in enumerate(parts):
             d = d.subdir(p, meta_of(i))
@@ -224,9 +226,10 @@ class Archiver:
             self.stats.files_cached += 1
             content = cached[4]
         else:
-            content = self._read_file(path, st)
-            if content is None:
+            read = self._read_file(path, st)
+            if read is None:
                 return None
+            content = read
         if self.cache is not None:
             d, n = os.path.split(path)
             self.cache.record(d, n, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, content)

@@ -97,7 +97,9 @@ class Checker:
             self.progress.advance(files=1)
         self.progress.finish()
         for name in sorted(set(stored) - {p.hex() for p in indexed}):
-            r.notes.append(f"pack {name[:16]} is not in any index (left by an interrupted backup; prune removes it)")
+            r.notes.append(
+                f"pack {name[:16]} is not in any index (left by an interrupted backup; prune removes it)"
+            )
         self._check_snapshots()
         if read_data:
             self._read_data(select_packs(sorted(stored), subset))
@@ -109,7 +111,9 @@ class Checker:
         except (IntegrityError, SafeholdError) as exc:
             self.result.errors.append(f"pack {name[:16]}: header unreadable: {exc}")
             return
-        if {(e.id, e.offset, e.length, e.type) for e in header} != {(e.id, e.offset, e.length, e.type) for e in entries}:
+        if {(e.id, e.offset, e.length, e.type) for e in header} != {
+            (e.id, e.offset, e.length, e.type) for e in entries
+        }:
             self.result.errors.append(f"pack {name[:16]}: header and index disagree")
 
     def _check_snapshots(self) -> None:
@@ -187,5 +191,7 @@ class Checker:
                 self.repo.decode_blob(e.id, e, envelope, mv[e.offset : e.offset + e.length])
                 n += 1
             except IntegrityError as exc:
-                errs.append(f"pack {name[:16]}: {BLOB_TYPE_NAMES.get(e.type, '?')} blob {e.id.hex()[:16]}: {exc}")
+                errs.append(
+                    f"pack {name[:16]}: {BLOB_TYPE_NAMES.get(e.type, '?')} blob {e.id.hex()[:16]}: {exc}"
+                )
         return errs, n, len(data)

@@ -120,7 +120,9 @@ class Session:
         try:
             return self._aead.decrypt(bytes(mv[:NONCE_LEN]), mv[NONCE_LEN:], ad)
         except InvalidTag:
-            raise IntegrityError(f"{what} failed authentication (damaged or not from this repository)") from None
+            raise IntegrityError(
+                f"{what} failed authentication (damaged or not from this repository)"
+            ) from None
 
     @property
     def envelope(self) -> bytes:

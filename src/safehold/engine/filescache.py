@@ -84,12 +84,24 @@ class FilesCache:
             out[name] = (size, mtime, ctime, inode, [ids[i : i + 32] for i in range(0, len(ids), 32)])
         return out
 
-    def record(self, d: bytes, name: bytes, size: int, mtime: int, ctime: int, inode: int, ids: list[bytes]) -> None:
+    def record(
+        self, d: bytes, name: bytes, size: int, mtime: int, ctime: int, inode: int, ids: list[bytes]
+    ) -> None:
         if mtime >= self._start or ctime >= self._start:
             return
         blob = b"".join(ids)
         self._pending.append(
-            (d, name, size, mtime, ctime, inode, blob, self._mac(d, name, size, mtime, ctime, inode, blob), self._gen)
+            (
+                d,
+                name,
+                size,
+                mtime,
+                ctime,
+                inode,
+                blob,
+                self._mac(d, name, size, mtime, ctime, inode, blob),
+                self._gen,
+            )
         )
         if len(self._pending) >= 5000:
             self._write()

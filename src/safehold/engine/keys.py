@@ -43,7 +43,12 @@ def derive_kek(passphrase: str, kdf: str, params: dict[str, int], salt: bytes) -
     pw = passphrase.encode("utf-8")
     if kdf == "argon2id":
         return hash_secret_raw(
-            pw, salt, time_cost=params["t"], memory_cost=params["m"], parallelism=params["p"], hash_len=32,
+            pw,
+            salt,
+            time_cost=params["t"],
+            memory_cost=params["m"],
+            parallelism=params["p"],
+            hash_len=32,
             type=Type.ID,
         )
     if kdf == "scrypt":

@@ -90,14 +90,18 @@ def read_locks(backend: Backend, key: bytes, sessions: SessionCache) -> list[Loc
         except NotFoundError:
             continue
         except (IntegrityError, ValueError, TypeError):
-            out.append(LockInfo(fi.name, True, "?", 0, "?", "unreadable lock", 0.0, time.time(), lease_seconds()))
+            out.append(
+                LockInfo(fi.name, True, "?", 0, "?", "unreadable lock", 0.0, time.time(), lease_seconds())
+            )
     return out
 
 
 class Lock:
     """A held lock with its refresh thread. Use :func:`acquire`; release with :meth:`release`."""
 
-    def __init__(self, backend: Backend, key: bytes, sessions: SessionCache, exclusive: bool, operation: str) -> None:
+    def __init__(
+        self, backend: Backend, key: bytes, sessions: SessionCache, exclusive: bool, operation: str
+    ) -> None:
         self.backend = backend
         self._key = key
         self._sessions = sessions
@@ -162,15 +166,17 @@ class Lock:
 
 
 def _conflicts(mine: LockInfo, others: list[LockInfo]) -> list[LockInfo]:
-    return [
-        o
-        for o in others
-        if o.name != mine.name and (mine.exclusive or o.exclusive) and not o.stale()
-    ]
+    return [o for o in others if o.name != mine.name and (mine.exclusive or o.exclusive) and not o.stale()]
 
 
 def acquire(
-    backend: Backend, key: bytes, sessions: SessionCache, *, exclusive: bool, operation: str, wait: float = 0.0
+    backend: Backend,
+    key: bytes,
+    sessions: SessionCache,
+    *,
+    exclusive: bool,
+    operation: str,
+    wait: float = 0.0,
 ) -> Lock:
     """Take a lock, waiting up to ``wait`` seconds for conflicting locks to go away."""
     deadline = time.monotonic() + wait

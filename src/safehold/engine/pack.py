@@ -101,7 +101,9 @@ def parse_trailer(tail: bytes, pack_size: int) -> tuple[bytes, int]:
     return envelope, hlen
 
 
-def decode_header(sessions: SessionCache, envelope: bytes, header_ct: bytes, pack_size: int) -> list[PackedBlob]:
+def decode_header(
+    sessions: SessionCache, envelope: bytes, header_ct: bytes, pack_size: int
+) -> list[PackedBlob]:
     """Decrypt and validate a pack header; every entry must lie inside the pack's blob area."""
     plain = sessions.for_envelope(envelope).open(header_ct, HEADER_AD, "pack header")
     raw = msgpack.unpackb(plain, raw=False)

@@ -128,7 +128,11 @@ class Repository:
         )
         if chunker_from is not None:
             cfg.chunker_seed = chunker_from.chunker_seed
-            cfg.min_size, cfg.avg_size, cfg.max_size = chunker_from.min_size, chunker_from.avg_size, chunker_from.max_size
+            cfg.min_size, cfg.avg_size, cfg.max_size = (
+                chunker_from.min_size,
+                chunker_from.avg_size,
+                chunker_from.max_size,
+            )
         raw = wrap_master(keys.master, password).to_bytes()
         key_name = sha256_hex(raw)
         backend.save(Handle(FileType.KEY, key_name), raw)
@@ -145,8 +149,14 @@ class Repository:
         return cls(backend, keys, RepoConfig.from_bytes(raw), key_name)
 
     def lock(self, *, exclusive: bool, operation: str, wait: float = 0.0) -> Lock:
-        return acquire(self.backend, self.keys.lock, SessionCache(self.keys.lock), exclusive=exclusive,
-                       operation=operation, wait=wait)
+        return acquire(
+            self.backend,
+            self.keys.lock,
+            SessionCache(self.keys.lock),
+            exclusive=exclusive,
+            operation=operation,
+            wait=wait,
+        )
 
     # ---- keys ------------------------------------------------------------------------------------
     def add_key(self, password: str) -> str:
@@ -213,7 +223,9 @@ class Repository:
             self._local.dctx = d
         return d
 
-    def decode_blob(self, blob_id: bytes, loc: BlobLocation | PackedBlob, envelope: bytes, sealed: bytes) -> bytes:
+    def decode_blob(
+        self, blob_id: bytes, loc: BlobLocation | PackedBlob, envelope: bytes, sealed: bytes | memoryview
+    ) -> bytes:
         """Decrypt, decompress and verify one blob; raises IntegrityError on any mismatch."""
         what = f"{BLOB_TYPE_NAMES.get(loc.type, '?')} blob {blob_id.hex()[:16]}"
         plain = self.sessions.for_envelope(envelope).open(sealed, blob_ad(loc.type, blob_id), what)
@@ -230,7 +242,9 @@ class Repository:
         self.load_index()
         loc = self.index.lookup(blob_id)
         if loc is None or loc.type != blob_type:
-            raise IntegrityError(f"{BLOB_TYPE_NAMES[blob_type]} blob {blob_id.hex()[:16]} is not in the index")
+            raise IntegrityError(
+                f"{BLOB_TYPE_NAMES[blob_type]} blob {blob_id.hex()[:16]} is not in the index"
+            )
         sealed = self.backend.load(Handle(FileType.DATA, loc.pack_id.hex()), loc.offset, loc.length)
         return self.decode_blob(blob_id, loc, loc.envelope, sealed)
 

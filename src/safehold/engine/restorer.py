@@ -193,7 +193,11 @@ class Restorer:
             return
         self._mkdir(parent)
         for p, n in pending:
-            if n.type == DIR and (parent == p or parent.startswith(p + b"/")) and all(p != d for d, _ in dirs):
+            if (
+                n.type == DIR
+                and (parent == p or parent.startswith(p + b"/"))
+                and all(p != d for d, _ in dirs)
+            ):
                 dirs.append((p, n))
 
     def _mkdir(self, path: bytes) -> None:
@@ -264,7 +268,9 @@ class Restorer:
                     pass
         self.progress.finish()
 
-    def _restore_pack(self, item: tuple[bytes, dict[bytes, tuple[BlobLocation, list[tuple[_Job, int]]]]]) -> None:
+    def _restore_pack(
+        self, item: tuple[bytes, dict[bytes, tuple[BlobLocation, list[tuple[_Job, int]]]]]
+    ) -> None:
         pack_id, blobs = item
         h = Handle(FileType.DATA, pack_id.hex())
         ordered = sorted(blobs.items(), key=lambda kv: kv[1][0].offset)
@@ -294,7 +300,9 @@ class Restorer:
                 for job, off in targets:
                     self._write(job, off, plain)
 
-    def _fail_all(self, group: list[tuple[bytes, tuple[BlobLocation, list[tuple[_Job, int]]]]], msg: str) -> None:
+    def _fail_all(
+        self, group: list[tuple[bytes, tuple[BlobLocation, list[tuple[_Job, int]]]]], msg: str
+    ) -> None:
         for _blob_id, (_loc, targets) in group:
             for job, _off in targets:
                 with job.lock:

@@ -7,6 +7,7 @@ symlink targets and xattr names are raw bytes: non-UTF-8 names survive a round t
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,7 +142,7 @@ class Node:
 def encode_tree(nodes: list[Node]) -> bytes:
     """Encode a folder's nodes deterministically (sorted by raw name)."""
     ordered = sorted(nodes, key=lambda n: n.name)
-    for a, b in zip(ordered, ordered[1:], strict=False):
+    for a, b in itertools.pairwise(ordered):
         if a.name == b.name:
             raise ValueError(f"duplicate name in tree: {a.display_name}")
     return msgpack.packb([TREE_VERSION, [n.to_wire() for n in ordered]], use_bin_type=True)

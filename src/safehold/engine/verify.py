@@ -24,7 +24,9 @@ def verify_restored(
         items = [(start.name, start)]
     else:
         flt = PathFilter(includes or [], excludes or [], base)
-        items = [(rel, n) for rel, n in walk(repo, start.subtree) if n.type == FILE and flt.wanted(rel, False)]
+        items = [
+            (rel, n) for rel, n in walk(repo, start.subtree) if n.type == FILE and flt.wanted(rel, False)
+        ]
     for rel, node in items:
         if node.type != FILE:
             continue

@@ -79,7 +79,9 @@ class Session:
 
 
 @contextmanager
-def backup_session(repo: Repository, *, progress: Progress | None = None, use_cache: bool = True) -> Iterator[Session]:
+def backup_session(
+    repo: Repository, *, progress: Progress | None = None, use_cache: bool = True
+) -> Iterator[Session]:
     """Lock (shared), open a writer and an archiver; flush on success, abort on failure, always unlock."""
     lock = repo.lock(exclusive=False, operation="backup")
     cache = FilesCache.for_repository(repo.config.id, repo.keys.cache, time.time_ns()) if use_cache else None
@@ -97,7 +99,9 @@ def backup_session(repo: Repository, *, progress: Progress | None = None, use_ca
             cache.close()
 
 
-def commit(session: Session, snap_fields: dict[str, Any], on_saved: Callable[[], None] | None = None) -> Snapshot:
+def commit(
+    session: Session, snap_fields: dict[str, Any], on_saved: Callable[[], None] | None = None
+) -> Snapshot:
     """Save the root tree, flush blobs and index, then write the snapshot (in that order)."""
     arch = session.archiver
     root = arch.build(session.root)

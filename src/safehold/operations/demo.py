@@ -54,7 +54,9 @@ def make_sample_app(root: Path, rng: random.Random) -> None:
             p.write_text(PHP.format(name=f"P{pkg}C{j}", view="vendor", n=j) * rng.randint(1, 6))
     (root / "config").mkdir(exist_ok=True)
     for name in ("app", "database", "queue", "cache"):
-        (root / "config" / f"{name}.php").write_text(f"<?php\nreturn ['name' => '{name}', 'debug' => false];\n")
+        (root / "config" / f"{name}.php").write_text(
+            f"<?php\nreturn ['name' => '{name}', 'debug' => false];\n"
+        )
     (root / ".env").write_text("APP_NAME=Demo\nAPP_KEY=base64:not-a-real-key\nDB_PASSWORD=demo-only\n")
     os.chmod(root / ".env", 0o600)
     uploads = root / "storage" / "app" / "public"
@@ -63,7 +65,9 @@ def make_sample_app(root: Path, rng: random.Random) -> None:
         (uploads / f"photo{i}.jpg").write_bytes(rng.randbytes(rng.randint(50_000, 400_000)))
     log = root / "storage" / "logs" / "laravel.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text("".join(f"[2026-11-{1 + i % 28:02d}] production.INFO: request {i} ok\n" for i in range(40_000)))
+    log.write_text(
+        "".join(f"[2026-11-{1 + i % 28:02d}] production.INFO: request {i} ok\n" for i in range(40_000))
+    )
     (root / "public").mkdir(exist_ok=True)
     (root / "public" / "storage").symlink_to("../storage/app/public")
     (root / "storage" / "framework" / "cache").mkdir(parents=True)
@@ -129,8 +133,10 @@ def run_demo(workdir: Path, say: Callable[[str], None]) -> dict[str, Any]:
     first = backup_paths(repo, opts).snapshot
     t1 = time.perf_counter() - t0
     after_first = _repo_size(repo_dir)
-    say(f"3. first backup {first.short_id}: {first.summary['files']} files, {human_bytes(size)} -> "
-        f"{human_bytes(after_first)} stored (compressed, encrypted) in {t1:.2f}s")
+    say(
+        f"3. first backup {first.short_id}: {first.summary['files']} files, {human_bytes(size)} -> "
+        f"{human_bytes(after_first)} stored (compressed, encrypted) in {t1:.2f}s"
+    )
 
     change_sample_app(app_dir, rng)
     t0 = time.perf_counter()
@@ -138,8 +144,10 @@ def run_demo(workdir: Path, say: Callable[[str], None]) -> dict[str, Any]:
     t2 = time.perf_counter() - t0
     added = _repo_size(repo_dir) - after_first
     s = second.summary
-    say(f"4. changed 6 files, added and deleted an upload, grew the log; second backup {second.short_id}: "
-        f"read {s['files_read']} of {s['files']} files, added only {human_bytes(added)} in {t2:.2f}s")
+    say(
+        f"4. changed 6 files, added and deleted an upload, grew the log; second backup {second.short_id}: "
+        f"read {s['files_read']} of {s['files']} files, added only {human_bytes(added)} in {t2:.2f}s"
+    )
 
     before = manifest(app_dir)
     shutil.rmtree(workdir / "server")
@@ -150,19 +158,25 @@ def run_demo(workdir: Path, say: Callable[[str], None]) -> dict[str, Any]:
     result = restore_snapshot(repo, RestoreOptions(snapshot="latest", target=str(restored), verify=True))
     t3 = time.perf_counter() - t0
     if result.stats.errors or result.verify_errors:
-        raise IntegrityError("demo restore reported problems: " + "; ".join(result.stats.errors + result.verify_errors))
+        raise IntegrityError(
+            "demo restore reported problems: " + "; ".join(result.stats.errors + result.verify_errors)
+        )
     again = restored / str(app_dir).lstrip("/")
     after = manifest(again)
     if after != before:
         diff = sorted(set(before.items()) ^ set(after.items()))[:5]
         raise IntegrityError(f"demo restore differs from the original: {diff}")
-    say(f"6. restored snapshot {second.short_id} to {again} in {t3:.2f}s: all {len(before)} entries identical "
-        "(content, modes, mtimes, symlinks)")
+    say(
+        f"6. restored snapshot {second.short_id} to {again} in {t3:.2f}s: all {len(before)} entries identical "
+        "(content, modes, mtimes, symlinks)"
+    )
 
     check = Checker(repo).run(read_data=True)
     if not check.ok:
         raise IntegrityError("demo check failed: " + "; ".join(check.errors))
-    say(f"7. check --read-data: {check.packs_read} packs, {check.blobs_read} blobs decrypted and verified, no errors")
+    say(
+        f"7. check --read-data: {check.packs_read} packs, {check.blobs_read} blobs decrypted and verified, no errors"
+    )
     return {
         "workdir": str(workdir),
         "source_bytes": size,

@@ -25,7 +25,9 @@ def diff_snapshots(repo: Repository, ref1: str, ref2: str) -> tuple[list[Change]
     return changes, stats
 
 
-def _all_below(repo: Repository, node: Node, path: str, kind: str, out: list[Change], stats: dict[str, int]) -> None:
+def _all_below(
+    repo: Repository, node: Node, path: str, kind: str, out: list[Change], stats: dict[str, int]
+) -> None:
     out.append(Change(kind, path + ("/" if node.type == DIR else "")))
     stats["added" if kind == "+" else "removed"] += 1
     if kind == "+":
@@ -35,7 +37,9 @@ def _all_below(repo: Repository, node: Node, path: str, kind: str, out: list[Cha
             _all_below(repo, child, f"{path}/{child.display_name}", kind, out, stats)
 
 
-def _diff_trees(repo: Repository, t1: bytes, t2: bytes, prefix: str, out: list[Change], stats: dict[str, int]) -> None:
+def _diff_trees(
+    repo: Repository, t1: bytes, t2: bytes, prefix: str, out: list[Change], stats: dict[str, int]
+) -> None:
     if t1 == t2:
         return
     a = {n.name: n for n in load_tree(repo, t1)}

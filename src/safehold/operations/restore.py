@@ -35,7 +35,9 @@ def split_snapshot_arg(arg: str) -> tuple[str, str]:
     return snap, sub
 
 
-def restore_snapshot(repo: Repository, opts: RestoreOptions, progress: Progress | None = None) -> RestoreResult:
+def restore_snapshot(
+    repo: Repository, opts: RestoreOptions, progress: Progress | None = None
+) -> RestoreResult:
     repo.load_index()
     snap = repo.find_snapshot(opts.snapshot)
     start = find_node(repo, bytes.fromhex(snap.tree), opts.subpath)
@@ -47,6 +49,7 @@ def restore_snapshot(repo: Repository, opts: RestoreOptions, progress: Progress 
     if opts.verify:
         from safehold.engine.verify import verify_restored
 
-        result.verify_errors = verify_restored(repo, start, target, includes=opts.includes,
-                                               excludes=opts.excludes, base=base)
+        result.verify_errors = verify_restored(
+            repo, start, target, includes=opts.includes, excludes=opts.excludes, base=base
+        )
     return result

@@ -1,0 +1,5 @@
+"""``python -m safehold``."""
+
+from safehold.cli.main import entry
+
+entry()

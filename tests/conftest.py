@@ -1,0 +1,41 @@
+"""Suite-wide settings: cheap key derivation and a private cache folder for every test session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _safehold_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    old = {
+        k: os.environ.get(k)
+        for k in (
+            "SAFEHOLD_KDF_FAST",
+            "SAFEHOLD_CACHE_DIR",
+            "SAFEHOLD_REPOSITORY",
+            "SAFEHOLD_PASSWORD",
+            "SAFEHOLD_PASSWORD_FILE",
+            "SAFEHOLD_PASSWORD_COMMAND",
+        )
+    }
+    for k in old:
+        os.environ.pop(k, None)
+    os.environ["SAFEHOLD_KDF_FAST"] = "1"
+    os.environ["SAFEHOLD_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    d = tmp_path / "cache"
+    monkeypatch.setenv("SAFEHOLD_CACHE_DIR", str(d))
+    return d

@@ -1,0 +1,53 @@
+"""Deduplication: unchanged data adds (almost) nothing; an insertion near the start adds little."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+
+def _repo_bytes(repo_path: Path) -> int:
+    return sum(p.stat().st_size for p in repo_path.rglob("*") if p.is_file() and "locks" not in p.parts)
+
+
+def _tree(root: Path) -> None:
+    rng = random.Random(7)
+    for d in range(20):
+        sub = root / f"d{d}"
+        sub.mkdir(parents=True)
+        for f in range(40):
+            (sub / f"f{f}.txt").write_bytes(rng.randbytes(rng.randint(100, 20_000)))
+    (root / "big.bin").write_bytes(rng.randbytes(24 << 20))
+
+
+def test_unchanged_second_backup_adds_under_one_percent(tmp_path: Path, run, repo_path: Path) -> None:
+    src = tmp_path / "src"
+    _tree(src)
+    run("init")
+    assert run("backup", str(src)).code == 0
+    first = _repo_bytes(repo_path)
+    r = run("backup", str(src), "--json")
+    assert r.code == 0
+    second = _repo_bytes(repo_path)
+    assert second - first < first * 0.01, (first, second)
+    # and the same with the files cache disabled (content-defined dedup alone)
+    assert run("backup", str(src), "--no-cache").code == 0
+    assert _repo_bytes(repo_path) - second < first * 0.01
+    assert r.json()["summary"]["files_cached"] == 801
+
+
+def test_insertion_near_start_of_large_file_stores_under_five_percent(
+    tmp_path: Path, run, repo_path: Path
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = random.Random(11)
+    data = rng.randbytes(64 << 20)
+    (src / "dump.sql").write_bytes(data)
+    run("init")
+    assert run("backup", str(src)).code == 0
+    first = _repo_bytes(repo_path)
+    (src / "dump.sql").write_bytes(data[:4096] + b"INSERT INTO t VALUES (42);\n" * 100 + data[4096:])
+    assert run("backup", str(src)).code == 0
+    added = _repo_bytes(repo_path) - first
+    assert added < first * 0.05, (added, first)

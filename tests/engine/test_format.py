@@ -1,0 +1,240 @@
+"""Unit tests of the repository format pieces: blobs, packs, index, keys, locks, files cache, trees."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from safehold.backends.base import FileType, Handle
+from safehold.backends.memory import MemoryBackend
+from safehold.engine.crypto import MasterKeys, Session, SessionCache, open_file, seal_file
+from safehold.engine.filescache import FilesCache
+from safehold.engine.index import MasterIndex, decode_index, encode_index
+from safehold.engine.lock import read_locks
+from safehold.engine.pack import DATA, TREE, PackBuilder, PackedBlob
+from safehold.engine.repository import Repository
+from safehold.engine.tree import Node, decode_tree, encode_tree
+from safehold.engine.writer import BlobWriter
+from safehold.errors import IntegrityError, LockLost, RepositoryExists, RepositoryLocked, WrongPassword
+
+
+def test_blob_round_trip_and_binding(repo: Repository) -> None:
+    w = BlobWriter(repo)
+    data = os.urandom(100_000) + b"a" * 100_000
+    bid = w.save_blob(DATA, data)
+    tid = w.save_blob(TREE, encode_tree([]))
+    w.flush()
+    assert repo.load_blob(DATA, bid) == data
+    with pytest.raises(IntegrityError):
+        repo.load_blob(TREE, bid)  # a data blob cannot be read as a tree
+    loc = repo.index.lookup(bid)
+    assert loc is not None and loc.compressed and loc.raw_length == len(data)
+    tloc = repo.index.lookup(tid)
+    assert tloc is not None and tloc.pack_id != loc.pack_id  # trees and data live in separate packs
+
+
+def test_incompressible_blob_stored_raw(repo: Repository) -> None:
+    w = BlobWriter(repo)
+    bid = w.save_blob(DATA, os.urandom(50_000))
+    w.flush()
+    loc = repo.index.lookup(bid)
+    assert loc is not None and not loc.compressed
+
+
+def test_nonces_never_repeat_within_a_session() -> None:
+    s = Session(os.urandom(32))
+    nonces = {s.seal(b"x", b"ad")[:12] for _ in range(10_000)}
+    assert len(nonces) == 10_000
+
+
+def test_sealed_file_rejects_wrong_label_and_tampering() -> None:
+    keys = MasterKeys.generate()
+    sealed = seal_file(keys.data, b"hello", b"index")
+    cache = SessionCache(keys.data)
+    assert open_file(cache, sealed, b"index", "x") == b"hello"
+    with pytest.raises(IntegrityError):
+        open_file(cache, sealed, b"snapshots", "x")
+    bad = bytearray(sealed)
+    bad[-1] ^= 1
+    with pytest.raises(IntegrityError):
+        open_file(cache, bytes(bad), b"index", "x")
+
+
+def test_pack_header_and_index_agree(repo: Repository) -> None:
+    w = BlobWriter(repo)
+    ids = [w.save_blob(DATA, os.urandom(1000) * 3) for _ in range(50)]
+    w.flush()
+    packs = list(repo.backend.list(FileType.DATA))
+    assert packs
+    seen = set()
+    for fi in packs:
+        _env, entries = repo.read_pack_header(fi.name, fi.size)
+        seen |= {e.id for e in entries}
+    assert set(ids) <= seen
+
+
+def test_index_encoding_and_memory_per_blob() -> None:
+    idx = MasterIndex()
+    n = 50_000
+    packs = []
+    for p in range(50):
+        entries = [PackedBlob(DATA, os.urandom(32), i * 100, 100, 200, True) for i in range(n // 50)]
+        packs.append((os.urandom(32), os.urandom(17), entries))
+    raw = encode_index(packs)
+    assert decode_index(raw) == packs
+    idx.add_packs(packs)
+    idx.compact()
+    seg = idx._segments[0]
+    per_blob = (
+        sum(a.nbytes for a in (seg.prefix, seg.ids, seg.pack, seg.offset, seg.length, seg.raw, seg.flags)) / n
+    )
+    assert per_blob < 64
+    probe = packs[7][2][123]
+    loc = idx.lookup(probe.id)
+    assert loc is not None and loc.offset == probe.offset and loc.pack_id == packs[7][0]
+    assert idx.lookup(os.urandom(32)) is None
+
+
+def test_index_survives_prefix_collisions() -> None:
+    idx = MasterIndex()
+    base = os.urandom(8)
+    entries = [PackedBlob(DATA, base + os.urandom(24), i, 1, 1, False) for i in range(20)]
+    idx.add_packs([(b"p" * 32, b"e" * 17, entries)])
+    for e in entries:
+        loc = idx.lookup(e.id)
+        assert loc is not None and loc.offset == e.offset
+
+
+def test_keys_add_remove_and_wrong_password() -> None:
+    b = MemoryBackend()
+    repo = Repository.init(b, "one")
+    with pytest.raises(RepositoryExists):
+        Repository.init(b, "again")
+    repo.add_key("two")
+    assert Repository.open(b, "two").config.id == repo.config.id
+    with pytest.raises(WrongPassword):
+        Repository.open(b, "three")
+    assert len(repo.list_keys()) == 2
+
+
+def test_unknown_feature_flag_is_refused() -> None:
+    import json
+
+    b = MemoryBackend()
+    repo = Repository.init(b, "pw")
+    cfg = json.loads(repo.config.to_bytes())
+    cfg["features"] = ["from-the-future"]
+    b.save(Handle(FileType.CONFIG), seal_file(repo.keys.data, json.dumps(cfg).encode(), b"config"))
+    from safehold.errors import UnsupportedRepository
+
+    with pytest.raises(UnsupportedRepository, match="from-the-future"):
+        Repository.open(b, "pw")
+
+
+def test_locks_shared_exclusive_and_stale(monkeypatch: pytest.MonkeyPatch) -> None:
+    b = MemoryBackend()
+    repo = Repository.init(b, "pw")
+    s1 = repo.lock(exclusive=False, operation="backup")
+    s2 = repo.lock(exclusive=False, operation="backup")
+    with pytest.raises(RepositoryLocked):
+        repo.lock(exclusive=True, operation="prune")
+    s1.release()
+    s2.release()
+    ex = repo.lock(exclusive=True, operation="prune")
+    with pytest.raises(RepositoryLocked):
+        repo.lock(exclusive=False, operation="backup")
+    ex.release()
+    # a lock from a dead process on this host is stale
+    import json
+    import socket
+
+    d = {
+        "exclusive": True,
+        "hostname": socket.gethostname(),
+        "pid": 2**22 + 12345,
+        "username": "x",
+        "operation": "dead",
+        "created": time.time(),
+        "refreshed": time.time(),
+        "lease": 300.0,
+    }
+    b.save(Handle(FileType.LOCK, "ab" * 32), seal_file(repo.keys.lock, json.dumps(d).encode(), b"lock"))
+    infos = read_locks(b, repo.keys.lock, SessionCache(repo.keys.lock))
+    assert [i.stale() for i in infos] == [True]
+    repo.lock(exclusive=True, operation="prune").release()  # a stale lock does not block
+
+
+def test_lock_is_lost_when_refresh_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAFEHOLD_LOCK_LEASE", "0.3")
+    b = MemoryBackend()
+    repo = Repository.init(b, "pw")
+    lock = repo.lock(exclusive=False, operation="backup")
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise OSError("storage gone")
+
+    monkeypatch.setattr(b, "save", broken)
+    time.sleep(1.0)
+    with pytest.raises(LockLost):
+        lock.check()
+    monkeypatch.undo()
+    lock.release()
+
+
+def test_files_cache_ignores_racy_and_tampered_rows(tmp_path: Path) -> None:
+    key = os.urandom(32)
+    start = time.time_ns()
+    c = FilesCache(tmp_path / "fc.sqlite", key, start)
+    ids = [os.urandom(32)]
+    c.record(b"/d", b"old", 10, start - 10**10, start - 10**10, 1, ids)
+    c.record(b"/d", b"racy", 10, start + 1, start - 10**10, 2, ids)
+    c.commit()
+    c.close()
+    c2 = FilesCache(tmp_path / "fc.sqlite", key, time.time_ns())
+    rows = c2.lookup_dir(b"/d")
+    assert set(rows) == {b"old"} and rows[b"old"][4] == ids
+    c2._db.execute("UPDATE files SET size=11 WHERE name=?", (b"old",))
+    assert c2.lookup_dir(b"/d") == {}
+    c2.close()
+    c3 = FilesCache(tmp_path / "fc.sqlite", os.urandom(32), time.time_ns())
+    assert c3.lookup_dir(b"/d") == {}
+
+
+names = st.binary(min_size=1, max_size=40).filter(lambda b: b"/" not in b and b"\0" not in b)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(names, st.integers(0, 2**40), st.binary(max_size=64)), max_size=20, unique_by=lambda t: t[0]
+    )
+)
+def test_tree_encoding_is_deterministic_and_round_trips(items: list[tuple[bytes, int, bytes]]) -> None:
+    nodes = [
+        Node(name=n, type="file", size=s, mtime_ns=s, content=[bytes(32)], xattrs=[(b"user.x", v)])
+        for n, s, v in items
+    ]
+    enc = encode_tree(nodes)
+    assert encode_tree(list(reversed(nodes))) == enc
+    assert decode_tree(enc) == sorted(nodes, key=lambda n: n.name)
+
+
+def test_malformed_tree_is_an_integrity_error() -> None:
+    with pytest.raises(IntegrityError):
+        decode_tree(b"\x93\x01\x02\x03")
+
+
+def test_pack_builder_spreads_over_two_open_packs(repo: Repository) -> None:
+    w = BlobWriter(repo)
+    assert len(w._packs[DATA]) == 2
+    pb = PackBuilder(DATA)
+    pb.add(b"x" * 32, b"y" * 40, 12, False)
+    data, pid = pb.finish(Session(repo.keys.data))
+    import hashlib
+
+    assert hashlib.sha256(data).digest() == pid
