@@ -27,7 +27,9 @@ class SecretRef(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     env: str | None = Field(default=None, description="Name of an environment variable holding the secret.")
-    file: str | None = Field(default=None, description="Path of a file holding the secret (or a dotenv file).")
+    file: str | None = Field(
+        default=None, description="Path of a file holding the secret (or a dotenv file)."
+    )
     key: str | None = Field(default=None, description="With `file`: the key to read from a dotenv file.")
     command: str | None = Field(default=None, description="A command whose standard output is the secret.")
 
