@@ -159,7 +159,7 @@ def test_missing_root_is_not_created_by_save(sshd: SSHServer, tmp_path: Path) ->
     assert not (tmp_path / "absent").exists()
 
 
-def test_permission_denied(sshd: SSHServer, tmp_path: Path) -> None:
+def test_uncreatable_folder_is_a_permanent_error(sshd: SSHServer, tmp_path: Path) -> None:
     b = make(sshd, Path("/proc/safehold-test"))
     with pytest.raises(BackendError) as e:
         b.create()
@@ -189,3 +189,24 @@ def test_url_forms() -> None:
     assert (b.port, b.root, b.properties.connections) == (22, "/srv/repo", 6)
     with pytest.raises(ConfigError, match="unknown option"):
         from_url("sftp://bob@example.org/srv/repo", {"password": "x"})
+
+
+def test_server_without_posix_rename(sftp: SFTPBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    import paramiko
+
+    def unsupported(self: paramiko.SFTPClient, old: str, new: str) -> None:
+        raise OSError("Operation unsupported")
+
+    monkeypatch.setattr(paramiko.SFTPClient, "posix_rename", unsupported)
+    data = os.urandom(100)
+    h = data_handle(data)
+    sftp.save(h, data)
+    sftp.save(h, data)  # the target exists: same bytes, fine
+    lock = Handle(FileType.LOCK, "ab")
+    sftp.save(lock, b"one")
+    sftp.save(lock, b"two")
+    assert sftp.load(h) == data
+    assert sftp.load(lock) == b"two"
+    assert [f.name for f in sftp.list(FileType.DATA)] == [h.name]
+    assert os.listdir(Path(sftp.root) / "data" / h.name[:2]) == [h.name]
+    assert os.listdir(Path(sftp.root) / "locks") == ["ab"]

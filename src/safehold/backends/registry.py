@@ -5,8 +5,8 @@ URL                                backend
 =================================  =======================================================================
 ``/path`` or ``relative/path``     :class:`~safehold.backends.local.LocalBackend`
 ``file:///path``                   the same
-``sftp://user@host[:port]/path``   :class:`~safehold.backends.sftp.SFTPBackend` (``//path`` after the
-                                   host is absolute, ``/path`` is relative to the login folder)
+``sftp://user@host[:port]/path``   :class:`~safehold.backends.sftp.SFTPBackend` (``/path`` is absolute,
+                                   ``/~/path`` is relative to the login folder)
 ``s3://bucket[/prefix]``           :class:`~safehold.backends.s3.S3Backend`
 ``mem://name``                     a process-wide :class:`~safehold.backends.memory.MemoryBackend` per
                                    name (for tests and demos)
@@ -20,7 +20,13 @@ URL                                backend
 * ``on_retry``: a callback ``(op, what, attempt, error, delay)`` called before each retry wait.
 * ``connections`` (int): parallel requests (local 2, sftp 4, s3 8 by default).
 
-Backend-specific options are listed with each factory below; an unknown option is a ConfigError.
+Backend-specific options (an unknown option is a ConfigError):
+
+* local: ``connections``.
+* sftp: ``identity_file``, ``known_hosts``, ``accept_new_host_key``, ``connections`` (4), ``timeout`` (30 s).
+* s3: ``endpoint_url``, ``region``, ``path_style``, ``sse`` (``AES256`` | ``aws:kms``), ``sse_kms_key_id``,
+  ``storage_class`` (only for data packs saved with ``Handle.cold``), ``checksum`` (``md5`` | ``sha256``),
+  ``connections`` (8), ``profile``, ``timeout`` (60 s).
 """
 
 from __future__ import annotations

@@ -380,7 +380,12 @@ class SFTPBackend:
                     f.write(view[i : i + _CHUNK])
                 f.flush()
                 _fsync(sftp, f)
-            sftp.posix_rename(tmp, final)
+            try:
+                sftp.posix_rename(tmp, final)
+            except OSError as e:
+                if _lost(e, sftp) or e.errno is not None:
+                    raise
+                _plain_rename(sftp, tmp, final, h, len(view))  # no posix-rename@openssh.com
             size = sftp.stat(final).st_size
             if size != len(view):
                 raise TransientBackendError(
@@ -543,6 +548,28 @@ class SFTPBackend:
                     raise
 
         self._run("removing the scratch folder", lambda sftp: rmdirs(sftp, posixpath.join(self.root, name)))
+
+
+def _plain_rename(sftp: paramiko.SFTPClient, tmp: str, final: str, h: Handle, size: int) -> None:
+    """Rename for servers without posix-rename@openssh.com, where a plain rename refuses an existing target.
+
+    Other files are immutable and named by their content, so an existing target of the right size already
+    holds these bytes. A lock file is removed and renamed again: not atomic, but locks are only ever read
+    by safehold itself, which retries a lock it cannot parse.
+    """
+    try:
+        sftp.rename(tmp, final)
+        return
+    except FileNotFoundError:
+        raise
+    except OSError:
+        if h.type is FileType.LOCK:
+            sftp.remove(final)
+            sftp.rename(tmp, final)
+            return
+        if (sftp.stat(final).st_size or 0) != size:
+            raise
+        sftp.remove(tmp)
 
 
 def _read(f: paramiko.SFTPFile, n: int) -> bytes:
