@@ -155,6 +155,8 @@ class RedisServer:
                 "no",
                 "--daemonize",
                 "no",
+                "--repl-diskless-sync-delay",
+                "0",
                 "--logfile",
                 str(self.dir / "redis.log"),
             ],

@@ -489,7 +489,7 @@ class MySQLSource:
                     rows += len(batch)
                     yield "".join("\t".join(_tsv(v) for v in r) + "\n" for r in batch).encode()
 
-            out.add_stream(f"{db}/tables/{table}.tsv", proc.IterStream(blocks()))  # type: ignore[arg-type]
+            out.add_stream(f"{db}/tables/{table}.tsv", proc.stream_of(blocks()))
             cur.close()
         finally:
             conn.close()

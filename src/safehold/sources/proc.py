@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from safehold.errors import SourceError
 from safehold.sources.base import ComponentWriter
@@ -228,7 +228,7 @@ def run_dump(
     collector.start()
     stream = ObservedStream(wrap(proc.stdout) if wrap else proc.stdout, observer)
     try:
-        out.add_stream(path, stream)  # type: ignore[arg-type]
+        out.add_stream(path, cast(IO[bytes], stream))
     except BaseException:
         _kill(proc)
         collector.text()
@@ -421,3 +421,8 @@ class IterStream:
                 break
         data, self._buf = self._buf[:n], self._buf[n:]
         return data
+
+
+def stream_of(blocks: Iterable[bytes]) -> IO[bytes]:
+    """:class:`IterStream` over ``blocks``, typed as the binary stream ``add_stream`` takes."""
+    return cast(IO[bytes], IterStream(blocks))

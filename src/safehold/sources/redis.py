@@ -1,0 +1,414 @@
+"""The ``redis`` source: an RDB snapshot streamed from the running server, plus a per-key export.
+
+Layout of the component folder::
+
+    dump.rdb        ``redis-cli --rdb -``: the server forks and sends a point-in-time RDB of every
+                    database, streamed into the repository (redis-cli 7.0 leaves the 40-byte EOF mark of
+                    diskless replication at the end of its stdout; it is recognised and cut off, and the
+                    RDB must end with its EOF opcode and checksum, otherwise the dump is truncated)
+    keys.dump       every key as ``DUMP`` payload with its remaining TTL: a msgpack stream of
+                    ``{"db", "key", "pttl", "value"}`` maps after one header map (keys are read with SCAN,
+                    so this export is not a point-in-time image: keys written during the scan may be
+                    missing or newer; the RDB is the consistent copy)
+    keyspace.json   server version, key counts per database and per type
+
+Restore (``ctx.options["mode"]``):
+
+* ``"live"`` (default): RESTORE each key of keys.dump into a running server (``host``/``port``/
+  ``socket``/``username``/``password``/``db`` overrides; ``db`` puts every key into that one database),
+  TTLs as they were at backup time (relative). Existing keys are refused unless ``ctx.force`` (REPLACE).
+* ``"rdb"``: write dump.rdb to ``ctx.options["rdb_path"]`` (the server's ``dir``/``dbfilename``) for a
+  *stopped* server; refuses when a server answering on the configured address uses that very file (it
+  would overwrite it on shutdown), and refuses an existing file unless ``ctx.force``.
+
+The password goes to redis-cli in ``REDISCLI_AUTH``, never in argv. Note: with diskless replication
+(the default) the server waits ``repl-diskless-sync-delay`` (5 s by default) before it sends the RDB.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, ClassVar, cast
+
+import msgpack
+import redis as redis_lib
+from pydantic import BaseModel, ConfigDict, Field
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from safehold.config.secrets import SecretRef
+from safehold.errors import SourceError
+from safehold.sources import proc
+from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
+
+EOF_MARK_LEN = 40
+_HEX40 = re.compile(rb"[0-9a-f]{40}")
+BATCH = 500
+
+
+class RedisOptions(BaseModel):
+    """Settings of a ``redis`` component."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(default="127.0.0.1", description="Server host.", examples=["127.0.0.1"])
+    port: int = Field(default=6379, description="Server port.", examples=[6379])
+    socket: str | None = Field(
+        default=None,
+        description="Unix socket path (instead of host/port).",
+        examples=["/run/redis/redis.sock"],
+    )
+    username: str | None = Field(default=None, description="ACL user name (Redis 6+).", examples=["backup"])
+    password: SecretRef | None = Field(
+        default=None, description="Where the password comes from.", examples=[{"env": "REDIS_PASSWORD"}]
+    )
+    keys_export: bool = Field(
+        default=True, description="Also export every key with DUMP/PTTL for a live restore.", examples=[True]
+    )
+    redis_cli: str | None = Field(
+        default=None, description="Path of redis-cli.", examples=["/usr/bin/redis-cli"]
+    )
+
+
+class _Conn:
+    def __init__(self, o: RedisOptions, ov: dict[str, Any]) -> None:
+        self.host = str(ov.get("host", o.host))
+        self.port = int(ov.get("port", o.port))
+        self.socket = ov.get("socket", o.socket if "host" not in ov and "port" not in ov else None)
+        self.username = ov.get("username", o.username)
+        ref = ov.get("password", o.password)
+        if isinstance(ref, dict):
+            ref = SecretRef.model_validate(ref)
+        self.password = ref.resolve() if isinstance(ref, SecretRef) else None
+
+    @property
+    def where(self) -> str:
+        return self.socket or f"{self.host}:{self.port}"
+
+    def client(self, db: int = 0) -> redis_lib.Redis:
+        kw: dict[str, Any] = {"db": db, "username": self.username, "password": self.password}
+        kw.update(socket_timeout=30, socket_connect_timeout=10, retry=Retry(NoBackoff(), 0))
+        if self.socket:
+            return redis_lib.Redis(unix_socket_path=self.socket, **kw)
+        return redis_lib.Redis(host=self.host, port=self.port, **kw)
+
+    def cli_args(self) -> list[str]:
+        args = ["-s", self.socket] if self.socket else ["-h", self.host, "-p", str(self.port)]
+        if self.username:
+            args += ["--user", self.username]
+        return [*args, "--no-auth-warning"]
+
+    def env(self) -> dict[str, str]:
+        return {"REDISCLI_AUTH": self.password} if self.password is not None else {}
+
+
+class RDBStream:
+    """Passes an RDB stream through, holding back its last 40 bytes; at EOF drops them when they are
+    the diskless-replication EOF mark that redis-cli 7.0 writes to stdout (hex text right after the
+    RDB's EOF opcode 0xFF and 8-byte checksum)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._held = b""
+        self._done = False
+        self.mark_removed = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read1(self, n: int = -1) -> bytes:
+        return self.read(n)
+
+    def read(self, n: int = -1) -> bytes:
+        n = 1 << 20 if n is None or n < 0 else n
+        while not self._done:
+            reader = getattr(self._raw, "read1", None)
+            block = reader(n) if reader is not None else self._raw.read(n)
+            if not block:
+                self._done = True
+                held, self._held = self._held, b""
+                if len(held) >= EOF_MARK_LEN + 9 and held[-49] == 0xFF and _HEX40.fullmatch(held[-40:]):
+                    self.mark_removed = True
+                    return held[:-EOF_MARK_LEN]
+                return held
+            data = self._held + block
+            if len(data) <= 64:
+                self._held = data
+                continue
+            self._held = data[-64:]
+            return data[:-64]
+        return b""
+
+
+def _check_rdb(stream: proc.ObservedStream) -> str | None:
+    if not stream.head.startswith(b"REDIS"):
+        return "output is not an RDB file"
+    if len(stream.tail) < 9 or stream.tail[-9] != 0xFF:
+        return "RDB is truncated (no EOF opcode and checksum at its end)"
+    return None
+
+
+class RedisSource:
+    """RDB snapshots of a running Redis server and per-key exports; restores both ways."""
+
+    kind: ClassVar[str] = "redis"
+    Options: ClassVar[type[RedisOptions]] = RedisOptions
+
+    def __init__(self, name: str, options: RedisOptions | dict[str, Any]) -> None:
+        self.name = name
+        self.options = options if isinstance(options, RedisOptions) else RedisOptions.model_validate(options)
+
+    def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
+        cli = proc.find_tool([self.options.redis_cli or "redis-cli"])
+        ci = _Conn(self.options, {})
+
+        def log(msg: str) -> None:
+            out.log(msg)
+            ctx.log(msg)
+
+        client = ci.client()
+        try:
+            try:
+                info = client.info()
+            except redis_lib.RedisError as exc:
+                raise SourceError(
+                    proc.redact(f"cannot reach Redis at {ci.where}: {exc}", [ci.password]),
+                    hint="Check host/port/socket and the password reference.",
+                ) from None
+            keyspace = {int(k[2:]): int(v["keys"]) for k, v in info.items() if re.fullmatch(r"db\d+", k)}
+            holder: dict[str, RDBStream] = {}
+
+            def wrap(raw: IO[bytes]) -> IO[bytes]:
+                holder["s"] = RDBStream(raw)
+                return cast(IO[bytes], holder["s"])
+
+            res = proc.run_dump(
+                out,
+                "dump.rdb",
+                [cli, *ci.cli_args(), "--rdb", "-"],
+                env=ci.env(),
+                secrets=[ci.password],
+                validate=_check_rdb,
+                wrap=wrap,
+                log=log,
+            )
+            meta: dict[str, Any] = {
+                "redis_version": info.get("redis_version"),
+                "dump_tool_version": proc.tool_version(cli),
+                "rdb_bytes": res.size,
+                "rdb_sha256": res.sha256,
+                "rdb_seconds": round(res.seconds, 3),
+                "keyspace": keyspace,
+            }
+            if self.options.keys_export:
+                counts: dict[str, dict[str, int]] = {}
+                started = time.time()
+                stats = out.add_stream(
+                    "keys.dump", proc.stream_of(self._export(client, ci, keyspace, counts))
+                )
+                meta["keys_exported"] = {db: sum(c.values()) for db, c in counts.items()}
+                meta["keys_by_type"] = counts
+                meta["keys_bytes"] = stats.size
+                meta["keys_started"] = started
+            log(f"redis {info.get('redis_version')}: rdb {res.size} bytes, {sum(keyspace.values())} keys")
+            out.add_bytes("keyspace.json", json.dumps(meta, indent=2, sort_keys=True).encode())
+            return meta
+        finally:
+            client.close()
+
+    def _export(
+        self, client: redis_lib.Redis, ci: _Conn, keyspace: dict[int, int], counts: dict[str, dict[str, int]]
+    ) -> Iterator[bytes]:
+        yield msgpack.packb({"format": "safehold-redis-keys", "version": 1, "created": time.time()})
+        for db in sorted(keyspace):
+            per_type = counts.setdefault(str(db), {})
+            c = ci.client(db)
+            try:
+                batch: list[bytes] = []
+                for key in c.scan_iter(count=1000):
+                    batch.append(key)
+                    if len(batch) >= BATCH:
+                        yield from self._dump_batch(c, db, batch, per_type)
+                        batch = []
+                if batch:
+                    yield from self._dump_batch(c, db, batch, per_type)
+            finally:
+                c.close()
+
+    @staticmethod
+    def _dump_batch(
+        c: redis_lib.Redis, db: int, keys: list[bytes], per_type: dict[str, int]
+    ) -> Iterator[bytes]:
+        pipe = c.pipeline(transaction=True)  # MULTI: type, value and TTL of a key read together
+        for k in keys:
+            pipe.type(k)
+            pipe.dump(k)
+            pipe.pttl(k)
+        replies = pipe.execute()
+        parts = []
+        for i, k in enumerate(keys):
+            kind, value, pttl = replies[3 * i : 3 * i + 3]
+            if value is None:  # expired or deleted since SCAN saw it
+                continue
+            name = kind.decode() if isinstance(kind, bytes) else str(kind)
+            per_type[name] = per_type.get(name, 0) + 1
+            parts.append(msgpack.packb({"db": db, "key": k, "type": name, "pttl": int(pttl), "value": value}))
+        yield b"".join(parts)
+
+    # restore
+    def restore(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+        mode = ctx.options.get("mode", "live")
+        if mode == "rdb":
+            return self._restore_rdb(snap, ctx)
+        if mode != "live":
+            raise SourceError(f"unknown redis restore mode {mode!r}", hint="Use 'live' or 'rdb'.")
+        return self._restore_live(snap, ctx)
+
+    def _records(self, snap: ComponentReader) -> Iterator[dict[str, Any]]:
+        if not snap.exists("keys.dump"):
+            raise SourceError("this snapshot has no keys.dump (keys_export was off)", hint="Use mode 'rdb'.")
+        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 30)
+        first = True
+        for chunk in snap.open_stream("keys.dump"):
+            unpacker.feed(chunk)
+            for rec in unpacker:
+                if first:
+                    if rec.get("format") != "safehold-redis-keys":
+                        raise SourceError("keys.dump is not a safehold key export")
+                    first = False
+                    continue
+                yield rec
+
+    def _restore_live(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+        ci = _Conn(self.options, ctx.options)
+        only_db = ctx.options.get("db")
+        report = RestoreReport(component=self.name)
+        clients: dict[int, redis_lib.Redis] = {}
+
+        def client(db: int) -> redis_lib.Redis:
+            db = int(only_db) if only_db is not None else db
+            if db not in clients:
+                clients[db] = ci.client(db)
+            return clients[db]
+
+        try:
+            total, clashes = 0, 0
+            try:
+                for batch in _batches(self._records(snap)):
+                    total += len(batch)
+                    for db in {r["db"] for r in batch}:
+                        keys = [r["key"] for r in batch if r["db"] == db]
+                        clashes += sum(bool(x) for x in _pipe(client(db), "exists", keys))
+            except redis_lib.RedisError as exc:
+                raise SourceError(proc.redact(f"Redis at {ci.where}: {exc}", [ci.password])) from None
+            if clashes and not ctx.force:
+                raise SourceError(
+                    f"{clashes} of {total} keys already exist on {ci.where}",
+                    hint="Restore into an empty server/database, or pass --force to replace them.",
+                )
+            how = f", replacing {clashes} existing" if clashes else ""
+            report.actions.append(f"restore {total} keys into {ci.where}{how}")
+            if ctx.dry_run:
+                return report
+            restored = 0
+            try:
+                for batch in _batches(self._records(snap)):
+                    for db in {r["db"] for r in batch}:
+                        pipe = client(db).pipeline(transaction=False)
+                        for r in batch:
+                            if r["db"] != db:
+                                continue
+                            ttl = max(int(r["pttl"]), 0)
+                            pipe.restore(r["key"], ttl, r["value"], replace=ctx.force)
+                            restored += 1
+                        pipe.execute()
+            except redis_lib.RedisError as exc:
+                raise SourceError(
+                    proc.redact(f"restore into Redis at {ci.where} failed: {exc}", [ci.password])
+                ) from None
+            report.details = {"keys": restored, "replaced": clashes if ctx.force else 0}
+            ctx.log(f"restored {restored} keys into {ci.where}")
+            return report
+        finally:
+            for c in clients.values():
+                c.close()
+
+    def _restore_rdb(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+        if not ctx.options.get("rdb_path"):
+            raise SourceError(
+                "mode 'rdb' needs rdb_path", hint="The server's dir/dbfilename, e.g. /var/lib/redis/dump.rdb."
+            )
+        target = Path(str(ctx.options["rdb_path"]))
+        report = RestoreReport(component=self.name)
+        running = _server_using(_Conn(self.options, ctx.options), target)
+        if running:
+            raise SourceError(
+                f"a Redis server at {running} is running with {target}",
+                hint="Stop it first (it would overwrite the file when it shuts down), then restore, then start it.",
+            )
+        if target.exists() and not ctx.force:
+            raise SourceError(
+                f"{target} exists", hint="Pass --force to replace it (with the server stopped)."
+            )
+        report.actions.append(f"{'replace' if target.exists() else 'write'} {target}")
+        report.warnings.append("start the Redis server with this file as its dir/dbfilename afterwards")
+        if ctx.dry_run:
+            return report
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                size = 0
+                for chunk in snap.open_stream("dump.rdb"):
+                    fh.write(chunk)
+                    size += len(chunk)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp_name, 0o640)
+            os.replace(tmp_name, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+        report.details = {"path": str(target), "bytes": size}
+        return report
+
+
+def _server_using(ci: _Conn, target: Path) -> str | None:
+    """The address of a reachable server whose RDB file is ``target``, else None (best effort)."""
+    try:
+        c = ci.client()
+        try:
+            d = c.config_get("dir").get("dir")
+            f = c.config_get("dbfilename").get("dbfilename")
+        finally:
+            c.close()
+    except redis_lib.RedisError:
+        return None
+    if d and f and Path(str(d)) / str(f) == target:
+        return ci.where
+    return None
+
+
+def _batches(records: Iterator[dict[str, Any]], size: int = BATCH) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for r in records:
+        batch.append(r)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _pipe(c: redis_lib.Redis, command: str, keys: list[bytes]) -> list[Any]:
+    pipe = c.pipeline(transaction=False)
+    for k in keys:
+        getattr(pipe, command)(k)
+    return list(pipe.execute())
