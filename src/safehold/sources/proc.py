@@ -19,7 +19,6 @@ produced here goes through :func:`redact` with the secrets the caller names.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import subprocess
@@ -114,7 +113,7 @@ class _StderrCollector(threading.Thread):
 
 
 class ObservedStream:
-    """A read-only stream over ``raw`` that counts, hashes and keeps the tail of what passes through.
+    """A read-only stream over ``raw`` that counts and keeps the head and tail of what passes through.
 
     ``observer`` (optional) sees every block in order (used to tally rows while the dump streams).
     """
@@ -125,7 +124,6 @@ class ObservedStream:
         self.size = 0
         self.head = b""
         self.tail = b""
-        self._sha = hashlib.sha256()
 
     def readable(self) -> bool:
         return True
@@ -146,16 +144,11 @@ class ObservedStream:
 
     def _see(self, block: bytes) -> None:
         self.size += len(block)
-        self._sha.update(block)
         if len(self.head) < 64:
             self.head = (self.head + block)[:64]
         self.tail = (self.tail + block)[-END_TAIL:]
         if self._observer is not None:
             self._observer(block)
-
-    @property
-    def sha256(self) -> str:
-        return self._sha.hexdigest()
 
 
 @dataclass
@@ -228,7 +221,7 @@ def run_dump(
     collector.start()
     stream = ObservedStream(wrap(proc.stdout) if wrap else proc.stdout, observer)
     try:
-        out.add_stream(path, cast(IO[bytes], stream))
+        stored = out.add_stream(path, cast(IO[bytes], stream))
     except BaseException:
         _kill(proc)
         collector.text()
@@ -238,7 +231,7 @@ def run_dump(
             proc.stdout.close()
     code = proc.wait()
     stderr = collector.text()
-    result = ProgramResult(tool, stream.size, stream.sha256, time.monotonic() - start, stderr)
+    result = ProgramResult(tool, stored.size, stored.sha256, time.monotonic() - start, stderr)
     if stderr.strip() and log is not None:
         for line in redact(stderr, secrets).strip().splitlines()[-50:]:
             log(f"{tool}: {line}")
