@@ -77,16 +77,18 @@ class PackBuilder:
         )
         self.buf += sealed
 
-    def finish(self, session: Session) -> tuple[bytes, bytes]:
-        """Seal the header and return ``(pack bytes, pack id)``."""
+    def finish(self, session: Session) -> tuple[bytearray, bytes]:
+        """Seal the header and return ``(pack bytes, pack id)``; the builder is empty afterwards.
+
+        The buffer is handed over, not copied: packs are the largest buffers a backup holds.
+        """
         header = msgpack.packb([e.to_wire() for e in self.entries], use_bin_type=True)
         header_ct = session.seal(header, HEADER_AD)
         self.buf += header_ct
         self.buf += session.envelope
         self.buf += struct.pack(">I", len(header_ct))
         self.buf += PACK_MAGIC
-        data = bytes(self.buf)
-        self.buf = bytearray()
+        data, self.buf = self.buf, bytearray()
         return data, hashlib.sha256(data).digest()
 
 

@@ -25,13 +25,14 @@ import zstandard
 from safehold.backends.base import FileType, Handle
 from safehold.engine.crypto import Session, blob_ad
 from safehold.engine.index import PackRecord, encode_index
+from safehold.engine.memtune import tune_malloc
 from safehold.engine.pack import DATA, TREE, PackBuilder
 from safehold.engine.repository import Repository
 from safehold.errors import IntegrityError
 
 INDEX_EVERY = 32
 OPEN_DATA_PACKS = 2
-MAX_IN_FLIGHT = 24 * 1024 * 1024
+MAX_IN_FLIGHT = 16 * 1024 * 1024
 
 
 class WriterStats:
@@ -56,6 +57,7 @@ class BlobWriter:
         workers: int = 2,
         check: Callable[[], None] | None = None,
     ) -> None:
+        tune_malloc()
         repo.load_index()
         self.repo = repo
         self.session = Session(repo.keys.data)
@@ -182,7 +184,8 @@ class BlobWriter:
         entries = list(pb.entries)
         data, pack_id = pb.finish(self.session)
         self._check()
-        self.repo.backend.save(Handle(FileType.DATA, pack_id.hex()), data)
+        self.repo.backend.save(Handle(FileType.DATA, pack_id.hex()), memoryview(data))
+        del data
         envelope = self.session.envelope
         self.repo.index.add_pack(pack_id, envelope, entries)
         with self._lock:

@@ -1,0 +1,204 @@
+"""Components on the real engine: the ComponentWriter/ComponentReader a source gets, and a backup of
+several components into one snapshot.
+
+Each component owns one top-level folder of the snapshot. A component whose source raises is *failed*:
+its folder is dropped from the snapshot (a half-written dump never looks like a good one), its error is
+recorded in the snapshot's ``components`` metadata, and the snapshot is marked partial.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from safehold.engine.archiver import VirtualDir
+from safehold.engine.pack import DATA
+from safehold.engine.progress import Progress
+from safehold.engine.repository import Repository
+from safehold.engine.restorer import Restorer, find_node, load_tree
+from safehold.engine.snapshot import Snapshot
+from safehold.engine.tree import DIR, FILE, Node
+from safehold.errors import NotFound, SafeholdError, UsageError
+from safehold.operations.backup import Session, _user, backup_session, commit, snapshot_time
+from safehold.sources.base import Source, SourceContext, StreamStats
+from safehold.sources.fs.select import Selector
+
+
+def _split(path: str) -> list[bytes]:
+    parts = [os.fsencode(p) for p in path.split("/") if p]
+    if not parts or any(p in (b".", b"..") for p in parts):
+        raise UsageError(f"invalid path inside a component: {path!r}")
+    return parts
+
+
+class EngineComponentWriter:
+    """Writes one component's folder of the snapshot being made (see ``safehold.sources.base``)."""
+
+    def __init__(self, session: Session, name: str) -> None:
+        self._session = session
+        self._arch = session.archiver
+        self.folder = session.root.subdir(os.fsencode(name))
+        self.lines: list[str] = []
+
+    def _parent(self, path: str) -> tuple[VirtualDir, bytes]:
+        parts = _split(path)
+        return self.folder.walk_to(parts[:-1]), parts[-1]
+
+    def add_bytes(self, path: str, data: bytes, *, mode: int = 0o600) -> None:
+        parent, leaf = self._parent(path)
+        parent.add(self._arch.bytes_node(leaf, data, mode))
+
+    def add_stream(self, path: str, stream: IO[bytes], *, mode: int = 0o600) -> StreamStats:
+        parent, leaf = self._parent(path)
+        result = self._arch.stream_node(leaf, stream, mode)
+        parent.add(result.node)
+        return StreamStats(size=result.size, sha256=result.sha256)
+
+    def add_tree(
+        self, path: str, root: Path, *, excludes: list[str] | None = None, one_file_system: bool = False
+    ) -> None:
+        parent, leaf = self._parent(path)
+        fs_root = os.path.abspath(os.fsencode(root))
+        selector = Selector([fs_root], excludes=excludes or [], one_file_system=one_file_system)
+        node = self._arch.archive_path(fs_root, selector, name=leaf)
+        for p, msg in selector.errors:
+            self._session.errors.append(f"{os.fsdecode(p)}: {msg}")
+        if node is not None:
+            parent.add(node)
+
+    def log(self, message: str) -> None:
+        self.lines.append(message)
+
+
+class EngineComponentReader:
+    """Read-only, verified access to one component's folder of a stored snapshot."""
+
+    def __init__(self, repo: Repository, snapshot: Snapshot, component: str) -> None:
+        repo.load_index()
+        self.repo = repo
+        self.snapshot = snapshot
+        self.component = component
+        self.root = find_node(repo, bytes.fromhex(snapshot.tree), component)
+        if self.root.type != DIR:
+            raise NotFound(f"component {component!r} is not a folder in snapshot {snapshot.short_id}")
+
+    def _node(self, path: str) -> Node:
+        node = self.root
+        for part in [os.fsencode(p) for p in path.split("/") if p]:
+            if node.type != DIR or node.subtree is None:
+                raise FileNotFoundError(path)
+            match = [n for n in load_tree(self.repo, node.subtree) if n.name == part]
+            if not match:
+                raise FileNotFoundError(path)
+            node = match[0]
+        return node
+
+    def listdir(self, path: str = "") -> list[str]:
+        node = self._node(path)
+        if node.type != DIR or node.subtree is None:
+            raise NotADirectoryError(path)
+        return sorted(n.display_name for n in load_tree(self.repo, node.subtree))
+
+    def exists(self, path: str) -> bool:
+        try:
+            self._node(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        return True
+
+    def read_bytes(self, path: str) -> bytes:
+        return b"".join(self.open_stream(path))
+
+    def open_stream(self, path: str) -> Iterator[bytes]:
+        node = self._node(path)
+        if node.type != FILE:
+            raise IsADirectoryError(path)
+        for blob_id in node.content:
+            yield self.repo.load_blob(DATA, blob_id)
+
+    def restore_tree(self, path: str, target: Path, *, overwrite: str = "if-changed") -> None:
+        node = self._node(path)
+        stats = Restorer(self.repo, overwrite=overwrite).restore(node, os.fsencode(target))
+        if stats.errors:
+            raise SafeholdError(
+                f"restore of {self.component}/{path} incomplete: " + "; ".join(stats.errors[:5])
+            )
+
+
+@dataclass
+class ComponentResult:
+    name: str
+    kind: str
+    status: str
+    duration: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    hint: str | None = None
+    log: list[str] = field(default_factory=list)
+    optional: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "name"}
+
+
+def backup_components(
+    repo: Repository,
+    components: list[tuple[str, Source, bool]],
+    *,
+    snap_fields: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    ctx: SourceContext | None = None,
+) -> tuple[Snapshot, list[ComponentResult]]:
+    """Back up ``(name, source, optional)`` components into one snapshot. Never raises for a failing
+    component: see the module docstring. Returns the snapshot and per-component results."""
+    results: list[ComponentResult] = []
+    with backup_session(repo, progress=progress) as session:
+        for name, source, optional in components:
+            writer = EngineComponentWriter(session, name)
+            t0 = time.monotonic()
+            sctx = ctx or SourceContext()
+            sctx.log = writer.log
+            try:
+                meta = source.backup(writer, sctx)
+                status, err, hint = "ok", None, None
+            except SafeholdError as exc:
+                meta, status, err, hint = {}, "failed", exc.message, exc.hint
+            except OSError as exc:
+                meta, status, err, hint = {}, "failed", f"{type(exc).__name__}: {exc}", None
+            except Exception as exc:  # noqa: BLE001 - a source bug fails its component, not the backup
+                meta, status, err, hint = {}, "failed", f"unexpected {type(exc).__name__}: {exc}", None
+                writer.log(traceback.format_exc())
+            session.archiver.writer.raise_if_failed()
+            if status == "failed":
+                session.root.children.pop(os.fsencode(name), None)
+            results.append(
+                ComponentResult(
+                    name,
+                    source.kind,
+                    status,
+                    round(time.monotonic() - t0, 3),
+                    meta,
+                    err,
+                    hint,
+                    writer.lines,
+                    optional,
+                )
+            )
+        failed_required = [r for r in results if r.status == "failed" and not r.optional]
+        fields = {
+            "time": snapshot_time(None),
+            "paths": [],
+            "hostname": socket.gethostname(),
+            "username": _user(),
+            **(snap_fields or {}),
+            "components": {r.name: r.as_dict() for r in results},
+            "partial": bool(failed_required),
+        }
+        snap = commit(session, fields)
+    return snap, results
