@@ -171,7 +171,7 @@ def backup_components(
                 meta, status, err, hint = {}, "failed", exc.message, exc.hint
             except OSError as exc:
                 meta, status, err, hint = {}, "failed", f"{type(exc).__name__}: {exc}", None
-            except Exception as exc:  # noqa: BLE001 - a source bug fails its component, not the backup
+            except Exception as exc:
                 meta, status, err, hint = {}, "failed", f"unexpected {type(exc).__name__}: {exc}", None
                 writer.log(traceback.format_exc())
             session.archiver.writer.raise_if_failed()
