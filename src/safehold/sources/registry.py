@@ -20,6 +20,7 @@ def register(kind: str, target: str) -> None:
 
 
 for _kind, _target in [
+    ("files", "safehold.sources.files:FilesSource"),
     ("mysql", "safehold.sources.mysql:MySQLSource"),
     ("postgresql", "safehold.sources.postgresql:PostgreSQLSource"),
     ("sqlite", "safehold.sources.sqlite:SQLiteSource"),
