@@ -83,6 +83,7 @@ def test_unknown_host_key_refused_then_accepted(sshd: SSHServer, tmp_path: Path)
     assert not isinstance(e.value, TransientBackendError)
     assert "is not in" in e.value.message
     assert "SHA256:" in e.value.message
+    assert f"ssh-keyscan -p {sshd.port} 127.0.0.1 >> {known}" in e.value.hint
     assert not known.exists()
     b.close()
 

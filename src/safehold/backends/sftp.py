@@ -33,6 +33,15 @@ from urllib.parse import unquote, urlsplit
 
 import paramiko
 
+from safehold.backends._sftp_io import (
+    CHUNK,
+    PREFETCH_FROM,
+    HostKeyPolicy,
+    connection_lost,
+    fsync,
+    plain_rename,
+    read_exactly,
+)
 from safehold.backends._util import (
     TEMP_PREFIX,
     check_handle,
@@ -45,60 +54,6 @@ from safehold.backends.base import BackendProperties, FileInfo, FileType, Handle
 from safehold.errors import BackendError, ConfigError, NotFoundError
 
 T = TypeVar("T")
-
-_CHUNK = 1 << 20
-_PREFETCH_FROM = 1 << 20
-_NETWORK_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN, errno.ETIMEDOUT}
-
-
-def _network(e: BaseException) -> bool:
-    """True for failures of the connection itself (worth a reconnect and a retry)."""
-    if isinstance(e, EOFError | paramiko.SSHException | TimeoutError | ConnectionError):
-        return True
-    return isinstance(e, OSError) and e.errno in _NETWORK_ERRNOS
-
-
-def _lost(e: BaseException, sftp: paramiko.SFTPClient) -> bool:
-    """True when ``e`` came from a lost connection (paramiko raises a bare OSError on a closed socket)."""
-    if _network(e):
-        return True
-    channel = sftp.get_channel()
-    if channel is None or channel.closed:
-        return True
-    transport = channel.get_transport()
-    return not transport.is_active()
-
-
-class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
-    """Refuse unknown host keys, or append them to ``known_hosts`` when ``accept_new`` is set."""
-
-    def __init__(self, known_hosts: Path, accept_new: bool, port: int) -> None:
-        self.known_hosts = known_hosts
-        self.accept_new = accept_new
-        self.port = port
-
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        fingerprint = key.fingerprint
-        if not self.accept_new:
-            scan = f"ssh-keyscan -p {self.port} {_bare(hostname)}" if self.port != 22 else "ssh-keyscan"
-            raise BackendError(
-                f"the SSH host key of {hostname} ({fingerprint}) is not in {self.known_hosts}",
-                hint=(
-                    f"Check the fingerprint with the server's administrator, then add it "
-                    f"('{scan} ... >> {self.known_hosts}') or set accept_new_host_key."
-                ),
-            )
-        entry = hostname  # paramiko passes "[host]:port" for a port other than 22, as known_hosts wants
-        self.known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.known_hosts, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "a") as f:
-            f.write(f"{entry} {key.get_name()} {key.get_base64()}\n")
-        client.get_host_keys().add(hostname, key.get_name(), key)
-
-
-def _bare(hostname: str) -> str:
-    """``[host]:port`` -> ``host``."""
-    return hostname[1:].split("]", 1)[0] if hostname.startswith("[") else hostname
 
 
 class SFTPBackend:
@@ -155,7 +110,7 @@ class SFTPBackend:
         for f in files:
             if f.is_file():
                 client.get_host_keys().load(str(f))
-        client.set_missing_host_key_policy(_HostKeyPolicy(append_to, self.accept_new_host_key, self.port))
+        client.set_missing_host_key_policy(HostKeyPolicy(append_to, self.accept_new_host_key, self.port))
         try:
             client.connect(
                 self.host,
@@ -278,7 +233,7 @@ class SFTPBackend:
         except BackendError:
             raise
         except Exception as e:
-            if not _lost(e, sftp):
+            if not connection_lost(e, sftp):
                 raise
             broken = True
             raise TransientBackendError(
@@ -341,7 +296,7 @@ class SFTPBackend:
                     if t is not FileType.CONFIG:
                         self._mkdirs(sftp, posixpath.join(self.root, t.folder), stop=self.root)
             except OSError as e:
-                if _lost(e, sftp):
+                if connection_lost(e, sftp):
                     raise
                 raise self._error(e, "creating the repository folders") from e
 
@@ -355,7 +310,7 @@ class SFTPBackend:
             except FileNotFoundError:
                 return False
             except OSError as e:
-                if _lost(e, sftp):
+                if connection_lost(e, sftp):
                     raise
                 raise self._error(e, "looking for config") from e
 
@@ -376,16 +331,16 @@ class SFTPBackend:
             with f:
                 f.set_pipelined(True)
                 f.chmod(0o600)
-                for i in range(0, len(view), _CHUNK):
-                    f.write(view[i : i + _CHUNK])
+                for i in range(0, len(view), CHUNK):
+                    f.write(view[i : i + CHUNK])
                 f.flush()
-                _fsync(sftp, f)
+                fsync(sftp, f)
             try:
                 sftp.posix_rename(tmp, final)
             except OSError as e:
-                if _lost(e, sftp) or e.errno is not None:
+                if connection_lost(e, sftp) or e.errno is not None:
                     raise
-                _plain_rename(sftp, tmp, final, h, len(view))  # no posix-rename@openssh.com
+                plain_rename(sftp, tmp, final, h, len(view))  # no posix-rename@openssh.com
             size = sftp.stat(final).st_size
             if size != len(view):
                 raise TransientBackendError(
@@ -396,7 +351,7 @@ class SFTPBackend:
             try:
                 upload(sftp)
             except BaseException as e:
-                lost = _lost(e, sftp)
+                lost = connection_lost(e, sftp)
                 if not lost:
                     try:
                         sftp.remove(tmp)
@@ -419,13 +374,13 @@ class SFTPBackend:
                     if end == start:
                         return b""
                     f.seek(start)
-                    if end - start >= _PREFETCH_FROM:
+                    if end - start >= PREFETCH_FROM:
                         f.prefetch(end)
-                    got = _read(f, end - start)
+                    got = read_exactly(f, end - start)
             except FileNotFoundError:
                 raise NotFoundError(f"{h} does not exist in {self._properties.location}") from None
             except OSError as e:
-                if _lost(e, sftp):
+                if connection_lost(e, sftp):
                     raise
                 raise self._error(e, f"reading {h}") from e
             if len(got) != end - start:
@@ -447,7 +402,7 @@ class SFTPBackend:
             except FileNotFoundError:
                 raise NotFoundError(f"{h} does not exist in {self._properties.location}") from None
             except OSError as e:
-                if _lost(e, sftp):
+                if connection_lost(e, sftp):
                     raise
                 raise self._error(e, f"reading the size of {h}") from e
             return FileInfo(h.name if h.type is not FileType.CONFIG else "config", st.st_size or 0)
@@ -468,7 +423,7 @@ class SFTPBackend:
             except FileNotFoundError:
                 return []
             except OSError as e:
-                if _lost(e, sftp):
+                if connection_lost(e, sftp):
                     raise
                 raise self._error(e, f"listing {folder}") from e
 
@@ -502,7 +457,7 @@ class SFTPBackend:
             except FileNotFoundError:
                 return
             except OSError as e:
-                if _lost(e, sftp):
+                if connection_lost(e, sftp):
                     raise
                 raise self._error(e, f"removing {h}") from e
 
@@ -544,60 +499,10 @@ class SFTPBackend:
             try:
                 sftp.rmdir(folder)
             except OSError as e:
-                if _lost(e, sftp):
+                if connection_lost(e, sftp):
                     raise
 
         self._run("removing the scratch folder", lambda sftp: rmdirs(sftp, posixpath.join(self.root, name)))
-
-
-def _plain_rename(sftp: paramiko.SFTPClient, tmp: str, final: str, h: Handle, size: int) -> None:
-    """Rename for servers without posix-rename@openssh.com, where a plain rename refuses an existing target.
-
-    Other files are immutable and named by their content, so an existing target of the right size already
-    holds these bytes. A lock file is removed and renamed again: not atomic, but locks are only ever read
-    by safehold itself, which retries a lock it cannot parse.
-    """
-    try:
-        sftp.rename(tmp, final)
-        return
-    except FileNotFoundError:
-        raise
-    except OSError:
-        if h.type is FileType.LOCK:
-            sftp.remove(final)
-            sftp.rename(tmp, final)
-            return
-        if (sftp.stat(final).st_size or 0) != size:
-            raise
-        sftp.remove(tmp)
-
-
-def _read(f: paramiko.SFTPFile, n: int) -> bytes:
-    """Read up to ``n`` bytes in pieces: paramiko's read() of a large size concatenates 32 KiB replies one
-    by one (quadratic time: 15 s for 20 MiB)."""
-    if n <= _CHUNK:
-        return f.read(n)
-    buf = bytearray()
-    while len(buf) < n:
-        piece = f.read(min(_CHUNK, n - len(buf)))
-        if not piece:
-            break
-        buf += piece
-    return bytes(buf)
-
-
-def _fsync(sftp: paramiko.SFTPClient, f: paramiko.SFTPFile) -> None:
-    """Ask the server to fsync ``f`` (OpenSSH's fsync@openssh.com); servers without it are skipped."""
-    request: Any = getattr(sftp, "_request", None)
-    handle = getattr(f, "handle", None)
-    if request is None or handle is None:
-        return
-    try:
-        request(paramiko.sftp.CMD_EXTENDED, "fsync@openssh.com", handle)
-    except OSError as e:
-        if _lost(e, sftp):
-            raise
-        # SSH_FX_OP_UNSUPPORTED: the server cannot fsync; the rename still makes the write atomic.
 
 
 def from_url(url: str, options: dict[str, Any]) -> SFTPBackend:
