@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
@@ -22,14 +23,22 @@ from safehold.errors import NotFound, UsageError
     metavar="URL",
     help="Use the chunker parameters of another repository (so copies between them deduplicate).",
 )
-@click.option("--from-password-file", help="Passphrase file of the --copy-chunker-params-from repository.")
+@click.option(
+    "--other-password-file",
+    envvar="SAFEHOLD_OTHER_PASSWORD_FILE",
+    help="Passphrase file of the --copy-chunker-params-from repository [env: SAFEHOLD_OTHER_PASSWORD_FILE].",
+)
 @pass_app
-def init(app: App, chunker_from: str | None, from_password_file: str | None) -> None:
+def init(app: App, chunker_from: str | None, other_password_file: str | None) -> None:
     """Create a new, empty repository."""
     other = None
     if chunker_from:
-        src_app = App(password_file=from_password_file) if from_password_file else app
+        src_app = App(
+            password_file=other_password_file,
+            password=None if other_password_file else os.environ.get("SAFEHOLD_OTHER_PASSWORD"),
+        )
         other = src_app.open_repo(chunker_from).config
+        app._backends += src_app._backends
     backend = app.backend()
     repo = Repository.init(
         backend, app.get_password(confirm=True, prompt="New repository passphrase"), chunker_from=other

@@ -4,9 +4,12 @@ Key hierarchy (layered so that a write-only key can be added later, see ROADMAP)
 
 * **master secret** — 64 random bytes, stored only wrapped by passphrase-derived keys (``keys/``).
 * **subkeys** — derived from the master with HKDF-SHA256 and a distinct label each:
-  ``blob-id`` (keyed BLAKE3 of blob plaintexts), ``data`` (root of every encryption session),
-  ``lock`` (lock files), ``cache`` (MAC of the local files cache). A future write-only key holds
-  ``blob-id`` and ``lock`` but receives session keys wrapped for a public key instead of ``data``.
+  ``data`` (root of every encryption session), ``lock`` (lock files), ``cache`` (MAC of the local files
+  cache). The key of the keyed BLAKE3 blob ids is not derived: it is a random secret stored in the
+  encrypted repository config (so that repositories made with ``--copy-chunker-params-from`` share it and
+  deduplicate with each other); :class:`~safehold.engine.repository.Repository` installs it in
+  ``MasterKeys.blob_id``. A future write-only key holds the id key, chunker seed and ``lock`` but
+  receives session keys wrapped for a public key instead of ``data``.
 * **session keys** — every writer draws a random 16-byte session id and derives its AES-256-GCM key
   from ``data`` and that id; nonces are a per-session counter, so a nonce never repeats under one key.
 

@@ -13,6 +13,7 @@ Writing blobs happens through :class:`safehold.engine.writer.BlobWriter`; this m
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -52,8 +53,16 @@ MAX_CHUNK = 8 * 1024 * 1024
 
 @dataclass
 class RepoConfig:
+    """The repository's settings, stored encrypted in ``config``.
+
+    ``chunker_seed`` and ``id_key`` (the key of the keyed BLAKE3 blob ids) are the *deduplication
+    secrets*: two repositories sharing them (``init --copy-chunker-params-from``) cut and name content
+    identically, so ``copy`` between them moves only missing blobs and copies trees unchanged.
+    """
+
     id: str
     chunker_seed: int
+    id_key: str
     min_size: int = MIN_CHUNK
     avg_size: int = AVG_CHUNK
     max_size: int = MAX_CHUNK
@@ -81,7 +90,7 @@ class RepoConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def public(self) -> dict[str, Any]:
-        return dict(self.__dict__) | {"chunker_seed": "(secret)"}
+        return dict(self.__dict__) | {"chunker_seed": "(secret)", "id_key": "(secret)"}
 
 
 def _find_key(backend: Backend, password: str) -> tuple[str, bytes]:
@@ -105,7 +114,7 @@ class Repository:
 
     def __init__(self, backend: Backend, keys: MasterKeys, config: RepoConfig, key_name: str) -> None:
         self.backend = backend
-        self.keys = keys
+        self.keys = dataclasses.replace(keys, blob_id=bytes.fromhex(config.id_key))
         self.config = config
         self.key_name = key_name
         self.sessions = SessionCache(keys.data)
@@ -124,10 +133,12 @@ class Repository:
         cfg = RepoConfig(
             id=os.urandom(16).hex(),
             chunker_seed=int.from_bytes(os.urandom(8), "big") >> 1,
+            id_key=os.urandom(32).hex(),
             created=datetime.now(UTC).isoformat(timespec="seconds"),
         )
         if chunker_from is not None:
             cfg.chunker_seed = chunker_from.chunker_seed
+            cfg.id_key = chunker_from.id_key
             cfg.min_size, cfg.avg_size, cfg.max_size = (
                 chunker_from.min_size,
                 chunker_from.avg_size,

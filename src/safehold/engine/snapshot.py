@@ -3,7 +3,8 @@
 Encoded as canonical JSON (sorted keys) and stored encrypted in ``snapshots/<sha256>``; the file name is
 the snapshot id. A snapshot names its root tree, what was backed up and from where, and carries the
 per-component metadata later steps need (database statistics for restore drills, tool versions,
-export counts) plus summary statistics.
+export counts) plus summary statistics. ``original`` is the id of the snapshot this one was copied
+from (``safehold copy``), so copies are recognised in the target.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Snapshot:
     profile: str | None = None
     components: dict[str, Any] = field(default_factory=dict)
     parent: str | None = None
+    original: str | None = None
     version: int = SNAPSHOT_VERSION
     id: str = field(default="", compare=False)
 

@@ -6,7 +6,8 @@ hands them to a small thread pool: zstd, AES-GCM and BLAKE3 release the GIL on l
 workers use both cores. Each worker seals a blob, decrypts and re-hashes it (a blob is never written
 that would not read back), and appends it to one of several open packs of its type chosen at random.
 A full pack is finalised and saved by the worker that filled it; its entries then enter the index.
-Index files are written every ``INDEX_EVERY`` packs and at :meth:`BlobWriter.flush`. The in-flight
+Index files are written every ``INDEX_EVERY`` packs (so an interrupted backup or copy leaves most of its
+work findable for the next run) and at :meth:`BlobWriter.flush`. The in-flight
 byte budget bounds memory whatever the input size.
 
 Write order: a pack is saved before any index entry names it, and the snapshot (written by the caller
@@ -30,7 +31,7 @@ from safehold.engine.pack import DATA, TREE, PackBuilder
 from safehold.engine.repository import Repository
 from safehold.errors import IntegrityError
 
-INDEX_EVERY = 32
+INDEX_EVERY = 8
 OPEN_DATA_PACKS = 2
 MAX_IN_FLIGHT = 16 * 1024 * 1024
 
@@ -184,7 +185,9 @@ class BlobWriter:
         entries = list(pb.entries)
         data, pack_id = pb.finish(self.session)
         self._check()
-        self.repo.backend.save(Handle(FileType.DATA, pack_id.hex()), memoryview(data))
+        # Packs of file contents may go to a cold storage class; tree packs must stay readable.
+        cold = pb.blob_type == DATA
+        self.repo.backend.save(Handle(FileType.DATA, pack_id.hex(), cold=cold), memoryview(data))
         del data
         envelope = self.session.envelope
         self.repo.index.add_pack(pack_id, envelope, entries)
