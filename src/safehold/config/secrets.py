@@ -7,31 +7,88 @@ In TOML a reference is written as a table::
     password = { file = "/var/www/app/.env", key = "DB_PASSWORD" }   # one key of a dotenv file
     password = { file = "/etc/safehold/db.pass" }                   # the whole file, trailing newline stripped
     api_key  = { command = "pass show retell/api-key" }
+
+The compact string forms ``"env:NAME"``, ``"file:/path"``, ``"file:/path:KEY"`` and ``"command:..."``
+(prefix case-insensitive) are references too. Any other string is a literal secret and a validation
+error: a secret value must never be written into a configuration file.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from safehold.errors import ConfigError
 
+#: The message a literal (non-reference) string gets wherever a secret is expected.
+LITERAL_REFUSED = (
+    "literal secrets are not allowed here: use {env=...}, {file=...} or {command=...} "
+    "(or the strings 'env:NAME', 'file:/path', 'file:/path:KEY', 'command:...')"
+)
+_DOTENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+def parse_reference_string(text: str) -> dict[str, str] | None:
+    """The table form of a prefix-tagged reference string, or None when ``text`` is not one.
+
+    ``"env:NAME"`` -> ``{"env": "NAME"}``; ``"file:/p"`` -> ``{"file": "/p"}``; ``"file:/p:KEY"`` ->
+    ``{"file": "/p", "key": "KEY"}`` (the part after the last ':' is a key when it looks like a dotenv
+    key); ``"command:..."`` -> ``{"command": "..."}``.
+    """
+    tag, sep, rest = text.partition(":")
+    tag = tag.strip().lower()
+    if not sep or tag not in ("env", "file", "command") or not rest.strip():
+        return None
+    rest = rest.strip()
+    if tag == "file":
+        path, colon, key = rest.rpartition(":")
+        if colon and path and _DOTENV_KEY.match(key) and "/" not in key:
+            return {"file": path, "key": key}
+        return {"file": rest}
+    return {tag: rest}
+
 
 class SecretRef(BaseModel):
     """Where to find a secret. Exactly one of ``env``, ``file`` or ``command``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
-    env: str | None = Field(default=None, description="Name of an environment variable holding the secret.")
-    file: str | None = Field(
-        default=None, description="Path of a file holding the secret (or a dotenv file)."
+    env: str | None = Field(
+        default=None,
+        description="Name of an environment variable holding the secret.",
+        examples=["DB_PASSWORD"],
     )
-    key: str | None = Field(default=None, description="With `file`: the key to read from a dotenv file.")
-    command: str | None = Field(default=None, description="A command whose standard output is the secret.")
+    file: str | None = Field(
+        default=None,
+        description="Path of a file holding the secret (or a dotenv file, with `key`).",
+        examples=["/var/www/app/.env"],
+    )
+    key: str | None = Field(
+        default=None,
+        description="With `file`: the key to read from a dotenv file.",
+        examples=["DB_PASSWORD"],
+    )
+    command: str | None = Field(
+        default=None,
+        description="A command whose standard output is the secret (split like a shell, no shell run).",
+        examples=["pass show safehold/repository"],
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parsed = parse_reference_string(value)
+            if parsed is None:
+                raise ValueError(LITERAL_REFUSED)
+            return parsed
+        return value
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
