@@ -36,13 +36,14 @@ class App:
     # ---- repository ------------------------------------------------------------------------------
     def backend(self, url: str | None = None) -> Backend:
         from safehold.backends.registry import open_backend
+        from safehold.cli.backend_options import backend_options
 
         url = url or self.repo_url
         if not url:
             raise RepositoryNotFound(
                 "no repository given", hint="Pass --repo URL or set SAFEHOLD_REPOSITORY."
             )
-        b = open_backend(url)
+        b = open_backend(url, **backend_options(url))
         self._backends.append(b)
         return b
 

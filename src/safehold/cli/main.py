@@ -58,9 +58,18 @@ def cli(
 
 
 def _register() -> None:
-    from safehold.cli import cmd_backup, cmd_check, cmd_copy, cmd_demo, cmd_repo, cmd_restore, cmd_snapshots
+    from safehold.cli import (
+        cmd_backend,
+        cmd_backup,
+        cmd_check,
+        cmd_copy,
+        cmd_demo,
+        cmd_repo,
+        cmd_restore,
+        cmd_snapshots,
+    )
 
-    for mod in (cmd_repo, cmd_backup, cmd_snapshots, cmd_restore, cmd_check, cmd_copy, cmd_demo):
+    for mod in (cmd_repo, cmd_backup, cmd_snapshots, cmd_restore, cmd_check, cmd_copy, cmd_demo, cmd_backend):
         for command in mod.COMMANDS:
             cli.add_command(command)
 
