@@ -1,0 +1,162 @@
+"""The command lines of each benchmarked tool (safehold, restic, borg) behind one small interface.
+
+A ``Tool`` builds the argv for init, backup, restore and check of one repository, and the environment
+that keeps the password and every cache inside the run's work directory. The runner times whatever
+these return; nothing here runs a timed command itself.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PASSWORD = "benchmark-password"  # a throwaway repository password, not a secret
+
+
+@dataclass
+class Tool:
+    """One tool under test. ``cache`` holds its caches and config for this run (removed afterwards)."""
+
+    name: str
+    exe: str
+    cache: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def available(self) -> bool:
+        return bool(shutil.which(self.exe))
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RESTIC_", "BORG_", "SAFEHOLD_"))}
+        env["XDG_CACHE_HOME"] = str(self.cache / "xdg-cache")
+        env["XDG_CONFIG_HOME"] = str(self.cache / "xdg-config")
+        env.update(self.extra_env)
+        return env
+
+    def version(self) -> str:
+        for flag in ("version", "--version"):
+            try:
+                res = subprocess.run(
+                    [self.exe, flag], check=False, capture_output=True, text=True, env=self.env(), timeout=60
+                )
+            except (OSError, subprocess.TimeoutExpired):
+                continue
+            if res.returncode == 0 and res.stdout.strip():
+                return res.stdout.strip().splitlines()[0]
+        return "unknown"
+
+    def init(self, repo: Path) -> list[str]:
+        raise NotImplementedError
+
+    def backup(self, repo: Path, src: Path) -> list[str]:
+        raise NotImplementedError
+
+    def restore(self, repo: Path, target: Path) -> tuple[list[str], Path | None]:
+        """argv and working directory of a full restore of the latest snapshot into ``target``."""
+        raise NotImplementedError
+
+    def check(self, repo: Path) -> list[str]:
+        raise NotImplementedError
+
+
+class Restic(Tool):
+    def __init__(self, cache: Path) -> None:
+        super().__init__("restic", "restic", cache, {"RESTIC_PASSWORD": PASSWORD})
+
+    def init(self, repo: Path) -> list[str]:
+        return [self.exe, "-r", str(repo), "init"]
+
+    def backup(self, repo: Path, src: Path) -> list[str]:
+        return [self.exe, "-r", str(repo), "backup", str(src)]
+
+    def restore(self, repo: Path, target: Path) -> tuple[list[str], Path | None]:
+        return [self.exe, "-r", str(repo), "restore", "latest", "--target", str(target)], None
+
+    def check(self, repo: Path) -> list[str]:
+        return [self.exe, "-r", str(repo), "check", "--read-data"]
+
+
+class Borg(Tool):
+    def __init__(self, cache: Path) -> None:
+        super().__init__(
+            "borg", "borg", cache,
+            {"BORG_PASSPHRASE": PASSWORD, "BORG_BASE_DIR": str(cache / "borg-base"),
+             "BORG_RELOCATED_REPO_ACCESS_IS_OK": "yes"},
+        )  # fmt: skip
+
+    def init(self, repo: Path) -> list[str]:
+        return [self.exe, "init", "-e", "repokey", str(repo)]
+
+    def backup(self, repo: Path, src: Path) -> list[str]:
+        return [self.exe, "create", "--compression", "zstd,3", f"{repo}::b{{now:%Y%m%dT%H%M%S.%f}}", str(src)]
+
+    def restore(self, repo: Path, target: Path) -> tuple[list[str], Path | None]:
+        # borg extract needs an archive name: looking it up is not part of the timed restore.
+        res = subprocess.run(
+            [self.exe, "list", "--last", "1", "--short", str(repo)],
+            capture_output=True, text=True, env=self.env(), check=True,
+        )  # fmt: skip
+        return [self.exe, "extract", f"{repo}::{res.stdout.strip()}"], target
+
+    def check(self, repo: Path) -> list[str]:
+        return [self.exe, "check", "--verify-data", str(repo)]
+
+
+class Safehold(Tool):
+    """The CLI contract: ``safehold --repo REPO init | --json backup PATH | restore latest --target DIR |
+    check --read-data``, password from SAFEHOLD_PASSWORD, the executable next to ``sys.executable``."""
+
+    def __init__(self, cache: Path) -> None:
+        exe = str(Path(sys.executable).parent / "safehold")
+        super().__init__("safehold", exe, cache, {"SAFEHOLD_PASSWORD": PASSWORD})
+
+    def available(self) -> bool:
+        return os.access(self.exe, os.X_OK)
+
+    def init(self, repo: Path) -> list[str]:
+        return [self.exe, "--repo", str(repo), "init"]
+
+    def backup(self, repo: Path, src: Path) -> list[str]:
+        # --json is a global option of the safehold CLI (before the command), not one of ``backup``.
+        return [self.exe, "--repo", str(repo), "--json", "backup", str(src)]
+
+    def restore(self, repo: Path, target: Path) -> tuple[list[str], Path | None]:
+        return [self.exe, "--repo", str(repo), "restore", "latest", "--target", str(target)], None
+
+    def check(self, repo: Path) -> list[str]:
+        return [self.exe, "--repo", str(repo), "check", "--read-data"]
+
+
+TOOL_ORDER = ("safehold", "restic", "borg")
+_CLASSES: dict[str, type[Restic] | type[Borg] | type[Safehold]] = {
+    "safehold": Safehold, "restic": Restic, "borg": Borg,
+}  # fmt: skip
+
+
+def make_tool(name: str, cache: Path) -> Tool:
+    """The tool called ``name`` (one of TOOL_ORDER) with its caches under ``cache``."""
+    try:
+        return _CLASSES[name](cache)
+    except KeyError:
+        raise ValueError(f"unknown tool {name!r}; known: {', '.join(TOOL_ORDER)}") from None
+
+
+def find_restored(target: Path, src: Path, marker: Path) -> Path | None:
+    """Where in ``target`` a restore put the tree backed up from ``src``.
+
+    restic and borg keep the absolute path (``target/<src without leading />``); other layouts are
+    found by looking for ``marker`` (a path relative to the tree root) at most six levels down.
+    """
+    for cand in (target / src.relative_to(src.anchor), target / src.name, target):
+        if (cand / marker).exists():
+            return cand
+    base_depth = len(target.parts)
+    for dirpath, dirs, _files in os.walk(target):
+        if (Path(dirpath) / marker).exists():
+            return Path(dirpath)
+        if len(Path(dirpath).parts) - base_depth >= 6:
+            dirs.clear()
+    return None
