@@ -1,0 +1,174 @@
+"""Configuration commands: ``config check``, ``config sample``, ``config reference``; and
+:func:`run_init_preset`, which ``init --preset`` calls to discover a server and write its configuration."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import click
+
+import safehold
+from safehold.cli.app import App, pass_app
+from safehold.config import docgen
+from safehold.config.loader import ConfigInvalid, default_config_path, find_config, load_config
+from safehold.config.secrets import SecretRef
+from safehold.engine.repository import Repository
+from safehold.errors import UsageError
+
+
+@click.group("config")
+def config_group() -> None:
+    """Check the configuration, print a commented sample or the reference."""
+
+
+@config_group.command("check")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Configuration file [env: SAFEHOLD_CONFIG; default /etc/safehold/safehold.toml, "
+    "~/.config/safehold/safehold.toml].",
+)
+@pass_app
+def check(app: App, config_path: Path | None) -> None:
+    """Validate the configuration and report every problem with its location (exit 2 on problems)."""
+    path = find_config(config_path)
+    try:
+        cfg = load_config(path)
+    except ConfigInvalid as exc:
+        app.emit({"ok": False, "file": str(path), "problems": exc.problems})
+        raise
+    n, m = len(cfg.components), len(cfg.profiles)
+    app.emit(
+        {
+            "ok": True,
+            "file": str(path),
+            "components": sorted(cfg.components),
+            "profiles": sorted(cfg.profiles),
+        },
+        f"configuration OK: {n} component{'s' if n != 1 else ''}, {m} profile{'s' if m != 1 else ''} ({path})",
+    )
+
+
+@config_group.command("sample")
+def sample() -> None:
+    """Print a commented sample configuration generated from the schema."""
+    click.echo(docgen.sample(), nl=False)
+
+
+def _project_readme() -> Path:
+    return Path(safehold.__file__).resolve().parents[2] / "README.md"
+
+
+@config_group.command("reference")
+@click.option("--update-readme", is_flag=True, help="Rewrite the README's configuration reference section.")
+@click.option(
+    "--readme",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="README to update (default: the one of the source tree safehold runs from).",
+)
+@pass_app
+def reference(app: App, update_readme: bool, readme: Path | None) -> None:
+    """Print the configuration reference (Markdown) generated from the schema."""
+    if not update_readme:
+        click.echo(docgen.reference(), nl=False)
+        return
+    target = readme or _project_readme()
+    if not target.is_file():
+        raise UsageError(f"no README at {target}", hint="Pass --readme PATH.")
+    changed = docgen.update_readme(target)
+    app.emit(
+        {"readme": str(target), "changed": changed}, f"{'updated' if changed else 'unchanged'}: {target}"
+    )
+
+
+# ---------------------------------------------------------------------------------------- init --preset
+def _password_ref(app: App) -> SecretRef | None:
+    """Where the repository passphrase comes from, as the configuration should record it."""
+    if app.password_file or os.environ.get("SAFEHOLD_PASSWORD_FILE"):
+        return SecretRef(file=str(Path(app.password_file or os.environ["SAFEHOLD_PASSWORD_FILE"]).absolute()))
+    if app.password_command or os.environ.get("SAFEHOLD_PASSWORD_COMMAND"):
+        return SecretRef(command=app.password_command or os.environ["SAFEHOLD_PASSWORD_COMMAND"])
+    if os.environ.get("SAFEHOLD_PASSWORD") is not None:
+        return SecretRef(env="SAFEHOLD_PASSWORD")
+    return None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run_init_preset(
+    app: App,
+    preset: str,
+    app_dir: Path | None,
+    config_path: Path | None,
+    root: Path | None,
+    *,
+    force: bool = False,
+    repo_url: str | None = None,
+) -> None:
+    """Discover the server with ``preset``, print what was and was not found, write the configuration
+    to ``config_path`` (default location when None; an existing file only with ``force``) and create
+    the repository it names when there is none yet.
+
+    Raises UsageError for an unknown preset, a missing APP_DIR or an existing configuration file.
+    """
+    from safehold.config.presets import PRESETS, discover_generic, discover_laravel
+
+    root = root or Path("/")
+    url = repo_url or app.repo_url
+    ref = _password_ref(app)
+    if preset == "laravel":
+        if app_dir is None:
+            raise UsageError(
+                "--preset laravel needs the application folder",
+                hint="safehold init --preset laravel /var/www/app",
+            )
+        if not app_dir.is_dir():
+            raise UsageError(f"{app_dir} is not a folder")
+        disc = discover_laravel(app_dir.absolute(), root=root, repo_url=url, repo_password=ref)
+    elif preset == "generic":
+        paths = [app_dir.absolute()] if app_dir is not None else []
+        disc = discover_generic(root, paths=paths, repo_url=url, repo_password=ref)
+    else:
+        raise UsageError(f"unknown preset {preset!r}", hint=f"Presets: {', '.join(PRESETS)}.")
+    target = config_path or default_config_path()
+    if target.exists() and not force:
+        raise UsageError(
+            f"configuration file {target} exists; not overwriting it",
+            hint="Pass --force to replace it, or --config another path.",
+        )
+    cfg = disc.config
+    _write_atomic(target, cfg.to_toml())
+    profiles = ", ".join(cfg.profiles)
+    summary = f"wrote {target}: {len(cfg.components)} components, {len(cfg.profiles)} profiles ({profiles})"
+    backend = app.backend(cfg.repository.url)
+    created = False
+    if not backend.exists():
+        Repository.init(backend, app.get_password(confirm=True, prompt="New repository passphrase"))
+        created = True
+    where = backend.properties.location
+    repo_line = (
+        f"created repository at {where}" if created else f"repository at {where} exists; left as it is"
+    )
+    app.emit(
+        {**disc.to_json(), "config": str(target), "repository": where, "repository_created": created},
+        f"{disc.report()}\n{summary}\n{repo_line}\nCheck it with: safehold config check --config {target}",
+    )
+
+
+COMMANDS = [config_group]
