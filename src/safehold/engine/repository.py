@@ -87,7 +87,10 @@ class RepoConfig:
         if unknown:
             raise UnsupportedRepository(f"repository requires unknown features: {', '.join(sorted(unknown))}")
         known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
+        try:
+            return cls(**{k: v for k, v in d.items() if k in known})
+        except TypeError as exc:
+            raise IntegrityError(f"repository config is incomplete: {exc}") from None
 
     def public(self) -> dict[str, Any]:
         return dict(self.__dict__) | {"chunker_seed": "(secret)", "id_key": "(secret)"}

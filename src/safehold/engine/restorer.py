@@ -2,7 +2,9 @@
 
 The restorer first plans (walks the snapshot's trees, applies include/exclude patterns and the overwrite
 policy), then reads each needed pack once and writes every blob it holds into every file that needs it,
-several packs in parallel. A file is assembled under a temporary name next to its final path, its
+several packs in parallel (2 readers on local storage, ``backend.properties.connections`` on remote
+storage, where each read is a round trip). On remote storage the snapshot's trees are fetched first,
+breadth-first with the same parallelism, instead of one round trip per folder. A file is assembled under a temporary name next to its final path, its
 metadata applied, and only then renamed into place: a file that could not be restored completely is
 never left at its final path. Every blob is decrypted, decompressed and checked against its id before
 a single byte of it is written. A second run after an interruption skips files already complete (same
@@ -17,7 +19,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -82,13 +84,45 @@ def find_node(repo: Repository, root_tree: bytes, subpath: str) -> Node:
     return node
 
 
-def walk(repo: Repository, tree_id: bytes, prefix: bytes = b"") -> Iterator[tuple[bytes, Node]]:
-    """Every (relative path, node) below a tree, parents before children."""
-    for n in load_tree(repo, tree_id):
+def walk(
+    repo: Repository,
+    tree_id: bytes,
+    prefix: bytes = b"",
+    *,
+    cache: Mapping[bytes, bytes] | None = None,
+) -> Iterator[tuple[bytes, Node]]:
+    """Every (relative path, node) below a tree, parents before children.
+
+    ``cache`` maps tree ids to their plaintext (see :func:`prefetch_trees`); trees missing from it are
+    loaded from the repository.
+    """
+    raw = cache.get(tree_id) if cache is not None else None
+    nodes = decode_tree(raw) if raw is not None else load_tree(repo, tree_id)
+    for n in nodes:
         path = prefix + b"/" + n.name if prefix else n.name
         yield path, n
         if n.type == DIR and n.subtree is not None:
-            yield from walk(repo, n.subtree, path)
+            yield from walk(repo, n.subtree, path, cache=cache)
+
+
+def prefetch_trees(repo: Repository, tree_id: bytes, workers: int) -> dict[bytes, bytes]:
+    """Load every tree below ``tree_id`` (itself included), ``workers`` at a time, breadth-first.
+
+    Returns tree id -> plaintext tree blob. Errors loading a tree raise as :func:`load_tree` would.
+    """
+    out: dict[bytes, bytes] = {}
+    level = [tree_id]
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="safehold-trees") as pool:
+        while level:
+            blobs = list(pool.map(lambda t: repo.load_blob(TREE, t), level))
+            nxt: dict[bytes, None] = {}
+            for tid, raw in zip(level, blobs, strict=True):
+                out[tid] = raw
+                for n in decode_tree(raw):
+                    if n.type == DIR and n.subtree is not None and n.subtree not in out:
+                        nxt[n.subtree] = None
+            level = [t for t in nxt if t not in out]
+    return out
 
 
 class PathFilter:
@@ -115,15 +149,18 @@ class Restorer:
         overwrite: str = "if-changed",
         progress: Progress | None = None,
         restore_owner: bool | None = None,
-        workers: int = 2,
+        workers: int | None = None,
     ) -> None:
+        """``workers`` is how many packs are read at once (default: 2 on local storage, else the
+        backend's ``connections``, at least 2)."""
         if overwrite not in OVERWRITE_POLICIES:
             raise UsageError(f"--overwrite takes one of {', '.join(OVERWRITE_POLICIES)}")
         self.repo = repo
         self.overwrite = overwrite
         self.progress = progress or NullProgress()
         self.restore_owner = os.geteuid() == 0 if restore_owner is None else restore_owner
-        self.workers = workers
+        props = repo.backend.properties
+        self.workers = workers or (2 if props.local else max(2, props.connections))
         self.stats = RestoreStats()
 
     # ---- planning --------------------------------------------------------------------------------
@@ -147,7 +184,12 @@ class Restorer:
         jobs: list[_Job] = []
         links: dict[tuple[int, int], bytes] = {}
         skipped_dirs: list[bytes] = []
-        for rel, node in walk(self.repo, start.subtree):
+        trees = (
+            None
+            if self.repo.backend.properties.local
+            else prefetch_trees(self.repo, start.subtree, self.workers)
+        )
+        for rel, node in walk(self.repo, start.subtree, cache=trees):
             if any(rel.startswith(s + b"/") for s in skipped_dirs[-64:]):
                 continue
             want = flt.wanted(rel, node.type == DIR)
@@ -352,13 +394,29 @@ class Restorer:
         self.progress.advance(files=1)
 
     # ---- links, symlinks, specials ------------------------------------------------------------------
+    def _already_there(self, final: bytes, node: Node, links: dict[tuple[int, int], bytes]) -> bool:
+        """With ``if-changed``: a hard link or symlink that is already exactly what the node says."""
+        if self.overwrite != "if-changed":
+            return False
+        try:
+            st = os.lstat(final)
+            if node.type == FILE:
+                src = links.get((node.device, node.inode))
+                return src is not None and os.path.samestat(st, os.lstat(src))
+            if node.type == SYMLINK:
+                return stat.S_ISLNK(st.st_mode) and os.readlink(final) == node.linktarget
+        except OSError:
+            return False
+        return False
+
     def _finish_others(self, items: list[tuple[bytes, Node]], links: dict[tuple[int, int], bytes]) -> None:
         for final, node in items:
             if node.type == DIR:
                 continue
             try:
                 if os.path.lexists(final):
-                    if self.overwrite == "never":
+                    if self.overwrite == "never" or self._already_there(final, node, links):
+                        self.stats.files_skipped += 1
                         continue
                     if os.path.isdir(final) and not os.path.islink(final):
                         self.stats.errors.append(f"{os.fsdecode(final)}: a folder is in the way")
