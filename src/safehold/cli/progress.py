@@ -15,6 +15,9 @@ from rich.progress import (
 
 
 class RichProgress:
+    #: Ask operations for totals (an extra metadata-only walk) so that the bar can show an ETA.
+    wants_totals = True
+
     def __init__(self) -> None:
         self._console = Console(stderr=True)
         self._bar: Progress | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -161,6 +162,28 @@ def add_path(session: Session, selector: Selector, path: bytes) -> None:
         parent.add(node)
 
 
+def count_totals(paths: list[bytes], opts: BackupOptions) -> tuple[int, int]:
+    """Files and bytes a backup will process (a metadata-only walk, for the progress ETA)."""
+    sel = Selector(
+        paths,
+        excludes=opts.excludes,
+        one_file_system=opts.one_file_system,
+        exclude_caches=opts.exclude_caches,
+        exclude_if_present=opts.exclude_if_present,
+    )
+    files = nbytes = 0
+    stack = [(p, os.lstat(p)) for p in paths if sel.root_selected(p)]
+    while stack:
+        path, st = stack.pop()
+        if stat.S_ISDIR(st.st_mode):
+            base = path.rstrip(b"/") + b"/"
+            stack.extend((base + name, est) for name, est in sel.scan(path, st))
+        elif stat.S_ISREG(st.st_mode):
+            files += 1
+            nbytes += st.st_size
+    return files, nbytes
+
+
 def backup_paths(repo: Repository, opts: BackupOptions, progress: Progress | None = None) -> BackupResult:
     if not opts.paths:
         raise UsageError("backup needs at least one path (or a --profile from the configuration)")
@@ -177,7 +200,8 @@ def backup_paths(repo: Repository, opts: BackupOptions, progress: Progress | Non
             exclude_if_present=opts.exclude_if_present,
         )
         if progress is not None:
-            progress.start("backup")
+            totals = count_totals(paths, opts) if getattr(progress, "wants_totals", False) else (None, None)
+            progress.start("backup", total_files=totals[0], total_bytes=totals[1])
         for p in paths:
             add_path(session, selector, p)
         snap = commit(
