@@ -12,7 +12,7 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -45,6 +45,7 @@ class EngineComponentWriter:
         self._arch = session.archiver
         self.folder = session.root.subdir(os.fsencode(name))
         self.lines: list[str] = []
+        self.bytes = 0
 
     def _parent(self, path: str) -> tuple[VirtualDir, bytes]:
         parts = _split(path)
@@ -53,11 +54,13 @@ class EngineComponentWriter:
     def add_bytes(self, path: str, data: bytes, *, mode: int = 0o600) -> None:
         parent, leaf = self._parent(path)
         parent.add(self._arch.bytes_node(leaf, data, mode))
+        self.bytes += len(data)
 
     def add_stream(self, path: str, stream: IO[bytes], *, mode: int = 0o600) -> StreamStats:
         parent, leaf = self._parent(path)
         result = self._arch.stream_node(leaf, stream, mode)
         parent.add(result.node)
+        self.bytes += result.size
         return StreamStats(size=result.size, sha256=result.sha256)
 
     def add_tree(
@@ -66,7 +69,9 @@ class EngineComponentWriter:
         parent, leaf = self._parent(path)
         fs_root = os.path.abspath(os.fsencode(root))
         selector = Selector([fs_root], excludes=excludes or [], one_file_system=one_file_system)
+        before = self._arch.stats.bytes_total
         node = self._arch.archive_path(fs_root, selector, name=leaf)
+        self.bytes += self._arch.stats.bytes_total - before
         for p, msg in selector.errors:
             self._session.errors.append(f"{os.fsdecode(p)}: {msg}")
         if node is not None:
@@ -137,6 +142,7 @@ class ComponentResult:
     kind: str
     status: str
     duration: float
+    size: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     hint: str | None = None
@@ -144,7 +150,7 @@ class ComponentResult:
     optional: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "name"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("name", "log")}
 
 
 def backup_components(
@@ -154,9 +160,11 @@ def backup_components(
     snap_fields: dict[str, Any] | None = None,
     progress: Progress | None = None,
     ctx: SourceContext | None = None,
+    root_files: Callable[[list[ComponentResult]], dict[str, bytes]] | None = None,
 ) -> tuple[Snapshot, list[ComponentResult]]:
     """Back up ``(name, source, optional)`` components into one snapshot. Never raises for a failing
-    component: see the module docstring. Returns the snapshot and per-component results."""
+    component: see the module docstring. ``root_files`` may add files at the snapshot root once all
+    components ran (metadata, log, restore guide). Returns the snapshot and per-component results."""
     results: list[ComponentResult] = []
     with backup_session(repo, progress=progress) as session:
         for name, source, optional in components:
@@ -179,17 +187,21 @@ def backup_components(
                 session.root.children.pop(os.fsencode(name), None)
             results.append(
                 ComponentResult(
-                    name,
-                    source.kind,
-                    status,
-                    round(time.monotonic() - t0, 3),
-                    meta,
-                    err,
-                    hint,
-                    writer.lines,
-                    optional,
+                    name=name,
+                    kind=source.kind,
+                    status=status,
+                    duration=round(time.monotonic() - t0, 3),
+                    size=writer.bytes,
+                    metadata=meta,
+                    error=err,
+                    hint=hint,
+                    log=writer.lines,
+                    optional=optional,
                 )
             )
+        if root_files is not None:
+            for fname, data in root_files(results).items():
+                session.root.add(session.archiver.bytes_node(os.fsencode(fname), data, 0o600))
         failed_required = [r for r in results if r.status == "failed" and not r.optional]
         fields = {
             "time": snapshot_time(None),
