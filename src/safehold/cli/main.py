@@ -62,6 +62,7 @@ def _register() -> None:
         cmd_backend,
         cmd_backup,
         cmd_check,
+        cmd_config,
         cmd_copy,
         cmd_demo,
         cmd_repo,
@@ -69,7 +70,17 @@ def _register() -> None:
         cmd_snapshots,
     )
 
-    for mod in (cmd_repo, cmd_backup, cmd_snapshots, cmd_restore, cmd_check, cmd_copy, cmd_demo, cmd_backend):
+    for mod in (
+        cmd_repo,
+        cmd_backup,
+        cmd_snapshots,
+        cmd_restore,
+        cmd_check,
+        cmd_config,
+        cmd_copy,
+        cmd_demo,
+        cmd_backend,
+    ):
         for command in mod.COMMANDS:
             cli.add_command(command)
 
