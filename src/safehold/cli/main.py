@@ -65,6 +65,7 @@ def _register() -> None:
         cmd_config,
         cmd_copy,
         cmd_demo,
+        cmd_export,
         cmd_repo,
         cmd_restore,
         cmd_snapshots,
@@ -80,6 +81,7 @@ def _register() -> None:
         cmd_copy,
         cmd_demo,
         cmd_backend,
+        cmd_export,
     ):
         for command in mod.COMMANDS:
             cli.add_command(command)
