@@ -1,0 +1,352 @@
+"""The configuration's tables other than components: repositories, profiles, objectives, notifications,
+drills, hooks and health checks (see :mod:`safehold.config.schema` for the whole file)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from safehold.config.secrets import SecretRef
+from safehold.config.validation import Duration
+from safehold.config.validation import StrictModel as _Model
+
+_SECRETISH_OPTION = re.compile(r"(password|passphrase|secret|token)", re.I)
+
+
+# ------------------------------------------------------------------------------------------ repository
+class RepositorySettings(_Model):
+    """Where snapshots are stored and how the repository is opened."""
+
+    url: str = Field(
+        min_length=1,
+        description="Repository location: a local path, sftp://user@host//path or s3://bucket/prefix.",
+        examples=["/srv/backup/safehold", "sftp://backup@backup.example.com//srv/safehold"],
+    )
+    password: SecretRef | None = Field(
+        default=None,
+        description="Where the repository passphrase comes from; when absent, SAFEHOLD_PASSWORD, "
+        "SAFEHOLD_PASSWORD_FILE, SAFEHOLD_PASSWORD_COMMAND or a prompt.",
+        examples=[{"file": "/root/.safehold-pass"}],
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Backend options passed to open_backend (connections, timeout, region, endpoint_url, "
+        "storage_class, identity_file, ...). Credentials belong in the environment, not here.",
+        examples=[{"connections": 4}],
+    )
+
+    @field_validator("options")
+    @classmethod
+    def _no_literal_secrets(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key, item in value.items():
+            if _SECRETISH_OPTION.search(key) and isinstance(item, str):
+                raise ValueError(
+                    f"option {key!r} looks like a secret: pass credentials through the environment "
+                    "(AWS_SECRET_ACCESS_KEY, an SSH key file), never in the configuration"
+                )
+        return value
+
+
+class OffsiteSettings(RepositorySettings):
+    """A second repository that snapshots are copied to after a successful backup."""
+
+    url: str = Field(
+        min_length=1,
+        description="Off-site repository location: sftp://user@host//path, s3://bucket/prefix or a path.",
+        examples=["sftp://backup@backup.example.com//srv/safehold", "s3://company-backups/app"],
+    )
+    password: SecretRef | None = Field(
+        default=None,
+        description="Where this repository's passphrase comes from; when absent, the main repository's.",
+        examples=[{"env": "OFFSITE_PASSWORD"}],
+    )
+
+
+# ------------------------------------------------------------------------------------------ profiles
+class Retention(_Model):
+    """How many snapshots to keep per period (the newest of each period); absent means none by period."""
+
+    last: int | None = Field(default=None, ge=0, description="Keep the newest N snapshots.", examples=[3])
+    hourly: int | None = Field(
+        default=None, ge=0, description="Keep the newest snapshot of each of the last N hours.", examples=[24]
+    )
+    daily: int | None = Field(
+        default=None, ge=0, description="Keep the newest snapshot of each of the last N days.", examples=[7]
+    )
+    weekly: int | None = Field(
+        default=None, ge=0, description="Keep the newest snapshot of each of the last N weeks.", examples=[4]
+    )
+    monthly: int | None = Field(
+        default=None,
+        ge=0,
+        description="Keep the newest snapshot of each of the last N months.",
+        examples=[12],
+    )
+    yearly: int | None = Field(
+        default=None, ge=0, description="Keep the newest snapshot of each of the last N years.", examples=[3]
+    )
+
+
+class Profile(_Model):
+    """Components backed up together, with their tags, retention and off-site copies."""
+
+    components: list[str] = Field(
+        min_length=1,
+        description="Names of the components in this profile (each must be defined under [components]).",
+        examples=[["app", "database"]],
+    )
+    tags: list[str] = Field(
+        default_factory=list,
+        description="Tags recorded on every snapshot of this profile.",
+        examples=[["quick"]],
+    )
+    retention: Retention | None = Field(
+        default=None,
+        description="Which snapshots of this profile 'forget' keeps; absent means keep all.",
+        examples=[{"daily": 7, "weekly": 4, "monthly": 12, "yearly": 3}],
+    )
+    offsite: list[str] = Field(
+        default_factory=list,
+        description="Off-site repositories (names under [offsite]) the snapshot is copied to after a "
+        "successful backup.",
+        examples=[["backupserver"]],
+    )
+
+
+class Defaults(_Model):
+    """What commands use when not told otherwise."""
+
+    profile: str | None = Field(
+        default=None,
+        description="Profile 'safehold backup' runs without --profile (must be defined under [profiles]).",
+        examples=["quick"],
+    )
+
+
+class Objectives(_Model):
+    """Recovery objectives that 'status' and 'drill' measure against."""
+
+    rpo: Duration | None = Field(
+        default=None,
+        description="Recovery point objective: the newest good snapshot must be younger than this.",
+        examples=["24h"],
+    )
+    rto: Duration | None = Field(
+        default=None,
+        description="Recovery time objective: a restore drill must finish within this.",
+        examples=["1h"],
+    )
+
+
+Event = Literal["start", "success", "failure", "warning"]
+
+
+class Notifications(_Model):
+    """Who hears about backups, checks and drills."""
+
+    urls: list[SecretRef] = Field(
+        default_factory=list,
+        description="Apprise URLs (Slack, e-mail, ...) as secret references: they embed tokens.",
+        examples=[[{"env": "SLACK_WEBHOOK_URL"}]],
+    )
+    on: list[Event] = Field(
+        default_factory=lambda: list[Event](["failure"]),
+        description="Events that are sent to the URLs.",
+        examples=[["failure", "success"]],
+    )
+    healthchecks_ping: SecretRef | None = Field(
+        default=None,
+        description="A healthchecks.io-style ping URL (start, success and /fail are pinged).",
+        examples=[{"env": "HC_PING_URL"}],
+    )
+    timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds allowed per notification; a failed notification never fails the backup.",
+        examples=[10],
+    )
+
+
+class Drill(_Model):
+    """Restore drills: restore into a sandbox, load dumps into scratch servers, verify, time it."""
+
+    profile: str | None = Field(
+        default=None,
+        description="Profile whose newest snapshot is drilled (default: defaults.profile).",
+        examples=["quick"],
+    )
+    schedule: str = Field(
+        default="monthly",
+        description="When 'schedule install' runs the drill (a systemd OnCalendar expression).",
+        examples=["monthly", "Sun *-*-01..07 04:00"],
+    )
+    sandbox: str = Field(
+        default="/var/tmp/safehold-drill",
+        description="Folder the drill restores files into (emptied before each drill).",
+        examples=["/var/tmp/safehold-drill"],
+    )
+    keep_sandbox: bool = Field(
+        default=False,
+        description="Keep the restored files and scratch databases after the drill for inspection.",
+        examples=[False],
+    )
+    mysql_scratch_host: str = Field(
+        default="127.0.0.1",
+        description="MySQL/MariaDB server that drill dumps are loaded into (into new scratch databases).",
+        examples=["127.0.0.1"],
+    )
+    mysql_scratch_port: int = Field(
+        default=3306, ge=1, le=65535, description="Port of the MySQL scratch server.", examples=[3306]
+    )
+    mysql_scratch_user: str = Field(
+        default="root",
+        description="User that may create and drop the scratch databases.",
+        examples=["drill"],
+    )
+    mysql_scratch_password: SecretRef | None = Field(
+        default=None,
+        description="Where the scratch MySQL user's password comes from; none for no password.",
+        examples=[{"env": "DRILL_MYSQL_PASSWORD"}],
+    )
+    postgresql_scratch_host: str = Field(
+        default="127.0.0.1",
+        description="PostgreSQL server that drill dumps are loaded into.",
+        examples=["127.0.0.1"],
+    )
+    postgresql_scratch_port: int = Field(
+        default=5432, ge=1, le=65535, description="Port of the PostgreSQL scratch server.", examples=[5432]
+    )
+    postgresql_scratch_user: str = Field(
+        default="postgres",
+        description="Role that may create and drop the scratch databases.",
+        examples=["postgres"],
+    )
+    postgresql_scratch_password: SecretRef | None = Field(
+        default=None,
+        description="Where the scratch PostgreSQL role's password comes from.",
+        examples=[{"env": "DRILL_PGPASSWORD"}],
+    )
+
+
+class Hook(_Model):
+    """A program run before or after a backup (maintenance mode, pausing queue workers, ...)."""
+
+    command: list[str] = Field(
+        min_length=1,
+        description="The program and its arguments (argv; no shell).",
+        examples=[["php", "/var/www/app/artisan", "down"]],
+    )
+    on_failure: Literal["abort", "continue"] = Field(
+        default="abort",
+        description="When the program fails or times out: 'abort' stops the run and fails it (before a "
+        "backup: no snapshot is taken), 'continue' logs a warning and goes on.",
+        examples=["abort", "continue"],
+    )
+    timeout: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds after which the program is killed (which counts as a failure).",
+        examples=[120],
+    )
+    always: bool = Field(
+        default=False,
+        description="after_backup only: run even when the backup failed (to undo a before_backup hook).",
+        examples=[True],
+    )
+    cwd: str | None = Field(
+        default=None, description="Working directory of the program.", examples=["/var/www/app"]
+    )
+
+
+class Hooks(_Model):
+    """Programs run around a backup, in order."""
+
+    before_backup: list[Hook] = Field(
+        default_factory=list,
+        description="Run before the backup starts.",
+        examples=[[{"command": ["php", "/var/www/app/artisan", "down"], "on_failure": "abort"}]],
+    )
+    after_backup: list[Hook] = Field(
+        default_factory=list,
+        description="Run after the backup (with always = true also after a failed one).",
+        examples=[
+            [{"command": ["php", "/var/www/app/artisan", "up"], "on_failure": "continue", "always": True}]
+        ],
+    )
+
+    @field_validator("before_backup")
+    @classmethod
+    def _always_only_after(cls, value: list[Hook]) -> list[Hook]:
+        if any(h.always for h in value):
+            raise ValueError("'always' is only meaningful in after_backup hooks")
+        return value
+
+
+_CHECK_FIELDS: dict[str, set[str]] = {
+    "http": {"url", "expect_status", "contains"},
+    "mysql": {"component", "dsn", "query"},
+    "redis": {"component"},
+    "command": {"command"},
+}
+
+
+class HealthCheck(_Model):
+    """A check that the application works, run by drills and after restores."""
+
+    name: str = Field(min_length=1, description="Name shown in reports.", examples=["website"])
+    kind: Literal["http", "mysql", "redis", "command"] = Field(
+        description="http (url, expect_status), mysql (component or dsn, query), redis (component, PING), "
+        "command (command; exit status 0 is healthy).",
+        examples=["http"],
+    )
+    timeout: float = Field(default=10.0, gt=0, description="Seconds allowed for the check.", examples=[10])
+    url: str | None = Field(
+        default=None, description="http: the URL to GET.", examples=["https://app.example.com/health"]
+    )
+    expect_status: int = Field(
+        default=200, ge=100, le=599, description="http: the expected status code.", examples=[200]
+    )
+    contains: str | None = Field(
+        default=None, description="http: text the response body must contain.", examples=["ok"]
+    )
+    component: str | None = Field(
+        default=None,
+        description="mysql/redis: the component whose connection settings are used.",
+        examples=["database"],
+    )
+    dsn: SecretRef | None = Field(
+        default=None,
+        description="mysql: a mysql://user:password@host:port/db URL instead of a component (a secret).",
+        examples=[{"env": "HEALTH_MYSQL_DSN"}],
+    )
+    query: str = Field(
+        default="SELECT 1", description="mysql: the query that must succeed.", examples=["SELECT 1"]
+    )
+    command: list[str] | None = Field(
+        default=None,
+        description="command: the program and its arguments.",
+        examples=[["php", "/var/www/app/artisan", "queue:monitor", "default"]],
+    )
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> HealthCheck:
+        allowed = _CHECK_FIELDS[self.kind] | {"name", "kind", "timeout"}
+        stray = sorted(
+            f
+            for f, info in type(self).model_fields.items()
+            if f not in allowed and getattr(self, f) != info.get_default(call_default_factory=True)
+        )
+        if stray:
+            raise ValueError(f"{', '.join(stray)} not used by a {self.kind} check")
+        if self.kind == "http" and not self.url:
+            raise ValueError("an http check needs 'url'")
+        if self.kind == "mysql" and (self.component is None) == (self.dsn is None):
+            raise ValueError("a mysql check needs exactly one of 'component' or 'dsn'")
+        if self.kind == "redis" and not self.component:
+            raise ValueError("a redis check needs 'component'")
+        if self.kind == "command" and not self.command:
+            raise ValueError("a command check needs 'command'")
+        return self

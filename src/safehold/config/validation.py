@@ -1,0 +1,139 @@
+"""Validation helpers shared by the schema modules: durations, names, error paths, cross-references.
+
+Paths are written ``components.database.host`` with list indexes as ``hooks.before_backup[0]``; a
+message never contains the offending input (it might be a secret).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+
+#: Validation context key: when set, the models skip the checks :func:`loader.validate` does itself.
+COLLECT = "safehold_collect_errors"
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
+_DURATION = re.compile(r"^\s*(\d+\s*[smhdw]\s*)+$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"90m"``, ``"24h"``, ``"7d"``, ``"1h30m"``, ``"2w"`` -> timedelta; raises ValueError otherwise."""
+    if not _DURATION.match(text):
+        raise ValueError(f"{text!r} is not a duration: write a number and a unit s, m, h, d or w ('24h')")
+    seconds = sum(int(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text))
+    if seconds <= 0:
+        raise ValueError(f"{text!r}: a duration must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+def _check_duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+Duration = Annotated[str, AfterValidator(_check_duration)]
+
+
+def check_name(what: str, name: str) -> None:
+    if not _NAME.match(name):
+        raise ValueError(f"{what} name {name!r}: use lowercase letters, digits, '-' and '_'")
+
+
+class StrictModel(BaseModel):
+    """Base of every configuration table: unknown keys are errors, inputs never echoed."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+Loc = tuple[str | int, ...]
+
+
+def format_loc(loc: Loc) -> str:
+    """``("hooks", "before_backup", 0, "command")`` -> ``hooks.before_backup[0].command``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out or "(top level)"
+
+
+def error_lines(exc: ValidationError, prefix: Loc = ()) -> list[tuple[str, str]]:
+    """Each error of ``exc`` as (dotted path, message), paths prefixed; the input is never shown."""
+    out = []
+    for err in exc.errors(include_input=False, include_url=False, include_context=False):
+        msg = str(err["msg"])
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        elif msg.startswith("Assertion failed, "):
+            msg = msg[len("Assertion failed, ") :]
+        out.append((format_loc((*prefix, *err["loc"])), msg))
+    return out
+
+
+def cross_reference_problems(data: Any) -> list[tuple[Loc, str]]:
+    """Names that must refer to something defined elsewhere in the document ``data`` (a raw dict).
+
+    Tolerates malformed parts (they are reported by the structural validation): profiles name existing
+    components and off-site repositories, defaults.profile and drill.profile exist, health checks name
+    components of a fitting kind.
+    """
+    if not isinstance(data, dict):
+        return []
+    problems: list[tuple[Loc, str]] = []
+
+    def names(section: str) -> dict[str, Any]:
+        value = data.get(section)
+        return value if isinstance(value, dict) else {}
+
+    components, offsite, profiles = names("components"), names("offsite"), names("profiles")
+    for pname, prof in profiles.items():
+        if not isinstance(prof, dict):
+            continue
+        for field, known, what in (
+            ("components", components, "component"),
+            ("offsite", offsite, "off-site repository"),
+        ):
+            refs = prof.get(field)
+            if not isinstance(refs, list):
+                continue
+            for i, ref in enumerate(refs):
+                if isinstance(ref, str) and ref not in known:
+                    problems.append(
+                        (
+                            ("profiles", pname, field, i),
+                            f"no {what} named {ref!r} (defined: {', '.join(sorted(known)) or 'none'})",
+                        )
+                    )
+    for section in ("defaults", "drill"):
+        table = data.get(section)
+        if (
+            isinstance(table, dict)
+            and isinstance(table.get("profile"), str)
+            and table["profile"] not in profiles
+        ):
+            problems.append(
+                (
+                    (section, "profile"),
+                    f"no profile named {table['profile']!r} (defined: {', '.join(sorted(profiles)) or 'none'})",
+                )
+            )
+    checks = data.get("health_checks")
+    for i, check in enumerate(checks if isinstance(checks, list) else []):
+        if not isinstance(check, dict) or not isinstance(check.get("component"), str):
+            continue
+        ref = check["component"]
+        comp = components.get(ref)
+        if comp is None:
+            problems.append((("health_checks", i, "component"), f"no component named {ref!r}"))
+            continue
+        want = {"mysql": "mysql", "redis": "redis"}.get(str(check.get("kind")))
+        if want and isinstance(comp, dict) and comp.get("kind") != want:
+            problems.append((("health_checks", i, "component"), f"component {ref!r} is not of kind {want!r}"))
+    return problems
