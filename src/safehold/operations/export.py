@@ -276,7 +276,7 @@ class _Writer:
             with self.sink.open_stream(e.dest, mode=mode, mtime_ns=self.mtime_ns) as out:
                 found = self.tree_tar(node, out, e.dest)
             if part is not None:
-                part.secrets += [f"{e.dest} (contains {s})" for s in found]
+                part.secrets += [f"{e.dest}: contains {s}" for s in found]
         else:
             self.sink.add_special(e.dest, node)
 

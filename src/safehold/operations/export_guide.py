@@ -41,6 +41,11 @@ def _tops(part: Part) -> list[str]:
     return seen
 
 
+def _secret_line(s: str) -> str:
+    path, _, reason = s.partition(": ")
+    return f"- `{path}`: {reason}" if reason else f"- `{s}`"
+
+
 def restore_guide(
     snap: Snapshot, parts: list[Part], secrets: list[str], own_guide: bytes | None, warnings: list[str]
 ) -> bytes:
@@ -61,7 +66,7 @@ def restore_guide(
         "has served. Files that hold secrets:",
         "",
     ]
-    out += [f"- `{s}`" for s in secrets] or ["- (none recognised by name; the data itself may still be)"]
+    out += [_secret_line(s) for s in secrets] or ["- (none recognised by name; the data itself may still be)"]
     if any(p.kind in DATABASE_KINDS for p in parts):
         out.append("- the database dumps: all of the application's data (users, password hashes, tokens)")
     out += [

@@ -145,7 +145,7 @@ class Planner:
             reason = secret_reason(dest)
             part.entries.append(Entry(dest, PLAIN, node, mode=SECRET if reason else None))
             if reason:
-                part.secrets.append(f"{dest} ({reason})")
+                part.secrets.append(f"{dest}: {reason}")
         elif node.type == SYMLINK:
             part.entries.append(Entry(dest, LINK, node))
         else:
@@ -195,11 +195,8 @@ class Planner:
             claimed.take(part)
             parts.append(part)
         for name, info in sorted(comps.items()):
-            if name not in top:
-                status = info.get("status", "?") if isinstance(info, dict) else "?"
-                self.warnings.append(
-                    f"component {name} ({status}) has no folder in the snapshot: not exported"
-                )
+            if name not in top and isinstance(info, dict) and info.get("status") == "ok":
+                self.warnings.append(f"component {name} has no folder in the snapshot: not exported")
         return parts, root_files
 
     def kind_of(self, name: str, node: Node | None) -> str:
@@ -282,11 +279,12 @@ class Planner:
                     )
             else:
                 self.plain(n, join(dest_root, sub), part)
-        origin = "/" + base if base else "/"
+        origin = "/" + base
+        env = posixpath.join(origin, ".env")
         part.notes.append(
             f"`{dest_root}/`: configuration files from `{origin}` as plain files "
-            f"(`env.production` is `{join(origin, '.env')}`, `env.example` is `.env.example`). "
-            f"Copy them back: `install -m 600 {dest_root}/env.production {join(origin, '.env')}` and "
+            f"(`env.production` is `{env}`, `env.example` is `.env.example`). "
+            f"Copy them back: `install -m 600 {dest_root}/env.production {env}` and "
             f"`cp -a` the rest to `{origin}`."
         )
 
