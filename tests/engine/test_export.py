@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pymysql
 import pytest
 
@@ -30,6 +31,7 @@ from safehold.sources.base import Source
 from safehold.sources.command import CommandSource
 from safehold.sources.files import FilesSource
 from safehold.sources.mysql import MySQLSource
+from safehold.sources.postgresql import PostgreSQLSource
 from tests.engine.conftest import Result
 from tests.helpers.treecompare import compare_trees
 
@@ -359,3 +361,57 @@ def test_cli_export(tmp_path: Path, run: Callable[..., Result]) -> None:
     text = run("export", "latest", str(tmp_path / "dir-out"))
     assert text.code == 0 and "sha256sum -c checksums.txt" in text.out and "NOT encrypted" in text.err
     assert "metadata.json: OK" in sha256sum_check(tmp_path / "dir-out").stdout
+
+
+@pytest.fixture
+def pg_db() -> Iterator[str]:
+    name = f"sh_export_{secrets.token_hex(4)}"
+    with psycopg.connect(
+        host="127.0.0.1", port=5432, user="postgres", dbname="postgres", autocommit=True
+    ) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    with psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname=name, autocommit=True) as c:
+        c.execute("CREATE TABLE t (id int PRIMARY KEY, name text)")
+        c.execute("INSERT INTO t VALUES (1, 'ünï 😀'), (2, NULL)")
+    yield name
+    with psycopg.connect(
+        host="127.0.0.1", port=5432, user="postgres", dbname="postgres", autocommit=True
+    ) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_several_databases_and_postgresql(
+    tmp_path: Path, repo: Repository, dbs: Callable[[], str], pg_db: str
+) -> None:
+    one, two = dbs(), dbs()
+    fill(one)
+    fill(two)
+    components: list[tuple[str, Source, bool]] = [
+        (
+            "database",
+            MySQLSource("database", {"databases": [one, two], "text_exports": [f"{two}.agents"]}),
+            False,
+        ),
+        ("pg", PostgreSQLSource("pg", {"databases": [pg_db]}), False),
+    ]
+    snap, results = backup_components(repo, components)
+    assert [r.status for r in results] == ["ok", "ok"], [(r.name, r.error) for r in results]
+    out = tmp_path / "export"
+    export_snapshot(repo, ExportOptions(snap.id, str(out)))
+    assert sha256sum_check(out).returncode == 0
+    files = regular_files(out)
+    for db in (one, two):
+        assert f"database/database/{db}/full_dump.sql.gz" in files
+        assert f"database/database/{db}/table_statistics.txt" in files
+    assert f"external-services/database-exports/database/{two}/agents.tsv" in files
+    assert f"database/pg/{pg_db}.pgcustom" in files and "database/pg/globals.sql.gz" in files
+    listing = subprocess.run(
+        ["pg_restore", "--list", str(out / "database/pg" / f"{pg_db}.pgcustom")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert listing.returncode == 0 and "TABLE DATA public t" in listing.stdout, listing.stderr
+    guide = (out / "RESTORE.md").read_text()
+    assert f"pg_restore --no-owner -d {pg_db} database/pg/{pg_db}.pgcustom" in guide
+    assert f"gunzip < database/database/{one}/full_dump.sql.gz | mysql {one}" in guide
