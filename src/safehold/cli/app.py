@@ -9,7 +9,8 @@ import shlex
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +18,9 @@ from safehold.backends.base import Backend
 from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.repository import Repository
 from safehold.errors import BackendError, ConfigError, RepositoryNotFound, UsageError
+
+if TYPE_CHECKING:
+    from safehold.config.schema import Config
 
 #: Set once a command printed its JSON result, so an error after it does not print a second document.
 EMITTED: list[bool] = []
@@ -31,7 +35,34 @@ class App:
     json: bool = False
     debug: bool = False
     quiet: bool = False
+    config_path: str | None = None
     _backends: list[Backend] = field(default_factory=list)
+    _config: Config | None = None
+    _config_loaded: bool = False
+
+    # ---- configuration ---------------------------------------------------------------------------
+    def config(self, *, required: bool = False) -> Config | None:
+        """The configuration (``--config``, ``SAFEHOLD_CONFIG`` or a default location), loaded once.
+
+        Without ``required``, a missing file is fine (None); an invalid one is always an error.
+        """
+        if not self._config_loaded:
+            from safehold.config.loader import find_config, load_config
+
+            self._config_loaded = True
+            explicit = self.config_path or os.environ.get("SAFEHOLD_CONFIG")
+            try:
+                path = find_config(Path(explicit) if explicit else None)
+            except ConfigError:
+                if required or explicit:
+                    raise
+                path = None
+            self._config = load_config(path) if path is not None else None
+        if required and self._config is None:
+            raise ConfigError(
+                "no configuration file found", hint="Pass --config FILE or set SAFEHOLD_CONFIG."
+            )
+        return self._config
 
     # ---- repository ------------------------------------------------------------------------------
     def backend(self, url: str | None = None) -> Backend:
@@ -39,11 +70,17 @@ class App:
         from safehold.cli.backend_options import backend_options
 
         url = url or self.repo_url
+        options: dict[str, Any] = {}
+        if not url:
+            cfg = self.config()
+            if cfg is not None:
+                url, options = cfg.repository.url, dict(cfg.repository.options)
         if not url:
             raise RepositoryNotFound(
-                "no repository given", hint="Pass --repo URL or set SAFEHOLD_REPOSITORY."
+                "no repository given",
+                hint="Pass --repo URL, set SAFEHOLD_REPOSITORY, or name it in the configuration.",
             )
-        b = open_backend(url, **backend_options(url))
+        b = open_backend(url, **(options | backend_options(url)))
         self._backends.append(b)
         return b
 
@@ -84,6 +121,9 @@ class App:
         env = os.environ.get("SAFEHOLD_PASSWORD")
         if env is not None:
             return env
+        cfg = self.config() if not self.repo_url else None
+        if cfg is not None and cfg.repository.password is not None:
+            return str(cfg.repository.password.resolve())
         if sys.stdin.isatty():
             pw = getpass.getpass(f"{prompt}: ")
             if confirm and getpass.getpass("Repeat it: ") != pw:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from safehold.cli.app import App, pass_app
+from safehold.engine.repository import Repository
 from safehold.engine.util import human_bytes
-from safehold.errors import PartialResult
+from safehold.errors import PartialResult, UsageError
 from safehold.operations.backup import BackupOptions, backup_paths
 
 
@@ -34,6 +35,9 @@ from safehold.operations.backup import BackupOptions, backup_paths
     help="Skip the contents of folders holding a file of this name (repeatable).",
 )
 @click.option("--no-cache", is_flag=True, help="Read every file; do not use or update the files cache.")
+@click.option(
+    "-p", "--profile", help="Back up this profile of the configuration (default: defaults.profile)."
+)
 @pass_app
 def backup(
     app: App,
@@ -47,8 +51,14 @@ def backup(
     exclude_caches: bool,
     exclude_if_present: tuple[str, ...],
     no_cache: bool,
+    profile: str | None,
 ) -> None:
-    """Back up PATHS into a new snapshot and print its id."""
+    """Back up PATHS, or the components of a configured profile, into a new snapshot; print its id."""
+    if not paths:
+        _backup_profile(app, profile)
+        return
+    if profile:
+        raise UsageError("give either PATHS or --profile, not both")
     patterns = list(excludes)
     for f in exclude_files:
         with open(f, encoding="utf-8") as fh:
@@ -81,6 +91,48 @@ def backup(
         raise PartialResult(
             f"snapshot {snap.id[:8]} is partial: {len(result.errors)} item(s) could not be read",
         )
+
+
+def _backup_profile(app: App, profile: str | None) -> None:
+    from safehold.operations.server_backup import backup_profile, require_ok
+
+    config = app.config(required=True)
+    assert config is not None
+    repo = app.open_repo()
+
+    def open_offsite(name: str) -> Repository:
+        site = config.offsite[name]
+        other = App(password=site.password.resolve() if site.password else None)
+        from safehold.backends.registry import open_backend
+
+        backend = open_backend(site.url, **site.options)
+        app._backends.append(backend)
+        return Repository.open(backend, other.get_password())
+
+    location = app.repo_url or config.repository.url
+    run = backup_profile(
+        repo, config, profile, repo_location=location, progress=app.progress(), open_offsite=open_offsite
+    )
+    lines = []
+    for r in run.results:
+        mark = "ok" if r.status == "ok" else ("FAILED (optional)" if r.optional else "FAILED")
+        lines.append(
+            f"  {r.name:<14} {r.kind:<12} {mark:<18} {human_bytes(r.size):>10} {r.duration:7.1f}s"
+            + (f"  {r.error}" if r.error else "")
+        )
+        if r.error and r.hint:
+            lines.append(f"  {'':<14} hint: {r.hint}")
+    for h in run.hooks:
+        lines.append(f"  hook: {h.message}")
+    for o in run.offsite:
+        lines.append(f"  off-site {o.name}: {'ok' if o.ok else 'FAILED'} {o.message}")
+    if run.snapshot is not None:
+        lines.append(
+            f"snapshot {run.snapshot.id[:8]} saved (profile {run.profile or '-'})"
+            + (" (partial)" if run.snapshot.partial else "")
+        )
+    app.emit(run.as_dict(), "\n".join(lines))
+    require_ok(run)
 
 
 COMMANDS = [backup]

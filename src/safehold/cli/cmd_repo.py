@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import click
 
@@ -17,11 +18,21 @@ from safehold.errors import NotFound, UsageError
 
 
 @click.command()
+@click.argument("app_dir", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--preset",
+    type=click.Choice(["laravel", "generic"]),
+    help="Inspect this server and write a configuration (and create its repository).",
+)
+@click.option(
+    "--root", type=click.Path(path_type=Path), help="With --preset: probe below this folder instead of /."
+)
+@click.option("--force", is_flag=True, help="With --preset: overwrite an existing configuration file.")
 @click.option(
     "--copy-chunker-params-from",
     "chunker_from",
     metavar="URL",
-    help="Use the chunker parameters of another repository (so copies between them deduplicate).",
+    help="Use the deduplication parameters of another repository (copies between them deduplicate).",
 )
 @click.option(
     "--other-password-file",
@@ -29,8 +40,29 @@ from safehold.errors import NotFound, UsageError
     help="Passphrase file of the --copy-chunker-params-from repository [env: SAFEHOLD_OTHER_PASSWORD_FILE].",
 )
 @pass_app
-def init(app: App, chunker_from: str | None, other_password_file: str | None) -> None:
-    """Create a new, empty repository."""
+def init(
+    app: App,
+    app_dir: Path | None,
+    preset: str | None,
+    root: Path | None,
+    force: bool,
+    chunker_from: str | None,
+    other_password_file: str | None,
+) -> None:
+    """Create a new, empty repository; with --preset, first discover the server and write a configuration.
+
+    \b
+    safehold init --repo /srv/backup/safehold
+    safehold init --preset laravel /var/www/app --repo /srv/backup/safehold
+    """
+    if preset:
+        from safehold.cli.cmd_config import run_init_preset
+
+        config_path = Path(app.config_path) if app.config_path else None
+        run_init_preset(app, preset, app_dir, config_path, root, force=force, repo_url=app.repo_url)
+        return
+    if app_dir is not None:
+        raise UsageError("APP_DIR is only used with --preset")
     other = None
     if chunker_from:
         src_app = App(

@@ -1,55 +1,141 @@
-"""``safehold restore SNAPSHOT[:SUBPATH] --target DIR``."""
+"""``safehold restore``: a snapshot's files to a folder, or components (or ``all``) to their places.
+
+Two forms:
+
+* ``safehold restore SNAPSHOT[:SUBPATH] --target DIR`` — files of any snapshot into a folder.
+* ``safehold restore COMPONENT... | all [--snapshot S]`` — components of a profile snapshot back to where
+  they belong (files to their paths, dumps into database servers, exports through the SaaS APIs...),
+  with a plan shown first and a safety snapshot of whatever will be replaced.
+"""
 
 from __future__ import annotations
+
+import sys
 
 import click
 
 from safehold.cli.app import App, pass_app
 from safehold.engine.restorer import OVERWRITE_POLICIES
 from safehold.engine.util import human_bytes
-from safehold.errors import SafeholdError
+from safehold.errors import SafeholdError, UsageError
 from safehold.operations.restore import RestoreOptions, restore_snapshot, split_snapshot_arg
 
 
 class RestoreFailed(SafeholdError):
-    default_hint = "The files listed were not restored; nothing unverified was written. Run 'safehold check --read-data'."
+    default_hint = "The items listed were not restored; nothing unverified was written. Run 'safehold check --read-data'."
 
 
 @click.command()
-@click.argument("snapshot")
+@click.argument("args", nargs=-1, required=True, metavar="SNAPSHOT[:SUBPATH] | COMPONENT... | all")
 @click.option(
     "-t",
     "--target",
-    required=True,
     type=click.Path(file_okay=False),
-    help="Folder to restore into; each backed-up absolute path is recreated below it.",
+    help="Restore SNAPSHOT's files into this folder (each backed-up absolute path is recreated below it).",
 )
-@click.option("-i", "--include", "includes", multiple=True, help="Restore only paths matching this pattern.")
 @click.option(
-    "-e", "--exclude", "excludes", multiple=True, help="Do not restore paths matching this pattern."
+    "-i", "--include", "includes", multiple=True, help="With --target: only paths matching this pattern."
+)
+@click.option(
+    "-e", "--exclude", "excludes", multiple=True, help="With --target: skip paths matching this pattern."
 )
 @click.option(
     "--overwrite",
     type=click.Choice(OVERWRITE_POLICIES),
     default="if-changed",
     show_default=True,
-    help="What to do with files that already exist at the target.",
+    help="With --target: what to do with files that already exist.",
+)
+@click.option("--verify", is_flag=True, help="With --target: read restored files back and compare them.")
+@click.option(
+    "-s",
+    "--snapshot",
+    "snapshot_ref",
+    default="latest",
+    show_default=True,
+    help="Components: the snapshot to restore from.",
+)
+@click.option("--target-root", help="Components: restore files below this folder instead of '/'.")
+@click.option("-n", "--dry-run", is_flag=True, help="Components: show the plan only.")
+@click.option("--force", is_flag=True, help="Components: replace non-empty databases and changed files.")
+@click.option("--no-safety-snapshot", is_flag=True, help="Components: do not snapshot what will be replaced.")
+@click.option(
+    "--install-packages", is_flag=True, help="Components: run the package install plan (system-info)."
+)
+@click.option("-y", "--yes", is_flag=True, help="Components: do not ask for confirmation on a terminal.")
+@click.option("--db-host", help="Components: restore databases into this server.")
+@click.option("--db-port", type=int, help="Components: database server port.")
+@click.option("--db-user", help="Components: database user.")
+@click.option("--db-name", help="Components: restore a single database under this name.")
+@click.option(
+    "--db-password-env", metavar="VAR", help="Components: environment variable holding the DB password."
 )
 @click.option(
-    "--verify", is_flag=True, help="Read the restored files back and compare them with the snapshot."
+    "--no-health-checks", is_flag=True, help="Components: skip the configured health checks after 'all'."
 )
 @pass_app
 def restore(
     app: App,
-    snapshot: str,
+    args: tuple[str, ...],
+    target: str | None,
+    includes: tuple[str, ...],
+    excludes: tuple[str, ...],
+    overwrite: str,
+    verify: bool,
+    snapshot_ref: str,
+    target_root: str | None,
+    dry_run: bool,
+    force: bool,
+    no_safety_snapshot: bool,
+    install_packages: bool,
+    yes: bool,
+    db_host: str | None,
+    db_port: int | None,
+    db_user: str | None,
+    db_name: str | None,
+    db_password_env: str | None,
+    no_health_checks: bool,
+) -> None:
+    """Restore files into a folder (--target), or components / 'all' to their places."""
+    if target is not None:
+        if len(args) != 1:
+            raise UsageError("with --target, give exactly one SNAPSHOT[:SUBPATH]")
+        _restore_files(app, args[0], target, includes, excludes, overwrite, verify)
+        return
+    from safehold.operations.server_restore import RestoreRequest
+
+    db = {
+        "host": db_host,
+        "port": db_port,
+        "user": db_user,
+        "database": db_name,
+        "password": {"env": db_password_env} if db_password_env else None,
+    }
+    req = RestoreRequest(
+        components=list(args),
+        target_root=target_root,
+        dry_run=dry_run,
+        force=force,
+        safety_snapshot=not no_safety_snapshot,
+        install_packages=install_packages,
+        db={k: v for k, v in db.items() if v is not None},
+        health_checks=not no_health_checks,
+    )
+    if "all" in req.components and len(req.components) > 1:
+        raise UsageError("'all' cannot be combined with component names")
+    _restore_components(app, req, snapshot_ref, yes)
+
+
+def _restore_files(
+    app: App,
+    arg: str,
     target: str,
     includes: tuple[str, ...],
     excludes: tuple[str, ...],
     overwrite: str,
     verify: bool,
 ) -> None:
-    """Restore SNAPSHOT (``latest``, an id or id prefix; ``SNAPSHOT:/sub/path`` for part of it)."""
-    snap_ref, sub = split_snapshot_arg(snapshot)
+    snap_ref, sub = split_snapshot_arg(arg)
     repo = app.open_repo()
     opts = RestoreOptions(
         snapshot=snap_ref,
@@ -81,6 +167,56 @@ def restore(
         for p in problems:
             app.warn(f"error: {p}")
         raise RestoreFailed(f"restore incomplete: {len(problems)} problem(s)")
+
+
+def _restore_components(app: App, req: object, snapshot_ref: str, yes: bool) -> None:
+    from safehold.operations.server_restore import (
+        RestoreRequest,
+        execute_restore,
+        latest_profile_snapshot,
+        plan_restore,
+        resolve_config,
+    )
+
+    assert isinstance(req, RestoreRequest)
+    repo = app.open_repo()
+    snap = latest_profile_snapshot(repo) if snapshot_ref == "latest" else repo.find_snapshot(snapshot_ref)
+    config = resolve_config(repo, snap, app.config())
+    items = plan_restore(repo, snap, config, req)
+    lines = [f"Restore plan for snapshot {snap.short_id} ({snap.time[:19]}, host {snap.hostname}):"]
+    for i, item in enumerate(items, 1):
+        lines.append(f"{i}. {item.name} ({item.kind})")
+        lines += [f"     {a}" for a in item.plan.actions] or ["     (nothing to do)"]
+        lines += [f"     warning: {w}" for w in item.plan.warnings]
+    if req.safety_snapshot and not req.dry_run:
+        lines.append("A safety snapshot of what will be replaced is taken first (tag 'safety').")
+    if req.dry_run:
+        from safehold.operations.server_restore import ServerRestoreResult
+
+        app.emit(ServerRestoreResult(snap, items).as_dict() | {"dry_run": True}, "\n".join(lines))
+        return
+    if not app.json:
+        click.echo("\n".join(lines))
+    if sys.stdin.isatty() and not yes and not click.confirm("Proceed?", default=False):
+        raise UsageError("restore cancelled")
+    result = execute_restore(repo, snap, config, req, items, progress=app.progress())
+    out = []
+    if result.safety_snapshot:
+        out.append(f"safety snapshot {result.safety_snapshot[:8]} saved")
+    for item in items:
+        status = "FAILED: " + item.error if item.error else "restored"
+        out.append(f"{item.name}: {status}")
+        if item.result:
+            out += [f"  warning: {w}" for w in item.result.warnings]
+    for h in result.health:
+        out.append(f"health check {h.name}: {'ok' if h.ok else 'FAILED'} ({h.message})")
+    app.emit(result.as_dict(), "\n".join(out))
+    if not result.ok:
+        bad = [i.name for i in items if i.error] + [f"health:{h.name}" for h in result.health if not h.ok]
+        raise RestoreFailed(
+            f"restore incomplete: {', '.join(bad)}",
+            hint="Fix the cause shown above and run the same command again; completed parts are kept.",
+        )
 
 
 COMMANDS = [restore]

@@ -1,0 +1,237 @@
+"""Restoring components, or the whole server, from a profile snapshot: plan first, then execute.
+
+The component definitions come from the configuration stored inside the snapshot (``safehold.toml``),
+so a bare-metal host needs nothing but the repository and its passphrase; a local configuration is
+only used for snapshots that carry none. Components run in dependency order (packages, system config,
+files, databases, Redis, SaaS, commands). Before anything is overwritten, a *safety snapshot* of what
+is about to be replaced is taken into the same repository (tag ``safety``), unless disabled.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from safehold.config.loader import parse_toml, validate
+from safehold.config.schema import Config
+from safehold.engine.pack import DATA
+from safehold.engine.progress import Progress
+from safehold.engine.repository import Repository
+from safehold.engine.restorer import find_node
+from safehold.engine.snapshot import Snapshot
+from safehold.errors import ConfigError, NotFound, SafeholdError, UsageError
+from safehold.operations.components import EngineComponentReader, backup_components
+from safehold.operations.guide import restore_order
+from safehold.operations.health import HealthResult, run_health_checks
+from safehold.operations.server_backup import CONFIG_FILE
+from safehold.sources.base import RestoreReport, Source, SourceContext
+
+DB_KINDS = ("mysql", "postgresql")
+
+
+@dataclass
+class RestoreRequest:
+    components: list[str]
+    target_root: str | None = None
+    dry_run: bool = False
+    force: bool = False
+    safety_snapshot: bool = True
+    install_packages: bool = False
+    db: dict[str, Any] = field(default_factory=dict)  # host, port, user, database, password (SecretRef dict)
+    health_checks: bool = True
+
+
+@dataclass
+class ComponentRestore:
+    name: str
+    kind: str
+    plan: RestoreReport
+    result: RestoreReport | None = None
+    error: str | None = None
+
+
+@dataclass
+class ServerRestoreResult:
+    snapshot: Snapshot
+    items: list[ComponentRestore]
+    safety_snapshot: str | None = None
+    health: list[HealthResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(i.error is None for i in self.items) and all(h.ok for h in self.health)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "snapshot_id": self.snapshot.id,
+            "safety_snapshot": self.safety_snapshot,
+            "ok": self.ok,
+            "components": {
+                i.name: {
+                    "kind": i.kind,
+                    "plan": i.plan.actions,
+                    "warnings": i.plan.warnings + (i.result.warnings if i.result else []),
+                    "done": i.result.actions if i.result else None,
+                    "error": i.error,
+                }
+                for i in self.items
+            },
+            "health": [h.__dict__ for h in self.health],
+        }
+
+
+def snapshot_config(repo: Repository, snap: Snapshot) -> Config | None:
+    """The configuration stored inside a profile snapshot, or None for a snapshot without one."""
+    try:
+        node = find_node(repo, bytes.fromhex(snap.tree), CONFIG_FILE)
+    except NotFound:
+        return None
+    text = b"".join(repo.load_blob(DATA, b) for b in node.content).decode()
+    return validate(
+        parse_toml(text, f"{CONFIG_FILE} in snapshot {snap.short_id}"),
+        f"{CONFIG_FILE} in snapshot {snap.short_id}",
+    )
+
+
+def _context(kind: str, req: RestoreRequest, dry_run: bool) -> SourceContext:
+    opts: dict[str, Any] = {}
+    if req.target_root:
+        opts["target_root"] = req.target_root
+    if kind in DB_KINDS or kind == "redis":
+        opts.update(
+            {k: v for k, v in req.db.items() if v is not None and (kind in DB_KINDS or k != "database")}
+        )
+    if kind == "system-info" and req.install_packages:
+        opts["run_install"] = True
+    return SourceContext(dry_run=dry_run, force=req.force, options=opts)
+
+
+def plan_restore(
+    repo: Repository, snap: Snapshot, config: Config, req: RestoreRequest
+) -> list[ComponentRestore]:
+    """Build (and, through each source's dry run, describe) the restore of the requested components."""
+    present = {n for n, c in snap.components.items() if isinstance(c, dict) and c.get("status") == "ok"}
+    wanted = sorted(present) if req.components == ["all"] else req.components
+    for name in wanted:
+        if name not in snap.components:
+            raise NotFound(
+                f"component {name!r} is not in snapshot {snap.short_id}",
+                hint=f"It holds: {', '.join(sorted(snap.components)) or '(no components)'}.",
+            )
+        if name not in present:
+            raise NotFound(f"component {name!r} failed at backup time and is not in snapshot {snap.short_id}")
+        if name not in config.components:
+            raise ConfigError(f"component {name!r} is not defined in the configuration")
+    order = restore_order([(n, config.components[n].kind) for n in wanted])
+    items = []
+    for name in order:
+        kind = config.components[name].kind
+        source: Source = config.build_source(name)
+        reader = EngineComponentReader(repo, snap, name)
+        try:
+            plan = source.restore(reader, _context(kind, req, dry_run=True))
+            items.append(ComponentRestore(name, kind, plan))
+        except SafeholdError as exc:
+            # A component that cannot be restored is shown in the plan and skipped; the rest goes on.
+            msg = exc.message + (f" ({exc.hint})" if exc.hint else "")
+            items.append(
+                ComponentRestore(name, kind, RestoreReport(component=name, warnings=[msg]), error=msg)
+            )
+    return items
+
+
+def _safety_sources(
+    config: Config, items: list[ComponentRestore], req: RestoreRequest
+) -> list[tuple[str, Source, bool]]:
+    """Sources that capture the *current* state of what the restore will replace (all optional)."""
+    from safehold.sources.files import FilesSource
+
+    out: list[tuple[str, Source, bool]] = []
+    root = req.target_root or "/"
+    for item in items:
+        comp = config.components[item.name]
+        if item.error is not None:
+            continue
+        if item.kind == "files":
+            paths = [os.path.join(root, p.lstrip("/")) for p in comp.options.get("paths", [])]
+            live = [p for p in paths if os.path.lexists(p)]
+            if live:
+                opts = {**comp.options, "paths": live}
+                out.append((item.name, FilesSource(item.name, opts), True))
+        elif (item.kind in (*DB_KINDS, "redis", "saas/retell", "saas/calcom") and not req.db) or (
+            item.kind == "system" and not req.target_root
+        ):
+            out.append((item.name, config.build_source(item.name), True))
+    return out
+
+
+def execute_restore(
+    repo: Repository,
+    snap: Snapshot,
+    config: Config,
+    req: RestoreRequest,
+    items: list[ComponentRestore],
+    *,
+    progress: Progress | None = None,
+) -> ServerRestoreResult:
+    """Take the safety snapshot, restore every planned component in order, then run health checks."""
+    if req.dry_run:
+        raise UsageError("execute_restore called for a dry run")
+    result = ServerRestoreResult(snap, items)
+    if req.safety_snapshot:
+        sources = _safety_sources(config, items, req)
+        if sources:
+            safety, _ = backup_components(
+                repo,
+                sources,
+                snap_fields={
+                    "tags": ["safety"],
+                    "profile": None,
+                    "paths": [f"safety-before-restore:{snap.id}"],
+                },
+                progress=progress,
+                # carries the configuration too, so that 'restore --snapshot SAFETY' can undo this restore
+                root_files=lambda _results: {CONFIG_FILE: config.to_toml().encode()},
+            )
+            result.safety_snapshot = safety.id
+    for item in items:
+        if item.error is not None:
+            continue
+        source: Source = config.build_source(item.name)
+        try:
+            reader = EngineComponentReader(repo, snap, item.name)
+            item.result = source.restore(reader, _context(item.kind, req, dry_run=False))
+        except SafeholdError as exc:
+            item.error = exc.message + (f" ({exc.hint})" if exc.hint else "")
+        except OSError as exc:
+            item.error = f"{type(exc).__name__}: {exc}"
+    if req.health_checks and req.components == ["all"] and config.health_checks:
+        result.health = run_health_checks(
+            list(config.health_checks), {n: c.options for n, c in config.components.items()}
+        )
+    return result
+
+
+def latest_profile_snapshot(repo: Repository) -> Snapshot:
+    """The newest snapshot made from components (safety snapshots excluded)."""
+    snaps = [s for s in repo.snapshots() if s.components and "safety" not in s.tags]
+    if not snaps:
+        raise NotFound(
+            "the repository has no component snapshots",
+            hint="Run 'safehold backup --profile P' first, or use 'restore SNAPSHOT --target DIR'.",
+        )
+    return snaps[-1]
+
+
+def resolve_config(repo: Repository, snap: Snapshot, local: Config | None) -> Config:
+    cfg = snapshot_config(repo, snap)
+    if cfg is not None:
+        return cfg
+    if local is not None:
+        return local
+    raise ConfigError(
+        f"snapshot {snap.short_id} carries no configuration and none was given",
+        hint="Restore a snapshot made by 'safehold backup --profile', or pass --config; for snapshots of "
+        "plain paths use 'safehold restore SNAPSHOT --target DIR'.",
+    )
