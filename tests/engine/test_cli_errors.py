@@ -91,7 +91,9 @@ def test_locked_repository(tmp_path: Path, run, repo) -> None:
 
 
 def test_usage_errors(run) -> None:
-    assert run("restore", "latest").code == EXIT_USAGE  # --target missing
+    assert run("restore").code == EXIT_USAGE  # nothing to restore
+    assert run("restore", "a", "b", "--target", "x").code == EXIT_USAGE  # --target takes one snapshot
+    assert run("restore", "all", "app").code == EXIT_USAGE
     assert run("no-such-command").code == EXIT_USAGE
     assert run("check", "--read-data-subset", "7/3").code == EXIT_USAGE
 
