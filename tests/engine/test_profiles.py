@@ -35,17 +35,19 @@ def server(tmp_path: Path, mysql_dbs) -> dict[str, object]:  # noqa: F811
     db = mysql_dbs()
     with mysql_root(db) as c, c.cursor() as cur:
         cur.execute("CREATE TABLE t (id INT PRIMARY KEY, txt VARCHAR(50), b BLOB) CHARACTER SET utf8mb4")
-        cur.executemany("INSERT INTO t VALUES (%s, %s, %s)", [(i, f"zeile {i} 😀", os.urandom(20)) for i in range(200)])
+        cur.executemany(
+            "INSERT INTO t VALUES (%s, %s, %s)", [(i, f"zeile {i} 😀", os.urandom(20)) for i in range(200)]
+        )
     marker = tmp_path / "hooks.log"
     cfg = tmp_path / "safehold.toml"
     cfg.write_text(f'''
 version = 1
 [repository]
-url = "{tmp_path / 'repo'}"
+url = "{tmp_path / "repo"}"
 password = {{ env = "PROFILE_PASS" }}
 
 [offsite.second]
-url = "{tmp_path / 'offsite'}"
+url = "{tmp_path / "offsite"}"
 password = {{ env = "PROFILE_PASS" }}
 
 [components.app]
@@ -63,7 +65,7 @@ user = "root"
 kind = "command"
 command = ["echo", "release notes"]
 filename = "notes.txt"
-restore_command = ["sh", "-c", "cat > {tmp_path / 'notes.out'}"]
+restore_command = ["sh", "-c", "cat > {tmp_path / "notes.out"}"]
 
 [components.flaky]
 kind = "command"
@@ -112,6 +114,10 @@ def test_profile_backup_destroy_restore_all(server, run) -> None:
     listing = {e["path"] for e in run("ls", "latest", "--json", env=env, password=None).json()}
     assert {"/metadata.json", "/backup.log", "/RESTORE.md", "/safehold.toml"} <= listing
     assert not any(p.startswith("/flaky") for p in listing)
+    guide = run("dump", "latest", "/RESTORE.md", env=env, password=None).out
+    assert "# Restore guide" in guide and "safehold restore database --snapshot SNAP" in guide
+    meta = json.loads(run("dump", "latest", "/metadata.json", env=env, password=None).out)
+    assert meta["components"]["database"]["status"] == "ok" and meta["profile"] == "full"
     # destroy everything
     app = server["app"]
     assert isinstance(app, Path)
@@ -156,8 +162,15 @@ def test_safety_snapshot_and_bare_metal(server, run) -> None:
     assert found and found[0].read_text() == "changed locally"
     # bare metal: no local configuration at all, only repository and passphrase
     bare = {"SAFEHOLD_CONFIG": str(tmp / "does-not-exist.toml"), "SAFEHOLD_REPOSITORY": str(tmp / "repo")}
-    r = run("restore", "app", "--target-root", str(tmp / "newhost"), "--yes", env=bare | {"SAFEHOLD_CONFIG": ""},
-            password=PASS)
+    r = run(
+        "restore",
+        "app",
+        "--target-root",
+        str(tmp / "newhost"),
+        "--yes",
+        env=bare | {"SAFEHOLD_CONFIG": ""},
+        password=PASS,
+    )
     assert r.code == 0, r.err
     assert (tmp / "newhost" / str(app).lstrip("/") / "public" / "index.php").read_text() == "<?php echo 'hi';"
 
