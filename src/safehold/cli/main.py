@@ -27,6 +27,13 @@ from safehold.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Safehold
 @click.option(
     "--password-command", envvar="SAFEHOLD_PASSWORD_COMMAND", help="Run this command to get the passphrase."
 )
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    envvar="SAFEHOLD_CONFIG",
+    help="Configuration file [env: SAFEHOLD_CONFIG].",
+)
 @click.option("--json", "json_out", is_flag=True, help="Machine-readable JSON output on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
@@ -37,6 +44,7 @@ def cli(
     repo_url: str | None,
     password_file: str | None,
     password_command: str | None,
+    config_path: str | None,
     json_out: bool,
     quiet: bool,
     debug: bool,
@@ -49,6 +57,7 @@ def cli(
         repo_url=repo_url,
         password_file=password_file,
         password_command=password_command,
+        config_path=config_path,
         json=json_out,
         debug=debug,
         quiet=quiet,
@@ -65,6 +74,7 @@ def _register() -> None:
         cmd_config,
         cmd_copy,
         cmd_demo,
+        cmd_dump,
         cmd_export,
         cmd_repo,
         cmd_restore,
@@ -75,6 +85,7 @@ def _register() -> None:
         cmd_repo,
         cmd_backup,
         cmd_snapshots,
+        cmd_dump,
         cmd_restore,
         cmd_check,
         cmd_config,
