@@ -11,7 +11,7 @@ from safehold.cli.app import App, pass_app
 from safehold.engine.restorer import find_node, walk
 from safehold.engine.tree import DIR, Node
 from safehold.engine.util import human_bytes
-from safehold.operations.diff import diff_snapshots
+from safehold.operations.diff import configuration_drift, diff_snapshots
 
 
 @click.command()
@@ -84,15 +84,32 @@ def ls_cmd(app: App, snapshot: str, path: str, long_: bool) -> None:
 @click.argument("snap2")
 @pass_app
 def diff(app: App, snap1: str, snap2: str) -> None:
-    """Show what changed between two snapshots (+ added, - removed, M modified, T type, U metadata)."""
+    """Show what changed between two snapshots (+ added, - removed, M modified, T type, U metadata),
+    then the configuration drift of SaaS components field by field (+ object added, - removed, ~ field
+    changed; secret fields only say that they changed)."""
     repo = app.open_repo()
     changes, stats = diff_snapshots(repo, snap1, snap2)
+    drift = configuration_drift(repo, snap1, snap2)
     text = "\n".join(f"{c.kind}  {c.path}" for c in changes)
     text += (
         f"\n\nadded: {stats['added']}, removed: {stats['removed']}, modified: {stats['modified']}, "
         f"metadata only: {stats['metadata']}; data added: {human_bytes(stats['bytes_added'])}"
     )
-    app.emit({"changes": [c.__dict__ for c in changes], "stats": stats}, text.strip())
+    if drift:
+        text += "\n\nconfiguration drift:"
+        for d in drift:
+            text += f"\n  {d.component} ({d.kind}): " + (
+                f"{len(d.lines)} change(s)" if d.lines else "no changes"
+            )
+            text += "".join(f"\n    {line}" for line in d.lines)
+    app.emit(
+        {
+            "changes": [c.__dict__ for c in changes],
+            "stats": stats,
+            "drift": {d.component: {"kind": d.kind, "changes": d.lines} for d in drift},
+        },
+        text.strip(),
+    )
 
 
 COMMANDS = [snapshots, ls_cmd, diff]

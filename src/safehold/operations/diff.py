@@ -1,4 +1,5 @@
-"""Comparing two snapshots: which paths were added, removed or modified."""
+"""Comparing two snapshots: which paths were added, removed or modified, and for SaaS components the
+configuration drift field by field (:func:`configuration_drift`)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,15 @@ import os
 from dataclasses import dataclass
 
 from safehold.engine.repository import Repository
-from safehold.engine.restorer import load_tree
-from safehold.engine.tree import DIR, Node
+from safehold.engine.restorer import load_tree, walk
+from safehold.engine.snapshot import Snapshot
+from safehold.engine.tree import DIR, FILE, Node
+from safehold.errors import NotFound
+from safehold.operations.components import EngineComponentReader
+from safehold.sources.saas.diff import diff_exports
+
+#: Component kinds whose folders are JSON exports that :func:`diff_exports` understands.
+DRIFT_KINDS = frozenset({"saas/retell", "saas/calcom"})
 
 
 @dataclass
@@ -67,3 +75,57 @@ def _diff_trees(
             elif (x.mode, x.uid, x.gid, x.mtime_ns, x.xattrs) != (y.mode, y.uid, y.gid, y.mtime_ns, y.xattrs):
                 out.append(Change("U", path))
                 stats["metadata"] += 1
+
+
+@dataclass
+class Drift:
+    """Configuration drift of one SaaS component between two snapshots."""
+
+    component: str
+    kind: str
+    lines: list[str]
+
+
+def configuration_drift(repo: Repository, ref1: str, ref2: str) -> list[Drift]:
+    """For every component of a SaaS kind (:data:`DRIFT_KINDS`) that both snapshots hold with the same
+    kind and status ok, the field-by-field changes from the first to the second export (one
+    :class:`Drift` per component, in name order; its ``lines`` are empty when nothing changed).
+
+    Raises NotFound for an unknown snapshot reference.
+    """
+    repo.load_index()
+    s1, s2 = repo.find_snapshot(ref1), repo.find_snapshot(ref2)
+    out: list[Drift] = []
+    for name in sorted(set(s1.components) & set(s2.components)):
+        kind = _kind(s1, name)
+        if kind not in DRIFT_KINDS or _kind(s2, name) != kind:
+            continue
+        old, new = _component_files(repo, s1, name), _component_files(repo, s2, name)
+        if old is None or new is None:
+            continue
+        out.append(Drift(name, kind, diff_exports(old, new)))
+    return out
+
+
+def _kind(snap: Snapshot, name: str) -> str | None:
+    meta = snap.components.get(name)
+    if not isinstance(meta, dict) or meta.get("status", "ok") != "ok":
+        return None
+    kind = meta.get("kind")
+    return kind if isinstance(kind, str) else None
+
+
+def _component_files(repo: Repository, snap: Snapshot, name: str) -> dict[str, bytes] | None:
+    """Every file of component ``name``'s folder as relative path -> bytes (read and verified through
+    :class:`EngineComponentReader`); None when the snapshot has no such folder."""
+    try:
+        reader = EngineComponentReader(repo, snap, name)
+    except NotFound:
+        return None
+    if reader.root.subtree is None:
+        return {}
+    return {
+        os.fsdecode(rel): reader.read_bytes(os.fsdecode(rel))
+        for rel, node in walk(repo, reader.root.subtree)
+        if node.type == FILE
+    }
