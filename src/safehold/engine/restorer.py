@@ -37,6 +37,8 @@ from safehold.sources.fs.meta import apply_metadata, create_special, write_spars
 OVERWRITE_POLICIES = ("never", "if-changed", "always")
 TMP_SUFFIX = b".safehold-partial"
 _GAP = 256 * 1024
+#: Stored tree packs kept while the trees of a snapshot are fetched from remote storage.
+_TREE_PACK_CACHE = 256 * 1024 * 1024
 
 
 @dataclass
@@ -106,17 +108,37 @@ def walk(
 
 
 def prefetch_trees(repo: Repository, tree_id: bytes, workers: int) -> dict[bytes, bytes]:
-    """Load every tree below ``tree_id`` (itself included), ``workers`` at a time, breadth-first.
+    """Load every tree below ``tree_id`` (itself included), breadth-first; tree id -> plaintext.
 
-    Returns tree id -> plaintext tree blob. Errors loading a tree raise as :func:`load_tree` would.
+    Each tree pack involved is read whole, once, ``workers`` packs at a time (one request per pack
+    instead of one per folder: what matters on remote storage), and kept in its stored (compressed,
+    encrypted) form while the walk needs it. Errors raise as :func:`load_tree` would.
     """
+    repo.load_index()
     out: dict[bytes, bytes] = {}
+    packs: dict[bytes, bytes] = {}
     level = [tree_id]
+
+    def fetch(pack_id: bytes) -> tuple[bytes, bytes]:
+        return pack_id, repo.backend.load(Handle(FileType.DATA, pack_id.hex()))
+
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="safehold-trees") as pool:
         while level:
-            blobs = list(pool.map(lambda t: repo.load_blob(TREE, t), level))
+            locs = {}
+            for tid in level:
+                loc = repo.index.lookup(tid)
+                if loc is None or loc.type != TREE:
+                    raise IntegrityError(f"tree blob {tid.hex()[:16]} is not in the index")
+                locs[tid] = loc
+            missing = {loc.pack_id for loc in locs.values()} - packs.keys()
+            if sum(len(b) for b in packs.values()) > _TREE_PACK_CACHE:
+                packs.clear()
+                missing = {loc.pack_id for loc in locs.values()}
+            packs.update(pool.map(fetch, sorted(missing)))
             nxt: dict[bytes, None] = {}
-            for tid, raw in zip(level, blobs, strict=True):
+            for tid, loc in locs.items():
+                sealed = memoryview(packs[loc.pack_id])[loc.offset : loc.offset + loc.length]
+                raw = repo.decode_blob(tid, loc, loc.envelope, sealed)
                 out[tid] = raw
                 for n in decode_tree(raw):
                     if n.type == DIR and n.subtree is not None and n.subtree not in out:
