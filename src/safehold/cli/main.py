@@ -74,6 +74,7 @@ def _register() -> None:
         cmd_config,
         cmd_copy,
         cmd_demo,
+        cmd_doctor,
         cmd_dump,
         cmd_export,
         cmd_repo,
@@ -91,6 +92,7 @@ def _register() -> None:
         cmd_config,
         cmd_copy,
         cmd_demo,
+        cmd_doctor,
         cmd_backend,
         cmd_export,
     ):

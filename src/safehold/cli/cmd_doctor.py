@@ -1,0 +1,53 @@
+"""``safehold doctor``: check the configuration against the real servers, tools and repository."""
+
+from __future__ import annotations
+
+import click
+
+from safehold.cli.app import App, pass_app
+from safehold.engine.repository import Repository
+from safehold.errors import RepositoryNotFound, SafeholdError
+from safehold.operations.doctor import Finding, run_doctor
+
+
+def _text(findings: list[Finding]) -> str:
+    lines = []
+    for f in findings:
+        lines.append(f"{'ok' if f.ok else 'PROBLEM':8} {f.subject:14} {f.message}")
+        if not f.ok and f.hint:
+            lines.append(f"{'':8} {'':14} hint: {f.hint}")
+        lines.extend(f"{'':8} {'':14}   {line}" for line in f.lines)
+    problems = sum(not f.ok for f in findings)
+    lines.append(f"\n{len(findings)} check(s), {problems} problem(s)")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--no-repository", is_flag=True, help="Do not open the repository (no passphrase needed).")
+@pass_app
+def doctor(app: App, no_repository: bool) -> None:
+    """Check that every component of the configuration can be backed up now: servers answer, the backup
+    user has the privileges it needs (with the exact GRANT to run), paths are readable, tools are
+    installed, secret references resolve and the repository opens. Exit status 1 when anything fails."""
+    config = app.config(required=True)
+    assert config is not None
+
+    def open_repo() -> Repository:
+        try:
+            return app.open_repo()
+        except RepositoryNotFound as exc:  # name the location, also when it came from the configuration
+            raise RepositoryNotFound(
+                f"no repository at {app.repo_url or config.repository.url}", exc.hint
+            ) from None
+
+    findings = run_doctor(config, None if no_repository else open_repo)
+    problems = [f for f in findings if not f.ok]
+    app.emit({"ok": not problems, "checks": [f.as_dict() for f in findings]}, _text(findings))
+    if problems:
+        raise SafeholdError(
+            f"doctor found {len(problems)} problem(s)",
+            hint="Fix the problems marked PROBLEM above and run it again.",
+        )
+
+
+COMMANDS = [doctor]
