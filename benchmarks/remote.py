@@ -128,6 +128,8 @@ def run(scale: float, work: Path, connections: int | None) -> list[tuple[str, fl
     src = work / "data"
     if not src.exists():
         generate(src, scale, 1)
+    for old in ("repo-local", "repo-sftp", "restore", "cache"):
+        shutil.rmtree(work / old, ignore_errors=True)
     size = _tree_bytes(src)
     rows: list[tuple[str, float, float]] = []
 
