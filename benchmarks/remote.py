@@ -128,7 +128,7 @@ def run(scale: float, work: Path, connections: int | None) -> list[tuple[str, fl
     src = work / "data"
     if not src.exists():
         generate(src, scale, 1)
-    for old in ("repo-local", "repo-sftp", "restore", "cache"):
+    for old in ("repo-local", "repo-sftp", "restore", "cache", "sshd"):
         shutil.rmtree(work / old, ignore_errors=True)
     size = _tree_bytes(src)
     rows: list[tuple[str, float, float]] = []
