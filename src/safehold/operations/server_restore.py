@@ -5,10 +5,20 @@ so a bare-metal host needs nothing but the repository and its passphrase; a loca
 only used for snapshots that carry none. Components run in dependency order (packages, system config,
 files, databases, Redis, SaaS, commands). Before anything is overwritten, a *safety snapshot* of what
 is about to be replaced is taken into the same repository (tag ``safety``), unless disabled.
+
+A component whose plan fails (typically a SaaS component whose API key is read from the application's
+.env, which a files component of the same restore brings back first) is planned again when its turn
+comes, after the components before it were restored; only if that fails too is it reported as failed.
+
+With a target root, secret references to files that the snapshot's ``files`` components hold (the .env
+of ``{file = "/var/www/app/.env", key = "DB_PASSWORD"}``) are read from below the target root, where
+the restore puts them. The restore's database overrides (``--db-host`` ...) apply to the health checks
+of the components they redirect, so the checks look at what was restored.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,19 +108,76 @@ def _context(kind: str, req: RestoreRequest, dry_run: bool) -> SourceContext:
     opts: dict[str, Any] = {}
     if req.target_root:
         opts["target_root"] = req.target_root
-    if kind in DB_KINDS or kind == "redis":
-        opts.update(
-            {k: v for k, v in req.db.items() if v is not None and (kind in DB_KINDS or k != "database")}
-        )
+    if kind in DB_KINDS:
+        opts.update({k: v for k, v in req.db.items() if v is not None})
+    elif kind == "redis":  # the same server overrides; Redis names its user 'username'
+        redirect = {k: v for k, v in req.db.items() if v is not None and k != "database"}
+        if "user" in redirect:
+            redirect["username"] = redirect.pop("user")
+        opts.update(redirect)
     if kind == "system-info" and req.install_packages:
         opts["run_install"] = True
     return SourceContext(dry_run=dry_run, force=req.force, options=opts)
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    path = os.path.normpath(path)
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def _rebase_secrets(value: Any, roots: list[str], target_root: str) -> Any:
+    """``value`` with every ``{file = P, ...}`` secret reference whose P lies below ``roots`` moved
+    below ``target_root``."""
+    if isinstance(value, dict):
+        if (
+            isinstance(value.get("file"), str)
+            and set(value) <= {"file", "key"}
+            and _under(value["file"], roots)
+        ):
+            return {**value, "file": os.path.join(target_root, os.path.normpath(value["file"]).lstrip("/"))}
+        return {k: _rebase_secrets(v, roots, target_root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rebase_secrets(v, roots, target_root) for v in value]
+    return value
+
+
+def effective_config(config: Config, req: RestoreRequest) -> Config:
+    """The configuration the restore uses: with a target root, secret files held by the snapshot's
+    ``files`` components are read from where the restore puts them (see the module docstring)."""
+    if not req.target_root:
+        return config
+    roots = [
+        os.path.normpath(p)
+        for c in config.components.values()
+        if c.kind == "files"
+        for p in c.options.get("paths", [])
+    ]
+    out = copy.deepcopy(config)
+    for comp in out.components.values():
+        comp.options = _rebase_secrets(comp.options, roots, req.target_root)
+    return out
+
+
+def _plan_one(
+    repo: Repository, snap: Snapshot, config: Config, req: RestoreRequest, name: str
+) -> ComponentRestore:
+    kind = config.components[name].kind
+    try:
+        source: Source = config.build_source(name)
+        reader = EngineComponentReader(repo, snap, name)
+        return ComponentRestore(name, kind, source.restore(reader, _context(kind, req, dry_run=True)))
+    except SafeholdError as exc:
+        # A component that cannot be planned now is shown with the reason and planned again when its
+        # turn comes (an earlier component may restore what it needs); the rest goes on.
+        msg = exc.message + (f" ({exc.hint})" if exc.hint else "")
+        return ComponentRestore(name, kind, RestoreReport(component=name, warnings=[msg]), error=msg)
 
 
 def plan_restore(
     repo: Repository, snap: Snapshot, config: Config, req: RestoreRequest
 ) -> list[ComponentRestore]:
     """Build (and, through each source's dry run, describe) the restore of the requested components."""
+    config = effective_config(config, req)
     present = {n for n, c in snap.components.items() if isinstance(c, dict) and c.get("status") == "ok"}
     wanted = sorted(present) if req.components == ["all"] else req.components
     for name in wanted:
@@ -124,20 +191,10 @@ def plan_restore(
         if name not in config.components:
             raise ConfigError(f"component {name!r} is not defined in the configuration")
     order = restore_order([(n, config.components[n].kind) for n in wanted])
-    items = []
-    for name in order:
-        kind = config.components[name].kind
-        source: Source = config.build_source(name)
-        reader = EngineComponentReader(repo, snap, name)
-        try:
-            plan = source.restore(reader, _context(kind, req, dry_run=True))
-            items.append(ComponentRestore(name, kind, plan))
-        except SafeholdError as exc:
-            # A component that cannot be restored is shown in the plan and skipped; the rest goes on.
-            msg = exc.message + (f" ({exc.hint})" if exc.hint else "")
-            items.append(
-                ComponentRestore(name, kind, RestoreReport(component=name, warnings=[msg]), error=msg)
-            )
+    items = [_plan_one(repo, snap, config, req, name) for name in order]
+    for i, item in enumerate(items):
+        if item.error is not None and i > 0:
+            item.plan.warnings.append("planned again after the components before it are restored")
     return items
 
 
@@ -178,6 +235,8 @@ def execute_restore(
     """Take the safety snapshot, restore every planned component in order, then run health checks."""
     if req.dry_run:
         raise UsageError("execute_restore called for a dry run")
+    stored_config = config
+    config = effective_config(config, req)
     result = ServerRestoreResult(snap, items)
     if req.safety_snapshot:
         sources = _safety_sources(config, items, req)
@@ -192,12 +251,18 @@ def execute_restore(
                 },
                 progress=progress,
                 # carries the configuration too, so that 'restore --snapshot SAFETY' can undo this restore
-                root_files=lambda _results: {CONFIG_FILE: config.to_toml().encode()},
+                root_files=lambda _results: {CONFIG_FILE: stored_config.to_toml().encode()},
             )
             result.safety_snapshot = safety.id
-    for item in items:
+    for n, item in enumerate(items):
         if item.error is not None:
-            continue
+            if n == 0:
+                continue
+            again = _plan_one(repo, snap, config, req, item.name)
+            if again.error is not None:
+                item.error = again.error
+                continue
+            item.plan, item.error = again.plan, None
         source: Source = config.build_source(item.name)
         try:
             reader = EngineComponentReader(repo, snap, item.name)
@@ -207,10 +272,24 @@ def execute_restore(
         except OSError as exc:
             item.error = f"{type(exc).__name__}: {exc}"
     if req.health_checks and req.components == ["all"] and config.health_checks:
-        result.health = run_health_checks(
-            list(config.health_checks), {n: c.options for n, c in config.components.items()}
-        )
+        result.health = run_health_checks(list(config.health_checks), _check_targets(config, req))
     return result
+
+
+def _check_targets(config: Config, req: RestoreRequest) -> dict[str, dict[str, Any]]:
+    """Component options for the health checks, redirected like the restore (``req.db``)."""
+    out = {}
+    for name, comp in config.components.items():
+        opts = dict(comp.options)
+        if comp.kind in (*DB_KINDS, "redis") and req.db:
+            overrides = {k: v for k, v in req.db.items() if k != "database" and v is not None}
+            if comp.kind == "redis" and "user" in overrides:
+                overrides["username"] = overrides.pop("user")
+            if "host" in overrides or "port" in overrides:
+                opts.pop("socket", None)
+            opts.update(overrides)
+        out[name] = opts
+    return out
 
 
 def latest_profile_snapshot(repo: Repository) -> Snapshot:

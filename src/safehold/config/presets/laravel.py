@@ -9,8 +9,9 @@ Probed below ``root``: the nginx vhost serving APP_DIR, its PHP-FPM pool, superv
 ``artisan queue:work``, crontab lines running ``artisan schedule:run``, ``etc/letsencrypt/live/<host>``.
 Folders: APP_DIR/docs (or APP_DIR/../docs), APP_DIR/scripts, APP_DIR/.git.
 
-Components (named as in the original plan): ``app``, ``config``, ``storage``, ``database``, ``redis``,
-``system`` (nginx, PHP-FPM, Redis and systemd configuration), ``cron`` and ``supervisor`` (the
+Components (named as in the original plan): ``app`` (with its .git), ``config``, ``storage`` (without
+caches, sessions, compiled views and logs, but with their folders), ``database``, ``redis``,
+``system`` (nginx, PHP-FPM and PHP CLI, Redis and systemd configuration), ``cron`` and ``supervisor`` (the
 ``system`` kind restricted to one collector each, so a restore can target them alone), ``tls``,
 ``docs``, ``scripts``, ``git``, ``system-info``, ``retell``, ``calcom``. Profiles: ``quick`` (app,
 database, config, storage), ``comprehensive`` (+ redis, system, cron, supervisor), ``full``
@@ -37,12 +38,23 @@ from safehold.config.secrets import SecretRef, parse_dotenv
 RETELL_DEFAULT = "https://api.retellai.com"
 CALCOM_DEFAULT = "https://api.cal.com/v2"
 CONFIG_FILES = (".env", ".env.example", "composer.json", "composer.lock", "package.json", "package-lock.json")
+#: What storage/ holds that is rebuilt or worthless after a restore. The folders themselves (and the
+#: .gitignore files Laravel ships in them) are kept: Laravel fails without storage/framework/views,
+#: sessions, cache and storage/logs, and does not create them.
 STORAGE_EXCLUDES = (
-    "framework/cache/",
-    "framework/sessions/",
-    "framework/views/",
-    "framework/testing/",
-    "logs/",
+    "framework/cache/*",
+    "framework/sessions/*",
+    "framework/views/*",
+    "framework/testing/*",
+    "logs/*",
+)
+#: Certbot files outside live/archive/renewal that nginx vhosts include and renewals run.
+LETSENCRYPT_SHARED = (
+    "etc/letsencrypt/renewal-hooks",
+    "etc/letsencrypt/options-ssl-nginx.conf",
+    "etc/letsencrypt/ssl-dhparams.pem",
+    "etc/letsencrypt/cli.ini",
+    "etc/letsencrypt/live/README",
 )
 PROFILES: dict[str, tuple[list[str], dict[str, int]]] = {
     "quick": (
@@ -89,10 +101,10 @@ class _Laravel:
         self.components["app"] = {
             "kind": "files",
             "paths": [a],
+            # .git stays in: a deployed checkout must come back ready for the next 'git pull'
             "excludes": [
                 "vendor/",
                 "node_modules/",
-                ".git/",
                 f"{a}/storage/",
                 f"{a}/bootstrap/cache/*.php",
                 f"{a}/.env",
@@ -111,7 +123,7 @@ class _Laravel:
             self.components["storage"] = {
                 "kind": "files",
                 "paths": [str(storage)],
-                "excludes": [f"{storage}/{x}" for x in STORAGE_EXCLUDES],
+                "excludes": [f"{storage}/{x}" for x in STORAGE_EXCLUDES] + ["!.gitignore"],
             }
             self.ok("storage", f"{storage} (without cache, sessions, compiled views, logs)")
         else:
@@ -203,7 +215,10 @@ class _Laravel:
                 f"with a root inside {self.app}",
             )
             self.no("php-fpm pool", "found through the vhost's fastcgi_pass, and there is no vhost")
-        self.components["system"] = system_component(root, only=("nginx", "php_fpm", "redis", "systemd"))
+        # the CLI's php.ini too: queue workers and the scheduler run PHP from the command line
+        self.components["system"] = system_component(
+            root, only=("nginx", "php_fpm", "redis", "systemd"), php_fpm=["etc/php/*/fpm", "etc/php/*/cli"]
+        )
         workers = probe.supervisor_queue_workers(root)
         if workers:
             for w in workers:
@@ -235,6 +250,7 @@ class _Laravel:
                     f"{le}/archive/{host}",
                     f"{le}/renewal/{host}.conf",
                     f"{le}/accounts",
+                    *LETSENCRYPT_SHARED,
                 ],
             )
             self.ok("tls", f"Let's Encrypt certificate {probe.rel(root, live)}")
