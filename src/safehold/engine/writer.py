@@ -5,10 +5,14 @@ The caller (one thread: the archiver) computes each blob's id itself (keyed BLAK
 hands them to a small thread pool: zstd, AES-GCM and BLAKE3 release the GIL on large buffers, so two
 workers use both cores. Each worker seals a blob, decrypts and re-hashes it (a blob is never written
 that would not read back), and appends it to one of several open packs of its type chosen at random.
-A full pack is finalised and saved by the worker that filled it; its entries then enter the index.
+A full pack is finalised by the worker that filled it and handed to an upload pool of
+``backend.properties.connections`` threads (``uploads=`` overrides), so a remote backend receives several
+packs at once while the workers keep packing; once a pack is saved its entries enter the index. At most
+``connections`` finished packs wait for or are in upload (the worker that finishes one more blocks), and
+the in-flight byte budget bounds the blobs being sealed: memory stays bounded whatever the input size.
 Index files are written every ``INDEX_EVERY`` packs (so an interrupted backup or copy leaves most of its
-work findable for the next run) and at :meth:`BlobWriter.flush`. The in-flight
-byte budget bounds memory whatever the input size.
+work findable for the next run) and at :meth:`BlobWriter.flush`. The first failure (a save, the lock
+check) stops the writer: later calls raise it, and no index file names a pack that was not saved.
 
 Write order: a pack is saved before any index entry names it, and the snapshot (written by the caller
 after :meth:`flush`) only after all index files naming its blobs.
@@ -27,7 +31,7 @@ from safehold.backends.base import FileType, Handle
 from safehold.engine.crypto import Session, blob_ad
 from safehold.engine.index import PackRecord, encode_index
 from safehold.engine.memtune import tune_malloc
-from safehold.engine.pack import DATA, TREE, PackBuilder
+from safehold.engine.pack import DATA, TREE, PackBuilder, PackedBlob
 from safehold.engine.repository import Repository
 from safehold.errors import IntegrityError
 
@@ -57,6 +61,7 @@ class BlobWriter:
         *,
         workers: int = 2,
         check: Callable[[], None] | None = None,
+        uploads: int | None = None,
     ) -> None:
         tune_malloc()
         repo.load_index()
@@ -65,6 +70,9 @@ class BlobWriter:
         self.stats = WriterStats()
         self._check = check or (lambda: None)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="safehold-pack")
+        n_up = max(1, uploads or repo.backend.properties.connections)
+        self._uploads = ThreadPoolExecutor(max_workers=n_up, thread_name_prefix="safehold-upload")
+        self._upload_slots = threading.BoundedSemaphore(n_up)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._reserved: set[bytes] = set()
@@ -121,12 +129,15 @@ class BlobWriter:
         for t in (DATA, TREE):
             for pb in self._packs[t]:
                 if pb.entries:
-                    self._save_pack(pb)
+                    self._hand_over(pb)
+        self._uploads.shutdown(wait=True)
+        self.raise_if_failed()
         self._write_index(force=True)
 
     def abort(self) -> None:
         self._error = self._error or RuntimeError("aborted")
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._uploads.shutdown(wait=True, cancel_futures=True)
 
     # ---- worker side -----------------------------------------------------------------------------
     def _done(self, fut: Future[None]) -> None:
@@ -174,21 +185,39 @@ class BlobWriter:
                 if len(pb) >= self._pack_size:
                     packs[packs.index(pb)] = PackBuilder(blob_type)
                     full = pb
-            if full is not None:
-                self._save_pack(full)
         finally:
             with self._budget:
                 self._in_flight -= len(data)
                 self._budget.notify_all()
+        if full is not None:
+            self._hand_over(full)
 
-    def _save_pack(self, pb: PackBuilder) -> None:
+    def _hand_over(self, pb: PackBuilder) -> None:
+        """Finish ``pb`` and queue it for upload; blocks while ``connections`` packs are queued."""
         entries = list(pb.entries)
         data, pack_id = pb.finish(self.session)
-        self._check()
-        # Packs of file contents may go to a cold storage class; tree packs must stay readable.
-        cold = pb.blob_type == DATA
-        self.repo.backend.save(Handle(FileType.DATA, pack_id.hex(), cold=cold), memoryview(data))
-        del data
+        while not self._upload_slots.acquire(timeout=0.5):
+            self.raise_if_failed()
+        try:
+            self.raise_if_failed()
+            fut = self._uploads.submit(self._save_pack, pb.blob_type, pack_id, data, entries)
+        except BaseException:
+            self._upload_slots.release()
+            raise
+        fut.add_done_callback(self._done)
+
+    def _save_pack(self, blob_type: int, pack_id: bytes, data: bytearray, entries: list[PackedBlob]) -> None:
+        """Upload one finished pack (an upload-pool thread), then index it."""
+        try:
+            if self._error is not None:
+                return
+            self._check()
+            # Packs of file contents may go to a cold storage class; tree packs must stay readable.
+            cold = blob_type == DATA
+            self.repo.backend.save(Handle(FileType.DATA, pack_id.hex(), cold=cold), memoryview(data))
+        finally:
+            del data
+            self._upload_slots.release()
         envelope = self.session.envelope
         self.repo.index.add_pack(pack_id, envelope, entries)
         with self._lock:
