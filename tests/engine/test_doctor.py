@@ -14,8 +14,9 @@ import pytest
 
 from safehold.engine.repository import Repository
 from tests.engine.conftest import Result
+from tests.fakes.saas_calcom import FakeCalcom
 from tests.fakes.saas_retell import FakeRetell
-from tests.fakes.saas_seed import seed_retell
+from tests.fakes.saas_seed import seed_calcom, seed_retell
 from tests.fakes.saas_server import FakeSaasServer
 from tests.sources.conftest import (  # noqa: F401 (fixtures)
     mysql_dbs,
@@ -27,7 +28,16 @@ from tests.sources.conftest import (  # noqa: F401 (fixtures)
 )
 
 RETELL_KEY = "key_doctor_0123456789abcdef"
+CAL_KEY = "cal_live_doctor_0123456789"
 UNSET_ENV = "SAFEHOLD_DOCTOR_TEST_NEVER_SET"
+
+
+@pytest.fixture
+def calcom_url() -> Iterator[str]:
+    app = FakeCalcom(api_key=CAL_KEY)
+    seed_calcom(app)
+    with FakeSaasServer(app) as server:
+        yield server.url + "/v2"
 
 
 @pytest.fixture
@@ -175,9 +185,15 @@ def test_doctor_finds_missing_grants_and_is_clean_after_them(
 
 
 def test_doctor_wrong_api_key_and_unreachable_servers(
-    tmp_path: Path, repo: Repository, repo_path: Path, run: Callable[..., Result], retell_url: str
+    tmp_path: Path,
+    repo: Repository,
+    repo_path: Path,
+    run: Callable[..., Result],
+    retell_url: str,
+    calcom_url: str,
 ) -> None:
     (tmp_path / "wrong.key").write_text("key_wrong_not_valid")
+    (tmp_path / "cal.key").write_text(CAL_KEY)
     cfg = tmp_path / "safehold.toml"
     cfg.write_text(
         f"""
@@ -189,6 +205,11 @@ kind = "saas/retell"
 api_key = {{ file = "{tmp_path / "wrong.key"}" }}
 base_url = "{retell_url}"
 max_retries = 0
+
+[components.calendar]
+kind = "saas/calcom"
+api_key = {{ file = "{tmp_path / "cal.key"}" }}
+base_url = "{calcom_url}"
 
 [components.database]
 kind = "mysql"
@@ -205,6 +226,7 @@ port = 1
     checks = {(c["subject"], c["ok"]) for c in r.json()["checks"]}
     assert ("repository", True) in checks
     assert {("voice", False), ("database", False), ("cache", False)} <= checks
+    assert ("calendar", True) in checks and ("calendar", False) not in checks
     voice = next(c for c in r.json()["checks"] if c["subject"] == "voice" and not c["ok"])
     assert "401" in voice["message"] or "API key" in (voice["hint"] or "")
     assert "key_wrong_not_valid" not in r.out + r.err
