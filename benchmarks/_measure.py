@@ -1,8 +1,9 @@
 """Measuring child processes, tmpfs handling, disk usage and tree comparison for the benchmark runner.
 
 ``measure(cmd)`` runs one command and returns its wall time, CPU times and peak RSS from ``os.wait4``
-(the rusage of that child; ``ru_maxrss`` is the largest resident set of the child or of any descendant
-it waited for, not a sum over processes). Output goes to a log file, never to the terminal.
+(the rusage of that child, taken by a small wrapper process: see ``measure``; ``ru_maxrss`` is the
+largest resident set of the child or of any descendant it waited for, not a sum over processes).
+Output goes to a log file, never to the terminal.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import stat
 import subprocess
+import sys
 import tempfile
-import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -42,6 +43,25 @@ class Measured:
         return asdict(self)
 
 
+# Runs argv[2:] as a forked child of this small interpreter and writes "seconds utime stime maxrss
+# status" of that child to the file descriptor argv[1].
+_WRAPPER = """
+import os, sys, time
+fd = int(sys.argv[1])
+t = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    except OSError as e:
+        os.write(2, ("cannot run %s: %s\\n" % (sys.argv[2], e)).encode())
+    os._exit(127)
+_, status, ru = os.wait4(pid, 0)
+dt = time.perf_counter() - t
+os.write(fd, ("%r %r %r %d %d" % (dt, ru.ru_utime, ru.ru_stime, ru.ru_maxrss, status)).encode())
+"""
+
+
 def measure(
     cmd: Sequence[str],
     *,
@@ -50,35 +70,59 @@ def measure(
     log: Path,
     timeout: float = 3600.0,
 ) -> Measured:
-    """Run ``cmd`` to completion (killed after ``timeout`` s), appending its output to ``log``."""
+    """Run ``cmd`` to completion (its process group killed after ``timeout`` s), output appended to ``log``.
+
+    The command is forked from a small separate interpreter (``python -I -S``, ~7 MiB), which reports
+    the ``os.wait4`` rusage of its child. Forking the command from this (large) process instead would
+    make ``ru_maxrss`` report this process's own peak: Linux counts the parent's memory image that the
+    child held until ``exec`` into the child's peak RSS. So every RSS here has a floor of ~7 MiB.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        out.write(f"\n$ {' '.join(cmd)}\n".encode())
-        out.flush()
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            list(cmd), cwd=cwd, env=dict(env) if env is not None else None,
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
-        try:
-            _pid, status, usage = os.wait4(proc.pid, 0)
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        finally:
-            timer.cancel()
-        seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    tail = ""
-    if proc.returncode != 0:
-        tail = log.read_bytes()[-2000:].decode(errors="replace")
-    return Measured(
-        list(cmd), round(seconds, 3), round(usage.ru_utime, 3), round(usage.ru_stime, 3),
-        usage.ru_maxrss, proc.returncode, tail,
-    )  # fmt: skip
+    rfd, wfd = os.pipe()
+    try:
+        with open(log, "ab") as out:
+            out.write(f"\n$ {' '.join(cmd)}\n".encode())
+            out.flush()
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _WRAPPER, str(wfd), *cmd],
+                cwd=cwd, env=dict(env) if env is not None else None, pass_fds=(wfd,),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+            os.close(wfd)
+            wfd = -1
+            timed_out = False
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            except BaseException:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise
+            if timed_out:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                out.write(f"timed out after {timeout} s\n".encode())
+                return Measured(
+                    list(cmd), timeout, 0.0, 0.0, 0, -signal.SIGKILL, f"timed out after {timeout} s"
+                )
+        report = os.read(rfd, 4096).decode().split()
+    finally:
+        os.close(rfd)
+        if wfd >= 0:
+            os.close(wfd)
+    if len(report) != 5:
+        raise RuntimeError(f"measuring {cmd[0]} failed (wrapper exit {proc.returncode}); see {log}")
+    seconds, user, system, maxrss, status = (
+        float(report[0]),
+        float(report[1]),
+        float(report[2]),
+        int(report[3]),
+        int(report[4]),
+    )
+    returncode = os.waitstatus_to_exitcode(status)
+    tail = log.read_bytes()[-2000:].decode(errors="replace") if returncode != 0 else ""
+    return Measured(list(cmd), round(seconds, 3), round(user, 3), round(system, 3), maxrss, returncode, tail)
 
 
 def disk_usage(path: Path) -> tuple[int, int]:

@@ -132,3 +132,21 @@ def test_runner_smoke_with_restic(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert 0.3 * result["data_bytes"] < restic["repo_apparent_bytes"] < 1.5 * result["data_bytes"]
     assert "restore to disk (s)" in printed and "cp_a_disk" in result["baseline"]
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # work dir and caches removed
+
+
+def test_measure_reports_the_childs_own_peak_rss(tmp_path: Path) -> None:
+    import sys
+
+    from benchmarks._measure import measure
+
+    ballast = bytearray(128 << 20)
+    ballast[::4096] = b"\x01" * len(ballast[::4096])  # this process is now > 128 MiB resident
+    log = tmp_path / "log.txt"
+    small = measure(["true"], log=log)
+    grow = f"b = bytearray({64 << 20})\nb[::4096] = b'x' * len(b[::4096])"
+    big = measure([sys.executable, "-I", "-S", "-c", grow], log=log)
+    failed = measure([sys.executable, "-c", "raise SystemExit(3)"], log=log)
+    assert small.ok and small.maxrss_kib < 20 << 10  # not this process's 128 MiB
+    assert big.ok and 64 << 10 < big.maxrss_kib < 110 << 10
+    assert failed.returncode == 3 and "raise SystemExit" in failed.output_tail
+    assert len(ballast) == 128 << 20
