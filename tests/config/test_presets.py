@@ -59,7 +59,7 @@ def test_laravel_discovery_names_everything(server: Server) -> None:
         f"{app}/.env", f"{app}/composer.json", f"{app}/composer.lock", f"{app}/package.json", f"{app}/config",
     ]  # fmt: skip
     assert c["storage"]["paths"] == [f"{app}/storage"]
-    assert f"{app}/storage/framework/cache/" in c["storage"]["excludes"]
+    assert f"{app}/storage/framework/cache/*" in c["storage"]["excludes"]
     assert c["docs"] == {"paths": [f"{app}/docs"]}
     assert c["scripts"] == {"paths": [f"{app}/scripts"]}
     assert c["git"] == {"path": app}

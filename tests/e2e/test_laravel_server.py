@@ -17,9 +17,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.e2e.compare import KNOWN_BUG_ROOT_META, compare_server
+from tests.e2e.compare import compare_server
 from tests.e2e.conftest import Cli, LaravelServer
 from tests.e2e.saas import calcom_canonical, destroy_calcom, destroy_retell, retell_canonical
 from tests.e2e.server import (
@@ -38,10 +36,6 @@ FULL = {
     "app", "config", "storage", "database", "redis", "system", "supervisor", "cron", "tls", "docs",
     "scripts", "git", "system-info", "retell", "calcom",
 }  # fmt: skip
-KNOWN_BUG_SINGLE_FILE = (
-    "sources/files.py FilesSource.restore passes the file's own path as restore_tree's target, and the "
-    "engine restores a single file *below* the target: APP/.env comes back as the folder APP/.env/.env"
-)
 
 
 def init_and_backup(s: LaravelServer, cli: Cli) -> dict[str, Any]:
@@ -101,8 +95,7 @@ def test_backup_destroy_restore_all_in_place(laravel_server: LaravelServer, cli:
     destroy(s)
 
     r = cli("--config", str(s.config), "--json", "restore", "all", "--yes")
-    if (s.app / ".env").is_dir():
-        pytest.xfail(KNOWN_BUG_SINGLE_FILE)
+    assert not (s.app / ".env").is_dir(), "a single-file path was restored as a folder"
     out = r.json()
     assert restored_components(out) == dict.fromkeys(FULL), r
     # the checks of the database and Redis pass; the website's host does not exist in a test
@@ -110,7 +103,7 @@ def test_backup_destroy_restore_all_in_place(laravel_server: LaravelServer, cli:
     assert health == {"database": True, "redis": True, "website": False}, out["health"]
     assert r.code == 1 and "health:website" in r.err
 
-    unexpected, known = compare_server(before["ref"], s.root, [("", "")])
+    unexpected = compare_server(before["ref"], s.root, [("", "")])
     extra = [d for d in unexpected if d.startswith(f"{APP_REL}.git-state")]
     assert [d for d in unexpected if d not in extra] == []
     assert (s.root / f"{APP_REL}.git-state/head.txt").read_text().startswith("ref: refs/heads/main")
@@ -121,8 +114,6 @@ def test_backup_destroy_restore_all_in_place(laravel_server: LaravelServer, cli:
         ["git", "-C", str(s.app), "log", "--format=%s"], capture_output=True, text=True, check=False
     )
     assert git.stdout.splitlines() == ["Views and docs", "Initial commit"]
-    if known:
-        pytest.xfail(KNOWN_BUG_ROOT_META + ":\n" + "\n".join(known))
 
 
 def test_bare_metal_onto_an_empty_root_without_configuration(
@@ -141,13 +132,14 @@ def test_bare_metal_onto_an_empty_root_without_configuration(
             "--repo", str(s.repo), "--json",
             "restore", "all", "--target-root", str(r2), "--db-name", new_db, "--yes", "--no-health-checks",
         )  # fmt: skip
-        if (r2 / str(s.app).lstrip("/") / ".env").is_dir():
-            pytest.xfail(KNOWN_BUG_SINGLE_FILE)
+        assert not (r2 / str(s.app).lstrip("/") / ".env").is_dir(), (
+            "a single-file path was restored as a folder"
+        )
         assert r.code == 0, r
         assert restored_components(r.json()) == dict.fromkeys(FULL)
         # system configuration goes below R2 in place of the old root; files keep their absolute paths
         app_in_r2 = str(s.app.relative_to("/"))
-        unexpected, known = compare_server(
+        unexpected = compare_server(
             before["ref"], r2, [("etc", "etc"), ("var/spool", "var/spool"), (APP_REL, app_in_r2)]
         )
         assert unexpected == []
@@ -168,8 +160,6 @@ def test_bare_metal_onto_an_empty_root_without_configuration(
     finally:
         if database_exists(new_db):
             drop_database(new_db)
-    if known:
-        pytest.xfail(KNOWN_BUG_ROOT_META + ":\n" + "\n".join(known))
 
 
 def test_export_checksums_and_dump_loads(laravel_server: LaravelServer, cli: Cli, tmp_path: Path) -> None:

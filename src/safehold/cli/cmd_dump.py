@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from safehold.cli.app import App, pass_app
@@ -21,8 +23,10 @@ def dump(app: App, snapshot: str, path: str) -> None:
     repo.load_index()
     node = find_node(repo, bytes.fromhex(repo.find_snapshot(snapshot).tree), path)
     if node.type != FILE:
-        raise UsageError(f"{path} is a {node.type}, not a file", hint="Use 'safehold ls' or 'restore --target'.")
-    out = click.get_binary_stream("stdout")
+        raise UsageError(
+            f"{path} is a {node.type}, not a file", hint="Use 'safehold ls' or 'restore --target'."
+        )
+    out = sys.stdout.buffer
     for blob_id in node.content:
         out.write(repo.load_blob(DATA, blob_id))
     out.flush()

@@ -27,6 +27,7 @@ from safehold.engine.tree import DIR, FILE, Node
 from safehold.errors import NotFound, SafeholdError, UsageError
 from safehold.operations.backup import Session, _user, backup_session, commit, snapshot_time
 from safehold.sources.base import Source, SourceContext, StreamStats
+from safehold.sources.fs.meta import apply_metadata
 from safehold.sources.fs.select import Selector
 
 
@@ -84,8 +85,26 @@ class EngineComponentWriter:
 class EngineComponentReader:
     """Read-only, verified access to one component's folder of a stored snapshot."""
 
-    def __init__(self, repo: Repository, snapshot: Snapshot, component: str) -> None:
+    @staticmethod
+    def reapply_folder_metadata(folders: list[tuple[bytes, Node]], restore_owner: bool) -> list[str]:
+        """Apply the recorded metadata of restored folders again, deepest first; returns warnings."""
+        warnings: list[str] = []
+        for path, node in sorted(folders, key=lambda x: x[0].count(b"/"), reverse=True):
+            if os.path.isdir(path):
+                warnings += apply_metadata(path, node, restore_owner=restore_owner)
+        return warnings
+
+    def __init__(
+        self,
+        repo: Repository,
+        snapshot: Snapshot,
+        component: str,
+        folders: list[tuple[bytes, Node]] | None = None,
+    ) -> None:
         repo.load_index()
+        #: Folders restored with their metadata, shared across readers so that a whole-server restore can
+        #: re-apply it at the end (a later component writing into an earlier one's folder moves its mtime).
+        self.folders = folders if folders is not None else []
         self.repo = repo
         self.snapshot = snapshot
         self.component = component
@@ -129,7 +148,12 @@ class EngineComponentReader:
 
     def restore_tree(self, path: str, target: Path, *, overwrite: str = "if-changed") -> None:
         node = self._node(path)
-        stats = Restorer(self.repo, overwrite=overwrite).restore(node, os.fsencode(target))
+        restorer = Restorer(self.repo, overwrite=overwrite)
+        stats = restorer.restore(node, os.fsencode(target))
+        if node.type == DIR and not stats.errors:
+            # the folder itself (mode, owner, times), after its contents changed its mtime
+            stats.warnings += apply_metadata(os.fsencode(target), node, restore_owner=restorer.restore_owner)
+            self.folders.append((os.fsencode(target), node))
         if stats.errors:
             raise SafeholdError(
                 f"restore of {self.component}/{path} incomplete: " + "; ".join(stats.errors[:5])

@@ -30,6 +30,7 @@ from safehold.engine.progress import Progress
 from safehold.engine.repository import Repository
 from safehold.engine.restorer import find_node
 from safehold.engine.snapshot import Snapshot
+from safehold.engine.tree import Node
 from safehold.errors import ConfigError, NotFound, SafeholdError, UsageError
 from safehold.operations.components import EngineComponentReader, backup_components
 from safehold.operations.guide import restore_order
@@ -254,6 +255,7 @@ def execute_restore(
                 root_files=lambda _results: {CONFIG_FILE: stored_config.to_toml().encode()},
             )
             result.safety_snapshot = safety.id
+    folders: list[tuple[bytes, Node]] = []
     for n, item in enumerate(items):
         if item.error is not None:
             if n == 0:
@@ -265,12 +267,13 @@ def execute_restore(
             item.plan, item.error = again.plan, None
         source: Source = config.build_source(item.name)
         try:
-            reader = EngineComponentReader(repo, snap, item.name)
+            reader = EngineComponentReader(repo, snap, item.name, folders)
             item.result = source.restore(reader, _context(item.kind, req, dry_run=False))
         except SafeholdError as exc:
             item.error = exc.message + (f" ({exc.hint})" if exc.hint else "")
         except OSError as exc:
             item.error = f"{type(exc).__name__}: {exc}"
+    EngineComponentReader.reapply_folder_metadata(folders, restore_owner=os.geteuid() == 0)
     if req.health_checks and req.components == ["all"] and config.health_checks:
         result.health = run_health_checks(list(config.health_checks), _check_targets(config, req))
     return result

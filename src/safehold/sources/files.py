@@ -74,7 +74,17 @@ class FilesSource:
                 f"restore {p} -> {dest}" + (" (exists: changed files are replaced)" if dest.exists() else "")
             )
             if not ctx.dry_run:
-                snap.restore_tree(rel, dest, overwrite="always" if ctx.force else "if-changed")
+                # a folder's contents go into dest; a single file goes into dest's folder
+                target = dest if _is_dir(snap, rel) else dest.parent
+                snap.restore_tree(rel, target, overwrite="always" if ctx.force else "if-changed")
         for p in set(self.options.paths) - set(stored):
             report.warnings.append(f"{p} is not in this snapshot")
         return report
+
+
+def _is_dir(snap: ComponentReader, rel: str) -> bool:
+    try:
+        snap.listdir(rel)
+    except NotADirectoryError:
+        return False
+    return True

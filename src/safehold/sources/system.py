@@ -349,4 +349,7 @@ def _put_file(snap: ComponentReader, stored: str, dest: Path, item: dict[str, An
         os.chown(dest, *_uid_gid(item))
     os.chmod(dest, item["mode"])
     os.utime(dest, ns=(item["mtime_ns"], item["mtime_ns"]))
+    if parent and "mtime_ns" in parent:
+        # writing into the folder moved its mtime: put the recorded one back (after every file)
+        os.utime(dest.parent, ns=(parent["mtime_ns"], parent["mtime_ns"]))
     return root
