@@ -102,3 +102,14 @@ def test_missing_passphrase(run) -> None:
     r = run("init", password=None)
     assert r.code == EXIT_USAGE
     _one_line_error(r.err)
+
+
+def test_restore_set_option_parsing(run) -> None:
+    from safehold.cli.cmd_restore import _parse_sets
+
+    assert _parse_sets(("retell.base_url=https://x.test", "db.port=3307", "a.flags=[1,2]")) == {
+        "retell": {"base_url": "https://x.test"},
+        "db": {"port": 3307},
+        "a": {"flags": [1, 2]},
+    }
+    assert run("restore", "all", "--set", "no-dot=1").code == EXIT_USAGE

@@ -71,6 +71,17 @@ class RestoreFailed(SafeholdError):
     "--db-password-env", metavar="VAR", help="Components: environment variable holding the DB password."
 )
 @click.option(
+    "--redis-host", help="Components: restore Redis into this server (default: --db-host, else as backed up)."
+)
+@click.option("--redis-port", type=int, help="Components: Redis server port.")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="COMPONENT.KEY=VALUE",
+    help="Components: a restore option for one component, e.g. retell.base_url=https://... (repeatable).",
+)
+@click.option(
     "--no-health-checks", is_flag=True, help="Components: skip the configured health checks after 'all'."
 )
 @pass_app
@@ -94,6 +105,9 @@ def restore(
     db_user: str | None,
     db_name: str | None,
     db_password_env: str | None,
+    redis_host: str | None,
+    redis_port: int | None,
+    sets: tuple[str, ...],
     no_health_checks: bool,
 ) -> None:
     """Restore files into a folder (--target), or components / 'all' to their places."""
@@ -120,10 +134,30 @@ def restore(
         install_packages=install_packages,
         db={k: v for k, v in db.items() if v is not None},
         health_checks=not no_health_checks,
+        redis={k: v for k, v in {"host": redis_host, "port": redis_port}.items() if v is not None},
+        overrides=_parse_sets(sets),
     )
     if "all" in req.components and len(req.components) > 1:
         raise UsageError("'all' cannot be combined with component names")
     _restore_components(app, req, snapshot_ref, yes)
+
+
+def _parse_sets(sets: tuple[str, ...]) -> dict[str, dict[str, object]]:
+    """``COMPONENT.KEY=VALUE`` pairs -> {component: {key: value}}; VALUE is JSON when it parses as JSON."""
+    import json
+
+    out: dict[str, dict[str, object]] = {}
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        comp, dot, name = key.partition(".")
+        if not sep or not dot or not comp or not name:
+            raise UsageError(f"--set takes COMPONENT.KEY=VALUE, not {item!r}")
+        try:
+            value: object = json.loads(raw)
+        except ValueError:
+            value = raw
+        out.setdefault(comp, {})[name] = value
+    return out
 
 
 def _restore_files(

@@ -50,7 +50,10 @@ class RestoreRequest:
     safety_snapshot: bool = True
     install_packages: bool = False
     db: dict[str, Any] = field(default_factory=dict)  # host, port, user, database, password (SecretRef dict)
+    redis: dict[str, Any] = field(default_factory=dict)  # host, port (default: the db redirect, if any)
     health_checks: bool = True
+    #: Per-component restore options (``--set retell.base_url=...``), passed to the source as given.
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -105,19 +108,21 @@ def snapshot_config(repo: Repository, snap: Snapshot) -> Config | None:
     )
 
 
-def _context(kind: str, req: RestoreRequest, dry_run: bool) -> SourceContext:
+def _context(name: str, kind: str, req: RestoreRequest, dry_run: bool) -> SourceContext:
     opts: dict[str, Any] = {}
     if req.target_root:
         opts["target_root"] = req.target_root
     if kind in DB_KINDS:
         opts.update({k: v for k, v in req.db.items() if v is not None})
-    elif kind == "redis":  # the same server overrides; Redis names its user 'username'
-        redirect = {k: v for k, v in req.db.items() if v is not None and k != "database"}
+    elif kind == "redis":  # its own redirect, else the database one; Redis names its user 'username'
+        source = req.redis or req.db
+        redirect = {k: v for k, v in source.items() if v is not None and k != "database"}
         if "user" in redirect:
             redirect["username"] = redirect.pop("user")
         opts.update(redirect)
     if kind == "system-info" and req.install_packages:
         opts["run_install"] = True
+    opts.update(req.overrides.get(name, {}))
     return SourceContext(dry_run=dry_run, force=req.force, options=opts)
 
 
@@ -166,7 +171,7 @@ def _plan_one(
     try:
         source: Source = config.build_source(name)
         reader = EngineComponentReader(repo, snap, name)
-        return ComponentRestore(name, kind, source.restore(reader, _context(kind, req, dry_run=True)))
+        return ComponentRestore(name, kind, source.restore(reader, _context(name, kind, req, dry_run=True)))
     except SafeholdError as exc:
         # A component that cannot be planned now is shown with the reason and planned again when its
         # turn comes (an earlier component may restore what it needs); the rest goes on.
@@ -268,14 +273,16 @@ def execute_restore(
         source: Source = config.build_source(item.name)
         try:
             reader = EngineComponentReader(repo, snap, item.name, folders)
-            item.result = source.restore(reader, _context(item.kind, req, dry_run=False))
+            item.result = source.restore(reader, _context(item.name, item.kind, req, dry_run=False))
         except SafeholdError as exc:
             item.error = exc.message + (f" ({exc.hint})" if exc.hint else "")
         except OSError as exc:
             item.error = f"{type(exc).__name__}: {exc}"
     EngineComponentReader.reapply_folder_metadata(folders, restore_owner=os.geteuid() == 0)
     if req.health_checks and req.components == ["all"] and config.health_checks:
-        result.health = run_health_checks(list(config.health_checks), _check_targets(config, req))
+        # HTTP checks test the live site, which a restore below --target-root does not serve
+        checks = [c for c in config.health_checks if not (req.target_root and c.kind == "http")]
+        result.health = run_health_checks(checks, _check_targets(config, req))
     return result
 
 
@@ -284,8 +291,9 @@ def _check_targets(config: Config, req: RestoreRequest) -> dict[str, dict[str, A
     out = {}
     for name, comp in config.components.items():
         opts = dict(comp.options)
-        if comp.kind in (*DB_KINDS, "redis") and req.db:
-            overrides = {k: v for k, v in req.db.items() if k != "database" and v is not None}
+        redirect = (req.redis or req.db) if comp.kind == "redis" else req.db
+        if comp.kind in (*DB_KINDS, "redis") and redirect:
+            overrides = {k: v for k, v in redirect.items() if k != "database" and v is not None}
             if comp.kind == "redis" and "user" in overrides:
                 overrides["username"] = overrides.pop("user")
             if "host" in overrides or "port" in overrides:
