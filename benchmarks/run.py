@@ -204,7 +204,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--data", type=Path, help="reuse (or generate and keep) the pristine tree here")
     ap.add_argument("--json", type=Path, dest="json_out", help="write all measurements here")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    unknown = [t for t in args.tools.split(",") if t.strip() and t.strip() not in TOOL_ORDER]
+    if unknown:
+        ap.error(f"unknown tool(s) {', '.join(unknown)}; choose from {', '.join(TOOL_ORDER)}")
+    if args.scale <= 0:
+        ap.error("--scale must be positive")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
