@@ -38,6 +38,9 @@ from safehold.errors import IntegrityError
 INDEX_EVERY = 8
 OPEN_DATA_PACKS = 2
 MAX_IN_FLIGHT = 16 * 1024 * 1024
+SMALL_BLOB = 64 * 1024
+BATCH_BYTES = 1024 * 1024
+BATCH_ITEMS = 64
 
 
 class WriterStats:
@@ -85,6 +88,8 @@ class BlobWriter:
         self._in_flight = 0
         self._error: BaseException | None = None
         self._futures: set[Future[None]] = set()
+        self._batch: list[tuple[int, bytes, bytes]] = []
+        self._batch_bytes = 0
         self._level = repo.config.compression_level
         self._pack_size = repo.config.pack_size
 
@@ -98,15 +103,33 @@ class BlobWriter:
             return True
 
     def submit(self, blob_type: int, blob_id: bytes, data: bytes) -> None:
-        """Queue a reserved blob for writing; blocks while too many bytes are in flight."""
+        """Queue a reserved blob for writing; blocks while too many bytes are in flight.
+
+        Small blobs are batched (one work item per ~1 MiB or 64 blobs): per-item overhead and GIL hand-offs,
+        not bytes, dominate small files. Called from one thread (the archiver's).
+        """
         self.raise_if_failed()
-        n = len(data)
+        if len(data) < SMALL_BLOB:
+            self._batch.append((blob_type, blob_id, data))
+            self._batch_bytes += len(data)
+            if self._batch_bytes >= BATCH_BYTES or len(self._batch) >= BATCH_ITEMS:
+                self._submit_batch()
+            return
+        self._queue([(blob_type, blob_id, data)], len(data))
+
+    def _submit_batch(self) -> None:
+        if self._batch:
+            items, n = self._batch, self._batch_bytes
+            self._batch, self._batch_bytes = [], 0
+            self._queue(items, n)
+
+    def _queue(self, items: list[tuple[int, bytes, bytes]], n: int) -> None:
         with self._budget:
             while self._in_flight > 0 and self._in_flight + n > MAX_IN_FLIGHT:
                 self._budget.wait(0.5)
                 self.raise_if_failed()
             self._in_flight += n
-        fut = self._pool.submit(self._work, blob_type, blob_id, data)
+        fut = self._pool.submit(self._work, items, n)
         with self._lock:
             self._futures.add(fut)
         fut.add_done_callback(self._done)
@@ -124,6 +147,7 @@ class BlobWriter:
 
     def flush(self) -> None:
         """Wait for all blobs, save the last packs and the index. After this, blobs are durable."""
+        self._submit_batch()
         self._pool.shutdown(wait=True)
         self.raise_if_failed()
         for t in (DATA, TREE):
@@ -154,43 +178,55 @@ class BlobWriter:
             self._local.cctx = c
         return c
 
-    def _work(self, blob_type: int, blob_id: bytes, data: bytes) -> None:
+    def _dctx(self) -> zstandard.ZstdDecompressor:
+        d: zstandard.ZstdDecompressor | None = getattr(self._local, "dctx", None)
+        if d is None:
+            d = zstandard.ZstdDecompressor()
+            self._local.dctx = d
+        return d
+
+    def _seal(self, blob_type: int, blob_id: bytes, data: bytes) -> tuple[bytes, bool]:
+        """Compress (when it pays), encrypt, and verify by decrypting, decompressing and re-hashing."""
+        raw_len = len(data)
+        payload: bytes = data
+        compressed = False
+        if raw_len >= 64:
+            c = self._cctx().compress(data)
+            # Keep raw when compression saves less than 1/32: not worth the read-side work.
+            if len(c) < raw_len - (raw_len >> 5):
+                payload, compressed = c, True
+        ad = blob_ad(blob_type, blob_id)
+        sealed = self.session.seal(payload, ad)
+        check = self.session.open(sealed, ad)
+        if compressed:
+            check = self._dctx().decompress(check, max_output_size=raw_len)
+        if self.repo.keys.blob_id_of(check) != blob_id:
+            raise IntegrityError("a blob did not read back identically before upload (memory error?)")
+        return sealed, compressed
+
+    def _work(self, items: list[tuple[int, bytes, bytes]], nbytes: int) -> None:
+        full: list[PackBuilder] = []
         try:
             if self._error is not None:
                 return
-            raw_len = len(data)
-            payload: bytes = data
-            compressed = False
-            if raw_len >= 64:
-                c = self._cctx().compress(data)
-                # Keep raw when compression saves less than 1/32: not worth the read-side work.
-                if len(c) < raw_len - (raw_len >> 5):
-                    payload, compressed = c, True
-            ad = blob_ad(blob_type, blob_id)
-            sealed = self.session.seal(payload, ad)
-            # Verify before packing: decrypt, decompress, re-hash.
-            check = self.session.open(sealed, ad)
-            if compressed:
-                check = zstandard.ZstdDecompressor().decompress(check, max_output_size=raw_len)
-            if self.repo.keys.blob_id_of(check) != blob_id:
-                raise IntegrityError("a blob did not read back identically before upload (memory error?)")
-            full: PackBuilder | None = None
+            sealed = [self._seal(t, i, d) for t, i, d in items]
             with self._lock:
-                packs = self._packs[blob_type]
-                pb = packs[random.randrange(len(packs))] if len(packs) > 1 else packs[0]
-                pb.add(blob_id, sealed, raw_len, compressed)
-                self.stats.blobs_new += 1
-                self.stats.bytes_new_raw += raw_len
-                self.stats.bytes_new_stored += len(sealed)
-                if len(pb) >= self._pack_size:
-                    packs[packs.index(pb)] = PackBuilder(blob_type)
-                    full = pb
+                for (blob_type, blob_id, data), (ct, compressed) in zip(items, sealed, strict=True):
+                    packs = self._packs[blob_type]
+                    pb = packs[random.randrange(len(packs))] if len(packs) > 1 else packs[0]
+                    pb.add(blob_id, ct, len(data), compressed)
+                    self.stats.blobs_new += 1
+                    self.stats.bytes_new_raw += len(data)
+                    self.stats.bytes_new_stored += len(ct)
+                    if len(pb) >= self._pack_size:
+                        packs[packs.index(pb)] = PackBuilder(blob_type)
+                        full.append(pb)
         finally:
             with self._budget:
-                self._in_flight -= len(data)
+                self._in_flight -= nbytes
                 self._budget.notify_all()
-        if full is not None:
-            self._hand_over(full)
+        for pb in full:
+            self._hand_over(pb)
 
     def _hand_over(self, pb: PackBuilder) -> None:
         """Finish ``pb`` and queue it for upload; blocks while ``connections`` packs are queued."""
