@@ -109,6 +109,11 @@ def test_profile_backup_destroy_restore_all(server, run) -> None:
     assert r.code == 0, r.err + r.out  # the failing component is optional
     assert out["components"]["flaky"]["status"] == "failed" and "4" in out["components"]["flaky"]["error"]
     assert out["offsite"][0]["ok"] is True
+    # the named off-site repository is a first-class repository: check and list it by its name
+    assert run("--offsite", "second", "check", "--read-data", env=env, password=None).code == 0
+    copied = run("--offsite", "second", "snapshots", "--json", env=env, password=None).json()
+    assert [s["original"] for s in copied] == [out["snapshot_id"]]
+    assert run("--offsite", "nope", "snapshots", env=env, password=None).code == 2
     assert Path(str(server["marker"])).read_text() == "before\nafter\n"
     # root files
     listing = {e["path"] for e in run("ls", "latest", "--json", env=env, password=None).json()}

@@ -36,6 +36,7 @@ class App:
     debug: bool = False
     quiet: bool = False
     config_path: str | None = None
+    offsite: str | None = None
     _backends: list[Backend] = field(default_factory=list)
     _config: Config | None = None
     _config_loaded: bool = False
@@ -71,6 +72,9 @@ class App:
 
         url = url or self.repo_url
         options: dict[str, Any] = {}
+        if not url and self.offsite:
+            site = self._offsite_settings()
+            url, options = site.url, dict(site.options)
         if not url:
             cfg = self.config()
             if cfg is not None:
@@ -91,7 +95,7 @@ class App:
         except BackendError:
             raise
         if not exists:
-            raise RepositoryNotFound(f"no repository at {url or self.repo_url}")
+            raise RepositoryNotFound(f"no repository at {backend.properties.location}")
         return Repository.open(backend, self.get_password())
 
     def close(self) -> None:
@@ -102,9 +106,23 @@ class App:
                 pass
 
     # ---- passphrase ------------------------------------------------------------------------------
+    def _offsite_settings(self) -> Any:
+        cfg = self.config(required=True)
+        assert cfg is not None and self.offsite is not None
+        if self.offsite not in cfg.offsite:
+            raise ConfigError(
+                f"no off-site repository {self.offsite!r} in the configuration",
+                hint=f"Defined: {', '.join(sorted(cfg.offsite)) or '(none)'}.",
+            )
+        return cfg.offsite[self.offsite]
+
     def get_password(self, *, confirm: bool = False, prompt: str = "Repository passphrase") -> str:
         if self.password is not None:
             return self.password
+        if self.offsite and not self.repo_url:
+            site = self._offsite_settings()
+            if site.password is not None:
+                return str(site.password.resolve())
         pw_file = self.password_file or os.environ.get("SAFEHOLD_PASSWORD_FILE")
         pw_cmd = self.password_command or os.environ.get("SAFEHOLD_PASSWORD_COMMAND")
         if pw_file:

@@ -101,13 +101,11 @@ def _backup_profile(app: App, profile: str | None) -> None:
     repo = app.open_repo()
 
     def open_offsite(name: str) -> Repository:
-        site = config.offsite[name]
-        other = App(password=site.password.resolve() if site.password else None)
-        from safehold.backends.registry import open_backend
-
-        backend = open_backend(site.url, **site.options)
-        app._backends.append(backend)
-        return Repository.open(backend, other.get_password())
+        other = App(config_path=app.config_path, offsite=name)
+        try:
+            return other.open_repo()
+        finally:
+            app._backends += other._backends
 
     location = app.repo_url or config.repository.url
     run = backup_profile(

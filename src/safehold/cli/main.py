@@ -34,6 +34,11 @@ from safehold.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Safehold
     envvar="SAFEHOLD_CONFIG",
     help="Configuration file [env: SAFEHOLD_CONFIG].",
 )
+@click.option(
+    "--offsite",
+    metavar="NAME",
+    help="Work on the configuration's off-site repository NAME instead of the main one.",
+)
 @click.option("--json", "json_out", is_flag=True, help="Machine-readable JSON output on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
@@ -45,6 +50,7 @@ def cli(
     password_file: str | None,
     password_command: str | None,
     config_path: str | None,
+    offsite: str | None,
     json_out: bool,
     quiet: bool,
     debug: bool,
@@ -58,6 +64,7 @@ def cli(
         password_file=password_file,
         password_command=password_command,
         config_path=config_path,
+        offsite=offsite,
         json=json_out,
         debug=debug,
         quiet=quiet,
