@@ -97,7 +97,7 @@ def test_dump_drop_restore_identical(mysql_dbs: Any, mem: MemoryComponent) -> No
     fill(db)
     before = table_state(db)
     assert before["routines"] and before["triggers"] and before["events"] and before["views"]
-    src = MySQLSource("database", {"databases": [db], "text_exports": ["retell_agents"]})
+    src = MySQLSource("database", {"databases": [db], "text_exports": ["retell_agents"], "checksums": True})
     meta = src.backup(mem, SourceContext())
 
     assert sorted(p for p in mem.files if p.startswith(db)) == sorted(

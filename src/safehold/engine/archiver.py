@@ -116,10 +116,10 @@ class Archiver:
         self._hardlinks: dict[tuple[int, int], list[bytes]] = {}
 
     # ---- blobs and trees -------------------------------------------------------------------------
-    def _store(self, blob_type: int, data: bytes) -> bytes:
+    def _store(self, blob_type: int, data: bytes, *, fast: bool = False) -> bytes:
         blob_id = self._keys.blob_id_of(data)
         if self.writer.reserve(blob_id):
-            self.writer.submit(blob_type, blob_id, data)
+            self.writer.submit(blob_type, blob_id, data, fast=fast)
         return blob_id
 
     def save_tree(self, nodes: list[Node]) -> bytes:
@@ -155,7 +155,7 @@ class Archiver:
         for chunk in self._chunker.cut_stream(stream):
             data = bytes(chunk.data)
             digest.update(data)
-            content.append(self._store(DATA, data))
+            content.append(self._store(DATA, data, fast=True))
             size += len(data)
             self.progress.advance(nbytes=len(data))
         self.progress.advance(files=1)

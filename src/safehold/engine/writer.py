@@ -88,7 +88,7 @@ class BlobWriter:
         self._in_flight = 0
         self._error: BaseException | None = None
         self._futures: set[Future[None]] = set()
-        self._batch: list[tuple[int, bytes, bytes]] = []
+        self._batch: list[tuple[int, bytes, bytes, bool]] = []
         self._batch_bytes = 0
         self._level = repo.config.compression_level
         self._pack_size = repo.config.pack_size
@@ -102,20 +102,22 @@ class BlobWriter:
             self._reserved.add(blob_id)
             return True
 
-    def submit(self, blob_type: int, blob_id: bytes, data: bytes) -> None:
+    def submit(self, blob_type: int, blob_id: bytes, data: bytes, *, fast: bool = False) -> None:
         """Queue a reserved blob for writing; blocks while too many bytes are in flight.
 
         Small blobs are batched (one work item per ~1 MiB or 64 blobs): per-item overhead and GIL hand-offs,
-        not bytes, dominate small files. Called from one thread (the archiver's).
+        not bytes, dominate small files. ``fast`` compresses with zstd level 1 instead of the repository's
+        level (for streams such as database dumps, whose producer holds a transaction open while we
+        keep up). Called from one thread (the archiver's).
         """
         self.raise_if_failed()
         if len(data) < SMALL_BLOB:
-            self._batch.append((blob_type, blob_id, data))
+            self._batch.append((blob_type, blob_id, data, fast))
             self._batch_bytes += len(data)
             if self._batch_bytes >= BATCH_BYTES or len(self._batch) >= BATCH_ITEMS:
                 self._submit_batch()
             return
-        self._queue([(blob_type, blob_id, data)], len(data))
+        self._queue([(blob_type, blob_id, data, fast)], len(data))
 
     def _submit_batch(self) -> None:
         if self._batch:
@@ -123,7 +125,7 @@ class BlobWriter:
             self._batch, self._batch_bytes = [], 0
             self._queue(items, n)
 
-    def _queue(self, items: list[tuple[int, bytes, bytes]], n: int) -> None:
+    def _queue(self, items: list[tuple[int, bytes, bytes, bool]], n: int) -> None:
         with self._budget:
             while self._in_flight > 0 and self._in_flight + n > MAX_IN_FLIGHT:
                 self._budget.wait(0.5)
@@ -171,11 +173,14 @@ class BlobWriter:
         if exc is not None and self._error is None:
             self._error = exc
 
-    def _cctx(self) -> zstandard.ZstdCompressor:
-        c: zstandard.ZstdCompressor | None = getattr(self._local, "cctx", None)
+    def _cctx(self, fast: bool) -> zstandard.ZstdCompressor:
+        level = 1 if fast else self._level
+        cache: dict[int, zstandard.ZstdCompressor] | None = getattr(self._local, "cctx", None)
+        if cache is None:
+            cache = self._local.cctx = {}
+        c = cache.get(level)
         if c is None:
-            c = zstandard.ZstdCompressor(level=self._level)
-            self._local.cctx = c
+            c = cache[level] = zstandard.ZstdCompressor(level=level)
         return c
 
     def _dctx(self) -> zstandard.ZstdDecompressor:
@@ -185,13 +190,13 @@ class BlobWriter:
             self._local.dctx = d
         return d
 
-    def _seal(self, blob_type: int, blob_id: bytes, data: bytes) -> tuple[bytes, bool]:
+    def _seal(self, blob_type: int, blob_id: bytes, data: bytes, fast: bool) -> tuple[bytes, bool]:
         """Compress (when it pays), encrypt, and verify by decrypting, decompressing and re-hashing."""
         raw_len = len(data)
         payload: bytes = data
         compressed = False
         if raw_len >= 64:
-            c = self._cctx().compress(data)
+            c = self._cctx(fast).compress(data)
             # Keep raw when compression saves less than 1/32: not worth the read-side work.
             if len(c) < raw_len - (raw_len >> 5):
                 payload, compressed = c, True
@@ -204,14 +209,14 @@ class BlobWriter:
             raise IntegrityError("a blob did not read back identically before upload (memory error?)")
         return sealed, compressed
 
-    def _work(self, items: list[tuple[int, bytes, bytes]], nbytes: int) -> None:
+    def _work(self, items: list[tuple[int, bytes, bytes, bool]], nbytes: int) -> None:
         full: list[PackBuilder] = []
         try:
             if self._error is not None:
                 return
-            sealed = [self._seal(t, i, d) for t, i, d in items]
+            sealed = [self._seal(t, i, d, f) for t, i, d, f in items]
             with self._lock:
-                for (blob_type, blob_id, data), (ct, compressed) in zip(items, sealed, strict=True):
+                for (blob_type, blob_id, data, _fast), (ct, compressed) in zip(items, sealed, strict=True):
                     packs = self._packs[blob_type]
                     pb = packs[random.randrange(len(packs))] if len(packs) > 1 else packs[0]
                     pb.add(blob_id, ct, len(data), compressed)
