@@ -70,7 +70,9 @@ class MemoryComponent:
     # reader side
     def listdir(self, path: str = "") -> list[str]:
         prefix = f"{path.rstrip('/')}/" if path else ""
-        names = {p[len(prefix) :].split("/", 1)[0] for p in [*self.files, *self.trees] if p.startswith(prefix)}
+        names = {
+            p[len(prefix) :].split("/", 1)[0] for p in [*self.files, *self.trees] if p.startswith(prefix)
+        }
         return sorted(names)
 
     def exists(self, path: str) -> bool:
