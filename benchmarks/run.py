@@ -56,7 +56,12 @@ def run_tool(tool: Tool, pristine: Path, work: Path, tmp: Path | None, scale: fl
     base = work / tool.name
     src, repo, target, log = base / "src", base / "repo", base / "restore", base / "log.txt"
     base.mkdir(parents=True)
-    res: dict[str, Any] = {"version": tool.version(), "steps": {}, "errors": []}
+    res: dict[str, Any] = {
+        "version": tool.version(),
+        "steps": {},
+        "errors": [],
+        "loadavg_before": os.getloadavg(),
+    }
     steps: dict[str, dict[str, Any]] = res["steps"]
 
     def step(key: str, cmd: list[str], cwd: Path | None = None) -> bool:
@@ -99,6 +104,7 @@ def run_tool(tool: Tool, pristine: Path, work: Path, tmp: Path | None, scale: fl
             res["repo_bytes"], res["repo_apparent_bytes"] = disk_usage(repo)
         res["cache_bytes"] = disk_usage(tool.cache)[0] if tool.cache.exists() else 0
         res["peak_rss_kib"] = max((s["maxrss_kib"] for s in steps.values()), default=0)
+        res["loadavg_after"] = os.getloadavg()
     finally:
         for p in (src, repo, target, tool.cache):
             remove(p)
@@ -253,6 +259,13 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     for n in notes:
         print(f"note: {n}")
+    busy = [
+        n
+        for n, r in result["tools"].items()
+        if r.get("loadavg_before", (0,))[0] > 0.5 * (os.cpu_count() or 1)
+    ]
+    if busy:
+        print(f"note: the machine was busy (1-min load above half the cores) before: {', '.join(busy)}")
     failed = [f"{name}: {e}" for name, r in result["tools"].items() for e in r["errors"]]
     for f in failed:
         print(f"ERROR {f}", file=sys.stderr)
