@@ -131,8 +131,9 @@ def test_large_dump_streams_with_bounded_memory(tmp_path: Path, mib: int) -> Non
     result = json.loads(out_path.read_text())
     assert result["status"] == "ok", result
     peak_mib = usage.ru_maxrss / 1024
-    # The budget, whatever the dump size: ~75 MiB of interpreter and libraries, two open 16 MiB data
-    # packs, at most 2 x connections finished packs waiting for storage, 16 MiB of blobs in flight and
-    # the chunker's 16 MiB window. Under a loaded machine packs wait longer, hence the margin.
-    assert peak_mib < 300, f"peak RSS {peak_mib:.0f} MiB for a {mib} MiB dump"
+    # The budget, whatever the dump size: ~75 MiB of interpreter and libraries; two open data packs, two
+    # finished ones held by the workers and two being written (up to ~27 MiB each with a last large blob
+    # and bytearray growth), 16 MiB of blobs in flight, the chunker's 16 MiB window. On a slow disk all
+    # of that is in use at once; on a quiet machine the peak is ~130 MiB.
+    assert peak_mib < 400, f"peak RSS {peak_mib:.0f} MiB for a {mib} MiB dump"
     assert not list(tmp_path.glob("**/*.tmp"))

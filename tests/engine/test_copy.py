@@ -92,7 +92,11 @@ def test_copy_killed_half_way_resumes_without_resending(tmp_path: Path, run) -> 
         [*SAFEHOLD, "copy", "--to", str(off)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list((off / "index").iterdir())) == 0 and p.poll() is None:
+
+    def indexed() -> int:  # complete index files only (temporary names start with a dot)
+        return sum(1 for f in (off / "index").iterdir() if not f.name.startswith("."))
+
+    while time.monotonic() < deadline and indexed() == 0 and p.poll() is None:
         time.sleep(0.02)
     p.send_signal(signal.SIGKILL)
     assert p.wait() == -signal.SIGKILL, "the copy finished before it could be interrupted"
