@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -15,7 +16,17 @@ from safehold.cli.app import EMITTED, App
 from safehold.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, SafeholdError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return _load_command(cmd_name)
+
+
+@click.group(
+    cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.option(
     "-r",
     "--repo",
@@ -73,41 +84,39 @@ def cli(
     ctx.call_on_close(app.close)
 
 
-def _register() -> None:
-    from safehold.cli import (
-        cmd_backend,
-        cmd_backup,
-        cmd_check,
-        cmd_config,
-        cmd_copy,
-        cmd_demo,
-        cmd_doctor,
-        cmd_dump,
-        cmd_export,
-        cmd_repo,
-        cmd_restore,
-        cmd_snapshots,
-    )
-
-    for mod in (
-        cmd_repo,
-        cmd_backup,
-        cmd_snapshots,
-        cmd_dump,
-        cmd_restore,
-        cmd_check,
-        cmd_config,
-        cmd_copy,
-        cmd_demo,
-        cmd_doctor,
-        cmd_backend,
-        cmd_export,
-    ):
-        for command in mod.COMMANDS:
-            cli.add_command(command)
+#: Command name -> the module defining it (in its COMMANDS list). Modules load only when their command
+#: runs (or for --help), so that every invocation does not pay for every command's imports.
+COMMAND_MODULES: dict[str, str] = {
+    "init": "cmd_repo",
+    "key": "cmd_repo",
+    "unlock": "cmd_repo",
+    "cat": "cmd_repo",
+    "backup": "cmd_backup",
+    "snapshots": "cmd_snapshots",
+    "ls": "cmd_snapshots",
+    "diff": "cmd_snapshots",
+    "dump": "cmd_dump",
+    "restore": "cmd_restore",
+    "check": "cmd_check",
+    "config": "cmd_config",
+    "copy": "cmd_copy",
+    "demo": "cmd_demo",
+    "backend": "cmd_backend",
+    "export": "cmd_export",
+    "doctor": "cmd_doctor",
+}
 
 
-_register()
+def _load_command(name: str) -> click.Command | None:
+    module = COMMAND_MODULES.get(name)
+    if module is None:
+        return None
+    commands = importlib.import_module(f"safehold.cli.{module}").COMMANDS
+    found = [c for c in commands if c.name == name]
+    if len(found) != 1:
+        raise RuntimeError(f"command {name!r} is not defined in safehold.cli.{module}")
+    command: click.Command = found[0]
+    return command
 
 
 def _report(exc: SafeholdError, as_json: bool) -> int:

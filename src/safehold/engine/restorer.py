@@ -387,10 +387,15 @@ class Restorer:
             if job.failed:
                 return
             try:
+                # the first write creates the file (pre-sized, so skipped zero blocks read as zeros)
+                flags = os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW
                 if not job.created:
-                    self._create(job)
-                fd = os.open(job.tmp, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+                    flags |= os.O_CREAT | os.O_TRUNC
+                fd = os.open(job.tmp, flags, 0o600)
                 try:
+                    if not job.created:
+                        os.ftruncate(fd, job.node.size)
+                        job.created = True
                     write_sparse_aware(fd, offset, data)
                 finally:
                     os.close(fd)
