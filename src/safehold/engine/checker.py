@@ -129,6 +129,7 @@ class Checker:
                 r.errors.append(f"snapshot {snap.short_id}: malformed tree id")
                 continue
             stack = [(root, f"snapshot {snap.short_id}")]
+            cache = self._prefetch(root) if root not in seen else {}
             while stack:
                 tree_id, where = stack.pop()
                 if tree_id in seen:
@@ -140,7 +141,8 @@ class Checker:
                     r.errors.append(f"{where}: tree {tree_id.hex()[:16]} is not in the index")
                     continue
                 try:
-                    nodes = decode_tree(self.repo.load_blob(TREE, tree_id))
+                    raw = cache.get(tree_id)
+                    nodes = decode_tree(raw if raw is not None else self.repo.load_blob(TREE, tree_id))
                 except SafeholdError as exc:
                     r.errors.append(f"{where}: tree {tree_id.hex()[:16]}: {exc}")
                     continue
@@ -158,6 +160,16 @@ class Checker:
                                 r.errors.append(f"{path}: data blob {b.hex()[:16]} is not in the index")
             self.progress.advance(files=1)
         self.progress.finish()
+
+    def _prefetch(self, root: bytes) -> dict[bytes, bytes]:
+        """All trees of a snapshot, read pack by pack; on any problem {} (the per-tree walk then loads and
+        reports each tree on its own, so every damaged tree is named)."""
+        from safehold.engine.restorer import prefetch_trees
+
+        try:
+            return prefetch_trees(self.repo, root, self.workers)
+        except SafeholdError:
+            return {}
 
     def _read_data(self, packs: list[str]) -> None:
         self.progress.start("read data", total_files=len(packs))
