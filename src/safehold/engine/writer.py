@@ -73,9 +73,8 @@ class BlobWriter:
         self.stats = WriterStats()
         self._check = check or (lambda: None)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="safehold-pack")
-        # Local disks gain nothing from parallel pack writes, and every waiting pack is ~16 MiB of memory.
-        props = repo.backend.properties
-        n_up = max(1, uploads or (1 if props.local else props.connections))
+        # One pack write per connection (local: 2, so that one pack's fsync does not stall the workers).
+        n_up = max(1, uploads or repo.backend.properties.connections)
         self._uploads = ThreadPoolExecutor(max_workers=n_up, thread_name_prefix="safehold-upload")
         self._upload_slots = threading.BoundedSemaphore(n_up)
         self._local = threading.local()
