@@ -32,3 +32,10 @@ def test_key_lifecycle(tmp_path: Path, run) -> None:
     assert run("snapshots", password="second passphrase").code == EXIT_WRONG_PASSWORD
     assert run("snapshots", password="third").code == 0
     assert [k["id"] for k in run("key", "list", "--json", password="third").json()] != [added]
+
+
+def test_new_passphrase_never_comes_from_the_current_one(run) -> None:
+    assert run("init").code == 0
+    r = run("key", "add")  # SAFEHOLD_PASSWORD is set, but it names the passphrase in use
+    assert r.code == 2 and "new passphrase" in r.err
+    assert len(run("key", "list", "--json").json()) == 1

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -110,17 +112,31 @@ def key_list(app: App) -> None:
     app.emit(rows, text)
 
 
+def _new_passphrase(path: str | None) -> str:
+    """The new passphrase: from ``--new-password-file``, else asked twice on a terminal. Never from the
+    SAFEHOLD_PASSWORD* variables, which name the passphrase in use."""
+    if path:
+        pw = App(password_file=path).get_password()
+    elif sys.stdin.isatty():
+        pw = getpass.getpass("New passphrase: ")
+        if getpass.getpass("Repeat it: ") != pw:
+            raise UsageError("the passphrases do not match")
+    else:
+        raise UsageError(
+            "no new passphrase given", hint="Pass --new-password-file FILE (or run on a terminal)."
+        )
+    if not pw:
+        raise UsageError("an empty passphrase is not allowed")
+    return pw
+
+
 @key.command("add")
 @click.option("--new-password-file", help="Read the new passphrase from this file.")
 @pass_app
 def key_add(app: App, new_password_file: str | None) -> None:
     """Add a passphrase."""
     repo = app.open_repo()
-    new = (
-        App(password_file=new_password_file).get_password(confirm=True, prompt="New passphrase")
-        if new_password_file
-        else App().get_password(confirm=True, prompt="New passphrase")
-    )
+    new = _new_passphrase(new_password_file)
     name = repo.add_key(new)
     app.emit({"id": name}, f"added key {name[:8]}")
 
@@ -152,11 +168,7 @@ def key_remove(app: App, key_id: str) -> None:
 def key_passwd(app: App, new_password_file: str | None) -> None:
     """Change the passphrase in use (adds a new key, then removes the old one)."""
     repo = app.open_repo()
-    new = (
-        App(password_file=new_password_file).get_password(confirm=True, prompt="New passphrase")
-        if new_password_file
-        else App().get_password(confirm=True, prompt="New passphrase")
-    )
+    new = _new_passphrase(new_password_file)
     name = repo.add_key(new)
     repo.backend.remove(Handle(FileType.KEY, repo.key_name))
     app.emit({"id": name, "removed": repo.key_name}, f"changed passphrase: new key {name[:8]}")

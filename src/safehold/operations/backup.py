@@ -61,7 +61,7 @@ def snapshot_time(value: str | None) -> str:
     return (dt if dt.tzinfo else dt.astimezone()).astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _user() -> str:
+def current_user() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -210,7 +210,7 @@ def backup_paths(repo: Repository, opts: BackupOptions, progress: Progress | Non
                 "time": snapshot_time(opts.time),
                 "paths": [os.fsdecode(p) for p in paths],
                 "hostname": opts.host or socket.gethostname(),
-                "username": _user(),
+                "username": current_user(),
                 "tags": sorted(set(opts.tags)),
                 "excludes": list(opts.excludes),
             },

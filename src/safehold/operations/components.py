@@ -25,7 +25,7 @@ from safehold.engine.restorer import Restorer, find_node, load_tree
 from safehold.engine.snapshot import Snapshot
 from safehold.engine.tree import DIR, FILE, Node
 from safehold.errors import NotFound, SafeholdError, UsageError
-from safehold.operations.backup import Session, _user, backup_session, commit, snapshot_time
+from safehold.operations.backup import Session, backup_session, commit, current_user, snapshot_time
 from safehold.sources.base import Source, SourceContext, StreamStats
 from safehold.sources.fs.meta import apply_metadata
 from safehold.sources.fs.select import Selector
@@ -231,7 +231,7 @@ def backup_components(
             "time": snapshot_time(None),
             "paths": [],
             "hostname": socket.gethostname(),
-            "username": _user(),
+            "username": current_user(),
             **(snap_fields or {}),
             "components": {r.name: r.as_dict() for r in results},
             "partial": bool(failed_required),
