@@ -17,7 +17,7 @@ import click
 from safehold.backends.base import Backend
 from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.repository import Repository
-from safehold.errors import BackendError, ConfigError, RepositoryNotFound, UsageError
+from safehold.errors import ConfigError, RepositoryNotFound, UsageError
 
 if TYPE_CHECKING:
     from safehold.config.schema import Config
@@ -90,11 +90,7 @@ class App:
 
     def open_repo(self, url: str | None = None) -> Repository:
         backend = self.backend(url)
-        try:
-            exists = backend.exists()
-        except BackendError:
-            raise
-        if not exists:
+        if not backend.exists():
             raise RepositoryNotFound(f"no repository at {backend.properties.location}")
         return Repository.open(backend, self.get_password())
 

@@ -83,10 +83,6 @@ class MasterKeys:
     def generate(cls) -> MasterKeys:
         return cls.from_master(os.urandom(MASTER_LEN))
 
-    def blob_hasher(self) -> blake3.blake3:
-        """A keyed BLAKE3 template; ``.copy()`` it per blob (cheaper than re-keying)."""
-        return blake3.blake3(key=self.blob_id)
-
     def blob_id_of(self, data: bytes | memoryview) -> bytes:
         return blake3.blake3(data, key=self.blob_id, max_threads=1).digest()
 

@@ -11,7 +11,7 @@ it grows.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import msgpack
@@ -210,13 +210,6 @@ class MasterIndex:
     def __len__(self) -> int:
         return len(self._pending) + sum(s.n for s in self._segments)
 
-    @property
-    def pack_ids(self) -> list[bytes]:
-        return list(self._packs)
-
-    def envelope_of(self, pack_id: bytes) -> bytes:
-        return self._envelopes[self._pack_no[pack_id]]
-
     def by_pack(self) -> dict[bytes, list[PackedBlob]]:
         """Every entry grouped by pack (for check and rebuild); duplicates across index files kept once."""
         with self._lock:
@@ -236,9 +229,3 @@ class MasterIndex:
                     )
                     out.setdefault(self._packs[int(seg.pack[i])], {})[(e.id, e.offset)] = e
             return {pid: sorted(d.values(), key=lambda e: e.offset) for pid, d in out.items()}
-
-    def iter_ids(self) -> Iterator[bytes]:
-        yield from list(self._pending)
-        for seg in self._segments:
-            for i in range(seg.n):
-                yield seg.ids[i].tobytes()

@@ -31,6 +31,7 @@ from safehold.engine.crypto import SessionCache, open_file, seal_file
 from safehold.errors import IntegrityError, LockLost, NotFoundError, RepositoryLocked, SafeholdError
 
 DEFAULT_LEASE = 300.0
+_LABEL = b"lock"
 GRACE = 30.0
 
 
@@ -75,16 +76,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _label() -> bytes:
-    return b"lock"
-
-
 def read_locks(backend: Backend, key: bytes, sessions: SessionCache) -> list[LockInfo]:
     """All readable locks; an unreadable lock file counts as a live exclusive lock of unknown origin."""
     out: list[LockInfo] = []
     for fi in backend.list(FileType.LOCK):
         try:
-            raw = open_file(sessions, backend.load(Handle(FileType.LOCK, fi.name)), _label(), "lock file")
+            raw = open_file(sessions, backend.load(Handle(FileType.LOCK, fi.name)), _LABEL, "lock file")
             d = json.loads(raw)
             out.append(LockInfo(name=fi.name, **d))
         except NotFoundError:
@@ -133,7 +130,7 @@ class Lock:
 
     def _write(self) -> None:
         d = {k: v for k, v in self.info.__dict__.items() if k != "name"}
-        self.backend.save(self.handle, seal_file(self._key, json.dumps(d).encode(), _label()))
+        self.backend.save(self.handle, seal_file(self._key, json.dumps(d).encode(), _LABEL))
 
     def _refresh_loop(self) -> None:
         interval = max(self.lease / 3, 0.05)
