@@ -8,6 +8,7 @@ recorded in the snapshot's ``components`` metadata, and the snapshot is marked p
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import time
@@ -194,8 +195,10 @@ def backup_components(
         for name, source, optional in components:
             writer = EngineComponentWriter(session, name)
             t0 = time.monotonic()
-            sctx = ctx or SourceContext()
-            sctx.log = writer.log
+            # each component logs into its own writer; the caller's context is not modified
+            sctx = (
+                dataclasses.replace(ctx, log=writer.log) if ctx is not None else SourceContext(log=writer.log)
+            )
             try:
                 meta = source.backup(writer, sctx)
                 status, err, hint = "ok", None, None
