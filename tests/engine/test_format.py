@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -12,12 +13,14 @@ from hypothesis import strategies as st
 
 from safehold.backends.base import FileType, Handle
 from safehold.backends.memory import MemoryBackend
+from safehold.backends.spool import open_spool
 from safehold.engine.crypto import MasterKeys, Session, SessionCache, open_file, seal_file
 from safehold.engine.filescache import FilesCache
 from safehold.engine.index import MasterIndex, decode_index, encode_index
 from safehold.engine.lock import read_locks
 from safehold.engine.pack import DATA, TREE, PackBuilder, PackedBlob
 from safehold.engine.repository import Repository
+from safehold.engine.sealer import Sealed
 from safehold.engine.tree import Node, decode_tree, encode_tree
 from safehold.engine.writer import BlobWriter
 from safehold.errors import IntegrityError, LockLost, RepositoryExists, RepositoryLocked, WrongPassword
@@ -232,9 +235,13 @@ def test_malformed_tree_is_an_integrity_error() -> None:
 def test_pack_builder_spreads_over_two_open_packs(repo: Repository) -> None:
     w = BlobWriter(repo)
     assert len(w._packs[DATA]) == 2
-    pb = PackBuilder(DATA)
-    pb.add(b"x" * 32, b"y" * 40, 12, False)
-    data, pid = pb.finish(Session(repo.keys.data))
-    import hashlib
-
+    assert w._packs[DATA] == [None, None]  # opened on first use
+    pb = PackBuilder(DATA, open_spool(repo.backend, FileType.DATA))
+    pb.add([Sealed(DATA, b"x" * 32, 12, 40, False)], b"y" * 40)
+    pid = pb.finish(Session(repo.keys.data))
+    h = Handle(FileType.DATA, pid.hex())
+    pb.spool.commit(h)
+    data = repo.backend.load(h)
+    assert data.startswith(b"y" * 40)
     assert hashlib.sha256(data).digest() == pid
+    w.abort()

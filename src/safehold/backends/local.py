@@ -28,6 +28,7 @@ from safehold.backends._util import (
     temp_name,
 )
 from safehold.backends.base import BackendProperties, FileInfo, FileType, Handle
+from safehold.backends.spool import FileSpool
 from safehold.errors import BackendError, NotFoundError
 
 FILE_MODE = 0o600
@@ -102,6 +103,25 @@ class LocalBackend:
             except OSError:
                 pass
             raise
+
+    def spool(self, t: FileType) -> LocalSpool:
+        """A spool whose temporary file sits in ``t``'s folder: committing it is a rename, not a copy."""
+        folder = self.root / t.folder
+        tmp = folder / temp_name(f"spool-{t.name.lower()}")
+        try:
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+            except FileNotFoundError:
+                self._mkdirs(folder)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        except OSError as e:
+            raise _error(e, f"creating a {t.name.lower()} file in", folder) from e
+        try:
+            os.fchmod(fd, FILE_MODE)
+        except OSError:
+            os.close(fd)
+            raise
+        return LocalSpool(self, fd, tmp)
 
     def load(self, h: Handle, offset: int = 0, length: int | None = None) -> bytes:
         path = self._path(h)
@@ -231,6 +251,54 @@ class LocalBackend:
             p = p.parent
         for d in reversed(missing):
             self._mkdir(d)
+
+
+class LocalSpool(FileSpool):
+    """A temporary file in the repository; :meth:`commit` fsyncs it and renames it into place."""
+
+    def __init__(self, backend: LocalBackend, fd: int, tmp: Path) -> None:
+        super().__init__(fd)
+        self._backend = backend
+        self._tmp: Path | None = tmp
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            super().write(data)
+        except OSError as e:
+            raise _error(e, "writing a pack to", self._backend.root) from e
+
+    def commit(self, h: Handle) -> None:
+        final = self._backend._path(h)
+        folder = final.parent
+        try:
+            try:
+                os.fsync(self._fd)
+            finally:
+                self._close()
+            if self._tmp is None:
+                raise ValueError("a spool is committed only once")
+            try:
+                os.replace(self._tmp, final)
+            except FileNotFoundError:
+                self._backend._mkdirs(folder)
+                os.replace(self._tmp, final)
+            self._tmp = None
+            _fsync_dir(folder)
+        except OSError as e:
+            self.discard()
+            raise _error(e, f"writing {h} to", folder) from e
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        self._close()
+        if self._tmp is not None:
+            tmp, self._tmp = self._tmp, None
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -21,8 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-import pyfastcdc
-
+from safehold.engine.chunker import Chunker
 from safehold.engine.filescache import FilesCache
 from safehold.engine.pack import DATA, TREE
 from safehold.engine.progress import NullProgress, Progress
@@ -109,14 +108,11 @@ class Archiver:
         self.stats = ArchiveStats()
         self.errors: list[str] = []
         self._keys = repo.keys
-        self._chunker = pyfastcdc.FastCDC(
-            cfg.avg_size, min_size=cfg.min_size, max_size=cfg.max_size, seed=cfg.chunker_seed
-        )
-        self._min = cfg.min_size
+        self._chunker = Chunker(cfg.avg_size, cfg.min_size, cfg.max_size, cfg.chunker_seed)
         self._hardlinks: dict[tuple[int, int], list[bytes]] = {}
 
     # ---- blobs and trees -------------------------------------------------------------------------
-    def _store(self, blob_type: int, data: bytes, *, fast: bool = False) -> bytes:
+    def _store(self, blob_type: int, data: bytes | memoryview, *, fast: bool = False) -> bytes:
         blob_id = self._keys.blob_id_of(data)
         if self.writer.reserve(blob_id):
             self.writer.submit(blob_type, blob_id, data, fast=fast)
@@ -136,24 +132,16 @@ class Archiver:
 
     # ---- content from memory and streams ---------------------------------------------------------
     def bytes_node(self, name: bytes, data: bytes, mode: int = 0o600) -> Node:
-        content = [self._store(DATA, chunk) for chunk in self._cut_bytes(data)]
+        content = [self._store(DATA, chunk) for chunk in self._chunker.cut(data)]
         self.progress.advance(files=1, nbytes=len(data))
         return _synthetic(name, len(data), content, mode)
-
-    def _cut_bytes(self, data: bytes) -> list[bytes]:
-        if not data:
-            return []
-        if len(data) < self._min:
-            return [data]
-        return [bytes(c.data) for c in self._chunker.cut_buf(data)]
 
     def stream_node(self, name: bytes, stream: IO[bytes], mode: int = 0o600) -> StreamResult:
         """Chunk everything read from ``stream`` until EOF into one file node (bounded memory)."""
         digest = hashlib.sha256()
         content: list[bytes] = []
         size = 0
-        for chunk in self._chunker.cut_stream(stream):
-            data = bytes(chunk.data)
+        for data in self._chunker.stream(_readinto_of(stream)):
             digest.update(data)
             content.append(self._store(DATA, data, fast=True))
             size += len(data)
@@ -249,18 +237,19 @@ class Archiver:
         content: list[bytes] = []
         nbytes = 0
         try:
-            with os.fdopen(fd, "rb", buffering=0) as f:
-                if st.st_size < self._min:
-                    data = f.read()
+            try:
+                if st.st_size < self._chunker.max_size:
+                    # One read: a short read of a regular file means its end (one byte more shows growth).
+                    data = os.read(fd, st.st_size + 1)
                     nbytes = len(data)
-                    if nbytes:
-                        content = [self._store(DATA, c) for c in self._cut_bytes(data)]
+                    content = [self._store(DATA, c) for c in self._chunker.cut(data)]
                 else:
-                    for chunk in self._chunker.cut_stream(f):
-                        data = bytes(chunk.data)
+                    for data in self._chunker.stream(lambda view: os.readv(fd, [view])):
                         nbytes += len(data)
                         content.append(self._store(DATA, data))
-                after = os.fstat(f.fileno())
+                after = os.fstat(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
             self._error(path, f"read failed: {exc.strerror}")
             return None
@@ -274,6 +263,19 @@ class Archiver:
         text = f"{os.fsdecode(path)}: {message}"
         self.errors.append(text)
         self.progress.warn(text)
+
+
+def _readinto_of(stream: IO[bytes]) -> Callable[[memoryview], int | None]:
+    readinto = getattr(stream, "readinto", None)
+    if readinto is not None:
+        return readinto  # type: ignore[no-any-return]
+
+    def via_read(view: memoryview) -> int:
+        data = stream.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    return via_read
 
 
 def _synthetic(name: bytes, size: int, content: list[bytes], mode: int) -> Node:

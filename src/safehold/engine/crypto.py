@@ -99,9 +99,27 @@ class Session:
 
     def __init__(self, root_key: bytes, session_id: bytes | None = None) -> None:
         self.session_id = session_id if session_id is not None else os.urandom(SESSION_ID_LEN)
-        self._aead = AESGCM(hkdf(root_key, b"session", salt=self.session_id))
+        self.key = hkdf(root_key, b"session", salt=self.session_id)
+        self._aead = AESGCM(self.key)
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
+
+    @classmethod
+    def partition(cls, session_id: bytes, key: bytes, part: int) -> Session:
+        """The same session (id and key) for another sealer, with its own share of the nonce space.
+
+        Nonces are 96-bit counters; partition ``part`` counts from ``part << 64``, so sealers that share
+        one session (the helper processes of one writer) never use the same nonce. Partition 0 is the
+        session created with :meth:`__init__`.
+        """
+        if not 0 < part < 1 << 32:
+            raise ValueError("nonce partition out of range")
+        s = cls.__new__(cls)
+        s.session_id, s.key = session_id, key
+        s._aead = AESGCM(key)
+        s._counter = itertools.count((part << 64) + 1)
+        s._lock = threading.Lock()
+        return s
 
     def _nonce(self) -> bytes:
         with self._lock:

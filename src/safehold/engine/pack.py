@@ -11,13 +11,16 @@ sealed the pack (see :mod:`safehold.engine.crypto`). A pack's file name is the S
 
 from __future__ import annotations
 
-import hashlib
 import struct
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgpack
 
+from safehold.backends.spool import Spool
 from safehold.engine.crypto import SESSION_ID_LEN, Session, SessionCache
+from safehold.engine.sealer import Sealed
 
 PACK_MAGIC = b"SHP1"
 ENVELOPE_LEN = 1 + SESSION_ID_LEN
@@ -61,35 +64,40 @@ class PackedBlob:
 
 
 class PackBuilder:
-    """Accumulates sealed blobs of one type; :meth:`finish` returns the pack bytes and its id."""
+    """Appends sealed blobs of one type to a spool; :meth:`finish` adds the header and returns the pack id.
 
-    def __init__(self, blob_type: int) -> None:
+    The bytes go straight to the spool (a file, see :mod:`safehold.backends.spool`): a pack waiting to
+    be filled or uploaded costs no resident memory.
+    """
+
+    def __init__(self, blob_type: int, spool: Spool) -> None:
         self.blob_type = blob_type
-        self.buf = bytearray()
+        self.spool = spool
         self.entries: list[PackedBlob] = []
+        self.lock = threading.Lock()  # held by whoever appends; the writer picks packs under its own
+        self.closed = False  # full (or flushed): no more blobs
 
     def __len__(self) -> int:
-        return len(self.buf)
+        return self.spool.size
 
-    def add(self, blob_id: bytes, sealed: bytes, raw_length: int, compressed: bool) -> None:
-        self.entries.append(
-            PackedBlob(self.blob_type, blob_id, len(self.buf), len(sealed), raw_length, compressed)
-        )
-        self.buf += sealed
+    def add(self, blobs: Sequence[Sealed], payload: bytes | bytearray | memoryview) -> None:
+        """Append sealed blobs whose ciphertexts lie back to back in ``payload``."""
+        offset = self.spool.size
+        for b in blobs:
+            self.entries.append(
+                PackedBlob(self.blob_type, b.id, offset, b.length, b.raw_length, b.compressed)
+            )
+            offset += b.length
+        if offset - self.spool.size != len(payload):
+            raise ValueError("sealed blob lengths do not add up to the payload")
+        self.spool.write(payload)
 
-    def finish(self, session: Session) -> tuple[bytearray, bytes]:
-        """Seal the header and return ``(pack bytes, pack id)``; the builder is empty afterwards.
-
-        The buffer is handed over, not copied: packs are the largest buffers a backup holds.
-        """
+    def finish(self, session: Session) -> bytes:
+        """Append the sealed header and the trailer; return the pack id (SHA-256 of all its bytes)."""
         header = msgpack.packb([e.to_wire() for e in self.entries], use_bin_type=True)
         header_ct = session.seal(header, HEADER_AD)
-        self.buf += header_ct
-        self.buf += session.envelope
-        self.buf += struct.pack(">I", len(header_ct))
-        self.buf += PACK_MAGIC
-        data, self.buf = self.buf, bytearray()
-        return data, hashlib.sha256(data).digest()
+        self.spool.write(header_ct + session.envelope + struct.pack(">I", len(header_ct)) + PACK_MAGIC)
+        return self.spool.digest()
 
 
 def parse_trailer(tail: bytes, pack_size: int) -> tuple[bytes, int]:

@@ -1,0 +1,297 @@
+"""Sealing blobs: compress, encrypt, and verify before anything is written — here or in helper processes.
+
+:class:`Sealer` turns one blob into its pack ciphertext: zstd (kept only when it saves at least 1/32),
+AES-256-GCM under the writer's session with associated data binding version, type and id, then the
+check that makes a written blob trustworthy: decrypt, decompress and re-hash, and compare with the id.
+
+A backup spends most of its CPU here, and Python threads cannot share that with the archiver's thread:
+every small file's syscalls wait for the interpreter lock while a sealing thread holds it. So a large
+write is sealed by helper processes (:class:`SealerProcess`, ``python -m safehold.engine.sealer``), each
+running a :class:`Sealer` on its own share of the session's nonce space (see
+:meth:`~safehold.engine.crypto.Session.partition`). A helper never touches the repository: it receives
+batches of plaintext blobs on its stdin and answers with their ciphertexts on its stdout, in order; the
+writer's threads put them into packs. It knows the session key and the blob-id key, nothing else.
+
+Wire format, both directions: ``u32 header length | u32 payload length | header | payload``. The header
+is msgpack; the payload is the blobs' bytes back to back. Requests: ``["init", session id, session key,
+partition, id key, level]`` once, then ``[[type, id, length, fast], ...]`` per batch. Replies:
+``[[sealed length, compressed], ...]`` per batch, or ``["error", message]``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import struct
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import blake3
+import msgpack
+import zstandard
+
+from safehold.engine.crypto import Session, blob_ad
+from safehold.errors import IntegrityError, SafeholdError
+
+_FRAME = struct.Struct(">II")
+_F_SETPIPE_SZ = 1031
+PIPE_SIZE = 1024 * 1024
+
+
+class SealerError(SafeholdError):
+    """A helper process that seals blobs failed or exited."""
+
+    default_hint = "Run the command again with --debug; if it repeats, report it with the output."
+
+
+@dataclass(frozen=True)
+class Item:
+    """One blob to seal."""
+
+    type: int
+    id: bytes
+    data: bytes | memoryview
+    fast: bool
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """One sealed blob's place in a batch's payload."""
+
+    type: int
+    id: bytes
+    raw_length: int
+    length: int
+    compressed: bool
+
+
+class Sealer:
+    """Seals blobs under one session partition. Not thread-safe: one per thread or process."""
+
+    def __init__(self, session: Session, id_key: bytes, level: int) -> None:
+        self.session = session
+        self._id_key = id_key
+        self._level = level
+        self._cctx: dict[int, zstandard.ZstdCompressor] = {}
+        self._dctx = zstandard.ZstdDecompressor()
+
+    def seal(self, item: Item) -> tuple[bytes, bool]:
+        """Compress (when it pays), encrypt, and verify by decrypting, decompressing and re-hashing.
+
+        ``fast`` uses zstd level 1 instead of the repository's level (for streams such as database
+        dumps, whose producer holds a transaction open while we keep up).
+        """
+        data = item.data
+        raw_len = len(data)
+        payload: bytes | memoryview = data
+        compressed = False
+        if raw_len >= 64:
+            level = 1 if item.fast else self._level
+            cctx = self._cctx.get(level)
+            if cctx is None:
+                cctx = self._cctx[level] = zstandard.ZstdCompressor(level=level)
+            c = cctx.compress(data)
+            if len(c) < raw_len - (raw_len >> 5):
+                payload, compressed = c, True
+        ad = blob_ad(item.type, item.id)
+        sealed = self.session.seal(payload, ad)
+        check = self.session.open(sealed, ad)
+        if compressed:
+            check = self._dctx.decompress(check, max_output_size=raw_len)
+        if blake3.blake3(check, key=self._id_key, max_threads=1).digest() != item.id:
+            raise IntegrityError("a blob did not read back identically before upload (memory error?)")
+        return sealed, compressed
+
+    def seal_batch(self, items: Sequence[Item]) -> tuple[list[Sealed], list[bytes]]:
+        metas: list[Sealed] = []
+        out: list[bytes] = []
+        for it in items:
+            ct, compressed = self.seal(it)
+            metas.append(Sealed(it.type, it.id, len(it.data), len(ct), compressed))
+            out.append(ct)
+        return metas, out
+
+
+# ---- wire ---------------------------------------------------------------------------------------------
+
+
+def _write_all(fd: int, parts: list[bytes | bytearray | memoryview]) -> None:
+    views = [memoryview(p).cast("B") for p in parts if len(p)]
+    while views:
+        n = os.writev(fd, views[:1024])
+        while n:
+            if n >= len(views[0]):
+                n -= len(views[0])
+                views.pop(0)
+            else:
+                views[0] = views[0][n:]
+                n = 0
+
+
+def send_frame(fd: int, header: object, payload: Sequence[bytes | bytearray | memoryview] = ()) -> None:
+    h = msgpack.packb(header, use_bin_type=True)
+    _write_all(fd, [_FRAME.pack(len(h), sum(len(p) for p in payload)), h, *payload])
+
+
+def _read_exact(fd: int, n: int) -> bytearray:
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = os.readv(fd, [view[got:]])
+        if k == 0:
+            raise EOFError
+        got += k
+    return buf
+
+
+def recv_frame(fd: int) -> tuple[object, bytearray]:
+    hlen, plen = _FRAME.unpack(_read_exact(fd, _FRAME.size))
+    header = msgpack.unpackb(_read_exact(fd, hlen), raw=False)
+    return header, _read_exact(fd, plen)
+
+
+def _grow_pipe(fd: int) -> None:
+    try:
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:
+        pass  # a smaller pipe only means more round trips
+
+
+# ---- helper process ------------------------------------------------------------------------------------
+
+
+def serve(rfd: int, wfd: int) -> None:
+    """The helper's loop: an init frame, then one reply per batch until end of input."""
+    header, _ = recv_frame(rfd)
+    if not (isinstance(header, list) and header and header[0] == "init"):
+        raise SystemExit("safehold sealer: expected an init frame")
+    _, sid, key, part, id_key, level = header
+    sealer = Sealer(Session.partition(sid, key, part), id_key, level)
+    while True:
+        try:
+            header, payload = recv_frame(rfd)
+        except EOFError:
+            return
+        assert isinstance(header, list)
+        view = memoryview(payload)
+        items: list[Item] = []
+        pos = 0
+        for t, blob_id, n, fast in header:
+            items.append(Item(t, blob_id, view[pos : pos + n], fast))
+            pos += n
+        try:
+            metas, cts = sealer.seal_batch(items)
+        except Exception as e:  # reported to the writer, which stops the backup with it
+            send_frame(wfd, ["error", f"{type(e).__name__}: {e}"])
+            continue
+        del items, view, payload
+        send_frame(wfd, [[m.length, m.compressed] for m in metas], cts)
+
+
+class SealerProcess:
+    """One helper process and the thread that collects its replies.
+
+    :meth:`submit` (one caller thread) sends a batch; ``on_result(metas, payload)`` runs in the
+    collector thread for each batch in order, ``on_error(exc)`` once if the helper fails.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        part: int,
+        id_key: bytes,
+        level: int,
+        on_result: Callable[[list[Sealed], bytearray], None],
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "safehold.engine.sealer"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
+        )
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._wfd = self._proc.stdin.fileno()
+        self._rfd = self._proc.stdout.fileno()
+        _grow_pipe(self._wfd)
+        _grow_pipe(self._rfd)
+        self._pending: deque[list[Item]] = deque()
+        self._cond = threading.Condition()
+        self.pending_bytes = 0
+        self._on_result = on_result
+        self._on_error = on_error
+        send_frame(self._wfd, ["init", session.session_id, session.key, part, id_key, level])
+        self._thread = threading.Thread(target=self._collect, name="safehold-sealer-collect", daemon=True)
+        self._thread.start()
+
+    def submit(self, items: list[Item]) -> None:
+        n = sum(len(i.data) for i in items)
+        with self._cond:
+            self._pending.append(items)
+            self.pending_bytes += n
+        try:
+            send_frame(
+                self._wfd, [[i.type, i.id, len(i.data), i.fast] for i in items], [i.data for i in items]
+            )
+        except OSError as e:
+            raise SealerError(f"a sealing helper process stopped: {e.strerror}") from e
+
+    def _collect(self) -> None:
+        try:
+            while True:
+                try:
+                    header, payload = recv_frame(self._rfd)
+                except EOFError:
+                    with self._cond:
+                        if not self._pending:
+                            return
+                    code = self._proc.wait()
+                    raise SealerError(
+                        f"a sealing helper process exited unexpectedly (exit code {code})"
+                    ) from None
+                with self._cond:
+                    items = self._pending.popleft()
+                    self.pending_bytes -= sum(len(i.data) for i in items)
+                if isinstance(header, list) and header[:1] == ["error"]:
+                    msg = str(header[1])
+                    if msg.startswith("IntegrityError: "):
+                        raise IntegrityError(msg.removeprefix("IntegrityError: "))
+                    raise SealerError(f"sealing failed in a helper process: {msg}")
+                assert isinstance(header, list) and len(header) == len(items)
+                metas = [
+                    Sealed(i.type, i.id, len(i.data), ln, c) for i, (ln, c) in zip(items, header, strict=True)
+                ]
+                self._on_result(metas, payload)
+        except BaseException as e:
+            self._on_error(e)
+
+    def close(self, *, wait: bool = True) -> None:
+        """End the helper: after all replies (``wait``) or at once."""
+        try:
+            self._proc.stdin.close()  # type: ignore[union-attr]
+        except OSError:
+            pass
+        if not wait:
+            self._proc.kill()
+        self._thread.join()
+        self._proc.wait()
+        self._proc.stdout.close()  # type: ignore[union-attr]
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and closes our input
+    try:
+        serve(0, 1)
+    except (BrokenPipeError, EOFError):
+        pass
+
+
+if __name__ == "__main__":
+    main()
