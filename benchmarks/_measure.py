@@ -16,6 +16,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -34,6 +35,10 @@ class Measured:
     maxrss_kib: int
     returncode: int
     output_tail: str = ""
+    #: Peak of the summed proportional set size (PSS) of the command and every process it started,
+    #: sampled every 50 ms: ``maxrss_kib`` is one process's peak, and a command with helper processes
+    #: uses more than that.
+    tree_pss_kib: int = 0
 
     @property
     def ok(self) -> bool:
@@ -91,6 +96,8 @@ def measure(
             os.close(wfd)
             wfd = -1
             timed_out = False
+            sampler = _TreeSampler(proc.pid)
+            sampler.start()
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -106,6 +113,7 @@ def measure(
                 return Measured(
                     list(cmd), timeout, 0.0, 0.0, 0, -signal.SIGKILL, f"timed out after {timeout} s"
                 )
+            sampler.stop()
         report = os.read(rfd, 4096).decode().split()
     finally:
         os.close(rfd)
@@ -122,7 +130,46 @@ def measure(
     )
     returncode = os.waitstatus_to_exitcode(status)
     tail = log.read_bytes()[-2000:].decode(errors="replace") if returncode != 0 else ""
-    return Measured(list(cmd), round(seconds, 3), round(user, 3), round(system, 3), maxrss, returncode, tail)
+    return Measured(
+        list(cmd), round(seconds, 3), round(user, 3), round(system, 3), maxrss, returncode, tail, sampler.peak
+    )
+
+
+class _TreeSampler(threading.Thread):
+    """Samples the summed PSS of every process in the session ``sid`` except the wrapper (``sid``)."""
+
+    def __init__(self, sid: int) -> None:
+        super().__init__(daemon=True)
+        self.sid = sid
+        self.peak = 0
+        self._done = threading.Event()
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+    def run(self) -> None:
+        while not self._done.wait(0.05):
+            self.peak = max(self.peak, self._total())
+
+    def _total(self) -> int:
+        total = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == self.sid:
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+                if int(fields[3]) != self.sid:  # field 6 of stat: session id
+                    continue
+                with open(f"/proc/{entry}/smaps_rollup", "rb") as f:
+                    for line in f:
+                        if line.startswith(b"Pss:"):
+                            total += int(line.split()[1])
+                            break
+            except (OSError, ValueError, IndexError):
+                continue
+        return total
 
 
 def disk_usage(path: Path) -> tuple[int, int]:

@@ -10,7 +10,8 @@ dropped, and every step starts after ``sync``): copy the pristine tree (``cp -a`
 repository, initial backup, no-change backup, apply day 1's change (not timed), daily-change backup,
 full restore of the latest snapshot to disk (then compared with the source tree, not timed) and to a
 tmpfs, full data check, repository size (``du``), caches size. Every command's wall time, CPU time
-and peak RSS come from ``os.wait4``. ``cp -a`` of the changed tree to disk and to the tmpfs is the
+and peak RSS come from ``os.wait4`` (RSS of the largest single process); the summed PSS of the command
+and every helper process it starts is sampled every 50 ms. ``cp -a`` of the changed tree to disk and to the tmpfs is the
 baseline for the restore rows. Prints a table and, with ``--json``, writes every measurement.
 
 Exit status: 0 when every step of every tool succeeded and every restore matched its source, else 1.
@@ -104,6 +105,7 @@ def run_tool(tool: Tool, pristine: Path, work: Path, tmp: Path | None, scale: fl
             res["repo_bytes"], res["repo_apparent_bytes"] = disk_usage(repo)
         res["cache_bytes"] = disk_usage(tool.cache)[0] if tool.cache.exists() else 0
         res["peak_rss_kib"] = max((s["maxrss_kib"] for s in steps.values()), default=0)
+        res["peak_tree_pss_kib"] = max((s.get("tree_pss_kib", 0) for s in steps.values()), default=0)
         res["loadavg_after"] = os.getloadavg()
     finally:
         for p in (src, repo, target, tool.cache):
@@ -148,11 +150,14 @@ def table(result: dict[str, Any]) -> str:
             return r["repo_bytes"] / MIB if "repo_bytes" in r else None
         if key == "rss":
             return r["peak_rss_kib"] / 1024 if r.get("peak_rss_kib") else None
+        if key == "pss":
+            return r["peak_tree_pss_kib"] / 1024 if r.get("peak_tree_pss_kib") else None
         s = r["steps"].get(key)
         return s["seconds"] if s and s["returncode"] == 0 else None
 
     spec = [(k, label, ".2f") for k, label in STEPS] + [("repo", "repository size (MiB)", ".0f"),
-                                                           ("rss", "peak RSS, any step (MiB)", ".0f")]  # fmt: skip
+                                                           ("rss", "peak RSS, any step (MiB)", ".0f"),
+                                                           ("pss", "peak PSS, all processes (MiB)", ".0f")]  # fmt: skip
     for key, label, fmt in spec:
         vals = {t: value(t, key) for t in tools}
         if all(v is None for v in vals.values()) and key not in BASELINE:

@@ -143,10 +143,11 @@ def test_measure_reports_the_childs_own_peak_rss(tmp_path: Path) -> None:
     ballast[::4096] = b"\x01" * len(ballast[::4096])  # this process is now > 128 MiB resident
     log = tmp_path / "log.txt"
     small = measure(["true"], log=log)
-    grow = f"b = bytearray({64 << 20})\nb[::4096] = b'x' * len(b[::4096])"
+    grow = f"import time\nb = bytearray({64 << 20})\nb[::4096] = b'x' * len(b[::4096])\ntime.sleep(0.5)"
     big = measure([sys.executable, "-I", "-S", "-c", grow], log=log)
     failed = measure([sys.executable, "-c", "raise SystemExit(3)"], log=log)
     assert small.ok and small.maxrss_kib < 20 << 10  # not this process's 128 MiB
     assert big.ok and 64 << 10 < big.maxrss_kib < 110 << 10
+    assert 64 << 10 < big.tree_pss_kib < 110 << 10  # sampled while it slept; the wrapper not counted
     assert failed.returncode == 3 and "raise SystemExit" in failed.output_tail
     assert len(ballast) == 128 << 20

@@ -13,13 +13,14 @@ streams (database dumps, API exports).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO
 
 from safehold.engine.chunker import Chunker
 from safehold.engine.filescache import FilesCache
@@ -295,5 +296,4 @@ def _synthetic(name: bytes, size: int, content: list[bytes], mode: int) -> Node:
 
 
 def _copy(node: Node) -> Node:
-    kw: dict[str, Any] = dict(node.__dict__)
-    return Node(**kw)
+    return dataclasses.replace(node)

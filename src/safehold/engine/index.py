@@ -25,7 +25,7 @@ INDEX_VERSION = 1
 _FOLD_AT = 65536
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BlobLocation:
     pack_id: bytes
     envelope: bytes

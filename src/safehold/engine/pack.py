@@ -32,7 +32,7 @@ TREE = 1
 BLOB_TYPE_NAMES = {DATA: "data", TREE: "tree"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PackedBlob:
     """Where one blob lives inside a pack."""
 

@@ -27,6 +27,7 @@ import pathspec
 
 from safehold.backends.base import FileType, Handle
 from safehold.engine.index import BlobLocation
+from safehold.engine.memtune import tune_malloc
 from safehold.engine.pack import DATA, TREE
 from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.repository import Repository
@@ -37,6 +38,11 @@ from safehold.sources.fs.meta import apply_metadata, create_special, write_spars
 OVERWRITE_POLICIES = ("never", "if-changed", "always")
 TMP_SUFFIX = b".safehold-partial"
 _GAP = 256 * 1024
+#: Largest read from a local pack: bounds the memory each reader holds (remote reads stay whole-pack,
+#: where every request is a round trip).
+_LOCAL_READ = 4 * 1024 * 1024
+#: Jobs share this many locks (a lock per file would cost more memory than the rest of its plan).
+_LOCK_STRIPES = 64
 #: Stored tree packs kept while the trees of a snapshot are fetched from remote storage.
 _TREE_PACK_CACHE = 256 * 1024 * 1024
 
@@ -54,12 +60,13 @@ class RestoreStats:
         return dict(self.__dict__)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Job:
+    """One regular file to restore (one per file: slots keep a plan of millions of files small)."""
+
     final: bytes
     node: Node
     remaining: int
-    lock: threading.Lock = field(default_factory=threading.Lock)
     created: bool = False
     failed: bool = False
 
@@ -177,13 +184,19 @@ class Restorer:
         backend's ``connections``, at least 2)."""
         if overwrite not in OVERWRITE_POLICIES:
             raise UsageError(f"--overwrite takes one of {', '.join(OVERWRITE_POLICIES)}")
+        tune_malloc()
         self.repo = repo
         self.overwrite = overwrite
         self.progress = progress or NullProgress()
         self.restore_owner = os.geteuid() == 0 if restore_owner is None else restore_owner
         props = repo.backend.properties
         self.workers = workers or (2 if props.local else max(2, props.connections))
+        self._max_read = _LOCAL_READ if props.local else None
+        self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
         self.stats = RestoreStats()
+
+    def _lock(self, job: _Job) -> threading.Lock:
+        return self._locks[id(job) // 64 % _LOCK_STRIPES]
 
     # ---- planning --------------------------------------------------------------------------------
     def restore(
@@ -342,7 +355,11 @@ class Restorer:
         for kv in ordered:
             if groups:
                 last = groups[-1][-1][1][0]
-                if kv[1][0].offset - (last.offset + last.length) <= _GAP:
+                first = groups[-1][0][1][0]
+                end = kv[1][0].offset + kv[1][0].length
+                if kv[1][0].offset - (last.offset + last.length) <= _GAP and (
+                    self._max_read is None or end - first.offset <= self._max_read
+                ):
                     groups[-1].append(kv)
                     continue
             groups.append([kv])
@@ -369,7 +386,7 @@ class Restorer:
     ) -> None:
         for _blob_id, (_loc, targets) in group:
             for job, _off in targets:
-                with job.lock:
+                with self._lock(job):
                     if not job.failed:
                         job.failed = True
                         self.stats.errors.append(f"{os.fsdecode(job.final)}: not restored: {msg}")
@@ -383,7 +400,7 @@ class Restorer:
         job.created = True
 
     def _write(self, job: _Job, offset: int, data: bytes) -> None:
-        with job.lock:
+        with self._lock(job):
             if job.failed:
                 return
             try:
@@ -397,6 +414,11 @@ class Restorer:
                         os.ftruncate(fd, job.node.size)
                         job.created = True
                     write_sparse_aware(fd, offset, data)
+                    job.remaining -= 1
+                    if job.remaining == 0:  # the last piece: metadata through this descriptor
+                        self.stats.warnings += apply_metadata(
+                            job.tmp, job.node, restore_owner=self.restore_owner, fd=fd
+                        )
                 finally:
                     os.close(fd)
             except OSError as exc:
@@ -405,12 +427,12 @@ class Restorer:
                 return
             self.stats.bytes_written += len(data)
             self.progress.advance(nbytes=len(data))
-            job.remaining -= 1
             if job.remaining == 0:
-                self._complete(job)
+                self._complete(job, metadata_done=True)
 
-    def _complete(self, job: _Job) -> None:
-        self.stats.warnings += apply_metadata(job.tmp, job.node, restore_owner=self.restore_owner)
+    def _complete(self, job: _Job, *, metadata_done: bool = False) -> None:
+        if not metadata_done:
+            self.stats.warnings += apply_metadata(job.tmp, job.node, restore_owner=self.restore_owner)
         try:
             os.replace(job.tmp, job.final)
         except IsADirectoryError:

@@ -20,7 +20,6 @@ partition, id key, level]`` once, then ``[[type, id, length, fast], ...]`` per b
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import struct
@@ -36,11 +35,10 @@ import msgpack
 import zstandard
 
 from safehold.engine.crypto import Session, blob_ad
+from safehold.engine.util import grow_pipe
 from safehold.errors import IntegrityError, SafeholdError
 
 _FRAME = struct.Struct(">II")
-_F_SETPIPE_SZ = 1031
-PIPE_SIZE = 1024 * 1024
 
 
 class SealerError(SafeholdError):
@@ -156,13 +154,6 @@ def recv_frame(fd: int) -> tuple[object, bytearray]:
     return header, _read_exact(fd, plen)
 
 
-def _grow_pipe(fd: int) -> None:
-    try:
-        fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_SIZE)
-    except OSError:
-        pass  # a smaller pipe only means more round trips
-
-
 # ---- helper process ------------------------------------------------------------------------------------
 
 
@@ -220,8 +211,8 @@ class SealerProcess:
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._wfd = self._proc.stdin.fileno()
         self._rfd = self._proc.stdout.fileno()
-        _grow_pipe(self._wfd)
-        _grow_pipe(self._rfd)
+        grow_pipe(self._wfd)
+        grow_pipe(self._rfd)
         self._pending: deque[list[Item]] = deque()
         self._cond = threading.Condition()
         self.pending_bytes = 0

@@ -8,6 +8,7 @@ symlink targets and xattr names are raw bytes: non-UTF-8 names survive a round t
 from __future__ import annotations
 
 import itertools
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +26,10 @@ SOCKET = "socket"
 CHARDEV = "chardev"
 BLOCKDEV = "blockdev"
 NODE_TYPES = (FILE, DIR, SYMLINK, FIFO, SOCKET, CHARDEV, BLOCKDEV)
+_CANONICAL_TYPE = {t: t for t in NODE_TYPES}
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     """One entry of a folder, with everything needed to recreate it.
 
@@ -87,19 +89,22 @@ class Node:
     def from_wire(cls, w: list[Any]) -> Node:
         if not isinstance(w, list) or len(w) != 19 or w[1] not in NODE_TYPES:
             raise IntegrityError("malformed tree node")
+        # Type, user and group names repeat in every node: share one string object each (restore plans
+        # hold every node of a snapshot in memory).
+        user, group = w[5], w[6]
         return cls(
             name=w[0],
-            type=w[1],
+            type=_CANONICAL_TYPE[w[1]],
             mode=w[2],
             uid=w[3],
             gid=w[4],
-            user=w[5],
-            group=w[6],
+            user=sys.intern(user) if isinstance(user, str) else user,
+            group=sys.intern(group) if isinstance(group, str) else group,
             mtime_ns=w[7],
             ctime_ns=w[8],
             atime_ns=w[9],
             size=w[10],
-            content=list(w[11]),
+            content=w[11] if isinstance(w[11], list) else list(w[11]),
             subtree=w[12],
             linktarget=w[13],
             inode=w[14],

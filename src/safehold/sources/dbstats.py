@@ -2,7 +2,8 @@
 
 * :class:`MySQLDumpTally` watches a mysqldump/mariadb-dump stream as it passes into the repository and
   counts the rows of every ``INSERT INTO `t` VALUES (...),(...);`` statement per table (mysqldump writes
-  one statement per line; MariaDB 10.11's mariadb-dump writes ``VALUES`` then one row per line). These counts are *exact for the dump* (they are read from the dump
+  one statement per line; MariaDB 10.11's mariadb-dump writes ``VALUES`` then one row per line, each
+  starting with ``(``). These counts are *exact for the dump* (they are read from the dump
   itself), so they need no second, differently-timed view of the database.
 * :func:`format_statistics` renders the readable ``table_statistics.txt``.
 * :func:`compare` lists the differences between recorded and restored statistics.
@@ -57,10 +58,10 @@ class MySQLDumpTally:
                 if end < 0:
                     last = data.rfind(b"\n", pos)
                     if last >= 0:
-                        self._values(self._current, data[pos : last + 1])
+                        self._row_lines(self._current, data, pos, last + 1)
                         pos = last + 1
                     break
-                self._values(self._current, data[pos : end + 2])
+                self._row_lines(self._current, data, pos, end + 2)
                 self._current = None
                 pos = end + 2
                 continue
@@ -76,7 +77,7 @@ class MySQLDumpTally:
         if self._partial:
             rest, self._partial = self._partial, b""
             if self._current is not None:
-                self._values(self._current, rest)
+                self._row_lines(self._current, rest, 0, len(rest))
             else:
                 self._line(rest)
 
@@ -100,12 +101,21 @@ class MySQLDumpTally:
 
     @staticmethod
     def _values(tally: TableTally, seg: bytes) -> None:
-        """Count the rows in ``seg``, a run of whole lines of VALUES text."""
+        """Count the rows in ``seg``, the VALUES text of one mysqldump line (rows joined by ``),(``)."""
         tally.data_bytes += len(seg)
         rows = seg.count(b"\n(") + (1 if seg.startswith(b"(") else 0)
         if b"),(" in seg:
             rows += (_STRING.sub(b"''", seg) if b"'" in seg else seg).count(b"),(")
         tally.rows += rows
+
+    @staticmethod
+    def _row_lines(tally: TableTally, data: bytes, start: int, end: int) -> None:
+        """Count the rows in ``data[start:end]``: whole lines of a MariaDB INSERT, one row per line.
+
+        Works on the block in place (no slice): this runs over every byte of the dump.
+        """
+        tally.data_bytes += end - start
+        tally.rows += data.count(b"\n(", start, end) + (1 if data.startswith(b"(", start, end) else 0)
 
     def result(self) -> dict[str, dict[str, Any]]:
         """``{table: {"rows": n, "data_bytes": n}}`` in table-name order."""

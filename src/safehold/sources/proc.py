@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
+from safehold.engine.util import grow_pipe
 from safehold.errors import SourceError
 from safehold.sources.base import ComponentWriter
 
@@ -138,15 +139,22 @@ class ObservedStream:
         return block
 
     def readinto(self, buf: Any) -> int:
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
+        """Read straight into ``buf`` (one copy less than :meth:`read`; what a chunker uses)."""
+        into = getattr(self._raw, "readinto", None)
+        if into is None:
+            data = self.read(len(buf))
+            buf[: len(data)] = data
+            return len(data)
+        n: int = into(buf) or 0
+        if n:
+            self._see(bytes(memoryview(buf)[:n]))
+        return n
 
     def _see(self, block: bytes) -> None:
         self.size += len(block)
         if len(self.head) < 64:
-            self.head = (self.head + block)[:64]
-        self.tail = (self.tail + block)[-END_TAIL:]
+            self.head = (self.head + block[:64])[:64]
+        self.tail = (self.tail + block[-END_TAIL:])[-END_TAIL:]
         if self._observer is not None:
             self._observer(block)
 
@@ -215,10 +223,13 @@ def run_dump(
     secrets = list(secrets)
     tool = Path(argv[0]).name
     start = time.monotonic()
-    proc = _spawn(argv, env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = _spawn(
+        argv, env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
+    )
     assert proc.stdout is not None and proc.stderr is not None
     collector = _StderrCollector(proc.stderr)
     collector.start()
+    grow_pipe(proc.stdout.fileno())
     stream = ObservedStream(wrap(proc.stdout) if wrap else proc.stdout, observer)
     try:
         stored = out.add_stream(path, cast(IO[bytes], stream))

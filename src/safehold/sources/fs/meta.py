@@ -164,36 +164,43 @@ def _owner_ids(node: Node) -> tuple[int, int]:
     return (node.uid if uid is None else uid, node.gid if gid is None else gid)
 
 
-def apply_metadata(path: bytes, node: Node, *, restore_owner: bool) -> list[str]:
+def apply_metadata(path: bytes, node: Node, *, restore_owner: bool, fd: int | None = None) -> list[str]:
     """Apply ``node``'s owner, xattrs, mode and times to the existing ``path``; return warnings.
 
     Never raises for a metadata failure: each failed step adds one warning and the next step still runs.
     Owner is restored only with ``restore_owner`` (normally when running as root). Symlinks get owner,
     xattrs and times but no mode. Existing xattrs that the node does not list are left alone. For a
     directory, call this after its contents are restored (creating entries changes its mtime, and a
-    read-only mode would stop the restore).
+    read-only mode would stop the restore). With ``fd`` (an open descriptor of ``path``, a regular file
+    whose contents are complete) every step goes through the descriptor: no path lookups.
     """
     warnings: list[str] = []
     shown = os.fsdecode(path)
     is_link = node.type == SYMLINK
+    target: bytes | int = path if fd is None else fd
+    nofollow: dict[str, bool] = {"follow_symlinks": False} if fd is None else {}
     if restore_owner:
         uid, gid = _owner_ids(node)
         try:
-            os.chown(path, uid, gid, follow_symlinks=False)
+            os.chown(target, uid, gid, **nofollow)
         except OSError as exc:
             warnings.append(f"{shown}: cannot set owner {uid}:{gid}: {exc.strerror}")
     for key, value in node.xattrs:
         try:
-            os.setxattr(path, key, value, follow_symlinks=False)
+            os.setxattr(target, key, value, **nofollow)
         except OSError as exc:
             warnings.append(f"{shown}: cannot set xattr {os.fsdecode(key)}: {exc.strerror}")
     if not is_link:
         try:
-            os.chmod(path, node.mode)
+            os.chmod(target, node.mode)
         except OSError as exc:
             warnings.append(f"{shown}: cannot set mode {node.mode:#o}: {exc.strerror}")
     try:
-        os.utime(path, ns=(node.atime_ns, node.mtime_ns), follow_symlinks=False)
+        times = (node.atime_ns, node.mtime_ns)
+        if fd is None:
+            os.utime(path, ns=times, follow_symlinks=False)
+        else:
+            os.utime(fd, ns=times)
     except OSError as exc:
         warnings.append(f"{shown}: cannot set times: {exc.strerror}")
     return warnings
