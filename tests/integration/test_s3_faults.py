@@ -9,6 +9,7 @@ the backup fails with a clear message and leaves the repository consistent.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 from collections.abc import Iterator
@@ -87,7 +88,9 @@ def _backend(url: str, opts: dict[str, Any], injector: Injector | None) -> Backe
     s3 = from_url(url, dict(opts))
     if injector is not None:
         s3._client.meta.events.register("before-send.s3", injector)
-    return compose(s3, retry=FAST_RETRY)
+    # Injection is every n-th request across threads: concurrent uploads can line one save's attempts
+    # up with the injected calls several times in a row, so allow more attempts than the sweep does.
+    return compose(s3, retry=dataclasses.replace(FAST_RETRY, attempts=10))
 
 
 def test_slowdown_errors_and_resets_are_survived(tmp_path: Path, s3_options: dict[str, Any]) -> None:

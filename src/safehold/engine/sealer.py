@@ -232,7 +232,7 @@ class SealerProcess:
                 self._wfd, [[i.type, i.id, len(i.data), i.fast] for i in items], [i.data for i in items]
             )
         except OSError as e:
-            raise SealerError(f"a sealing helper process stopped: {e.strerror}") from e
+            raise SealerError(f"a sealing helper process exited unexpectedly ({e.strerror})") from e
 
     def _collect(self) -> None:
         try:

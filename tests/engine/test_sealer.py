@@ -1,0 +1,140 @@
+"""Sealing in helper processes, spooled packs and the reusable chunking window."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import random
+from pathlib import Path
+
+import pyfastcdc
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from safehold.backends.base import FileType, Handle
+from safehold.backends.local import LocalBackend
+from safehold.backends.memory import MemoryBackend
+from safehold.backends.spool import TempSpool, open_spool
+from safehold.backends.wrappers import ReadOnlyBackend
+from safehold.engine.chunker import Chunker
+from safehold.engine.crypto import NONCE_LEN, Session
+from safehold.engine.pack import DATA, TREE
+from safehold.engine.repository import Repository
+from safehold.engine.sealer import SealerError
+from safehold.engine.writer import BlobWriter
+from safehold.errors import SafeholdError
+
+
+def _blobs(n: int, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        size = rng.choice([10, 3000, 70_000, 600_000])
+        # half compressible, half not
+        out.append((b"row %d " % i) * (size // 8) if i % 2 else rng.randbytes(size))
+    return out
+
+
+def test_helper_processes_write_blobs_that_read_back(repo: Repository) -> None:
+    w = BlobWriter(repo, process_after=0)
+    blobs = _blobs(60, 1)
+    ids = [w.save_blob(DATA if i % 7 else TREE, b) for i, b in enumerate(blobs)]
+    w.flush()
+    assert len(w._sealers) == 2  # the helpers did the sealing
+    assert w.stats.blobs_new == len(set(ids))
+    for i, (blob_id, data) in enumerate(zip(ids, blobs, strict=True)):
+        assert repo.load_blob(DATA if i % 7 else TREE, blob_id) == data
+
+
+def test_nonce_partitions_never_overlap() -> None:
+    base = Session(os.urandom(32))
+    parts = [base] + [Session.partition(base.session_id, base.key, p) for p in (1, 2)]
+    nonces = [s.seal(b"x", b"ad")[:NONCE_LEN] for s in parts for _ in range(3)]
+    assert len(set(nonces)) == len(nonces)
+    for s in parts:  # every partition's ciphertext opens with the pack's (base) session
+        assert base.open(s.seal(b"payload", b"ad"), b"ad") == b"payload"
+    with pytest.raises(ValueError):
+        Session.partition(base.session_id, base.key, 0)
+
+
+def test_a_helper_that_dies_fails_the_writer(repo: Repository) -> None:
+    w = BlobWriter(repo, process_after=0)
+    w.save_blob(DATA, os.urandom(100_000))
+    w._sealers[0]._proc.kill()
+    w._sealers[1]._proc.kill()
+    with pytest.raises(SafeholdError) as e:
+        for b in _blobs(40, 2):
+            w.save_blob(DATA, b)
+        w.flush()
+    assert isinstance(e.value, SealerError) and "exited unexpectedly" in str(e.value)
+    w.abort()
+    assert list(repo.backend.list(FileType.INDEX)) == []  # nothing indexed, nothing claimed
+
+
+def test_local_spool_commits_by_rename_and_discard_leaves_nothing(tmp_path: Path) -> None:
+    be = LocalBackend(str(tmp_path / "r"))
+    be.create()
+    sp = open_spool(be, FileType.DATA)
+    sp.write(b"abc")
+    sp.write(memoryview(b"def"))
+    assert sp.digest() == hashlib.sha256(b"abcdef").digest() and sp.size == 6
+    h = Handle(FileType.DATA, sp.digest().hex())
+    sp.commit(h)
+    assert be.load(h) == b"abcdef"
+    gone = open_spool(be, FileType.DATA)
+    gone.write(b"x" * 100)
+    gone.discard()
+    gone.discard()
+    leftovers = [p for p in (tmp_path / "r").rglob("*") if p.is_file()]
+    assert leftovers == [tmp_path / "r" / h.path()]
+
+
+def test_temp_spool_goes_through_the_wrappers() -> None:
+    inner = MemoryBackend()
+    ro = ReadOnlyBackend(inner)
+    sp = open_spool(ro, FileType.DATA)
+    assert isinstance(sp, TempSpool)  # a read-only wrapper must not be bypassed
+    sp.write(b"data")
+    with pytest.raises(SafeholdError):
+        sp.commit(Handle(FileType.DATA, sp.digest().hex()))
+    assert list(inner.list(FileType.DATA)) == []
+
+
+class _Trickle(io.RawIOBase):
+    """A stream that returns short reads of varying length (like a pipe)."""
+
+    def __init__(self, data: bytes, seed: int) -> None:
+        self._data = memoryview(data)
+        self._pos = 0
+        self._rng = random.Random(seed)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+        n = min(len(b), self._rng.randint(1, 5000), len(self._data) - self._pos)
+        b[:n] = self._data[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.binary(min_size=0, max_size=2000), st.integers(0, 200_000), st.integers(0, 2**31))
+def test_stream_chunks_equal_whole_buffer_chunks(head: bytes, size: int, seed: int) -> None:
+    data = head + random.Random(seed).randbytes(size)
+    ch = Chunker(4096, 1024, 16384, seed=seed % 1000)
+    whole = [bytes(c) for c in ch.cut(data)] if data else []
+    reference = (
+        [
+            bytes(c.data)
+            for c in pyfastcdc.FastCDC(4096, min_size=1024, max_size=16384, seed=seed % 1000).cut_buf(data)
+        ]
+        if len(data) > 1024
+        else whole
+    )
+    streamed = list(ch.stream(_Trickle(data, seed).readinto))
+    assert b"".join(streamed) == data
+    assert streamed == whole == reference
+    assert list(ch.stream(_Trickle(data, seed + 1).readinto)) == streamed  # the window is reusable
