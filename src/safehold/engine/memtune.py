@@ -18,6 +18,7 @@ M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 MMAP_THRESHOLD = 4 * 1024 * 1024
 _done = False
+_libc: ctypes.CDLL | None = None
 
 
 def tune_malloc() -> None:
@@ -25,9 +26,22 @@ def tune_malloc() -> None:
     if _done:
         return
     _done = True
+    global _libc
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
         libc.mallopt(M_ARENA_MAX, 2)
+        _libc = libc
     except (OSError, AttributeError):
         pass
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the kernel (after a burst of short-lived objects, such as loading
+    the index), so that it does not add to the next phase's peak. No-op without glibc."""
+    tune_malloc()
+    if _libc is not None:
+        try:
+            _libc.malloc_trim(0)
+        except AttributeError:
+            pass

@@ -29,6 +29,7 @@ from safehold.engine.crypto import MasterKeys, SessionCache, blob_ad, open_file,
 from safehold.engine.index import BlobLocation, MasterIndex, decode_index
 from safehold.engine.keys import KeyFile, wrap_master
 from safehold.engine.lock import Lock, acquire
+from safehold.engine.memtune import release_memory
 from safehold.engine.pack import BLOB_TYPE_NAMES, TRAILER_LEN, PackedBlob, decode_header, parse_trailer
 from safehold.engine.snapshot import Snapshot
 from safehold.engine.util import sha256_hex
@@ -214,6 +215,7 @@ class Repository:
                 errors.append(f"index file {fi.name[:16]} is damaged: {exc}")
         self.index.compact()
         self._index_loaded = True
+        release_memory()  # the decoded index files were many small, now dead, objects
 
     def read_pack_header(self, pack_id: str, size: int | None = None) -> tuple[bytes, list[PackedBlob]]:
         """Return ``(envelope, entries)`` of a pack, read from its trailer and header."""

@@ -26,9 +26,8 @@ from dataclasses import dataclass, field
 import pathspec
 
 from safehold.backends.base import FileType, Handle
-from safehold.engine.index import BlobLocation
-from safehold.engine.memtune import tune_malloc
-from safehold.engine.pack import DATA, TREE
+from safehold.engine.memtune import release_memory, tune_malloc
+from safehold.engine.pack import DATA, TREE, PackedBlob
 from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.repository import Repository
 from safehold.engine.tree import DIR, FILE, SYMLINK, Node, decode_tree
@@ -40,7 +39,9 @@ TMP_SUFFIX = b".safehold-partial"
 _GAP = 256 * 1024
 #: Largest read from a local pack: bounds the memory each reader holds (remote reads stay whole-pack,
 #: where every request is a round trip).
-_LOCAL_READ = 4 * 1024 * 1024
+_LOCAL_READ = 2 * 1024 * 1024
+#: Files up to this size that arrive in one piece are written plainly (no ftruncate, no hole search).
+_PLAIN_WRITE = 64 * 1024
 #: Jobs share this many locks (a lock per file would cost more memory than the rest of its plan).
 _LOCK_STRIPES = 64
 #: Stored tree packs kept while the trees of a snapshot are fetched from remote storage.
@@ -74,6 +75,15 @@ class _Job:
     def tmp(self) -> bytes:
         d, n = os.path.split(self.final)
         return os.path.join(d, b"." + n[:200] + TMP_SUFFIX)
+
+
+#: One blob's place in one file: (offset in pack, stored length, raw length, compressed, blob id, job,
+#: offset in the file).
+_Piece = tuple[int, int, int, bool, bytes, _Job, int]
+
+
+def _piece_offset(p: _Piece) -> int:
+    return p[0]
 
 
 def load_tree(repo: Repository, tree_id: bytes) -> list[Node]:
@@ -193,6 +203,8 @@ class Restorer:
         self.workers = workers or (2 if props.local else max(2, props.connections))
         self._max_read = _LOCAL_READ if props.local else None
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        self._ready: set[bytes] = set()  # folders known to exist
+        self._fresh: set[bytes] = set()  # folders this restore created (they held nothing before)
         self.stats = RestoreStats()
 
     def _lock(self, job: _Job) -> threading.Lock:
@@ -266,7 +278,8 @@ class Restorer:
         self, final: bytes, target: bytes, pending: list[tuple[bytes, Node]], dirs: list[tuple[bytes, Node]]
     ) -> None:
         parent = os.path.dirname(final)
-        if os.path.isdir(parent):
+        if parent in self._ready or os.path.isdir(parent):
+            self._ready.add(parent)
             return
         self._mkdir(parent)
         for p, n in pending:
@@ -278,15 +291,25 @@ class Restorer:
                 dirs.append((p, n))
 
     def _mkdir(self, path: bytes) -> None:
-        if os.path.lexists(path) and not os.path.isdir(path):
-            if self.overwrite != "always":
-                self.stats.errors.append(f"{os.fsdecode(path)}: exists and is not a folder")
-                return
-            os.unlink(path)
-        os.makedirs(path, mode=0o700, exist_ok=True)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                if self.overwrite != "always":
+                    self.stats.errors.append(f"{os.fsdecode(path)}: exists and is not a folder")
+                    return
+                os.unlink(path)
+                os.mkdir(path, 0o700)
+        except FileNotFoundError:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        else:
+            self._fresh.add(path)  # created just now: nothing inside it can be in the way
+        self._ready.add(path)
         self.stats.dirs += 1
 
     def _skip_existing(self, final: bytes, node: Node) -> bool:
+        if os.path.dirname(final) in self._fresh:
+            return False
         try:
             st = os.lstat(final)
         except FileNotFoundError:
@@ -315,7 +338,10 @@ class Restorer:
 
     # ---- contents --------------------------------------------------------------------------------
     def _restore_contents(self, jobs: list[_Job]) -> None:
-        by_pack: dict[bytes, dict[bytes, tuple[BlobLocation, list[tuple[_Job, int]]]]] = {}
+        # Per pack, one flat tuple per (blob, place in a file): a restore plan holds one per chunk of
+        # every file, so no objects beyond the tuple (see _Piece).
+        by_pack: dict[bytes, list[_Piece]] = {}
+        envelopes: dict[bytes, bytes] = {}
         for job in jobs:
             if not job.node.content:
                 self._create(job)
@@ -330,13 +356,18 @@ class Restorer:
                         f"{os.fsdecode(job.final)}: blob {blob_id.hex()[:16]} is missing from the repository"
                     )
                     break
-                slot = by_pack.setdefault(loc.pack_id, {}).setdefault(blob_id, (loc, []))
-                slot[1].append((job, off))
+                envelopes[loc.pack_id] = loc.envelope
+                by_pack.setdefault(loc.pack_id, []).append(
+                    (loc.offset, loc.length, loc.raw_length, loc.compressed, blob_id, job, off)
+                )
                 off += loc.raw_length
+        release_memory()  # what planning freed (decoded trees), before the readers allocate
         total = sum(j.node.size for j in jobs)
         self.progress.start("restore", total_files=len(jobs), total_bytes=total)
+        work = [(pid, envelopes[pid], pieces) for pid, pieces in by_pack.items()]
+        del by_pack
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="safehold-restore") as pool:
-            list(pool.map(self._restore_pack, by_pack.items()))
+            list(pool.map(self._restore_pack, work))
         for job in jobs:
             if job.failed and job.created:
                 try:
@@ -345,51 +376,52 @@ class Restorer:
                     pass
         self.progress.finish()
 
-    def _restore_pack(
-        self, item: tuple[bytes, dict[bytes, tuple[BlobLocation, list[tuple[_Job, int]]]]]
-    ) -> None:
-        pack_id, blobs = item
+    def _restore_pack(self, item: tuple[bytes, bytes, list[_Piece]]) -> None:
+        pack_id, envelope, pieces = item
         h = Handle(FileType.DATA, pack_id.hex())
-        ordered = sorted(blobs.items(), key=lambda kv: kv[1][0].offset)
-        groups: list[list[tuple[bytes, tuple[BlobLocation, list[tuple[_Job, int]]]]]] = []
-        for kv in ordered:
+        pieces.sort(key=_piece_offset)
+        # Read runs of nearby blobs in one request each (at most _max_read bytes on local storage).
+        groups: list[list[_Piece]] = []
+        for p in pieces:
             if groups:
-                last = groups[-1][-1][1][0]
-                first = groups[-1][0][1][0]
-                end = kv[1][0].offset + kv[1][0].length
-                if kv[1][0].offset - (last.offset + last.length) <= _GAP and (
-                    self._max_read is None or end - first.offset <= self._max_read
-                ):
-                    groups[-1].append(kv)
+                g = groups[-1]
+                gap = p[0] - (g[-1][0] + g[-1][1])
+                if gap <= _GAP and (self._max_read is None or p[0] + p[1] - g[0][0] <= self._max_read):
+                    g.append(p)
                     continue
-            groups.append([kv])
+            groups.append([p])
         for group in groups:
-            first, last = group[0][1][0], group[-1][1][0]
+            first, last = group[0], group[-1]
             try:
-                data = self.repo.backend.load(h, first.offset, last.offset + last.length - first.offset)
+                data = self.repo.backend.load(h, first[0], last[0] + last[1] - first[0])
             except SafeholdError as exc:
                 self._fail_all(group, f"pack {pack_id.hex()[:16]} unreadable: {exc}")
                 continue
             mv = memoryview(data)
-            for blob_id, (loc, targets) in group:
-                start = loc.offset - first.offset
+            i = 0
+            while i < len(group):
+                offset, length, raw_length, compressed, blob_id, _job, _off = group[i]
+                same = i + 1
+                while same < len(group) and group[same][0] == offset:
+                    same += 1  # one blob, several places (deduplicated content)
+                start = offset - first[0]
+                loc = PackedBlob(DATA, blob_id, offset, length, raw_length, compressed)
                 try:
-                    plain = self.repo.decode_blob(blob_id, loc, loc.envelope, mv[start : start + loc.length])
+                    plain = self.repo.decode_blob(blob_id, loc, envelope, mv[start : start + length])
                 except IntegrityError as exc:
-                    self._fail_all([(blob_id, (loc, targets))], str(exc))
-                    continue
-                for job, off in targets:
-                    self._write(job, off, plain)
+                    self._fail_all(group[i:same], str(exc))
+                else:
+                    for p in group[i:same]:
+                        self._write(p[5], p[6], plain)
+                i = same
 
-    def _fail_all(
-        self, group: list[tuple[bytes, tuple[BlobLocation, list[tuple[_Job, int]]]]], msg: str
-    ) -> None:
-        for _blob_id, (_loc, targets) in group:
-            for job, _off in targets:
-                with self._lock(job):
-                    if not job.failed:
-                        job.failed = True
-                        self.stats.errors.append(f"{os.fsdecode(job.final)}: not restored: {msg}")
+    def _fail_all(self, pieces: list[_Piece], msg: str) -> None:
+        for p in pieces:
+            job = p[5]
+            with self._lock(job):
+                if not job.failed:
+                    job.failed = True
+                    self.stats.errors.append(f"{os.fsdecode(job.final)}: not restored: {msg}")
 
     def _create(self, job: _Job) -> None:
         fd = os.open(job.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
@@ -410,10 +442,15 @@ class Restorer:
                     flags |= os.O_CREAT | os.O_TRUNC
                 fd = os.open(job.tmp, flags, 0o600)
                 try:
-                    if not job.created:
-                        os.ftruncate(fd, job.node.size)
+                    whole = not job.created and offset == 0 and len(data) == job.node.size
+                    if whole and len(data) <= _PLAIN_WRITE:
+                        _write_all(fd, data)  # a small file in one piece: holes are not worth it
                         job.created = True
-                    write_sparse_aware(fd, offset, data)
+                    else:
+                        if not job.created:
+                            os.ftruncate(fd, job.node.size)
+                            job.created = True
+                        write_sparse_aware(fd, offset, data)
                     job.remaining -= 1
                     if job.remaining == 0:  # the last piece: metadata through this descriptor
                         self.stats.warnings += apply_metadata(
@@ -486,3 +523,9 @@ class Restorer:
                 self.stats.warnings += apply_metadata(final, node, restore_owner=self.restore_owner)
             except (OSError, SafeholdError) as exc:
                 self.stats.errors.append(f"{os.fsdecode(final)}: {exc}")
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
