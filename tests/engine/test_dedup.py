@@ -51,3 +51,21 @@ def test_insertion_near_start_of_large_file_stores_under_five_percent(
     assert run("backup", str(src)).code == 0
     added = _repo_bytes(repo_path) - first
     assert added < first * 0.05, (added, first)
+
+
+def test_cache_entries_whose_blobs_are_gone_are_read_again(tmp_path: Path, run, repo_path: Path) -> None:
+    src = tmp_path / "src"
+    _tree(src)
+    run("init")
+    assert run("backup", str(src)).code == 0
+    for folder in ("data", "index", "snapshots"):  # the repository loses everything but its keys
+        for p in (repo_path / folder).rglob("*"):
+            if p.is_file():
+                p.unlink()
+    r = run("backup", str(src), "--json")
+    assert r.code == 0, r.out
+    assert r.json()["summary"]["files_cached"] == 0
+    assert run("check", "--read-data").code == 0
+    target = tmp_path / "restored"
+    assert run("restore", "latest", "--target", str(target)).code == 0
+    assert (target / src.relative_to("/") / "big.bin").read_bytes() == (src / "big.bin").read_bytes()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import time
 from pathlib import Path
 
@@ -111,6 +112,22 @@ def test_index_survives_prefix_collisions() -> None:
     for e in entries:
         loc = idx.lookup(e.id)
         assert loc is not None and loc.offset == e.offset
+
+
+def test_lookup_many_equals_lookup() -> None:
+    idx = MasterIndex()
+    base = os.urandom(8)
+    colliding = [PackedBlob(DATA, base + os.urandom(24), i, 1, 1, False) for i in range(20)]
+    plain = [PackedBlob(TREE, os.urandom(32), 100 + i, 5, 9, True) for i in range(300)]
+    idx.add_packs([(b"p" * 32, b"e" * 17, colliding), (b"q" * 32, b"f" * 17, plain[:150])])
+    idx.add_packs([(b"r" * 32, b"g" * 17, plain[150:250])])  # a second segment
+    idx.add_pack(b"s" * 32, b"h" * 17, plain[250:])  # pending, not folded yet
+    unknown = [os.urandom(32), base + os.urandom(24)]
+    ids = [e.id for e in colliding + plain] + unknown
+    random.Random(5).shuffle(ids)
+    got = idx.lookup_many(ids)
+    assert got == [idx.lookup(i) for i in ids]
+    assert sum(g is None for g in got) == 2 and idx.lookup_many([]) == []
 
 
 def test_keys_add_remove_and_wrong_password() -> None:

@@ -189,7 +189,7 @@ class Archiver:
         entries = selector.scan(path, st)
         for p, msg in selector.errors[n_errors:]:
             self._error(p, msg)
-        cached = self.cache.lookup_dir(path) if self.cache is not None else None
+        cached = self._usable_cache(path)
         nodes: list[Node] = []
         base = path if path.endswith(b"/") else path + b"/"
         for name, est in entries:
@@ -200,6 +200,20 @@ class Archiver:
         node.subtree = self.save_tree(nodes)
         return node
 
+    def _usable_cache(self, path: bytes) -> dict[bytes, tuple[int, int, int, int, list[bytes]]] | None:
+        """The files cache's entries for folder ``path`` whose blobs are all in the index (one lookup
+        for the whole folder: a backup with nothing changed does little else)."""
+        if self.cache is None:
+            return None
+        cached = self.cache.lookup_dir(path)
+        if not cached:
+            return cached
+        ids = [b for entry in cached.values() for b in entry[4]]
+        missing = {b for b, loc in zip(ids, self.repo.index.lookup_many(ids), strict=True) if loc is None}
+        if missing:
+            cached = {n: e for n, e in cached.items() if not missing.intersection(e[4])}
+        return cached
+
     def _file_content(
         self, path: bytes, st: os.stat_result, cached: tuple[int, int, int, int, list[bytes]] | None
     ) -> list[bytes] | None:
@@ -207,11 +221,7 @@ class Archiver:
             known = self._hardlinks.get((st.st_dev, st.st_ino))
             if known is not None:
                 return known
-        if (
-            cached is not None
-            and cached[:4] == (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-            and all(self.repo.index.has(b) for b in cached[4])
-        ):
+        if cached is not None and cached[:4] == (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino):
             self.stats.files_cached += 1
             content = cached[4]
         else:

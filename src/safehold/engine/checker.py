@@ -146,18 +146,21 @@ class Checker:
                 except SafeholdError as exc:
                     r.errors.append(f"{where}: tree {tree_id.hex()[:16]}: {exc}")
                     continue
+                files = [n for n in nodes if n.type == FILE]
+                locs = iter(self.repo.index.lookup_many([b for n in files for b in n.content]))
+                for n in files:
+                    for b in n.content:
+                        bl = next(locs)
+                        if bl is None or bl.type != DATA:
+                            r.errors.append(
+                                f"{where}/{n.display_name}: data blob {b.hex()[:16]} is not in the index"
+                            )
                 for n in nodes:
-                    path = f"{where}/{n.display_name}"
                     if n.type == DIR:
                         if n.subtree is None:
-                            r.errors.append(f"{path}: folder without a tree")
+                            r.errors.append(f"{where}/{n.display_name}: folder without a tree")
                         else:
-                            stack.append((n.subtree, path))
-                    elif n.type == FILE:
-                        for b in n.content:
-                            bl = self.repo.index.lookup(b)
-                            if bl is None or bl.type != DATA:
-                                r.errors.append(f"{path}: data blob {b.hex()[:16]} is not in the index")
+                            stack.append((n.subtree, f"{where}/{n.display_name}"))
             self.progress.advance(files=1)
         self.progress.finish()
 

@@ -201,6 +201,44 @@ class MasterIndex:
                 )
         return None
 
+    def lookup_many(self, blob_ids: list[bytes]) -> list[BlobLocation | None]:
+        """:meth:`lookup` for many ids at once (vectorised: what a restore plan or a folder needs)."""
+        out: list[BlobLocation | None] = [None] * len(blob_ids)
+        todo = []
+        for k, blob_id in enumerate(blob_ids):
+            if blob_id in self._pending:
+                out[k] = self.lookup(blob_id)
+            else:
+                todo.append(k)
+        if not todo or not self._segments:
+            return out
+        ids = np.frombuffer(b"".join(blob_ids[k] for k in todo), dtype=np.uint8).reshape(len(todo), 32)
+        prefix = ids[:, :8].copy().view(">u8").reshape(len(todo)).astype(np.uint64)
+        missing = np.ones(len(todo), dtype=bool)
+        for seg in self._segments:
+            pos = np.minimum(np.searchsorted(seg.prefix, prefix), seg.n - 1)
+            hit = missing & (seg.prefix[pos] == prefix) & (seg.ids[pos] == ids).all(axis=1)
+            rows = np.flatnonzero(hit)
+            at = pos[rows]
+            cols = zip(
+                rows.tolist(),
+                seg.pack[at].tolist(),
+                seg.flags[at].tolist(),
+                seg.offset[at].tolist(),
+                seg.length[at].tolist(),
+                seg.raw[at].tolist(),
+                strict=True,
+            )
+            for r, pn, fl, off, ln, raw in cols:
+                out[todo[r]] = BlobLocation(
+                    self._packs[pn], self._envelopes[pn], fl & 0x7F, off, ln, raw, bool(fl & 0x80)
+                )
+            missing &= ~hit
+        # Ids whose 64-bit prefix another id shares may sit after the first match: look those up one by one.
+        for r in np.flatnonzero(missing).tolist():
+            out[todo[r]] = self.lookup(blob_ids[todo[r]])
+        return out
+
     def has(self, blob_id: bytes) -> bool:
         if blob_id in self._pending:
             return True

@@ -342,14 +342,15 @@ class Restorer:
         # every file, so no objects beyond the tuple (see _Piece).
         by_pack: dict[bytes, list[_Piece]] = {}
         envelopes: dict[bytes, bytes] = {}
+        locs = iter(self.repo.index.lookup_many([b for job in jobs for b in job.node.content]))
         for job in jobs:
             if not job.node.content:
                 self._create(job)
                 self._complete(job)
                 continue
             off = 0
-            for blob_id in job.node.content:
-                loc = self.repo.index.lookup(blob_id)
+            found = [next(locs) for _ in job.node.content]
+            for blob_id, loc in zip(job.node.content, found, strict=True):
                 if loc is None or loc.type != DATA:
                     job.failed = True
                     self.stats.errors.append(
