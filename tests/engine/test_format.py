@@ -142,6 +142,23 @@ def test_keys_add_remove_and_wrong_password() -> None:
     assert len(repo.list_keys()) == 2
 
 
+def test_short_reads_of_key_and_config_are_read_again_and_a_damaged_key_is_named() -> None:
+    from safehold.backends.faulty import Fault, FaultKind, FaultyBackend
+
+    b = MemoryBackend()
+    repo = Repository.init(b, "pw")
+    for t in (FileType.KEY, FileType.CONFIG):  # one short read of each: read again, then it opens
+        flaky = FaultyBackend(b, [Fault(FaultKind.PARTIAL, ops=frozenset({"load"}), types=frozenset({t}))])
+        assert Repository.open(flaky, "pw").config.id == repo.config.id
+        assert len(flaky.injected) == 1
+    (name,) = [fi.name for fi in b.list(FileType.KEY)]
+    raw = b.load(Handle(FileType.KEY, name))
+    b.save(Handle(FileType.KEY, name), raw[:-1] + bytes([raw[-1] ^ 1]))  # damaged for good
+    with pytest.raises(IntegrityError, match=f"damaged key file.*{name[:16]}") as e:
+        Repository.open(b, "pw")
+    assert not isinstance(e.value, WrongPassword)
+
+
 def test_unknown_feature_flag_is_refused() -> None:
     import json
 

@@ -17,7 +17,7 @@ import dataclasses
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -97,20 +97,66 @@ class RepoConfig:
         return dict(self.__dict__) | {"chunker_seed": "(secret)", "id_key": "(secret)"}
 
 
+#: Extra reads of a file that came back damaged (a short or garbled read from flaky storage) before it
+#: is reported as damaged.
+REREADS = 2
+
+
+def load_checked(backend: Backend, h: Handle, ok: Callable[[bytes], bool]) -> tuple[bytes, bool]:
+    """Load ``h``; while ``ok`` rejects the bytes, read again (at most :data:`REREADS` times).
+
+    Returns the last bytes read and whether ``ok`` accepted them.
+    """
+    raw = backend.load(h)
+    for _ in range(REREADS):
+        if ok(raw):
+            return raw, True
+        raw = backend.load(h)
+    return raw, ok(raw)
+
+
+def _named_by_hash(name: str) -> Callable[[bytes], bool]:
+    return lambda raw: sha256_hex(raw) == name
+
+
 def _find_key(backend: Backend, password: str) -> tuple[str, bytes]:
     names = [fi.name for fi in backend.list(FileType.KEY)]
     if not names:
         raise IntegrityError("repository has no key files", hint="The repository is damaged or incomplete.")
+    damaged: list[str] = []
     for name in sorted(names):
-        raw = backend.load(Handle(FileType.KEY, name))
+        raw, intact = load_checked(backend, Handle(FileType.KEY, name), _named_by_hash(name))
+        if not intact:
+            damaged.append(name[:16])
+            continue
         try:
             kf = KeyFile.from_bytes(raw)
         except IntegrityError:
+            damaged.append(name[:16])
             continue
         master = kf.unwrap(password)
         if master is not None:
             return name, master
+    if damaged:
+        raise IntegrityError(
+            f"no intact key opens with this passphrase; damaged key file(s): {', '.join(damaged)}",
+            hint="Try another passphrase of this repository, or put back the keys/ folder from a copy of it.",
+        )
     raise WrongPassword("wrong passphrase: no key in the repository opens with it")
+
+
+def _open_config(backend: Backend, keys: MasterKeys) -> RepoConfig:
+    sessions = SessionCache(keys.data)
+
+    def ok(raw: bytes) -> bool:
+        try:
+            open_file(sessions, raw, b"config", "config")
+            return True
+        except IntegrityError:
+            return False
+
+    raw, _ = load_checked(backend, Handle(FileType.CONFIG), ok)
+    return RepoConfig.from_bytes(open_file(sessions, raw, b"config", "config"))
 
 
 class Repository:
@@ -160,8 +206,7 @@ class Repository:
             raise RepositoryNotFound(f"no repository at {backend.properties.location}")
         key_name, master = _find_key(backend, password)
         keys = MasterKeys.from_master(master)
-        raw = open_file(SessionCache(keys.data), backend.load(Handle(FileType.CONFIG)), b"config", "config")
-        return cls(backend, keys, RepoConfig.from_bytes(raw), key_name)
+        return cls(backend, keys, _open_config(backend, keys), key_name)
 
     def lock(self, *, exclusive: bool, operation: str, wait: float = 0.0) -> Lock:
         return acquire(
@@ -189,8 +234,8 @@ class Repository:
     # ---- files -----------------------------------------------------------------------------------
     def load_file(self, t: FileType, name: str) -> bytes:
         """Load an encrypted file, check its name is the SHA-256 of its bytes, and decrypt it."""
-        raw = self.backend.load(Handle(t, name))
-        if sha256_hex(raw) != name:
+        raw, intact = load_checked(self.backend, Handle(t, name), _named_by_hash(name))
+        if not intact:
             raise IntegrityError(f"{t.value}/{name[:16]} does not match its name (damaged)")
         return open_file(self.sessions, raw, t.value.encode(), f"{t.value}/{name[:16]}")
 
