@@ -11,26 +11,25 @@ blob in it decrypted, decompressed and compared with its id.
 
 from __future__ import annotations
 
-import hashlib
+import queue
 import random
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import zstandard
+
 from safehold.backends.base import FileType, Handle
-from safehold.engine.pack import (
-    BLOB_TYPE_NAMES,
-    DATA,
-    TRAILER_LEN,
-    TREE,
-    PackedBlob,
-    decode_header,
-    parse_trailer,
-)
+from safehold.engine.pack import DATA, TREE, PackedBlob
 from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.repository import Repository
 from safehold.engine.tree import DIR, FILE, decode_tree
+from safehold.engine.verifier import VerifierProcess, verify_pack
 from safehold.errors import IntegrityError, SafeholdError, UsageError
+
+#: ``--read-data`` of at least this many packs runs in helper processes (fewer are not worth starting them).
+HELPERS_FROM = 4
 
 
 @dataclass
@@ -79,30 +78,37 @@ class Checker:
         self.progress = progress or NullProgress()
         self.workers = workers
         self.result = CheckResult()
+        self._local = threading.local()
 
     def run(self, *, read_data: bool = False, subset: str | None = None) -> CheckResult:
         r = self.result
         repo = self.repo
         repo.load_index(errors=r.errors)
         stored = {fi.name: fi.size for fi in repo.backend.list(FileType.DATA)}
-        indexed = repo.index.by_pack()
-        r.packs = len(stored)
-        self.progress.start("check packs", total_files=len(indexed))
-        for pid, entries in indexed.items():
-            name = pid.hex()
-            if name not in stored:
-                r.errors.append(f"pack {name[:16]} is named by the index but missing from storage")
-                continue
-            self._check_header(name, stored[name], entries)
-            self.progress.advance(files=1)
-        self.progress.finish()
-        for name in sorted(set(stored) - {p.hex() for p in indexed}):
-            r.notes.append(
-                f"pack {name[:16]} is not in any index (left by an interrupted backup; prune removes it)"
-            )
-        self._check_snapshots()
-        if read_data:
-            self._read_data(select_packs(sorted(stored), subset))
+        # Reading the data (the long part) starts now and overlaps the structure checks below.
+        reader = _DataReader(self, select_packs(sorted(stored), subset)) if read_data else None
+        try:
+            indexed = repo.index.by_pack()
+            r.packs = len(stored)
+            self.progress.start("check packs", total_files=len(indexed))
+            for pid, entries in indexed.items():
+                name = pid.hex()
+                if name not in stored:
+                    r.errors.append(f"pack {name[:16]} is named by the index but missing from storage")
+                    continue
+                self._check_header(name, stored[name], entries)
+                self.progress.advance(files=1)
+            self.progress.finish()
+            for name in sorted(set(stored) - {p.hex() for p in indexed}):
+                r.notes.append(
+                    f"pack {name[:16]} is not in any index (left by an interrupted backup; prune removes it)"
+                )
+            self._check_snapshots()
+            if reader is not None:
+                reader.collect()
+        finally:
+            if reader is not None:
+                reader.close()
         return r
 
     def _check_header(self, name: str, size: int, entries: list[PackedBlob]) -> None:
@@ -174,39 +180,75 @@ class Checker:
         except SafeholdError:
             return {}
 
-    def _read_data(self, packs: list[str]) -> None:
-        self.progress.start("read data", total_files=len(packs))
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="safehold-check") as pool:
-            for errs, nblobs, nbytes in pool.map(self._read_pack, packs):
-                self.result.errors += errs
-                self.result.packs_read += 1
-                self.result.blobs_read += nblobs
-                self.result.bytes_read += nbytes
-                self.progress.advance(files=1, nbytes=nbytes)
-        self.progress.finish()
-
-    def _read_pack(self, name: str) -> tuple[list[str], int, int]:
-        errs: list[str] = []
+    def _read_pack(
+        self, name: str, helpers: queue.SimpleQueue[VerifierProcess]
+    ) -> tuple[list[str], int, int]:
         try:
             data = self.repo.backend.load(Handle(FileType.DATA, name))
         except SafeholdError as exc:
             return [f"pack {name[:16]}: cannot be read: {exc}"], 0, 0
-        if hashlib.sha256(data).hexdigest() != name:
-            errs.append(f"pack {name[:16]}: content does not match its name (damaged)")
+        if helpers.empty():
+            errs, n = verify_pack(self.repo.sessions, self.repo.keys.blob_id, self._dctx(), name, data)
+            return errs, n, len(data)
+        vp = helpers.get()
         try:
-            envelope, hlen = parse_trailer(data[-TRAILER_LEN:], len(data))
-            header_ct = data[len(data) - TRAILER_LEN - hlen : len(data) - TRAILER_LEN]
-            header = decode_header(self.repo.sessions, envelope, header_ct, len(data))
-        except (ValueError, SafeholdError) as exc:
-            return [*errs, f"pack {name[:16]}: header unreadable: {exc}"], 0, len(data)
-        mv = memoryview(data)
-        n = 0
-        for e in header:
-            try:
-                self.repo.decode_blob(e.id, e, envelope, mv[e.offset : e.offset + e.length])
-                n += 1
-            except IntegrityError as exc:
-                errs.append(
-                    f"pack {name[:16]}: {BLOB_TYPE_NAMES.get(e.type, '?')} blob {e.id.hex()[:16]}: {exc}"
-                )
+            errs, n = vp.verify(name, data)
+        finally:
+            helpers.put(vp)
         return errs, n, len(data)
+
+    def _dctx(self) -> zstandard.ZstdDecompressor:
+        d: zstandard.ZstdDecompressor | None = getattr(self._local, "dctx", None)
+        if d is None:
+            d = self._local.dctx = zstandard.ZstdDecompressor()
+        return d
+
+
+class _DataReader:
+    """Reads and proves packs in the background: ``checker.workers`` at a time, in helper processes
+    when there are enough packs to pay for starting them (each pool thread loads a pack and hands it to
+    a helper, so loading, hashing and decrypting use every core). :meth:`collect` reports the results
+    in pack order, with progress, once the caller is done with the structure checks."""
+
+    def __init__(self, checker: Checker, packs: list[str]) -> None:
+        self._checker = checker
+        self._packs = packs
+        self._helpers: queue.SimpleQueue[VerifierProcess] = queue.SimpleQueue()
+        self._started: list[VerifierProcess] = []
+        keys = checker.repo.keys
+        try:
+            if len(packs) >= HELPERS_FROM:
+                for _ in range(checker.workers):
+                    vp = VerifierProcess(keys.data, keys.blob_id)
+                    self._started.append(vp)
+                    self._helpers.put(vp)
+            self._pool = ThreadPoolExecutor(max_workers=checker.workers, thread_name_prefix="safehold-check")
+        except BaseException:
+            self._close_helpers()
+            raise
+        self._futures = [self._pool.submit(checker._read_pack, name, self._helpers) for name in packs]
+
+    def collect(self) -> None:
+        c, r = self._checker, self._checker.result
+        c.progress.start("read data", total_files=len(self._packs))
+        try:
+            for fut in self._futures:
+                errs, nblobs, nbytes = fut.result()
+                r.errors += errs
+                r.packs_read += 1
+                r.blobs_read += nblobs
+                r.bytes_read += nbytes
+                c.progress.advance(files=1, nbytes=nbytes)
+        finally:
+            self.close()
+        c.progress.finish()
+
+    def close(self) -> None:
+        """Stop reading (what has not started is cancelled) and end the helpers. Idempotent."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._close_helpers()
+
+    def _close_helpers(self) -> None:
+        for vp in self._started:
+            vp.close()
+        self._started = []

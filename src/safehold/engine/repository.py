@@ -25,7 +25,7 @@ from typing import Any
 import zstandard
 
 from safehold.backends.base import Backend, FileType, Handle
-from safehold.engine.crypto import MasterKeys, SessionCache, blob_ad, open_file, seal_file
+from safehold.engine.crypto import MasterKeys, SessionCache, open_file, seal_file
 from safehold.engine.index import BlobLocation, MasterIndex, decode_index
 from safehold.engine.keys import KeyFile, wrap_master
 from safehold.engine.lock import Lock, acquire
@@ -33,6 +33,7 @@ from safehold.engine.memtune import release_memory
 from safehold.engine.pack import BLOB_TYPE_NAMES, TRAILER_LEN, PackedBlob, decode_header, parse_trailer
 from safehold.engine.snapshot import Snapshot
 from safehold.engine.util import sha256_hex
+from safehold.engine.verifier import decode_blob
 from safehold.errors import (
     IntegrityError,
     NotFound,
@@ -288,16 +289,9 @@ class Repository:
         self, blob_id: bytes, loc: BlobLocation | PackedBlob, envelope: bytes, sealed: bytes | memoryview
     ) -> bytes:
         """Decrypt, decompress and verify one blob; raises IntegrityError on any mismatch."""
-        what = f"{BLOB_TYPE_NAMES.get(loc.type, '?')} blob {blob_id.hex()[:16]}"
-        plain = self.sessions.for_envelope(envelope).open(sealed, blob_ad(loc.type, blob_id), what)
-        if loc.compressed:
-            try:
-                plain = self._decompressor().decompress(plain, max_output_size=loc.raw_length)
-            except zstandard.ZstdError as exc:
-                raise IntegrityError(f"{what} does not decompress: {exc}") from None
-        if len(plain) != loc.raw_length or self.keys.blob_id_of(plain) != blob_id:
-            raise IntegrityError(f"{what} does not match its id")
-        return plain
+        return decode_blob(
+            self.sessions, self.keys.blob_id, self._decompressor(), blob_id, loc, envelope, sealed
+        )
 
     def load_blob(self, blob_type: int, blob_id: bytes) -> bytes:
         self.load_index()

@@ -12,39 +12,30 @@ running a :class:`Sealer` on its own share of the session's nonce space (see
 batches of plaintext blobs on its stdin and answers with their ciphertexts on its stdout, in order; the
 writer's threads put them into packs. It knows the session key and the blob-id key, nothing else.
 
-Wire format, both directions: ``u32 header length | u32 payload length | header | payload``. The header
-is msgpack; the payload is the blobs' bytes back to back. Requests: ``["init", session id, session key,
+Frames (see :mod:`safehold.engine.helper`); the payload is the blobs' bytes back to back. Requests: ``["init", session id, session key,
 partition, id key, level]`` once, then ``[[type, id, length, fast], ...]`` per batch. Replies:
 ``[[sealed length, compressed], ...]`` per batch, or ``["error", message]``.
 """
 
 from __future__ import annotations
 
-import os
 import signal
-import struct
-import subprocess
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import blake3
-import msgpack
 import zstandard
 
+from safehold.engine import helper
 from safehold.engine.crypto import Session, blob_ad
-from safehold.engine.util import grow_pipe
-from safehold.errors import IntegrityError, SafeholdError
-
-_FRAME = struct.Struct(">II")
+from safehold.engine.helper import HelperError, recv_frame, send_frame
+from safehold.errors import IntegrityError
 
 
-class SealerError(SafeholdError):
+class SealerError(HelperError):
     """A helper process that seals blobs failed or exited."""
-
-    default_hint = "Run the command again with --debug; if it repeats, report it with the output."
 
 
 @dataclass(frozen=True)
@@ -115,45 +106,6 @@ class Sealer:
         return metas, out
 
 
-# ---- wire ---------------------------------------------------------------------------------------------
-
-
-def _write_all(fd: int, parts: list[bytes | bytearray | memoryview]) -> None:
-    views = [memoryview(p).cast("B") for p in parts if len(p)]
-    while views:
-        n = os.writev(fd, views[:1024])
-        while n:
-            if n >= len(views[0]):
-                n -= len(views[0])
-                views.pop(0)
-            else:
-                views[0] = views[0][n:]
-                n = 0
-
-
-def send_frame(fd: int, header: object, payload: Sequence[bytes | bytearray | memoryview] = ()) -> None:
-    h = msgpack.packb(header, use_bin_type=True)
-    _write_all(fd, [_FRAME.pack(len(h), sum(len(p) for p in payload)), h, *payload])
-
-
-def _read_exact(fd: int, n: int) -> bytearray:
-    buf = bytearray(n)
-    view = memoryview(buf)
-    got = 0
-    while got < n:
-        k = os.readv(fd, [view[got:]])
-        if k == 0:
-            raise EOFError
-        got += k
-    return buf
-
-
-def recv_frame(fd: int) -> tuple[object, bytearray]:
-    hlen, plen = _FRAME.unpack(_read_exact(fd, _FRAME.size))
-    header = msgpack.unpackb(_read_exact(fd, hlen), raw=False)
-    return header, _read_exact(fd, plen)
-
-
 # ---- helper process ------------------------------------------------------------------------------------
 
 
@@ -201,18 +153,7 @@ class SealerProcess:
         on_result: Callable[[list[Sealed], bytearray], None],
         on_error: Callable[[BaseException], None],
     ) -> None:
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "safehold.engine.sealer"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            close_fds=True,
-        )
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._wfd = self._proc.stdin.fileno()
-        self._rfd = self._proc.stdout.fileno()
-        grow_pipe(self._wfd)
-        grow_pipe(self._rfd)
+        self._proc, self._wfd, self._rfd = helper.spawn("safehold.engine.sealer")
         self._pending: deque[list[Item]] = deque()
         self._cond = threading.Condition()
         self.pending_bytes = 0
@@ -265,15 +206,9 @@ class SealerProcess:
 
     def close(self, *, wait: bool = True) -> None:
         """End the helper: after all replies (``wait``) or at once."""
-        try:
-            self._proc.stdin.close()  # type: ignore[union-attr]
-        except OSError:
-            pass
-        if not wait:
-            self._proc.kill()
+        helper.stop(self._proc, kill=not wait)
         self._thread.join()
-        self._proc.wait()
-        self._proc.stdout.close()  # type: ignore[union-attr]
+        helper.reap(self._proc)
 
 
 def main() -> None:

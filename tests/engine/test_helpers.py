@@ -1,4 +1,4 @@
-"""Sealing in helper processes, spooled packs and the reusable chunking window."""
+"""Helper processes (sealing, checking), spooled packs and the reusable chunking window."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from safehold.engine.repository import Repository
 from safehold.engine.sealer import SealerError
 from safehold.engine.writer import BlobWriter
 from safehold.errors import SafeholdError
+from tests.engine.conftest import PASSWORD
 
 
 def _blobs(n: int, seed: int) -> list[bytes]:
@@ -138,3 +139,38 @@ def test_stream_chunks_equal_whole_buffer_chunks(head: bytes, size: int, seed: i
     assert b"".join(streamed) == data
     assert streamed == whole == reference
     assert list(ch.stream(_Trickle(data, seed + 1).readinto)) == streamed  # the window is reusable
+
+
+def test_check_in_helper_processes_finds_a_flipped_bit(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safehold.engine import checker as checker_mod
+    from safehold.engine.checker import Checker
+
+    repo.config.pack_size = 64 * 1024  # many packs
+    w = BlobWriter(repo)
+    for b in _blobs(40, 3):
+        w.save_blob(DATA, b)
+    w.flush()
+    monkeypatch.setattr(checker_mod, "HELPERS_FROM", 1)
+    started: list[object] = []
+    real = checker_mod.VerifierProcess
+
+    def counting(*a: object) -> object:
+        vp = real(*a)  # type: ignore[arg-type]
+        started.append(vp)
+        return vp
+
+    monkeypatch.setattr(checker_mod, "VerifierProcess", counting)
+    clean = Checker(repo).run(read_data=True)
+    assert clean.ok and clean.packs_read >= 4 and len(started) == 2
+    packs = sorted(p for p in (Path(repo.backend.properties.location) / "data").rglob("*") if p.is_file())
+    victim = packs[len(packs) // 2]
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 3] ^= 0x10
+    victim.chmod(0o600)
+    victim.write_bytes(bytes(raw))
+    fresh = Repository.open(repo.backend, PASSWORD)
+    found = Checker(fresh).run(read_data=True)
+    assert not found.ok
+    assert any(victim.name[:16] in e and "does not match its name" in e for e in found.errors), found.errors
