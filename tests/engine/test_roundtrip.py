@@ -117,3 +117,26 @@ def test_ls_diff_snapshots_cat(tmp_path: Path, run) -> None:
     cfg = run("cat", "config").json()
     assert cfg["version"] == 1 and cfg["chunker_seed"] == "(secret)"
     assert run("cat", "snapshot", b[:10]).json()["id"] == b
+
+
+def test_torture_tree_round_trip_through_restore_helpers(tmp_path: Path, run, repo_path: Path) -> None:
+    """The helper-process path (large restores) restores every attribute exactly as the in-process one."""
+    from safehold.backends.local import LocalBackend
+    from safehold.engine.repository import Repository
+    from safehold.engine.restorer import Restorer
+    from safehold.engine.tree import DIR, Node
+    from tests.engine.conftest import PASSWORD
+
+    src = tmp_path / "src"
+    make_torture_tree(src, big_file_mib=20)
+    assert run("init").code == 0
+    assert run("backup", str(src)).code == 0
+    repo = Repository.open(LocalBackend(str(repo_path)), PASSWORD)
+    snap = repo.find_snapshot("latest")
+    target = tmp_path / "target"
+    stats = Restorer(repo, helpers_from=0).restore(
+        Node(name=b"", type=DIR, subtree=bytes.fromhex(snap.tree)), os.fsencode(target)
+    )
+    assert stats.errors == [], stats.errors
+    assert_trees_equal(src, _restored(target, src), check_owner=os.geteuid() == 0)
+    assert not list(target.rglob("*.safehold-partial"))

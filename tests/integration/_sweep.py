@@ -21,7 +21,8 @@ from safehold.backends.registry import compose
 from safehold.backends.wrappers import RetryPolicy
 from safehold.engine.checker import Checker
 from safehold.engine.repository import Repository
-from safehold.engine.restorer import Restorer, find_node
+from safehold.engine.restorer import Restorer
+from safehold.engine.treewalk import find_node
 from safehold.errors import SafeholdError
 from safehold.operations.backup import BackupOptions, backup_paths
 from tests.helpers.treecompare import compare_trees

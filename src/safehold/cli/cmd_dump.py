@@ -8,8 +8,8 @@ import click
 
 from safehold.cli.app import App, pass_app
 from safehold.engine.pack import DATA
-from safehold.engine.restorer import find_node
 from safehold.engine.tree import FILE
+from safehold.engine.treewalk import find_node
 from safehold.errors import UsageError
 
 

@@ -15,7 +15,7 @@ from safehold.cli.app import App, pass_app
 from safehold.engine.crypto import SessionCache
 from safehold.engine.lock import read_locks
 from safehold.engine.repository import Repository
-from safehold.engine.restorer import load_tree
+from safehold.engine.treewalk import load_tree
 from safehold.errors import NotFound, UsageError
 
 

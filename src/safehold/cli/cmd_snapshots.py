@@ -8,8 +8,8 @@ import stat
 import click
 
 from safehold.cli.app import App, pass_app
-from safehold.engine.restorer import find_node, walk
 from safehold.engine.tree import DIR, Node
+from safehold.engine.treewalk import find_node, walk
 from safehold.engine.util import human_bytes
 from safehold.operations.diff import configuration_drift, diff_snapshots
 

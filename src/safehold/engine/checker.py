@@ -173,7 +173,7 @@ class Checker:
     def _prefetch(self, root: bytes) -> dict[bytes, bytes]:
         """All trees of a snapshot, read pack by pack; on any problem {} (the per-tree walk then loads and
         reports each tree on its own, so every damaged tree is named)."""
-        from safehold.engine.restorer import prefetch_trees
+        from safehold.engine.treewalk import prefetch_trees
 
         try:
             return prefetch_trees(self.repo, root, self.workers)

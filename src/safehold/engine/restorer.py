@@ -1,14 +1,13 @@
 """Restoring a snapshot's tree to disk.
 
-The restorer first plans (walks the snapshot's trees, applies include/exclude patterns and the overwrite
-policy), then reads each needed pack once and writes every blob it holds into every file that needs it,
-several packs in parallel (2 readers on local storage, ``backend.properties.connections`` on remote
-storage, where each read is a round trip). On remote storage the snapshot's trees are fetched first,
-breadth-first with the same parallelism, instead of one round trip per folder. A file is assembled under a temporary name next to its final path, its
-metadata applied, and only then renamed into place: a file that could not be restored completely is
-never left at its final path. Every blob is decrypted, decompressed and checked against its id before
-a single byte of it is written. A second run after an interruption skips files already complete (same
-type, size and mtime) under the default ``if-changed`` policy.
+Plan first (walk the trees, apply include/exclude patterns and the overwrite policy), then read each
+needed pack once, runs of nearby blobs at a time, ``workers`` packs in parallel (2 on local storage, the
+backend's ``connections`` on remote storage, whose trees are fetched in bulk first). Every blob is
+decrypted, decompressed and checked against its id before a byte of it is written; a large restore does
+that and the file writes in helper processes (:mod:`safehold.engine.extractor`). A file is assembled
+under a temporary name next to its final path, its metadata applied, and only then renamed into place:
+a file that could not be restored completely is never left at its final path. A second run after an
+interruption skips files already complete (same type, size and mtime) under ``if-changed``.
 
 Order: folders, then file contents, then hard links, symlinks and special files, then folder metadata
 from the deepest folder up (writing into a folder changes its mtime).
@@ -17,35 +16,40 @@ from the deepest folder up (writing into a folder changes its mtime).
 from __future__ import annotations
 
 import os
+import queue
 import stat
 import threading
-from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import pathspec
-
 from safehold.backends.base import FileType, Handle
+from safehold.engine.extractor import (
+    PLAIN_WRITE,
+    Blob,
+    ExtractorProcess,
+    Target,
+    read_groups,
+    same_blob_runs,
+    write_all,
+)
 from safehold.engine.memtune import release_memory, tune_malloc
-from safehold.engine.pack import DATA, TREE, PackedBlob
+from safehold.engine.pack import DATA, PackedBlob
 from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.repository import Repository
-from safehold.engine.tree import DIR, FILE, SYMLINK, Node, decode_tree
-from safehold.errors import IntegrityError, NotFound, SafeholdError, UsageError
-from safehold.sources.fs.meta import apply_metadata, create_special, write_sparse_aware
+from safehold.engine.tree import DIR, FILE, SYMLINK, Node
+from safehold.engine.treewalk import PathFilter, prefetch_trees, walk
+from safehold.errors import IntegrityError, SafeholdError, UsageError
+from safehold.sources.fs.meta import apply_metadata, create_special, owner_ids, write_sparse_aware
 
 OVERWRITE_POLICIES = ("never", "if-changed", "always")
 TMP_SUFFIX = b".safehold-partial"
-_GAP = 256 * 1024
 #: Largest read from a local pack: bounds the memory each reader holds (remote reads stay whole-pack,
 #: where every request is a round trip).
 _LOCAL_READ = 2 * 1024 * 1024
-#: Files up to this size that arrive in one piece are written plainly (no ftruncate, no hole search).
-_PLAIN_WRITE = 64 * 1024
+#: Restores of at least this many files prove and write in helper processes.
+HELPERS_FROM = 256
 #: Jobs share this many locks (a lock per file would cost more memory than the rest of its plan).
 _LOCK_STRIPES = 64
-#: Stored tree packs kept while the trees of a snapshot are fetched from remote storage.
-_TREE_PACK_CACHE = 256 * 1024 * 1024
 
 
 @dataclass
@@ -82,104 +86,6 @@ class _Job:
 _Piece = tuple[int, int, int, bool, bytes, _Job, int]
 
 
-def _piece_offset(p: _Piece) -> int:
-    return p[0]
-
-
-def load_tree(repo: Repository, tree_id: bytes) -> list[Node]:
-    return decode_tree(repo.load_blob(TREE, tree_id))
-
-
-def find_node(repo: Repository, root_tree: bytes, subpath: str) -> Node:
-    """The node at ``subpath`` ('/'-separated, relative to the snapshot root)."""
-    node = Node(name=b"", type=DIR, subtree=root_tree)
-    for part in [os.fsencode(p) for p in subpath.strip("/").split("/") if p]:
-        if node.type != DIR or node.subtree is None:
-            raise NotFound(f"{subpath} is not a folder in the snapshot")
-        match = [n for n in load_tree(repo, node.subtree) if n.name == part]
-        if not match:
-            raise NotFound(f"{subpath} does not exist in the snapshot")
-        node = match[0]
-    return node
-
-
-def walk(
-    repo: Repository,
-    tree_id: bytes,
-    prefix: bytes = b"",
-    *,
-    cache: Mapping[bytes, bytes] | None = None,
-) -> Iterator[tuple[bytes, Node]]:
-    """Every (relative path, node) below a tree, parents before children.
-
-    ``cache`` maps tree ids to their plaintext (see :func:`prefetch_trees`); trees missing from it are
-    loaded from the repository.
-    """
-    raw = cache.get(tree_id) if cache is not None else None
-    nodes = decode_tree(raw) if raw is not None else load_tree(repo, tree_id)
-    for n in nodes:
-        path = prefix + b"/" + n.name if prefix else n.name
-        yield path, n
-        if n.type == DIR and n.subtree is not None:
-            yield from walk(repo, n.subtree, path, cache=cache)
-
-
-def prefetch_trees(repo: Repository, tree_id: bytes, workers: int) -> dict[bytes, bytes]:
-    """Load every tree below ``tree_id`` (itself included), breadth-first; tree id -> plaintext.
-
-    Each tree pack involved is read whole, once, ``workers`` packs at a time (one request per pack
-    instead of one per folder: what matters on remote storage), and kept in its stored (compressed,
-    encrypted) form while the walk needs it. Errors raise as :func:`load_tree` would.
-    """
-    repo.load_index()
-    out: dict[bytes, bytes] = {}
-    packs: dict[bytes, bytes] = {}
-    level = [tree_id]
-
-    def fetch(pack_id: bytes) -> tuple[bytes, bytes]:
-        return pack_id, repo.backend.load(Handle(FileType.DATA, pack_id.hex()))
-
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="safehold-trees") as pool:
-        while level:
-            locs = {}
-            for tid in level:
-                loc = repo.index.lookup(tid)
-                if loc is None or loc.type != TREE:
-                    raise IntegrityError(f"tree blob {tid.hex()[:16]} is not in the index")
-                locs[tid] = loc
-            missing = {loc.pack_id for loc in locs.values()} - packs.keys()
-            if sum(len(b) for b in packs.values()) > _TREE_PACK_CACHE:
-                packs.clear()
-                missing = {loc.pack_id for loc in locs.values()}
-            packs.update(pool.map(fetch, sorted(missing)))
-            nxt: dict[bytes, None] = {}
-            for tid, loc in locs.items():
-                sealed = memoryview(packs[loc.pack_id])[loc.offset : loc.offset + loc.length]
-                raw = repo.decode_blob(tid, loc, loc.envelope, sealed)
-                out[tid] = raw
-                for n in decode_tree(raw):
-                    if n.type == DIR and n.subtree is not None and n.subtree not in out:
-                        nxt[n.subtree] = None
-            level = [t for t in nxt if t not in out]
-    return out
-
-
-class PathFilter:
-    def __init__(self, includes: list[str], excludes: list[str], base: bytes) -> None:
-        self.inc = pathspec.GitIgnoreSpec.from_lines(includes) if includes else None
-        self.exc = pathspec.GitIgnoreSpec.from_lines(excludes) if excludes else None
-        self.base = base
-
-    def wanted(self, rel: bytes, is_dir: bool) -> bool | None:
-        """True: restore; False: skip (and below); None: undecided dir (restore only if children are)."""
-        p = os.fsdecode(os.path.join(self.base, rel) if self.base else rel) + ("/" if is_dir else "")
-        if self.exc is not None and self.exc.match_file(p):
-            return False
-        if self.inc is None or self.inc.match_file(p):
-            return True
-        return None
-
-
 class Restorer:
     def __init__(
         self,
@@ -189,9 +95,11 @@ class Restorer:
         progress: Progress | None = None,
         restore_owner: bool | None = None,
         workers: int | None = None,
+        helpers_from: int = HELPERS_FROM,
     ) -> None:
         """``workers`` is how many packs are read at once (default: 2 on local storage, else the
-        backend's ``connections``, at least 2)."""
+        backend's ``connections``, at least 2); restores of ``helpers_from`` files or more run in
+        helper processes."""
         if overwrite not in OVERWRITE_POLICIES:
             raise UsageError(f"--overwrite takes one of {', '.join(OVERWRITE_POLICIES)}")
         tune_malloc()
@@ -202,6 +110,7 @@ class Restorer:
         props = repo.backend.properties
         self.workers = workers or (2 if props.local else max(2, props.connections))
         self._max_read = _LOCAL_READ if props.local else None
+        self._helpers_from = helpers_from
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
         self._ready: set[bytes] = set()  # folders known to exist
         self._fresh: set[bytes] = set()  # folders this restore created (they held nothing before)
@@ -367,8 +276,23 @@ class Restorer:
         self.progress.start("restore", total_files=len(jobs), total_bytes=total)
         work = [(pid, envelopes[pid], pieces) for pid, pieces in by_pack.items()]
         del by_pack
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="safehold-restore") as pool:
-            list(pool.map(self._restore_pack, work))
+        helpers: queue.SimpleQueue[ExtractorProcess] | None = None
+        started: list[ExtractorProcess] = []
+        if len(jobs) >= self._helpers_from:
+            helpers = queue.SimpleQueue()
+            for job in jobs:
+                if len(job.node.content) > 1 and not job.failed:
+                    self._create(job)  # pieces of one file may arrive from several helpers
+            for _ in range(self.workers):
+                vp = ExtractorProcess(self.repo.keys.data, self.repo.keys.blob_id, self.restore_owner)
+                started.append(vp)
+                helpers.put(vp)
+        try:
+            with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="safehold-restore") as pool:
+                list(pool.map(lambda item: self._restore_pack(item, helpers), work))
+        finally:
+            for vp in started:
+                vp.close()
         for job in jobs:
             if job.failed and job.created:
                 try:
@@ -377,34 +301,24 @@ class Restorer:
                     pass
         self.progress.finish()
 
-    def _restore_pack(self, item: tuple[bytes, bytes, list[_Piece]]) -> None:
+    def _restore_pack(
+        self, item: tuple[bytes, bytes, list[_Piece]], helpers: queue.SimpleQueue[ExtractorProcess] | None
+    ) -> None:
         pack_id, envelope, pieces = item
         h = Handle(FileType.DATA, pack_id.hex())
-        pieces.sort(key=_piece_offset)
-        # Read runs of nearby blobs in one request each (at most _max_read bytes on local storage).
-        groups: list[list[_Piece]] = []
-        for p in pieces:
-            if groups:
-                g = groups[-1]
-                gap = p[0] - (g[-1][0] + g[-1][1])
-                if gap <= _GAP and (self._max_read is None or p[0] + p[1] - g[0][0] <= self._max_read):
-                    g.append(p)
-                    continue
-            groups.append([p])
-        for group in groups:
+        for group in read_groups(pieces, self._max_read):
             first, last = group[0], group[-1]
             try:
                 data = self.repo.backend.load(h, first[0], last[0] + last[1] - first[0])
             except SafeholdError as exc:
                 self._fail_all(group, f"pack {pack_id.hex()[:16]} unreadable: {exc}")
                 continue
+            if helpers is not None:
+                self._extract(helpers, envelope, group, data)
+                continue
             mv = memoryview(data)
-            i = 0
-            while i < len(group):
+            for i, same in same_blob_runs(group):
                 offset, length, raw_length, compressed, blob_id, _job, _off = group[i]
-                same = i + 1
-                while same < len(group) and group[same][0] == offset:
-                    same += 1  # one blob, several places (deduplicated content)
                 start = offset - first[0]
                 loc = PackedBlob(DATA, blob_id, offset, length, raw_length, compressed)
                 try:
@@ -414,7 +328,51 @@ class Restorer:
                 else:
                     for p in group[i:same]:
                         self._write(p[5], p[6], plain)
-                i = same
+
+    def _extract(
+        self, helpers: queue.SimpleQueue[ExtractorProcess], envelope: bytes, group: list[_Piece], data: bytes
+    ) -> None:
+        """Hand one run of blobs to a helper process (see :mod:`safehold.engine.extractor`)."""
+        base = group[0][0]
+        blobs: list[Blob] = []
+        targets: list[Target] = []
+        placed: list[tuple[_Job, bool, int]] = []
+        for i, same in same_blob_runs(group):
+            offset, length, raw_length, compressed, blob_id, _job, _off = group[i]
+            index = len(blobs)
+            blobs.append((offset - base, length, raw_length, compressed, blob_id))
+            for p in group[i:same]:
+                job, off = p[5], p[6]
+                whole = len(job.node.content) == 1  # this blob is the whole file: the helper finishes it
+                meta = None
+                if whole:
+                    node = job.node
+                    uid, gid = owner_ids(node)
+                    meta = [node.mode, uid, gid, node.atime_ns, node.mtime_ns, node.xattrs]
+                targets.append((index, job.tmp, job.final if whole else None, off, meta))
+                placed.append((job, whole, raw_length))
+        vp = helpers.get()
+        try:
+            results = vp.extract(envelope, blobs, targets, data)
+        finally:
+            helpers.put(vp)
+        for (job, whole, nbytes), (err, warnings) in zip(placed, results, strict=True):
+            self.stats.warnings += warnings
+            with self._lock(job):
+                if err is not None:
+                    if not job.failed:
+                        job.failed = True
+                        self.stats.errors.append(f"{os.fsdecode(job.final)}: not restored: {err}")
+                    continue
+                self.stats.bytes_written += nbytes
+                self.progress.advance(nbytes=nbytes)
+                if whole:
+                    self.stats.files += 1
+                    self.progress.advance(files=1)
+                    continue
+                job.remaining -= 1
+                if job.remaining == 0 and not job.failed:
+                    self._complete(job)
 
     def _fail_all(self, pieces: list[_Piece], msg: str) -> None:
         for p in pieces:
@@ -444,8 +402,8 @@ class Restorer:
                 fd = os.open(job.tmp, flags, 0o600)
                 try:
                     whole = not job.created and offset == 0 and len(data) == job.node.size
-                    if whole and len(data) <= _PLAIN_WRITE:
-                        _write_all(fd, data)  # a small file in one piece: holes are not worth it
+                    if whole and len(data) <= PLAIN_WRITE:
+                        write_all(fd, data)  # a small file in one piece: holes are not worth it
                         job.created = True
                     else:
                         if not job.created:
@@ -524,9 +482,3 @@ class Restorer:
                 self.stats.warnings += apply_metadata(final, node, restore_owner=self.restore_owner)
             except (OSError, SafeholdError) as exc:
                 self.stats.errors.append(f"{os.fsdecode(final)}: {exc}")
-
-
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 from safehold.engine.repository import Repository
-from safehold.engine.restorer import PathFilter, walk
 from safehold.engine.tree import DIR, FILE, Node
+from safehold.engine.treewalk import PathFilter, walk
 
 
 def verify_restored(

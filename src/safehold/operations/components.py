@@ -22,9 +22,10 @@ from safehold.engine.archiver import VirtualDir
 from safehold.engine.pack import DATA
 from safehold.engine.progress import Progress
 from safehold.engine.repository import Repository
-from safehold.engine.restorer import Restorer, find_node, load_tree
+from safehold.engine.restorer import Restorer
 from safehold.engine.snapshot import Snapshot
 from safehold.engine.tree import DIR, FILE, Node
+from safehold.engine.treewalk import find_node, load_tree
 from safehold.errors import NotFound, SafeholdError, UsageError
 from safehold.operations.backup import Session, backup_session, commit, current_user, snapshot_time
 from safehold.sources.base import Source, SourceContext, StreamStats

@@ -7,9 +7,9 @@ import os
 from dataclasses import dataclass
 
 from safehold.engine.repository import Repository
-from safehold.engine.restorer import load_tree, walk
 from safehold.engine.snapshot import Snapshot
 from safehold.engine.tree import DIR, FILE, Node
+from safehold.engine.treewalk import load_tree, walk
 from safehold.errors import NotFound
 from safehold.operations.components import EngineComponentReader
 from safehold.sources.saas.diff import diff_exports

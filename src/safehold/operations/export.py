@@ -44,9 +44,9 @@ from typing import Any
 from safehold.engine.pack import DATA
 from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.repository import Repository
-from safehold.engine.restorer import walk
 from safehold.engine.snapshot import Snapshot
 from safehold.engine.tree import DIR, FILE, SYMLINK, Node
+from safehold.engine.treewalk import walk
 from safehold.errors import SafeholdError, UsageError
 from safehold.operations.export_guide import generated_metadata, restore_guide
 from safehold.operations.export_layout import (

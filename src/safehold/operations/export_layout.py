@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from safehold.engine.repository import Repository
-from safehold.engine.restorer import load_tree
 from safehold.engine.snapshot import Snapshot
 from safehold.engine.tree import DIR, FILE, SYMLINK, Node
+from safehold.engine.treewalk import load_tree
 from safehold.errors import SafeholdError
 
 TREE_TAR = "tree-tar"  # node: a folder; its children are the archive's top level

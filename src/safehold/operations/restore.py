@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 
 from safehold.engine.progress import Progress
 from safehold.engine.repository import Repository
-from safehold.engine.restorer import Restorer, RestoreStats, find_node
+from safehold.engine.restorer import Restorer, RestoreStats
 from safehold.engine.snapshot import Snapshot
+from safehold.engine.treewalk import find_node
 
 
 @dataclass

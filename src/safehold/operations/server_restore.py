@@ -28,9 +28,9 @@ from safehold.config.schema import Config
 from safehold.engine.pack import DATA
 from safehold.engine.progress import Progress
 from safehold.engine.repository import Repository
-from safehold.engine.restorer import find_node
 from safehold.engine.snapshot import Snapshot
 from safehold.engine.tree import Node
+from safehold.engine.treewalk import find_node
 from safehold.errors import ConfigError, NotFound, SafeholdError, UsageError
 from safehold.operations.components import EngineComponentReader, backup_components
 from safehold.operations.guide import restore_order

@@ -157,7 +157,7 @@ def node_from_stat(name: bytes, path: bytes, st: os.stat_result, *, errors: list
     )
 
 
-def _owner_ids(node: Node) -> tuple[int, int]:
+def owner_ids(node: Node) -> tuple[int, int]:
     """Owner ids to restore: by name when the name exists here, else the recorded number."""
     uid = _uid_of(node.user) if node.user else None
     gid = _gid_of(node.group) if node.group else None
@@ -180,7 +180,7 @@ def apply_metadata(path: bytes, node: Node, *, restore_owner: bool, fd: int | No
     target: bytes | int = path if fd is None else fd
     nofollow: dict[str, bool] = {"follow_symlinks": False} if fd is None else {}
     if restore_owner:
-        uid, gid = _owner_ids(node)
+        uid, gid = owner_ids(node)
         try:
             os.chown(target, uid, gid, **nofollow)
         except OSError as exc:

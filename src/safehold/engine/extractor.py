@@ -1,0 +1,220 @@
+"""Writing restored blobs: reading a pack in runs, and proving and writing blobs in helper processes.
+
+A restore of many small files is a storm of syscalls (create, write, chown, chmod, utime, rename per
+file) and of small decrypt/decompress/hash calls; from Python threads, every one of them waits for the
+interpreter lock. So a large restore hands each run of blobs read from a pack to a helper process
+(``python -m safehold.engine.extractor``), which proves every blob (:func:`~safehold.engine.verifier.
+decode_blob`, nothing unverified is written) and writes it where the plan says:
+
+* a *whole* target is a file that this one blob completes: the helper creates its temporary file,
+  writes it, applies owner, xattrs, mode and times through the descriptor and renames it into place;
+* a *piece* goes into a temporary file the planner created and sized beforehand (a file of several
+  blobs); the planner finishes the file when its last piece is in.
+
+Request frame: ``[envelope, blobs, targets]`` and the stored bytes of the run as payload, where blobs are
+``[offset in payload, stored length, raw length, compressed, id]`` and targets ``[blob index, temporary
+path, final path or None, offset in file, metadata or None]`` with metadata ``[mode, uid, gid,
+atime_ns, mtime_ns, xattrs]``. Reply: one ``[error or None, warnings]`` per target, in order.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
+
+import zstandard
+
+from safehold.engine import helper
+from safehold.engine.crypto import SessionCache
+from safehold.engine.helper import HelperError, recv_frame, send_frame
+from safehold.engine.pack import DATA, PackedBlob
+from safehold.engine.tree import FILE, Node
+from safehold.engine.verifier import decode_blob
+from safehold.errors import IntegrityError
+from safehold.sources.fs.meta import apply_metadata, write_sparse_aware
+
+#: Files up to this size that arrive in one piece are written plainly (no ftruncate, no hole search).
+PLAIN_WRITE = 64 * 1024
+
+#: Blobs of one pack closer than this are read with one request (the gap is read and thrown away).
+GAP = 256 * 1024
+
+#: A blob's place in a file as the restore plan holds it: (offset in pack, stored length, raw length,
+#: compressed, blob id, the file's job, offset in the file).
+P = TypeVar("P", bound=tuple[int, int, int, bool, bytes, object, int])
+
+Blob = tuple[int, int, int, bool, bytes]
+Target = tuple[int, bytes, bytes | None, int, list[Any] | None]
+Result = tuple[str | None, list[str]]
+
+
+def read_groups(pieces: list[P], max_read: int | None) -> list[list[P]]:
+    """Runs of nearby blobs of one pack, each read with one request (at most ``max_read`` bytes)."""
+    pieces.sort(key=lambda p: p[0])
+    groups: list[list[P]] = []
+    for p in pieces:
+        if groups:
+            g = groups[-1]
+            gap = p[0] - (g[-1][0] + g[-1][1])
+            if gap <= GAP and (max_read is None or p[0] + p[1] - g[0][0] <= max_read):
+                g.append(p)
+                continue
+        groups.append([p])
+    return groups
+
+
+def same_blob_runs(group: Sequence[P]) -> Iterator[tuple[int, int]]:
+    """``(i, j)``: ``group[i:j]`` are the places of one blob (deduplicated content)."""
+    i = 0
+    while i < len(group):
+        j = i + 1
+        while j < len(group) and group[j][0] == group[i][0]:
+            j += 1
+        yield i, j
+        i = j
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def write_whole(tmp: bytes, final: bytes, data: bytes, meta: list[Any], restore_owner: bool) -> list[str]:
+    """Create ``tmp`` holding ``data`` with ``meta`` applied, then rename it to ``final``; warnings."""
+    mode, uid, gid, atime_ns, mtime_ns, xattrs = meta
+    node = Node(
+        name=os.path.basename(final),
+        type=FILE,
+        mode=mode,
+        uid=uid,
+        gid=gid,
+        atime_ns=atime_ns,
+        mtime_ns=mtime_ns,
+        size=len(data),
+        xattrs=[(bytes(k), bytes(v)) for k, v in xattrs],
+    )
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        try:
+            if len(data) <= PLAIN_WRITE:
+                write_all(fd, data)
+            else:
+                os.ftruncate(fd, len(data))
+                write_sparse_aware(fd, 0, data)
+            warnings = apply_metadata(tmp, node, restore_owner=restore_owner, fd=fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return warnings
+
+
+def write_piece(tmp: bytes, offset: int, data: bytes) -> None:
+    """Write one piece of a multi-blob file into its pre-sized temporary file."""
+    fd = os.open(tmp, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        write_sparse_aware(fd, offset, data)
+    finally:
+        os.close(fd)
+
+
+def extract(
+    sessions: SessionCache,
+    id_key: bytes,
+    dctx: zstandard.ZstdDecompressor,
+    envelope: bytes,
+    blobs: list[Blob],
+    targets: list[Target],
+    payload: bytes,
+    restore_owner: bool,
+) -> list[Result]:
+    """Prove each blob of ``payload`` and write it to its targets; one result per target, in order."""
+    view = memoryview(payload)
+    plains: list[bytes | str] = []
+    for start, length, raw_length, compressed, blob_id in blobs:
+        loc = PackedBlob(DATA, blob_id, start, length, raw_length, compressed)
+        try:
+            plains.append(
+                decode_blob(sessions, id_key, dctx, blob_id, loc, envelope, view[start : start + length])
+            )
+        except IntegrityError as exc:
+            plains.append(str(exc))
+    results: list[Result] = []
+    for index, tmp, final, offset, meta in targets:
+        plain = plains[index]
+        if isinstance(plain, str):
+            results.append((plain, []))
+            continue
+        try:
+            if final is not None and meta is not None:
+                results.append((None, write_whole(tmp, final, plain, meta, restore_owner)))
+            else:
+                write_piece(tmp, offset, plain)
+                results.append((None, []))
+        except OSError as exc:
+            results.append((f"write failed: {exc.strerror}", []))
+    return results
+
+
+class ExtractorProcess:
+    """A helper process running :func:`extract`; one caller thread at a time."""
+
+    def __init__(self, data_key: bytes, id_key: bytes, restore_owner: bool) -> None:
+        self._proc, self._wfd, self._rfd = helper.spawn("safehold.engine.extractor")
+        send_frame(self._wfd, [data_key, id_key, restore_owner])
+
+    def extract(
+        self, envelope: bytes, blobs: list[Blob], targets: list[Target], payload: bytes
+    ) -> list[Result]:
+        try:
+            send_frame(self._wfd, [envelope, blobs, targets], [payload])
+            reply, _ = recv_frame(self._rfd)
+        except (OSError, EOFError) as exc:
+            code = self._proc.poll()
+            raise HelperError(f"a restoring helper process exited unexpectedly (exit code {code})") from exc
+        if not (isinstance(reply, list) and len(reply) == len(targets)):
+            raise HelperError("a restoring helper process answered something unexpected")
+        return [(None if err is None else str(err), [str(w) for w in warns]) for err, warns in reply]
+
+    def close(self) -> None:
+        helper.stop(self._proc)
+        helper.reap(self._proc)
+
+
+def serve(rfd: int, wfd: int) -> None:
+    header, _ = recv_frame(rfd)
+    if not (isinstance(header, list) and len(header) == 3):
+        raise SystemExit("safehold extractor: expected an init frame")
+    data_key, id_key, restore_owner = header
+    sessions = SessionCache(data_key)
+    dctx = zstandard.ZstdDecompressor()
+    while True:
+        try:
+            req, payload = recv_frame(rfd)
+        except EOFError:
+            return
+        assert isinstance(req, list)
+        envelope, blobs, targets = req
+        results = extract(sessions, id_key, dctx, envelope, blobs, targets, bytes(payload), restore_owner)
+        del payload
+        send_frame(wfd, [list(r) for r in results])
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and closes our input
+    try:
+        serve(0, 1)
+    except (BrokenPipeError, EOFError):
+        pass
+
+
+if __name__ == "__main__":
+    main()
