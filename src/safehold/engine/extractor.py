@@ -133,7 +133,7 @@ def extract(
     envelope: bytes,
     blobs: list[Blob],
     targets: list[Target],
-    payload: bytes,
+    payload: bytes | bytearray,
     restore_owner: bool,
 ) -> list[Result]:
     """Prove each blob of ``payload`` and write it to its targets; one result per target, in order."""
@@ -203,7 +203,7 @@ def serve(rfd: int, wfd: int) -> None:
             return
         assert isinstance(req, list)
         envelope, blobs, targets = req
-        results = extract(sessions, id_key, dctx, envelope, blobs, targets, bytes(payload), restore_owner)
+        results = extract(sessions, id_key, dctx, envelope, blobs, targets, payload, restore_owner)
         del payload
         send_frame(wfd, [list(r) for r in results])
 

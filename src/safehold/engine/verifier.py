@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import signal
+from typing import TYPE_CHECKING
 
 import blake3
 import zstandard
@@ -20,9 +21,11 @@ import zstandard
 from safehold.engine import helper
 from safehold.engine.crypto import SessionCache, blob_ad
 from safehold.engine.helper import HelperError, recv_frame, send_frame
-from safehold.engine.index import BlobLocation
 from safehold.engine.pack import BLOB_TYPE_NAMES, TRAILER_LEN, PackedBlob, decode_header, parse_trailer
 from safehold.errors import IntegrityError, SafeholdError
+
+if TYPE_CHECKING:
+    from safehold.engine.index import BlobLocation
 
 
 def decode_blob(
@@ -48,15 +51,19 @@ def decode_blob(
 
 
 def verify_pack(
-    sessions: SessionCache, id_key: bytes, dctx: zstandard.ZstdDecompressor, name: str, data: bytes
+    sessions: SessionCache,
+    id_key: bytes,
+    dctx: zstandard.ZstdDecompressor,
+    name: str,
+    data: bytes | bytearray,
 ) -> tuple[list[str], int]:
     """Every finding about pack ``name`` whose bytes are ``data``, and how many blobs proved good."""
     errs: list[str] = []
     if hashlib.sha256(data).hexdigest() != name:
         errs.append(f"pack {name[:16]}: content does not match its name (damaged)")
     try:
-        envelope, hlen = parse_trailer(data[-TRAILER_LEN:], len(data))
-        header_ct = data[len(data) - TRAILER_LEN - hlen : len(data) - TRAILER_LEN]
+        envelope, hlen = parse_trailer(bytes(data[-TRAILER_LEN:]), len(data))
+        header_ct = bytes(data[len(data) - TRAILER_LEN - hlen : len(data) - TRAILER_LEN])
         header = decode_header(sessions, envelope, header_ct, len(data))
     except (ValueError, SafeholdError) as exc:
         return [*errs, f"pack {name[:16]}: header unreadable: {exc}"], 0
@@ -108,7 +115,7 @@ def serve(rfd: int, wfd: int) -> None:
         except EOFError:
             return
         assert isinstance(req, list)
-        errs, n = verify_pack(sessions, id_key, dctx, str(req[0]), bytes(payload))
+        errs, n = verify_pack(sessions, id_key, dctx, str(req[0]), payload)
         del payload
         send_frame(wfd, [errs, n])
 
