@@ -20,7 +20,6 @@ atime_ns, mtime_ns, xattrs]``. Reply: one ``[error or None, warnings]`` per targ
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -208,13 +207,5 @@ def serve(rfd: int, wfd: int) -> None:
         send_frame(wfd, [list(r) for r in results])
 
 
-def main() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and closes our input
-    try:
-        serve(0, 1)
-    except (BrokenPipeError, EOFError):
-        pass
-
-
 if __name__ == "__main__":
-    main()
+    helper.run(serve)

@@ -13,13 +13,15 @@ msgpack, the payload raw bytes.
 from __future__ import annotations
 
 import os
+import signal
 import struct
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgpack
 
+from safehold.engine.memtune import tune_malloc
 from safehold.engine.util import grow_pipe
 from safehold.errors import SafeholdError
 
@@ -30,6 +32,16 @@ class HelperError(SafeholdError):
     """A helper process failed or exited."""
 
     default_hint = "Run the command again with --debug; if it repeats, report it with the output."
+
+
+def run(serve: Callable[[int, int], None]) -> None:
+    """A helper's ``main``: serve requests on stdin/stdout until the parent closes them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and closes our input
+    tune_malloc()
+    try:
+        serve(0, 1)
+    except (BrokenPipeError, EOFError):
+        pass
 
 
 def spawn(module: str) -> tuple[subprocess.Popen[bytes], int, int]:

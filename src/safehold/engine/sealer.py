@@ -19,7 +19,6 @@ partition, id key, level]`` once, then ``[[type, id, length, fast], ...]`` per b
 
 from __future__ import annotations
 
-import signal
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -211,13 +210,5 @@ class SealerProcess:
         helper.reap(self._proc)
 
 
-def main() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and closes our input
-    try:
-        serve(0, 1)
-    except (BrokenPipeError, EOFError):
-        pass
-
-
 if __name__ == "__main__":
-    main()
+    helper.run(serve)

@@ -12,7 +12,6 @@ the findings.
 from __future__ import annotations
 
 import hashlib
-import signal
 from typing import TYPE_CHECKING
 
 import blake3
@@ -120,13 +119,5 @@ def serve(rfd: int, wfd: int) -> None:
         send_frame(wfd, [errs, n])
 
 
-def main() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and closes our input
-    try:
-        serve(0, 1)
-    except (BrokenPipeError, EOFError):
-        pass
-
-
 if __name__ == "__main__":
-    main()
+    helper.run(serve)
