@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from safehold.engine.tree import DIR, FILE, SYMLINK, Node
-from safehold.sources.fs import (
+from safehold.sources.fs.meta import (
     Selector,
     apply_metadata,
     create_special,

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from safehold.engine.tree import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SOCKET, SYMLINK, Node
-from safehold.sources.fs import (
+from safehold.sources.fs.meta import (
     SPARSE_BLOCK,
     SpecialFileError,
     apply_metadata,

@@ -16,9 +16,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from safehold.errors import ConfigError
-from safehold.sources.fs import CACHEDIR_SIGNATURE, Selector
 from safehold.sources.fs.patterns import PatternMatcher
-from safehold.sources.fs.select import _match_prefix
+from safehold.sources.fs.select import CACHEDIR_SIGNATURE, Selector, _match_prefix
 
 
 def touch(path: Path, data: bytes = b"") -> None:

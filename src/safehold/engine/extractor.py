@@ -135,31 +135,34 @@ def extract(
     payload: bytes | bytearray,
     restore_owner: bool,
 ) -> list[Result]:
-    """Prove each blob of ``payload`` and write it to its targets; one result per target, in order."""
+    """Prove each blob of ``payload`` and write it to its targets; one result per target, in order.
+
+    One blob at a time: a decoded blob is dropped as soon as its targets are written.
+    """
     view = memoryview(payload)
-    plains: list[bytes | str] = []
-    for start, length, raw_length, compressed, blob_id in blobs:
+    by_blob: dict[int, list[int]] = {}
+    for pos, target in enumerate(targets):
+        by_blob.setdefault(target[0], []).append(pos)
+    results: list[Result] = [("no such blob in the request", [])] * len(targets)
+    for index, (start, length, raw_length, compressed, blob_id) in enumerate(blobs):
         loc = PackedBlob(DATA, blob_id, start, length, raw_length, compressed)
         try:
-            plains.append(
-                decode_blob(sessions, id_key, dctx, blob_id, loc, envelope, view[start : start + length])
-            )
+            plain = decode_blob(sessions, id_key, dctx, blob_id, loc, envelope, view[start : start + length])
         except IntegrityError as exc:
-            plains.append(str(exc))
-    results: list[Result] = []
-    for index, tmp, final, offset, meta in targets:
-        plain = plains[index]
-        if isinstance(plain, str):
-            results.append((plain, []))
+            for pos in by_blob.get(index, []):
+                results[pos] = (str(exc), [])
             continue
-        try:
-            if final is not None and meta is not None:
-                results.append((None, write_whole(tmp, final, plain, meta, restore_owner)))
-            else:
-                write_piece(tmp, offset, plain)
-                results.append((None, []))
-        except OSError as exc:
-            results.append((f"write failed: {exc.strerror}", []))
+        for pos in by_blob.get(index, []):
+            _index, tmp, final, offset, meta = targets[pos]
+            try:
+                if final is not None and meta is not None:
+                    results[pos] = (None, write_whole(tmp, final, plain, meta, restore_owner))
+                else:
+                    write_piece(tmp, offset, plain)
+                    results[pos] = (None, [])
+            except OSError as exc:
+                results[pos] = (f"write failed: {exc.strerror}", [])
+        del plain
     return results
 
 

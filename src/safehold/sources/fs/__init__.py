@@ -6,31 +6,6 @@
   :class:`~safehold.engine.tree.Node`; :func:`apply_metadata`, :func:`create_special` and
   :func:`write_sparse_aware` put files and their metadata back at restore.
 
-All paths are ``bytes`` (``os.fsencode``) so names that are not UTF-8 survive.
+All paths are ``bytes`` (``os.fsencode``) so names that are not UTF-8 survive. Import from the
+submodules: this package imports nothing, so restore helpers load only what they use.
 """
-
-from safehold.sources.fs.meta import (
-    SPARSE_BLOCK,
-    SpecialFileError,
-    apply_metadata,
-    create_special,
-    node_from_stat,
-    node_type,
-    read_xattrs,
-    write_sparse_aware,
-)
-from safehold.sources.fs.select import CACHEDIR_SIGNATURE, CACHEDIR_TAG, Selector
-
-__all__ = [
-    "CACHEDIR_SIGNATURE",
-    "CACHEDIR_TAG",
-    "SPARSE_BLOCK",
-    "Selector",
-    "SpecialFileError",
-    "apply_metadata",
-    "create_special",
-    "node_from_stat",
-    "node_type",
-    "read_xattrs",
-    "write_sparse_aware",
-]
