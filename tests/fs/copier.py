@@ -7,13 +7,12 @@ from pathlib import Path
 
 from safehold.engine.tree import DIR, FILE, SYMLINK, Node
 from safehold.sources.fs.meta import (
-    Selector,
     apply_metadata,
     create_special,
     node_from_stat,
     write_sparse_aware,
 )
-from safehold.sources.fs.select import open_noatime
+from safehold.sources.fs.select import Selector, open_noatime
 
 BLOCK = 1 << 20
 
