@@ -84,17 +84,26 @@ class VerifierProcess:
         self._proc, self._wfd, self._rfd = helper.spawn("safehold.engine.verifier")
         send_frame(self._wfd, [data_key, id_key])
 
-    def verify(self, name: str, data: bytes) -> tuple[list[str], int]:
+    def send(self, name: str, data: bytes) -> None:
+        """Hand pack ``name`` to the helper (the caller may drop ``data`` now); then :meth:`receive`."""
         try:
             send_frame(self._wfd, [name], [data])
+        except OSError as exc:
+            raise self._exited() from exc
+
+    def receive(self) -> tuple[list[str], int]:
+        """The findings about the pack sent last, and how many blobs proved good."""
+        try:
             reply, _ = recv_frame(self._rfd)
         except (OSError, EOFError) as exc:
-            code = self._proc.poll()
-            raise HelperError(f"a checking helper process exited unexpectedly (exit code {code})") from exc
+            raise self._exited() from exc
         if not (isinstance(reply, list) and len(reply) == 2):
             raise HelperError("a checking helper process answered something unexpected")
         errs, n = reply
         return [str(e) for e in errs], int(n)
+
+    def _exited(self) -> HelperError:
+        return HelperError(f"a checking helper process exited unexpectedly (exit code {self._proc.poll()})")
 
     def close(self) -> None:
         helper.stop(self._proc)
