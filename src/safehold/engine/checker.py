@@ -135,7 +135,10 @@ class Checker:
                 r.errors.append(f"snapshot {snap.short_id}: malformed tree id")
                 continue
             stack = [(root, f"snapshot {snap.short_id}")]
-            cache = self._prefetch(root) if root not in seen else {}
+            # Remote storage: fetch the snapshot's trees pack by pack first (one request per pack, not
+            # per folder). Local reads are cheap, and holding every tree of a snapshot costs memory.
+            remote = not self.repo.backend.properties.local
+            cache = self._prefetch(root) if remote and root not in seen else {}
             while stack:
                 tree_id, where = stack.pop()
                 if tree_id in seen:
