@@ -67,10 +67,9 @@ class LocalBackend:
     def exists(self) -> bool:
         return (self.root / "config").is_file()
 
-    def save(self, h: Handle, data: bytes | memoryview) -> None:
-        final = self._path(h)
-        folder = final.parent
-        tmp = folder / temp_name(final.name)
+    def _create_temp(self, folder: Path, name: str, what: str) -> tuple[int, Path]:
+        """A new temporary file (mode 0600) for ``name`` in ``folder`` (created if missing): (fd, path)."""
+        tmp = folder / temp_name(name)
         try:
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
@@ -78,10 +77,20 @@ class LocalBackend:
                 self._mkdirs(folder)
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
         except OSError as e:
-            raise _error(e, f"creating a file for {h} in", folder) from e
+            raise _error(e, f"creating {what} in", folder) from e
+        try:
+            os.fchmod(fd, FILE_MODE)  # exactly 0600, whatever the umask
+        except OSError as e:
+            os.close(fd)
+            raise _error(e, f"creating {what} in", folder) from e
+        return fd, tmp
+
+    def save(self, h: Handle, data: bytes | memoryview) -> None:
+        final = self._path(h)
+        folder = final.parent
+        fd, tmp = self._create_temp(folder, final.name, f"a file for {h}")
         try:
             try:
-                os.fchmod(fd, FILE_MODE)
                 view = memoryview(data).cast("B")
                 while view:
                     written = os.write(fd, view)
@@ -106,21 +115,9 @@ class LocalBackend:
 
     def spool(self, t: FileType) -> LocalSpool:
         """A spool whose temporary file sits in ``t``'s folder: committing it is a rename, not a copy."""
-        folder = self.root / t.folder
-        tmp = folder / temp_name(f"spool-{t.name.lower()}")
-        try:
-            try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
-            except FileNotFoundError:
-                self._mkdirs(folder)
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
-        except OSError as e:
-            raise _error(e, f"creating a {t.name.lower()} file in", folder) from e
-        try:
-            os.fchmod(fd, FILE_MODE)
-        except OSError:
-            os.close(fd)
-            raise
+        fd, tmp = self._create_temp(
+            self.root / t.folder, f"spool-{t.name.lower()}", f"a {t.name.lower()} file"
+        )
         return LocalSpool(self, fd, tmp)
 
     def load(self, h: Handle, offset: int = 0, length: int | None = None) -> bytes:

@@ -198,16 +198,14 @@ def serve(rfd: int, wfd: int) -> None:
     data_key, id_key, restore_owner = header
     sessions = SessionCache(data_key)
     dctx = zstandard.ZstdDecompressor()
-    while True:
-        try:
-            req, payload = recv_frame(rfd)
-        except EOFError:
-            return
+
+    def handle(req: object, payload: bytearray) -> object:
         assert isinstance(req, list)
         envelope, blobs, targets = req
         results = extract(sessions, id_key, dctx, envelope, blobs, targets, payload, restore_owner)
-        del payload
-        send_frame(wfd, [list(r) for r in results])
+        return [list(r) for r in results]
+
+    helper.serve_requests(rfd, wfd, handle)
 
 
 if __name__ == "__main__":

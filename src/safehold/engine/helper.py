@@ -34,6 +34,18 @@ class HelperError(SafeholdError):
     default_hint = "Run the command again with --debug; if it repeats, report it with the output."
 
 
+def serve_requests(rfd: int, wfd: int, handle: Callable[[object, bytearray], object]) -> None:
+    """Answer each request frame with the header ``handle(header, payload)`` returns, until end of input."""
+    while True:
+        try:
+            req, payload = recv_frame(rfd)
+        except EOFError:
+            return
+        reply = handle(req, payload)
+        del payload
+        send_frame(wfd, reply)
+
+
 def run(serve: Callable[[int, int], None]) -> None:
     """A helper's ``main``: serve requests on stdin/stdout until the parent closes them."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and closes our input

@@ -117,15 +117,13 @@ def serve(rfd: int, wfd: int) -> None:
     data_key, id_key = header
     sessions = SessionCache(data_key)
     dctx = zstandard.ZstdDecompressor()
-    while True:
-        try:
-            req, payload = recv_frame(rfd)
-        except EOFError:
-            return
+
+    def handle(req: object, payload: bytearray) -> object:
         assert isinstance(req, list)
         errs, n = verify_pack(sessions, id_key, dctx, str(req[0]), payload)
-        del payload
-        send_frame(wfd, [errs, n])
+        return [errs, n]
+
+    helper.serve_requests(rfd, wfd, handle)
 
 
 if __name__ == "__main__":
