@@ -174,3 +174,20 @@ def test_check_in_helper_processes_finds_a_flipped_bit(
     found = Checker(fresh).run(read_data=True)
     assert not found.ok
     assert any(victim.name[:16] in e and "does not match its name" in e for e in found.errors), found.errors
+
+
+def test_a_blob_that_does_not_read_back_in_a_helper_fails_the_writer(repo: Repository) -> None:
+    from safehold.errors import IntegrityError
+
+    w = BlobWriter(repo, process_after=0)
+    data = os.urandom(200_000)
+    wrong_id = bytes(32)  # not the id of data: the helper's decrypt-and-rehash check must refuse it
+    assert w.reserve(wrong_id)
+    w.submit(DATA, wrong_id, data)
+    with pytest.raises(IntegrityError, match="did not read back"):
+        for b in _blobs(30, 4):
+            w.save_blob(DATA, b)
+        w.flush()
+    w.abort()
+    assert list(repo.backend.list(FileType.INDEX)) == []
+    assert list(repo.backend.list(FileType.DATA)) == []

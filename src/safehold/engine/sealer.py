@@ -202,6 +202,9 @@ class SealerProcess:
                 self._on_result(metas, payload)
         except BaseException as e:
             self._on_error(e)
+            # Nobody reads this helper's replies any more: stop it, so that neither it (writing a
+            # reply) nor the writer (sending it a batch) can block on a full pipe.
+            self._proc.kill()
 
     def close(self, *, wait: bool = True) -> None:
         """End the helper: after all replies (``wait``) or at once."""

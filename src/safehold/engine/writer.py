@@ -36,7 +36,7 @@ from safehold.engine.index import PackRecord, encode_index
 from safehold.engine.memtune import tune_malloc
 from safehold.engine.pack import DATA, TREE, PackBuilder
 from safehold.engine.repository import Repository
-from safehold.engine.sealer import Item, Sealed, Sealer, SealerProcess
+from safehold.engine.sealer import Item, Sealed, Sealer, SealerError, SealerProcess
 
 INDEX_EVERY = 8
 OPEN_DATA_PACKS = 2
@@ -148,7 +148,11 @@ class BlobWriter:
         if self._process_after is not None and self._queued > self._process_after:
             if not self._sealers:
                 self._start_sealers()
-            min(self._sealers, key=lambda sp: sp.pending_bytes).submit(items)
+            try:
+                min(self._sealers, key=lambda sp: sp.pending_bytes).submit(items)
+            except SealerError:
+                self.raise_if_failed()  # the helper was stopped because of this first failure
+                raise
             return
         fut = self._pool.submit(self._work, items)
         with self._lock:
