@@ -254,8 +254,8 @@ class Restorer:
         locs = iter(self.repo.index.lookup_many([b for job in jobs for b in job.node.content]))
         for job in jobs:
             if not job.node.content:
-                self._create(job)
-                self._complete(job)
+                if self._create(job):
+                    self._complete(job)
                 continue
             off = 0
             found = [next(locs) for _ in job.node.content]
@@ -382,13 +382,20 @@ class Restorer:
                     job.failed = True
                     self.stats.errors.append(f"{os.fsdecode(job.final)}: not restored: {msg}")
 
-    def _create(self, job: _Job) -> None:
-        fd = os.open(job.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    def _create(self, job: _Job) -> bool:
+        """Create the job's temporary file at its full size; False (and the job failed) if impossible."""
         try:
-            os.ftruncate(fd, job.node.size)
-        finally:
-            os.close(fd)
+            fd = os.open(job.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            try:
+                os.ftruncate(fd, job.node.size)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            job.failed = True
+            self.stats.errors.append(f"{os.fsdecode(job.final)}: cannot create: {exc.strerror}")
+            return False
         job.created = True
+        return True
 
     def _write(self, job: _Job, offset: int, data: bytes) -> None:
         with self._lock(job):
