@@ -34,9 +34,6 @@ from safehold.sources.fs.select import Selector
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NOATIME = getattr(os, "O_NOATIME", 0)
-#: Folders with at least this many cached blob ids are checked against the index in one vectorised
-#: lookup; fewer are cheaper one by one.
-_BULK_LOOKUP = 32
 
 
 @dataclass
@@ -212,11 +209,7 @@ class Archiver:
         if not cached:
             return cached
         ids = [b for entry in cached.values() for b in entry[4]]
-        index = self.repo.index
-        if len(ids) < _BULK_LOOKUP:
-            missing = {b for b in ids if not index.has(b)}
-        else:
-            missing = {b for b, loc in zip(ids, index.lookup_many(ids), strict=True) if loc is None}
+        missing = {b for b, loc in zip(ids, self.repo.index.lookup_many(ids), strict=True) if loc is None}
         if missing:
             cached = {n: e for n, e in cached.items() if not missing.intersection(e[4])}
         return cached

@@ -14,11 +14,8 @@ from __future__ import annotations
 import queue
 import random
 import re
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-
-import zstandard
 
 from safehold.backends.base import FileType, Handle
 from safehold.engine.pack import DATA, TREE, PackedBlob
@@ -78,7 +75,6 @@ class Checker:
         self.progress = progress or NullProgress()
         self.workers = workers
         self.result = CheckResult()
-        self._local = threading.local()
 
     def run(self, *, read_data: bool = False, subset: str | None = None) -> CheckResult:
         r = self.result
@@ -191,7 +187,9 @@ class Checker:
         except SafeholdError as exc:
             return [f"pack {name[:16]}: cannot be read: {exc}"], 0, 0
         if helpers.empty():
-            errs, n = verify_pack(self.repo.sessions, self.repo.keys.blob_id, self._dctx(), name, data)
+            errs, n = verify_pack(
+                self.repo.sessions, self.repo.keys.blob_id, self.repo.decompressor(), name, data
+            )
             return errs, n, len(data)
         size = len(data)
         vp = helpers.get()
@@ -202,12 +200,6 @@ class Checker:
         finally:
             helpers.put(vp)
         return errs, n, size
-
-    def _dctx(self) -> zstandard.ZstdDecompressor:
-        d: zstandard.ZstdDecompressor | None = getattr(self._local, "dctx", None)
-        if d is None:
-            d = self._local.dctx = zstandard.ZstdDecompressor()
-        return d
 
 
 class _DataReader:

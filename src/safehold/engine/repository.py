@@ -278,7 +278,8 @@ class Repository:
             raise IntegrityError(f"pack {pack_id[:16]}: {exc}") from None
 
     # ---- blobs -----------------------------------------------------------------------------------
-    def _decompressor(self) -> zstandard.ZstdDecompressor:
+    def decompressor(self) -> zstandard.ZstdDecompressor:
+        """This thread's zstd decompressor (they are not thread-safe)."""
         d: zstandard.ZstdDecompressor | None = getattr(self._local, "dctx", None)
         if d is None:
             d = zstandard.ZstdDecompressor()
@@ -290,7 +291,7 @@ class Repository:
     ) -> bytes:
         """Decrypt, decompress and verify one blob; raises IntegrityError on any mismatch."""
         return decode_blob(
-            self.sessions, self.keys.blob_id, self._decompressor(), blob_id, loc, envelope, sealed
+            self.sessions, self.keys.blob_id, self.decompressor(), blob_id, loc, envelope, sealed
         )
 
     def load_blob(self, blob_type: int, blob_id: bytes) -> bytes:

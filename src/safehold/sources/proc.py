@@ -147,16 +147,16 @@ class ObservedStream:
             return len(data)
         n: int = into(buf) or 0
         if n:
-            self._see(bytes(memoryview(buf)[:n]))
+            self._see(memoryview(buf)[:n])
         return n
 
-    def _see(self, block: bytes) -> None:
+    def _see(self, block: bytes | memoryview) -> None:
         self.size += len(block)
         if len(self.head) < 64:
-            self.head = (self.head + block[:64])[:64]
-        self.tail = (self.tail + block[-END_TAIL:])[-END_TAIL:]
+            self.head = (self.head + bytes(block[:64]))[:64]
+        self.tail = (self.tail + bytes(block[-END_TAIL:]))[-END_TAIL:]
         if self._observer is not None:
-            self._observer(block)
+            self._observer(bytes(block))  # a copy only for an observer (the row tally)
 
 
 @dataclass
