@@ -5,8 +5,9 @@ header agrees with the index; every snapshot loads; every tree of every snapshot
 blob a tree references is in the index with the right type. Packs that no index names are *notes*, not
 errors: an interrupted backup leaves them, and prune removes them.
 
-Data (``read_data``): every selected pack is read whole, its SHA-256 compared with its name, and every
-blob in it decrypted, decompressed and compared with its id.
+Data (``read_data``): every selected pack is read, its SHA-256 compared with its name, and every blob in
+it decrypted, decompressed and compared with its id. Local packs are read in parts of ``READ_PART``
+bytes (a reader holds one part and one blob, not a pack); remote packs in one request each.
 """
 
 from __future__ import annotations
@@ -14,19 +15,23 @@ from __future__ import annotations
 import queue
 import random
 import re
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from safehold.backends.base import FileType, Handle
+from safehold.engine.helper import HelperError
 from safehold.engine.pack import DATA, TREE, PackedBlob
 from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.repository import Repository
 from safehold.engine.tree import DIR, FILE, decode_tree
-from safehold.engine.verifier import VerifierProcess, verify_pack
+from safehold.engine.verifier import PackProof, VerifierProcess, read_tail
 from safehold.errors import IntegrityError, SafeholdError, UsageError
 
 #: ``--read-data`` of at least this many packs runs in helper processes (fewer are not worth starting them).
 HELPERS_FROM = 4
+#: Largest read from a local pack at ``--read-data``.
+READ_PART = 2 * 1024 * 1024
 
 
 @dataclass
@@ -82,7 +87,11 @@ class Checker:
         repo.load_index(errors=r.errors)
         stored = {fi.name: fi.size for fi in repo.backend.list(FileType.DATA)}
         # Reading the data (the long part) starts now and overlaps the structure checks below.
-        reader = _DataReader(self, select_packs(sorted(stored), subset)) if read_data else None
+        reader = (
+            _DataReader(self, [(p, stored[p]) for p in select_packs(sorted(stored), subset)])
+            if read_data
+            else None
+        )
         try:
             indexed = repo.index.by_pack()
             r.packs = len(stored)
@@ -180,25 +189,41 @@ class Checker:
             return {}
 
     def _read_pack(
-        self, name: str, helpers: queue.SimpleQueue[VerifierProcess]
+        self, name: str, size: int, helpers: queue.SimpleQueue[VerifierProcess]
     ) -> tuple[list[str], int, int]:
+        h = Handle(FileType.DATA, name)
+        backend = self.repo.backend
+        vp = None if helpers.empty() else helpers.get()
         try:
-            data = self.repo.backend.load(Handle(FileType.DATA, name))
-        except SafeholdError as exc:
-            return [f"pack {name[:16]}: cannot be read: {exc}"], 0, 0
-        if helpers.empty():
-            errs, n = verify_pack(
-                self.repo.sessions, self.repo.keys.blob_id, self.repo.decompressor(), name, data
-            )
-            return errs, n, len(data)
-        size = len(data)
-        vp = helpers.get()
-        try:
-            vp.send(name, data)
-            del data  # the helper has it: do not hold 16 MiB per reader while it works
-            errs, n = vp.receive()
+            try:
+                if backend.properties.local:
+                    tail = read_tail(lambda off, n: backend.load(h, off, n), size)
+                    parts: Iterator[bytes] = (
+                        backend.load(h, off, min(READ_PART, size - off)) for off in range(0, size, READ_PART)
+                    )
+                else:
+                    data = backend.load(h)
+                    tail = read_tail(lambda off, n: data[off : off + n], len(data))
+                    parts = iter([data])
+                if vp is None:
+                    proof = PackProof(
+                        self.repo.sessions, self.repo.keys.blob_id, self.repo.decompressor(), name, size, tail
+                    )
+                    for part in parts:
+                        proof.feed(part)
+                    errs, n = proof.finish()
+                else:
+                    vp.start(name, size, tail)
+                    for part in parts:
+                        vp.feed(part)
+                    errs, n = vp.finish()
+            except SafeholdError as exc:
+                if isinstance(exc, HelperError):
+                    raise
+                return [f"pack {name[:16]}: cannot be read: {exc}"], 0, 0
         finally:
-            helpers.put(vp)
+            if vp is not None:
+                helpers.put(vp)
         return errs, n, size
 
 
@@ -208,7 +233,7 @@ class _DataReader:
     a helper, so loading, hashing and decrypting use every core). :meth:`collect` reports the results
     in pack order, with progress, once the caller is done with the structure checks."""
 
-    def __init__(self, checker: Checker, packs: list[str]) -> None:
+    def __init__(self, checker: Checker, packs: list[tuple[str, int]]) -> None:
         self._checker = checker
         self._packs = packs
         self._helpers: queue.SimpleQueue[VerifierProcess] = queue.SimpleQueue()
@@ -224,7 +249,9 @@ class _DataReader:
         except BaseException:
             self._close_helpers()
             raise
-        self._futures = [self._pool.submit(checker._read_pack, name, self._helpers) for name in packs]
+        self._futures = [
+            self._pool.submit(checker._read_pack, name, size, self._helpers) for name, size in packs
+        ]
 
     def collect(self) -> None:
         c, r = self._checker, self._checker.result

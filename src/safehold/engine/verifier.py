@@ -1,17 +1,21 @@
-"""Proving blobs: decrypt, decompress, re-hash — one blob, a whole pack, or packs in helper processes.
+"""Proving blobs: decrypt, decompress, re-hash — one blob, a whole pack fed in parts, or packs in helper
+processes.
 
 :func:`decode_blob` is the one place that turns a stored blob back into its bytes (restore, check, copy,
 ``cat`` all go through it via :meth:`Repository.decode_blob`); nothing it returns is unverified.
-:func:`verify_pack` reads a whole pack the way ``check --read-data`` does: its SHA-256 against its name,
-its header, then every blob. :class:`VerifierProcess` runs :func:`verify_pack` in a helper process
-(``python -m safehold.engine.verifier``), so that checking a large repository uses every core; it
-receives the repository's data key and blob-id key once, then one pack per request, and answers with
-the findings.
+:class:`PackProof` proves a pack the way ``check --read-data`` does: its SHA-256 against its name, its
+header, then every blob. It takes the pack's tail (trailer and header, see :func:`read_tail`) first and
+then all its bytes in order, in parts of any size, proving each blob as soon as its bytes are in: memory
+is one part plus one blob, never a whole pack. :class:`VerifierProcess` runs a :class:`PackProof` in a
+helper process (``python -m safehold.engine.verifier``), so that checking a large repository uses every
+core; it receives the repository's data key and blob-id key once, then per pack its tail, its parts and
+an end marker, and answers the end with the findings.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import blake3
@@ -49,50 +53,114 @@ def decode_blob(
     return plain
 
 
-def verify_pack(
-    sessions: SessionCache,
-    id_key: bytes,
-    dctx: zstandard.ZstdDecompressor,
-    name: str,
-    data: bytes | bytearray,
-) -> tuple[list[str], int]:
-    """Every finding about pack ``name`` whose bytes are ``data``, and how many blobs proved good."""
-    errs: list[str] = []
-    if hashlib.sha256(data).hexdigest() != name:
-        errs.append(f"pack {name[:16]}: content does not match its name (damaged)")
+def read_tail(load: Callable[[int, int], bytes], size: int) -> bytes:
+    """The trailer and header of a pack of ``size`` bytes, read with ``load(offset, length)``.
+
+    When the trailer does not parse, just the trailer's bytes (or the whole of a shorter pack):
+    :class:`PackProof` then reports the header unreadable.
+    """
+    if size <= TRAILER_LEN:
+        return load(0, size) if size else b""
+    trailer = load(size - TRAILER_LEN, TRAILER_LEN)
     try:
-        envelope, hlen = parse_trailer(bytes(data[-TRAILER_LEN:]), len(data))
-        header_ct = bytes(data[len(data) - TRAILER_LEN - hlen : len(data) - TRAILER_LEN])
-        header = decode_header(sessions, envelope, header_ct, len(data))
-    except (ValueError, SafeholdError) as exc:
-        return [*errs, f"pack {name[:16]}: header unreadable: {exc}"], 0
-    mv = memoryview(data)
-    n = 0
-    for e in header:
+        _envelope, hlen = parse_trailer(trailer, size)
+    except ValueError:
+        return trailer
+    return load(size - TRAILER_LEN - hlen, hlen) + trailer
+
+
+class PackProof:
+    """Proves pack ``name`` of ``size`` bytes from its ``tail`` (see :func:`read_tail`) and then every
+    byte of it, in order, through :meth:`feed`; :meth:`finish` returns the findings."""
+
+    def __init__(
+        self,
+        sessions: SessionCache,
+        id_key: bytes,
+        dctx: zstandard.ZstdDecompressor,
+        name: str,
+        size: int,
+        tail: bytes | bytearray,
+    ) -> None:
+        self._sessions, self._id_key, self._dctx = sessions, id_key, dctx
+        self.name, self.size = name, size
+        self._hash = hashlib.sha256()
+        self._pos = 0  # bytes fed so far
+        self._held = bytearray()  # fed bytes from the start of the next blob not yet proven
+        self._blob_errs: list[str] = []
+        self._header_err: str | None = None
+        self.proven = 0
+        self._envelope = b""
+        self._entries: list[PackedBlob] = []
         try:
-            decode_blob(sessions, id_key, dctx, e.id, e, envelope, mv[e.offset : e.offset + e.length])
-            n += 1
+            envelope, hlen = parse_trailer(bytes(tail[-TRAILER_LEN:]), size)
+            if len(tail) < hlen + TRAILER_LEN:
+                raise ValueError("pack header is incomplete")
+            header_ct = bytes(tail[len(tail) - TRAILER_LEN - hlen : len(tail) - TRAILER_LEN])
+            self._entries = sorted(decode_header(sessions, envelope, header_ct, size), key=lambda e: e.offset)
+            self._envelope = envelope
+        except (ValueError, SafeholdError) as exc:
+            self._header_err = f"pack {name[:16]}: header unreadable: {exc}"
+        self._next = 0  # the first entry not yet proven
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """The next bytes of the pack (any length)."""
+        self._hash.update(data)
+        end = self._pos + len(data)
+        self._pos = end
+        if self._next >= len(self._entries):
+            return
+        if self._held:
+            self._held += data
+            view = memoryview(self._held)
+        else:
+            view = memoryview(data).cast("B")
+        base = end - len(view)  # pack offset of view[0]
+        entries = self._entries
+        while self._next < len(entries) and entries[self._next].offset + entries[self._next].length <= end:
+            e = entries[self._next]
+            self._prove(e, view[e.offset - base : e.offset - base + e.length])
+            self._next += 1
+        keep = entries[self._next].offset - base if self._next < len(entries) else len(view)
+        rest = bytearray(view[max(0, keep) :]) if keep < len(view) else bytearray()
+        view.release()
+        self._held = rest
+
+    def _prove(self, e: PackedBlob, sealed: memoryview) -> None:
+        try:
+            decode_blob(self._sessions, self._id_key, self._dctx, e.id, e, self._envelope, sealed)
+            self.proven += 1
         except IntegrityError as exc:
-            errs.append(f"pack {name[:16]}: {BLOB_TYPE_NAMES.get(e.type, '?')} blob {e.id.hex()[:16]}: {exc}")
-    return errs, n
+            kind = BLOB_TYPE_NAMES.get(e.type, "?")
+            self._blob_errs.append(f"pack {self.name[:16]}: {kind} blob {e.id.hex()[:16]}: {exc}")
+
+    def finish(self) -> tuple[list[str], int]:
+        """Every finding about the pack, and how many blobs proved good."""
+        errs: list[str] = []
+        if self._pos != self.size or self._hash.hexdigest() != self.name:
+            errs.append(f"pack {self.name[:16]}: content does not match its name (damaged)")
+        if self._header_err is not None:
+            errs.append(self._header_err)
+        return errs + self._blob_errs, self.proven
 
 
 class VerifierProcess:
-    """A helper process that runs :func:`verify_pack`; one caller thread at a time."""
+    """A helper process that runs :class:`PackProof`; one caller thread at a time, one pack at a time:
+    :meth:`start`, :meth:`feed` for every part, then :meth:`finish`."""
 
     def __init__(self, data_key: bytes, id_key: bytes) -> None:
         self._proc, self._wfd, self._rfd = helper.spawn("safehold.engine.verifier")
         send_frame(self._wfd, [data_key, id_key])
 
-    def send(self, name: str, data: bytes) -> None:
-        """Hand pack ``name`` to the helper (the caller may drop ``data`` now); then :meth:`receive`."""
-        try:
-            send_frame(self._wfd, [name], [data])
-        except OSError as exc:
-            raise self._exited() from exc
+    def start(self, name: str, size: int, tail: bytes) -> None:
+        self._send(["start", name, size], tail)
 
-    def receive(self) -> tuple[list[str], int]:
-        """The findings about the pack sent last, and how many blobs proved good."""
+    def feed(self, data: bytes | memoryview) -> None:
+        self._send(["part"], data)
+
+    def finish(self) -> tuple[list[str], int]:
+        """The findings about the pack, and how many blobs proved good."""
+        self._send(["end"], b"")
         try:
             reply, _ = recv_frame(self._rfd)
         except (OSError, EOFError) as exc:
@@ -101,6 +169,12 @@ class VerifierProcess:
             raise HelperError("a checking helper process answered something unexpected")
         errs, n = reply
         return [str(e) for e in errs], int(n)
+
+    def _send(self, header: list[object], payload: bytes | memoryview) -> None:
+        try:
+            send_frame(self._wfd, header, [payload])
+        except OSError as exc:
+            raise self._exited() from exc
 
     def _exited(self) -> HelperError:
         return HelperError(f"a checking helper process exited unexpectedly (exit code {self._proc.poll()})")
@@ -117,13 +191,24 @@ def serve(rfd: int, wfd: int) -> None:
     data_key, id_key = header
     sessions = SessionCache(data_key)
     dctx = zstandard.ZstdDecompressor()
-
-    def handle(req: object, payload: bytearray) -> object:
-        assert isinstance(req, list)
-        errs, n = verify_pack(sessions, id_key, dctx, str(req[0]), payload)
-        return [errs, n]
-
-    helper.serve_requests(rfd, wfd, handle)
+    proof: PackProof | None = None
+    while True:
+        try:
+            req, payload = recv_frame(rfd)
+        except EOFError:
+            return
+        if not isinstance(req, list) or not req:
+            raise SystemExit("safehold verifier: malformed request")
+        if req[0] == "start":
+            proof = PackProof(sessions, id_key, dctx, str(req[1]), int(req[2]), payload)
+        elif req[0] == "part" and proof is not None:
+            proof.feed(payload)
+        elif req[0] == "end" and proof is not None:
+            send_frame(wfd, list(proof.finish()))
+            proof = None
+        else:
+            raise SystemExit(f"safehold verifier: unexpected request {req[0]!r}")
+        del payload
 
 
 if __name__ == "__main__":
