@@ -121,10 +121,25 @@ class _Trickle(io.RawIOBase):
         return n
 
 
-@settings(max_examples=30, deadline=None)
-@given(st.binary(min_size=0, max_size=2000), st.integers(0, 200_000), st.integers(0, 2**31))
-def test_stream_chunks_equal_whole_buffer_chunks(head: bytes, size: int, seed: int) -> None:
-    data = head + random.Random(seed).randbytes(size)
+@settings(max_examples=60, deadline=None)
+@given(
+    st.binary(min_size=0, max_size=2000),
+    st.integers(0, 200_000),
+    st.integers(0, 2**31),
+    st.sampled_from(["random", "zeros", "mixed"]),
+)
+def test_stream_chunks_equal_whole_buffer_chunks(head: bytes, size: int, seed: int, kind: str) -> None:
+    rng = random.Random(seed)
+    if kind == "random":
+        body = rng.randbytes(size)
+    elif kind == "zeros":  # no natural cut: every chunk is cut at max_size
+        body = bytes(size)
+    else:  # runs of zeros (max-size cuts) between random stretches (natural cuts)
+        body = b"".join(
+            rng.randbytes(rng.randint(0, 30_000)) + bytes(rng.randint(0, 40_000)) for _ in range(6)
+        )
+        body = body[:size]
+    data = head + body
     ch = Chunker(4096, 1024, 16384, seed=seed % 1000)
     whole = [bytes(c) for c in ch.cut(data)] if data else []
     reference = (

@@ -5,9 +5,10 @@ for every stream: for thousands of 1 MiB files that is gigabytes of memset and p
 :class:`Chunker` keeps one window buffer for all streams of its owner (one thread), and cuts whole
 buffers (files that fit in one read) without any copy.
 
-A cut point depends only on the bytes from the chunk's start to at most ``max_size`` further, so a
-window of ``2 * max_size`` bytes is cut up to the last chunk that starts ``max_size`` or more before the
-window's end; the rest moves to the front and the window is refilled.
+A chunk's cut depends only on its own bytes (at most ``max_size`` of them): a cut found before the end
+of the bytes at hand is final, and so is a chunk of ``max_size``. Only the last chunk of a window may
+end merely because the window does; it moves to the front and is cut again after the window is
+refilled. The window is ``max_size`` plus ``max_size // 4``, so every refill reads at least that much.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Chunker:
         ``readinto`` is a file's ``readinto`` (a short read is not taken for the end).
         """
         if self._window is None:
-            self._window = bytearray(2 * self.max_size)
+            self._window = bytearray(self.max_size + max(1, self.max_size // 4))
         buf = self._window
         view = memoryview(buf)
         filled = 0
@@ -57,13 +58,14 @@ class Chunker:
                     return
                 start = 0
                 for c in self._cdc.cut_buf(view[:filled]):
-                    if not eof and start + self.max_size > filled:
-                        break  # may end early only because the window ends: cut it again after refilling
+                    n = len(c.data)
+                    if not eof and start + n == filled and n < self.max_size:
+                        break  # may end only because the window ends: cut it again after refilling
                     yield bytes(c.data)
-                    start += len(c.data)
+                    start += n
                 if eof and start == filled:
                     return
-                buf[: filled - start] = bytes(view[start:filled])
+                view[: filled - start] = view[start:filled]  # memoryview copies overlaps like memmove
                 filled -= start
         finally:
             view.release()

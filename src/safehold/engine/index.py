@@ -41,8 +41,27 @@ PackRecord = tuple[bytes, bytes, list[PackedBlob]]
 
 
 def encode_index(packs: list[PackRecord]) -> bytes:
-    doc = [INDEX_VERSION, [[pid, env, [e.to_wire() for e in entries]] for pid, env, entries in packs]]
-    return zstandard.ZstdCompressor(level=3).compress(msgpack.packb(doc, use_bin_type=True))
+    """``[INDEX_VERSION, [[pack id, envelope, [entry wire, ...]], ...]]`` in msgpack, zstd-compressed.
+
+    Packed entry by entry (a whole document of wire lists for thousands of small blobs would cost
+    megabytes for a moment), into one buffer that is compressed with one call.
+    """
+    packer = msgpack.Packer(use_bin_type=True, autoreset=False)
+    packer.pack_array_header(2)
+    packer.pack(INDEX_VERSION)
+    packer.pack_array_header(len(packs))
+    for pid, env, entries in packs:
+        packer.pack_array_header(3)
+        packer.pack(pid)
+        packer.pack(env)
+        packer.pack_array_header(len(entries))
+        for e in entries:
+            packer.pack(e.to_wire())
+    doc = packer.getbuffer()
+    try:
+        return zstandard.ZstdCompressor(level=3).compress(doc)
+    finally:
+        doc.release()
 
 
 def decode_index(data: bytes) -> list[PackRecord]:

@@ -153,7 +153,7 @@ class SealerProcess:
         on_error: Callable[[BaseException], None],
     ) -> None:
         self._proc, self._wfd, self._rfd = helper.spawn("safehold.engine.sealer")
-        self._pending: deque[list[Item]] = deque()
+        self._pending: deque[list[tuple[int, bytes, int]]] = deque()  # (type, id, length) per sent blob
         self._cond = threading.Condition()
         self.pending_bytes = 0
         self._on_result = on_result
@@ -163,9 +163,10 @@ class SealerProcess:
         self._thread.start()
 
     def submit(self, items: list[Item]) -> None:
+        """Send a batch; its bytes are not held after this returns (only type, id and length are)."""
         n = sum(len(i.data) for i in items)
         with self._cond:
-            self._pending.append(items)
+            self._pending.append([(i.type, i.id, len(i.data)) for i in items])
             self.pending_bytes += n
         try:
             send_frame(
@@ -189,16 +190,14 @@ class SealerProcess:
                     ) from None
                 with self._cond:
                     items = self._pending.popleft()
-                    self.pending_bytes -= sum(len(i.data) for i in items)
+                    self.pending_bytes -= sum(n for _t, _id, n in items)
                 if isinstance(header, list) and header[:1] == ["error"]:
                     msg = str(header[1])
                     if msg.startswith("IntegrityError: "):
                         raise IntegrityError(msg.removeprefix("IntegrityError: "))
                     raise SealerError(f"sealing failed in a helper process: {msg}")
                 assert isinstance(header, list) and len(header) == len(items)
-                metas = [
-                    Sealed(i.type, i.id, len(i.data), ln, c) for i, (ln, c) in zip(items, header, strict=True)
-                ]
+                metas = [Sealed(t, i, n, ln, c) for (t, i, n), (ln, c) in zip(items, header, strict=True)]
                 self._on_result(metas, payload)
         except BaseException as e:
             self._on_error(e)
