@@ -86,8 +86,10 @@ class Sealer:
             c = cctx.compress(data)
             if len(c) < raw_len - (raw_len >> 5):
                 payload, compressed = c, True
+            del c  # an output that did not pay must not stay alive through the check below
         ad = blob_ad(item.type, item.id)
         sealed = self.session.seal(payload, ad)
+        del payload  # a blob of up to max_size: hold at most the input, the sealed and the check copy
         check = self.session.open(sealed, ad)
         if compressed:
             check = self._dctx.decompress(check, max_output_size=raw_len)
