@@ -1,13 +1,17 @@
 """Restoring a snapshot's tree to disk.
 
-Plan first (walk the trees, apply include/exclude patterns and the overwrite policy), then read each
-needed pack once, runs of nearby blobs at a time, ``workers`` packs in parallel (2 on local storage, the
+Walk the trees (applying include/exclude patterns and the overwrite policy) and restore file contents in
+batches on the way: once a batch holds ``batch_files`` files or ``batch_blobs`` blobs, it is restored and
+dropped, so the plan held in memory does not grow with the snapshot. For each batch, every pack it needs
+is read once, runs of nearby blobs at a time, ``workers`` packs in parallel (2 on local storage, the
 backend's ``connections`` on remote storage, whose trees are fetched in bulk first). Every blob is
 decrypted, decompressed and checked against its id before a byte of it is written; a large restore does
-that and the file writes in helper processes (:mod:`safehold.engine.extractor`). A file is assembled
+that and the file writes in helper processes (:mod:`safehold.engine.extractor`), started once the walk
+has planned ``helpers_from`` files and used for every batch from then on. A file is assembled
 under a temporary name next to its final path, its metadata applied, and only then renamed into place:
 a file that could not be restored completely is never left at its final path. A second run after an
-interruption skips files already complete (same type, size and mtime) under ``if-changed``.
+interruption skips files already complete (same type, size and mtime) under ``if-changed``. A progress
+that ``wants_totals`` gets them from a first, metadata-only walk.
 
 Order: folders, then file contents, then hard links, symlinks and special files, then folder metadata
 from the deepest folder up (writing into a folder changes its mtime).
@@ -19,6 +23,7 @@ import os
 import queue
 import stat
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -37,7 +42,7 @@ from safehold.engine.pack import DATA, PackedBlob
 from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.repository import Repository
 from safehold.engine.tree import DIR, FILE, SYMLINK, Node
-from safehold.engine.treewalk import PathFilter, prefetch_trees, walk
+from safehold.engine.treewalk import PathFilter, prefetch_trees, walk_wanted
 from safehold.errors import IntegrityError, SafeholdError, UsageError
 from safehold.sources.fs.meta import apply_metadata, create_special, owner_ids, write_sparse_aware
 
@@ -48,6 +53,9 @@ TMP_SUFFIX = b".safehold-partial"
 _LOCAL_READ = 2 * 1024 * 1024
 #: Restores of at least this many files prove and write in helper processes.
 HELPERS_FROM = 256
+#: File contents are restored in batches of at most this many files or blobs (a file's blobs count whole).
+BATCH_FILES = 4096
+BATCH_BLOBS = 8192
 #: Jobs share this many locks (a lock per file would cost more memory than the rest of its plan).
 _LOCK_STRIPES = 64
 
@@ -96,10 +104,13 @@ class Restorer:
         restore_owner: bool | None = None,
         workers: int | None = None,
         helpers_from: int = HELPERS_FROM,
+        batch_files: int = BATCH_FILES,
+        batch_blobs: int = BATCH_BLOBS,
     ) -> None:
         """``workers`` is how many packs are read at once (default: 2 on local storage, else the
-        backend's ``connections``, at least 2); restores of ``helpers_from`` files or more run in
-        helper processes."""
+        backend's ``connections``, at least 2); helper processes start when ``helpers_from`` files are
+        planned (batches restored before that run in this process); see the module docstring for the
+        batches."""
         if overwrite not in OVERWRITE_POLICIES:
             raise UsageError(f"--overwrite takes one of {', '.join(OVERWRITE_POLICIES)}")
         tune_malloc()
@@ -111,6 +122,9 @@ class Restorer:
         self.workers = workers or (2 if props.local else max(2, props.connections))
         self._max_read = _LOCAL_READ if props.local else None
         self._helpers_from = helpers_from
+        self._batch = (batch_files, batch_blobs)
+        self._helpers: queue.SimpleQueue[ExtractorProcess] | None = None
+        self._started: list[ExtractorProcess] = []
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
         self._ready: set[bytes] = set()  # folders known to exist
         self._fresh: set[bytes] = set()  # folders this restore created (they held nothing before)
@@ -139,45 +153,47 @@ class Restorer:
         later: list[tuple[bytes, Node]] = []
         jobs: list[_Job] = []
         links: dict[tuple[int, int], bytes] = {}
-        skipped_dirs: list[bytes] = []
-        trees = (
-            None
-            if self.repo.backend.properties.local
-            else prefetch_trees(self.repo, start.subtree, self.workers)
-        )
-        for rel, node in walk(self.repo, start.subtree, cache=trees):
-            if any(rel.startswith(s + b"/") for s in skipped_dirs[-64:]):
-                continue
-            want = flt.wanted(rel, node.type == DIR)
-            if want is False:
+        local = self.repo.backend.properties.local
+        trees = None if local else prefetch_trees(self.repo, start.subtree, self.workers)
+        totals: tuple[int | None, int | None] = (None, None)
+        if getattr(self.progress, "wants_totals", False):
+            totals = _totals(walk_wanted(self.repo, start.subtree, flt, cache=trees))
+        self.progress.start("restore", total_files=totals[0], total_bytes=totals[1])
+        planned = blobs = 0
+        try:
+            for rel, node, want in walk_wanted(self.repo, start.subtree, flt, cache=trees):
+                final = os.path.join(target, rel)
                 if node.type == DIR:
-                    skipped_dirs.append(rel)
-                continue
-            final = os.path.join(target, rel)
-            if node.type == DIR:
-                if want is None:
-                    later.append((final, node))
+                    if want is None:
+                        later.append((final, node))
+                        continue
+                    self._mkdir(final)
+                    dirs.append((final, node))
                     continue
-                self._mkdir(final)
-                dirs.append((final, node))
-                continue
-            if want is None:
-                continue
-            self._ensure_parents(final, target, later, dirs)
-            if node.type == FILE:
+                if want is None:
+                    continue
+                self._ensure_parents(final, target, later, dirs)
                 key = (node.device, node.inode)
-                if node.links > 1 and key in links:
+                if node.type != FILE or (node.links > 1 and key in links):
                     later.append((final, node))
                     continue
                 if node.links > 1:
                     links[key] = final
                 if self._skip_existing(final, node):
                     self.stats.files_skipped += 1
+                    self.progress.advance(files=1, nbytes=node.size)
                     continue
                 jobs.append(_Job(final, node, len(node.content)))
-            else:
-                later.append((final, node))
-        self._restore_contents(jobs)
+                planned += 1
+                blobs += len(node.content)
+                if len(jobs) >= self._batch[0] or blobs >= self._batch[1]:
+                    self._restore_contents(jobs, planned)
+                    jobs, blobs = [], 0
+            self._restore_contents(jobs, planned)
+            del jobs
+        finally:
+            self._stop_helpers()
+            self.progress.finish()
         self._finish_others(later, links)
         for final, node in sorted(dirs, key=lambda x: x[0].count(b"/"), reverse=True):
             self.stats.warnings += apply_metadata(final, node, restore_owner=self.restore_owner)
@@ -240,13 +256,21 @@ class Restorer:
         final = os.path.join(target, node.name)
         if node.type == FILE:
             if not self._skip_existing(final, node):
-                self._restore_contents([_Job(final, node, len(node.content))])
+                self.progress.start("restore", total_files=1, total_bytes=node.size)
+                try:
+                    self._restore_contents([_Job(final, node, len(node.content))], 1)
+                finally:
+                    self._stop_helpers()
+                    self.progress.finish()
         else:
             self._finish_others([(final, node)], {})
         return self.stats
 
     # ---- contents --------------------------------------------------------------------------------
-    def _restore_contents(self, jobs: list[_Job]) -> None:
+    def _restore_contents(self, jobs: list[_Job], planned: int) -> None:
+        """Restore one batch; ``planned``: files of the restore so far (helpers start at ``helpers_from``)."""
+        if not jobs:
+            return
         # Per pack, one flat tuple per (blob, place in a file): a restore plan holds one per chunk of
         # every file, so no objects beyond the tuple (see _Piece).
         by_pack: dict[bytes, list[_Piece]] = {}
@@ -271,35 +295,33 @@ class Restorer:
                     (loc.offset, loc.length, loc.raw_length, loc.compressed, blob_id, job, off)
                 )
                 off += loc.raw_length
-        release_memory()  # what planning freed (decoded trees), before the readers allocate
-        total = sum(j.node.size for j in jobs)
-        self.progress.start("restore", total_files=len(jobs), total_bytes=total)
+        release_memory()  # what walking freed (decoded trees), before the readers allocate
         work = [(pid, envelopes[pid], pieces) for pid, pieces in by_pack.items()]
         del by_pack
-        helpers: queue.SimpleQueue[ExtractorProcess] | None = None
-        started: list[ExtractorProcess] = []
-        if len(jobs) >= self._helpers_from:
-            helpers = queue.SimpleQueue()
+        if self._helpers is None and planned >= self._helpers_from:
+            self._helpers = queue.SimpleQueue()
+            for _ in range(self.workers):  # once per restore: _stop_helpers ends them
+                vp = ExtractorProcess(self.repo.keys.data, self.repo.keys.blob_id, self.restore_owner)
+                self._started.append(vp)
+                self._helpers.put(vp)
+        helpers = self._helpers
+        if helpers is not None:
             for job in jobs:
                 if len(job.node.content) > 1 and not job.failed:
                     self._create(job)  # pieces of one file may arrive from several helpers
-            for _ in range(self.workers):
-                vp = ExtractorProcess(self.repo.keys.data, self.repo.keys.blob_id, self.restore_owner)
-                started.append(vp)
-                helpers.put(vp)
-        try:
-            with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="safehold-restore") as pool:
-                list(pool.map(lambda item: self._restore_pack(item, helpers), work))
-        finally:
-            for vp in started:
-                vp.close()
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="safehold-restore") as pool:
+            list(pool.map(lambda item: self._restore_pack(item, helpers), work))
         for job in jobs:
             if job.failed and job.created:
                 try:
                     os.unlink(job.tmp)
                 except OSError:
                     pass
-        self.progress.finish()
+
+    def _stop_helpers(self) -> None:
+        self._helpers = None
+        while self._started:
+            self._started.pop().close()
 
     def _restore_pack(
         self, item: tuple[bytes, bytes, list[_Piece]], helpers: queue.SimpleQueue[ExtractorProcess] | None
@@ -489,3 +511,18 @@ class Restorer:
                 self.stats.warnings += apply_metadata(final, node, restore_owner=self.restore_owner)
             except (OSError, SafeholdError) as exc:
                 self.stats.errors.append(f"{os.fsdecode(final)}: {exc}")
+
+
+def _totals(items: Iterator[tuple[bytes, Node, bool | None]]) -> tuple[int, int]:
+    """Files and bytes whose contents a restore goes through (a hard-linked inode once), for progress."""
+    files = nbytes = 0
+    inodes: set[tuple[int, int]] = set()
+    for _rel, node, want in items:
+        key = (node.device, node.inode)
+        if node.type != FILE or want is None or (node.links > 1 and key in inodes):
+            continue
+        if node.links > 1:
+            inodes.add(key)
+        files += 1
+        nbytes += node.size
+    return files, nbytes

@@ -58,6 +58,27 @@ def walk(
             yield from walk(repo, n.subtree, path, cache=cache)
 
 
+def walk_wanted(
+    repo: Repository,
+    tree_id: bytes,
+    flt: PathFilter,
+    *,
+    cache: Mapping[bytes, bytes] | None = None,
+) -> Iterator[tuple[bytes, Node, bool | None]]:
+    """:func:`walk` through ``flt``: (path, node, wanted) of every node that is neither excluded nor below
+    an excluded folder; ``wanted`` as :meth:`PathFilter.wanted` says (True or None, never False)."""
+    skipped: list[bytes] = []
+    for rel, node in walk(repo, tree_id, cache=cache):
+        if any(rel.startswith(s + b"/") for s in skipped[-64:]):
+            continue
+        want = flt.wanted(rel, node.type == DIR)
+        if want is False:
+            if node.type == DIR:
+                skipped.append(rel)
+            continue
+        yield rel, node, want
+
+
 def prefetch_trees(repo: Repository, tree_id: bytes, workers: int) -> dict[bytes, bytes]:
     """Load every tree below ``tree_id`` (itself included), breadth-first; tree id -> plaintext.
 
