@@ -41,10 +41,11 @@ from safehold.engine.memtune import release_memory, tune_malloc
 from safehold.engine.pack import DATA, PackedBlob
 from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.repository import Repository
-from safehold.engine.tree import DIR, FILE, SYMLINK, Node
+from safehold.engine.restorelinks import finish_others
+from safehold.engine.tree import DIR, FILE, Node
 from safehold.engine.treewalk import PathFilter, prefetch_trees, walk_wanted
 from safehold.errors import IntegrityError, SafeholdError, UsageError
-from safehold.sources.fs.meta import apply_metadata, create_special, owner_ids, write_sparse_aware
+from safehold.sources.fs.meta import apply_metadata, owner_ids, write_sparse_aware
 
 OVERWRITE_POLICIES = ("never", "if-changed", "always")
 TMP_SUFFIX = b".safehold-partial"
@@ -194,7 +195,7 @@ class Restorer:
         finally:
             self._stop_helpers()
             self.progress.finish()
-        self._finish_others(later, links)
+        finish_others(later, links, self.overwrite, self.restore_owner, self.stats)
         for final, node in sorted(dirs, key=lambda x: x[0].count(b"/"), reverse=True):
             self.stats.warnings += apply_metadata(final, node, restore_owner=self.restore_owner)
         return self.stats
@@ -263,7 +264,7 @@ class Restorer:
                     self._stop_helpers()
                     self.progress.finish()
         else:
-            self._finish_others([(final, node)], {})
+            finish_others([(final, node)], {}, self.overwrite, self.restore_owner, self.stats)
         return self.stats
 
     # ---- contents --------------------------------------------------------------------------------
@@ -466,51 +467,6 @@ class Restorer:
             return
         self.stats.files += 1
         self.progress.advance(files=1)
-
-    # ---- links, symlinks, specials ------------------------------------------------------------------
-    def _already_there(self, final: bytes, node: Node, links: dict[tuple[int, int], bytes]) -> bool:
-        """With ``if-changed``: a hard link or symlink that is already exactly what the node says."""
-        if self.overwrite != "if-changed":
-            return False
-        try:
-            st = os.lstat(final)
-            if node.type == FILE:
-                src = links.get((node.device, node.inode))
-                return src is not None and os.path.samestat(st, os.lstat(src))
-            if node.type == SYMLINK:
-                return stat.S_ISLNK(st.st_mode) and os.readlink(final) == node.linktarget
-        except OSError:
-            return False
-        return False
-
-    def _finish_others(self, items: list[tuple[bytes, Node]], links: dict[tuple[int, int], bytes]) -> None:
-        for final, node in items:
-            if node.type == DIR:
-                continue
-            try:
-                if os.path.lexists(final):
-                    if self.overwrite == "never" or self._already_there(final, node, links):
-                        self.stats.files_skipped += 1
-                        continue
-                    if os.path.isdir(final) and not os.path.islink(final):
-                        self.stats.errors.append(f"{os.fsdecode(final)}: a folder is in the way")
-                        continue
-                    os.unlink(final)
-                if node.type == FILE:
-                    src = links.get((node.device, node.inode))
-                    if src is None or not os.path.exists(src):
-                        self.stats.errors.append(f"{os.fsdecode(final)}: hard link target was not restored")
-                        continue
-                    os.link(src, final)
-                    self.stats.files += 1
-                    continue
-                if node.type == SYMLINK:
-                    os.symlink(node.linktarget or b"", final)
-                elif not create_special(final, node):
-                    continue
-                self.stats.warnings += apply_metadata(final, node, restore_owner=self.restore_owner)
-            except (OSError, SafeholdError) as exc:
-                self.stats.errors.append(f"{os.fsdecode(final)}: {exc}")
 
 
 def _totals(items: Iterator[tuple[bytes, Node, bool | None]]) -> tuple[int, int]:
