@@ -130,6 +130,25 @@ def test_lookup_many_equals_lookup() -> None:
     assert sum(g is None for g in got) == 2 and idx.lookup_many([]) == []
 
 
+def test_iter_packs_groups_every_entry_once_by_pack_and_offset() -> None:
+    idx = MasterIndex()
+    rng = random.Random(7)
+    packs = {
+        bytes([c]) * 32: [PackedBlob(rng.choice([DATA, TREE]), os.urandom(32), o * 10, 10, 12, bool(o % 2))
+                          for o in rng.sample(range(500), rng.randint(1, 200))]
+        for c in b"abcdef"
+    }  # fmt: skip
+    items = list(packs.items())
+    idx.add_packs([(pid, b"e" * 17, es) for pid, es in items[:3]])
+    idx.add_packs([(pid, b"e" * 17, es) for pid, es in items[2:5]])  # pack c in two index files
+    for e in items[5][1]:
+        idx.add_pack(items[5][0], b"e" * 17, [e])  # pending, not folded yet
+    got = dict(idx.iter_packs())
+    assert got == {pid: sorted(es, key=lambda e: e.offset) for pid, es in packs.items()}
+    assert idx.pack_ids() == set(packs)
+    assert list(MasterIndex().iter_packs()) == [] and MasterIndex().pack_ids() == set()
+
+
 def test_keys_add_remove_and_wrong_password() -> None:
     b = MemoryBackend()
     repo = Repository.init(b, "one")

@@ -93,7 +93,7 @@ def _check_storage_classes(url: str, pw: str, s3_server: str) -> None:
     bucket, _, prefix = url.removeprefix("s3://").partition("/")
     repo = Repository.open(open_backend(url, endpoint_url=s3_server, region="us-east-1", path_style=True), pw)
     repo.load_index()
-    pack_types = {pid.hex(): {e.type for e in entries} for pid, entries in repo.index.by_pack().items()}
+    pack_types = {pid.hex(): {e.type for e in entries} for pid, entries in repo.index.iter_packs()}
     repo.backend.close()
     client: Any = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
     objects = client.list_objects_v2(Bucket=bucket, Prefix=prefix + "/")["Contents"]

@@ -93,10 +93,10 @@ class Checker:
             else None
         )
         try:
-            indexed = repo.index.by_pack()
+            indexed = repo.index.pack_ids()
             r.packs = len(stored)
             self.progress.start("check packs", total_files=len(indexed))
-            for pid, entries in indexed.items():
+            for pid, entries in repo.index.iter_packs():
                 name = pid.hex()
                 if name not in stored:
                     r.errors.append(f"pack {name[:16]} is named by the index but missing from storage")

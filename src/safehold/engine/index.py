@@ -11,7 +11,7 @@ it grows.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import msgpack
@@ -267,22 +267,37 @@ class MasterIndex:
     def __len__(self) -> int:
         return len(self._pending) + sum(s.n for s in self._segments)
 
-    def by_pack(self) -> dict[bytes, list[PackedBlob]]:
-        """Every entry grouped by pack (for check and rebuild); duplicates across index files kept once."""
+    def iter_packs(self) -> Iterator[tuple[bytes, list[PackedBlob]]]:
+        """Every pack with entries and its entries by offset (for check and rebuild), one pack at a time:
+        only one pack's entries exist as objects at once. Duplicates across index files come once."""
         with self._lock:
             if self._pending:
                 self._fold()
-            out: dict[bytes, dict[tuple[bytes, int], PackedBlob]] = {}
-            for seg in self._segments:
-                for i in range(seg.n):
-                    fl = int(seg.flags[i])
-                    e = PackedBlob(
-                        fl & 0x7F,
-                        seg.ids[i].tobytes(),
-                        int(seg.offset[i]),
-                        int(seg.length[i]),
-                        int(seg.raw[i]),
-                        bool(fl & 0x80),
-                    )
-                    out.setdefault(self._packs[int(seg.pack[i])], {})[(e.id, e.offset)] = e
-            return {pid: sorted(d.values(), key=lambda e: e.offset) for pid, d in out.items()}
+            segs = list(self._segments)
+        if not segs:
+            return
+        packnum = np.concatenate([seg.pack for seg in segs]).astype(np.int64)
+        where = np.concatenate([np.arange(seg.n) + (k << 40) for k, seg in enumerate(segs)])
+        order = np.argsort(packnum, kind="stable")
+        for group in np.split(order, np.flatnonzero(np.diff(packnum[order])) + 1):
+            found: dict[tuple[bytes, int], PackedBlob] = {}
+            for w in where[group].tolist():
+                seg, i = segs[w >> 40], w & ((1 << 40) - 1)
+                fl = int(seg.flags[i])
+                e = PackedBlob(
+                    fl & 0x7F,
+                    seg.ids[i].tobytes(),
+                    int(seg.offset[i]),
+                    int(seg.length[i]),
+                    int(seg.raw[i]),
+                    bool(fl & 0x80),
+                )
+                found[(e.id, e.offset)] = e
+            yield self._packs[int(packnum[group[0]])], sorted(found.values(), key=lambda e: e.offset)
+
+    def pack_ids(self) -> set[bytes]:
+        """The packs that index entries name."""
+        with self._lock:
+            if self._pending:
+                self._fold()
+            return {self._packs[n] for seg in self._segments for n in np.unique(seg.pack).tolist()}
