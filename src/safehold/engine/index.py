@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import zstandard
 
-from safehold.engine.pack import PackedBlob
+from safehold.engine.pack import PackedBlob, pack_entries
 
 INDEX_VERSION = 1
 _FOLD_AT = 65536
@@ -43,8 +43,8 @@ PackRecord = tuple[bytes, bytes, list[PackedBlob]]
 def encode_index(packs: list[PackRecord]) -> bytes:
     """``[INDEX_VERSION, [[pack id, envelope, [entry wire, ...]], ...]]`` in msgpack, zstd-compressed.
 
-    Packed entry by entry (a whole document of wire lists for thousands of small blobs would cost
-    megabytes for a moment), into one buffer that is compressed with one call.
+    Packed entry by entry (see :func:`~safehold.engine.pack.pack_entries`) into one buffer that is
+    compressed with one call.
     """
     packer = msgpack.Packer(use_bin_type=True, autoreset=False)
     packer.pack_array_header(2)
@@ -54,9 +54,7 @@ def encode_index(packs: list[PackRecord]) -> bytes:
         packer.pack_array_header(3)
         packer.pack(pid)
         packer.pack(env)
-        packer.pack_array_header(len(entries))
-        for e in entries:
-            packer.pack(e.to_wire())
+        pack_entries(packer, entries)
     doc = packer.getbuffer()
     try:
         return zstandard.ZstdCompressor(level=3).compress(doc)

@@ -94,10 +94,19 @@ class PackBuilder:
 
     def finish(self, session: Session) -> bytes:
         """Append the sealed header and the trailer; return the pack id (SHA-256 of all its bytes)."""
-        header = msgpack.packb([e.to_wire() for e in self.entries], use_bin_type=True)
-        header_ct = session.seal(header, HEADER_AD)
+        packer = msgpack.Packer(use_bin_type=True, autoreset=False)
+        pack_entries(packer, self.entries)
+        header_ct = session.seal(packer.bytes(), HEADER_AD)
         self.spool.write(header_ct + session.envelope + struct.pack(">I", len(header_ct)) + PACK_MAGIC)
         return self.spool.digest()
+
+
+def pack_entries(packer: msgpack.Packer, entries: Sequence[PackedBlob]) -> None:
+    """Append ``entries`` as a msgpack array of their wire forms, one at a time (a list of thousands of
+    wire lists would cost megabytes for a moment)."""
+    packer.pack_array_header(len(entries))
+    for e in entries:
+        packer.pack(e.to_wire())
 
 
 def parse_trailer(tail: bytes, pack_size: int) -> tuple[bytes, int]:
