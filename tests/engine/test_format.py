@@ -149,6 +149,32 @@ def test_iter_packs_groups_every_entry_once_by_pack_and_offset() -> None:
     assert list(MasterIndex().iter_packs()) == [] and MasterIndex().pack_ids() == set()
 
 
+def test_index_folds_and_merges_keep_every_entry_findable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from safehold.engine import index as index_mod
+
+    monkeypatch.setattr(index_mod, "_FOLD_AT", 8)
+    idx = MasterIndex()
+    idx.add_packs(
+        [(b"B" * 32, b"e" * 17, [PackedBlob(DATA, os.urandom(32), i, 1, 1, False) for i in range(300)])]
+    )
+    added = []
+    for p in range(120):  # many folds: recent segments merge, and outgrow the loaded one once
+        es = [PackedBlob(TREE, os.urandom(32), i, 2, 3, True) for i in range(random.Random(p).randint(1, 9))]
+        idx.add_pack(p.to_bytes(32, "big"), b"f" * 17, es)
+        added += es
+        assert len(idx._segments) <= index_mod._MAX_SEGMENTS + 1
+    for e in random.Random(1).sample(added, 200):
+        loc = idx.lookup(e.id)
+        assert loc is not None and (loc.type, loc.offset, loc.length, loc.raw_length) == (
+            TREE,
+            e.offset,
+            2,
+            3,
+        )
+    assert idx.lookup_many([e.id for e in added]) == [idx.lookup(e.id) for e in added]
+    assert len(idx) == 300 + len(added)
+
+
 def test_keys_add_remove_and_wrong_password() -> None:
     b = MemoryBackend()
     repo = Repository.init(b, "one")

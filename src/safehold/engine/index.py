@@ -22,7 +22,11 @@ import zstandard
 from safehold.engine.pack import PackedBlob, pack_entries
 
 INDEX_VERSION = 1
-_FOLD_AT = 65536
+#: Entries added one pack at a time wait in a dict (~250 bytes each) until this many are folded into a
+#: sorted segment (~60 bytes each).
+_FOLD_AT = 8192
+#: More segments than this are merged (a lookup searches each).
+_MAX_SEGMENTS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +189,11 @@ class MasterIndex:
         rows = [(k, *v) for k, v in self._pending.items()]
         self._segments.append(_Segment.build(rows))
         self._pending.clear()
-        if len(self._segments) > 4:
-            self._segments = [_Segment.merge(self._segments)]
+        if len(self._segments) > _MAX_SEGMENTS:
+            # Merge the recent small segments; the large first one (the loaded index) only once they
+            # together outgrow it, so that adding n entries to an index of N costs O(n log N), not O(n N).
+            base, recent = self._segments[0], _Segment.merge(self._segments[1:])
+            self._segments = [base, recent] if recent.n < base.n else [_Segment.merge([base, recent])]
 
     def compact(self) -> None:
         """Fold everything into one segment (after loading)."""
