@@ -150,10 +150,10 @@ def test_stream_chunks_equal_whole_buffer_chunks(head: bytes, size: int, seed: i
         if len(data) > 1024
         else whole
     )
-    streamed = list(ch.stream(_Trickle(data, seed).readinto))
+    streamed = [bytes(c) for c in ch.stream(_Trickle(data, seed).readinto)]  # views: copy each
     assert b"".join(streamed) == data
     assert streamed == whole == reference
-    assert list(ch.stream(_Trickle(data, seed + 1).readinto)) == streamed  # the window is reusable
+    assert [bytes(c) for c in ch.stream(_Trickle(data, seed + 1).readinto)] == streamed  # reusable window
 
 
 def test_check_in_helper_processes_finds_a_flipped_bit(
@@ -248,3 +248,24 @@ def test_pack_proof_in_parts_of_any_size_equals_the_whole_and_finds_every_flippe
         assert proven < nblobs or any("header" in e for e in errs), (where, errs)
     errs, proven = prove(raw[:-10], 1)  # truncated: the trailer is gone
     assert proven == 0 and any("header unreadable" in e for e in errs)
+
+
+@pytest.mark.parametrize("process_after", [None, 0, 3 * 1024 * 1024], ids=["threads", "helpers", "both"])
+def test_streamed_chunks_are_views_the_writer_copies_when_it_keeps_them(
+    repo: Repository, process_after: int | None
+) -> None:
+    """The stream chunker yields views into a window it refills: batches and sealing threads must keep
+    copies, helpers get the bytes before the window moves; every blob reads back as the input."""
+    from safehold.engine.archiver import Archiver
+
+    cfg = repo.config
+    cfg.min_size, cfg.avg_size, cfg.max_size = 16 * 1024, 64 * 1024, 256 * 1024  # many windows
+    rng = random.Random(11)
+    data = b"".join(
+        rng.randbytes(rng.randint(1, 300_000)) + bytes(rng.randint(0, 600_000)) for _ in range(12)
+    )  # natural cuts, max-size cuts and a last chunk below SMALL_BLOB
+    w = BlobWriter(repo, process_after=process_after)
+    result = Archiver(repo, w).stream_node(b"dump.sql", io.BytesIO(data + b"tail"))
+    w.flush()
+    assert result.size == len(data) + 4
+    assert b"".join(repo.load_blob(DATA, b) for b in result.node.content) == data + b"tail"

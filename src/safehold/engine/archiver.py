@@ -142,11 +142,11 @@ class Archiver:
         digest = hashlib.sha256()
         content: list[bytes] = []
         size = 0
-        for data in self._chunker.stream(_readinto_of(stream)):
-            digest.update(data)
-            content.append(self._store(DATA, data, fast=True))
-            size += len(data)
-            self.progress.advance(nbytes=len(data))
+        for chunk in self._chunker.stream(_readinto_of(stream)):  # views: _store must not keep them
+            digest.update(chunk)
+            content.append(self._store(DATA, chunk, fast=True))
+            size += len(chunk)
+            self.progress.advance(nbytes=len(chunk))
         self.progress.advance(files=1)
         return StreamResult(_synthetic(name, size, content, mode), size, digest.hexdigest())
 
@@ -255,9 +255,9 @@ class Archiver:
                     nbytes = len(data)
                     content = [self._store(DATA, c) for c in self._chunker.cut(data)]
                 else:
-                    for data in self._chunker.stream(lambda view: os.readv(fd, [view])):
-                        nbytes += len(data)
-                        content.append(self._store(DATA, data))
+                    for chunk in self._chunker.stream(lambda view: os.readv(fd, [view])):
+                        nbytes += len(chunk)
+                        content.append(self._store(DATA, chunk))
                 after = os.fstat(fd)
             finally:
                 os.close(fd)

@@ -35,10 +35,12 @@ class Chunker:
             return [memoryview(data)]
         return [c.data for c in self._cdc.cut_buf(data)]
 
-    def stream(self, readinto: Callable[[memoryview], int | None]) -> Iterator[bytes]:
-        """The chunks of everything ``readinto`` delivers until it returns 0 (end of input), as copies.
+    def stream(self, readinto: Callable[[memoryview], int | None]) -> Iterator[memoryview]:
+        """The chunks of everything ``readinto`` delivers until it returns 0 (end of input).
 
-        ``readinto`` is a file's ``readinto`` (a short read is not taken for the end).
+        Each chunk is a writable view into the window, valid only until the next one is asked for: a
+        consumer that keeps a chunk copies it (see :meth:`BlobWriter.submit`). ``readinto`` is a file's
+        ``readinto`` (a short read is not taken for the end).
         """
         if self._window is None:
             self._window = bytearray(self.max_size + max(1, self.max_size // 4))
@@ -61,7 +63,7 @@ class Chunker:
                     n = len(c.data)
                     if not eof and start + n == filled and n < self.max_size:
                         break  # may end only because the window ends: cut it again after refilling
-                    yield bytes(c.data)
+                    yield view[start : start + n]
                     start += n
                 if eof and start == filled:
                     return

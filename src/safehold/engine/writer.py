@@ -118,7 +118,9 @@ class BlobWriter:
         Small blobs are batched (one work item per ~1 MiB or 64 blobs of one type): per-item overhead,
         not bytes, dominates small files. ``fast`` compresses with zstd level 1 instead of the
         repository's level (for streams such as database dumps, whose producer holds a transaction open
-        while we keep up). Called from one thread (the archiver's).
+        while we keep up). ``data`` may be a writable view the caller reuses once this returns (a
+        chunking window): the writer copies it when it keeps it, and a helper process receives it
+        without a copy. Called from one thread (the archiver's).
         """
         self.raise_if_failed()
         item = Item(blob_type, blob_id, data, fast)
@@ -126,7 +128,7 @@ class BlobWriter:
             self._queue([item], len(data))
             return
         batch = self._batches[blob_type]
-        batch.append(item)
+        batch.append(_kept(item))
         self._batch_bytes[blob_type] += len(data)
         if self._batch_bytes[blob_type] >= self._batch_limit or len(batch) >= BATCH_ITEMS:
             self._submit_batch(blob_type)
@@ -154,7 +156,7 @@ class BlobWriter:
                 self.raise_if_failed()  # the helper was stopped because of this first failure
                 raise
             return
-        fut = self._pool.submit(self._work, items)
+        fut = self._pool.submit(self._work, [_kept(i) for i in items])
         with self._lock:
             self._futures.add(fut)
         fut.add_done_callback(self._done)
@@ -329,3 +331,10 @@ class BlobWriter:
         name = self.repo.save_file(FileType.INDEX, encode_index(records))
         self.repo.index_files.add(name)
         self.stats.index_files += 1
+
+
+def _kept(item: Item) -> Item:
+    """``item`` with bytes the caller cannot change later (see :meth:`BlobWriter.submit`)."""
+    if isinstance(item.data, memoryview) and not item.data.readonly:
+        return Item(item.type, item.id, bytes(item.data), item.fast)
+    return item
