@@ -69,7 +69,9 @@ def test_copy_round_trip_idempotent(tmp_path: Path, run, shared_params: bool) ->
 def test_copy_killed_half_way_resumes_without_resending(tmp_path: Path, run) -> None:
     src = tmp_path / "src"
     _src(src, 3)
-    (src / "big2.bin").write_bytes(os.urandom(120 << 20))
+    # ~15 packs: the first index file (after INDEX_EVERY = 8 packs) leaves ~7 packs of work before the
+    # copy ends, time enough to kill it there even on a loaded machine.
+    (src / "big2.bin").write_bytes(os.urandom(200 << 20))
     run("init")
     run("backup", str(src))
     off = tmp_path / "offsite"
