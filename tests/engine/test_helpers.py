@@ -269,3 +269,19 @@ def test_streamed_chunks_are_views_the_writer_copies_when_it_keeps_them(
     w.flush()
     assert result.size == len(data) + 4
     assert b"".join(repo.load_blob(DATA, b) for b in result.node.content) == data + b"tail"
+
+
+def test_helper_processes_do_not_import_what_only_the_parent_needs() -> None:
+    """Every module a helper imports costs memory in each helper: no subprocess, no ctypes.util; and
+    malloc tuning still finds glibc without ctypes.util."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, safehold.engine.sealer, safehold.engine.verifier, safehold.engine.extractor\n"
+        "from safehold.engine import memtune\n"
+        "memtune.tune_malloc()\n"
+        "print(sorted({'subprocess', 'ctypes.util'} & set(sys.modules)), memtune._libc is not None)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["[]", "True"], out

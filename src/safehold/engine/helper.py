@@ -15,15 +15,18 @@ from __future__ import annotations
 import os
 import signal
 import struct
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import msgpack
 
 from safehold.engine.memtune import tune_malloc
 from safehold.engine.util import grow_pipe
 from safehold.errors import SafeholdError
+
+if TYPE_CHECKING:
+    import subprocess  # imported when spawning: a helper process itself never needs it
 
 _FRAME = struct.Struct(">II")
 
@@ -58,6 +61,7 @@ def run(serve: Callable[[int, int], None]) -> None:
 
 def spawn(module: str) -> tuple[subprocess.Popen[bytes], int, int]:
     """Start ``python -m module``; returns the process, the fd to write to it, the fd to read from it."""
+    import subprocess
     proc = subprocess.Popen(
         [sys.executable, "-m", module],
         stdin=subprocess.PIPE,

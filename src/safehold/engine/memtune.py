@@ -12,7 +12,6 @@ still go back to the kernel when freed. Arenas are limited to 2. No-op where mal
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
@@ -28,7 +27,9 @@ def tune_malloc() -> None:
     _done = True
     global _libc
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # The process's own symbols, libc's among them (not ctypes.util.find_library: it imports
+        # subprocess and shutil, megabytes in every helper process).
+        libc = ctypes.CDLL(None)
         libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
         libc.mallopt(M_ARENA_MAX, 2)
         _libc = libc
