@@ -178,7 +178,9 @@ def test_check_in_helper_processes_finds_a_flipped_bit(
 
     monkeypatch.setattr(checker_mod, "VerifierProcess", counting)
     clean = Checker(repo).run(read_data=True)
-    assert clean.ok and clean.packs_read >= 4 and len(started) == 2
+    assert (
+        clean.ok and clean.packs_read >= 4 and len(started) == 1
+    )  # workers - 1: one reader proves in-process
     packs = sorted(p for p in (Path(repo.backend.properties.location) / "data").rglob("*") if p.is_file())
     victim = packs[len(packs) // 2]
     raw = bytearray(victim.read_bytes())

@@ -172,9 +172,7 @@ class MasterIndex:
                 for e in entries
             ]
             if rows:
-                self._segments.append(_Segment.build(rows))
-                if len(self._segments) > 4:
-                    self._segments = [_Segment.merge(self._segments)]
+                self._add_segment(_Segment.build(rows))
 
     def add_pack(self, pack_id: bytes, envelope: bytes, entries: list[PackedBlob]) -> None:
         """Add the entries of a pack this session just wrote."""
@@ -187,8 +185,11 @@ class MasterIndex:
 
     def _fold(self) -> None:
         rows = [(k, *v) for k, v in self._pending.items()]
-        self._segments.append(_Segment.build(rows))
         self._pending.clear()
+        self._add_segment(_Segment.build(rows))
+
+    def _add_segment(self, seg: _Segment) -> None:
+        self._segments.append(seg)
         if len(self._segments) > _MAX_SEGMENTS:
             # Merge the recent small segments; the large first one (the loaded index) only once they
             # together outgrow it, so that adding n entries to an index of N costs O(n log N), not O(n N).
