@@ -62,6 +62,7 @@ def run(serve: Callable[[int, int], None]) -> None:
 def spawn(module: str) -> tuple[subprocess.Popen[bytes], int, int]:
     """Start ``python -m module``; returns the process, the fd to write to it, the fd to read from it."""
     import subprocess
+
     proc = subprocess.Popen(
         [sys.executable, "-m", module],
         stdin=subprocess.PIPE,
