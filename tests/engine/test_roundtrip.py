@@ -140,3 +140,28 @@ def test_torture_tree_round_trip_through_restore_helpers(tmp_path: Path, run, re
     assert stats.errors == [], stats.errors
     assert_trees_equal(src, _restored(target, src), check_owner=os.geteuid() == 0)
     assert not list(target.rglob("*.safehold-partial"))
+
+
+def test_verify_checks_what_the_restore_selected_and_nothing_else(tmp_path: Path, run) -> None:
+    """Restore and --verify select files with the same walk (git's rule: a file below an excluded
+    folder stays excluded even if a later pattern names it), so --verify does not report a file the
+    restore skipped on purpose; a file that was restored and then changed is still reported."""
+    src = tmp_path / "src"
+    (src / "build").mkdir(parents=True)
+    (src / "build" / "keep.txt").write_bytes(b"k" * 5000)
+    (src / "build" / "other.o").write_bytes(b"o" * 5000)
+    (src / "app.php").write_bytes(b"<?php echo 1;" * 100)
+    run("init")
+    assert run("backup", str(src)).code == 0
+    target = tmp_path / "t"
+    sel = ["--exclude", "build/", "--exclude", "!build/keep.txt"]
+    r = run("restore", "latest", "--target", str(target), *sel, "--verify")
+    assert r.code == 0, r.err + r.out
+    restored = _restored(target, src)
+    assert (
+        not (restored / "build").exists()
+        and (restored / "app.php").read_bytes() == (src / "app.php").read_bytes()
+    )
+    (restored / "app.php").write_bytes(b"<?php echo 2;" * 100)
+    r = run("restore", "latest", "--target", str(target), *sel, "--verify", "--overwrite", "never")
+    assert r.code != 0 and "app.php" in r.err + r.out

@@ -6,7 +6,7 @@ import os
 
 from safehold.engine.repository import Repository
 from safehold.engine.tree import DIR, FILE, Node
-from safehold.engine.treewalk import PathFilter, walk
+from safehold.engine.treewalk import PathFilter, walk_wanted
 
 
 def verify_restored(
@@ -24,8 +24,9 @@ def verify_restored(
         items = [(start.name, start)]
     else:
         flt = PathFilter(includes or [], excludes or [], base)
+        # The restore's own selection (treewalk.walk_wanted), so that the two cannot disagree.
         items = [
-            (rel, n) for rel, n in walk(repo, start.subtree) if n.type == FILE and flt.wanted(rel, False)
+            (rel, n) for rel, n, want in walk_wanted(repo, start.subtree, flt) if n.type == FILE and want
         ]
     for rel, node in items:
         if node.type != FILE:
