@@ -166,12 +166,11 @@ def extract(
     return results
 
 
-class ExtractorProcess:
+class ExtractorProcess(helper.Client):
     """A helper process running :func:`extract`; one caller thread at a time."""
 
     def __init__(self, data_key: bytes, id_key: bytes, restore_owner: bool) -> None:
-        self._proc, self._wfd, self._rfd = helper.spawn("safehold.engine.extractor")
-        send_frame(self._wfd, [data_key, id_key, restore_owner])
+        super().__init__("safehold.engine.extractor", "restoring", [data_key, id_key, restore_owner])
 
     def extract(
         self, envelope: bytes, blobs: list[Blob], targets: list[Target], payload: bytes
@@ -180,22 +179,14 @@ class ExtractorProcess:
             send_frame(self._wfd, [envelope, blobs, targets], [payload])
             reply, _ = recv_frame(self._rfd)
         except (OSError, EOFError) as exc:
-            code = self._proc.poll()
-            raise HelperError(f"a restoring helper process exited unexpectedly (exit code {code})") from exc
+            raise self.exited() from exc
         if not (isinstance(reply, list) and len(reply) == len(targets)):
             raise HelperError("a restoring helper process answered something unexpected")
         return [(None if err is None else str(err), [str(w) for w in warns]) for err, warns in reply]
 
-    def close(self) -> None:
-        helper.stop(self._proc)
-        helper.reap(self._proc)
-
 
 def serve(rfd: int, wfd: int) -> None:
-    header, _ = recv_frame(rfd)
-    if not (isinstance(header, list) and len(header) == 3):
-        raise SystemExit("safehold extractor: expected an init frame")
-    data_key, id_key, restore_owner = header
+    data_key, id_key, restore_owner = helper.recv_init(rfd, 3, "extractor")
     sessions = SessionCache(data_key)
     dctx = zstandard.ZstdDecompressor()
 

@@ -17,7 +17,7 @@ import signal
 import struct
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 
@@ -47,6 +47,14 @@ def serve_requests(rfd: int, wfd: int, handle: Callable[[object, bytearray], obj
         reply = handle(req, payload)
         del payload
         send_frame(wfd, reply)
+
+
+def recv_init(rfd: int, fields: int, who: str) -> list[Any]:
+    """A helper's first frame: the keys and settings its parent sends (a list of ``fields`` items)."""
+    header, _ = recv_frame(rfd)
+    if not (isinstance(header, list) and len(header) == fields):
+        raise SystemExit(f"safehold {who}: expected an init frame")
+    return header
 
 
 def run(serve: Callable[[int, int], None]) -> None:
@@ -90,6 +98,28 @@ def stop(proc: subprocess.Popen[bytes], *, kill: bool = False) -> None:
 def reap(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
     proc.stdout.close()  # type: ignore[union-attr]
+
+
+class Client:
+    """The parent's side of one helper process: started with ``python -m module`` and sent ``init``;
+    ``kind`` ("sealing", "checking", "restoring") names it in errors, raised as ``error``."""
+
+    error: type[HelperError] = HelperError
+
+    def __init__(self, module: str, kind: str, init: list[Any]) -> None:
+        self._proc, self._wfd, self._rfd = spawn(module)
+        self._kind = kind
+        send_frame(self._wfd, init)
+
+    def exited(self, detail: str | None = None) -> HelperError:
+        """The error for a helper that is gone (``detail``: what the pipe said; default its exit code)."""
+        detail = detail or f"exit code {self._proc.poll()}"
+        return self.error(f"a {self._kind} helper process exited unexpectedly ({detail})")
+
+    def close(self) -> None:
+        """Close the helper's input (it exits when done with it) and reap it."""
+        stop(self._proc)
+        reap(self._proc)
 
 
 def _write_all(fd: int, parts: list[bytes | bytearray | memoryview]) -> None:

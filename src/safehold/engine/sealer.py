@@ -12,7 +12,7 @@ running a :class:`Sealer` on its own share of the session's nonce space (see
 batches of plaintext blobs on its stdin and answers with their ciphertexts on its stdout, in order; the
 writer's threads put them into packs. It knows the session key and the blob-id key, nothing else.
 
-Frames (see :mod:`safehold.engine.helper`); the payload is the blobs' bytes back to back. Requests: ``["init", session id, session key,
+Frames (see :mod:`safehold.engine.helper`); the payload is the blobs' bytes back to back. Requests: ``[session id, session key,
 partition, id key, level]`` once, then ``[[type, id, length, fast], ...]`` per batch. Replies:
 ``[[sealed length, compressed], ...]`` per batch, or ``["error", message]``.
 """
@@ -112,10 +112,7 @@ class Sealer:
 
 def serve(rfd: int, wfd: int) -> None:
     """The helper's loop: an init frame, then one reply per batch until end of input."""
-    header, _ = recv_frame(rfd)
-    if not (isinstance(header, list) and header and header[0] == "init"):
-        raise SystemExit("safehold sealer: expected an init frame")
-    _, sid, key, part, id_key, level = header
+    sid, key, part, id_key, level = helper.recv_init(rfd, 5, "sealer")
     sealer = Sealer(Session.partition(sid, key, part), id_key, level)
     while True:
         try:
@@ -138,12 +135,14 @@ def serve(rfd: int, wfd: int) -> None:
         send_frame(wfd, [[m.length, m.compressed] for m in metas], cts)
 
 
-class SealerProcess:
+class SealerProcess(helper.Client):
     """One helper process and the thread that collects its replies.
 
     :meth:`submit` (one caller thread) sends a batch; ``on_result(metas, payload)`` runs in the
     collector thread for each batch in order, ``on_error(exc)`` once if the helper fails.
     """
+
+    error = SealerError
 
     def __init__(
         self,
@@ -154,13 +153,14 @@ class SealerProcess:
         on_result: Callable[[list[Sealed], bytearray], None],
         on_error: Callable[[BaseException], None],
     ) -> None:
-        self._proc, self._wfd, self._rfd = helper.spawn("safehold.engine.sealer")
+        super().__init__(
+            "safehold.engine.sealer", "sealing", [session.session_id, session.key, part, id_key, level]
+        )
         self._pending: deque[list[tuple[int, bytes, int]]] = deque()  # (type, id, length) per sent blob
         self._cond = threading.Condition()
         self.pending_bytes = 0
         self._on_result = on_result
         self._on_error = on_error
-        send_frame(self._wfd, ["init", session.session_id, session.key, part, id_key, level])
         self._thread = threading.Thread(target=self._collect, name="safehold-sealer-collect", daemon=True)
         self._thread.start()
 
@@ -175,7 +175,7 @@ class SealerProcess:
                 self._wfd, [[i.type, i.id, len(i.data), i.fast] for i in items], [i.data for i in items]
             )
         except OSError as e:
-            raise SealerError(f"a sealing helper process exited unexpectedly ({e.strerror})") from e
+            raise self.exited(e.strerror) from e
 
     def _collect(self) -> None:
         try:
@@ -186,10 +186,8 @@ class SealerProcess:
                     with self._cond:
                         if not self._pending:
                             return
-                    code = self._proc.wait()
-                    raise SealerError(
-                        f"a sealing helper process exited unexpectedly (exit code {code})"
-                    ) from None
+                    self._proc.wait()
+                    raise self.exited() from None
                 with self._cond:
                     items = self._pending.popleft()
                     self.pending_bytes -= sum(n for _t, _id, n in items)

@@ -144,13 +144,12 @@ class PackProof:
         return errs + self._blob_errs, self.proven
 
 
-class VerifierProcess:
+class VerifierProcess(helper.Client):
     """A helper process that runs :class:`PackProof`; one caller thread at a time, one pack at a time:
     :meth:`start`, :meth:`feed` for every part, then :meth:`finish`."""
 
     def __init__(self, data_key: bytes, id_key: bytes) -> None:
-        self._proc, self._wfd, self._rfd = helper.spawn("safehold.engine.verifier")
-        send_frame(self._wfd, [data_key, id_key])
+        super().__init__("safehold.engine.verifier", "checking", [data_key, id_key])
 
     def start(self, name: str, size: int, tail: bytes) -> None:
         self._send(["start", name, size], tail)
@@ -164,7 +163,7 @@ class VerifierProcess:
         try:
             reply, _ = recv_frame(self._rfd)
         except (OSError, EOFError) as exc:
-            raise self._exited() from exc
+            raise self.exited() from exc
         if not (isinstance(reply, list) and len(reply) == 2):
             raise HelperError("a checking helper process answered something unexpected")
         errs, n = reply
@@ -174,21 +173,11 @@ class VerifierProcess:
         try:
             send_frame(self._wfd, header, [payload])
         except OSError as exc:
-            raise self._exited() from exc
-
-    def _exited(self) -> HelperError:
-        return HelperError(f"a checking helper process exited unexpectedly (exit code {self._proc.poll()})")
-
-    def close(self) -> None:
-        helper.stop(self._proc)
-        helper.reap(self._proc)
+            raise self.exited() from exc
 
 
 def serve(rfd: int, wfd: int) -> None:
-    header, _ = recv_frame(rfd)
-    if not (isinstance(header, list) and len(header) == 2):
-        raise SystemExit("safehold verifier: expected an init frame")
-    data_key, id_key = header
+    data_key, id_key = helper.recv_init(rfd, 2, "verifier")
     sessions = SessionCache(data_key)
     dctx = zstandard.ZstdDecompressor()
     proof: PackProof | None = None
