@@ -35,7 +35,7 @@ test: $(STAMP) system-deps lint typecheck
 
 ## test-slow: the long soak/stress variants
 test-slow: $(STAMP) system-deps
-	SAFEHOLD_SOAK=1 $(BIN)/pytest -m slow $(PYTEST_ARGS)
+	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
 ## bench: the benchmark against restic and borg (installs them from Debian's packages)
 bench: $(STAMP)
