@@ -87,38 +87,21 @@ class LocalBackend:
 
     def save(self, h: Handle, data: bytes | memoryview) -> None:
         final = self._path(h)
-        folder = final.parent
-        fd, tmp = self._create_temp(folder, final.name, f"a file for {h}")
+        fd, tmp = self._create_temp(final.parent, final.name, f"a file for {h}")
+        spool = LocalSpool(self, fd, tmp, f"{h}", final.parent)
         try:
-            try:
-                view = memoryview(data).cast("B")
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, final)
-            _fsync_dir(folder)
-        except OSError as e:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise _error(e, f"writing {h} to", folder) from e
+            spool.write(data)
         except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            spool.discard()
             raise
+        spool.commit(h)
 
     def spool(self, t: FileType) -> LocalSpool:
         """A spool whose temporary file sits in ``t``'s folder: committing it is a rename, not a copy."""
         fd, tmp = self._create_temp(
             self.root / t.folder, f"spool-{t.name.lower()}", f"a {t.name.lower()} file"
         )
-        return LocalSpool(self, fd, tmp)
+        return LocalSpool(self, fd, tmp, "a pack", self.root)
 
     def load(self, h: Handle, offset: int = 0, length: int | None = None) -> bytes:
         path = self._path(h)
@@ -251,18 +234,20 @@ class LocalBackend:
 
 
 class LocalSpool(FileSpool):
-    """A temporary file in the repository; :meth:`commit` fsyncs it and renames it into place."""
+    """A temporary file in the repository; :meth:`commit` fsyncs it and renames it into place (also how
+    :meth:`LocalBackend.save` writes a file). ``what`` and ``where`` name it in write errors."""
 
-    def __init__(self, backend: LocalBackend, fd: int, tmp: Path) -> None:
+    def __init__(self, backend: LocalBackend, fd: int, tmp: Path, what: str, where: Path) -> None:
         super().__init__(fd)
         self._backend = backend
         self._tmp: Path | None = tmp
+        self._what, self._where = what, where
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         try:
             super().write(data)
         except OSError as e:
-            raise _error(e, "writing a pack to", self._backend.root) from e
+            raise _error(e, f"writing {self._what} to", self._where) from e
 
     def commit(self, h: Handle) -> None:
         final = self._backend._path(h)
