@@ -40,9 +40,9 @@ PLAIN_WRITE = 64 * 1024
 #: Blobs of one pack closer than this are read with one request (the gap is read and thrown away).
 GAP = 256 * 1024
 
-#: A blob's place in a file as the restore plan holds it: (offset in pack, stored length, raw length,
-#: compressed, blob id, the file's job, offset in the file).
-P = TypeVar("P", bound=tuple[int, int, int, bool, bytes, object, int])
+#: Anything that starts with (offset in pack, stored length): a restore plan's place of a blob in a
+#: file, or a blob that copy reads.
+P = TypeVar("P", bound=tuple[Any, ...])
 
 Blob = tuple[int, int, int, bool, bytes]
 Target = tuple[int, bytes, bytes | None, int, list[Any] | None]

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from safehold.backends.base import FileType, Handle
+from safehold.engine.extractor import read_groups
 from safehold.engine.pack import DATA, TREE
 from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.repository import Repository
@@ -25,8 +26,6 @@ from safehold.engine.snapshot import Snapshot
 from safehold.engine.tree import DIR, FILE, decode_tree, encode_tree
 from safehold.engine.writer import BlobWriter
 from safehold.errors import IntegrityError
-
-_GAP = 256 * 1024
 
 
 @dataclass
@@ -76,32 +75,19 @@ class _Copier:
         return mapping
 
     def _read_pack_blobs(self, pack_id: bytes, blobs: list[bytes]) -> list[tuple[bytes, bytes]]:
-        locs = sorted(
-            ((b, self.src.index.lookup(b)) for b in blobs), key=lambda x: x[1].offset if x[1] else 0
-        )
+        located = []
+        for bid, loc in zip(blobs, self.src.index.lookup_many(blobs), strict=True):
+            if loc is None:
+                raise IntegrityError(f"source blob {bid.hex()[:16]} is missing from the source index")
+            located.append((loc.offset, loc.length, bid, loc))
         out: list[tuple[bytes, bytes]] = []
         h = Handle(FileType.DATA, pack_id.hex())
-        i = 0
-        while i < len(locs):
-            j = i
-            while j + 1 < len(locs):
-                a, b = locs[j][1], locs[j + 1][1]
-                assert a is not None and b is not None
-                if b.offset - (a.offset + a.length) > _GAP:
-                    break
-                j += 1
-            first, last = locs[i][1], locs[j][1]
-            assert first is not None and last is not None
-            data = memoryview(
-                self.src.backend.load(h, first.offset, last.offset + last.length - first.offset)
-            )
-            for bid, loc in locs[i : j + 1]:
-                assert loc is not None
-                start = loc.offset - first.offset
-                out.append(
-                    (bid, self.src.decode_blob(bid, loc, loc.envelope, data[start : start + loc.length]))
-                )
-            i = j + 1
+        for group in read_groups(located, None):
+            base = group[0][0]
+            data = memoryview(self.src.backend.load(h, base, group[-1][0] + group[-1][1] - base))
+            for offset, length, bid, loc in group:
+                sealed = data[offset - base : offset - base + length]
+                out.append((bid, self.src.decode_blob(bid, loc, loc.envelope, sealed)))
         return out
 
     def copy_tree(self, tree_id: bytes) -> bytes:
