@@ -89,8 +89,8 @@ class Node:
     def from_wire(cls, w: list[Any]) -> Node:
         if not isinstance(w, list) or len(w) != 19 or w[1] not in NODE_TYPES:
             raise IntegrityError("malformed tree node")
-        # Type, user and group names repeat in every node: share one string object each (restore plans
-        # hold every node of a snapshot in memory).
+        # Type, user and group names repeat in every node: share one string object each (a restore
+        # batch holds thousands of nodes).
         user, group = w[5], w[6]
         return cls(
             name=w[0],

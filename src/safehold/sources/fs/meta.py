@@ -176,16 +176,16 @@ def apply_metadata(path: bytes, node: Node, *, restore_owner: bool, fd: int | No
     shown = os.fsdecode(path)
     is_link = node.type == SYMLINK
     target: bytes | int = path if fd is None else fd
-    nofollow: dict[str, bool] = {"follow_symlinks": False} if fd is None else {}
+    follow = fd is not None  # a path is never followed; a descriptor has nothing to follow
     if restore_owner:
         uid, gid = owner_ids(node)
         try:
-            os.chown(target, uid, gid, **nofollow)
+            os.chown(target, uid, gid, follow_symlinks=follow)
         except OSError as exc:
             warnings.append(f"{shown}: cannot set owner {uid}:{gid}: {exc.strerror}")
     for key, value in node.xattrs:
         try:
-            os.setxattr(target, key, value, **nofollow)
+            os.setxattr(target, key, value, follow_symlinks=follow)
         except OSError as exc:
             warnings.append(f"{shown}: cannot set xattr {os.fsdecode(key)}: {exc.strerror}")
     if not is_link:
@@ -194,11 +194,7 @@ def apply_metadata(path: bytes, node: Node, *, restore_owner: bool, fd: int | No
         except OSError as exc:
             warnings.append(f"{shown}: cannot set mode {node.mode:#o}: {exc.strerror}")
     try:
-        times = (node.atime_ns, node.mtime_ns)
-        if fd is None:
-            os.utime(path, ns=times, follow_symlinks=False)
-        else:
-            os.utime(fd, ns=times)
+        os.utime(target, ns=(node.atime_ns, node.mtime_ns), follow_symlinks=follow)
     except OSError as exc:
         warnings.append(f"{shown}: cannot set times: {exc.strerror}")
     return warnings
