@@ -9,6 +9,7 @@ output and exit codes in one place (``safehold.cli.main``); nothing else prints 
     SafeholdError                      exit 1 unless stated
     ├── UsageError                     2   bad flags or arguments
     ├── ConfigError                    2   malformed or invalid configuration
+    │   └── UnsafeValue                2   a value that would change the syntax it is written into
     ├── RepositoryError
     │   ├── RepositoryNotFound         10  nothing at the repository URL
     │   ├── RepositoryExists               init over an existing repository
@@ -75,6 +76,17 @@ class UsageError(SafeholdError):
 class ConfigError(SafeholdError):
     exit_code = EXIT_USAGE
     default_hint = "Run 'safehold config check' to see every problem with its location."
+
+
+class UnsafeValue(ConfigError):
+    """A value (a secret, a setting, a stored name) holds characters that the syntax it goes into cannot
+    carry: a line break in a password bound for an option file, a NUL in an environment variable. The
+    message names where the value comes from, never the value (see :mod:`safehold.syntax`)."""
+
+    default_hint = (
+        "Fix the value where the message says it comes from; safehold refuses it rather than let it "
+        "add settings of its own."
+    )
 
 
 class RepositoryError(SafeholdError):

@@ -23,6 +23,7 @@ import errno
 import getpass
 import os
 import posixpath
+import re
 import socket
 import stat
 import threading
@@ -54,6 +55,8 @@ from safehold.backends.base import BackendProperties, FileInfo, FileType, Handle
 from safehold.errors import BackendError, ConfigError, NotFoundError
 
 T = TypeVar("T")
+#: A host name (DNS labels) or an IP address; urlsplit gives IPv6 without its brackets.
+_HOST = re.compile(r"[a-z0-9_][a-z0-9_.-]*|[0-9a-f.]*:[0-9a-f:.]*(%[a-z0-9_.-]+)?", re.IGNORECASE)
 
 
 class SFTPBackend:
@@ -524,6 +527,12 @@ def from_url(url: str, options: dict[str, Any]) -> SFTPBackend:
         )
     if not parts.hostname:
         raise ConfigError(f"no host in {url!r}", hint="Use sftp://user@host[:port]/path.")
+    if not _HOST.fullmatch(parts.hostname):
+        # the host name is written into known_hosts (one line per host) and shown in an ssh-keyscan hint
+        raise ConfigError(
+            f"bad host name in {url!r}",
+            hint="A host is a DNS name or an IP address (IPv6 in brackets): sftp://user@host[:port]/path.",
+        )
     try:
         port = parts.port or 22
     except ValueError:

@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from safehold import syntax
 from safehold.errors import ConfigError
 
 #: The message a literal (non-reference) string gets wherever a secret is expected.
@@ -121,13 +122,35 @@ class SecretRef(BaseModel):
             return _read_file_secret(Path(self.file), self.key)
         return _run_secret_command(self.command or "")
 
+    def resolve_for(self, into: syntax.Syntax, *, owner: str) -> str:
+        """The secret, checked for the syntax it goes ``into``; UnsafeValue otherwise.
+
+        ``owner`` names the setting, e.g. ``"component database: password"``; the error adds this
+        reference (``from file:/var/www/app/.env:DB_PASSWORD``), never the value.
+        """
+        return syntax.check(self.resolve(), into, what=f"{owner} from {self.describe()}")
+
+
+def resolve_secret(ref: SecretRef | dict[str, Any] | None, into: syntax.Syntax, *, owner: str) -> str | None:
+    """:meth:`SecretRef.resolve_for` of ``ref`` (a SecretRef or its dict form, e.g. a restore option), or
+    None without a reference."""
+    if ref is None:
+        return None
+    if not isinstance(ref, SecretRef):
+        ref = SecretRef.model_validate(ref)
+    return ref.resolve_for(into, owner=owner)
+
 
 def _read_file_secret(path: Path, key: str | None) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")  # bytes as they are: no newline translation of a CR
     except OSError as exc:
         raise ConfigError(
             f"cannot read secret file {path}: {exc.strerror}", hint="Check the path and its permissions."
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"secret file {path} is not UTF-8 text", hint="Secrets are read as UTF-8 text."
         ) from None
     if key is None:
         return text.rstrip("\r\n")

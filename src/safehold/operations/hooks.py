@@ -44,6 +44,9 @@ def run_hook(hook: HookSpec) -> HookResult:
     except OSError as exc:
         msg = f"hook '{shown}' could not run: {exc.strerror}"
         return HookResult(hook.command, False, msg, hook.on_failure == "abort")
+    except ValueError:  # NUL in an argument: argv strings cannot carry it
+        msg = f"hook '{shown}' could not run: an argument holds a NUL character"
+        return HookResult(hook.command, False, msg, hook.on_failure == "abort")
     if proc.returncode != 0:
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
         msg = f"hook '{shown}' exited with status {proc.returncode}" + (

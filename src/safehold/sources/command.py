@@ -13,7 +13,9 @@ itself is written below that folder instead, atomically, mode 0600.
 ``command`` is an argv list, run without a shell (no quoting surprises, no injection). A single string is
 accepted only together with ``shell = true`` and is then run by ``/bin/sh -c``. Environment additions
 (``env``) may be plain strings or secret references; secret values are resolved at run time, are never
-written into metadata, and are masked in any program output that reaches the log.
+written into metadata, and are masked in any program output that reaches the log. Variable names must be
+names (``[A-Za-z_][A-Za-z0-9_]*``) and no value may hold NUL, the one character an environment cannot
+carry (:mod:`safehold.syntax`).
 
 This module also holds the small subprocess helpers (:class:`Running`, :func:`run_capture`) that the
 ``git`` and ``system-info`` sources share.
@@ -22,6 +24,7 @@ This module also holds the small subprocess helpers (:class:`Running`, :func:`ru
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -33,11 +36,13 @@ from typing import IO, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from safehold import syntax
 from safehold.config.secrets import SecretRef
 from safehold.errors import SourceError
 from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
 
 TAIL_BYTES = 4096
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -256,6 +261,16 @@ class CommandOptions(BaseModel):
     def _filename(cls, value: str) -> str:
         return _check_relative(value)
 
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str | SecretRef]) -> dict[str, str | SecretRef]:
+        for key, item in value.items():
+            if not _ENV_NAME.fullmatch(key):
+                raise ValueError(f"environment variable name {key!r} is not a name (letters, digits, _)")
+            if isinstance(item, str) and "\x00" in item:
+                raise ValueError(f"environment variable {key} holds a NUL character")
+        return value
+
     @model_validator(mode="after")
     def _argv_forms(self) -> CommandOptions:
         for name in ("command", "restore_command"):
@@ -286,7 +301,8 @@ class CommandSource:
         secrets: list[str] = []
         for key, value in self.options.env.items():
             if isinstance(value, SecretRef):
-                env[key] = value.resolve()
+                # an environment block carries anything but NUL (a multi-line PEM key is fine here)
+                env[key] = value.resolve_for(syntax.ENVIRONMENT, owner=f"component {self.name}: env.{key}")
                 secrets.append(env[key])
             else:
                 env[key] = value

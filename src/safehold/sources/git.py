@@ -341,14 +341,14 @@ class GitSource:
             for name, url, direction in remotes:
                 if direction == "fetch":
                     if name not in self._git(target, "remote").split():
-                        self._git(target, "remote", "add", name, url)
+                        self._git(target, "remote", "add", "--", name, url)
                     else:
-                        self._git(target, "remote", "set-url", "--add", name, url)
+                        self._git(target, "remote", "set-url", "--add", "--", name, url)
             for name, url, direction in remotes:
                 if direction == "push":
                     fetch = [u for n, u, d in remotes if n == name and d == "fetch"]
                     if url not in fetch:
-                        self._git(target, "remote", "set-url", "--add", "--push", name, url)
+                        self._git(target, "remote", "set-url", "--add", "--push", "--", name, url)
             stash = self._git(target, "rev-parse", "-q", "--verify", "refs/stash", check=False).strip()
             if stash:  # git reads the stash through its reflog, which a clone does not carry
                 message = stash_message or "restored by safehold"
@@ -368,10 +368,19 @@ class GitSource:
             raise
 
 
+#: A remote name or URL as restore passes it to ``git remote``: no leading '-' (an option), no control
+#: characters or spaces in names. remotes.txt comes from the repository, which is not trusted.
+_REMOTE_NAME = re.compile(r"[^\s\x00-\x1f\x7f-][^\s\x00-\x1f\x7f]*")
+_REMOTE_URL = re.compile(r"[^\s\x00-\x1f\x7f-][^\x00-\x1f\x7f]*")
+
+
 def _parse_remotes(text: str) -> list[tuple[str, str, str]]:
+    """``(name, url, "fetch"|"push")`` of each well-formed line; a line whose name or URL git could read
+    as an option (or that holds control characters) is left out."""
     out = []
     for line in text.splitlines():
         parts = line.split("\t")
-        if len(parts) == 3 and parts[2] in ("(fetch)", "(push)"):
+        well_formed = len(parts) == 3 and parts[2] in ("(fetch)", "(push)")
+        if well_formed and _REMOTE_NAME.fullmatch(parts[0]) and _REMOTE_URL.fullmatch(parts[1]):
             out.append((parts[0], parts[1], parts[2].strip("()")))
     return out

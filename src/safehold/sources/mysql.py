@@ -20,8 +20,13 @@ Privileges (MariaDB 10.11, measured): ``SELECT, SHOW VIEW, TRIGGER, EVENT`` on t
 (:func:`check_mysql_privileges` is what ``safehold doctor`` prints). LOCK TABLES, RELOAD and PROCESS are
 not needed with ``--single-transaction --no-tablespaces``.
 
-The password never appears in argv: the dump and client programs read it from a private option file
-(``--defaults-extra-file``), created mode 0600 in a private directory and deleted afterwards.
+The password never appears in argv: the dump and client programs read it from a private option file,
+created mode 0600 in a private directory and deleted afterwards. It is passed as ``--defaults-file=``
+(the first argument), so it is the *only* option file they read: no ``/etc/mysql/my.cnf``, no
+``~/.my.cnf``, the same settings pymysql uses. Every value written into it (user, password, host, socket)
+is refused when it holds a line break or NUL (:mod:`safehold.syntax`): a password from a web-writable
+``.env`` must never add options such as ``plugin-dir`` or ``default-auth``. Database names follow ``--``
+on the command line, so a name starting with ``-`` is never read as an option.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from typing import Any, ClassVar
 import pymysql
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from safehold.config.secrets import SecretRef
+from safehold import syntax
+from safehold.config.secrets import SecretRef, resolve_secret
 from safehold.errors import SourceError
 from safehold.sources import dbstats, proc
 from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
@@ -153,7 +159,7 @@ class _Conn:
                 port=self.port,
                 unix_socket=self.socket,
                 user=self.user,
-                password=self.password or "",
+                password=(self.password or "").encode(),  # pymysql would encode a str as latin-1
                 database=database,
                 charset="utf8mb4",
                 connect_timeout=10,
@@ -175,20 +181,21 @@ class _Conn:
         )
 
 
-def _conn_from(options: MySQLOptions, overrides: dict[str, Any] | None = None) -> _Conn:
+def _conn_from(
+    options: MySQLOptions, overrides: dict[str, Any] | None = None, *, owner: str = "mysql component"
+) -> _Conn:
+    """The connection settings (``overrides`` from a restore win), every value checked for the option
+    file before any program or connection sees it; ``owner`` names the component in errors."""
     o = overrides or {}
-    ref = o.get("password", options.password)
-    if isinstance(ref, dict):
-        ref = SecretRef.model_validate(ref)
-    password = ref.resolve() if isinstance(ref, SecretRef) else None
-    socket = o.get("socket", options.socket if "host" not in o and "port" not in o else None)
-    return _Conn(
-        str(o.get("host", options.host)),
-        int(o.get("port", options.port)),
-        socket,
-        str(o.get("user", options.user)),
-        password,
+    password = resolve_secret(
+        o.get("password", options.password), syntax.OPTION_FILE, owner=f"{owner}: password"
     )
+    socket = o.get("socket", options.socket if "host" not in o and "port" not in o else None)
+    host, user = str(o.get("host", options.host)), str(o.get("user", options.user))
+    for what, value in (("host", host), ("user", user), ("socket", socket)):
+        if value is not None:
+            syntax.check(str(value), syntax.OPTION_FILE, what=f"{owner}: {what}")
+    return _Conn(host, int(o.get("port", options.port)), socket, user, password)
 
 
 def _query(conn: Any, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
@@ -329,7 +336,7 @@ class MySQLSource:
         """Dump every configured database; returns server/tool versions and per-database statistics."""
         o = self.options
         dump_tool = proc.find_tool([o.dump_tool] if o.dump_tool else DUMP_TOOLS)
-        conn_info = _conn_from(o)
+        conn_info = _conn_from(o, owner=f"component {self.name}")
         conn = conn_info.connect()
         try:
             server_version = str(_query(conn, "SELECT VERSION()")[0][0])
@@ -365,7 +372,7 @@ class MySQLSource:
 
     def _dump_args(self, cnf: str, dump_tool: str) -> list[str]:
         o = self.options
-        args = [dump_tool, f"--defaults-extra-file={cnf}", "--single-transaction", "--quick", "--hex-blob"]
+        args = [dump_tool, f"--defaults-file={cnf}", "--single-transaction", "--quick", "--hex-blob"]
         args += ["--default-character-set=utf8mb4", "--no-tablespaces", "--skip-dump-date"]
         args.append("--routines" if o.routines else "--skip-routines")
         args.append("--triggers" if o.triggers else "--skip-triggers")
@@ -403,7 +410,7 @@ class MySQLSource:
         res = proc.run_dump(
             out,
             f"{db}/full_dump.sql",
-            [*self._dump_args(cnf, dump_tool), db],
+            [*self._dump_args(cnf, dump_tool), "--", db],
             secrets=[ci.password],
             end_marker=END_MARKER,
             observer=tally,
@@ -437,7 +444,7 @@ class MySQLSource:
             schema = proc.run_dump(
                 out,
                 f"{db}/schema_only.sql",
-                [*self._dump_args(cnf, dump_tool), "--no-data", db],
+                [*self._dump_args(cnf, dump_tool), "--no-data", "--", db],
                 secrets=[ci.password],
                 end_marker=END_MARKER,
                 log=log,

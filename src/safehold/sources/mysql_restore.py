@@ -20,6 +20,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from safehold import syntax
 from safehold.errors import SourceError
 from safehold.sources import dbstats, proc
 from safehold.sources.base import ComponentReader, RestoreReport, SourceContext
@@ -63,7 +64,9 @@ def restore_mysql(source: MySQLSource, snap: ComponentReader, ctx: SourceContext
     """Restore the dumps of ``snap`` according to ``ctx`` (see the module docstring)."""
     report = RestoreReport(component=source.name)
     mapping = _targets(snap, ctx)
-    ci = _conn_from(source.options, ctx.options)
+    for name in {*mapping, *mapping.values()}:  # stored names and options, on their way into argv
+        syntax.check(name, syntax.ARGUMENT, what=f"component {source.name}: database name {name!r}")
+    ci = _conn_from(source.options, ctx.options, owner=f"component {source.name}")
     client = proc.find_tool([source.options.client_tool] if source.options.client_tool else CLIENT_TOOLS)
     conn = ci.connect()
     try:
@@ -141,7 +144,7 @@ def _restore_one(
         ctx.log(f"restoring {target}: {n / (1 << 20):.0f} MiB loaded")
 
     res = proc.feed_restore(
-        [client, f"--defaults-extra-file={cnf}", "--default-character-set=utf8mb4", target],
+        [client, f"--defaults-file={cnf}", "--default-character-set=utf8mb4", "--", target],
         chunks,
         secrets=[ci.password],
         progress=progress,

@@ -18,7 +18,10 @@ Checksums: ``md5(string_agg(md5(row::text), '' ORDER BY md5(row::text)))`` per t
 settings pinned (UTC, ISO dates, extra_float_digits=3, hex bytea) on both backup and restore.
 Globals: ``pg_dumpall --globals-only`` needs a superuser; otherwise ``--no-role-passwords`` is tried, and
 if that is refused too, ``globals`` is recorded as ``"not permitted"`` (the backup goes on).
-The password is passed in ``PGPASSWORD`` to the child only, never in argv.
+The password is passed in ``PGPASSWORD`` to the child only, never in argv; it, the host and the user are
+refused when they hold a line break or NUL (:mod:`safehold.syntax`). pg_dump, pg_restore and pg_dumpall
+read a database name as a connection string when it contains ``=`` (``host=... dbname=...`` would
+redirect them), so names always go to them encoded as ``dbname='<name>'``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ import psycopg
 from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field
 
-from safehold.config.secrets import SecretRef
+from safehold import syntax
+from safehold.config.secrets import SecretRef, resolve_secret
 from safehold.errors import SourceError
 from safehold.sources import dbstats, proc
 from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
@@ -136,15 +140,23 @@ class _Conn:
         return conn
 
 
-def _conn_from(o: PostgreSQLOptions, overrides: dict[str, Any] | None = None) -> _Conn:
+def _conn_from(
+    o: PostgreSQLOptions, overrides: dict[str, Any] | None = None, *, owner: str = "postgresql component"
+) -> _Conn:
+    """The connection settings (``overrides`` from a restore win), checked before anything connects;
+    ``owner`` names the component in errors."""
     ov = overrides or {}
-    ref = ov.get("password", o.password)
-    if isinstance(ref, dict):
-        ref = SecretRef.model_validate(ref)
-    password = ref.resolve() if isinstance(ref, SecretRef) else None
-    return _Conn(
-        str(ov.get("host", o.host)), int(ov.get("port", o.port)), str(ov.get("user", o.user)), password
-    )
+    password = resolve_secret(ov.get("password", o.password), syntax.CREDENTIAL, owner=f"{owner}: password")
+    host, user = str(ov.get("host", o.host)), str(ov.get("user", o.user))
+    syntax.check(host, syntax.CREDENTIAL, what=f"{owner}: host")
+    syntax.check(user, syntax.CREDENTIAL, what=f"{owner}: user")
+    return _Conn(host, int(ov.get("port", o.port)), user, password)
+
+
+def dbname_arg(option: str, name: str) -> str:
+    """``--dbname=`` (or another option) with ``name`` as a connection string that can only name a
+    database: the tools would read a bare name holding ``=`` as connection settings."""
+    return f"{option}=dbname={syntax.libpq_value(name, what=f'database name {name!r}')}"
 
 
 def table_statistics(conn: psycopg.Connection[Any], checksums: bool) -> dict[str, dict[str, Any]]:
@@ -213,7 +225,7 @@ class PostgreSQLSource:
     def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
         o = self.options
         pg_dump = proc.find_tool([o.pg_dump or "pg_dump"])
-        ci = _conn_from(o)
+        ci = _conn_from(o, owner=f"component {self.name}")
 
         def log(msg: str) -> None:
             out.log(msg)
@@ -253,7 +265,7 @@ class PostgreSQLSource:
                 ]
                 if snap_id:
                     argv.append(f"--snapshot={snap_id}")
-                argv.append(f"--dbname={db}")
+                argv.append(dbname_arg("--dbname", db))
                 log(f"dumping {db} ({len(tables)} tables) with pg_dump")
                 res = proc.run_dump(
                     out,
@@ -308,7 +320,7 @@ class PostgreSQLSource:
         except SourceError as exc:
             log(f"globals not stored: {exc}")
             return f"not stored: {exc}"
-        base = [tool, *ci.args(), "--globals-only", f"--database={self.options.databases[0]}"]
+        base = [tool, *ci.args(), "--globals-only", dbname_arg("--database", self.options.databases[0])]
         last = ""
         for extra, label in (([], "complete"), (["--no-role-passwords"], "without role passwords")):
             res = proc.run_capture([*base, *extra], env=ci.env(), secrets=[ci.password], check=False)
@@ -324,7 +336,7 @@ class PostgreSQLSource:
         """Restore each dump with pg_restore (``ctx.options`` as for mysql: ``databases``, ``database``,
         ``database_map``, ``host``, ``port``, ``user``, ``password``, ``no_owner``, ``verify``)."""
         report = RestoreReport(component=self.name)
-        ci = _conn_from(self.options, ctx.options)
+        ci = _conn_from(self.options, ctx.options, owner=f"component {self.name}")
         pg_restore = proc.find_tool([self.options.pg_restore or "pg_restore"])
         dumped = [d for d in snap.listdir() if snap.exists(f"{d}/dump.pgcustom")]
         wanted = ctx.options.get("databases") or dumped
@@ -335,6 +347,8 @@ class PostgreSQLSource:
             if len(wanted) != 1:
                 raise SourceError("'database' renames one database, but several are being restored")
             mapping[wanted[0]] = str(ctx.options["database"])
+        for name in {*mapping, *mapping.values()}:  # stored names and options: a NUL would cut the name
+            syntax.check(name, syntax.ARGUMENT, what=f"component {self.name}: database name {name!r}")
         no_owner = bool(ctx.options.get("no_owner", ci.user != self.options.user))
         admin = ci.connect(str(ctx.options.get("admin_database", "postgres")))
         try:
@@ -367,7 +381,7 @@ class PostgreSQLSource:
                             sql.Identifier(target), sql.Literal(stats.get("encoding") or "UTF8")
                         )
                     )
-                argv = [pg_restore, *ci.args(), f"--dbname={target}", "--exit-on-error"]
+                argv = [pg_restore, *ci.args(), dbname_arg("--dbname", target), "--exit-on-error"]
                 if no_owner:
                     argv += ["--no-owner", "--no-privileges"]
                 if nonempty:

@@ -12,8 +12,9 @@
 * :func:`find_tool` resolves a program on ``PATH`` or raises SourceError naming the Debian package.
 
 Passwords are never put into argv (where ``ps`` shows them): callers pass them in the environment
-(``PGPASSWORD``, ``REDISCLI_AUTH``) or a private option file (:func:`mysql_option_file`). Every message
-produced here goes through :func:`redact` with the secrets the caller names.
+(``PGPASSWORD``, ``REDISCLI_AUTH``) or a private option file (:func:`mysql_option_file`, the only option
+file the MySQL programs read). Every message produced here goes through :func:`redact` with the secrets
+the caller names.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
+from safehold import syntax
 from safehold.engine.util import grow_pipe
 from safehold.errors import SourceError
 from safehold.sources.base import ComponentWriter
@@ -197,6 +199,8 @@ def _spawn(argv: list[str], env: dict[str, str] | None, **kw: Any) -> subprocess
         raise SourceError(f"{argv[0]} not found") from None
     except OSError as exc:
         raise SourceError(f"cannot start {Path(argv[0]).name}: {exc.strerror}") from None
+    except ValueError:  # a NUL in an argument or the environment: callers check values, this is the net
+        raise SourceError(f"cannot start {Path(argv[0]).name}: an argument or variable holds NUL") from None
 
 
 def run_dump(
@@ -346,6 +350,8 @@ def run_capture(
         raise SourceError(f"{tool} not found") from None
     except subprocess.TimeoutExpired:
         raise SourceError(f"{tool} did not finish within {timeout:.0f} s") from None
+    except ValueError:
+        raise SourceError(f"cannot start {tool}: an argument or variable holds NUL") from None
     if check and proc.returncode != 0:
         raise _failure(tool, _status_text(proc.returncode), proc.stderr.decode(errors="replace"), secrets)
     return proc
@@ -381,25 +387,21 @@ def mysql_option_file(
     socket: str | None = None,
 ) -> Iterator[str]:
     """A ``[client]`` option file (mode 0600 in a private directory, deleted afterwards) for
-    ``--defaults-extra-file=``, so that the password never appears in argv or the environment."""
+    ``--defaults-file=``, so that the password never appears in argv or the environment.
 
-    def q(value: str) -> str:
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
+    Every value is quoted for the option-file syntax; one with a line break or NUL raises UnsafeValue
+    (callers check earlier, naming the secret reference: this is the last line of defence).
+    """
+    values = {"user": user, "password": password, "socket": socket or None, "host": host or None}
     lines = ["[client]"]
-    if user is not None:
-        lines.append(f"user={q(user)}")
-    if password is not None:
-        lines.append(f"password={q(password)}")
-    if socket:
-        lines.append(f"socket={q(socket)}")
-    if host:
-        lines.append(f"host={q(host)}")
+    for key, value in values.items():
+        if value is not None:
+            lines.append(f"{key}={syntax.mysql_option_value(value, what=f'the MySQL option {key}')}")
     if port:
         lines.append(f"port={int(port)}")
     with private_dir("safehold-my-") as d:
         path = d / "client.cnf"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write("\n".join(lines) + "\n")
         yield str(path)

@@ -21,7 +21,8 @@ Restore (``ctx.options["mode"]``):
   *stopped* server; refuses when a server answering on the configured address uses that very file (it
   would overwrite it on shutdown), and refuses an existing file unless ``ctx.force``.
 
-The password goes to redis-cli in ``REDISCLI_AUTH``, never in argv. Note: with diskless replication
+The password goes to redis-cli in ``REDISCLI_AUTH``, never in argv; it, the host, socket and user name
+are refused when they hold a line break or NUL (:mod:`safehold.syntax`). Note: with diskless replication
 (the default) the server waits ``repl-diskless-sync-delay`` (5 s by default) before it sends the RDB.
 """
 
@@ -43,7 +44,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from safehold.config.secrets import SecretRef
+from safehold import syntax
+from safehold.config.secrets import SecretRef, resolve_secret
 from safehold.errors import SourceError
 from safehold.sources import proc
 from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
@@ -78,15 +80,18 @@ class RedisOptions(BaseModel):
 
 
 class _Conn:
-    def __init__(self, o: RedisOptions, ov: dict[str, Any]) -> None:
+    """Connection settings (``ov`` from a restore win), checked before anything connects."""
+
+    def __init__(self, o: RedisOptions, ov: dict[str, Any], *, owner: str = "redis component") -> None:
         self.host = str(ov.get("host", o.host))
         self.port = int(ov.get("port", o.port))
         self.socket = ov.get("socket", o.socket if "host" not in ov and "port" not in ov else None)
         self.username = ov.get("username", o.username)
+        for what, value in (("host", self.host), ("socket", self.socket), ("username", self.username)):
+            if value is not None:
+                syntax.check(str(value), syntax.CREDENTIAL, what=f"{owner}: {what}")
         ref = ov.get("password", o.password)
-        if isinstance(ref, dict):
-            ref = SecretRef.model_validate(ref)
-        self.password = ref.resolve() if isinstance(ref, SecretRef) else None
+        self.password = resolve_secret(ref, syntax.CREDENTIAL, owner=f"{owner}: password")
 
     @property
     def where(self) -> str:
@@ -167,7 +172,7 @@ class RedisSource:
 
     def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
         cli = proc.find_tool([self.options.redis_cli or "redis-cli"])
-        ci = _Conn(self.options, {})
+        ci = _Conn(self.options, {}, owner=f"component {self.name}")
 
         def log(msg: str) -> None:
             out.log(msg)
@@ -287,7 +292,7 @@ class RedisSource:
                 yield rec
 
     def _restore_live(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
-        ci = _Conn(self.options, ctx.options)
+        ci = _Conn(self.options, ctx.options, owner=f"component {self.name}")
         only_db = ctx.options.get("db")
         report = RestoreReport(component=self.name)
         clients: dict[int, redis_lib.Redis] = {}
@@ -347,7 +352,7 @@ class RedisSource:
             )
         target = Path(str(ctx.options["rdb_path"]))
         report = RestoreReport(component=self.name)
-        running = _server_using(_Conn(self.options, ctx.options), target)
+        running = _server_using(_Conn(self.options, ctx.options, owner=f"component {self.name}"), target)
         if running:
             raise SourceError(
                 f"a Redis server at {running} is running with {target}",

@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from safehold.config.secrets import SecretRef
 from safehold.errors import SourceError
 from safehold.sources.base import ComponentReader, RestoreReport, SourceContext
 from safehold.sources.saas.calcom import EVENT_TYPES_VERSION, SCHEDULES_VERSION, CalApi
@@ -95,8 +94,7 @@ def restore(source: CalcomSource, snap: ComponentReader, ctx: SourceContext) -> 
             hint="Pick a snapshot in which this component's backup succeeded ('safehold snapshots').",
         )
     base_url = str(ctx.options.get("base_url") or source.options.base_url)
-    key_ref = ctx.options.get("api_key")
-    api_key = SecretRef.model_validate(key_ref).resolve() if key_ref is not None else None
+    api_key = ctx.options.get("api_key")
     with source.client(base_url, api_key) as client:
         entries, ids = plan_and_apply(_kinds(CalApi(client)), saved, dry_run=ctx.dry_run, log=ctx.log)
     report = RestoreReport(component=source.name)

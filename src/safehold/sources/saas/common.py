@@ -25,7 +25,8 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from safehold.config.secrets import SecretRef
+from safehold import syntax
+from safehold.config.secrets import SecretRef, resolve_secret
 from safehold.errors import SourceError
 from safehold.sources.base import ComponentReader
 
@@ -315,3 +316,11 @@ def summarize(entries: list[PlanEntry]) -> dict[str, int]:
     for e in entries:
         counts[e.action] += 1
     return counts
+
+
+def api_key_for(component: str, ref: SecretRef | dict[str, Any]) -> str:
+    """The API key of ``ref``, refused (UnsafeValue naming the component and the reference, never the
+    key) unless it is printable ASCII: it goes into an HTTP header, where CR/LF would split it."""
+    key = resolve_secret(ref, syntax.HTTP_HEADER, owner=f"component {component}: api_key")
+    assert key is not None
+    return key

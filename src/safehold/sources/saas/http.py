@@ -33,6 +33,7 @@ from urllib.parse import quote
 
 import httpx
 
+from safehold import syntax
 from safehold.errors import SourceError
 
 RETRY_STATUSES = frozenset({408, 409, 429})
@@ -123,6 +124,7 @@ class ApiClient:
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.service = service
+        syntax.check(api_key, syntax.HTTP_HEADER, what=f"the {service} API key")  # callers name the source
         self.base_url = base_url.rstrip("/")
         self._key = api_key
         self.max_retries = max_retries

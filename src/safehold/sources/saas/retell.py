@@ -27,9 +27,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from safehold.config.secrets import SecretRef
 from safehold.errors import SourceError
 from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
-from safehold.sources.saas.common import SaasOptions, dump_json, file_name
+from safehold.sources.saas.common import SaasOptions, api_key_for, dump_json, file_name
 from safehold.sources.saas.http import ApiClient, Clock, segment
 
 DEFAULT_BASE_URL = "https://api.retellai.com"
@@ -74,12 +75,15 @@ class RetellSource:
         self.options = options
         self._clock = clock
 
-    def client(self, base_url: str | None = None, api_key: str | None = None) -> ApiClient:
-        """An API client for this account (or for ``base_url`` / ``api_key`` overrides)."""
+    def client(
+        self, base_url: str | None = None, api_key: SecretRef | dict[str, Any] | None = None
+    ) -> ApiClient:
+        """An API client for this account (or for ``base_url`` / ``api_key`` reference overrides); the
+        key is checked for the HTTP header it goes into before any request."""
         return ApiClient(
             service="Retell",
             base_url=base_url or self.options.base_url,
-            api_key=api_key if api_key is not None else self.options.api_key.resolve(),
+            api_key=api_key_for(self.name, api_key or self.options.api_key),
             timeout=self.options.timeout,
             max_retries=self.options.max_retries,
             clock=self._clock,

@@ -28,7 +28,6 @@ import copy
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from safehold.config.secrets import SecretRef
 from safehold.errors import SourceError
 from safehold.sources.base import ComponentReader, RestoreReport, SourceContext
 from safehold.sources.saas.common import (
@@ -72,8 +71,7 @@ def restore(source: RetellSource, snap: ComponentReader, ctx: SourceContext) -> 
             hint="Pick a snapshot in which this component's backup succeeded ('safehold snapshots').",
         )
     base_url = str(ctx.options.get("base_url") or source.options.base_url)
-    key_ref = ctx.options.get("api_key")
-    api_key = SecretRef.model_validate(key_ref).resolve() if key_ref is not None else None
+    api_key = ctx.options.get("api_key")
     with source.client(base_url, api_key) as api:
         entries, ids = plan_and_apply(
             _kinds(api, Exporter(api, source.options)), saved, dry_run=ctx.dry_run, log=ctx.log
