@@ -148,9 +148,12 @@ def test_is_transient() -> None:
 
 
 def test_limit_bounds_concurrency() -> None:
+    """At most ``connections`` calls at once (the guarantee), and that many do run at once: each save
+    waits for two others at a barrier, which a limit of 1 or 2 would never let them reach."""
     active = 0
     peak = 0
     mutex = threading.Lock()
+    together = threading.Barrier(3, timeout=10)
 
     class Slow(MemoryBackend):
         def save(self, h: Handle, data: bytes | memoryview) -> None:
@@ -158,21 +161,31 @@ def test_limit_bounds_concurrency() -> None:
             with mutex:
                 active += 1
                 peak = max(peak, active)
-            time.sleep(0.02)
-            with mutex:
-                active -= 1
+            try:
+                together.wait()
+                time.sleep(0.02)  # still busy: a limit above 3 would let a fourth save in now
+            finally:
+                with mutex:
+                    active -= 1
             super().save(h, data)
 
     b = LimitBackend(Slow(connections=3))
     assert b.connections == 3
-    threads = [
-        threading.Thread(target=b.save, args=(Handle(FileType.DATA, f"{i:02x}" * 4), b"x")) for i in range(12)
-    ]
+    failures: list[BaseException] = []
+
+    def save(i: int) -> None:
+        try:
+            b.save(Handle(FileType.DATA, f"{i:02x}" * 4), b"x")
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(12)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert peak == 3
+    assert failures == []  # a broken barrier: fewer than 3 saves could run at once
+    assert peak <= 3
     assert len(list(b.list(FileType.DATA))) == 12
 
 

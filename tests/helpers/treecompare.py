@@ -15,7 +15,7 @@ one line per difference, with the path relative to the roots:
   (bound: ``a``'s allocation + max(1 MiB, 25 %)).
 
 Sockets are skipped on both sides: safehold records them but does not recreate them at restore
-(``safehold.sources.fs.meta``). The roots' own metadata is compared only with ``check_root=True``.
+(``safehold.engine.fs.meta``). The roots' own metadata is compared only with ``check_root=True``.
 All metadata is read before any content, and folders and files are opened with ``O_NOATIME`` where
 permitted, so comparing does not disturb the access times it compares.
 """

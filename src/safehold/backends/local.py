@@ -30,6 +30,7 @@ from safehold.backends._util import (
 from safehold.backends.base import BackendProperties, FileInfo, FileType, Handle
 from safehold.backends.spool import FileSpool
 from safehold.errors import BackendError, NotFoundError
+from safehold.fsutil import fsync_dir
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -212,7 +213,7 @@ class LocalBackend:
                 raise
             return
         os.chmod(folder, DIR_MODE)
-        _fsync_dir(folder.parent)
+        fsync_dir(folder.parent)
 
     def _mkdirs(self, folder: Path) -> None:
         """Create ``folder`` and its missing parents inside the root; never the root itself.
@@ -265,7 +266,7 @@ class LocalSpool(FileSpool):
                 self._backend._mkdirs(folder)
                 os.replace(self._tmp, final)
             self._tmp = None
-            _fsync_dir(folder)
+            fsync_dir(folder)
         except OSError as e:
             self.discard()
             raise _error(e, f"writing {h} to", folder) from e
@@ -281,17 +282,6 @@ class LocalSpool(FileSpool):
                 os.unlink(tmp)
             except OSError:
                 pass
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    except OSError as e:
-        if e.errno not in (errno.EINVAL, errno.ENOTSUP):  # some file systems cannot fsync folders
-            raise
-    finally:
-        os.close(fd)
 
 
 def _error(e: OSError, doing: str, where: Path) -> BackendError:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import click
@@ -16,6 +15,7 @@ from safehold.config.loader import ConfigInvalid, default_config_path, find_conf
 from safehold.config.secrets import SecretRef
 from safehold.engine.repository import Repository
 from safehold.errors import UsageError
+from safehold.fsutil import atomic_write
 
 
 @click.group("config")
@@ -96,21 +96,6 @@ def _password_ref(app: App) -> SecretRef | None:
     return None
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run_init_preset(
     app: App,
     preset: str,
@@ -153,7 +138,7 @@ def run_init_preset(
             hint="Pass --force to replace it, or --config another path.",
         )
     cfg = disc.config
-    _write_atomic(target, cfg.to_toml())
+    atomic_write(target, cfg.to_toml().encode(), parents=True)
     profiles = ", ".join(cfg.profiles)
     summary = f"wrote {target}: {len(cfg.components)} components, {len(cfg.profiles)} profiles ({profiles})"
     backend = app.backend(cfg.repository.url)

@@ -30,6 +30,7 @@ from safehold.config.introspect import (
 from safehold.config.schema import Component
 from safehold.config.secrets import SecretRef
 from safehold.errors import ConfigError
+from safehold.fsutil import atomic_write
 
 START = "<!-- config-reference:start -->"
 END = "<!-- config-reference:end -->"
@@ -224,5 +225,5 @@ def update_readme(path: Path) -> bool:
     new = f"{head}{START}\n{reference()}{END}{tail}"
     if new == text:
         return False
-    path.write_text(new, encoding="utf-8")
+    atomic_write(path, new.encode("utf-8"), mode=path.stat().st_mode & 0o7777)
     return True

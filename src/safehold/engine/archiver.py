@@ -1,7 +1,7 @@
 """Turning file trees, byte strings and streams into tree and data blobs.
 
 The :class:`Archiver` walks one directory at a time (asking a
-:class:`~safehold.sources.fs.select.Selector` which entries belong), reads files in this one thread,
+:class:`~safehold.engine.fs.select.Selector` which entries belong), reads files in this one thread,
 cuts them with FastCDC (seeded from the repository config), hashes each chunk with keyed BLAKE3 and
 hands only new chunks to the :class:`~safehold.engine.writer.BlobWriter`'s workers. Reading stays in
 one thread on purpose: small-file I/O from several Python threads is slower than from one.
@@ -24,13 +24,13 @@ from typing import IO
 
 from safehold.engine.chunker import Chunker
 from safehold.engine.filescache import FilesCache
+from safehold.engine.fs.meta import node_from_stat
+from safehold.engine.fs.select import Selector
 from safehold.engine.pack import DATA, TREE
 from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.repository import Repository
 from safehold.engine.tree import DIR, FILE, Node, encode_tree
 from safehold.engine.writer import BlobWriter
-from safehold.sources.fs.meta import node_from_stat
-from safehold.sources.fs.select import Selector
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NOATIME = getattr(os, "O_NOATIME", 0)

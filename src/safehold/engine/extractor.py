@@ -27,12 +27,12 @@ import zstandard
 
 from safehold.engine import helper
 from safehold.engine.crypto import SessionCache
+from safehold.engine.fs.meta import apply_metadata, write_sparse_aware
 from safehold.engine.helper import HelperError, recv_frame, send_frame
 from safehold.engine.pack import DATA, PackedBlob
 from safehold.engine.tree import FILE, Node
 from safehold.engine.verifier import decode_blob
 from safehold.errors import IntegrityError
-from safehold.sources.fs.meta import apply_metadata, write_sparse_aware
 
 #: Files up to this size that arrive in one piece are written plainly (no ftruncate, no hole search).
 PLAIN_WRITE = 64 * 1024

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from safehold.engine.memtune import tune_malloc
-from safehold.engine.util import grow_pipe
 from safehold.errors import SafeholdError
+from safehold.fsutil import grow_pipe
 
 if TYPE_CHECKING:
     import subprocess  # imported when spawning: a helper process itself never needs it

@@ -8,9 +8,9 @@ import os
 import stat
 from typing import TYPE_CHECKING
 
+from safehold.engine.fs.meta import apply_metadata, create_special
 from safehold.engine.tree import DIR, FILE, SYMLINK, Node
 from safehold.errors import SafeholdError
-from safehold.sources.fs.meta import apply_metadata, create_special
 
 if TYPE_CHECKING:
     from safehold.engine.restorer import RestoreStats

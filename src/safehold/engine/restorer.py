@@ -37,6 +37,7 @@ from safehold.engine.extractor import (
     same_blob_runs,
     write_all,
 )
+from safehold.engine.fs.meta import apply_metadata, owner_ids, write_sparse_aware
 from safehold.engine.memtune import release_memory, tune_malloc
 from safehold.engine.pack import DATA, PackedBlob
 from safehold.engine.progress import NullProgress, Progress
@@ -45,7 +46,6 @@ from safehold.engine.restorelinks import finish_others
 from safehold.engine.tree import DIR, FILE, Node
 from safehold.engine.treewalk import PathFilter, prefetch_trees, walk_wanted
 from safehold.errors import IntegrityError, SafeholdError, UsageError
-from safehold.sources.fs.meta import apply_metadata, owner_ids, write_sparse_aware
 
 OVERWRITE_POLICIES = ("never", "if-changed", "always")
 TMP_SUFFIX = b".safehold-partial"

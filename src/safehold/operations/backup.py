@@ -16,14 +16,14 @@ from typing import Any
 from safehold import __version__
 from safehold.engine.archiver import Archiver, VirtualDir
 from safehold.engine.filescache import FilesCache
+from safehold.engine.fs.meta import node_from_stat
+from safehold.engine.fs.select import Selector
 from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.repository import Repository
 from safehold.engine.snapshot import Snapshot
 from safehold.engine.tree import Node
 from safehold.engine.writer import BlobWriter
 from safehold.errors import UsageError
-from safehold.sources.fs.meta import node_from_stat
-from safehold.sources.fs.select import Selector
 
 MAX_ERRORS_IN_SNAPSHOT = 200
 

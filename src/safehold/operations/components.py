@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from safehold.engine.archiver import VirtualDir
+from safehold.engine.fs.meta import apply_metadata
+from safehold.engine.fs.select import Selector
 from safehold.engine.pack import DATA
 from safehold.engine.progress import Progress
 from safehold.engine.repository import Repository
@@ -29,8 +31,6 @@ from safehold.engine.treewalk import find_node, load_tree
 from safehold.errors import NotFound, SafeholdError, UsageError
 from safehold.operations.backup import Session, backup_session, commit, current_user, snapshot_time
 from safehold.sources.base import Source, SourceContext, StreamStats
-from safehold.sources.fs.meta import apply_metadata
-from safehold.sources.fs.select import Selector
 
 
 def _split(path: str) -> list[bytes]:

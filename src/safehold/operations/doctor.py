@@ -32,11 +32,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from safehold import proc
 from safehold.config.schema import Config
 from safehold.config.secrets import SecretRef
 from safehold.engine.repository import Repository
 from safehold.errors import SafeholdError
-from safehold.sources import proc
 
 #: A side-effect-free GET per SaaS kind: (path, query) of a small list endpoint.
 SAAS_PROBES: dict[str, tuple[str, dict[str, str | int | bool]]] = {
@@ -148,7 +148,7 @@ def _tool(
 ) -> str | None:
     """Find a tool and report it with its version; None (and a problem) when it is missing."""
     try:
-        found = proc.find_tool(candidates, env_path=path) if path else proc.find_tool(candidates)
+        found = proc.find_tool(candidates, path=path)
     except SafeholdError as exc:
         c.problem(name, "tool", f"{what}: {exc.message}", exc.hint or f"Install {candidates[0]}.")
         return None

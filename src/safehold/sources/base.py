@@ -18,10 +18,10 @@ marks the component failed and never records the snapshot as good.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, ClassVar, Protocol
+from typing import IO, Any, ClassVar, Protocol, cast
 
 
 @dataclass
@@ -53,6 +53,33 @@ class ComponentWriter(Protocol):
 
     def log(self, message: str) -> None:
         """Append a line to the snapshot's backup log (never a secret)."""
+
+
+class IterStream:
+    """A readable binary stream over an iterator of byte blocks (for ``add_stream`` of generated data)."""
+
+    def __init__(self, blocks: Iterable[bytes]) -> None:
+        self._it = iter(blocks)
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            return self._buf + b"".join(self._it)
+        while len(self._buf) < n:
+            try:
+                self._buf += next(self._it)
+            except StopIteration:
+                break
+        data, self._buf = self._buf[:n], self._buf[n:]
+        return data
+
+
+def stream_of(blocks: Iterable[bytes]) -> IO[bytes]:
+    """:class:`IterStream` over ``blocks``, typed as the binary stream ``add_stream`` takes."""
+    return cast(IO[bytes], IterStream(blocks))
 
 
 class ComponentReader(Protocol):

@@ -16,180 +16,24 @@ accepted only together with ``shell = true`` and is then run by ``/bin/sh -c``. 
 written into metadata, and are masked in any program output that reaches the log. Variable names must be
 names (``[A-Za-z_][A-Za-z0-9_]*``) and no value may hold NUL, the one character an environment cannot
 carry (:mod:`safehold.syntax`).
-
-This module also holds the small subprocess helpers (:class:`Running`, :func:`run_capture`) that the
-``git`` and ``system-info`` sources share.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from safehold import syntax
+from safehold import proc, syntax
 from safehold.config.secrets import SecretRef
 from safehold.errors import SourceError
+from safehold.fsutil import atomic_write
 from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
 
-TAIL_BYTES = 4096
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-# --------------------------------------------------------------------------------------------------
-# subprocess helpers (shared with git.py and sysinfo.py)
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    """``text`` with every occurrence of each non-empty secret replaced by ``***``."""
-    for s in secrets:
-        if s:
-            text = text.replace(s, "***")
-    return text
-
-
-class Running:
-    """A started program with a deadline and a bounded tail of its diagnostic output.
-
-    ``stdin=True`` gives a writable ``proc.stdin``. ``output="stdout"`` leaves ``proc.stdout`` for the
-    caller to read and keeps the last :data:`TAIL_BYTES` of stderr; ``output="tail"`` merges stdout into
-    that tail. The program runs in its own session; on timeout or :meth:`kill` the whole process group
-    is killed. Raises :class:`SourceError` when the program cannot be started.
-    """
-
-    def __init__(
-        self,
-        argv: list[str],
-        *,
-        stdin: bool = False,
-        output: Literal["stdout", "tail"] = "stdout",
-        env: dict[str, str] | None = None,
-        cwd: str | Path | None = None,
-        timeout: float | None = None,
-    ) -> None:
-        self.argv = argv
-        self.timed_out = False
-        self._tail = bytearray()
-        try:
-            self.proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE if output == "stdout" else subprocess.STDOUT,
-                env=env,
-                cwd=cwd,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise SourceError(
-                f"cannot run {argv[0]!r}: {exc.strerror or exc}",
-                hint="Check that the program is installed and on PATH.",
-            ) from None
-        diag = self.proc.stderr if output == "stdout" else self.proc.stdout
-        assert diag is not None
-        self._drainer = threading.Thread(target=self._drain, args=(diag,), daemon=True)
-        self._drainer.start()
-        self._timer: threading.Timer | None = None
-        if timeout is not None:
-            self._timer = threading.Timer(timeout, self._expire)
-            self._timer.daemon = True
-            self._timer.start()
-
-    def _drain(self, pipe: IO[bytes]) -> None:
-        fd = pipe.fileno()
-        while block := os.read(fd, 65536):
-            self._tail += block
-            if len(self._tail) > 2 * TAIL_BYTES:
-                del self._tail[:-TAIL_BYTES]
-
-    def _expire(self) -> None:
-        self.timed_out = True
-        self.kill()
-
-    def kill(self) -> None:
-        """Kill the program's whole process group (no error if it already ended)."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    @property
-    def stdout(self) -> IO[bytes]:
-        assert self.proc.stdout is not None
-        return self.proc.stdout
-
-    def finish(self) -> int:
-        """Close our pipe ends, wait for the program and return its exit status."""
-        if self.proc.stdin is not None:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
-        rc = self.proc.wait()
-        self._drainer.join(timeout=5)
-        if self._timer is not None:
-            self._timer.cancel()
-        for pipe in (self.proc.stdout, self.proc.stderr):
-            if pipe is not None:
-                pipe.close()
-        return rc
-
-    def tail(self, secrets: list[str] | None = None) -> str:
-        """The last bytes of the program's diagnostic output, decoded, secrets masked."""
-        text = bytes(self._tail[-TAIL_BYTES:]).decode("utf-8", "replace").strip()
-        return redact(text, secrets or [])
-
-
-@dataclass
-class Captured:
-    """Result of :func:`run_capture`. ``returncode`` is None when the program is missing."""
-
-    returncode: int | None
-    stdout: bytes
-    stderr: str
-    timed_out: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
-
-
-def run_capture(
-    argv: list[str],
-    *,
-    env: dict[str, str] | None = None,
-    cwd: str | Path | None = None,
-    timeout: float = 60.0,
-) -> Captured:
-    """Run a program with small output to completion. Never raises for a missing program or timeout."""
-    try:
-        proc = subprocess.run(
-            argv,
-            capture_output=True,
-            env=env,
-            cwd=cwd,
-            timeout=timeout,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except FileNotFoundError:
-        return Captured(None, b"", f"{argv[0]}: not found")
-    except subprocess.TimeoutExpired as exc:
-        return Captured(-9, exc.stdout or b"", f"timed out after {timeout:g}s", timed_out=True)
-    except OSError as exc:
-        return Captured(None, b"", f"{argv[0]}: {exc.strerror or exc}")
-    stderr = proc.stderr.decode("utf-8", "replace").strip()
-    return Captured(proc.returncode, proc.stdout, stderr[-TAIL_BYTES:])
-
 
 # --------------------------------------------------------------------------------------------------
 # the source
@@ -297,7 +141,8 @@ class CommandSource:
         return ["/bin/sh", "-c", value] if isinstance(value, str) else list(value)
 
     def _env(self) -> tuple[dict[str, str], list[str]]:
-        env = dict(os.environ)
+        """The environment additions, and the secret values among them (to mask in messages)."""
+        env: dict[str, str] = {}
         secrets: list[str] = []
         for key, value in self.options.env.items():
             if isinstance(value, SecretRef):
@@ -308,10 +153,8 @@ class CommandSource:
                 env[key] = value
         return env, secrets
 
-    def _failed(self, program: str, run: Running, rc: int, tail: str, hint: str) -> SourceError:
-        what = f"timed out after {self.options.timeout:g}s" if run.timed_out else f"exited with status {rc}"
-        last = f": {tail.splitlines()[-1]}" if tail else ""
-        return SourceError(f"component {self.name}: {program} {what}{last}", hint=hint)
+    def _failed(self, exc: SourceError, hint: str) -> SourceError:
+        return SourceError(f"component {self.name}: {exc.message}", hint=hint)
 
     def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
         """Stream the program's stdout into ``filename``; raises SourceError on failure (fail closed)."""
@@ -319,35 +162,37 @@ class CommandSource:
         argv = self._argv(opts.command)
         env, secrets = self._env()
         started = time.monotonic()
-        run = Running(argv, env=env, cwd=opts.cwd, timeout=opts.timeout)
-        try:
-            stats = out.add_stream(opts.filename, run.stdout)
-        except BaseException:
-            run.kill()
-            run.finish()
-            raise
-        rc = run.finish()
-        tail = run.tail(secrets)
         program = argv[2].split()[0] if opts.shell and len(argv) > 2 and argv[2].split() else argv[0]
-        if run.timed_out or rc != 0:
-            for line in tail.splitlines()[-20:]:
-                out.log(f"{self.name}: {program}: {line}")
-            raise self._failed(
-                program, run, rc, tail, "Run the command by hand; its stderr is in the backup log."
+
+        def log(line: str) -> None:
+            out.log(f"{self.name}: {line}")
+
+        try:
+            stats, res = proc.drain(
+                argv,
+                lambda stream: out.add_stream(opts.filename, stream),
+                env=env,
+                cwd=opts.cwd,
+                timeout=opts.timeout,
+                secrets=secrets,
+                allow_empty=True,
+                log=log,
             )
+        except SourceError as exc:
+            raise self._failed(exc, "Run the command by hand; its stderr is in the backup log.") from None
         if stats.size == 0 and not opts.allow_empty:
             raise SourceError(
                 f"component {self.name}: {program} produced no output",
                 hint="Set allow_empty = true if an empty output is expected.",
             )
-        if tail:
-            ctx.log(f"{self.name}: {program} wrote to stderr: {tail.splitlines()[-1]}")
+        if res.stderr:
+            ctx.log(f"{self.name}: {program} wrote to stderr: {res.stderr.splitlines()[-1]}")
         return {
             "program": program,
             "filename": opts.filename,
             "size": stats.size,
             "sha256": stats.sha256,
-            "exit_code": rc,
+            "exit_code": 0,
             "seconds": round(time.monotonic() - started, 3),
         }
 
@@ -368,7 +213,7 @@ class CommandSource:
             verb = "overwrite" if dest.exists() else "write"
             report.actions.append(f"{verb} {dest}")
             if not ctx.dry_run:
-                write_file_atomic(dest, snap.open_stream(opts.filename))
+                atomic_write(dest, snap.open_stream(opts.filename), parents=True)
             return report
         argv = self._argv(opts.restore_command)
         program = argv[0] if not opts.shell else "sh -c"
@@ -376,53 +221,25 @@ class CommandSource:
         if ctx.dry_run:
             return report
         env, secrets = self._env()
-        run = Running(argv, stdin=True, output="tail", env=env, cwd=opts.cwd, timeout=opts.timeout)
-        stdin = run.proc.stdin
-        assert stdin is not None
-        broken = False
+
+        def log(line: str) -> None:
+            ctx.log(f"{self.name}: {line}")
+
         try:
-            for block in snap.open_stream(opts.filename):
-                stdin.write(block)
-        except BrokenPipeError:
-            broken = True
-        except BaseException:
-            run.kill()
-            run.finish()
-            raise
-        rc = run.finish()
-        tail = run.tail(secrets)
-        for line in tail.splitlines()[-20:]:
-            ctx.log(f"{self.name}: {program}: {line}")
-        if run.timed_out or rc != 0:
+            res = proc.feed(
+                argv,
+                snap.open_stream(opts.filename),
+                env=env,
+                cwd=opts.cwd,
+                timeout=opts.timeout,
+                secrets=secrets,
+                stdout="tail",
+                log=log,
+            )
+        except SourceError as exc:
             raise self._failed(
-                f"restore program {program}",
-                run,
-                rc,
-                tail,
-                "Run the restore command by hand with the file on its stdin.",
-            )
-        if broken:
-            raise SourceError(
-                f"component {self.name}: restore program {program} stopped reading before the end of "
-                f"{opts.filename}",
-                hint="The restore is incomplete; check the restore command.",
-            )
-        report.details["output_tail"] = tail
+                SourceError(f"restore program {exc.message}"),
+                "Run the restore command by hand with the file on its stdin; the restore is incomplete.",
+            ) from None
+        report.details["output_tail"] = res.stderr
         return report
-
-
-def write_file_atomic(dest: Path, chunks: Iterable[bytes]) -> None:
-    """Write chunks to ``dest`` atomically (temporary name, fsync, rename), mode 0600."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.safehold-tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for block in chunks:
-                f.write(block)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

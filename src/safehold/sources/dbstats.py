@@ -37,7 +37,7 @@ class TableTally:
 
 
 class MySQLDumpTally:
-    """An observer for :class:`~safehold.sources.proc.ObservedStream`: per-table row counts of a dump.
+    """An observer for :class:`~safehold.proc.ObservedStream`: per-table row counts of a dump.
 
     Inside an INSERT statement the data is handled in bulk (no per-row Python work): a row starts at
     the statement's first ``(`` and after every ``\\n(`` or ``),(`` outside string literals, and the

@@ -23,7 +23,6 @@ usually runs as root on a repository owned by the web user, with ``safe.director
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import tempfile
@@ -33,9 +32,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from safehold import proc
 from safehold.errors import SourceError
 from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
-from safehold.sources.command import Running, run_capture
 
 TEXT_FILES = ("head.txt", "status.txt", "log.txt", "branches.txt", "tags.txt", "stash.txt", "remotes.txt")
 BUNDLE = "repo.bundle"
@@ -102,10 +101,8 @@ class GitOptions(BaseModel):
     )
 
 
-def _git_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "GIT_PAGER": "cat"})
-    return env
+#: Added to the environment of every git run: stable output, no prompts, no lock files, no pager.
+GIT_ENV = {"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "GIT_PAGER": "cat"}
 
 
 def _git_argv(repo: Path, *args: str) -> list[str]:
@@ -124,13 +121,13 @@ class GitSource:
 
     def _git(self, repo: Path, *args: str, check: bool = True) -> str:
         """Run git in ``repo``; its stdout as text. Raises SourceError on a non-zero exit when ``check``."""
-        res = run_capture(_git_argv(repo, *args), env=_git_env(), timeout=self.options.timeout)
+        res = proc.run_capture(_git_argv(repo, *args), env=GIT_ENV, timeout=self.options.timeout)
         if res.returncode is None:
             raise SourceError(
                 f"component {self.name}: git is not installed", hint="Install git (apt-get install git)."
             )
         if check and not res.ok:
-            detail = mask_urls(res.stderr.splitlines()[-1]) if res.stderr else f"status {res.returncode}"
+            detail = mask_urls(res.last_error())
             raise SourceError(f"component {self.name}: git {args[0]} failed: {detail}")
         return res.stdout.decode("utf-8", "replace") if res.ok else ""
 
@@ -140,7 +137,7 @@ class GitSource:
         repo = Path(self.options.path)
         if not repo.is_dir():
             raise SourceError(f"component {self.name}: {repo} does not exist", hint="Check the path.")
-        res = run_capture(_git_argv(repo, "rev-parse", "--is-bare-repository"), env=_git_env())
+        res = proc.run_capture(_git_argv(repo, "rev-parse", "--is-bare-repository"), env=GIT_ENV)
         if res.returncode is None:
             raise SourceError(f"component {self.name}: git is not installed", hint="Install git.")
         if not res.ok:
@@ -225,28 +222,20 @@ class GitSource:
         return "".join(lines)
 
     def _bundle(self, repo: Path, out: ComponentWriter) -> int:
-        run = Running(
-            _git_argv(repo, "bundle", "create", "--quiet", "-", "--all"),
-            env=_git_env(),
-            timeout=self.options.timeout,
-        )
+        def log(line: str) -> None:
+            out.log(f"{self.name}: {line}")
+
         try:
-            stats = out.add_stream(BUNDLE, run.stdout)
-        except BaseException:
-            run.kill()
-            run.finish()
-            raise
-        rc = run.finish()
-        if run.timed_out or rc != 0:
-            tail = mask_urls(run.tail())
-            for line in tail.splitlines()[-20:]:
-                out.log(f"{self.name}: git bundle: {line}")
-            what = "timed out" if run.timed_out else f"exited with status {rc}"
-            raise SourceError(
-                f"component {self.name}: git bundle {what}" + (f": {tail.splitlines()[-1]}" if tail else "")
+            stats, _res = proc.drain(
+                _git_argv(repo, "bundle", "create", "--quiet", "-", "--all"),
+                lambda stream: out.add_stream(BUNDLE, stream),
+                env=GIT_ENV,
+                timeout=self.options.timeout,
+                scrub=mask_urls,
+                log=log,
             )
-        if stats.size == 0:
-            raise SourceError(f"component {self.name}: git bundle produced no data")
+        except SourceError as exc:
+            raise SourceError(f"component {self.name}: {exc.message}") from None
         return stats.size
 
     # --------------------------------------------------------------------------------------- restore

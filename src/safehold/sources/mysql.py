@@ -31,7 +31,9 @@ on the command line, so a name starting with ``-`` is never read as an option.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -40,15 +42,24 @@ from typing import Any, ClassVar
 import pymysql
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from safehold import syntax
+from safehold import proc, syntax
 from safehold.config.secrets import SecretRef, resolve_secret
 from safehold.errors import SourceError
-from safehold.sources import dbstats, proc
-from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
+from safehold.fsutil import private_dir
+from safehold.sources import dbstats
+from safehold.sources.base import (
+    ComponentReader,
+    ComponentWriter,
+    RestoreReport,
+    SourceContext,
+    stream_of,
+)
 
 END_MARKER = b"-- Dump completed"
 DUMP_TOOLS = ["mariadb-dump", "mysqldump"]
 CLIENT_TOOLS = ["mariadb", "mysql"]
+#: The Debian package that provides the tools (for the "not found" hint).
+PACKAGE = "mariadb-client (or mysql-client)"
 
 
 class MySQLOptions(BaseModel):
@@ -171,14 +182,28 @@ class _Conn:
                 hint="Check host, port, user and the password reference; 'safehold doctor' tests the access.",
             ) from None
 
-    def option_file(self) -> Any:
-        return proc.mysql_option_file(
-            user=self.user,
-            password=self.password,
-            host=None if self.socket else self.host,
-            port=None if self.socket else self.port,
-            socket=self.socket,
-        )
+    @contextlib.contextmanager
+    def option_file(self) -> Iterator[str]:
+        """A ``[client]`` option file (mode 0600 in a private folder, deleted afterwards) for
+        ``--defaults-file=``, so that the password never appears in argv or the environment.
+
+        Every value is quoted for the option-file syntax; one with a line break or NUL raises UnsafeValue
+        (:func:`_conn_from` checks earlier, naming the secret reference: this is the last line of defence).
+        """
+        values = {"user": self.user, "password": self.password}
+        values.update({"socket": self.socket} if self.socket else {"host": self.host})
+        lines = ["[client]"]
+        for key, value in values.items():
+            if value is not None:
+                lines.append(f"{key}={syntax.mysql_option_value(value, what=f'the MySQL option {key}')}")
+        if not self.socket:
+            lines.append(f"port={int(self.port)}")
+        with private_dir("safehold-my-") as d:
+            path = d / "client.cnf"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write("\n".join(lines) + "\n")
+            yield str(path)
 
 
 def _conn_from(
@@ -335,7 +360,7 @@ class MySQLSource:
     def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
         """Dump every configured database; returns server/tool versions and per-database statistics."""
         o = self.options
-        dump_tool = proc.find_tool([o.dump_tool] if o.dump_tool else DUMP_TOOLS)
+        dump_tool = proc.find_tool([o.dump_tool] if o.dump_tool else DUMP_TOOLS, package=PACKAGE)
         conn_info = _conn_from(o, owner=f"component {self.name}")
         conn = conn_info.connect()
         try:
@@ -407,10 +432,9 @@ class MySQLSource:
         before = _checksums(conn, db, tables) if o.checksums else {}
         tally = dbstats.MySQLDumpTally()
         log(f"dumping {db} ({len(tables)} tables) with {dump_tool.rsplit('/', 1)[-1]}")
-        res = proc.run_dump(
-            out,
-            f"{db}/full_dump.sql",
+        stored, res = proc.drain(
             [*self._dump_args(cnf, dump_tool), "--", db],
+            lambda stream: out.add_stream(f"{db}/full_dump.sql", stream),
             secrets=[ci.password],
             end_marker=END_MARKER,
             observer=tally,
@@ -437,14 +461,13 @@ class MySQLSource:
             "tables": len(stats),
             "rows": sum(s["rows"] for s in stats.values()),
             "dump_bytes": res.size,
-            "dump_sha256": res.sha256,
+            "dump_sha256": stored.sha256,
             "dump_seconds": round(res.seconds, 3),
         }
         if o.schema_only:
-            schema = proc.run_dump(
-                out,
-                f"{db}/schema_only.sql",
+            _schema, schema = proc.drain(
                 [*self._dump_args(cnf, dump_tool), "--no-data", "--", db],
+                lambda stream: out.add_stream(f"{db}/schema_only.sql", stream),
                 secrets=[ci.password],
                 end_marker=END_MARKER,
                 log=log,
@@ -497,7 +520,7 @@ class MySQLSource:
                     rows += len(batch)
                     yield "".join("\t".join(_tsv(v) for v in r) + "\n" for r in batch).encode()
 
-            out.add_stream(f"{db}/tables/{table}.tsv", proc.stream_of(blocks()))
+            out.add_stream(f"{db}/tables/{table}.tsv", stream_of(blocks()))
             cur.close()
         finally:
             conn.close()

@@ -20,12 +20,13 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from safehold import syntax
+from safehold import proc, syntax
 from safehold.errors import SourceError
-from safehold.sources import dbstats, proc
+from safehold.sources import dbstats
 from safehold.sources.base import ComponentReader, RestoreReport, SourceContext
 from safehold.sources.mysql import (
     CLIENT_TOOLS,
+    PACKAGE,
     _base_tables,
     _checksums,
     _conn_from,
@@ -67,7 +68,9 @@ def restore_mysql(source: MySQLSource, snap: ComponentReader, ctx: SourceContext
     for name in {*mapping, *mapping.values()}:  # stored names and options, on their way into argv
         syntax.check(name, syntax.ARGUMENT, what=f"component {source.name}: database name {name!r}")
     ci = _conn_from(source.options, ctx.options, owner=f"component {source.name}")
-    client = proc.find_tool([source.options.client_tool] if source.options.client_tool else CLIENT_TOOLS)
+    client = proc.find_tool(
+        [source.options.client_tool] if source.options.client_tool else CLIENT_TOOLS, package=PACKAGE
+    )
     conn = ci.connect()
     try:
         plans: list[tuple[str, str, dict[str, Any], bool]] = []
@@ -143,7 +146,7 @@ def _restore_one(
     def progress(n: int) -> None:
         ctx.log(f"restoring {target}: {n / (1 << 20):.0f} MiB loaded")
 
-    res = proc.feed_restore(
+    res = proc.feed(
         [client, f"--defaults-file={cnf}", "--default-character-set=utf8mb4", "--", target],
         chunks,
         secrets=[ci.password],

@@ -36,16 +36,18 @@ import psycopg
 from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field
 
-from safehold import syntax
+from safehold import proc, syntax
 from safehold.config.secrets import SecretRef, resolve_secret
 from safehold.errors import SourceError
-from safehold.sources import dbstats, proc
+from safehold.sources import dbstats
 from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
 
 SESSION_SETTINGS = (
     "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; "
     "SET extra_float_digits = 3; SET bytea_output = 'hex'"
 )
+#: The Debian package that provides pg_dump, pg_restore and pg_dumpall (for the "not found" hint).
+PACKAGE = "postgresql-client"
 USER_TABLES = (
     "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
     "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
@@ -224,7 +226,7 @@ class PostgreSQLSource:
 
     def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
         o = self.options
-        pg_dump = proc.find_tool([o.pg_dump or "pg_dump"])
+        pg_dump = proc.find_tool([o.pg_dump or "pg_dump"], package=PACKAGE)
         ci = _conn_from(o, owner=f"component {self.name}")
 
         def log(msg: str) -> None:
@@ -267,10 +269,9 @@ class PostgreSQLSource:
                     argv.append(f"--snapshot={snap_id}")
                 argv.append(dbname_arg("--dbname", db))
                 log(f"dumping {db} ({len(tables)} tables) with pg_dump")
-                res = proc.run_dump(
-                    out,
-                    f"{db}/dump.pgcustom",
+                stored, res = proc.drain(
                     argv,
+                    lambda stream: out.add_stream(f"{db}/dump.pgcustom", stream),
                     env=ci.env(),
                     secrets=[ci.password],
                     validate=lambda s: (
@@ -307,7 +308,7 @@ class PostgreSQLSource:
             "tables": len(stats),
             "rows": sum(s["rows"] for s in stats.values()),
             "dump_bytes": res.size,
-            "dump_sha256": res.sha256,
+            "dump_sha256": stored.sha256,
             "dump_seconds": round(res.seconds, 3),
             "statistics_exact": bool(snap_id),
             "table_statistics": {t: {"rows": s["rows"], "checksum": s["checksum"]} for t, s in stats.items()},
@@ -316,19 +317,18 @@ class PostgreSQLSource:
     def _globals(self, out: ComponentWriter, log: Any, ci: _Conn) -> str:
         """Store globals.sql; returns "complete", "without role passwords" or "not permitted: ..."."""
         try:
-            tool = proc.find_tool([self.options.pg_dumpall or "pg_dumpall"])
+            tool = proc.find_tool([self.options.pg_dumpall or "pg_dumpall"], package=PACKAGE)
         except SourceError as exc:
             log(f"globals not stored: {exc}")
             return f"not stored: {exc}"
         base = [tool, *ci.args(), "--globals-only", dbname_arg("--database", self.options.databases[0])]
         last = ""
         for extra, label in (([], "complete"), (["--no-role-passwords"], "without role passwords")):
-            res = proc.run_capture([*base, *extra], env=ci.env(), secrets=[ci.password], check=False)
-            if res.returncode == 0:
+            res = proc.run_capture([*base, *extra], env=ci.env(), secrets=[ci.password])
+            if res.ok:
                 out.add_bytes("globals.sql", res.stdout)
                 return label
-            err = res.stderr.decode(errors="replace").strip().splitlines()
-            last = proc.redact(err[-1] if err else f"exit status {res.returncode}", [ci.password])
+            last = res.last_error()
         log(f"globals not permitted: {last}")
         return f"not permitted: {last}"
 
@@ -337,7 +337,7 @@ class PostgreSQLSource:
         ``database_map``, ``host``, ``port``, ``user``, ``password``, ``no_owner``, ``verify``)."""
         report = RestoreReport(component=self.name)
         ci = _conn_from(self.options, ctx.options, owner=f"component {self.name}")
-        pg_restore = proc.find_tool([self.options.pg_restore or "pg_restore"])
+        pg_restore = proc.find_tool([self.options.pg_restore or "pg_restore"], package=PACKAGE)
         dumped = [d for d in snap.listdir() if snap.exists(f"{d}/dump.pgcustom")]
         wanted = ctx.options.get("databases") or dumped
         if any(d not in dumped for d in wanted):
@@ -390,7 +390,7 @@ class PostgreSQLSource:
                 def progress(n: int, t: str = target) -> None:
                     ctx.log(f"restoring {t}: {n / (1 << 20):.0f} MiB loaded")
 
-                res = proc.feed_restore(
+                res = proc.feed(
                     argv,
                     snap.open_stream(f"{src}/dump.pgcustom"),
                     env=ci.env(),

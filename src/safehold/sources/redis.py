@@ -28,11 +28,8 @@ are refused when they hold a line break or NUL (:mod:`safehold.syntax`). Note: w
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,11 +41,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from safehold import syntax
+from safehold import proc, syntax
 from safehold.config.secrets import SecretRef, resolve_secret
 from safehold.errors import SourceError
-from safehold.sources import proc
-from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
+from safehold.fsutil import AtomicFile
+from safehold.sources.base import (
+    ComponentReader,
+    ComponentWriter,
+    RestoreReport,
+    SourceContext,
+    stream_of,
+)
 
 EOF_MARK_LEN = 40
 _HEX40 = re.compile(rb"[0-9a-f]{40}")
@@ -171,7 +174,7 @@ class RedisSource:
         self.options = options if isinstance(options, RedisOptions) else RedisOptions.model_validate(options)
 
     def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
-        cli = proc.find_tool([self.options.redis_cli or "redis-cli"])
+        cli = proc.find_tool([self.options.redis_cli or "redis-cli"], package="redis-tools")
         ci = _Conn(self.options, {}, owner=f"component {self.name}")
 
         def log(msg: str) -> None:
@@ -194,10 +197,9 @@ class RedisSource:
                 holder["s"] = RDBStream(raw)
                 return cast(IO[bytes], holder["s"])
 
-            res = proc.run_dump(
-                out,
-                "dump.rdb",
+            stored, res = proc.drain(
                 [cli, *ci.cli_args(), "--rdb", "-"],
+                lambda stream: out.add_stream("dump.rdb", stream),
                 env=ci.env(),
                 secrets=[ci.password],
                 validate=_check_rdb,
@@ -208,16 +210,14 @@ class RedisSource:
                 "redis_version": info.get("redis_version"),
                 "dump_tool_version": proc.tool_version(cli),
                 "rdb_bytes": res.size,
-                "rdb_sha256": res.sha256,
+                "rdb_sha256": stored.sha256,
                 "rdb_seconds": round(res.seconds, 3),
                 "keyspace": keyspace,
             }
             if self.options.keys_export:
                 counts: dict[str, dict[str, int]] = {}
                 started = time.time()
-                stats = out.add_stream(
-                    "keys.dump", proc.stream_of(self._export(client, ci, keyspace, counts))
-                )
+                stats = out.add_stream("keys.dump", stream_of(self._export(client, ci, keyspace, counts)))
                 meta["keys_exported"] = {db: sum(c.values()) for db, c in counts.items()}
                 meta["keys_by_type"] = counts
                 meta["keys_bytes"] = stats.size
@@ -366,22 +366,11 @@ class RedisSource:
         report.warnings.append("start the Redis server with this file as its dir/dbfilename afterwards")
         if ctx.dry_run:
             return report
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                size = 0
-                for chunk in snap.open_stream("dump.rdb"):
-                    fh.write(chunk)
-                    size += len(chunk)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp_name, 0o640)
-            os.replace(tmp_name, target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
-        report.details = {"path": str(target), "bytes": size}
+        with AtomicFile(target, mode=0o640, parents=True) as f:
+            for chunk in snap.open_stream("dump.rdb"):
+                f.write(chunk)
+            f.commit()
+        report.details = {"path": str(target), "bytes": f.size}
         return report
 
 

@@ -22,11 +22,8 @@ the new one). Stop the application that uses the database first.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sqlite3
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,7 +31,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from safehold.errors import SourceError
-from safehold.sources import dbstats, proc
+from safehold.fsutil import AtomicFile, private_dir
+from safehold.sources import dbstats
 from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
 
 
@@ -95,7 +93,7 @@ class SQLiteSource:
         if not src_path.is_file():
             raise SourceError(f"SQLite database {src_path} not found", hint="Check 'path' in the config.")
         start = time.monotonic()
-        with proc.private_dir("safehold-sqlite-") as tmp:
+        with private_dir("safehold-sqlite-") as tmp:
             copy = tmp / "copy.sqlite3"
             try:
                 src = sqlite3.connect(f"file:{src_path}?mode=ro", uri=True, timeout=self.options.busy_timeout)
@@ -143,33 +141,21 @@ class SQLiteSource:
         report.actions.append(f"{'replace' if target.exists() else 'create'} {target} ({doc['bytes']} bytes)")
         if ctx.dry_run:
             return report
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".safehold-restore", dir=target.parent
-        )
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                for chunk in snap.open_stream(doc["file"]):
-                    fh.write(chunk)
-                fh.flush()
-                os.fsync(fh.fileno())
-            info = inspect_database(tmp)
+        with AtomicFile(target, mode=int(doc.get("mode", 0o644)) & 0o7777, parents=True) as tmp:
+            for chunk in snap.open_stream(doc["file"]):
+                tmp.write(chunk)
+            info = inspect_database(tmp.path)
             problems = (
                 [] if info["integrity_check"] == "ok" else [f"integrity check: {info['integrity_check']}"]
             )
             problems += dbstats.compare(doc["tables"], {t: s["rows"] for t, s in info["tables"].items()})
             if problems:
                 raise SourceError(f"restored copy of {doc['file']} is wrong: " + "; ".join(problems[:10]))
-            os.chmod(tmp, int(doc.get("mode", 0o644)))
             for suffix in ("-wal", "-shm", "-journal"):  # would be applied to the new file: remove first
                 stale = target.with_name(target.name + suffix)
                 if stale.exists():
                     stale.unlink()
                     report.actions.append(f"removed stale {stale.name}")
-            os.replace(tmp, target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+            tmp.commit()
         report.details = {"path": str(target), "tables": info["tables"]}
         return report

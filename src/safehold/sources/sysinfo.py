@@ -40,9 +40,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from safehold import proc
 from safehold.errors import SourceError
 from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
-from safehold.sources.command import Running, run_capture
 
 ItemName = Literal[
     "packages",
@@ -138,9 +138,8 @@ class SystemInfoSource:
         self.options = options
 
     def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        if self.options.path is not None:
-            env["PATH"] = self.options.path
+        """The environment additions for every tool (and PATH, where to find them)."""
+        env = {"PATH": self.options.path if self.options.path is not None else os.environ.get("PATH", "")}
         env.update(
             {
                 "LC_ALL": "C",
@@ -173,7 +172,7 @@ class SystemInfoSource:
         for tool, argv in VERSIONS.items():
             exe = self._which(tool, env)
             if exe:
-                res = run_capture([exe, *argv[1:]], env=env, timeout=self.options.timeout)
+                res = proc.run_capture([exe, *argv[1:]], env=env, timeout=self.options.timeout)
                 lines = res.stdout.decode("utf-8", "replace").strip().splitlines()
                 tools[tool] = lines[0] if res.ok and lines else None
         missing = sorted(n for n, r in items.items() if r["status"] == "missing")
@@ -216,7 +215,7 @@ class SystemInfoSource:
             if exe is None:
                 runs.append({"command": " ".join(argv), "status": "missing"})
                 continue
-            res = run_capture([exe, *argv[1:]], env=env, timeout=self.options.timeout)
+            res = proc.run_capture([exe, *argv[1:]], env=env, timeout=self.options.timeout)
             ok = res.ok
             runs.append(
                 {"command": " ".join(argv), "status": "ok" if ok else "failed", "exit_code": res.returncode}
@@ -280,27 +279,24 @@ class SystemInfoSource:
                 report.warnings.append("package plan not run (restore with run_install to run it)")
             return report
         env = self._env()
+
+        def log(line: str) -> None:
+            ctx.log(f"{self.name}: {line}")
+
         for argv, stdin in steps:
             exe = self._which(argv[0], env)
             if exe is None:
                 raise SourceError(
                     f"component {self.name}: {argv[0]} not found", hint="Is this a Debian/Ubuntu host?"
                 )
-            run = Running([exe, *argv[1:]], stdin=stdin is not None, output="tail", env=env, timeout=3600)
-            if stdin is not None and run.proc.stdin is not None:
-                try:
-                    run.proc.stdin.write(stdin)
-                except BrokenPipeError:
-                    pass
-            rc = run.finish()
-            tail = run.tail()
-            for line in tail.splitlines()[-20:]:
-                ctx.log(f"{self.name}: {argv[0]}: {line}")
-            if rc != 0 or run.timed_out:
+            chunks = [stdin] if stdin is not None else []
+            try:
+                proc.feed([exe, *argv[1:]], chunks, stdout="tail", env=env, timeout=3600, log=log)
+            except SourceError as exc:
                 raise SourceError(
-                    f"component {self.name}: {' '.join(argv[:2])} exited with status {rc}",
+                    f"component {self.name}: {' '.join(argv[:2])} failed: {exc.message}",
                     hint="See the restore log for apt's output; fix the cause and run the plan again.",
-                )
+                ) from None
         report.details["ran"] = True
         return report
 

@@ -43,8 +43,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from safehold.errors import SourceError
+from safehold.fsutil import atomic_write
 from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
-from safehold.sources.command import write_file_atomic
 
 MANIFEST = "manifest.json"
 MAX_LISTED = 20000
@@ -344,7 +344,7 @@ def _put_file(snap: ComponentReader, stored: str, dest: Path, item: dict[str, An
         os.chmod(dest.parent, parent["mode"])
         if root:
             os.chown(dest.parent, *_uid_gid(parent))
-    write_file_atomic(dest, snap.open_stream(stored))
+    atomic_write(dest, snap.open_stream(stored), parents=True)
     if root:
         os.chown(dest, *_uid_gid(item))
     os.chmod(dest, item["mode"])

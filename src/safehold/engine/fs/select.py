@@ -39,8 +39,8 @@ import stat
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from safehold.engine.fs.patterns import PatternMatcher
 from safehold.errors import ConfigError
-from safehold.sources.fs.patterns import PatternMatcher
 
 #: First bytes of a valid CACHEDIR.TAG (https://bford.info/cachedir/).
 CACHEDIR_SIGNATURE = b"Signature: 8a477f597d28d172789f06886806bc55"

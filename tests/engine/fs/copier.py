@@ -1,18 +1,18 @@
-"""A tiny tree copier built only from safehold.sources.fs: the round-trip tests' stand-in for backup+restore."""
+"""A tiny tree copier built only from safehold.engine.fs: the round-trip tests' stand-in for backup+restore."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from safehold.engine.tree import DIR, FILE, SYMLINK, Node
-from safehold.sources.fs.meta import (
+from safehold.engine.fs.meta import (
     apply_metadata,
     create_special,
     node_from_stat,
     write_sparse_aware,
 )
-from safehold.sources.fs.select import Selector, open_noatime
+from safehold.engine.fs.select import Selector, open_noatime
+from safehold.engine.tree import DIR, FILE, SYMLINK, Node
 
 BLOCK = 1 << 20
 

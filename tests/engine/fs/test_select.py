@@ -15,9 +15,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from safehold.engine.fs.patterns import PatternMatcher
+from safehold.engine.fs.select import CACHEDIR_SIGNATURE, Selector, _match_prefix
 from safehold.errors import ConfigError
-from safehold.sources.fs.patterns import PatternMatcher
-from safehold.sources.fs.select import CACHEDIR_SIGNATURE, Selector, _match_prefix
 
 
 def touch(path: Path, data: bytes = b"") -> None:
@@ -345,7 +345,7 @@ def test_scan_50k_files_fast(fast_tmp: Path) -> None:
 
 def test_unreadable_dir_and_entry_errors_simulated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Works as root too: permission failures are injected where the kernel would raise them."""
-    import safehold.sources.fs.select as select_mod
+    import safehold.engine.fs.select as select_mod
 
     touch(tmp_path / "ok")
     touch(tmp_path / "denied")

@@ -12,8 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from safehold.engine.tree import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SOCKET, SYMLINK, Node
-from safehold.sources.fs.meta import (
+from safehold.engine.fs.meta import (
     SPARSE_BLOCK,
     SpecialFileError,
     apply_metadata,
@@ -21,6 +20,7 @@ from safehold.sources.fs.meta import (
     node_from_stat,
     write_sparse_aware,
 )
+from safehold.engine.tree import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SOCKET, SYMLINK, Node
 
 ROOT = os.geteuid() == 0
 NS = 1_700_000_000_123_456_789
@@ -309,7 +309,7 @@ def test_zero_detection_is_fast(tmp_path: Path) -> None:
     assert elapsed < 0.5, f"zero check ran at {256 / max(elapsed, 1e-9):.0f} MiB/s"
     # Non-zero data is decided by the first byte of each block: negligible next to the write itself.
     t0 = time.process_time()
-    from safehold.sources.fs.meta import _nonzero_blocks
+    from safehold.engine.fs.meta import _nonzero_blocks
 
     for _ in range(32):
         assert all(_nonzero_blocks(memoryview(rnd)))

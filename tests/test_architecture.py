@@ -1,0 +1,234 @@
+"""The architecture, checked: strict layers, no import cycles, no use of another package's private names.
+
+Layers (DESIGN.md, STYLE.md "layers you can see"), lowest first. A module may import modules of its own
+rank or lower, never higher:
+
+    errors < syntax < secrets, fsutil < proc < backends < engine < sources < config < notify < operations < cli
+
+The ranks are strict on purpose: they describe the tree as it is, so a new upward import fails here
+(:func:`test_a_deliberate_upward_import_fails` proves that the check can fail). Exceptions are listed in
+:data:`ALLOWED` with the reason; keep that list short.
+
+Imports are read from the source with :mod:`ast` (every ``import`` statement, also inside functions and
+``if TYPE_CHECKING:`` blocks), so that a cycle cannot hide in a function-level import.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = "safehold"
+
+#: Rank of each top-level module or package of safehold (``safehold.<name>``).
+RANK: dict[str, int] = {
+    "__init__": 0,  # __version__ only
+    "errors": 0,
+    "syntax": 1,  # depends on errors only
+    "secrets": 2,
+    "fsutil": 2,
+    "proc": 3,
+    "backends": 10,
+    "engine": 20,
+    "sources": 30,
+    "config": 40,
+    "notify": 45,
+    "operations": 50,
+    "cli": 60,
+    "__main__": 60,
+}
+
+#: (importing module prefix, imported module prefix): why the upward import is allowed.
+ALLOWED: dict[tuple[str, str], str] = {
+    ("safehold.sources.", "safehold.config.secrets"): "secret references move to safehold.secrets next",
+}
+#: Import cycles that exist for now, with the reason.
+ALLOWED_CYCLES: dict[frozenset[str], str] = {
+    frozenset({"safehold.engine.restorelinks", "safehold.engine.restorer"}): "type-only (RestoreStats)",
+    frozenset({"safehold.sources.mysql", "safehold.sources.mysql_restore"}): "one package per kind next",
+    frozenset({"safehold.sources.saas.calcom", "safehold.sources.saas.calcom_restore"}): "idem",
+    frozenset({"safehold.sources.saas.retell", "safehold.sources.saas.retell_restore"}): "idem",
+}
+#: Importing modules allowed to use another package's private names for now, with the reason.
+ALLOWED_PRIVATE: dict[str, str] = {
+    "safehold.operations.doctor": "per-kind checks move into each kind's preflight next",
+}
+
+
+@dataclass(frozen=True)
+class Import:
+    importer: str  # dotted module name of the importing file
+    target: str  # dotted name of the imported module
+    names: tuple[str, ...]  # names imported from it (``from target import a, b``); empty for ``import``
+    line: int
+
+
+def module_name(path: Path, root: Path = SRC) -> str:
+    rel = path.relative_to(root).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _resolve(importer: str, is_package: bool, node: ast.ImportFrom) -> str:
+    if node.level == 0:
+        return node.module or ""
+    base = importer.split(".")
+    if not is_package:
+        base = base[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def imports_of(path: Path, modules: set[str], root: Path = SRC) -> list[Import]:
+    """Every import of a safehold module in the file ``path`` (``from pkg import mod`` counts as an import
+    of ``pkg.mod`` when that is a module)."""
+    me = module_name(path, root)
+    out: list[Import] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out += [
+                Import(me, a.name, (), node.lineno) for a in node.names if a.name.split(".")[0] == PACKAGE
+            ]
+        elif isinstance(node, ast.ImportFrom):
+            target = _resolve(me, path.name == "__init__.py", node)
+            if target.split(".")[0] != PACKAGE:
+                continue
+            plain = []
+            for a in node.names:
+                if f"{target}.{a.name}" in modules:
+                    out.append(Import(me, f"{target}.{a.name}", (), node.lineno))
+                else:
+                    plain.append(a.name)
+            if plain:
+                out.append(Import(me, target, tuple(plain), node.lineno))
+    return out
+
+
+def all_imports(root: Path = SRC) -> tuple[set[str], list[Import]]:
+    files = sorted((root / PACKAGE).rglob("*.py"))
+    modules = {module_name(p, root) for p in files}
+    return modules, [i for p in files for i in imports_of(p, modules, root)]
+
+
+def rank_of(module: str) -> int:
+    parts = module.split(".")
+    key = parts[1] if len(parts) > 1 else "__init__"
+    if key not in RANK:
+        raise AssertionError(f"{module}: no layer rank for safehold.{key} (add it to RANK)")
+    return RANK[key]
+
+
+def upward_imports(imports: Iterable[Import], allowed: dict[tuple[str, str], str] = ALLOWED) -> list[str]:
+    problems = []
+    for imp in imports:
+        if rank_of(imp.target) <= rank_of(imp.importer):
+            continue
+        if any((imp.importer + ".").startswith(a) and imp.target.startswith(b) for a, b in allowed):
+            continue
+        problems.append(f"{imp.importer}:{imp.line} imports {imp.target} (an upward import)")
+    return problems
+
+
+def cycles(modules: set[str], imports: Iterable[Import]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan), each sorted."""
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for imp in imports:
+        if imp.target in graph and imp.target != imp.importer:
+            graph[imp.importer].add(imp.target)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    counter = itertools.count()
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = next(counter)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for m in sorted(graph):
+        if m not in index:
+            visit(m)
+    return found
+
+
+def _package_of(module: str, modules: set[str]) -> str:
+    """The package that owns ``module``: itself for a package, else its parent."""
+    return module if any(m.startswith(module + ".") for m in modules) else module.rpartition(".")[0]
+
+
+def private_uses(modules: set[str], imports: Iterable[Import]) -> list[str]:
+    """Imports of a private name (``_x``) or a private module (``_x.py``) from outside its package."""
+    problems = []
+    for imp in imports:
+        owner = _package_of(imp.target, modules)
+        inside = imp.importer == owner or imp.importer.startswith(owner + ".")
+        private_module = imp.target.rpartition(".")[2].startswith("_") and not imp.target.endswith("__")
+        if private_module and not inside:
+            problems.append(f"{imp.importer}:{imp.line} imports the private module {imp.target}")
+        for name in imp.names:
+            if name.startswith("_") and not name.startswith("__") and not inside:
+                problems.append(f"{imp.importer}:{imp.line} imports the private name {imp.target}.{name}")
+    return problems
+
+
+# ------------------------------------------------------------------------------------------ the tests
+def test_imports_go_one_way() -> None:
+    _modules, imports = all_imports()
+    assert upward_imports(imports) == []
+
+
+def test_no_import_cycles() -> None:
+    modules, imports = all_imports()
+    assert [c for c in cycles(modules, imports) if frozenset(c) not in ALLOWED_CYCLES] == []
+
+
+def test_no_private_names_used_outside_their_package() -> None:
+    modules, imports = all_imports()
+    problems = private_uses(modules, imports)
+    assert [p for p in problems if p.split(":")[0] not in ALLOWED_PRIVATE] == []
+
+
+def test_a_deliberate_upward_import_fails(tmp_path: Path) -> None:
+    """The checks can fail: an engine module importing the CLI, a cycle, a private name."""
+    pkg = tmp_path / PACKAGE
+    for sub in ("engine", "cli", "sources", "sources/mysql"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "engine" / "archiver.py").write_text("def f():\n    from safehold.cli import app\n")
+    (pkg / "cli" / "app.py").write_text("from safehold.engine.archiver import f\n")
+    (pkg / "sources" / "mysql" / "client.py").write_text("_query = 1\n")
+    (pkg / "sources" / "mysql" / "restore.py").write_text("from .client import _query\n")
+    (pkg / "sources" / "doctor.py").write_text("from safehold.sources.mysql.client import _query\n")
+    modules, imports = all_imports(tmp_path)
+    assert upward_imports(imports, {}) == [
+        "safehold.engine.archiver:2 imports safehold.cli.app (an upward import)"
+    ]
+    assert cycles(modules, imports) == [["safehold.cli.app", "safehold.engine.archiver"]]
+    assert private_uses(modules, imports) == [
+        "safehold.sources.doctor:1 imports the private name safehold.sources.mysql.client._query"
+    ]
