@@ -56,8 +56,10 @@ class LocalBackend:
     # -- protocol ------------------------------------------------------------------------------------
 
     def create(self) -> None:
-        """Create the root and the type folders (data subfolders come on demand). Idempotent."""
+        """Create the root (and its missing parents, 0700 like the root: ``init --repo /srv/backup/x`` on
+        a host without /srv/backup) and the type folders (data subfolders come on demand). Idempotent."""
         try:
+            os.makedirs(self.root.parent, DIR_MODE, exist_ok=True)
             self._mkdir(self.root)
             for t in FileType:
                 if t is not FileType.CONFIG:

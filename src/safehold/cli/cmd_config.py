@@ -24,17 +24,11 @@ def config_group() -> None:
 
 
 @config_group.command("check")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Configuration file [env: SAFEHOLD_CONFIG; default /etc/safehold/safehold.toml, "
-    "~/.config/safehold/safehold.toml].",
-)
 @pass_app
-def check(app: App, config_path: Path | None) -> None:
-    """Validate the configuration and report every problem with its location (exit 2 on problems)."""
-    path = find_config(config_path)
+def check(app: App) -> None:
+    """Validate the configuration (--config FILE, SAFEHOLD_CONFIG or the default locations) and report
+    every problem with its location (exit 2 on problems)."""
+    path = find_config(Path(app.config_path) if app.config_path else None)
     try:
         cfg = load_config(path)
     except ConfigInvalid as exc:

@@ -8,12 +8,20 @@ import os
 import signal
 import sys
 import traceback
+from typing import Any
 
 import click
 
 from safehold import __version__
 from safehold.cli.app import EMITTED, App
-from safehold.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, SafeholdError
+from safehold.cli.globalopts import attach, group_options, note_explicit
+from safehold.errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    SafeholdError,
+    without_self_reference,
+)
 
 
 class _LazyGroup(click.Group):
@@ -27,60 +35,18 @@ class _LazyGroup(click.Group):
 @click.group(
     cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
 )
-@click.option(
-    "-r",
-    "--repo",
-    "repo_url",
-    envvar="SAFEHOLD_REPOSITORY",
-    help="Repository URL or path [env: SAFEHOLD_REPOSITORY].",
-)
-@click.option("--password-file", envvar="SAFEHOLD_PASSWORD_FILE", help="Read the passphrase from this file.")
-@click.option(
-    "--password-command", envvar="SAFEHOLD_PASSWORD_COMMAND", help="Run this command to get the passphrase."
-)
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    envvar="SAFEHOLD_CONFIG",
-    help="Configuration file [env: SAFEHOLD_CONFIG].",
-)
-@click.option(
-    "--offsite",
-    metavar="NAME",
-    help="Work on the configuration's off-site repository NAME instead of the main one.",
-)
-@click.option("--json", "json_out", is_flag=True, help="Machine-readable JSON output on stdout.")
-@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
-@click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
+@group_options
 @click.version_option(__version__, prog_name="safehold")
 @click.pass_context
-def cli(
-    ctx: click.Context,
-    repo_url: str | None,
-    password_file: str | None,
-    password_command: str | None,
-    config_path: str | None,
-    offsite: str | None,
-    json_out: bool,
-    quiet: bool,
-    debug: bool,
-) -> None:
+def cli(ctx: click.Context, /, **options: Any) -> None:
     """safehold: disaster recovery for self-hosted application servers.
 
     Deduplicated, compressed, always-encrypted snapshots on local disk, SFTP or S3; restores you can prove.
+    Global options may also follow the command: 'safehold snapshots --repo /srv/backup/x'.
     """
-    app = App(
-        repo_url=repo_url,
-        password_file=password_file,
-        password_command=password_command,
-        config_path=config_path,
-        offsite=offsite,
-        json=json_out,
-        debug=debug,
-        quiet=quiet,
-    )
+    app = App(**options)
     ctx.obj = app
+    note_explicit(ctx)
     ctx.call_on_close(app.close)
 
 
@@ -116,31 +82,22 @@ def _load_command(name: str) -> click.Command | None:
     if len(found) != 1:
         raise RuntimeError(f"command {name!r} is not defined in safehold.cli.{module}")
     command: click.Command = found[0]
-    return command
+    return attach(command)
 
 
-def _report(exc: SafeholdError, as_json: bool) -> int:
+def _report(exc: SafeholdError, as_json: bool, args: list[str]) -> int:
+    hint = exc.hint and (without_self_reference(exc.hint, args) or "See the lines above for what failed.")
     click.echo(f"error: {exc.message}", err=True)
-    if exc.hint:
-        click.echo(f"hint: {exc.hint}", err=True)
+    if hint:
+        click.echo(f"hint: {hint}", err=True)
     if as_json and not EMITTED:
-        click.echo(json.dumps({"error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}))
+        click.echo(json.dumps({"error": exc.message, "hint": hint, "exit_code": exc.exit_code}))
     return exc.exit_code
-
-
-_GLOBAL_FLAGS = ("--json", "--debug", "--quiet", "-q")
-
-
-def _hoist_global_flags(args: list[str]) -> list[str]:
-    """Let the global flags stand anywhere on the line (``safehold backup ... --json``), like restic."""
-    end = args.index("--") if "--" in args else len(args)
-    flags = [a for a in args[:end] if a in _GLOBAL_FLAGS]
-    return flags + [a for a in args[:end] if a not in _GLOBAL_FLAGS] + args[end:]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and map every outcome to an exit code (see ``safehold.errors.EXIT_CODES``)."""
-    args = _hoist_global_flags(sys.argv[1:] if argv is None else argv)
+    args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args
     debug = "--debug" in args or os.environ.get("SAFEHOLD_DEBUG") == "1"
     try:
@@ -149,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     except SafeholdError as exc:
         if debug:
             traceback.print_exc()
-        return _report(exc, as_json)
+        return _report(exc, as_json, args)
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)
         return EXIT_INTERRUPTED
