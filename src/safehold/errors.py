@@ -29,6 +29,7 @@ output and exit codes in one place (``safehold.cli.main``); nothing else prints 
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 EXIT_OK = 0
@@ -75,7 +76,10 @@ class UsageError(SafeholdError):
 
 class ConfigError(SafeholdError):
     exit_code = EXIT_USAGE
-    default_hint = "Run 'safehold config check' to see every problem with its location."
+    default_hint = (
+        "Fix the setting the message names; 'safehold config check' lists every problem of the "
+        "configuration file with its location."
+    )
 
 
 class UnsafeValue(ConfigError):
@@ -116,8 +120,9 @@ class LockLost(RepositoryError):
 class WrongPassword(RepositoryError):
     exit_code = EXIT_WRONG_PASSWORD
     default_hint = (
-        "Check SAFEHOLD_PASSWORD / SAFEHOLD_PASSWORD_FILE / SAFEHOLD_PASSWORD_COMMAND "
-        "(or the matching flags); 'safehold key list' shows the keys of a repository."
+        "The passphrase is taken from the first of: --password-file / SAFEHOLD_PASSWORD_FILE, "
+        "--password-command / SAFEHOLD_PASSWORD_COMMAND, SAFEHOLD_PASSWORD, the configuration's "
+        "repository.password, a prompt. Check that one; any passphrase added with 'key add' opens it."
     )
 
 
@@ -161,3 +166,25 @@ class PartialResult(SafeholdError):
 class Interrupted(SafeholdError):
     exit_code = EXIT_INTERRUPTED
     default_hint = "Run the command again; completed work is kept and reused."
+
+
+_SUGGESTED = re.compile(r"'safehold ([^']+)'")
+_SENTENCE = re.compile(r"(?<=[.;:])\s+")
+
+
+def without_self_reference(hint: str, running: list[str]) -> str:
+    """``hint`` without the sentences that tell the user to run the command that is running.
+
+    A hint names commands as ``'safehold WORDS'``; a suggestion whose words all appear on the command line
+    being run (``running``: its arguments) is the command that just failed (``config check`` failing must
+    not say "Run 'safehold config check'"), so its sentence goes. A suggestion of a longer command
+    (``'safehold check --read-data'`` while ``check`` runs) stays. Hints are written so that this rarely
+    applies; it is the guarantee, applied where errors are printed.
+    """
+    words = set(running)
+    keep = [
+        s
+        for s in _SENTENCE.split(hint)
+        if not any(set(m.split()) <= words for m in _SUGGESTED.findall(s) if m.split())
+    ]
+    return " ".join(keep)

@@ -229,7 +229,7 @@ class ReadOnlyBackend(WrapperBackend):
     def _refuse(self, what: str) -> BackendError:
         return BackendError(
             f"refusing to {what}: {self.properties.location} is opened read-only",
-            hint="Run the command without --read-only (or with a writable repository) to change it.",
+            hint="It was opened read-only on purpose; use a writable repository to change it.",
         )
 
     def create(self) -> None:

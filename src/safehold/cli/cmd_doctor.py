@@ -6,7 +6,7 @@ import click
 
 from safehold.cli.app import App, pass_app
 from safehold.engine.repository import Repository
-from safehold.errors import RepositoryNotFound, SafeholdError
+from safehold.errors import RepositoryNotFound, SafeholdError, without_self_reference
 from safehold.operations.doctor import Finding, run_doctor
 
 
@@ -14,8 +14,9 @@ def _text(findings: list[Finding]) -> str:
     lines = []
     for f in findings:
         lines.append(f"{'ok' if f.ok else 'PROBLEM':8} {f.subject:14} {f.message}")
-        if not f.ok and f.hint:
-            lines.append(f"{'':8} {'':14} hint: {f.hint}")
+        hint = without_self_reference(f.hint or "", ["doctor"])
+        if not f.ok and hint:
+            lines.append(f"{'':8} {'':14} hint: {hint}")
         lines.extend(f"{'':8} {'':14}   {line}" for line in f.lines)
     problems = sum(not f.ok for f in findings)
     lines.append(f"\n{len(findings)} check(s), {problems} problem(s)")

@@ -37,7 +37,9 @@ class ConfigInvalid(ConfigError):
     def __init__(self, source: str, problems: list[str]) -> None:
         n = len(problems)
         super().__init__(
-            f"{source}: {n} problem{'s' if n != 1 else ''} in the configuration\n" + "\n".join(problems)
+            f"{source}: {n} problem{'s' if n != 1 else ''} in the configuration\n" + "\n".join(problems),
+            hint=f"Fix each problem listed above in {source} ('At' names the setting); the README's "
+            "configuration reference describes every setting.",
         )
         self.source = source
         self.problems = problems

@@ -29,10 +29,16 @@ def find_node(repo: Repository, root_tree: bytes, subpath: str) -> Node:
     node = Node(name=b"", type=DIR, subtree=root_tree)
     for part in [os.fsencode(p) for p in subpath.strip("/").split("/") if p]:
         if node.type != DIR or node.subtree is None:
-            raise NotFound(f"{subpath} is not a folder in the snapshot")
+            raise NotFound(
+                f"{subpath} is not a folder in the snapshot",
+                hint="'safehold ls SNAPSHOT' lists the snapshot's paths.",
+            )
         match = [n for n in load_tree(repo, node.subtree) if n.name == part]
         if not match:
-            raise NotFound(f"{subpath} does not exist in the snapshot")
+            raise NotFound(
+                f"{subpath} does not exist in the snapshot",
+                hint="'safehold ls SNAPSHOT' lists the snapshot's paths.",
+            )
         node = match[0]
     return node
 

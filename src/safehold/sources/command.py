@@ -207,7 +207,7 @@ class CommandSource:
             if not target_root:
                 raise SourceError(
                     f"component {self.name}: no restore_command configured",
-                    hint="Set restore_command, or restore with a target folder to get the file itself.",
+                    hint="Set restore_command, or restore with --target-root DIR to get the file itself.",
                 )
             dest = Path(target_root) / opts.filename
             verb = "overwrite" if dest.exists() else "write"

@@ -169,3 +169,11 @@ def compare(
         ):
             problems.append(f"table {name}: checksum {actual_checksums.get(name)} != {st.get('checksum')}")
     return problems
+
+
+def rename_hint(name: str, wanted: list[str]) -> str:
+    """How a user restores one of several dumped databases, or renames each (the options they type)."""
+    return (
+        f"Restore one of them: --set '{name}.databases=[\"{wanted[0]}\"]' --db-name NEW; or rename each: "
+        f'--set \'{name}.database_map={{"{wanted[0]}": "NEW"}}\'.'
+    )

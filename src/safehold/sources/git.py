@@ -278,7 +278,7 @@ class GitSource:
                 return report
             raise SourceError(
                 f"component {self.name}: {target} exists and is not empty",
-                hint="Move it away, or restore with a target root to recreate the repository elsewhere.",
+                hint="Move it away, or restore with --target-root DIR to recreate the repository elsewhere.",
             )
         head = snap.read_bytes("head.txt").decode().splitlines() if snap.exists("head.txt") else []
         head_ref = head[0][len("ref: ") :] if head and head[0].startswith("ref: ") else ""

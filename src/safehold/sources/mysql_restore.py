@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from safehold.sources.mysql import MySQLSource
 
 
-def _targets(snap: ComponentReader, ctx: SourceContext) -> dict[str, str]:
+def _targets(name: str, snap: ComponentReader, ctx: SourceContext) -> dict[str, str]:
     dumped = [d for d in snap.listdir() if snap.exists(f"{d}/full_dump.sql")]
     wanted = ctx.options.get("databases") or dumped
     unknown = [d for d in wanted if d not in dumped]
@@ -54,8 +54,8 @@ def _targets(snap: ComponentReader, ctx: SourceContext) -> dict[str, str]:
     if ctx.options.get("database"):
         if len(wanted) != 1:
             raise SourceError(
-                "'database' renames one database, but several are being restored",
-                hint="Use database_map, or choose one with 'databases'.",
+                f"--db-name renames one database, but {len(wanted)} are being restored ({', '.join(wanted)})",
+                hint=dbstats.rename_hint(name, wanted),
             )
         mapping[wanted[0]] = str(ctx.options["database"])
     return mapping
@@ -64,7 +64,7 @@ def _targets(snap: ComponentReader, ctx: SourceContext) -> dict[str, str]:
 def restore_mysql(source: MySQLSource, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
     """Restore the dumps of ``snap`` according to ``ctx`` (see the module docstring)."""
     report = RestoreReport(component=source.name)
-    mapping = _targets(snap, ctx)
+    mapping = _targets(source.name, snap, ctx)
     for name in {*mapping, *mapping.values()}:  # stored names and options, on their way into argv
         syntax.check(name, syntax.ARGUMENT, what=f"component {source.name}: database name {name!r}")
     ci = _conn_from(source.options, ctx.options, owner=f"component {source.name}")

@@ -345,7 +345,11 @@ class PostgreSQLSource:
         mapping = {d: str((ctx.options.get("database_map") or {}).get(d, d)) for d in wanted}
         if ctx.options.get("database"):
             if len(wanted) != 1:
-                raise SourceError("'database' renames one database, but several are being restored")
+                raise SourceError(
+                    f"--db-name renames one database, but {len(wanted)} are being restored "
+                    f"({', '.join(wanted)})",
+                    hint=dbstats.rename_hint(self.name, wanted),
+                )
             mapping[wanted[0]] = str(ctx.options["database"])
         for name in {*mapping, *mapping.values()}:  # stored names and options: a NUL would cut the name
             syntax.check(name, syntax.ARGUMENT, what=f"component {self.name}: database name {name!r}")

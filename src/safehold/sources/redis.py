@@ -273,12 +273,19 @@ class RedisSource:
         if mode == "rdb":
             return self._restore_rdb(snap, ctx)
         if mode != "live":
-            raise SourceError(f"unknown redis restore mode {mode!r}", hint="Use 'live' or 'rdb'.")
+            raise SourceError(
+                f"unknown redis restore mode {mode!r}",
+                hint=f"Pass --set {self.name}.mode=live or --set {self.name}.mode=rdb.",
+            )
         return self._restore_live(snap, ctx)
 
     def _records(self, snap: ComponentReader) -> Iterator[dict[str, Any]]:
         if not snap.exists("keys.dump"):
-            raise SourceError("this snapshot has no keys.dump (keys_export was off)", hint="Use mode 'rdb'.")
+            raise SourceError(
+                "this snapshot has no keys.dump (keys_export was off)",
+                hint=f"Restore the RDB file instead: --set {self.name}.mode=rdb "
+                f"--set {self.name}.rdb_path=/var/lib/redis/dump.rdb.",
+            )
         unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 30)
         first = True
         for chunk in snap.open_stream("keys.dump"):
@@ -348,7 +355,9 @@ class RedisSource:
     def _restore_rdb(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
         if not ctx.options.get("rdb_path"):
             raise SourceError(
-                "mode 'rdb' needs rdb_path", hint="The server's dir/dbfilename, e.g. /var/lib/redis/dump.rdb."
+                "mode 'rdb' needs rdb_path",
+                hint=f"Pass --set {self.name}.rdb_path=PATH, the server's dir/dbfilename "
+                "(e.g. /var/lib/redis/dump.rdb).",
             )
         target = Path(str(ctx.options["rdb_path"]))
         report = RestoreReport(component=self.name)

@@ -276,7 +276,7 @@ class SystemInfoSource:
         self._compare_os(text("os-release"), report)
         if ctx.dry_run or not ctx.options.get("run_install") or not steps:
             if steps and not ctx.dry_run:
-                report.warnings.append("package plan not run (restore with run_install to run it)")
+                report.warnings.append("package plan not run (restore with --install-packages to run it)")
             return report
         env = self._env()
 
