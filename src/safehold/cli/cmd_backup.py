@@ -7,7 +7,7 @@ import click
 from safehold.cli.app import App, pass_app
 from safehold.engine.repository import Repository
 from safehold.engine.util import human_bytes
-from safehold.errors import PartialResult, UsageError
+from safehold.errors import PartialResult, RepositoryNotFound, UsageError
 from safehold.operations.backup import BackupOptions, backup_paths
 
 
@@ -38,6 +38,12 @@ from safehold.operations.backup import BackupOptions, backup_paths
 @click.option(
     "-p", "--profile", help="Back up this profile of the configuration (default: defaults.profile)."
 )
+@click.option(
+    "--init-offsite",
+    is_flag=True,
+    help="Create the profile's off-site repositories that do not exist yet (with the main repository's "
+    "deduplication parameters), then copy to them.",
+)
 @pass_app
 def backup(
     app: App,
@@ -52,13 +58,16 @@ def backup(
     exclude_if_present: tuple[str, ...],
     no_cache: bool,
     profile: str | None,
+    init_offsite: bool,
 ) -> None:
     """Back up PATHS, or the components of a configured profile, into a new snapshot; print its id."""
     if not paths:
-        _backup_profile(app, profile)
+        _backup_profile(app, profile, init_offsite=init_offsite)
         return
     if profile:
         raise UsageError("give either PATHS or --profile, not both")
+    if init_offsite:
+        raise UsageError("--init-offsite is for profile backups (their off-site copies)")
     patterns = list(excludes)
     for f in exclude_files:
         with open(f, encoding="utf-8") as fh:
@@ -93,7 +102,7 @@ def backup(
         )
 
 
-def _backup_profile(app: App, profile: str | None) -> None:
+def _backup_profile(app: App, profile: str | None, *, init_offsite: bool) -> None:
     from safehold.operations.server_backup import backup_profile, require_ok
 
     config = app.config(required=True)
@@ -103,7 +112,14 @@ def _backup_profile(app: App, profile: str | None) -> None:
     def open_offsite(name: str) -> Repository:
         other = App(config_path=app.config_path, offsite=name)
         try:
-            return other.open_repo()
+            backend = other.backend()
+            if init_offsite and not backend.exists():
+                created = Repository.init(backend, other.get_password(), chunker_from=repo.config)
+                app.info(f"created off-site repository {name} at {backend.properties.location}")
+                return created
+            if not backend.exists():
+                raise RepositoryNotFound(f"no repository at {backend.properties.location}")
+            return Repository.open(backend, other.get_password())
         finally:
             app._backends += other._backends
 
@@ -111,7 +127,7 @@ def _backup_profile(app: App, profile: str | None) -> None:
     run = backup_profile(
         repo, config, profile, repo_location=location, progress=app.progress(), open_offsite=open_offsite
     )
-    lines = []
+    lines = [f"  hook: {h.message}" for h in run.hooks if h.stage == "before_backup"]
     for r in run.results:
         mark = "ok" if r.status == "ok" else ("FAILED (optional)" if r.optional else "FAILED")
         lines.append(
@@ -120,10 +136,11 @@ def _backup_profile(app: App, profile: str | None) -> None:
         )
         if r.error and r.hint:
             lines.append(f"  {'':<14} hint: {r.hint}")
-    for h in run.hooks:
-        lines.append(f"  hook: {h.message}")
+    lines += [f"  hook: {h.message}" for h in run.hooks if h.stage != "before_backup"]
     for o in run.offsite:
         lines.append(f"  off-site {o.name}: {'ok' if o.ok else 'FAILED'} {o.message}")
+        if not o.ok and o.hint:
+            lines.append(f"  {'':<14} hint: {o.hint}")
     if run.snapshot is not None:
         lines.append(
             f"snapshot {run.snapshot.id[:8]} saved (profile {run.profile or '-'})"

@@ -56,11 +56,13 @@ def copy(
     app._backends += other._backends
     src, dst = (here, there) if to_url else (there, here)
     result = copy_snapshots(src, dst, list(snapshots) or None, progress=app.progress())
-    app.emit(
-        result.as_dict(),
+    lines = [f"{old[:8]} -> {new[:8]}" for old, new in result.ids.items()]
+    lines.append(
         f"copied {len(result.copied)} snapshot(s), skipped {len(result.skipped)} already present; "
-        f"sent {result.blobs_copied} blobs ({human_bytes(result.bytes_copied)})",
+        f"sent {result.blobs_copied} blobs ({human_bytes(result.bytes_copied)}); a copy is also found "
+        "by its original id"
     )
+    app.emit(result.as_dict(), "\n".join(lines))
 
 
 COMMANDS = [copy]

@@ -14,7 +14,7 @@ from safehold.backends.base import FileType, Handle
 from safehold.cli.app import App, pass_app
 from safehold.engine.crypto import SessionCache
 from safehold.engine.lock import read_locks
-from safehold.engine.repository import Repository
+from safehold.engine.repository import RepoConfig, Repository
 from safehold.engine.treewalk import load_tree
 from safehold.errors import NotFound, UsageError
 
@@ -66,6 +66,8 @@ def init(
     if app_dir is not None:
         raise UsageError("APP_DIR is only used with --preset")
     other = None
+    if app.offsite and not chunker_from and not app.repo_url:
+        other = _main_repository_config(app)
     if chunker_from:
         src_app = App(
             password_file=other_password_file,
@@ -82,6 +84,20 @@ def init(
         f"created repository {repo.config.id[:8]} at {backend.properties.location}\n"
         "Keep the passphrase safe: without it the data cannot be recovered.",
     )
+
+
+def _main_repository_config(app: App) -> RepoConfig | None:
+    """For ``--offsite NAME init``: the main repository's config, so that the off-site repository gets its
+    deduplication parameters and copies to it send only new data (None when there is no main one yet)."""
+    config = app.config(required=True)
+    assert config is not None
+    main = App(config_path=app.config_path)
+    try:
+        if not main.backend().exists():
+            return None
+        return main.open_repo().config
+    finally:
+        app._backends += main._backends
 
 
 @click.group()

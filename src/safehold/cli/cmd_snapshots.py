@@ -19,7 +19,8 @@ from safehold.operations.diff import configuration_drift, diff_snapshots
 @click.option("--host", help="Only snapshots of this host.")
 @pass_app
 def snapshots(app: App, tags: tuple[str, ...], host: str | None) -> None:
-    """List snapshots, oldest first."""
+    """List snapshots, oldest first. A copy (off-site, 'copy') shows the id it was copied from; either id
+    names it wherever a snapshot is asked for."""
     repo = app.open_repo()
     snaps = [
         s for s in repo.snapshots() if (not host or s.hostname == host) and all(t in s.tags for t in tags)
@@ -29,6 +30,7 @@ def snapshots(app: App, tags: tuple[str, ...], host: str | None) -> None:
         lines.append(
             f"{s.short_id}  {s.datetime.astimezone().strftime('%Y-%m-%d %H:%M:%S')}  {s.hostname[:16]:16}  "
             f"{','.join(s.tags)[:16]:16}  {', '.join(s.paths)}{'  (partial)' if s.partial else ''}"
+            + (f"  (copy of {s.original[:8]})" if s.original else "")
         )
     lines.append(f"{len(snaps)} snapshot(s)")
     app.emit([s.to_json() for s in snaps], "\n".join(lines))

@@ -325,13 +325,20 @@ class Repository:
         return sorted(self.iter_snapshots(), key=lambda s: (s.datetime, s.id))
 
     def find_snapshot(self, ref: str) -> Snapshot:
-        """Resolve ``latest``, a full id, or a unique id prefix."""
+        """Resolve ``latest``, a full id or a unique id prefix (at least 4 characters).
+
+        A ref that matches no id of this repository is looked up among the ids the snapshots were copied
+        from (their ``original``, kept by ``copy`` and off-site copies), so the id a backup printed also
+        names its copy in the off-site repository.
+        """
         if ref == "latest":
             snaps = self.snapshots()
             if not snaps:
                 raise NotFound("the repository has no snapshots yet", hint="Run 'safehold backup' first.")
             return snaps[-1]
         names = [fi.name for fi in self.backend.list(FileType.SNAPSHOT) if fi.name.startswith(ref)]
+        if not names and len(ref) >= 4:  # its own id first; else the id it was copied from
+            names = [s.id for s in self.iter_snapshots() if s.original and s.original.startswith(ref)]
         if len(names) == 1 and len(ref) >= 4:
             return self.load_snapshot(names[0])
         if len(names) > 1:

@@ -15,6 +15,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -48,6 +49,7 @@ class EngineComponentWriter:
         self._arch = session.archiver
         self.folder = session.root.subdir(os.fsencode(name))
         self.lines: list[str] = []
+        self._last: tuple[str, str] | None = None
         self.bytes = 0
 
     def _parent(self, path: str) -> tuple[VirtualDir, bytes]:
@@ -81,7 +83,21 @@ class EngineComponentWriter:
             parent.add(node)
 
     def log(self, message: str) -> None:
-        self.lines.append(message)
+        """A line of ``backup.log`` (the writer's channel), stamped with the time it was written."""
+        self._append(message, "writer")
+
+    def context_log(self, message: str) -> None:
+        """The source context's log during a backup: the same ``backup.log``. Sources send a line to both
+        channels (the writer's for the log, the context's for an operator watching), so a line equal to
+        the one just written through the other channel is that same line and is not written twice."""
+        self._append(message, "context")
+
+    def _append(self, message: str, channel: str) -> None:
+        if self._last is not None and self._last == (message, "context" if channel == "writer" else "writer"):
+            self._last = None
+            return
+        self._last = (message, channel)
+        self.lines.append(f"{log_time()} {message}")
 
 
 class EngineComponentReader:
@@ -162,6 +178,11 @@ class EngineComponentReader:
             )
 
 
+def log_time() -> str:
+    """The time stamp of a ``backup.log`` line (UTC, to the second)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass
 class ComponentResult:
     name: str
@@ -198,7 +219,9 @@ def backup_components(
             t0 = time.monotonic()
             # each component logs into its own writer; the caller's context is not modified
             sctx = (
-                dataclasses.replace(ctx, log=writer.log) if ctx is not None else SourceContext(log=writer.log)
+                dataclasses.replace(ctx, log=writer.context_log)
+                if ctx is not None
+                else SourceContext(log=writer.context_log)
             )
             try:
                 meta = source.backup(writer, sctx)
@@ -213,12 +236,17 @@ def backup_components(
             session.archiver.writer.raise_if_failed()
             if status == "failed":
                 session.root.children.pop(os.fsencode(name), None)
+            duration = round(time.monotonic() - t0, 3)
+            writer.log(
+                f"{source.kind}: {status} in {duration:.1f}s, {writer.bytes} bytes"
+                + (f": {err}" if err else "")
+            )
             results.append(
                 ComponentResult(
                     name=name,
                     kind=source.kind,
                     status=status,
-                    duration=round(time.monotonic() - t0, 3),
+                    duration=duration,
                     size=writer.bytes,
                     metadata=meta,
                     error=err,

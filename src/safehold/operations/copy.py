@@ -32,6 +32,8 @@ from safehold.errors import IntegrityError
 class CopyResult:
     copied: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: source snapshot id -> the id of its copy in the target
+    ids: dict[str, str] = field(default_factory=dict)
     blobs_copied: int = 0
     bytes_copied: int = 0
 
@@ -143,7 +145,7 @@ def copy_snapshots(
                     raise
                 new = dataclasses.replace(snap, tree=root.hex(), original=snap.original or snap.id, id="")
                 dst_lock.check()
-                dst.save_snapshot(new)
+                result.ids[snap.id] = dst.save_snapshot(new)
                 progress.finish()
                 result.copied.append(snap.id)
                 result.blobs_copied += copier.result_blobs

@@ -101,13 +101,16 @@ def metadata_json(
 
 
 def backup_log(lines: list[str], results: Sequence[ResultLike]) -> bytes:
+    """``backup.log``: the run's own lines (before-backup hooks), then each component's lines in the order
+    they were written, ending with its result line. Every line starts with its UTC time. The after-backup
+    hooks run once the snapshot is written, so the log ends by saying where their results are."""
     out = list(lines)
     for r in results:
-        out.append(
-            f"[{r.name}] {r.kind}: {r.status} in {r.duration:.1f}s, {r.size} bytes"
-            + (f": {r.error}" if r.error else "")
-        )
-        out += [f"[{r.name}] {line}" for line in r.log]
+        for line in r.log:
+            stamp, _, text = line.partition(" ")
+            out.append(f"{stamp} [{r.name}] {text}")
+    out.append("after_backup hooks and off-site copies run after this snapshot is written: their results")
+    out.append("are in the output of the backup command (and its --json).")
     return ("\n".join(out) + "\n").encode()
 
 

@@ -24,10 +24,13 @@ class HookResult:
     ok: bool
     message: str
     abort: bool
+    #: "before_backup" or "after_backup": when it ran (output lists hooks where they ran).
+    stage: str = ""
 
 
-def run_hook(hook: HookSpec) -> HookResult:
-    """Run one hook; never raises. ``abort`` says the run must stop (failed with on_failure=abort)."""
+def run_hook(hook: HookSpec, stage: str = "") -> HookResult:
+    """Run one hook of ``stage``; never raises. ``abort`` says the run must stop (failed with
+    on_failure=abort)."""
     shown = " ".join(hook.command)
     try:
         proc = subprocess.run(
@@ -40,17 +43,17 @@ def run_hook(hook: HookSpec) -> HookResult:
         )
     except subprocess.TimeoutExpired:
         msg = f"hook '{shown}' timed out after {hook.timeout:.0f}s"
-        return HookResult(hook.command, False, msg, hook.on_failure == "abort")
+        return HookResult(hook.command, False, msg, hook.on_failure == "abort", stage)
     except OSError as exc:
         msg = f"hook '{shown}' could not run: {exc.strerror}"
-        return HookResult(hook.command, False, msg, hook.on_failure == "abort")
+        return HookResult(hook.command, False, msg, hook.on_failure == "abort", stage)
     except ValueError:  # NUL in an argument: argv strings cannot carry it
         msg = f"hook '{shown}' could not run: an argument holds a NUL character"
-        return HookResult(hook.command, False, msg, hook.on_failure == "abort")
+        return HookResult(hook.command, False, msg, hook.on_failure == "abort", stage)
     if proc.returncode != 0:
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
         msg = f"hook '{shown}' exited with status {proc.returncode}" + (
             f": {' / '.join(tail)}" if tail else ""
         )
-        return HookResult(hook.command, False, msg, hook.on_failure == "abort")
-    return HookResult(hook.command, True, f"hook '{shown}' ok", False)
+        return HookResult(hook.command, False, msg, hook.on_failure == "abort", stage)
+    return HookResult(hook.command, True, f"hook '{shown}' ok", False, stage)

@@ -18,8 +18,8 @@ from safehold.config.schema import Config
 from safehold.engine.progress import Progress
 from safehold.engine.repository import Repository
 from safehold.engine.snapshot import Snapshot
-from safehold.errors import SafeholdError, SourceError
-from safehold.operations.components import ComponentResult, backup_components
+from safehold.errors import RepositoryNotFound, SafeholdError, SourceError
+from safehold.operations.components import ComponentResult, backup_components, log_time
 from safehold.operations.guide import backup_log, metadata_json, restore_guide
 from safehold.operations.hooks import HookResult, run_hook
 
@@ -31,6 +31,9 @@ class OffsiteResult:
     name: str
     ok: bool
     message: str
+    hint: str = ""
+    #: The copy's id in the off-site repository (the snapshot's own id also names it there).
+    snapshot_id: str | None = None
 
 
 @dataclass
@@ -90,12 +93,12 @@ def backup_profile(
     started = datetime.now(UTC)
 
     for hook in config.hooks.before_backup:
-        res = run_hook(hook)
+        res = run_hook(hook, "before_backup")
         run.hooks.append(res)
-        log.append(res.message)
+        log.append(f"{log_time()} before_backup {res.message}")
         if res.abort:
             run.error = f"before_backup {res.message}; no backup was taken"
-            _after_hooks(config, run, log, failed=True)
+            _after_hooks(config, run, failed=True)
             return run
     try:
         components = [(n, config.build_source(n), config.components[n].optional) for n in names]
@@ -133,7 +136,7 @@ def backup_profile(
         run.snapshot, run.results = snap, results
     except SafeholdError as exc:
         run.error = exc.message
-    _after_hooks(config, run, log, failed=not run.ok)
+    _after_hooks(config, run, failed=not run.ok)
     if run.snapshot is not None and not run.failed_components and prof is not None:
         for name in prof.offsite:
             if open_offsite is None:
@@ -142,19 +145,34 @@ def backup_profile(
             try:
                 dst = open_offsite(name)
                 copied = copy_snapshots(repo, dst, [run.snapshot.id])
-                run.offsite.append(OffsiteResult(name, True, f"copied ({copied.bytes_copied} bytes sent)"))
+                new_id = copied.ids.get(run.snapshot.id)
+                run.offsite.append(
+                    OffsiteResult(
+                        name,
+                        True,
+                        f"copied as {new_id[:8]} ({copied.bytes_copied} bytes sent)"
+                        if new_id
+                        else "already there",
+                        snapshot_id=new_id,
+                    )
+                )
+            except RepositoryNotFound as exc:
+                hint = (
+                    f"Create it with 'safehold --offsite {name} init' (it takes the main repository's "
+                    "deduplication parameters), or run the backup with --init-offsite."
+                )
+                run.offsite.append(OffsiteResult(name, False, exc.message, hint))
             except SafeholdError as exc:
-                run.offsite.append(OffsiteResult(name, False, exc.message))
+                run.offsite.append(OffsiteResult(name, False, exc.message, exc.hint))
     return run
 
 
-def _after_hooks(config: Config, run: ProfileRun, log: list[str], *, failed: bool) -> None:
+def _after_hooks(config: Config, run: ProfileRun, *, failed: bool) -> None:
     for hook in config.hooks.after_backup:
         if failed and not hook.always:
             continue
-        res = run_hook(hook)
+        res = run_hook(hook, "after_backup")
         run.hooks.append(res)
-        log.append(res.message)
 
 
 def require_ok(run: ProfileRun) -> None:
@@ -169,4 +187,7 @@ def require_ok(run: ProfileRun) -> None:
         )
     bad = [o for o in run.offsite if not o.ok]
     if bad:
-        raise SourceError(f"off-site copy to {', '.join(o.name for o in bad)} failed: {bad[0].message}")
+        raise SourceError(
+            f"off-site copy to {', '.join(o.name for o in bad)} failed: {bad[0].message}",
+            hint=bad[0].hint or None,
+        )
