@@ -20,11 +20,14 @@ def _safehold_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             "SAFEHOLD_PASSWORD",
             "SAFEHOLD_PASSWORD_FILE",
             "SAFEHOLD_PASSWORD_COMMAND",
+            "SAFEHOLD_BOOTSTRAP",
         )
     }
     for k in old:
         os.environ.pop(k, None)
     os.environ["SAFEHOLD_KDF_FAST"] = "1"
+    # Hundreds of repositories: the bootstrap wheels (~55 MiB each) only where a test asks for them.
+    os.environ["SAFEHOLD_BOOTSTRAP"] = "0"
     os.environ["SAFEHOLD_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
     yield
     for k, v in old.items():

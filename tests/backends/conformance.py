@@ -148,6 +148,23 @@ class BackendConformance:
             with pytest.raises(ValueError):
                 be.save(Handle(FileType.KEY, name), b"x")
 
+    def test_bootstrap_files_keep_their_file_names(self, be: Backend) -> None:
+        names = [
+            "safehold-1.0-py3-none-any.whl",
+            "numpy-2.0+local_x-cp311-cp311-linux_x86_64.whl",
+            "SHA256SUMS",
+        ]
+        for name in names:
+            be.save(Handle(FileType.BOOTSTRAP, name), name.encode())
+        assert sorted(f.name for f in be.list(FileType.BOOTSTRAP)) == sorted(names)
+        assert be.load(Handle(FileType.BOOTSTRAP, names[1])) == names[1].encode()
+        assert list(be.list(FileType.KEY)) == []
+        for bad in ["..", "../x.whl", "a/b.whl", ".hidden", "a..b", "", "-x"]:
+            with pytest.raises(ValueError):
+                be.save(Handle(FileType.BOOTSTRAP, bad), b"x")
+        with pytest.raises(ValueError):  # the relaxed names are for bootstrap/ only
+            be.save(Handle(FileType.INDEX, "a.b"), b"x")
+
     # -- list -----------------------------------------------------------------------------------------
 
     def test_list_per_type_with_data_fan_out(self, be: Backend) -> None:

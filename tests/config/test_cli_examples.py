@@ -90,3 +90,34 @@ def test_config_check_failure_does_not_tell_to_run_config_check(
     assert main(["--config", str(bad), "config", "check"]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert "config check" not in err.split("hint:", 1)[1]
+
+
+def test_init_preset_with_the_passphrase_in_the_environment_warns_about_cron(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for var in (
+        "SAFEHOLD_CONFIG",
+        "SAFEHOLD_REPOSITORY",
+        "SAFEHOLD_PASSWORD_FILE",
+        "SAFEHOLD_PASSWORD_COMMAND",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("SAFEHOLD_PASSWORD", "from the shell")
+    cfg = tmp_path / "x.toml"
+    argv = ["init", "--preset", "laravel", str(server.app), "--root", str(server.root)]
+    assert main([*argv, "--repo", str(tmp_path / "repo"), "--config", str(cfg), "--json"]) == 0
+    cap = capsys.readouterr()
+    assert 'password = { env = "SAFEHOLD_PASSWORD" }' in cfg.read_text()
+    assert (
+        "warning: the configuration takes the passphrase from the environment variable SAFEHOLD_PASSWORD"
+        in cap.err
+    )
+    assert "cron" in cap.err and "/root/.safehold-pass" in cap.err
+    assert "from the shell" not in cap.err + cap.out
+    assert json.loads(cap.out)["warnings"]
+    # with a passphrase file there is nothing to warn about
+    monkeypatch.delenv("SAFEHOLD_PASSWORD")
+    (tmp_path / "pass").write_text("from the shell\n")
+    monkeypatch.setenv("SAFEHOLD_PASSWORD_FILE", str(tmp_path / "pass"))
+    assert main([*argv, "--repo", str(tmp_path / "repo"), "--config", str(cfg), "--force"]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -107,6 +107,7 @@ base_url = "{retell}"
 """
     path = tmp_path / "safehold.toml"
     path.write_text(text)
+    path.chmod(0o600)  # others may not read it (the doctor reports that: test_doctor_permissions.py)
     return path
 
 
@@ -179,7 +180,20 @@ def test_doctor_finds_missing_grants_and_is_clean_after_them(
     assert doc["ok"] is True
     assert all(ch["ok"] for ch in doc["checks"])
     subjects = {ch["subject"] for ch in doc["checks"]}
-    assert subjects == {"repository", "secrets", "app", "database", "pg", "cache", "code", "crontab", "voice"}
+    assert subjects == {
+        *(
+            "repository",
+            "secrets",
+            "permissions",
+            "app",
+            "database",
+            "pg",
+            "cache",
+            "code",
+            "crontab",
+            "voice",
+        )
+    }
     assert any(ch["check"] == "privileges" and ch["subject"] == "database" for ch in doc["checks"])
     assert password not in r.out and RETELL_KEY not in r.out
 

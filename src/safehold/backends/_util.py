@@ -13,6 +13,14 @@ from safehold.errors import BackendError
 TEMP_PREFIX = ".tmp-"
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+#: bootstrap/ holds wheels and text files: a file name, never a path, never hidden, never '..'.
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
+
+
+def _name_ok(name: str, t: FileType | None) -> bool:
+    if t is FileType.BOOTSTRAP:
+        return bool(_FILE_NAME.match(name)) and ".." not in name
+    return bool(_NAME.match(name))
 
 
 def check_handle(h: Handle) -> None:
@@ -22,15 +30,15 @@ def check_handle(h: Handle) -> None:
     """
     if h.type is FileType.CONFIG:
         return
-    if not _NAME.match(h.name):
+    if not _name_ok(h.name, h.type):
         raise ValueError(f"invalid repository file name {h.name!r} for {h.type.name}")
     if h.type is FileType.DATA and len(h.name) < 2:
         raise ValueError(f"data pack name {h.name!r} is shorter than its 2-character fan-out")
 
 
-def is_valid_name(name: str) -> bool:
-    """True for a name :func:`check_handle` accepts (used by listings to skip foreign files)."""
-    return bool(_NAME.match(name))
+def is_valid_name(name: str, t: FileType | None = None) -> bool:
+    """True for a name :func:`check_handle` accepts for type ``t`` (listings use it to skip foreign files)."""
+    return _name_ok(name, t)
 
 
 def resolve_range(h: Handle, size: int, offset: int, length: int | None) -> tuple[int, int]:

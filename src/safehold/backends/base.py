@@ -21,7 +21,8 @@ Guarantees a backend must give (the conformance suite in ``tests/backends`` chec
   the retry wrapper may try again.
 
 Names are checked: anything but ``config`` must match ``[A-Za-z0-9_-]{1,128}`` (data packs at least 2
-characters), else the backend raises ValueError (a programming error, never a storage failure).
+characters; ``bootstrap`` files are plain file names: ``[A-Za-z0-9][A-Za-z0-9._+-]{0,199}``), else the
+backend raises ValueError (a programming error, never a storage failure).
 
 Storage classes (cold data)
 ---------------------------
@@ -56,6 +57,9 @@ class FileType(enum.Enum):
     INDEX = "index"
     SNAPSHOT = "snapshots"
     LOCK = "locks"
+    #: Not part of the repository format: the unencrypted wheels a bare host installs safehold from
+    #: (``safehold.operations.bootstrap``). Names are file names (``safehold-1.0-py3-none-any.whl``).
+    BOOTSTRAP = "bootstrap"
 
     @property
     def folder(self) -> str:

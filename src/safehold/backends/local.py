@@ -159,7 +159,7 @@ class LocalBackend:
             folders = [top / d for d in self._entries(top) if len(d) == 2 and (top / d).is_dir()]
         for folder in folders:
             for name in self._entries(folder):
-                if name.startswith(TEMP_PREFIX) or not is_valid_name(name):
+                if name.startswith(TEMP_PREFIX) or not is_valid_name(name, t):
                     continue
                 try:
                     st = (folder / name).stat()

@@ -315,7 +315,7 @@ class S3Backend:
                             continue
                     elif len(parts) != 1:
                         continue
-                    if is_valid_name(parts[-1]):
+                    if is_valid_name(parts[-1], t):
                         found.append(FileInfo(parts[-1], int(obj["Size"])))
         except Exception as e:
             raise self._error(e, f"listing {t.folder}") from e

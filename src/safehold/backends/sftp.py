@@ -443,7 +443,7 @@ class SFTPBackend:
             for folder in folders:
                 for a in entries(sftp, folder):
                     name = a.filename
-                    if name.startswith(TEMP_PREFIX) or not is_valid_name(name):
+                    if name.startswith(TEMP_PREFIX) or not is_valid_name(name, t):
                         continue
                     if stat.S_ISREG(a.st_mode or 0):
                         found.append(FileInfo(name, a.st_size or 0))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from safehold.cli.app import App, pass_app
+from safehold.cli.cmd_repo import write_bootstrap
 from safehold.engine.repository import Repository
 from safehold.engine.util import human_bytes
 from safehold.errors import PartialResult, RepositoryNotFound, UsageError
@@ -85,6 +86,7 @@ def backup(
         use_cache=not no_cache,
     )
     result = backup_paths(repo, opts, app.progress())
+    write_bootstrap(app, repo.backend)
     snap = result.snapshot
     s = snap.summary
     text = (
@@ -116,6 +118,7 @@ def _backup_profile(app: App, profile: str | None, *, init_offsite: bool) -> Non
             if init_offsite and not backend.exists():
                 created = Repository.init(backend, other.get_password(), chunker_from=repo.config)
                 app.info(f"created off-site repository {name} at {backend.properties.location}")
+                write_bootstrap(app, backend)
                 return created
             if not backend.exists():
                 raise RepositoryNotFound(f"no repository at {backend.properties.location}")
@@ -123,10 +126,19 @@ def _backup_profile(app: App, profile: str | None, *, init_offsite: bool) -> Non
         finally:
             app._backends += other._backends
 
+    opened: list[Repository] = []
+
+    def open_and_refresh(name: str) -> Repository:
+        dst = open_offsite(name)
+        opened.append(dst)
+        return dst
+
     location = app.repo_url or config.repository.url
     run = backup_profile(
-        repo, config, profile, repo_location=location, progress=app.progress(), open_offsite=open_offsite
+        repo, config, profile, repo_location=location, progress=app.progress(), open_offsite=open_and_refresh
     )
+    for written in [repo, *opened]:
+        write_bootstrap(app, written.backend)
     lines = [f"  hook: {h.message}" for h in run.hooks if h.stage == "before_backup"]
     for r in run.results:
         mark = "ok" if r.status == "ok" else ("FAILED (optional)" if r.optional else "FAILED")

@@ -133,6 +133,17 @@ def run_init_preset(
         )
     cfg = disc.config
     atomic_write(target, cfg.to_toml().encode(), parents=True)
+    warnings = []
+    if ref is not None and ref.env is not None:
+        # The variable is set in this shell; cron and systemd timers will not have it.
+        warnings.append(
+            f"the configuration takes the passphrase from the environment variable {ref.env}, which cron "
+            "and systemd timers do not have: scheduled backups will fail. Keep it in a file only root can "
+            f"read: install -m 600 /dev/null /root/.safehold-pass && printenv {ref.env} > /root/.safehold-pass"
+            f', then set password = {{ file = "/root/.safehold-pass" }} under [repository] in {target}.'
+        )
+    for w in warnings:
+        app.warn(f"warning: {w}")
     profiles = ", ".join(cfg.profiles)
     summary = f"wrote {target}: {len(cfg.components)} components, {len(cfg.profiles)} profiles ({profiles})"
     backend = app.backend(cfg.repository.url)
@@ -140,12 +151,21 @@ def run_init_preset(
     if not backend.exists():
         Repository.init(backend, app.get_password(confirm=True, prompt="New repository passphrase"))
         created = True
+        from safehold.cli.cmd_repo import write_bootstrap
+
+        write_bootstrap(app, backend)
     where = backend.properties.location
     repo_line = (
         f"created repository at {where}" if created else f"repository at {where} exists; left as it is"
     )
     app.emit(
-        {**disc.to_json(), "config": str(target), "repository": where, "repository_created": created},
+        {
+            **disc.to_json(),
+            "config": str(target),
+            "repository": where,
+            "repository_created": created,
+            "warnings": warnings,
+        },
         f"{disc.report()}\n{summary}\n{repo_line}\nCheck it with: safehold config check --config {target}",
     )
 

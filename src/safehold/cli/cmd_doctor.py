@@ -41,7 +41,20 @@ def doctor(app: App, no_repository: bool) -> None:
                 f"no repository at {app.repo_url or config.repository.url}", exc.hint
             ) from None
 
-    findings = run_doctor(config, None if no_repository else open_repo)
+    import os
+    from pathlib import Path
+
+    from safehold.config.loader import find_config
+    from safehold.engine.filescache import cache_root
+    from safehold.operations.permissions import Targets
+
+    pw_file = app.password_file or os.environ.get("SAFEHOLD_PASSWORD_FILE")
+    targets = Targets(
+        config_file=find_config(Path(app.config_path) if app.config_path else None),
+        password_files=[Path(pw_file)] if pw_file else [],
+        cache_dir=cache_root(),
+    )
+    findings = run_doctor(config, None if no_repository else open_repo, targets)
     problems = [f for f in findings if not f.ok]
     app.emit({"ok": not problems, "checks": [f.as_dict() for f in findings]}, _text(findings))
     if problems:

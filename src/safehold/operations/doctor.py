@@ -37,6 +37,7 @@ from safehold.config.schema import Config
 from safehold.config.secrets import SecretRef
 from safehold.engine.repository import Repository
 from safehold.errors import SafeholdError
+from safehold.operations.permissions import Targets, check_permissions
 
 #: A side-effect-free GET per SaaS kind: (path, query) of a small list endpoint.
 SAAS_PROBES: dict[str, tuple[str, dict[str, str | int | bool]]] = {
@@ -71,6 +72,12 @@ class _Collector:
     def problem(self, subject: str, check: str, message: str, hint: str | None = None, **kw: Any) -> None:
         self.findings.append(Finding(subject, check, False, message, hint, list(kw.get("lines", []))))
 
+    def report(self, subject: str, check: str, ok: bool, message: str, hint: str | None) -> None:
+        if ok:
+            self.ok(subject, check, message)
+        else:
+            self.problem(subject, check, message, hint)
+
     def guard(self, subject: str, check: str, fn: Callable[[], None]) -> None:
         """Run one check; an exception becomes a problem finding (never a crash of the doctor)."""
         try:
@@ -81,11 +88,15 @@ class _Collector:
             self.problem(subject, check, f"unexpected {type(exc).__name__}: {exc}")
 
 
-def run_doctor(config: Config, open_repo: Callable[[], Repository] | None) -> list[Finding]:
-    """Run every check for ``config``; ``open_repo`` opens the main repository (None skips that check)."""
+def run_doctor(
+    config: Config, open_repo: Callable[[], Repository] | None, targets: Targets | None = None
+) -> list[Finding]:
+    """Run every check for ``config``; ``open_repo`` opens the main repository (None skips that check);
+    ``targets`` names the files whose permissions are checked besides those the configuration names."""
     c = _Collector()
     if open_repo is not None:
         c.guard("repository", "open", lambda: _check_repository(c, open_repo))
+    check_permissions(config, targets or Targets(config_file=None), c.report)
     _check_secrets(c, config)
     for name in config.components:
         c.guard(name, "component", lambda name=name: _check_component(c, config, name))  # type: ignore[misc]

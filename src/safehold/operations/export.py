@@ -201,7 +201,9 @@ def export_snapshot(repo: Repository, opts: ExportOptions, progress: Progress | 
                 )
             own = root_files.get("RESTORE.md")
             own_text = b"".join(writer.blobs(own)) if own is not None else None
-            guide = restore_guide(snap, parts, result.secrets, own_text, result.warnings)
+            guide = restore_guide(
+                snap, parts, result.secrets, own_text, result.warnings, repo.backend.properties.location
+            )
             writer.write(Entry("RESTORE.md", BYTES, data=guide, mode=0o644), None)
             sums = sink.checksums()
             sink.add_file(CHECKSUMS, len(sums), [sums], mode=0o644, mtime_ns=mtime_ns, record=False)

@@ -13,6 +13,7 @@ from typing import Any
 
 from safehold import __version__
 from safehold.engine.snapshot import Snapshot
+from safehold.operations.bootstrap import install_commands, python_version
 from safehold.operations.export_layout import Part
 
 DATABASE_KINDS = ("mysql", "postgresql", "sqlite")
@@ -47,9 +48,14 @@ def _secret_line(s: str) -> str:
 
 
 def restore_guide(
-    snap: Snapshot, parts: list[Part], secrets: list[str], own_guide: bytes | None, warnings: list[str]
+    snap: Snapshot,
+    parts: list[Part],
+    secrets: list[str],
+    own_guide: bytes | None,
+    warnings: list[str],
+    repo_location: str,
 ) -> bytes:
-    """The export's ``RESTORE.md``."""
+    """The export's ``RESTORE.md``; ``repo_location`` is the repository it was exported from."""
     when = datetime.now(UTC).isoformat(timespec="seconds")
     profile = f", profile {snap.profile}" if snap.profile else ""
     out = [
@@ -101,6 +107,15 @@ def restore_guide(
             )
         out += [f"- {w}" for w in warnings]
         out.append("")
+    out += [
+        "## safehold on a new host",
+        "",
+        "To use safehold itself (component restores, the snapshot's guide below), install it from the",
+        f"repository's `bootstrap/` folder, with no network (wheels for Python {python_version()}):",
+        "",
+        *[f"    {line}" for line in install_commands(repo_location)],
+        "",
+    ]
     text = "\n".join(out).rstrip("\n") + "\n"
     if own_guide:
         text += "\n---\n\n## The snapshot's own restore guide (for safehold)\n\n"

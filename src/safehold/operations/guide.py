@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from safehold import __version__
+from safehold.operations.bootstrap import install_commands, python_version
 
 #: Restore order by source kind: packages and system config first, services' data last.
 KIND_ORDER = [
@@ -148,10 +149,12 @@ def restore_guide(
         "",
         "## Whole server (bare metal)",
         "",
-        "On a fresh Debian/Ubuntu host with nothing but the repository and its passphrase:",
+        "On a fresh Debian/Ubuntu host with nothing but the repository and its passphrase: install",
+        f"safehold from the repository's own `bootstrap/` folder (wheels for Python {python_version()}, no",
+        "network needed; `bootstrap/README.md` says more), then restore:",
         "",
         "```sh",
-        "python3 -m venv /opt/safehold && /opt/safehold/bin/pip install safehold",
+        *install_commands(repo_location),
         f"export SAFEHOLD_REPOSITORY='{repo_location}'",
         "export SAFEHOLD_PASSWORD_FILE=/root/.safehold-pass   # the repository passphrase",
         "safehold restore all --snapshot SNAP --dry-run        # read the plan first",
