@@ -95,7 +95,7 @@ def test_unknown_scheme_and_option() -> None:
 def test_duplicate_scheme_is_an_error() -> None:
     with pytest.raises(ValueError, match="registered twice"):
         registry.register_scheme("s3", lambda url, opts: MemoryBackend())
-    assert registry.schemes() == ["file", "mem", "s3", "sftp"]
+    assert registry.schemes() == ["file", "gs", "mem", "s3", "sftp"]
 
 
 def test_connections_option_reaches_limit() -> None:

@@ -154,6 +154,44 @@ class Backend(Protocol):
         """Release connections. The backend is not used afterwards."""
 
 
+#: Archive storage classes whose objects need a thaw (a temporary readable copy) before they can be read.
+ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+
+
+@dataclass(frozen=True)
+class ThawState:
+    """Where one archived file stands: ``archived`` (a thaw is needed), ``restoring`` (requested, not
+    readable yet), ``restored`` (a readable copy exists until ``expires``) or ``readable`` (not archived)."""
+
+    storage_class: str
+    state: str
+    expires: str | None = None
+
+    @property
+    def readable(self) -> bool:
+        return self.state in ("restored", "readable")
+
+
+@runtime_checkable
+class SupportsThaw(Protocol):
+    """Optional: a backend whose files may sit in archive storage classes (S3 GLACIER, DEEP_ARCHIVE).
+
+    A thaw is asynchronous and takes minutes to days depending on the class and the retrieval tier; a
+    repeated request for a file being thawed is harmless. See ``safehold.operations.thaw``.
+    """
+
+    def archived(self, t: FileType) -> dict[str, str]:
+        """Files of type ``t`` stored in an archive class: name -> storage class (one listing; whether a
+        thawed copy exists is not known from it)."""
+
+    def thaw_state(self, h: Handle) -> ThawState:
+        """The file's storage class and thaw state (one request)."""
+
+    def thaw(self, h: Handle, *, tier: str, days: int) -> ThawState:
+        """Request a readable copy kept for ``days`` days, retrieved at ``tier`` (Expedited, Standard,
+        Bulk); returns the state after the request."""
+
+
 @runtime_checkable
 class SupportsScratch(Protocol):
     """Optional: a backend that can open a scratch sub-location of itself (``backend validate`` uses it).

@@ -8,6 +8,8 @@ URL                                backend
 ``sftp://user@host[:port]/path``   :class:`~safehold.backends.sftp.SFTPBackend` (``/path`` is absolute,
                                    ``/~/path`` is relative to the login folder)
 ``s3://bucket[/prefix]``           :class:`~safehold.backends.s3.S3Backend`
+``gs://bucket[/prefix]``           the same, on Google Cloud Storage's S3-compatible XML API (HMAC key
+                                   from ``GS_ACCESS_KEY_ID`` / ``GS_SECRET_ACCESS_KEY``)
 ``mem://name``                     a process-wide :class:`~safehold.backends.memory.MemoryBackend` per
                                    name (for tests and demos)
 =================================  =======================================================================
@@ -203,5 +205,6 @@ for _scheme, _factory in [
     ("mem", _memory),
     ("sftp", _lazy("safehold.backends.sftp", "from_url")),
     ("s3", _lazy("safehold.backends.s3", "from_url")),
+    ("gs", _lazy("safehold.backends.s3", "from_gs_url")),
 ]:
     register_scheme(_scheme, _factory)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import builtins
 import hashlib
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -31,7 +32,15 @@ import botocore.loaders
 import botocore.session
 
 from safehold.backends._util import check_handle, check_scratch_name, is_valid_name, resolve_range
-from safehold.backends.base import BackendProperties, FileInfo, FileType, Handle, TransientBackendError
+from safehold.backends.base import (
+    ARCHIVE_CLASSES,
+    BackendProperties,
+    FileInfo,
+    FileType,
+    Handle,
+    ThawState,
+    TransientBackendError,
+)
 from safehold.errors import BackendError, ColdStorageError, ConfigError, NotFoundError
 
 STORAGE_CLASSES = frozenset(
@@ -46,6 +55,10 @@ STORAGE_CLASSES = frozenset(
         "REDUCED_REDUNDANCY",
     }
 )
+#: Google Cloud Storage's classes (all of them read at once, with retrieval fees for the colder ones).
+GCS_STORAGE_CLASSES = frozenset({"STANDARD", "NEARLINE", "COLDLINE", "ARCHIVE"})
+GCS_ENDPOINT = "https://storage.googleapis.com"
+GCS_KEY_ENV = ("GS_ACCESS_KEY_ID", "GS_SECRET_ACCESS_KEY")
 SSE_MODES = frozenset({"AES256", "aws:kms"})
 CHECKSUMS = frozenset({"md5", "sha256"})
 
@@ -84,15 +97,18 @@ class S3Backend:
         connections: int = 8,
         profile: str | None = None,
         timeout: float = 60.0,
+        scheme: str = "s3",
+        credentials: tuple[str, str] | None = None,
     ) -> None:
+        classes = GCS_STORAGE_CLASSES if scheme == "gs" else STORAGE_CLASSES
         if sse is not None and sse not in SSE_MODES:
             raise ConfigError(f"unknown sse {sse!r}", hint=f"Use one of: {', '.join(sorted(SSE_MODES))}.")
         if sse_kms_key_id and sse != "aws:kms":
             raise ConfigError("sse_kms_key_id needs sse='aws:kms'", hint="Set sse to aws:kms.")
-        if storage_class is not None and storage_class not in STORAGE_CLASSES:
+        if storage_class is not None and storage_class not in classes:
             raise ConfigError(
-                f"unknown storage_class {storage_class!r}",
-                hint=f"Use one of: {', '.join(sorted(STORAGE_CLASSES))}.",
+                f"unknown storage_class {storage_class!r} for {scheme}://",
+                hint=f"Use one of: {', '.join(sorted(classes))}.",
             )
         if checksum not in CHECKSUMS:
             raise ConfigError(f"unknown checksum {checksum!r}", hint="Use md5 or sha256.")
@@ -107,6 +123,8 @@ class S3Backend:
             "connections": connections,
             "profile": profile,
             "timeout": timeout,
+            "scheme": scheme,
+            "credentials": credentials,
         }
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
@@ -116,7 +134,7 @@ class S3Backend:
         self.storage_class = storage_class
         self.checksum = checksum
         self._properties = BackendProperties(
-            location=f"s3://{bucket}/{self.prefix}",
+            location=f"{scheme}://{bucket}/{self.prefix}",
             connections=max(1, connections),
             local=False,
             extra={"storage_class": storage_class or "STANDARD"},
@@ -133,7 +151,14 @@ class S3Backend:
         core = botocore.session.Session(profile=profile)
         core.register_component("data_loader", _shared_loader())
         session = boto3.session.Session(botocore_session=core, region_name=region)
-        self._client: Any = session.client("s3", endpoint_url=endpoint_url, config=config)
+        key_id, secret = credentials if credentials else (None, None)
+        self._client: Any = session.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            config=config,
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+        )
         self._lock = threading.Lock()
 
     @property
@@ -334,6 +359,51 @@ class S3Backend:
         with self._lock:
             self._client.close()
 
+    # -- archive storage classes (SupportsThaw) ------------------------------------------------------
+
+    def archived(self, t: FileType) -> dict[str, str]:
+        """Files of type ``t`` in an archive class, from the listing's StorageClass (one request a page)."""
+        top = self.prefix + t.folder + "/"
+        found: dict[str, str] = {}
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=top)
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    cls = str(obj.get("StorageClass") or "STANDARD")
+                    name = str(obj["Key"]).rsplit("/", 1)[-1]
+                    if cls in ARCHIVE_CLASSES and is_valid_name(name, t):
+                        found[name] = cls
+        except Exception as e:
+            raise self._error(e, f"listing {t.folder}") from e
+        return found
+
+    def thaw_state(self, h: Handle) -> ThawState:
+        head = self._head(h)
+        cls = str(head.get("StorageClass") or "STANDARD")
+        if cls not in ARCHIVE_CLASSES:
+            return ThawState(cls, "readable")
+        restore = str(head.get("Restore") or "")
+        if not restore:
+            return ThawState(cls, "archived")
+        if 'ongoing-request="true"' in restore:
+            return ThawState(cls, "restoring")
+        expiry = restore.partition('expiry-date="')[2].partition('"')[0] or None
+        return ThawState(cls, "restored", expiry)
+
+    def thaw(self, h: Handle, *, tier: str, days: int) -> ThawState:
+        """RestoreObject with ``tier`` and ``days``. A request for a file already being restored is not an
+        error; one for a file whose copy is ready extends it."""
+        args = {"Days": days, "GlacierJobParameters": {"Tier": tier}}
+        try:
+            self._client.restore_object(Bucket=self.bucket, Key=self._key(h), RestoreRequest=args)
+        except botocore.exceptions.ClientError as e:
+            code = str(e.response.get("Error", {}).get("Code", ""))
+            if code != "RestoreAlreadyInProgress":
+                raise self._error(e, f"requesting a restore of {h}", h) from e
+        except Exception as e:
+            raise self._error(e, f"requesting a restore of {h}", h) from e
+        return self.thaw_state(h)
+
     def scratch(self, name: str) -> S3Backend:
         """A backend on the key prefix ``<prefix><name>/`` with the same settings."""
         check_scratch_name(name)
@@ -385,11 +455,42 @@ def from_url(url: str, options: dict[str, Any]) -> S3Backend:
             f"unknown option{'s' if len(unknown) > 1 else ''} for s3 backends: {', '.join(unknown)}",
             hint=f"Known options: {', '.join(sorted(allowed))}.",
         )
+    bucket, prefix = _bucket_and_prefix(url, "s3")
+    return S3Backend(bucket, prefix, **options)
+
+
+def _bucket_and_prefix(url: str, scheme: str) -> tuple[str, str]:
     rest = url.partition("://")[2]
     bucket, _, prefix = rest.partition("/")
     if not bucket or "@" in bucket or ":" in bucket:
         raise ConfigError(
-            f"bad S3 URL {url.rsplit('@', maxsplit=1)[-1]!r}",
-            hint="Use s3://bucket/prefix; credentials come from the AWS environment, never the URL.",
+            f"bad {scheme.upper()} URL {url.rsplit('@', maxsplit=1)[-1]!r}",
+            hint=f"Use {scheme}://bucket/prefix; credentials come from the environment, never the URL.",
         )
-    return S3Backend(bucket, prefix, **options)
+    return bucket, prefix
+
+
+def from_gs_url(url: str, options: dict[str, Any]) -> S3Backend:
+    """Google Cloud Storage through its S3-compatible XML API: ``gs://bucket[/prefix]`` on
+    ``https://storage.googleapis.com`` (``endpoint_url`` overrides it), signed with an HMAC key from
+    ``GS_ACCESS_KEY_ID`` and ``GS_SECRET_ACCESS_KEY`` (never from the AWS variables: those are for AWS).
+    Options: ``storage_class`` (STANDARD, NEARLINE, COLDLINE, ARCHIVE: all readable at once, so no thaw),
+    ``endpoint_url``, ``region`` (default ``auto``), ``path_style`` (default true), ``connections``,
+    ``timeout``. GCS encrypts every object itself: ``sse`` is not an option here."""
+    allowed = {"endpoint_url", "region", "path_style", "storage_class", "connections", "timeout"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"unknown option{'s' if len(unknown) > 1 else ''} for gs backends: {', '.join(unknown)}",
+            hint=f"Known options: {', '.join(sorted(allowed))}.",
+        )
+    key_id, secret = (os.environ.get(v, "") for v in GCS_KEY_ENV)
+    if not key_id or not secret:
+        raise ConfigError(
+            "no Google Cloud Storage HMAC key: GS_ACCESS_KEY_ID and GS_SECRET_ACCESS_KEY are not both set",
+            hint="Create an HMAC key for a service account (Cloud Storage > Settings > Interoperability) "
+            "and export both variables; they never go into the configuration.",
+        )
+    bucket, prefix = _bucket_and_prefix(url, "gs")
+    opts: dict[str, Any] = {"endpoint_url": GCS_ENDPOINT, "region": "auto", "path_style": True} | options
+    return S3Backend(bucket, prefix, scheme="gs", credentials=(key_id, secret), **opts)

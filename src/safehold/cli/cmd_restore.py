@@ -11,14 +11,18 @@ Two forms:
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
 from safehold.cli.app import App, pass_app
+from safehold.cli.thaw_options import from_params, thaw_options
 from safehold.engine.restorer import OVERWRITE_POLICIES
 from safehold.engine.util import human_bytes
 from safehold.errors import SafeholdError, UsageError
 from safehold.operations.restore import RestoreOptions, restore_snapshot, split_snapshot_arg
+from safehold.operations.server_backup import CONFIG_FILE
+from safehold.operations.thaw import ThawOptions, packs_for, prepare
 
 
 class RestoreFailed(SafeholdError):
@@ -84,9 +88,11 @@ class RestoreFailed(SafeholdError):
 @click.option(
     "--no-health-checks", is_flag=True, help="Components: skip the configured health checks after 'all'."
 )
+@thaw_options
 @pass_app
 def restore(
     app: App,
+    /,
     args: tuple[str, ...],
     target: str | None,
     includes: tuple[str, ...],
@@ -109,12 +115,15 @@ def restore(
     redis_port: int | None,
     sets: tuple[str, ...],
     no_health_checks: bool,
+    **thaw: Any,
 ) -> None:
-    """Restore files into a folder (--target), or components / 'all' to their places."""
+    """Restore files into a folder (--target), or components / 'all' to their places. Data packs in an
+    archive storage class are found first: --thaw requests them (and --wait waits for them)."""
+    cold = from_params(thaw)
     if target is not None:
         if len(args) != 1:
             raise UsageError("with --target, give exactly one SNAPSHOT[:SUBPATH]")
-        _restore_files(app, args[0], target, includes, excludes, overwrite, verify)
+        _restore_files(app, args[0], target, includes, excludes, overwrite, verify, cold)
         return
     from safehold.operations.server_restore import RestoreRequest
 
@@ -139,7 +148,7 @@ def restore(
     )
     if "all" in req.components and len(req.components) > 1:
         raise UsageError("'all' cannot be combined with component names")
-    _restore_components(app, req, snapshot_ref, yes)
+    _restore_components(app, req, snapshot_ref, yes, cold)
 
 
 def _parse_sets(sets: tuple[str, ...]) -> dict[str, dict[str, object]]:
@@ -168,11 +177,14 @@ def _restore_files(
     excludes: tuple[str, ...],
     overwrite: str,
     verify: bool,
+    cold: ThawOptions,
 ) -> None:
     snap_ref, sub = split_snapshot_arg(arg)
     repo = app.open_repo()
+    snap = repo.find_snapshot(snap_ref)
+    prepare(repo, packs_for(repo, snap, [sub]), cold, app.info)
     opts = RestoreOptions(
-        snapshot=snap_ref,
+        snapshot=snap.id,
         target=target,
         subpath=sub,
         includes=list(includes),
@@ -203,7 +215,7 @@ def _restore_files(
         raise RestoreFailed(f"restore incomplete: {len(problems)} problem(s)")
 
 
-def _restore_components(app: App, req: object, snapshot_ref: str, yes: bool) -> None:
+def _restore_components(app: App, req: object, snapshot_ref: str, yes: bool, cold: ThawOptions) -> None:
     from safehold.operations.server_restore import (
         RestoreRequest,
         execute_restore,
@@ -215,6 +227,8 @@ def _restore_components(app: App, req: object, snapshot_ref: str, yes: bool) -> 
     assert isinstance(req, RestoreRequest)
     repo = app.open_repo()
     snap = latest_profile_snapshot(repo) if snapshot_ref == "latest" else repo.find_snapshot(snapshot_ref)
+    wanted = None if "all" in req.components else [*req.components, CONFIG_FILE]
+    prepare(repo, packs_for(repo, snap, wanted), cold, app.info)  # before anything is read or planned
     config = resolve_config(repo, snap, app.config())
     items = plan_restore(repo, snap, config, req)
     lines = [f"Restore plan for snapshot {snap.short_id} ({snap.time[:19]}, host {snap.hostname}):"]

@@ -26,7 +26,7 @@ from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.repository import Repository
 from safehold.engine.tree import DIR, FILE, decode_tree
 from safehold.engine.verifier import PackProof, VerifierProcess, read_tail
-from safehold.errors import IntegrityError, SafeholdError, UsageError
+from safehold.errors import ColdStorageError, IntegrityError, SafeholdError, UsageError
 
 #: ``--read-data`` of at least this many packs runs in helper processes (fewer are not worth starting them).
 HELPERS_FROM = 4
@@ -38,6 +38,8 @@ READ_PART = 2 * 1024 * 1024
 class CheckResult:
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Packs in an archive storage class that could not be read (header or data): not damage.
+    cold: list[str] = field(default_factory=list)
     snapshots: int = 0
     trees: int = 0
     packs: int = 0
@@ -81,17 +83,27 @@ class Checker:
         self.workers = workers
         self.result = CheckResult()
 
-    def run(self, *, read_data: bool = False, subset: str | None = None) -> CheckResult:
+    def run(
+        self,
+        *,
+        read_data: bool = False,
+        subset: str | None = None,
+        packs: list[str] | None = None,
+    ) -> CheckResult:
+        """Check; with ``read_data`` also read the packs: ``packs`` when given (a selection made earlier,
+        e.g. to thaw them first), else ``subset`` of them (:func:`select_packs`)."""
         r = self.result
         repo = self.repo
         repo.load_index(errors=r.errors)
         stored = {fi.name: fi.size for fi in repo.backend.list(FileType.DATA)}
+        if not read_data:
+            selected = []
+        elif packs is not None:
+            selected = [p for p in packs if p in stored]
+        else:
+            selected = select_packs(sorted(stored), subset)
         # Reading the data (the long part) starts now and overlaps the structure checks below.
-        reader = (
-            _DataReader(self, [(p, stored[p]) for p in select_packs(sorted(stored), subset)])
-            if read_data
-            else None
-        )
+        reader = _DataReader(self, [(p, stored[p]) for p in selected]) if read_data else None
         try:
             indexed = repo.index.pack_ids()
             r.packs = len(stored)
@@ -119,6 +131,9 @@ class Checker:
     def _check_header(self, name: str, size: int, entries: list[PackedBlob]) -> None:
         try:
             _env, header = self.repo.read_pack_header(name, size)
+        except ColdStorageError:
+            self.result.cold.append(name)
+            return
         except (IntegrityError, SafeholdError) as exc:
             self.result.errors.append(f"pack {name[:16]}: header unreadable: {exc}")
             return
@@ -220,6 +235,10 @@ class Checker:
                         vp.feed(part)
                         del part
                     errs, n = vp.finish()
+            except ColdStorageError:
+                if name not in self.result.cold:
+                    self.result.cold.append(name)
+                return [], 0, 0
             except SafeholdError as exc:
                 if isinstance(exc, HelperError):
                     raise
@@ -265,7 +284,7 @@ class _DataReader:
             for fut in self._futures:
                 errs, nblobs, nbytes = fut.result()
                 r.errors += errs
-                r.packs_read += 1
+                r.packs_read += 1 if nbytes or errs else 0  # a cold pack was not read
                 r.blobs_read += nblobs
                 r.bytes_read += nbytes
                 c.progress.advance(files=1, nbytes=nbytes)
