@@ -21,7 +21,7 @@ class RepositorySettings(_Model):
 
     url: str = Field(
         min_length=1,
-        description="Repository location: a local path, sftp://user@host//path or s3://bucket/prefix.",
+        description="Repository location: a local path, sftp://user@host//path, s3://bucket/prefix or gs://bucket/prefix.",
         examples=["/srv/backup/safehold", "sftp://backup@backup.example.com//srv/safehold"],
     )
     password: SecretRef | None = Field(
@@ -54,7 +54,7 @@ class OffsiteSettings(RepositorySettings):
 
     url: str = Field(
         min_length=1,
-        description="Off-site repository location: sftp://user@host//path, s3://bucket/prefix or a path.",
+        description="Off-site repository location: sftp://user@host//path, s3://bucket/prefix, gs://bucket/prefix or a path.",
         examples=["sftp://backup@backup.example.com//srv/safehold", "s3://company-backups/app"],
     )
     password: SecretRef | None = Field(
