@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from safehold.cli.app import App, pass_app
-from safehold.cli.cmd_repo import write_bootstrap
+from safehold.cli.bootstrap_report import write_bootstrap
 from safehold.engine.repository import Repository
 from safehold.engine.util import human_bytes
 from safehold.errors import PartialResult, RepositoryNotFound, UsageError

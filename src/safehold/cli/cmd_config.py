@@ -151,7 +151,7 @@ def run_init_preset(
     if not backend.exists():
         Repository.init(backend, app.get_password(confirm=True, prompt="New repository passphrase"))
         created = True
-        from safehold.cli.cmd_repo import write_bootstrap
+        from safehold.cli.bootstrap_report import write_bootstrap
 
         write_bootstrap(app, backend)
     where = backend.properties.location

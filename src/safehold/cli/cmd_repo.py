@@ -10,14 +10,14 @@ from pathlib import Path
 
 import click
 
-from safehold.backends.base import Backend, FileType, Handle
+from safehold.backends.base import FileType, Handle
 from safehold.cli.app import App, pass_app
+from safehold.cli.bootstrap_report import write_bootstrap
 from safehold.engine.crypto import SessionCache
 from safehold.engine.lock import read_locks
 from safehold.engine.repository import RepoConfig, Repository
 from safehold.engine.treewalk import load_tree
 from safehold.errors import NotFound, UsageError
-from safehold.operations.bootstrap import BootstrapResult, ensure_bootstrap
 
 
 @click.command()
@@ -86,20 +86,6 @@ def init(
         f"created repository {repo.config.id[:8]} at {backend.properties.location}\n"
         "Keep the passphrase safe: without it the data cannot be recovered.",
     )
-
-
-def write_bootstrap(app: App, backend: Backend) -> BootstrapResult:
-    """Write or refresh the repository's ``bootstrap/`` (see :mod:`safehold.operations.bootstrap`); a
-    failure is a warning, never an error: the repository and its snapshots are fine without it."""
-    result = ensure_bootstrap(backend)
-    where = backend.properties.location
-    if result.action == "failed":
-        app.warn(f"warning: {result.message} (in {where}); a new host cannot install safehold from it")
-        for hint in result.warnings:
-            app.warn(f"hint: {hint}")
-    elif result.action == "written":
-        app.info(f"{result.message} (in {where})")
-    return result
 
 
 def _main_repository_config(app: App) -> RepoConfig | None:
