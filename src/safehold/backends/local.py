@@ -56,16 +56,24 @@ class LocalBackend:
     # -- protocol ------------------------------------------------------------------------------------
 
     def create(self) -> None:
-        """Create the root (and its missing parents, 0700 like the root: ``init --repo /srv/backup/x`` on
-        a host without /srv/backup) and the type folders (data subfolders come on demand). Idempotent."""
+        """Create the root and the type folders (data subfolders and bootstrap/ come on demand). A missing
+        parent is an error (an unmounted disk, a typo): :meth:`create_parents` is for ``init``. Idempotent."""
         try:
-            os.makedirs(self.root.parent, DIR_MODE, exist_ok=True)
             self._mkdir(self.root)
             for t in FileType:
-                if t is not FileType.CONFIG:
+                if t not in (FileType.CONFIG, FileType.BOOTSTRAP):
                     self._mkdir(self.root / t.folder)
         except OSError as e:
             raise _error(e, "creating the repository folders in", self.root) from e
+
+    def create_parents(self) -> None:
+        """Create the root's missing parent folders (mode 0700, like the root): ``init --repo
+        /srv/backup/x`` on a host without /srv/backup. Only a command that creates a new repository on
+        purpose calls it."""
+        try:
+            os.makedirs(self.root.parent, DIR_MODE, exist_ok=True)
+        except OSError as e:
+            raise _error(e, "creating the parent folders of", self.root) from e
 
     def exists(self) -> bool:
         return (self.root / "config").is_file()

@@ -296,7 +296,7 @@ class SFTPBackend:
             try:
                 self._mkdirs(sftp, self.root, stop=None)
                 for t in FileType:
-                    if t is not FileType.CONFIG:
+                    if t not in (FileType.CONFIG, FileType.BOOTSTRAP):
                         self._mkdirs(sftp, posixpath.join(self.root, t.folder), stop=self.root)
             except OSError as e:
                 if connection_lost(e, sftp):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from safehold.cli.app import App, pass_app
-from safehold.cli.bootstrap_report import write_bootstrap
+from safehold.cli.repo_setup import create_repository, write_bootstrap
 from safehold.engine.repository import Repository
 from safehold.engine.util import human_bytes
 from safehold.errors import PartialResult, RepositoryNotFound, UsageError
@@ -116,9 +116,8 @@ def _backup_profile(app: App, profile: str | None, *, init_offsite: bool) -> Non
         try:
             backend = other.backend()
             if init_offsite and not backend.exists():
-                created = Repository.init(backend, other.get_password(), chunker_from=repo.config)
+                created, _ = create_repository(app, backend, other.get_password(), chunker_from=repo.config)
                 app.info(f"created off-site repository {name} at {backend.properties.location}")
-                write_bootstrap(app, backend)
                 return created
             if not backend.exists():
                 raise RepositoryNotFound(f"no repository at {backend.properties.location}")

@@ -13,7 +13,6 @@ from safehold.cli.app import App, pass_app
 from safehold.config import docgen
 from safehold.config.loader import ConfigInvalid, default_config_path, find_config, load_config
 from safehold.config.secrets import SecretRef
-from safehold.engine.repository import Repository
 from safehold.errors import UsageError
 from safehold.fsutil import atomic_write
 
@@ -149,11 +148,10 @@ def run_init_preset(
     backend = app.backend(cfg.repository.url)
     created = False
     if not backend.exists():
-        Repository.init(backend, app.get_password(confirm=True, prompt="New repository passphrase"))
-        created = True
-        from safehold.cli.bootstrap_report import write_bootstrap
+        from safehold.cli.repo_setup import create_repository
 
-        write_bootstrap(app, backend)
+        create_repository(app, backend, app.get_password(confirm=True, prompt="New repository passphrase"))
+        created = True
     where = backend.properties.location
     repo_line = (
         f"created repository at {where}" if created else f"repository at {where} exists; left as it is"

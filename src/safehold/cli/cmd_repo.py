@@ -12,10 +12,10 @@ import click
 
 from safehold.backends.base import FileType, Handle
 from safehold.cli.app import App, pass_app
-from safehold.cli.bootstrap_report import write_bootstrap
+from safehold.cli.repo_setup import create_repository
 from safehold.engine.crypto import SessionCache
 from safehold.engine.lock import read_locks
-from safehold.engine.repository import RepoConfig, Repository
+from safehold.engine.repository import RepoConfig
 from safehold.engine.treewalk import load_tree
 from safehold.errors import NotFound, UsageError
 
@@ -77,10 +77,9 @@ def init(
         other = src_app.open_repo(chunker_from).config
         app._backends += src_app._backends
     backend = app.backend()
-    repo = Repository.init(
-        backend, app.get_password(confirm=True, prompt="New repository passphrase"), chunker_from=other
+    repo, boot = create_repository(
+        app, backend, app.get_password(confirm=True, prompt="New repository passphrase"), chunker_from=other
     )
-    boot = write_bootstrap(app, backend)
     app.emit(
         {"id": repo.config.id, "location": backend.properties.location, "bootstrap": boot.as_dict()},
         f"created repository {repo.config.id[:8]} at {backend.properties.location}\n"
