@@ -54,6 +54,11 @@ class Tool:
     def backup(self, repo: Path, src: Path) -> list[str]:
         raise NotImplementedError
 
+    def backup_timed(self, repo: Path, src: Path, first_read: Path) -> tuple[list[str], dict[str, str]]:
+        """argv and environment of a backup that also notes when it first reads a file (where the tool
+        can tell; ``first_read`` then holds the seconds from process start)."""
+        return self.backup(repo, src), self.env()
+
     def restore(self, repo: Path, target: Path) -> tuple[list[str], Path | None]:
         """argv and working directory of a full restore of the latest snapshot into ``target``."""
         raise NotImplementedError
@@ -62,9 +67,15 @@ class Tool:
         raise NotImplementedError
 
 
+#: The newest restic Debian ships (trixie), unpacked into a private prefix so that it does not replace
+#: the system's: ``apt-get download restic`` with trixie in a private sources list, then
+#: ``dpkg-deb -x restic_*.deb /opt/restic-new`` (see benchmarks/README.md). ``$RESTIC_NEW`` overrides.
+RESTIC_NEW = "/opt/restic-new/usr/bin/restic"
+
+
 class Restic(Tool):
-    def __init__(self, cache: Path) -> None:
-        super().__init__("restic", "restic", cache, {"RESTIC_PASSWORD": PASSWORD})
+    def __init__(self, cache: Path, name: str = "restic", exe: str = "restic") -> None:
+        super().__init__(name, exe, cache, {"RESTIC_PASSWORD": PASSWORD})
 
     def init(self, repo: Path) -> list[str]:
         return [self.exe, "-r", str(repo), "init"]
@@ -77,6 +88,11 @@ class Restic(Tool):
 
     def check(self, repo: Path) -> list[str]:
         return [self.exe, "-r", str(repo), "check", "--read-data"]
+
+
+class ResticNew(Restic):
+    def __init__(self, cache: Path) -> None:
+        super().__init__(cache, "restic-new", os.environ.get("RESTIC_NEW", RESTIC_NEW))
 
 
 class Borg(Tool):
@@ -123,6 +139,14 @@ class Safehold(Tool):
         # --json is a global option of the safehold CLI (before the command), not one of ``backup``.
         return [self.exe, "--repo", str(repo), "--json", "backup", str(src)]
 
+    def backup_timed(self, repo: Path, src: Path, first_read: Path) -> tuple[list[str], dict[str, str]]:
+        launcher = str(Path(__file__).resolve().parent / "_first_read.py")
+        argv = self.backup(repo, src)
+        return [sys.executable, launcher, *argv[1:]], {
+            **self.env(),
+            "SAFEHOLD_BENCH_FIRST_READ": str(first_read),
+        }
+
     def restore(self, repo: Path, target: Path) -> tuple[list[str], Path | None]:
         return [self.exe, "--repo", str(repo), "restore", "latest", "--target", str(target)], None
 
@@ -130,16 +154,16 @@ class Safehold(Tool):
         return [self.exe, "--repo", str(repo), "check", "--read-data"]
 
 
-TOOL_ORDER = ("safehold", "restic", "borg")
-_CLASSES: dict[str, type[Restic] | type[Borg] | type[Safehold]] = {
-    "safehold": Safehold, "restic": Restic, "borg": Borg,
+TOOL_ORDER = ("safehold", "restic", "restic-new", "borg")
+_CLASSES: dict[str, type[Tool]] = {
+    "safehold": Safehold, "restic": Restic, "restic-new": ResticNew, "borg": Borg,
 }  # fmt: skip
 
 
 def make_tool(name: str, cache: Path) -> Tool:
     """The tool called ``name`` (one of TOOL_ORDER) with its caches under ``cache``."""
     try:
-        return _CLASSES[name](cache)
+        return _CLASSES[name](cache)  # type: ignore[call-arg]
     except KeyError:
         raise ValueError(f"unknown tool {name!r}; known: {', '.join(TOOL_ORDER)}") from None
 

@@ -116,22 +116,53 @@ def test_runner_smoke_with_restic(tmp_path: Path, capsys: pytest.CaptureFixture[
 
     out = tmp_path / "out.json"
     rc = run.main(
-        ["--scale", str(SCALE), "--tools", "restic", "--workdir", str(tmp_path), "--json", str(out)]
-    )
+        ["--scale", str(SCALE), "--tools", "safehold,restic", "--runs", "2", "--workdir", str(tmp_path),
+         "--json", str(out)]
+    )  # fmt: skip
     printed = capsys.readouterr().out
     assert rc == 0, printed
     result = json.loads(out.read_text())
-    restic = result["tools"]["restic"]
-    assert restic["restore_ok"] is True and not restic["errors"]
-    assert {"init", "backup_initial", "backup_nochange", "backup_daily", "restore_disk", "check"} <= restic[
-        "steps"
-    ].keys()
-    assert all(
-        s["returncode"] == 0 and s["seconds"] > 0 and s["maxrss_kib"] > 1000 for s in restic["steps"].values()
-    )
-    assert 0.3 * result["data_bytes"] < restic["repo_apparent_bytes"] < 1.5 * result["data_bytes"]
-    assert "restore to disk (s)" in printed and "cp_a_disk" in result["baseline"]
+    assert [r["order"] for r in result["runs"]] == [["safehold", "restic"], ["restic", "safehold"]]
+    for r in result["runs"]:
+        restic = r["tools"]["restic"]
+        assert restic["restore_ok"] is True and not restic["errors"]
+        assert {
+            "init",
+            "backup_initial",
+            "backup_nochange",
+            "backup_change",
+            "restore_disk",
+            "check",
+        } <= restic["steps"].keys()
+        assert all(
+            s["returncode"] == 0 and s["seconds"] > 0 and s["maxrss_kib"] > 1000
+            for s in restic["steps"].values()
+        )
+        assert (
+            0
+            < r["tools"]["safehold"]["first_read_s"]
+            < r["tools"]["safehold"]["steps"]["backup_initial"]["seconds"]
+        )
+        assert {"tar_zstd", "read_all"} <= r["baseline"]["before"].keys() and "cp_a_disk" in r["baseline"]
+    assert "restore to disk (s)" in printed and "safehold/restic" in printed and "tar|zstd" in printed
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # work dir and caches removed
+
+
+def test_table_gives_medians_spread_and_per_run_ratios() -> None:
+    from benchmarks._report import table
+
+    def tool(sec: float) -> dict[str, object]:
+        step = {"seconds": sec, "returncode": 0}
+        return {"steps": {"backup_initial": step}, "restore_ok": True, "version": "v"}
+
+    runs = [{"tools": {"safehold": tool(s), "restic": tool(r)}, "baseline": {}}
+            for s, r in ((1.0, 4.0), (3.0, 4.0), (2.0, 2.0))]  # fmt: skip
+    text = table({"runs": runs}, "daily-change backup (s)")
+    row = next(line for line in text.splitlines() if line.startswith("| initial backup"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    # safehold's median 2.00 of 1-3; restic's 4.00 of 2-4; ratio: median of 0.25, 0.75, 1.0 (per run)
+    assert cells[1:3] == ["2.00 [1.00-3.00]", "4.00 [2.00-4.00]"]
+    assert cells[-1] == "0.75x [0.25-1.00]"
 
 
 def test_measure_reports_the_childs_own_peak_rss(tmp_path: Path) -> None:
