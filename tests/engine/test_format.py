@@ -324,3 +324,61 @@ def test_pack_builder_spreads_over_two_open_packs(repo: Repository) -> None:
     assert data.startswith(b"y" * 40)
     assert hashlib.sha256(data).digest() == pid
     w.abort()
+
+
+def _index_file(records: list[list[object]]) -> bytes:
+    import msgpack
+    import zstandard
+
+    return zstandard.ZstdCompressor().compress(msgpack.packb([1, records], use_bin_type=True))
+
+
+def test_index_file_loads_column_by_column_like_decode_index() -> None:
+    rng = random.Random(3)
+    packs = [
+        (os.urandom(32), os.urandom(17),
+         [PackedBlob(rng.choice([DATA, TREE]), os.urandom(32), rng.randrange(1 << 32), rng.randrange(1, 1 << 32),
+                     rng.randrange(1 << 32), rng.random() < 0.5) for _ in range(rng.randint(0, 300))])
+        for _ in range(7)
+    ]  # fmt: skip
+    raw = encode_index(packs)
+    by_objects, by_columns = MasterIndex(), MasterIndex()
+    by_objects.add_packs(decode_index(raw))
+    by_columns.add_index_file(raw)
+    ids = [e.id for _, _, es in packs for e in es] + [os.urandom(32)]
+    assert by_columns.lookup_many(ids) == by_objects.lookup_many(ids)
+    assert [by_columns.lookup(i) for i in ids] == [by_objects.lookup(i) for i in ids]
+    assert dict(by_columns.iter_packs()) == dict(by_objects.iter_packs())
+    by_columns.add_index_file(_index_file([]))  # an empty index file adds nothing
+    assert len(by_columns) == len(ids) - 1
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        [True, b"i" * 32, 0, 1, 1, False],  # bool is not a blob type
+        [7, b"i" * 32, 0, 1, 1, False],  # unknown type
+        [0, b"i" * 31, 0, 1, 1, False],  # short id
+        ["0", b"i" * 32, 0, 1, 1, False],
+        [0, "i" * 32, 0, 1, 1, False],  # text, not bytes
+        [0, b"i" * 32, -1, 1, 1, False],  # negative offset
+        [0, b"i" * 32, 1 << 32, 1, 1, False],  # beyond 32 bits
+        [0, b"i" * 32, 0, (1 << 64) - 1, 1, False],  # beyond int64
+        [0, b"i" * 32, 0, 1.5, 1, False],  # a float length
+        [0, b"i" * 32, 0, 1, True, False],  # a bool raw length
+        [0, b"i" * 32, 0, 1, 1, 1],  # compressed must be a bool
+        [0, b"i" * 32, 0, 1, 1],  # five fields
+        (0, b"i" * 32, 0, 1, 1, False, None),  # seven fields
+        "entry",
+    ],
+)
+def test_index_file_with_a_malformed_entry_is_refused_whole(entry: object) -> None:
+    good = [0, b"g" * 32, 0, 1, 1, False]
+    idx = MasterIndex()
+    with pytest.raises(ValueError):
+        idx.add_index_file(_index_file([[b"p" * 32, b"e" * 17, [good, entry]]]))
+    with pytest.raises(ValueError):
+        idx.add_index_file(_index_file([[b"p" * 31, b"e" * 17, [good]]]))
+    with pytest.raises(ValueError):
+        idx.add_index_file(_index_file([[b"p" * 32, b"e" * 17, [good]], [b"q" * 32, b"e" * 17]]))
+    assert len(idx) == 0 and idx.lookup(b"g" * 32) is None

@@ -26,7 +26,7 @@ import zstandard
 
 from safehold.backends.base import Backend, FileType, Handle
 from safehold.engine.crypto import MasterKeys, SessionCache, open_file, seal_file
-from safehold.engine.index import BlobLocation, MasterIndex, decode_index
+from safehold.engine.index import BlobLocation, MasterIndex
 from safehold.engine.keys import KeyFile, wrap_master
 from safehold.engine.lock import Lock, acquire
 from safehold.engine.memtune import release_memory
@@ -253,7 +253,7 @@ class Repository:
             return
         for fi in self.backend.list(FileType.INDEX):
             try:
-                self.index.add_packs(decode_index(self.load_file(FileType.INDEX, fi.name)))
+                self.index.add_index_file(self.load_file(FileType.INDEX, fi.name))
                 self.index_files.add(fi.name)
             except (IntegrityError, NotFoundError, ValueError) as exc:
                 if errors is None:
