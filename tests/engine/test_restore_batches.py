@@ -10,9 +10,9 @@ import blake3
 import pytest
 
 from safehold.engine import restorer as restorer_mod
+from safehold.engine.pack import TREE
 from safehold.engine.repository import Repository
 from safehold.engine.restorer import Restorer
-from safehold.engine.pack import TREE
 from safehold.engine.tree import DIR, Node, decode_tree
 from safehold.operations.backup import BackupOptions, backup_paths
 from tests.helpers.treecompare import assert_trees_equal

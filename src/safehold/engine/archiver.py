@@ -22,9 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
+import blake3
+import msgpack
+
 from safehold.engine.chunker import Chunker
-from safehold.engine.filescache import FilesCache
-from safehold.engine.fs.meta import node_from_stat
+from safehold.engine.filescache import DirRows, FilesCache
+from safehold.engine.fs.meta import group_name, node_from_stat, user_name
 from safehold.engine.fs.select import Selector
 from safehold.engine.pack import DATA, TREE
 from safehold.engine.progress import NullProgress, Progress
@@ -111,6 +114,9 @@ class Archiver:
         self._keys = repo.keys
         self._chunker = Chunker(cfg.avg_size, cfg.min_size, cfg.max_size, cfg.chunker_seed)
         self._hardlinks: dict[tuple[int, int], list[bytes]] = {}
+        if cache is not None:
+            repo.load_index()
+            cache.bind_index(repo.index_files)
 
     # ---- blobs and trees -------------------------------------------------------------------------
     def _store(self, blob_type: int, data: bytes | memoryview, *, fast: bool = False) -> bytes:
@@ -166,7 +172,7 @@ class Archiver:
         name: bytes,
         st: os.stat_result,
         selector: Selector,
-        cached: dict[bytes, tuple[int, int, int, int, list[bytes]]] | None,
+        cached: DirRows | None,
     ) -> Node | None:
         node = node_from_stat(name, path, st)
         if stat.S_ISDIR(st.st_mode):
@@ -187,35 +193,81 @@ class Archiver:
         self.stats.dirs += 1
         n_errors = len(selector.errors)
         entries = selector.scan(path, st)
+        scan_ok = len(selector.errors) == n_errors
         for p, msg in selector.errors[n_errors:]:
             self._error(p, msg)
+        base = path if path.endswith(b"/") else path + b"/"
+        # Subfolders first: their tree ids are part of this folder's digest.
+        subdirs: dict[bytes, Node] = {}
+        for name, est in entries:
+            if stat.S_ISDIR(est.st_mode):
+                child = self._entry(base + name, name, est, selector, None)
+                if child is not None:
+                    subdirs[name] = child
+        digest = None
+        if self.cache is not None and scan_ok:
+            digest = folder_digest(entries, subdirs)
+            tree = self.cache.lookup_tree(path, digest)
+            if tree is not None:
+                self._count_unchanged(entries)
+                node.subtree = tree
+                return node
+        n_own = len(self.errors)
         cached = self._usable_cache(path)
         nodes: list[Node] = []
-        base = path if path.endswith(b"/") else path + b"/"
         for name, est in entries:
-            child = self._entry(base + name, name, est, selector, cached)
+            child = (
+                subdirs.get(name)
+                if stat.S_ISDIR(est.st_mode)
+                else self._entry(base + name, name, est, selector, cached)
+            )
             if child is not None:
                 nodes.append(child)
         self.writer.raise_if_failed()
         node.subtree = self.save_tree(nodes)
+        if self.cache is not None:
+            if digest is not None and len(self.errors) == n_own and not self._racy(entries):
+                self.cache.record_tree(path, digest, node.subtree)
+            if cached:
+                self.cache.purge_dir(path)
         return node
 
-    def _usable_cache(self, path: bytes) -> dict[bytes, tuple[int, int, int, int, list[bytes]]] | None:
-        """The files cache's entries for folder ``path`` whose blobs are all in the index (one lookup
-        for the whole folder: a backup with nothing changed does little else)."""
+    def _racy(self, entries: list[tuple[bytes, os.stat_result]]) -> bool:
+        assert self.cache is not None
+        newest = max((max(st.st_mtime_ns, st.st_ctime_ns) for _, st in entries), default=0)
+        return self.cache.racy(newest)
+
+    def _count_unchanged(self, entries: list[tuple[bytes, os.stat_result]]) -> None:
+        """Account for the entries of a folder stored as the same tree as before (subfolders were
+        counted when they were visited)."""
+        files = nbytes = 0
+        for _name, st in entries:
+            if stat.S_ISREG(st.st_mode):
+                files += 1
+                nbytes += st.st_size
+            elif not stat.S_ISDIR(st.st_mode):
+                self.stats.other += 1
+        self.stats.files += files
+        self.stats.files_cached += files
+        self.stats.bytes_total += nbytes
+        self.progress.advance(files=files, nbytes=nbytes)
+
+    def _usable_cache(self, path: bytes) -> DirRows | None:
+        """The files cache's entries for folder ``path`` whose blobs are all in the index (rows the cache
+        does not trust are checked with one lookup for the whole folder)."""
         if self.cache is None:
             return None
         cached = self.cache.lookup_dir(path)
-        if not cached:
+        ids = [b for entry in cached.values() if not entry[5] for b in entry[4]]
+        if not ids:
             return cached
-        ids = [b for entry in cached.values() for b in entry[4]]
         missing = {b for b, loc in zip(ids, self.repo.index.lookup_many(ids), strict=True) if loc is None}
         if missing:
             cached = {n: e for n, e in cached.items() if not missing.intersection(e[4])}
         return cached
 
     def _file_content(
-        self, path: bytes, st: os.stat_result, cached: tuple[int, int, int, int, list[bytes]] | None
+        self, path: bytes, st: os.stat_result, cached: tuple[int, int, int, int, list[bytes], bool] | None
     ) -> list[bytes] | None:
         if st.st_nlink > 1:
             known = self._hardlinks.get((st.st_dev, st.st_ino))
@@ -274,6 +326,29 @@ class Archiver:
         text = f"{os.fsdecode(path)}: {message}"
         self.errors.append(text)
         self.progress.warn(text)
+
+
+#: Bumped whenever what :func:`folder_digest` covers changes (old tree rows then simply do not match).
+_DIGEST_VERSION = 1
+
+
+def folder_digest(entries: list[tuple[bytes, os.stat_result]], subdirs: dict[bytes, Node]) -> bytes:
+    """A digest of everything a folder's tree blob is made of, taken without building its nodes.
+
+    Per selected entry: its name and every ``lstat`` field a node records (type and mode, owner, size,
+    mtime, ctime, atime, inode, device, link count, device number) and, for a subfolder, its tree id;
+    plus the owner and group names of the uids and gids seen. What a node holds beyond that is covered
+    by the ctime: writing a file's content is the files cache's rule (size, mtime, ctime, inode); an
+    xattr or ACL change, a chmod or chown moves the ctime; a symlink's target cannot change in place.
+    """
+    rows = [
+        (name, st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_atime_ns,
+         st.st_ino, st.st_dev, st.st_nlink, st.st_rdev, sub.subtree if (sub := subdirs.get(name)) else None)
+        for name, st in entries
+    ]  # fmt: skip
+    owners = sorted({(st.st_uid, st.st_gid) for _, st in entries})
+    names = [(u, user_name(u), g, group_name(g)) for u, g in owners]
+    return blake3.blake3(msgpack.packb([_DIGEST_VERSION, rows, names], use_bin_type=True)).digest()
 
 
 def _readinto_of(stream: IO[bytes]) -> Callable[[memoryview], int | None]:
