@@ -382,3 +382,21 @@ def test_index_file_with_a_malformed_entry_is_refused_whole(entry: object) -> No
     with pytest.raises(ValueError):
         idx.add_index_file(_index_file([[b"p" * 32, b"e" * 17, [good]], [b"q" * 32, b"e" * 17]]))
     assert len(idx) == 0 and idx.lookup(b"g" * 32) is None
+
+
+def test_index_file_in_small_chunks_and_damaged_documents(monkeypatch: pytest.MonkeyPatch) -> None:
+    import msgpack
+    import zstandard
+
+    from safehold.engine import index as index_mod
+
+    monkeypatch.setattr(index_mod, "_CHUNK", 7)  # chunks that end inside and across pack records
+    packs = [(os.urandom(32), b"e" * 17, [PackedBlob(DATA, os.urandom(32), i, 1, 2, True) for i in range(n)])
+             for n in (3, 0, 11, 7, 1)]  # fmt: skip
+    idx = MasterIndex()
+    idx.add_index_file(encode_index(packs))
+    assert dict(idx.iter_packs()) == {pid: es for pid, _env, es in packs if es}
+    doc = msgpack.packb([1, [[p, e, [x.to_wire() for x in es]] for p, e, es in packs]], use_bin_type=True)
+    for bad in (doc + b"\x00", doc[:-1], msgpack.packb([2, []]), msgpack.packb({"a": 1})):
+        with pytest.raises(ValueError):
+            MasterIndex().add_index_file(zstandard.ZstdCompressor().compress(bad))

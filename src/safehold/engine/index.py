@@ -102,6 +102,32 @@ def _u32_column(values: tuple[object, ...], what: str) -> npt.NDArray[np.uint32]
     return col.astype(np.uint32)
 
 
+#: Index entries decoded into Python objects at once while an index file is loaded.
+_CHUNK = 65536
+
+
+def _columns(flat: list[Any]) -> tuple[npt.NDArray[Any], ...]:
+    """(ids, offset, length, raw length, flags) of index entries, each entry checked by column."""
+    if set(map(type, flat)) != {list} or set(map(len, flat)) != {6}:
+        raise ValueError("malformed pack header entry")
+    types, ids, offsets, lengths, raws, compressed = zip(*flat, strict=True)
+    if not set(map(type, types)) <= {int} or not set(types) <= BLOB_TYPES:
+        raise ValueError("malformed pack header entry")
+    if set(map(type, ids)) != {bytes} or set(map(len, ids)) != {32}:
+        raise ValueError("malformed pack header entry")
+    if not set(map(type, compressed)) <= {bool}:
+        raise ValueError("malformed pack header entry")
+    id_arr = np.frombuffer(b"".join(ids), dtype=np.uint8).reshape(len(flat), 32).copy()
+    flags = np.array(types, dtype=np.uint8) | (np.array(compressed, dtype=np.uint8) << np.uint8(7))
+    return (
+        id_arr,
+        _u32_column(offsets, "offset"),
+        _u32_column(lengths, "length"),
+        _u32_column(raws, "raw length"),
+        flags,
+    )
+
+
 class _Segment:
     """Immutable sorted arrays of index entries."""
 
@@ -202,49 +228,51 @@ class MasterIndex:
         """Add the entries of one (decrypted) index file, decoded column by column.
 
         The same checks as :func:`decode_index` (every entry ``[type, 32-byte id, offset, length,
-        raw length, compressed]`` with the right types and ranges), made over whole columns: no Python
-        object per entry survives, so loading costs about a microsecond per blob instead of ~30.
-        Raises ``ValueError`` for anything malformed (then nothing of the file is added).
+        raw length, compressed]`` with the right types and ranges), made over whole columns of up to
+        ``_CHUNK`` entries read one after another: no Python object per entry survives, and at most one
+        chunk of them exists at once, so loading costs about a microsecond per blob and the memory of
+        the columns. Raises ``ValueError`` for anything malformed (then nothing of the file is added).
         """
-        packs = _unpack_index(data)
-        flat: list[Any] = []
-        counts: list[int] = []
+        doc = zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 31)
+        up = msgpack.Unpacker(raw=False, max_buffer_size=max(len(doc), 1 << 20))
+        up.feed(doc)
+        del data
         records: list[tuple[bytes, bytes]] = []
-        for rec in packs:
-            if not isinstance(rec, list) or len(rec) != 3:
-                raise ValueError("index file has a malformed pack record")
-            pid, env, entries = rec
-            if not isinstance(pid, bytes) or len(pid) != 32 or not isinstance(env, bytes):
-                raise ValueError("index file names a malformed pack id")
-            if not isinstance(entries, list):
-                raise ValueError("index file has a malformed pack record")
-            records.append((pid, env))
-            counts.append(len(entries))
-            flat.extend(entries)
-        if not flat:
+        counts: list[int] = []
+        chunks: list[tuple[npt.NDArray[Any], ...]] = []
+        flat: list[Any] = []
+        try:
+            if up.read_array_header() != 2 or up.unpack() != INDEX_VERSION:
+                raise ValueError("index file has an unknown layout")
+            for _ in range(up.read_array_header()):
+                if up.read_array_header() != 3:
+                    raise ValueError("index file has a malformed pack record")
+                pid, env = up.unpack(), up.unpack()
+                if not isinstance(pid, bytes) or len(pid) != 32 or not isinstance(env, bytes):
+                    raise ValueError("index file names a malformed pack id")
+                n = up.read_array_header()
+                records.append((pid, env))
+                counts.append(n)
+                for _ in range(n):
+                    flat.append(up.unpack())
+                    if len(flat) == _CHUNK:
+                        chunks.append(_columns(flat))
+                        flat.clear()
+            if up.tell() != len(doc):
+                raise ValueError("index file has data after its end")
+        except (msgpack.UnpackException, StopIteration) as exc:
+            raise ValueError(f"index file does not decode: {exc}") from None
+        if flat:
+            chunks.append(_columns(flat))
+        if not chunks:
             return
-        if set(map(type, flat)) != {list} or set(map(len, flat)) != {6}:
-            raise ValueError("malformed pack header entry")
-        types, ids, offsets, lengths, raws, compressed = zip(*flat, strict=True)
-        if not set(map(type, types)) <= {int} or not set(types) <= BLOB_TYPES:
-            raise ValueError("malformed pack header entry")
-        if set(map(type, ids)) != {bytes} or set(map(len, ids)) != {32}:
-            raise ValueError("malformed pack header entry")
-        if not set(map(type, compressed)) <= {bool}:
-            raise ValueError("malformed pack header entry")
-        n = len(flat)
-        id_arr = np.frombuffer(b"".join(ids), dtype=np.uint8).reshape(n, 32).copy()
-        offset, length, raw = (
-            _u32_column(offsets, "offset"),
-            _u32_column(lengths, "length"),
-            _u32_column(raws, "raw length"),
-        )
-        flags = np.array(types, dtype=np.uint8) | (np.array(compressed, dtype=np.uint8) << np.uint8(7))
+        ids, offset, length, raw, flags = (np.concatenate(col) for col in zip(*chunks, strict=True))
+        n = len(ids)
         with self._lock:
             numbers = np.array([self._pack_number(pid, env) for pid, env in records], dtype=np.uint32)
             pack = np.repeat(numbers, counts)
-            prefix = id_arr[:, :8].copy().view(">u8").reshape(n).astype(np.uint64)
-            self._add_segment(_Segment(prefix, id_arr, pack, offset, length, raw, flags))
+            prefix = ids[:, :8].copy().view(">u8").reshape(n).astype(np.uint64)
+            self._add_segment(_Segment(prefix, ids, pack, offset, length, raw, flags))
 
     def add_pack(self, pack_id: bytes, envelope: bytes, entries: list[PackedBlob]) -> None:
         """Add the entries of a pack this session just wrote."""
