@@ -282,8 +282,11 @@ class Archiver:
                 return None
             content = read
         if self.cache is not None:
-            d, n = os.path.split(path)
-            self.cache.record(d, n, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, content)
+            i = path.rfind(b"/")  # os.path.split without its generality (path is absolute and clean)
+            d = path[:i] if i > 0 else b"/"
+            self.cache.record(
+                d, path[i + 1 :], st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, content
+            )
         if st.st_nlink > 1:
             self._hardlinks[(st.st_dev, st.st_ino)] = content
         return content

@@ -74,6 +74,8 @@ class FilesCache:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('allocated', ?)", (self._gen,))
         self._trusted_from = meta.get("trusted_from", 1)
         self._intact = False  # until bind_index says otherwise
+        # A first backup asks for nothing: no query per folder.
+        self._empty = self._db.execute("SELECT 1 FROM files LIMIT 1").fetchone() is None
         self._pending: list[tuple[bytes, bytes, int, int, int, int, bytes, bytes, int]] = []
         self._pending_trees: list[tuple[bytes, bytes, bytes, bytes, int]] = []
         self._touched_trees: list[tuple[int, bytes]] = []
@@ -114,6 +116,8 @@ class FilesCache:
         """All usable rows of folder ``d``: name -> (size, mtime, ctime, inode, ids, trusted); the blobs
         of a row that is not ``trusted`` must be looked up in the index before it is used."""
         out: DirRows = {}
+        if self._empty:
+            return out
         try:
             rows = self._db.execute(
                 "SELECT name, size, mtime, ctime, inode, ids, mac, gen FROM files WHERE dir=?", (d,)
