@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 import numpy as np
@@ -31,8 +30,9 @@ _MAX_SEGMENTS = 4
 BLOB_TYPES = frozenset(BLOB_TYPE_NAMES)
 
 
-@dataclass(frozen=True, slots=True)
-class BlobLocation:
+class BlobLocation(NamedTuple):
+    """Where a blob is (a named tuple: restore and check make one per blob)."""
+
     pack_id: bytes
     envelope: bytes
     type: int
@@ -387,18 +387,22 @@ class MasterIndex:
         order = np.argsort(packnum, kind="stable")
         for group in np.split(order, np.flatnonzero(np.diff(packnum[order])) + 1):
             found: dict[tuple[bytes, int], PackedBlob] = {}
-            for w in where[group].tolist():
-                seg, i = segs[w >> 40], w & ((1 << 40) - 1)
-                fl = int(seg.flags[i])
-                e = PackedBlob(
-                    fl & 0x7F,
-                    seg.ids[i].tobytes(),
-                    int(seg.offset[i]),
-                    int(seg.length[i]),
-                    int(seg.raw[i]),
-                    bool(fl & 0x80),
+            w = where[group]
+            segno, row = w >> 40, w & ((1 << 40) - 1)
+            for k in np.unique(segno).tolist():
+                seg, at = segs[k], row[segno == k]
+                raw_ids = seg.ids[at].tobytes()
+                ids = [raw_ids[i : i + 32] for i in range(0, len(raw_ids), 32)]
+                cols = zip(
+                    seg.flags[at].tolist(),
+                    ids,
+                    seg.offset[at].tolist(),
+                    seg.length[at].tolist(),
+                    seg.raw[at].tolist(),
+                    strict=True,
                 )
-                found[(e.id, e.offset)] = e
+                for fl, blob_id, off, ln, raw in cols:
+                    found[(blob_id, off)] = PackedBlob(fl & 0x7F, blob_id, off, ln, raw, bool(fl & 0x80))
             yield self._packs[int(packnum[group[0]])], sorted(found.values(), key=lambda e: e.offset)
 
     def pack_ids(self) -> set[bytes]:

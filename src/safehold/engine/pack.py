@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import msgpack
 
@@ -32,9 +32,9 @@ TREE = 1
 BLOB_TYPE_NAMES = {DATA: "data", TREE: "tree"}
 
 
-@dataclass(frozen=True, slots=True)
-class PackedBlob:
-    """Where one blob lives inside a pack."""
+class PackedBlob(NamedTuple):
+    """Where one blob lives inside a pack. A named tuple, not a frozen dataclass: check and restore
+    create one per blob, and a frozen dataclass's ``__init__`` costs several times a tuple's."""
 
     type: int
     id: bytes
