@@ -29,6 +29,7 @@ import os
 import random
 import resource
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -286,8 +287,20 @@ def dump_argv(server: Server, dump_tool: str, db: str) -> list[str]:
     ]
 
 
-def run_to(argv: list[str], stdout: Any, stdin: Any = subprocess.DEVNULL) -> None:
-    proc = subprocess.run(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, check=False)
+def _restic_new() -> str | None:
+    """The newest restic Debian ships, in its private prefix (see benchmarks/_tools.py), if present."""
+    exe = os.environ.get("RESTIC_NEW", "/opt/restic-new/usr/bin/restic")
+    return exe if os.access(exe, os.X_OK) else None
+
+
+def _restic_env() -> dict[str, str]:
+    return {**os.environ, "RESTIC_PASSWORD": PASSWORD, "RESTIC_CACHE_DIR": "/nonexistent-use-no-cache"}
+
+
+def run_to(
+    argv: list[str], stdout: Any, stdin: Any = subprocess.DEVNULL, env: dict[str, str] | None = None
+) -> None:
+    proc = subprocess.run(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, check=False, env=env)
     if proc.returncode != 0:
         raise RuntimeError(
             f"{argv[0]} exited {proc.returncode}: {proc.stderr.decode(errors='replace')[-500:]}"
@@ -322,6 +335,11 @@ def safehold_restore(server: Server, repo: Repository, snap_id: str, target: str
     return detail
 
 
+def _median(runs: list[Timed]) -> Timed:
+    """The run with the median wall time (the lower middle one for an even count)."""
+    return sorted(runs, key=lambda x: x.seconds)[(len(runs) - 1) // 2]
+
+
 def _repo_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -334,7 +352,7 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str, Any]:
         raise SystemExit("mariadb-dump and mariadb must be on PATH")
     tag = secrets.token_hex(4)
     db, plain_db, sh_db = f"dbbench_{tag}", f"dbbench_{tag}_plain", f"dbbench_{tag}_safehold"
-    made = [db, plain_db, sh_db]
+    made = [db, plain_db, sh_db, f"{plain_db}_my"]
     work = Path(tempfile.mkdtemp(prefix="dbbench-", dir=args.workdir))
     result: dict[str, Any] = {"size_gb": args.size_gb, "database": db, "rows": {}, "steps": {}}
     try:
@@ -359,11 +377,38 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str, Any]:
         ]
         steps: dict[str, list[Timed]] = {"mariadb-dump": [], **{label: [] for label, _ in variants}}
         repo_sizes: dict[str, int] = {}
+        dump_sh = shlex.join(dump_argv(server, dump_tool, db))
+        # (label, shell pipeline, restic executable and repository or None)
+        pipes: list[tuple[str, str, tuple[str, Path] | None]] = [
+            ("| zstd -1 > file", f"{dump_sh} | zstd -1 -q > {work / 'dump.sql.zst'}", None)
+        ]
+        for name, exe in (("restic", shutil.which("restic")), ("restic-new", _restic_new())):
+            if exe:
+                rdir = work / name
+                pipes.append(
+                    (
+                        f"| {name} backup --stdin",
+                        f"{dump_sh} | {exe} -r {rdir} -q backup --stdin",
+                        (exe, rdir),
+                    )
+                )
+        for label, _cmd, _r in pipes:
+            steps[label] = []
         for i in range(args.repeat):
             with open(os.devnull, "wb") as null, timed() as t:
                 run_to(dump_argv(server, dump_tool, db), null)
             steps["mariadb-dump"].append(t[0])
             say(f"  run {i + 1}: mariadb-dump > /dev/null        {t[0].seconds:7.2f}s")
+            for label, cmd, restic in pipes:
+                if restic is not None:  # a fresh repository each time, like safehold's
+                    shutil.rmtree(restic[1], ignore_errors=True)
+                    run_to([restic[0], "-r", str(restic[1]), "init"], subprocess.DEVNULL, env=_restic_env())
+                with timed() as t:
+                    run_to(["bash", "-o", "pipefail", "-c", cmd], subprocess.DEVNULL, env=_restic_env())
+                steps[label].append(t[0])
+                out = restic[1] if restic is not None else work / "dump.sql.zst"
+                repo_sizes[label] = _repo_bytes(out) if out.is_dir() else out.stat().st_size
+                say(f"  run {i + 1}: {label:28} {t[0].seconds:7.2f}s")
             for label, opts in variants:
                 rdir = work / f"repo-{label}-{i}"
                 with timed() as t:
@@ -393,11 +438,12 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str, Any]:
                 say,
             )
         result["repository_bytes"] = repo_sizes
-        best = {k: min(v, key=lambda x: x.seconds) for k, v in steps.items()}
+        best = {k: _median(v) for k, v in steps.items() if v}
         result["steps"] = {k: [x.__dict__ for x in v] for k, v in steps.items()}
         base_b = best["mariadb-dump"].seconds
         rows = [
             ("backup", "mariadb-dump > /dev/null", best["mariadb-dump"], base_b),
+            *(("backup", f"mariadb-dump {label}", best[label], base_b) for label, _c, _r in pipes),
             ("backup", "safehold (defaults)", best["safehold"], base_b),
             ("backup", "safehold (checksums, schema_only off)", best["safehold-dump-only"], base_b),
             ("backup", "  same, zstd level 1 (experiment)", best["safehold-dump-only-zstd1"], base_b),
@@ -406,13 +452,23 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str, Any]:
             base_r = best["mariadb < dump.sql"].seconds
             rows += [
                 ("restore", "mariadb newdb < dump.sql", best["mariadb < dump.sql"], base_r),
+                *(
+                    ("restore", "myloader -t 2 (mydumper -t 2 dump)", best[k], base_r)
+                    for k in ["myloader"]
+                    if k in best
+                ),
                 ("restore", "safehold restore (load + verify)", best["safehold restore"], base_r),
             ]
             result["restore_ratio"] = round(best["safehold restore"].seconds / base_r, 3)
+            if "myloader" in best:
+                result["restore_ratio_myloader"] = round(
+                    best["safehold restore"].seconds / best["myloader"].seconds, 3
+                )
         lines = [
             f"MariaDB {server.execute('SELECT VERSION()')[0][0]}, database {total / 2**30:.2f} GiB, "
             + (f"dump {result['dump_bytes'] / 2**30:.2f} GiB, " if "dump_bytes" in result else "")
-            + f"best of {args.repeat} for backups",
+            + f"{args.repeat} backup runs",
+            f"median of {args.repeat} runs (restores: of {args.restore_repeat}); the ratio is to the first row of each step",
             f"{'step':8} {'what':40} {'wall s':>8} {'cpu s':>8} {'server':>8} {'ratio':>6}",
         ]
         for step, what, tm, base in rows:
@@ -420,6 +476,17 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str, Any]:
                 f"{step:8} {what:40} {tm.seconds:8.2f} {tm.cpu:8.2f} {tm.server_cpu:8.2f} {tm.seconds / base:6.2f}x"
             )
         lines.append("repository MiB: " + ", ".join(f"{k} {v / 2**20:.0f}" for k, v in repo_sizes.items()))
+        sh = best["safehold"].seconds
+        for label, _c, _r in pipes:
+            lines.append(f"safehold / (mariadb-dump {label}): {sh / best[label].seconds:.2f}x")
+            if "restic" in label and "safehold" in repo_sizes:
+                lines.append(
+                    f"repository, safehold / {label.split()[1]}: {repo_sizes['safehold'] / repo_sizes[label]:.2f}x"
+                )
+        if "myloader" in best:
+            lines.append(
+                f"restore, safehold / myloader -t 2: {best['safehold restore'].seconds / best['myloader'].seconds:.2f}x"
+            )
         result["table"] = lines
         result["backup_ratio"] = round(best["safehold"].seconds / base_b, 3)
         result["backup_ratio_dump_only"] = round(best["safehold-dump-only"].seconds / base_b, 3)
@@ -461,17 +528,64 @@ def _restores(
     steps["mariadb < dump.sql"] = [t[0]]
     say(f"restore: mariadb {plain_db} < dump.sql        {t[0].seconds:7.2f}s")
     dump_file.unlink()
-    with timed() as t:
-        detail = safehold_restore(server, kept_repo, kept_snap, sh_db)
-    steps["safehold restore"] = [t[0]]
-    say(f"restore: safehold (load {detail['seconds']}s + verify) {t[0].seconds:7.2f}s")
-    result["safehold_restore_load_seconds"] = detail["seconds"]
+    mydumper, myloader = shutil.which("mydumper"), shutil.which("myloader")
+    mydir = work / "mydumper"
+    if mydumper and myloader:
+        run_to([mydumper, *_my_args(server), "-t", "2", "-B", db, "-o", str(mydir), "--routines", "--triggers",
+                "--events"], subprocess.DEVNULL)  # fmt: skip
+    steps["safehold restore"], steps["myloader"] = [], []
+    for i in range(args.restore_repeat):
+        if i:
+            with dump_file_of(server, dump_tool, db, work) as df, df.open("rb") as f, timed() as t:
+                server.execute(f"DROP DATABASE IF EXISTS `{plain_db}`")
+                server.execute(
+                    f"CREATE DATABASE `{plain_db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                )
+                run_to(
+                    [client, *server.client_args(), "--default-character-set=utf8mb4", plain_db],
+                    subprocess.DEVNULL,
+                    f,
+                )
+            steps["mariadb < dump.sql"].append(t[0])
+            say(f"restore: mariadb {plain_db} < dump.sql        {t[0].seconds:7.2f}s")
+        if mydumper and myloader:
+            server.execute(f"DROP DATABASE IF EXISTS `{plain_db}_my`")
+            with timed() as t:
+                run_to(
+                    [myloader, *_my_args(server), "-t", "2", "-d", str(mydir), "-B", f"{plain_db}_my"],
+                    subprocess.DEVNULL,
+                )
+            steps["myloader"].append(t[0])
+            say(f"restore: myloader -t 2                       {t[0].seconds:7.2f}s")
+            server.execute(f"DROP DATABASE IF EXISTS `{plain_db}_my`")
+        server.execute(f"DROP DATABASE IF EXISTS `{sh_db}`")
+        with timed() as t:
+            detail = safehold_restore(server, kept_repo, kept_snap, sh_db)
+        steps["safehold restore"].append(t[0])
+        say(f"restore: safehold (load {detail['seconds']}s + verify) {t[0].seconds:7.2f}s")
+        result["safehold_restore_load_seconds"] = detail["seconds"]
+
+
+def _my_args(server: Server) -> list[str]:
+    return ["-h", server.host, "-P", str(server.port), "-u", server.user]
+
+
+@contextmanager
+def dump_file_of(server: Server, dump_tool: str, db: str, work: Path) -> Iterator[Path]:
+    path = work / "dump.sql"
+    with path.open("wb") as f:
+        run_to(dump_argv(server, dump_tool, db), f)
+    try:
+        yield path
+    finally:
+        path.unlink()
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.dbbench", description=__doc__.split("\n\n")[0])
     p.add_argument("--size-gb", type=float, default=1.0, help="Target size of the table data (default 1.0).")
-    p.add_argument("--repeat", type=int, default=2, help="Backup runs of each kind, alternating (default 2).")
+    p.add_argument("--repeat", type=int, default=3, help="Backup runs of each kind, alternating (default 3).")
+    p.add_argument("--restore-repeat", type=int, default=3, help="Restore runs of each kind (default 3).")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3306)

@@ -14,6 +14,10 @@ need ssh-keygen openssh-client
 if [ "${1:-}" = "bench" ]; then
   need restic restic
   need borg borgbackup
+  need zstd zstd
+  need myloader mydumper      # dbbench's restore anchor
+  need npm npm                # the real corpus (benchmarks/corpus.py)
+  need dpkg-source dpkg-dev
 fi
 if [ ${#want[@]} -gt 0 ]; then
   if [ "$(id -u)" != "0" ]; then
