@@ -396,6 +396,7 @@ def test_index_file_in_small_chunks_and_damaged_documents(monkeypatch: pytest.Mo
     idx = MasterIndex()
     idx.add_index_file(encode_index(packs))
     assert dict(idx.iter_packs()) == {pid: es for pid, _env, es in packs if es}
+    assert idx.pack_ids() == {pid for pid, _env, es in packs if es} and packs[1][0] not in idx._pack_no
     doc = msgpack.packb([1, [[p, e, [x.to_wire() for x in es]] for p, e, es in packs]], use_bin_type=True)
     for bad in (doc + b"\x00", doc[:-1], msgpack.packb([2, []]), msgpack.packb({"a": 1})):
         with pytest.raises(ValueError):

@@ -269,7 +269,14 @@ class MasterIndex:
         ids, offset, length, raw, flags = (np.concatenate(col) for col in zip(*chunks, strict=True))
         n = len(ids)
         with self._lock:
-            numbers = np.array([self._pack_number(pid, env) for pid, env in records], dtype=np.uint32)
+            # A pack record without entries names no blob: like add_packs, it gets no pack number.
+            numbers = np.array(
+                [
+                    self._pack_number(pid, env) if n else 0
+                    for (pid, env), n in zip(records, counts, strict=True)
+                ],
+                dtype=np.uint32,
+            )
             pack = np.repeat(numbers, counts)
             prefix = ids[:, :8].copy().view(">u8").reshape(n).astype(np.uint64)
             self._add_segment(_Segment(prefix, ids, pack, offset, length, raw, flags))
