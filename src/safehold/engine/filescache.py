@@ -74,6 +74,7 @@ class FilesCache:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('allocated', ?)", (self._gen,))
         self._trusted_from = meta.get("trusted_from", 1)
         self._intact = False  # until bind_index says otherwise
+        self._index_files: Iterable[str] = ()
         # A first backup asks for nothing: no query per folder.
         self._empty = self._db.execute("SELECT 1 FROM files LIMIT 1").fetchone() is None
         self._pending: list[tuple[bytes, bytes, int, int, int, int, bytes, bytes, int]] = []
@@ -97,6 +98,7 @@ class FilesCache:
             known = {r[0] for r in self._db.execute("SELECT name FROM index_files")}
         except sqlite3.Error:
             known = set()
+        self._index_files = index_files  # the repository's live set: commit records it as it is then
         self._intact = self._committed > 0 and known <= set(index_files)
 
     def _trusted(self, gen: int) -> bool:
@@ -205,11 +207,14 @@ class FilesCache:
         self._pending.clear()
         self._pending_trees.clear()
 
-    def commit(self, index_files: Iterable[str] = ()) -> None:
+    def commit(self, index_files: Iterable[str] | None = None) -> None:
         """Persist this backup's rows (only after its snapshot is saved) and expire old ones.
 
-        ``index_files``: the repository's index files now (the blobs of every row are in them).
+        ``index_files``: the repository's index files now (the blobs of every row are in them); by
+        default the collection given to :meth:`bind_index`, as it is now.
         """
+        if index_files is None:
+            index_files = self._index_files
         self._write()
         gen = self._gen
         try:

@@ -125,7 +125,7 @@ def commit(
     )
     session.repo.save_snapshot(snap)
     if arch.cache is not None:
-        arch.cache.commit(session.repo.index_files)
+        arch.cache.commit()
     if on_saved is not None:
         on_saved()
     return snap
