@@ -171,9 +171,15 @@ class Checker:
                     continue
                 try:
                     raw = cache.get(tree_id)
-                    nodes = decode_tree(raw if raw is not None else self.repo.load_blob(TREE, tree_id))
+                    if raw is None:
+                        raw = self.repo.load_blob(TREE, tree_id)
                 except SafeholdError as exc:
                     r.errors.append(f"{where}: tree {tree_id.hex()[:16]}: {exc}")
+                    continue
+                try:
+                    nodes = decode_tree(raw, tree_id)  # names the tree, and a name that breaks the rule
+                except SafeholdError as exc:
+                    r.errors.append(f"{where}: {exc}")
                     continue
                 files = [n for n in nodes if n.type == FILE]
                 locs = iter(self.repo.index.lookup_many([b for n in files for b in n.content]))

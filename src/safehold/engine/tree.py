@@ -3,11 +3,21 @@
 A *tree* is one folder of a snapshot: a list of :class:`Node` sorted by name, encoded with msgpack in a
 fixed field order so that the same folder always encodes to the same bytes (and so deduplicates). Names,
 symlink targets and xattr names are raw bytes: non-UTF-8 names survive a round trip.
+
+**The path-safety rule.** A tree may have been written by anyone who holds a passphrase (another host
+sharing the repository, a repository copied with ``copy --from``), and its names become paths when a
+snapshot is restored, exported or listed. So every name is checked by :func:`name_problem`, the one rule
+for stored names: a name is one path component, never empty, ``.`` or ``..``, and never contains ``/``
+or NUL. The names of one folder are unique and in the encoder's sorted order, so a folder has exactly one
+encoding. :func:`encode_tree` refuses to write a tree that breaks the rule; :func:`decode_tree` refuses to
+read one (:class:`~safehold.errors.IntegrityError` naming the tree and the offending name, shown with
+``repr``), so restore, export, ``dump``, ``ls``, ``diff``, ``copy`` and ``check`` (which reports it as
+damage) all see the rule enforced before any name becomes a path.
 """
 
 from __future__ import annotations
 
-import itertools
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,6 +99,10 @@ class Node:
     def from_wire(cls, w: list[Any]) -> Node:
         if not isinstance(w, list) or len(w) != 19 or w[1] not in NODE_TYPES:
             raise IntegrityError("malformed tree node")
+        if not (w[12] is None or type(w[12]) is bytes) or not (
+            w[13] is None or (type(w[13]) is bytes and b"\0" not in w[13])
+        ):
+            raise IntegrityError("malformed tree node (folder or symlink target)")
         # Type, user and group names repeat in every node: share one string object each (a restore
         # batch holds thousands of nodes).
         user, group = w[5], w[6]
@@ -144,21 +158,79 @@ class Node:
         return d
 
 
+_BAD_NAMES = (b"", b".", b"..")
+
+
+def name_problem(name: object) -> str | None:
+    """What makes ``name`` unfit to be an entry of a folder, or None: the path-safety rule (see the
+    module docstring). The answer never quotes the name; callers show it with ``repr``."""
+    if type(name) is not bytes:
+        return "is not a byte string"
+    if name in _BAD_NAMES:
+        return "is empty" if not name else "is not a name ('.' or '..')"
+    if b"/" in name:
+        return "contains '/'"
+    if b"\0" in name:
+        return "contains a NUL byte"
+    return None
+
+
+def path_problem(rel: str | bytes) -> str | None:
+    """What makes a stored ``/``-separated relative path unfit to name something below a folder, or None:
+    it is not empty, not absolute, and each of its components passes :func:`name_problem` (a trailing
+    ``/`` is allowed)."""
+    raw = os.fsencode(rel) if isinstance(rel, str) else rel
+    if type(raw) is not bytes or not raw:
+        return "is empty"
+    if raw.startswith(b"/"):
+        return "is absolute"
+    for part in raw.removesuffix(b"/").split(b"/"):
+        problem = name_problem(part)
+        if problem is not None:
+            return f"has a component that {problem}"
+    return None
+
+
+def _names_problem(nodes: list[Node]) -> tuple[bytes, str] | None:
+    """The first name of a folder that breaks the rule: (name, what is wrong), or None."""
+    prev = None
+    for n in nodes:
+        name = n.name
+        # the common case in one expression; name_problem says what is wrong otherwise
+        if type(name) is not bytes or name in _BAD_NAMES or b"/" in name or b"\0" in name:
+            return name, name_problem(name) or "is not allowed"
+        if prev is not None and name <= prev:
+            return name, "appears twice" if name == prev else "is out of order"
+        prev = name
+    return None
+
+
 def encode_tree(nodes: list[Node]) -> bytes:
-    """Encode a folder's nodes deterministically (sorted by raw name)."""
+    """Encode a folder's nodes deterministically (sorted by raw name). Raises ``ValueError`` for a name
+    that breaks the path-safety rule or appears twice."""
     ordered = sorted(nodes, key=lambda n: n.name)
-    for a, b in itertools.pairwise(ordered):
-        if a.name == b.name:
-            raise ValueError(f"duplicate name in tree: {a.display_name}")
+    bad = _names_problem(ordered)
+    if bad is not None:
+        raise ValueError(f"entry {bad[0]!r} of a tree {bad[1]}")
     return msgpack.packb([TREE_VERSION, [n.to_wire() for n in ordered]], use_bin_type=True)
 
 
-def decode_tree(data: bytes) -> list[Node]:
-    """Decode a tree blob; raises IntegrityError on anything malformed."""
+def decode_tree(data: bytes, tree_id: bytes | None = None) -> list[Node]:
+    """Decode a tree blob; raises IntegrityError on anything malformed, including a name that breaks the
+    path-safety rule (the message names ``tree_id`` when given)."""
+    what = f"tree {tree_id.hex()[:16]}" if tree_id is not None else "tree blob"
     try:
         obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
     except Exception as exc:
-        raise IntegrityError(f"tree blob does not decode: {exc}") from exc
-    if not isinstance(obj, list) or len(obj) != 2 or obj[0] != TREE_VERSION:
-        raise IntegrityError("tree blob has an unknown layout")
-    return [Node.from_wire(w) for w in obj[1]]
+        raise IntegrityError(f"{what} does not decode: {exc}") from exc
+    if not isinstance(obj, list) or len(obj) != 2 or obj[0] != TREE_VERSION or not isinstance(obj[1], list):
+        raise IntegrityError(f"{what} has an unknown layout")
+    nodes = [Node.from_wire(w) for w in obj[1]]
+    bad = _names_problem(nodes)
+    if bad is not None:
+        raise IntegrityError(
+            f"{what} holds an entry named {bad[0]!r} that {bad[1]}",
+            hint="A snapshot holding it was damaged or written by a hostile writer; safehold refuses to "
+            "turn it into paths. 'safehold check' lists every such tree.",
+        )
+    return nodes

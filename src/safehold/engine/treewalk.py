@@ -21,7 +21,8 @@ _TREE_PACK_CACHE = 256 * 1024 * 1024
 
 
 def load_tree(repo: Repository, tree_id: bytes) -> list[Node]:
-    return decode_tree(repo.load_blob(TREE, tree_id))
+    """The nodes of a tree, its names checked by the path-safety rule (see :mod:`safehold.engine.tree`)."""
+    return decode_tree(repo.load_blob(TREE, tree_id), tree_id)
 
 
 def find_node(repo: Repository, root_tree: bytes, subpath: str) -> Node:
@@ -56,7 +57,13 @@ def walk(
     loaded from the repository.
     """
     raw = cache.get(tree_id) if cache is not None else None
-    nodes = decode_tree(raw) if raw is not None else load_tree(repo, tree_id)
+    try:
+        nodes = decode_tree(raw, tree_id) if raw is not None else load_tree(repo, tree_id)
+    except IntegrityError as exc:
+        if prefix:
+            exc.message = f"below {os.fsdecode(prefix)!r}: {exc.message}"
+            exc.args = (exc.message,)
+        raise
     for n in nodes:
         path = prefix + b"/" + n.name if prefix else n.name
         yield path, n
@@ -118,7 +125,7 @@ def prefetch_trees(repo: Repository, tree_id: bytes, workers: int) -> dict[bytes
                 sealed = memoryview(packs[loc.pack_id])[loc.offset : loc.offset + loc.length]
                 raw = repo.decode_blob(tid, loc, loc.envelope, sealed)
                 out[tid] = raw
-                for n in decode_tree(raw):
+                for n in decode_tree(raw, tid):
                     if n.type == DIR and n.subtree is not None and n.subtree not in out:
                         nxt[n.subtree] = None
             level = [t for t in nxt if t not in out]

@@ -27,7 +27,7 @@ from safehold.engine.progress import Progress
 from safehold.engine.repository import Repository
 from safehold.engine.restorer import Restorer
 from safehold.engine.snapshot import Snapshot
-from safehold.engine.tree import DIR, FILE, Node
+from safehold.engine.tree import DIR, FILE, Node, path_problem
 from safehold.engine.treewalk import find_node, load_tree
 from safehold.errors import NotFound, SafeholdError, UsageError
 from safehold.operations.backup import Session, backup_session, commit, current_user, snapshot_time
@@ -35,10 +35,11 @@ from safehold.sources.base import Source, SourceContext, StreamStats
 
 
 def _split(path: str) -> list[bytes]:
-    parts = [os.fsencode(p) for p in path.split("/") if p]
-    if not parts or any(p in (b".", b"..") for p in parts):
-        raise UsageError(f"invalid path inside a component: {path!r}")
-    return parts
+    """The names of a path inside a component (the path-safety rule of stored names applies)."""
+    problem = path_problem(path.strip("/"))
+    if problem is not None:
+        raise UsageError(f"invalid path inside a component: {path!r} {problem}")
+    return [os.fsencode(p) for p in path.strip("/").split("/")]
 
 
 class EngineComponentWriter:

@@ -97,7 +97,7 @@ class _Copier:
         done = self.tree_map.get(tree_id)
         if done is not None:
             return done
-        nodes = decode_tree(self.src.load_blob(TREE, tree_id))
+        nodes = decode_tree(self.src.load_blob(TREE, tree_id), tree_id)
         for n in nodes:
             if n.type == DIR and n.subtree is not None:
                 n.subtree = self.copy_tree(n.subtree)

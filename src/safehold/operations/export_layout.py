@@ -191,7 +191,9 @@ class Planner:
                 if not claimed.fits(part):
                     part = self.component(name, kind, node, several, join("components", name))
                     if not claimed.fits(part):
-                        raise SafeholdError(f"component {name}: its files collide with another component's")
+                        raise SafeholdError(
+                            f"component {name}: its files collide with each other or another component's"
+                        )
             claimed.take(part)
             parts.append(part)
         for name, info in sorted(comps.items()):
@@ -361,19 +363,19 @@ class _Claims:
         return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
     def fits(self, part: Part) -> bool:
-        mine: set[str] = set()
+        """No file of ``part`` is named twice, is a parent of another entry (of this part or one taken
+        before: a symlink that is a parent would be written through), or collides with a path taken."""
+        files: set[str] = set()
+        dirs: set[str] = set()
         for e in part.entries:
-            if e.dest in mine and e.what != FOLDER:
-                return False
-            mine.add(e.dest)
-            if any(p in self.files for p in self._parents(e.dest)):
-                return False
             if e.what == FOLDER:
-                if e.dest in self.files:
-                    return False
-            elif e.dest in self.files or e.dest in self.dirs:
+                dirs.add(e.dest)
+            elif e.dest in files:
                 return False
-        return True
+            else:
+                files.add(e.dest)
+            dirs.update(self._parents(e.dest))
+        return not (files & dirs or files & self.files or files & self.dirs or dirs & self.files)
 
     def take(self, part: Part) -> None:
         for e in part.entries:

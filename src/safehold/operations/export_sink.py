@@ -179,14 +179,31 @@ class DirSink(_Base):
     def __init__(self, final: bytes) -> None:
         super().__init__(final)
         os.mkdir(self.tmp, 0o700)
+        self._made: set[bytes] = {b""}
+
+    def _folder(self, rel: bytes) -> None:
+        """Create the folder ``rel`` and its parents, never through a symlink: the layout gives no entry a
+        non-folder parent, and every folder of a 0700 folder that this sink created is its own."""
+        if rel in self._made:
+            return
+        self._folder(os.path.dirname(rel))
+        p = os.path.join(self.tmp, rel)
+        try:
+            os.mkdir(p, 0o755)
+        except FileExistsError:
+            if not stat.S_ISDIR(os.lstat(p).st_mode):
+                raise IntegrityError(
+                    f"{os.fsdecode(rel)!r} is both a folder and a file in the export"
+                ) from None
+        self._made.add(rel)
 
     def _path(self, rel: str) -> bytes:
-        p = os.path.join(self.tmp, fs(rel))
-        os.makedirs(os.path.dirname(p), mode=0o755, exist_ok=True)
-        return p
+        r = fs(rel)
+        self._folder(os.path.dirname(r))
+        return os.path.join(self.tmp, r)
 
     def add_dir(self, rel: str, mode: int = 0o755) -> None:
-        os.makedirs(os.path.join(self.tmp, fs(rel)), mode=0o755, exist_ok=True)
+        self._folder(fs(rel))
 
     def _open(self, rel: str) -> tuple[bytes, int]:
         p = self._path(rel)

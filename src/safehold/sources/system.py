@@ -42,6 +42,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from safehold.engine.tree import path_problem
 from safehold.errors import SourceError
 from safehold.fsutil import atomic_write
 from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
@@ -264,7 +265,7 @@ class SystemSource:
         report = RestoreReport(component=self.name)
         if not snap.exists(MANIFEST):
             raise SourceError(f"component {self.name}: the snapshot holds no {MANIFEST}")
-        manifest = json.loads(snap.read_bytes(MANIFEST))
+        manifest = _checked_manifest(snap.read_bytes(MANIFEST), self.name)
         base = Path(ctx.options.get("target_root") or self.options.root)
         only = ctx.options.get("collectors")  # optional subset, e.g. ["nginx", "cron"]
         create: list[str] = []
@@ -307,6 +308,51 @@ class SystemSource:
             }
         )
         return report
+
+
+def _checked_manifest(raw: bytes, component: str) -> dict[str, Any]:
+    """``manifest.json`` as stored, refused (SourceError) unless every collector name and item is well
+    formed: paths pass the path-safety rule (:func:`~safehold.engine.tree.path_problem`), so none of them
+    can name something outside the restore root. The manifest comes from the repository: untrusted."""
+
+    def bad(what: str) -> SourceError:
+        return SourceError(
+            f"component {component}: {MANIFEST} in the snapshot {what}",
+            hint="The snapshot is damaged or was written by a hostile writer; nothing was restored from it.",
+        )
+
+    try:
+        manifest = json.loads(raw)
+        collectors = manifest["collectors"]
+        assert isinstance(collectors, dict)
+    except (ValueError, KeyError, TypeError, AssertionError):
+        raise bad("is malformed") from None
+    for cname, entry in collectors.items():
+        if not _NAME.match(cname) or not isinstance(entry, dict) or not isinstance(entry.get("items"), list):
+            raise bad(f"has a malformed collector {cname!r}")
+        for item in entry["items"]:
+            kind = item.get("type") if isinstance(item, dict) else None
+            path = item.get("path") if isinstance(item, dict) else None
+            if kind not in ("dir", "file", "symlink") or not isinstance(path, str) or path_problem(path):
+                raise bad(f"has an item {path!r} of collector {cname} that is not a relative path")
+            names = item.get("entries", [])
+            if kind == "dir" and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+                raise bad(f"has a malformed listing of {path!r}")
+            if kind == "dir" and any(path_problem(n) for n in names):
+                raise bad(f"lists a name below {path!r} that is not a relative path")
+            if kind == "symlink" and not (isinstance(item.get("target"), str) and "\0" not in item["target"]):
+                raise bad(f"has a malformed symlink {path!r}")
+            numbers = ("mode", "uid", "gid", "mtime_ns")
+            parent = item.get("parent")
+            if kind == "file" and not (
+                all(type(item.get(k)) is int for k in numbers)
+                and (
+                    parent is None
+                    or (isinstance(parent, dict) and all(type(parent.get(k)) is int for k in numbers))
+                )
+            ):
+                raise bad(f"has malformed metadata for {path!r}")
+    return dict(manifest)
 
 
 def _put_symlink(dest: Path, target: str) -> None:
