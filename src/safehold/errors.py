@@ -14,7 +14,7 @@ output and exit codes in one place (``safehold.cli.main``); nothing else prints 
     │   ├── RepositoryNotFound         10  nothing at the repository URL
     │   ├── RepositoryExists               init over an existing repository
     │   ├── RepositoryLocked           11  a conflicting lock is held
-    │   ├── LockLost                       our lease could not be refreshed; operation aborted
+    │   ├── LockLost                   13  our lock was removed, replaced or not refreshed; aborted
     │   ├── WrongPassword              12  no key file opens with the passphrase
     │   ├── UnsupportedRepository          format version or feature flag we do not know
     │   └── IntegrityError                 bytes that fail authentication or hashing
@@ -39,6 +39,7 @@ EXIT_PARTIAL = 3
 EXIT_NO_REPOSITORY = 10
 EXIT_LOCKED = 11
 EXIT_WRONG_PASSWORD = 12
+EXIT_LOCK_LOST = 13
 EXIT_INTERRUPTED = 130
 
 #: The documented exit codes; the README table is checked against this by a test.
@@ -50,6 +51,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_NO_REPOSITORY: "no repository at the given location",
     EXIT_LOCKED: "the repository is locked by another operation",
     EXIT_WRONG_PASSWORD: "wrong passphrase (no key opens with it)",
+    EXIT_LOCK_LOST: "the operation's lock was removed or could not be refreshed; nothing was committed",
     EXIT_INTERRUPTED: "interrupted (SIGINT/SIGTERM)",
 }
 
@@ -114,7 +116,11 @@ class RepositoryLocked(RepositoryError):
 
 
 class LockLost(RepositoryError):
-    default_hint = "The repository lock could not be refreshed in time; run the operation again."
+    exit_code = EXIT_LOCK_LOST
+    default_hint = (
+        "Nothing was committed. Find out who removed the lock ('safehold cat locks'; never run "
+        "'unlock --remove-all' while operations run), then run the operation again."
+    )
 
 
 class WrongPassword(RepositoryError):

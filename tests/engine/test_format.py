@@ -24,7 +24,7 @@ from safehold.engine.repository import Repository
 from safehold.engine.sealer import Sealed
 from safehold.engine.tree import Node, decode_tree, encode_tree
 from safehold.engine.writer import BlobWriter
-from safehold.errors import IntegrityError, LockLost, RepositoryExists, RepositoryLocked, WrongPassword
+from safehold.errors import IntegrityError, RepositoryExists, RepositoryLocked, WrongPassword
 
 
 def test_blob_round_trip_and_binding(repo: Repository) -> None:
@@ -249,23 +249,6 @@ def test_locks_shared_exclusive_and_stale(monkeypatch: pytest.MonkeyPatch) -> No
     infos = read_locks(b, repo.keys.lock, SessionCache(repo.keys.lock))
     assert [i.stale() for i in infos] == [True]
     repo.lock(exclusive=True, operation="prune").release()  # a stale lock does not block
-
-
-def test_lock_is_lost_when_refresh_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SAFEHOLD_LOCK_LEASE", "0.3")
-    b = MemoryBackend()
-    repo = Repository.init(b, "pw")
-    lock = repo.lock(exclusive=False, operation="backup")
-
-    def broken(*_a: object, **_k: object) -> None:
-        raise OSError("storage gone")
-
-    monkeypatch.setattr(b, "save", broken)
-    time.sleep(1.0)
-    with pytest.raises(LockLost):
-        lock.check()
-    monkeypatch.undo()
-    lock.release()
 
 
 def test_files_cache_ignores_racy_and_tampered_rows(tmp_path: Path) -> None:

@@ -154,7 +154,12 @@ def key_add(app: App, new_password_file: str | None) -> None:
     """Add a passphrase."""
     repo = app.open_repo()
     new = _new_passphrase(new_password_file)
-    name = repo.add_key(new)
+    lock = repo.lock(exclusive=False, operation="key add")
+    try:
+        lock.confirm()
+        name = repo.add_key(new)
+    finally:
+        lock.release()
     app.emit({"id": name}, f"added key {name[:8]}")
 
 
@@ -173,6 +178,7 @@ def key_remove(app: App, key_id: str) -> None:
         )
     lock = repo.lock(exclusive=True, operation="key remove")
     try:
+        lock.confirm()
         repo.backend.remove(Handle(FileType.KEY, names[0]))
     finally:
         lock.release()
@@ -186,8 +192,14 @@ def key_passwd(app: App, new_password_file: str | None) -> None:
     """Change the passphrase in use (adds a new key, then removes the old one)."""
     repo = app.open_repo()
     new = _new_passphrase(new_password_file)
-    name = repo.add_key(new)
-    repo.backend.remove(Handle(FileType.KEY, repo.key_name))
+    lock = repo.lock(exclusive=True, operation="key passwd")
+    try:
+        lock.confirm()
+        name = repo.add_key(new)
+        lock.confirm()  # the old key goes only while the new one is known to be in place under our lock
+        repo.backend.remove(Handle(FileType.KEY, repo.key_name))
+    finally:
+        lock.release()
     app.emit({"id": name, "removed": repo.key_name}, f"changed passphrase: new key {name[:8]}")
 
 

@@ -28,7 +28,7 @@ from safehold.backends.base import Backend, FileType, Handle
 from safehold.engine.crypto import MasterKeys, SessionCache, open_file, seal_file
 from safehold.engine.index import BlobLocation, MasterIndex
 from safehold.engine.keys import KeyFile, wrap_master
-from safehold.engine.lock import Lock, acquire
+from safehold.engine.lock import Clock, Lock, acquire
 from safehold.engine.memtune import release_memory
 from safehold.engine.pack import BLOB_TYPE_NAMES, TRAILER_LEN, PackedBlob, decode_header, parse_trailer
 from safehold.engine.snapshot import Snapshot
@@ -209,7 +209,8 @@ class Repository:
         keys = MasterKeys.from_master(master)
         return cls(backend, keys, _open_config(backend, keys), key_name)
 
-    def lock(self, *, exclusive: bool, operation: str, wait: float = 0.0) -> Lock:
+    def lock(self, *, exclusive: bool, operation: str, wait: float = 0.0, clock: Clock | None = None) -> Lock:
+        """Take a shared or exclusive lock (see :mod:`safehold.engine.lock`); ``clock`` is for tests."""
         return acquire(
             self.backend,
             self.keys.lock,
@@ -217,6 +218,7 @@ class Repository:
             exclusive=exclusive,
             operation=operation,
             wait=wait,
+            clock=clock,
         )
 
     # ---- keys ------------------------------------------------------------------------------------

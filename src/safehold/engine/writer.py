@@ -70,14 +70,18 @@ class BlobWriter:
         check: Callable[[], None] | None = None,
         uploads: int | None = None,
         process_after: int | None = PROCESS_AFTER,
+        confirm: Callable[[], None] | None = None,
     ) -> None:
-        """``process_after``: bytes sealed in threads before helper processes take over (None: never)."""
+        """``check`` runs before each pack is saved, ``confirm`` (default ``check``) before each index file:
+        the lock's cheap check and its forced read-back (:meth:`safehold.engine.lock.Lock.confirm`).
+        ``process_after``: bytes sealed in threads before helper processes take over (None: never)."""
         tune_malloc()
         repo.load_index()
         self.repo = repo
         self.session = Session(repo.keys.data)
         self.stats = WriterStats()
         self._check = check or (lambda: None)
+        self._confirm = confirm or self._check
         self._workers = max(1, workers)
         self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="safehold-pack")
         self._process_after = process_after
@@ -327,7 +331,7 @@ class BlobWriter:
             if not self._unindexed or (not force and len(self._unindexed) < INDEX_EVERY):
                 return
             records, self._unindexed = self._unindexed, []
-        self._check()
+        self._confirm()
         name = self.repo.save_file(FileType.INDEX, encode_index(records))
         self.repo.index_files.add(name)
         self.stats.index_files += 1

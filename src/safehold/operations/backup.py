@@ -18,6 +18,7 @@ from safehold.engine.archiver import Archiver, VirtualDir
 from safehold.engine.filescache import FilesCache
 from safehold.engine.fs.meta import node_from_stat
 from safehold.engine.fs.select import Selector
+from safehold.engine.lock import Lock
 from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.repository import Repository
 from safehold.engine.snapshot import Snapshot
@@ -77,6 +78,7 @@ class Session:
     root: VirtualDir
     started: float
     errors: list[str]
+    lock: Lock
 
 
 @contextmanager
@@ -86,9 +88,9 @@ def backup_session(
     """Lock (shared), open a writer and an archiver; flush on success, abort on failure, always unlock."""
     lock = repo.lock(exclusive=False, operation="backup")
     cache = FilesCache.for_repository(repo.config.id, repo.keys.cache, time.time_ns()) if use_cache else None
-    writer = BlobWriter(repo, check=lock.check)
+    writer = BlobWriter(repo, check=lock.check, confirm=lock.confirm)
     archiver = Archiver(repo, writer, cache=cache, progress=progress or NullProgress())
-    session = Session(repo, archiver, VirtualDir(), time.time(), archiver.errors)
+    session = Session(repo, archiver, VirtualDir(), time.time(), archiver.errors, lock)
     try:
         yield session
     except BaseException:
@@ -123,6 +125,7 @@ def commit(
         summary=summary,
         **snap_fields,
     )
+    session.lock.confirm()  # a lost lock (removed by unlock --remove-all, say) commits nothing
     session.repo.save_snapshot(snap)
     if arch.cache is not None:
         arch.cache.commit()

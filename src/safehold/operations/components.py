@@ -29,7 +29,7 @@ from safehold.engine.restorer import Restorer
 from safehold.engine.snapshot import Snapshot
 from safehold.engine.tree import DIR, FILE, Node, path_problem
 from safehold.engine.treewalk import find_node, load_tree
-from safehold.errors import NotFound, SafeholdError, UsageError
+from safehold.errors import LockLost, NotFound, SafeholdError, UsageError
 from safehold.operations.backup import Session, backup_session, commit, current_user, snapshot_time
 from safehold.sources.base import Source, SourceContext, StreamStats
 
@@ -227,6 +227,8 @@ def backup_components(
             try:
                 meta = source.backup(writer, sctx)
                 status, err, hint = "ok", None, None
+            except LockLost:
+                raise  # not the component's failure: the whole snapshot must not be committed
             except SafeholdError as exc:
                 meta, status, err, hint = {}, "failed", exc.message, exc.hint
             except OSError as exc:

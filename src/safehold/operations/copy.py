@@ -134,7 +134,7 @@ def copy_snapshots(
                 if snap.id in present or (snap.original and snap.original in present):
                     result.skipped.append(snap.id)
                     continue
-                writer = BlobWriter(dst, check=dst_lock.check)
+                writer = BlobWriter(dst, check=dst_lock.check, confirm=dst_lock.confirm)
                 try:
                     copier = _Copier(src, dst, writer, progress)
                     progress.start(f"copy {snap.short_id}")
@@ -144,7 +144,7 @@ def copy_snapshots(
                     writer.abort()
                     raise
                 new = dataclasses.replace(snap, tree=root.hex(), original=snap.original or snap.id, id="")
-                dst_lock.check()
+                dst_lock.confirm()
                 result.ids[snap.id] = dst.save_snapshot(new)
                 progress.finish()
                 result.copied.append(snap.id)

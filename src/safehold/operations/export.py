@@ -207,7 +207,7 @@ def export_snapshot(repo: Repository, opts: ExportOptions, progress: Progress | 
             writer.write(Entry("RESTORE.md", BYTES, data=guide, mode=0o644), None)
             sums = sink.checksums()
             sink.add_file(CHECKSUMS, len(sums), [sums], mode=0o644, mtime_ns=mtime_ns, record=False)
-            lock.check()
+            lock.confirm()
             _commit(sink, opts.output)
         except BaseException:
             sink.abort()

@@ -44,6 +44,8 @@ class ProfileRun:
     hooks: list[HookResult] = field(default_factory=list)
     offsite: list[OffsiteResult] = field(default_factory=list)
     error: str | None = None
+    #: the error that stopped the run (its exit code and hint are the CLI's), with ``error`` its message
+    failure: SafeholdError | None = None
 
     @property
     def failed_components(self) -> list[ComponentResult]:
@@ -135,7 +137,7 @@ def backup_profile(
         )
         run.snapshot, run.results = snap, results
     except SafeholdError as exc:
-        run.error = exc.message
+        run.error, run.failure = exc.message, exc
     _after_hooks(config, run, failed=not run.ok)
     if run.snapshot is not None and not run.failed_components and prof is not None:
         for name in prof.offsite:
@@ -177,6 +179,8 @@ def _after_hooks(config: Config, run: ProfileRun, *, failed: bool) -> None:
 
 def require_ok(run: ProfileRun) -> None:
     """Raise the error that matches a failed run (for the CLI's exit code)."""
+    if run.failure is not None:
+        raise run.failure  # e.g. LockLost: its own exit code and hint
     if run.error:
         raise SourceError(run.error)
     if run.failed_components:
