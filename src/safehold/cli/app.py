@@ -5,16 +5,15 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import shlex
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
 from safehold.backends.base import Backend
+from safehold.config.secrets import SecretRef, resolve_passphrase
 from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.repository import Repository
 from safehold.errors import ConfigError, RepositoryNotFound, UsageError
@@ -29,7 +28,8 @@ EMITTED: list[bool] = []
 @dataclass
 class App:
     repo_url: str | None = None
-    password: str | None = None
+    #: a reference that wins over every other source (e.g. SAFEHOLD_OTHER_PASSWORD for copy's other side)
+    password_from: SecretRef | None = None
     password_file: str | None = None
     password_command: str | None = None
     json: bool = False
@@ -112,38 +112,42 @@ class App:
             )
         return cfg.offsite[self.offsite]
 
-    def get_password(self, *, confirm: bool = False, prompt: str = "Repository passphrase") -> str:
-        if self.password is not None:
-            return self.password
+    def password_ref(self, *, include_config: bool = True) -> SecretRef | None:
+        """Where the passphrase comes from, the first of: ``password_from`` (another repository's own
+        variable), an off-site repository's reference, ``--password-file`` / SAFEHOLD_PASSWORD_FILE,
+        ``--password-command`` / SAFEHOLD_PASSWORD_COMMAND, the variable SAFEHOLD_PASSWORD, and (with
+        ``include_config``) the configuration's ``repository.password``. None: ask on a terminal."""
+        if self.password_from is not None:
+            return self.password_from
         if self.offsite and not self.repo_url:
             site = self._offsite_settings()
             if site.password is not None:
-                return str(site.password.resolve())
+                return cast(SecretRef, site.password)
         pw_file = self.password_file or os.environ.get("SAFEHOLD_PASSWORD_FILE")
-        pw_cmd = self.password_command or os.environ.get("SAFEHOLD_PASSWORD_COMMAND")
         if pw_file:
-            try:
-                with open(pw_file, encoding="utf-8") as f:
-                    return f.read().rstrip("\r\n")
-            except OSError as exc:
-                raise ConfigError(f"cannot read the passphrase file {pw_file}: {exc.strerror}") from None
+            return SecretRef(file=str(Path(pw_file).absolute()))
+        pw_cmd = self.password_command or os.environ.get("SAFEHOLD_PASSWORD_COMMAND")
         if pw_cmd:
-            proc = subprocess.run(shlex.split(pw_cmd), capture_output=True, check=False)
-            if proc.returncode != 0:
-                raise ConfigError(f"the passphrase command exited with status {proc.returncode}")
-            return proc.stdout.decode().rstrip("\r\n")
-        env = os.environ.get("SAFEHOLD_PASSWORD")
-        if env is not None:
-            return env
-        cfg = self.config() if not self.repo_url else None
+            return SecretRef(command=pw_cmd)
+        if os.environ.get("SAFEHOLD_PASSWORD") is not None:
+            return SecretRef(env="SAFEHOLD_PASSWORD")
+        cfg = self.config() if include_config and not self.repo_url else None
         if cfg is not None and cfg.repository.password is not None:
-            return str(cfg.repository.password.resolve())
+            return cfg.repository.password
+        return None
+
+    def get_password(self, *, confirm: bool = False, prompt: str = "Repository passphrase") -> str:
+        """The passphrase, through the one secret-reference resolver (so a file, a command and a variable
+        fail the same way: exit 2 with a message naming the reference); empty is always refused."""
+        ref = self.password_ref()
+        if ref is not None:
+            return resolve_passphrase(ref)
         if sys.stdin.isatty():
             pw = getpass.getpass(f"{prompt}: ")
             if confirm and getpass.getpass("Repeat it: ") != pw:
                 raise UsageError("the passphrases do not match")
             if not pw:
-                raise UsageError("an empty passphrase is not allowed")
+                raise UsageError("an empty passphrase is not allowed", hint="Type the passphrase.")
             return pw
         raise ConfigError(
             "no passphrase given",
@@ -174,6 +178,12 @@ class App:
         from safehold.cli.progress import RichProgress
 
         return RichProgress()
+
+
+def other_password_env() -> SecretRef | None:
+    """SAFEHOLD_OTHER_PASSWORD as a reference, when it is set (the other repository of copy and
+    init --copy-chunker-params-from); otherwise that side falls back to the usual sources."""
+    return SecretRef(env="SAFEHOLD_OTHER_PASSWORD") if "SAFEHOLD_OTHER_PASSWORD" in os.environ else None
 
 
 pass_app = click.make_pass_decorator(App)

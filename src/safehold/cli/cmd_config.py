@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -12,7 +11,6 @@ import safehold
 from safehold.cli.app import App, pass_app
 from safehold.config import docgen
 from safehold.config.loader import ConfigInvalid, default_config_path, find_config, load_config
-from safehold.config.secrets import SecretRef
 from safehold.errors import UsageError
 from safehold.fsutil import atomic_write
 
@@ -78,15 +76,6 @@ def reference(app: App, update_readme: bool, readme: Path | None) -> None:
 
 
 # ---------------------------------------------------------------------------------------- init --preset
-def _password_ref(app: App) -> SecretRef | None:
-    """Where the repository passphrase comes from, as the configuration should record it."""
-    if app.password_file or os.environ.get("SAFEHOLD_PASSWORD_FILE"):
-        return SecretRef(file=str(Path(app.password_file or os.environ["SAFEHOLD_PASSWORD_FILE"]).absolute()))
-    if app.password_command or os.environ.get("SAFEHOLD_PASSWORD_COMMAND"):
-        return SecretRef(command=app.password_command or os.environ["SAFEHOLD_PASSWORD_COMMAND"])
-    if os.environ.get("SAFEHOLD_PASSWORD") is not None:
-        return SecretRef(env="SAFEHOLD_PASSWORD")
-    return None
 
 
 def run_init_preset(
@@ -109,7 +98,7 @@ def run_init_preset(
 
     root = root or Path("/")
     url = repo_url or app.repo_url
-    ref = _password_ref(app)
+    ref = app.password_ref(include_config=False)
     if preset == "laravel":
         if app_dir is None:
             raise UsageError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from safehold.cli.app import App, pass_app
+from safehold.cli.app import App, other_password_env, pass_app
 from safehold.engine.util import human_bytes
 from safehold.errors import UsageError
 from safehold.operations.copy import copy_snapshots
@@ -41,12 +41,8 @@ def copy(
     """
     if bool(to_url) == bool(from_url):
         raise UsageError("copy takes exactly one of --to URL or --from URL")
-    import os
-
     other = App(
-        password=os.environ.get("SAFEHOLD_OTHER_PASSWORD")
-        if not (other_password_file or other_password_command)
-        else None,
+        password_from=None if (other_password_file or other_password_command) else other_password_env(),
         password_file=other_password_file,
         password_command=other_password_command,
     )

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import sys
 from pathlib import Path
 
 import click
 
 from safehold.backends.base import FileType, Handle
-from safehold.cli.app import App, pass_app
+from safehold.cli.app import App, other_password_env, pass_app
 from safehold.cli.repo_setup import create_repository
+from safehold.config.secrets import SecretRef, resolve_passphrase
 from safehold.engine.crypto import SessionCache
 from safehold.engine.lock import read_locks
 from safehold.engine.repository import RepoConfig
@@ -72,7 +72,7 @@ def init(
     if chunker_from:
         src_app = App(
             password_file=other_password_file,
-            password=None if other_password_file else os.environ.get("SAFEHOLD_OTHER_PASSWORD"),
+            password_from=None if other_password_file else other_password_env(),
         )
         other = src_app.open_repo(chunker_from).config
         app._backends += src_app._backends
@@ -133,17 +133,16 @@ def _new_passphrase(path: str | None) -> str:
     """The new passphrase: from ``--new-password-file``, else asked twice on a terminal. Never from the
     SAFEHOLD_PASSWORD* variables, which name the passphrase in use."""
     if path:
-        pw = App(password_file=path).get_password()
-    elif sys.stdin.isatty():
-        pw = getpass.getpass("New passphrase: ")
-        if getpass.getpass("Repeat it: ") != pw:
-            raise UsageError("the passphrases do not match")
-    else:
+        return resolve_passphrase(SecretRef(file=path))
+    if not sys.stdin.isatty():
         raise UsageError(
             "no new passphrase given", hint="Pass --new-password-file FILE (or run on a terminal)."
         )
+    pw = getpass.getpass("New passphrase: ")
+    if getpass.getpass("Repeat it: ") != pw:
+        raise UsageError("the passphrases do not match")
     if not pw:
-        raise UsageError("an empty passphrase is not allowed")
+        raise UsageError("an empty passphrase is not allowed", hint="Type the new passphrase.")
     return pw
 
 

@@ -32,6 +32,8 @@ LITERAL_REFUSED = (
     "literal secrets are not allowed here: use {env=...}, {file=...} or {command=...} "
     "(or the strings 'env:NAME', 'file:/path', 'file:/path:KEY', 'command:...')"
 )
+#: Seconds a secret command (also --password-command) may run before it is killed.
+SECRET_COMMAND_TIMEOUT = 60
 _DOTENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 
@@ -106,7 +108,7 @@ class SecretRef(BaseModel):
             return f"env:{self.env}"
         if self.file:
             return f"file:{self.file}" + (f":{self.key}" if self.key else "")
-        return f"command:{shlex.split(self.command or '')[0] if self.command else ''}"
+        return f"command:{_program(self.command or '')}"
 
     def resolve(self) -> str:
         """Return the secret value; raises ConfigError (without the value) when it cannot be read."""
@@ -160,19 +162,71 @@ def _read_file_secret(path: Path, key: str | None) -> str:
     return value
 
 
-def _run_secret_command(command: str) -> str:
+def _program(command: str) -> str:
+    """The program a command runs, for messages (the arguments may hold secrets; never shown)."""
     try:
-        proc = subprocess.run(shlex.split(command), capture_output=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    return words[0] if words else ""
+
+
+def _run_secret_command(command: str) -> str:
+    """The standard output of ``command`` (split like a shell, run without one), trailing newline removed;
+    ConfigError with a hint when it cannot be split, is not found, fails or outlasts the timeout."""
+    shown = f"secret command {_program(command) or repr(command)}"
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
         raise ConfigError(
-            f"secret command could not run: {type(exc).__name__}", hint="Check the command in the config."
+            f"{shown} cannot be split into arguments: {exc}",
+            hint="Quote it as a shell would; it runs without a shell (no pipes, no variables).",
+        ) from None
+    if not argv:
+        raise ConfigError("secret command is empty", hint="Give the program that prints the secret.")
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=SECRET_COMMAND_TIMEOUT, check=False)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{shown}: program not found",
+            hint="It runs without a shell: give the program's full path or put it on PATH.",
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise ConfigError(
+            f"{shown} did not finish within {SECRET_COMMAND_TIMEOUT} s and was killed",
+            hint="Run the command by hand; it must print the secret without waiting for input.",
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"{shown} could not run: {getattr(exc, 'strerror', None) or exc}",
+            hint="Check the command and the program's permissions.",
         ) from None
     if proc.returncode != 0:
-        raise ConfigError(
-            f"secret command exited with status {proc.returncode}",
-            hint="Run the command by hand to see why it fails.",
+        status = (
+            f"was killed by signal {-proc.returncode}"
+            if proc.returncode < 0
+            else f"exited with status {proc.returncode}"
         )
-    return proc.stdout.decode("utf-8").rstrip("\r\n")
+        raise ConfigError(f"{shown} {status}", hint="Run the command by hand to see why it fails.")
+    try:
+        return proc.stdout.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{shown} printed no UTF-8 text", hint="Secrets are read as UTF-8 text.") from None
+
+
+def resolve_passphrase(ref: SecretRef) -> str:
+    """A repository passphrase from ``ref``; ConfigError when it is empty (an empty passphrase protects
+    nothing, and when opening it is a mistake, not a wrong passphrase).
+
+    A passphrase enters no other syntax (it goes into the KDF), so any other character is fine.
+    """
+    value = ref.resolve()
+    if not value:
+        raise ConfigError(
+            f"the passphrase from {ref.describe()} is empty",
+            hint="Put the passphrase there (an empty one is never accepted), or unset it to be asked for it.",
+        )
+    return value
 
 
 def parse_dotenv(text: str) -> dict[str, str]:

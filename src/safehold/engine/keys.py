@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from safehold.engine.crypto import MASTER_LEN
-from safehold.errors import IntegrityError, UnsupportedRepository
+from safehold.errors import IntegrityError, UnsupportedRepository, UsageError
 
 # Argon2id with 32 MiB and 4 passes: ~0.1 s here, and a small share of a backup's memory ceiling.
 DEFAULT_KDF_PARAMS: dict[str, int] = {"t": 4, "m": 32 * 1024, "p": 2}
@@ -109,7 +109,18 @@ class KeyFile:
         return master
 
 
+def require_passphrase(passphrase: str) -> str:
+    """``passphrase`` unless it is empty (UsageError): an empty passphrase neither creates nor opens a key.
+    The CLI refuses it earlier with a message naming where it came from; this is the engine's own rule."""
+    if not passphrase:
+        raise UsageError(
+            "an empty passphrase is not allowed", hint="Give the repository's passphrase (it is never empty)."
+        )
+    return passphrase
+
+
 def wrap_master(master: bytes, passphrase: str, params: dict[str, int] | None = None) -> KeyFile:
+    require_passphrase(passphrase)
     salt = os.urandom(32)
     p = params or kdf_params_from_env()
     kek = derive_kek(passphrase, "argon2id", p, salt)

@@ -27,7 +27,7 @@ import zstandard
 from safehold.backends.base import Backend, FileType, Handle
 from safehold.engine.crypto import MasterKeys, SessionCache, open_file, seal_file
 from safehold.engine.index import BlobLocation, MasterIndex
-from safehold.engine.keys import KeyFile, wrap_master
+from safehold.engine.keys import KeyFile, require_passphrase, wrap_master
 from safehold.engine.lock import Clock, Lock, acquire
 from safehold.engine.memtune import release_memory
 from safehold.engine.pack import BLOB_TYPE_NAMES, TRAILER_LEN, PackedBlob, decode_header, parse_trailer
@@ -121,6 +121,7 @@ def _named_by_hash(name: str) -> Callable[[bytes], bool]:
 
 
 def _find_key(backend: Backend, password: str) -> tuple[str, bytes]:
+    require_passphrase(password)
     names = [fi.name for fi in backend.list(FileType.KEY)]
     if not names:
         raise IntegrityError("repository has no key files", hint="The repository is damaged or incomplete.")
