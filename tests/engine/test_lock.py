@@ -209,3 +209,16 @@ components = ["app", "slow"]
     assert os.listdir(tmp_path / "repo" / "snapshots") == [] and os.listdir(locks) == []
     r = run("check", "--read-data", env=env)
     assert r.code == 0, r.err + r.out
+
+
+def test_a_short_or_damaged_read_back_is_read_again() -> None:
+    from safehold.backends.faulty import Fault, FaultKind, FaultyBackend
+
+    repo = Repository.init(MemoryBackend(), "pw")
+    for kind in (FaultKind.PARTIAL, FaultKind.CORRUPT):
+        lock = repo.lock(exclusive=False, operation="backup", clock=FakeClock())
+        faulty = FaultyBackend(repo.backend, [Fault(kind, ops=frozenset({"load"}))])
+        lock.backend = faulty
+        lock.confirm()  # the first read-back is short or damaged, the next one is right
+        assert [i.kind for i in faulty.injected] == [kind]
+        lock.release()

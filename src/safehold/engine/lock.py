@@ -44,6 +44,8 @@ _LABEL = b"lock"
 GRACE = 30.0
 #: :meth:`Lock.check` reads the lock file back at most this often (seconds); refreshes always do.
 VERIFY_EVERY = 1.0
+#: A read-back that differs from what we wrote is read again this often before the lock counts as lost.
+REREADS = 2
 
 
 class Clock(Protocol):
@@ -184,6 +186,10 @@ class Lock:
         it is gone or replaced, None when the storage could not be read."""
         try:
             current = self.backend.load(self.handle)
+            for _ in range(REREADS):  # a short or damaged read is read again before it means "replaced"
+                if current == self._written:
+                    break
+                current = self.backend.load(self.handle)
         except NotFoundError:
             self._lost = (
                 f"the lock file locks/{self.info.name[:16]} was removed (by 'unlock --remove-all' or by "
