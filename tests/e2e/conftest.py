@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests.cli import SAFEHOLD
 from tests.e2e.server import build_tree, env_text, seed_mysql, seed_redis
 from tests.fakes.saas_calcom import FakeCalcom
 from tests.fakes.saas_retell import FakeRetell
@@ -62,13 +62,12 @@ def cli(tmp_path: Path) -> Cli:
         e = {k: v for k, v in os.environ.items() if not k.startswith("SAFEHOLD_")}
         e.update(
             HOME=str(home),
-            SAFEHOLD_KDF_FAST="1",
             SAFEHOLD_CACHE_DIR=str(cache),
             SAFEHOLD_PASSWORD=PASSPHRASE,
         )
         e.update(env or {})
         p = subprocess.run(
-            [sys.executable, "-m", "safehold", *args],
+            [*SAFEHOLD, *args],
             capture_output=True,
             text=True,
             env=e,

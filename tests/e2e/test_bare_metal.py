@@ -57,7 +57,7 @@ def test_fresh_venv_installs_from_bootstrap_and_restores(
     assert site.startswith(str(venv)), site  # the installed copy, not this checkout
 
     target = host / "restore"
-    run_env = env | {"SAFEHOLD_REPOSITORY": str(repo), "SAFEHOLD_PASSWORD": PASS, "SAFEHOLD_KDF_FAST": "1"}
+    run_env = env | {"SAFEHOLD_REPOSITORY": str(repo), "SAFEHOLD_PASSWORD": PASS}
     subprocess.run(
         [str(venv / "bin" / "safehold"), "restore", "latest", "--target", str(target), "--verify"],
         env=run_env, check=True, timeout=300, capture_output=True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +14,10 @@ import pytest
 
 from safehold.backends.local import LocalBackend
 from safehold.engine.repository import Repository
+from tests.cli import SAFEHOLD as CLI
 
 PASSWORD = "correct horse battery staple"
-SAFEHOLD = [sys.executable, "-m", "safehold"]
+SAFEHOLD = CLI
 #: Run as root without the capabilities that bypass file permissions, so that mode 000 really bites.
 NO_DAC_OVERRIDE = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from safehold.backends.registry import open_backend
 from safehold.engine.pack import DATA
 from safehold.engine.repository import Repository
 from tests.backends.conftest import SSHServer, random_bucket
+from tests.cli import SAFEHOLD
 from tests.helpers.torture import make_torture_tree
 from tests.helpers.treecompare import compare_trees
 
@@ -37,7 +37,6 @@ COLD = "STANDARD_IA"
 def cli_env(tmp_path: Path, sshd: SSHServer, s3_server: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SAFEHOLD_", "AWS_"))}
     env.update(
-        SAFEHOLD_KDF_FAST="1",
         SAFEHOLD_CACHE_DIR=str(tmp_path / "cache"),
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
@@ -65,7 +64,7 @@ def run(cli_env: dict[str, str]) -> Run:
         if other is not None:
             env["SAFEHOLD_OTHER_PASSWORD"] = other
         p = subprocess.run(
-            [sys.executable, "-m", "safehold", *args],
+            [*SAFEHOLD, *args],
             env=env,
             capture_output=True,
             text=True,
@@ -150,7 +149,7 @@ def test_remote_options_are_required_and_checked(tmp_path: Path, sshd: SSHServer
     """Without the known_hosts variable the SFTP host key is refused; a bad value names its variable."""
     url = sshd.url(tmp_path / "r")
     p = subprocess.run(
-        [sys.executable, "-m", "safehold", "init"],
+        [*SAFEHOLD, "init"],
         env={
             **{k: v for k, v in os.environ.items() if not k.startswith("SAFEHOLD_")},
             "SAFEHOLD_REPOSITORY": url,

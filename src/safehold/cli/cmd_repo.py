@@ -111,7 +111,8 @@ def key() -> None:
 def key_list(app: App) -> None:
     """List key files."""
     repo = app.open_repo()
-    rows = [
+    unusable: list[tuple[str, str]] = []
+    rows: list[dict[str, object]] = [
         {
             "id": name,
             "current": name == repo.key_name,
@@ -120,10 +121,16 @@ def key_list(app: App) -> None:
             "user": kf.user,
             "kdf": kf.kdf,
         }
-        for name, kf in repo.list_keys()
+        for name, kf in repo.list_keys(unusable)
     ]
+    rows += [{"id": name, "current": False, "unusable": why} for name, why in unusable]
     text = "\n".join(
-        f"{'*' if r['current'] else ' '} {str(r['id'])[:8]}  {r['created']}  {r['user']}@{r['host']}  {r['kdf']}"
+        f"{'*' if r['current'] else ' '} {str(r['id'])[:8]}  "
+        + (
+            f"UNUSABLE: {r['unusable']}"
+            if "unusable" in r
+            else f"{r['created']}  {r['user']}@{r['host']}  {r['kdf']}"
+        )
         for r in rows
     )
     app.emit(rows, text)
@@ -168,7 +175,7 @@ def key_add(app: App, new_password_file: str | None) -> None:
 def key_remove(app: App, key_id: str) -> None:
     """Remove a passphrase (never the one in use, never the last)."""
     repo = app.open_repo()
-    names = [n for n, _ in repo.list_keys() if n.startswith(key_id)]
+    names = [fi.name for fi in repo.backend.list(FileType.KEY) if fi.name.startswith(key_id)]
     if len(names) != 1:
         raise NotFound(f"no unique key {key_id!r}", hint="Run 'safehold key list'.")
     if names[0] == repo.key_name:
@@ -232,7 +239,7 @@ def cat(app: App, what: str, object_id: str | None) -> None:
     elif what == "snapshot":
         obj = repo.find_snapshot(object_id).to_json()
     elif what == "key":
-        names = [n for n, _ in repo.list_keys() if n.startswith(object_id)]
+        names = [fi.name for fi in repo.backend.list(FileType.KEY) if fi.name.startswith(object_id)]
         if len(names) != 1:
             raise NotFound(f"no unique key {object_id!r}")
         key_doc = json.loads(repo.backend.load(Handle(FileType.KEY, names[0])))

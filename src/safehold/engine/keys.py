@@ -2,11 +2,26 @@
 
 A key file (``keys/<sha256>``) is JSON::
 
-    {"version": 1, "kdf": "argon2id", "params": {"t": 3, "m": 65536, "p": 2}, "salt": "<hex>",
+    {"version": 1, "kdf": "argon2id", "params": {"t": 3, "m": 65536, "p": 4}, "salt": "<hex>",
      "created": "...", "host": "...", "user": "...", "data": "<hex: nonce | AES-GCM(master) | tag>"}
 
 Several key files may wrap the same master secret (several passphrases). A key file is immutable; a
 passphrase change writes a new key file and removes the old one.
+
+**Parameters of new keys**: Argon2id with RFC 9106's second recommended option, t=3 passes, m=64 MiB,
+p=4 lanes (:data:`DEFAULT_KDF_PARAMS`; the README gives the measured unlock time). A test suite (and a
+benchmark that does not measure key derivation) may lower them for its own process with
+:func:`use_kdf_params_for_new_keys`: a function call, not a setting, so no environment variable,
+configuration file or command-line option can make a production job create weak keys by accident.
+
+**Parameters read from a key file are bounded** (:data:`ARGON2_LIMITS`, :data:`SCRYPT_LIMITS`, salt
+:data:`SALT_LEN`): anyone who can write to the storage can put a key file there, and unbounded
+parameters would let it hang every unlock or exhaust memory. At the maxima one attempt costs 1 GiB and
+about 20 s here; keys are tried cheapest first, so a planted expensive key costs time only when the
+passphrase is wrong anyway. The minima (t=1, 1 MiB, p=1) are what the test suite creates. They protect
+nobody and need not: a key file only opens with its passphrase, so whoever can write storage cannot
+lower the cost of an existing key (changing its parameters changes the derived key, and the master no
+longer decrypts); how hard a passphrase is to guess is decided when its key is created, above.
 """
 
 from __future__ import annotations
@@ -27,16 +42,69 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from safehold.engine.crypto import MASTER_LEN
 from safehold.errors import IntegrityError, UnsupportedRepository, UsageError
 
-# Argon2id with 32 MiB and 4 passes: ~0.1 s here, and a small share of a backup's memory ceiling.
-DEFAULT_KDF_PARAMS: dict[str, int] = {"t": 4, "m": 32 * 1024, "p": 2}
+#: Argon2id for new key files: t passes, m KiB of memory, p lanes (RFC 9106, second recommendation).
+DEFAULT_KDF_PARAMS: dict[str, int] = {"t": 3, "m": 64 * 1024, "p": 4}
+#: The cheapest Argon2id parameters a key file may have (:func:`use_kdf_params_for_new_keys`).
+CHEAPEST_KDF_PARAMS: dict[str, int] = {"t": 1, "m": 1024, "p": 1}
+#: Inclusive bounds of the parameters read from a key file.
+ARGON2_LIMITS: dict[str, tuple[int, int]] = {"t": (1, 10), "m": (1024, 1024 * 1024), "p": (1, 16)}
+SCRYPT_LIMITS: dict[str, tuple[int, int]] = {"n": (1 << 14, 1 << 20), "r": (1, 32), "p": (1, 16)}
+SCRYPT_MAX_MEMORY = 1 << 30  # 128 * n * r bytes
+SALT_LEN = (16, 64)
 _KEY_AD = b"safehold/v1/keyfile"
+_WRAPPED_LEN = 12 + MASTER_LEN + 16  # nonce | master | tag
+
+_new_key_params: dict[str, int] = dict(DEFAULT_KDF_PARAMS)
 
 
-def kdf_params_from_env() -> dict[str, int]:
-    """Default Argon2id parameters; ``SAFEHOLD_KDF_FAST=1`` (tests only) picks cheap ones."""
-    if os.environ.get("SAFEHOLD_KDF_FAST") == "1":
-        return {"t": 1, "m": 1024, "p": 1}
-    return dict(DEFAULT_KDF_PARAMS)
+def use_kdf_params_for_new_keys(params: dict[str, int] | None) -> None:
+    """Test suites and benchmarks only: the Argon2id parameters of every key file this process creates
+    from now on (None: back to :data:`DEFAULT_KDF_PARAMS`). They must lie within :data:`ARGON2_LIMITS`."""
+    global _new_key_params
+    chosen = dict(params or DEFAULT_KDF_PARAMS)
+    check_kdf_params("argon2id", chosen)
+    _new_key_params = chosen
+
+
+def new_key_params() -> dict[str, int]:
+    """The Argon2id parameters of the next key file."""
+    return dict(_new_key_params)
+
+
+def check_kdf_params(kdf: str, params: dict[str, Any]) -> None:
+    """Raise UnsupportedRepository unless ``params`` are integers within this version's bounds for
+    ``kdf`` (an unknown KDF, a missing or extra parameter, a wrong type, a value out of range)."""
+    limits = {"argon2id": ARGON2_LIMITS, "scrypt": SCRYPT_LIMITS}.get(kdf)
+    if limits is None:
+        raise UnsupportedRepository(f"key file uses an unknown KDF {kdf!r}")
+    if set(params) != set(limits):
+        raise UnsupportedRepository(
+            f"key file's {kdf} parameters are {sorted(params)}, expected {sorted(limits)}"
+        )
+    for name, (low, high) in limits.items():
+        value = params[name]
+        if type(value) is not int:
+            raise UnsupportedRepository(f"key file's {kdf} parameter {name} is not an integer")
+        if not low <= value <= high:
+            raise UnsupportedRepository(
+                f"key file's {kdf} parameter {name}={value} is outside {low}..{high} "
+                "(what this safehold accepts)"
+            )
+    if kdf == "argon2id" and params["m"] < 8 * params["p"]:
+        raise UnsupportedRepository("key file's argon2id memory is below 8 KiB per lane")
+    if kdf == "scrypt":
+        n, r = params["n"], params["r"]
+        if n & (n - 1) or 128 * n * r > SCRYPT_MAX_MEMORY:
+            raise UnsupportedRepository(
+                "key file's scrypt n must be a power of two and 128*n*r at most 1 GiB"
+            )
+
+
+def kdf_cost(kdf: str, params: dict[str, int]) -> int:
+    """A rough cost of deriving a key (memory times passes), to try cheap key files first."""
+    if kdf == "argon2id":
+        return params["m"] * params["t"]
+    return params["n"] * params["r"] // 8
 
 
 def derive_kek(passphrase: str, kdf: str, params: dict[str, int], salt: bytes) -> bytes:
@@ -85,9 +153,9 @@ class KeyFile:
             obj: dict[str, Any] = json.loads(raw)
             if obj.get("version") != 1:
                 raise UnsupportedRepository("key file has an unknown version")
-            return cls(
+            kf = cls(
                 kdf=str(obj["kdf"]),
-                params={k: int(v) for k, v in obj["params"].items()},
+                params=dict(obj["params"]),
                 salt=bytes.fromhex(obj["salt"]),
                 created=str(obj.get("created", "")),
                 host=str(obj.get("host", "")),
@@ -96,6 +164,14 @@ class KeyFile:
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise IntegrityError(f"key file is malformed: {exc}") from None
+        check_kdf_params(kf.kdf, kf.params)
+        if not SALT_LEN[0] <= len(kf.salt) <= SALT_LEN[1]:
+            raise UnsupportedRepository(
+                f"key file's salt has {len(kf.salt)} bytes, not {SALT_LEN[0]}..{SALT_LEN[1]}"
+            )
+        if len(kf.data) != _WRAPPED_LEN:
+            raise IntegrityError(f"key file's wrapped key has {len(kf.data)} bytes, not {_WRAPPED_LEN}")
+        return kf
 
     def unwrap(self, passphrase: str) -> bytes | None:
         """The master secret, or None when the passphrase does not open this key."""
@@ -122,7 +198,8 @@ def require_passphrase(passphrase: str) -> str:
 def wrap_master(master: bytes, passphrase: str, params: dict[str, int] | None = None) -> KeyFile:
     require_passphrase(passphrase)
     salt = os.urandom(32)
-    p = params or kdf_params_from_env()
+    p = dict(params) if params is not None else new_key_params()
+    check_kdf_params("argon2id", p)
     kek = derive_kek(passphrase, "argon2id", p, salt)
     nonce = os.urandom(12)
     try:

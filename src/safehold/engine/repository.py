@@ -27,7 +27,7 @@ import zstandard
 from safehold.backends.base import Backend, FileType, Handle
 from safehold.engine.crypto import MasterKeys, SessionCache, open_file, seal_file
 from safehold.engine.index import BlobLocation, MasterIndex
-from safehold.engine.keys import KeyFile, require_passphrase, wrap_master
+from safehold.engine.keys import KeyFile, kdf_cost, require_passphrase, wrap_master
 from safehold.engine.lock import Clock, Lock, acquire
 from safehold.engine.memtune import release_memory
 from safehold.engine.pack import BLOB_TYPE_NAMES, TRAILER_LEN, PackedBlob, decode_header, parse_trailer
@@ -121,27 +121,36 @@ def _named_by_hash(name: str) -> Callable[[bytes], bool]:
 
 
 def _find_key(backend: Backend, password: str) -> tuple[str, bytes]:
+    """The key file that opens with ``password`` and the master secret it wraps.
+
+    Key files are tried cheapest first (a planted expensive one costs time only when no other opens);
+    damaged ones and ones with parameters outside this version's bounds are skipped and named when no
+    key opens.
+    """
     require_passphrase(password)
     names = [fi.name for fi in backend.list(FileType.KEY)]
     if not names:
         raise IntegrityError("repository has no key files", hint="The repository is damaged or incomplete.")
-    damaged: list[str] = []
+    unusable: list[str] = []
+    usable: list[tuple[int, str, KeyFile]] = []
     for name in sorted(names):
         raw, intact = load_checked(backend, Handle(FileType.KEY, name), _named_by_hash(name))
         if not intact:
-            damaged.append(name[:16])
+            unusable.append(f"{name[:16]} (damaged)")
             continue
         try:
             kf = KeyFile.from_bytes(raw)
-        except IntegrityError:
-            damaged.append(name[:16])
+        except (IntegrityError, UnsupportedRepository) as exc:
+            unusable.append(f"{name[:16]} ({exc.message})")
             continue
+        usable.append((kdf_cost(kf.kdf, kf.params), name, kf))
+    for _cost, name, kf in sorted(usable, key=lambda x: (x[0], x[1])):
         master = kf.unwrap(password)
         if master is not None:
             return name, master
-    if damaged:
+    if unusable:
         raise IntegrityError(
-            f"no intact key opens with this passphrase; damaged key file(s): {', '.join(damaged)}",
+            f"no intact key opens with this passphrase; unusable key file(s): {'; '.join(unusable)}",
             hint="Try another passphrase of this repository, or put back the keys/ folder from a copy of it.",
         )
     raise WrongPassword("wrong passphrase: no key in the repository opens with it")
@@ -229,10 +238,17 @@ class Repository:
         self.backend.save(Handle(FileType.KEY, name), raw)
         return name
 
-    def list_keys(self) -> list[tuple[str, KeyFile]]:
+    def list_keys(self, unusable: list[tuple[str, str]] | None = None) -> list[tuple[str, KeyFile]]:
+        """The key files, oldest first. A malformed one, or one with parameters outside this version's
+        bounds, raises, or with ``unusable`` given is appended there as ``(name, reason)``."""
         out = []
         for fi in self.backend.list(FileType.KEY):
-            out.append((fi.name, KeyFile.from_bytes(self.backend.load(Handle(FileType.KEY, fi.name)))))
+            try:
+                out.append((fi.name, KeyFile.from_bytes(self.backend.load(Handle(FileType.KEY, fi.name)))))
+            except (IntegrityError, UnsupportedRepository) as exc:
+                if unusable is None:
+                    raise
+                unusable.append((fi.name, exc.message))
         return sorted(out, key=lambda x: x[1].created)
 
     # ---- files -----------------------------------------------------------------------------------
