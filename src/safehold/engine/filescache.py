@@ -10,7 +10,11 @@ One SQLite file per repository (``$XDG_CACHE_HOME/safehold/<repo id>/files.sqlit
   then costs one ``lstat`` per entry and one lookup per folder.
 
 Each row carries a keyed BLAKE3 MAC over all its fields (key from the repository's ``cache`` subkey), so
-a damaged or tampered row is ignored, never trusted. A row is only written, and only trusted, when the
+a damaged or tampered row is ignored, never trusted. The MAC's input is injective: a tag naming the row
+kind and :data:`FORMAT`, the length of every variable-length field and the fixed-width numbers come
+first, then the fields (format 1 bound only the folder's length, so bytes could move between a file's
+name and its blob ids). A cache of another format is emptied when opened, never read; a row whose
+values have the wrong type or range is ignored. A row is only written, and only trusted, when the
 timestamps it relies on are older than the start of the backup that records it: a file modified in the
 same clock tick as the backup could change again without its timestamps moving.
 
@@ -44,6 +48,12 @@ CREATE TABLE IF NOT EXISTS index_files (name TEXT NOT NULL PRIMARY KEY) WITHOUT 
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
 """
 _KEEP_GENERATIONS = 10
+#: Version of the rows and their MACs; a cache of any other version is emptied on open.
+FORMAT = 2
+_FILE_MAC = struct.Struct(">8sIIIQqqQ")  # tag, len(dir), len(name), len(ids), size, mtime, ctime, inode
+_TREE_MAC = struct.Struct(">8sIII")  # tag, len(dir), len(digest), len(tree)
+_FILE_TAG = b"shfile\x00\x02"
+_TREE_TAG = b"shtree\x00\x02"
 #: Expiring old rows scans the tables: done every this many generations.
 _EXPIRE_EVERY = 4
 
@@ -63,6 +73,7 @@ class FilesCache:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.executescript(_SCHEMA)
+        self._upgrade()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._key = key
@@ -82,6 +93,17 @@ class FilesCache:
         self._touched_trees: list[tuple[int, bytes]] = []
         self._purge: list[tuple[bytes, int]] = []
         self.hits = 0
+
+    def _upgrade(self) -> None:
+        """Empty a cache of another format: its rows would not verify (or, worse, be misread)."""
+        row = self._db.execute("SELECT v FROM meta WHERE k='format'").fetchone()
+        if row is not None and row[0] == FORMAT:
+            return
+        self._db.execute("BEGIN")
+        for table in ("files", "trees", "index_files", "meta"):
+            self._db.execute(f"DELETE FROM {table}")  # noqa: S608 (fixed names)
+        self._db.execute("INSERT INTO meta VALUES ('format', ?)", (FORMAT,))
+        self._db.execute("COMMIT")
 
     @classmethod
     def for_repository(cls, repo_id: str, key: bytes, start_ns: int) -> FilesCache | None:
@@ -106,10 +128,10 @@ class FilesCache:
 
     # ---- file rows -------------------------------------------------------------------------------
     def _mac(self, d: bytes, n: bytes, size: int, mtime: int, ctime: int, inode: int, ids: bytes) -> bytes:
+        """A file row's MAC: every length and number first (fixed width), then the byte strings."""
         h = blake3.blake3(key=self._key)
-        h.update(struct.pack(">IQqqQ", len(d), size, mtime, ctime, inode))
+        h.update(_FILE_MAC.pack(_FILE_TAG, len(d), len(n), len(ids), size, mtime, ctime, inode))
         h.update(d)
-        h.update(b"\0")
         h.update(n)
         h.update(ids)
         return h.digest()[:16]
@@ -127,9 +149,12 @@ class FilesCache:
         except sqlite3.Error:
             return out
         for name, size, mtime, ctime, inode, ids, mac, gen in rows:
-            if mtime >= self._start or ctime >= self._start or len(ids) % 32:
-                continue
-            if self._mac(d, name, size, mtime, ctime, inode, ids) != mac:
+            try:
+                if mtime >= self._start or ctime >= self._start or len(ids) % 32:
+                    continue
+                if self._mac(d, name, size, mtime, ctime, inode, ids) != mac:
+                    continue
+            except (TypeError, struct.error):  # a value of the wrong type or range: not a row we wrote
                 continue
             blobs = [ids[i : i + 32] for i in range(0, len(ids), 32)]
             out[name] = (size, mtime, ctime, inode, blobs, self._trusted(gen))
@@ -159,9 +184,9 @@ class FilesCache:
 
     # ---- tree rows -------------------------------------------------------------------------------
     def _tree_mac(self, d: bytes, digest: bytes, tree: bytes) -> bytes:
+        """A tree row's MAC: its lengths first, then the byte strings."""
         h = blake3.blake3(key=self._key)
-        h.update(b"tree\0")
-        h.update(struct.pack(">I", len(d)))
+        h.update(_TREE_MAC.pack(_TREE_TAG, len(d), len(digest), len(tree)))
         h.update(d)
         h.update(digest)
         h.update(tree)
@@ -175,9 +200,12 @@ class FilesCache:
             row = self._db.execute("SELECT digest, tree, mac, gen FROM trees WHERE dir=?", (d,)).fetchone()
         except sqlite3.Error:
             return None
-        if row is None or row[0] != digest or not self._trusted(row[3]):
-            return None
-        if self._tree_mac(d, row[0], row[1]) != row[2]:
+        try:
+            if row is None or row[0] != digest or not self._trusted(row[3]):
+                return None
+            if self._tree_mac(d, row[0], row[1]) != row[2]:
+                return None
+        except (TypeError, struct.error):
             return None
         self._touched_trees.append((self._gen, d))
         return row[1]  # type: ignore[no-any-return]
