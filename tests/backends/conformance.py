@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -186,6 +187,21 @@ class BackendConformance:
         assert [f.name for f in be.list(FileType.CONFIG)] == []
         be.save(Handle(FileType.CONFIG), b"c" * 7)
         assert [(f.name, f.size) for f in be.list(FileType.CONFIG)] == [("config", 7)]
+
+    def test_list_says_when_each_file_was_written(self, be: Backend) -> None:
+        """``FileInfo.mtime`` is the storage's own write time (snapshots show it beside their claimed time)."""
+        started = time.time()
+        names = []
+        for _ in range(2):
+            data = os.urandom(20)
+            be.save(Handle(FileType.SNAPSHOT, hexname(data)), data)
+            names.append(hexname(data))
+        ended = time.time()
+        listed = {f.name: f.mtime for f in be.list(FileType.SNAPSHOT)}
+        assert set(listed) == set(names)
+        for name in names:
+            mtime = listed[name]
+            assert mtime is not None and started - 2 <= mtime <= ended + 2, (mtime, started, ended)
 
     def test_list_of_empty_repository(self, be: Backend) -> None:
         for t in FileType:

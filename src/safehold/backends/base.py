@@ -94,6 +94,9 @@ class FileInfo:
 
     name: str
     size: int
+    #: when the storage says the file was last written (seconds since the epoch); None when unknown.
+    #: Set by list() (stat() may leave it out); the storage, not a writer's claim, decides it.
+    mtime: float | None = None
 
 
 @dataclass(frozen=True)

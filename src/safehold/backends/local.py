@@ -175,7 +175,7 @@ class LocalBackend:
                     continue  # removed while we listed
                 except OSError as e:
                     raise _error(e, "listing", folder) from e
-                yield FileInfo(name, st.st_size)
+                yield FileInfo(name, st.st_size, st.st_mtime)
 
     def remove(self, h: Handle) -> None:
         path = self._path(h)

@@ -7,6 +7,7 @@ a lock, so it is atomic; loads see every completed save).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 from safehold.backends._util import check_handle, check_scratch_name, resolve_range
@@ -24,6 +25,7 @@ class MemoryBackend:
 
     def __init__(self, location: str = "mem:", connections: int = 4) -> None:
         self._files: dict[Handle, bytes] = {}
+        self._mtimes: dict[Handle, float] = {}
         self.cold: set[str] = set()
         self._lock = threading.Lock()
         self._properties = BackendProperties(location=location, connections=connections, local=True)
@@ -44,6 +46,7 @@ class MemoryBackend:
         blob = bytes(data)
         with self._lock:
             self._files[_key(h)] = blob
+            self._mtimes[_key(h)] = time.time()
             if h.type is FileType.DATA and h.cold:
                 self.cold.add(h.name)
             else:
@@ -68,13 +71,18 @@ class MemoryBackend:
 
     def list(self, t: FileType) -> Iterator[FileInfo]:
         with self._lock:
-            found = [FileInfo(h.name or "config", len(b)) for h, b in self._files.items() if h.type is t]
+            found = [
+                FileInfo(h.name or "config", len(b), self._mtimes.get(h))
+                for h, b in self._files.items()
+                if h.type is t
+            ]
         yield from found
 
     def remove(self, h: Handle) -> None:
         check_handle(h)
         with self._lock:
             self._files.pop(_key(h), None)
+            self._mtimes.pop(_key(h), None)
             self.cold.discard(h.name)
 
     def close(self) -> None:

@@ -341,7 +341,9 @@ class S3Backend:
                     elif len(parts) != 1:
                         continue
                     if is_valid_name(parts[-1], t):
-                        found.append(FileInfo(parts[-1], int(obj["Size"])))
+                        modified = obj.get("LastModified")
+                        mtime = modified.timestamp() if modified is not None else None
+                        found.append(FileInfo(parts[-1], int(obj["Size"]), mtime))
         except Exception as e:
             raise self._error(e, f"listing {t.folder}") from e
         yield from found

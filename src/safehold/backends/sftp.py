@@ -446,7 +446,7 @@ class SFTPBackend:
                     if name.startswith(TEMP_PREFIX) or not is_valid_name(name, t):
                         continue
                     if stat.S_ISREG(a.st_mode or 0):
-                        found.append(FileInfo(name, a.st_size or 0))
+                        found.append(FileInfo(name, a.st_size or 0, a.st_mtime))
             return found
 
         yield from self._run(f"listing {t.folder}", run)

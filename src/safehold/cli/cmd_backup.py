@@ -7,9 +7,10 @@ import click
 from safehold.cli.app import App, pass_app
 from safehold.cli.repo_setup import create_repository, write_bootstrap
 from safehold.engine.repository import Repository
-from safehold.engine.util import human_bytes
+from safehold.engine.snapshot import FUTURE_TOLERANCE
+from safehold.engine.util import human_bytes, human_span
 from safehold.errors import PartialResult, RepositoryNotFound, UsageError
-from safehold.operations.backup import BackupOptions, backup_paths
+from safehold.operations.backup import BackupOptions, backup_paths, time_ahead
 
 
 @click.command()
@@ -73,6 +74,13 @@ def backup(
     for f in exclude_files:
         with open(f, encoding="utf-8") as fh:
             patterns += [ln.strip() for ln in fh if ln.strip() and not ln.startswith("#")]
+    ahead = time_ahead(when)
+    if ahead is not None:
+        skipped = ahead > FUTURE_TOLERANCE
+        app.warn(
+            f"warning: --time {when} is {human_span(ahead)} in the future of this machine's clock"
+            + ("; 'latest' will not pick this snapshot until then" if skipped else "")
+        )
     repo = app.open_repo()
     opts = BackupOptions(
         paths=list(paths),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import stat
+from datetime import UTC, datetime
 
 import click
 
 from safehold.cli.app import App, pass_app
 from safehold.engine.tree import DIR, Node
 from safehold.engine.treewalk import find_node, walk
-from safehold.engine.util import human_bytes
+from safehold.engine.util import human_bytes, human_span
 from safehold.operations.diff import configuration_drift, diff_snapshots
 
 
@@ -20,20 +21,42 @@ from safehold.operations.diff import configuration_drift, diff_snapshots
 @pass_app
 def snapshots(app: App, tags: tuple[str, ...], host: str | None) -> None:
     """List snapshots, oldest first. A copy (off-site, 'copy') shows the id it was copied from; either id
-    names it wherever a snapshot is asked for."""
+    names it wherever a snapshot is asked for.
+
+    'Time' is what the snapshot's writer recorded; 'Written' is when the storage says the snapshot file
+    was written (its writer cannot claim it). A snapshot dated more than 10 minutes in the future of this
+    machine's clock is marked and warned about: 'latest' never picks it.
+    """
     repo = app.open_repo()
     snaps = [
         s for s in repo.snapshots() if (not host or s.hostname == host) and all(t in s.tags for t in tags)
     ]
-    lines = [f"{'ID':8}  {'Time':19}  {'Host':16}  {'Tags':16}  Paths"]
+    now = datetime.now(UTC)
+    lines = [f"{'ID':8}  {'Time':19}  {'Written':19}  {'Host':16}  {'Tags':16}  Paths"]
+    rows = []
     for s in snaps:
+        ahead = s.ahead(now)
+        written = s.written_datetime
         lines.append(
-            f"{s.short_id}  {s.datetime.astimezone().strftime('%Y-%m-%d %H:%M:%S')}  {s.hostname[:16]:16}  "
-            f"{','.join(s.tags)[:16]:16}  {', '.join(s.paths)}{'  (partial)' if s.partial else ''}"
+            f"{s.short_id}  {_local(s.datetime)}  {_local(written) if written else '-':19}  "
+            f"{s.hostname[:16]:16}  {','.join(s.tags)[:16]:16}  {', '.join(s.paths)}"
+            + ("  (partial)" if s.partial else "")
             + (f"  (copy of {s.original[:8]})" if s.original else "")
+            + ("  (FUTURE: never latest)" if ahead else "")
         )
+        if ahead:
+            app.warn(
+                f"warning: snapshot {s.short_id} is dated {s.time}, {human_span(ahead)} ahead of this machine's "
+                f"clock (written {written.isoformat(timespec='seconds') if written else 'at an unknown time'}); "
+                "'latest' skips it: name it by its id to use it"
+            )
+        rows.append({**s.to_json(), "future": ahead is not None})
     lines.append(f"{len(snaps)} snapshot(s)")
-    app.emit([s.to_json() for s in snaps], "\n".join(lines))
+    app.emit(rows, "\n".join(lines))
+
+
+def _local(when: datetime) -> str:
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _mode_string(node: Node) -> str:

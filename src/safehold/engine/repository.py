@@ -31,7 +31,7 @@ from safehold.engine.keys import KeyFile, kdf_cost, require_passphrase, wrap_mas
 from safehold.engine.lock import Clock, Lock, acquire
 from safehold.engine.memtune import release_memory
 from safehold.engine.pack import BLOB_TYPE_NAMES, TRAILER_LEN, PackedBlob, decode_header, parse_trailer
-from safehold.engine.snapshot import Snapshot
+from safehold.engine.snapshot import Snapshot, newest
 from safehold.engine.util import sha256_hex
 from safehold.engine.verifier import decode_blob
 from safehold.errors import (
@@ -332,9 +332,12 @@ class Repository:
         return Snapshot.from_bytes(self.load_file(FileType.SNAPSHOT, snap_id), snap_id)
 
     def iter_snapshots(self, errors: list[str] | None = None) -> Iterator[Snapshot]:
+        """Every snapshot, with ``written`` from the storage's listing (see :mod:`safehold.engine.snapshot`)."""
         for fi in self.backend.list(FileType.SNAPSHOT):
             try:
-                yield self.load_snapshot(fi.name)
+                snap = self.load_snapshot(fi.name)
+                snap.written = fi.mtime
+                yield snap
             except (IntegrityError, NotFoundError) as exc:
                 if errors is None:
                     raise
@@ -343,18 +346,36 @@ class Repository:
     def snapshots(self) -> list[Snapshot]:
         return sorted(self.iter_snapshots(), key=lambda s: (s.datetime, s.id))
 
+    def latest(
+        self,
+        accept: Callable[[Snapshot], bool] | None = None,
+        *,
+        none: NotFound | None = None,
+        now: datetime | None = None,
+    ) -> Snapshot:
+        """What ``latest`` means everywhere (:func:`~safehold.engine.snapshot.newest`): the newest snapshot
+        by time (of those ``accept`` takes) that is not dated in the future of this clock. Raises ``none``
+        (or a default NotFound) when there is none; snapshots skipped for their future time are named."""
+        best, future = newest(self.iter_snapshots(), accept, now=now)
+        if best is not None:
+            return best
+        if future:
+            ids = ", ".join(f"{s.short_id} ({s.time})" for s in future[:3])
+            raise NotFound(
+                f"'latest' found only snapshots dated in the future of this machine's clock: {ids}",
+                hint="Check the clocks (this one and the writer's); to use such a snapshot, name it by its id.",
+            )
+        raise none or NotFound("the repository has no snapshots yet", hint="Run 'safehold backup' first.")
+
     def find_snapshot(self, ref: str) -> Snapshot:
-        """Resolve ``latest``, a full id or a unique id prefix (at least 4 characters).
+        """Resolve ``latest`` (:meth:`latest`), a full id or a unique id prefix (at least 4 characters).
 
         A ref that matches no id of this repository is looked up among the ids the snapshots were copied
         from (their ``original``, kept by ``copy`` and off-site copies), so the id a backup printed also
         names its copy in the off-site repository.
         """
         if ref == "latest":
-            snaps = self.snapshots()
-            if not snaps:
-                raise NotFound("the repository has no snapshots yet", hint="Run 'safehold backup' first.")
-            return snaps[-1]
+            return self.latest()
         names = [fi.name for fi in self.backend.list(FileType.SNAPSHOT) if fi.name.startswith(ref)]
         if not names and len(ref) >= 4:  # its own id first; else the id it was copied from
             names = [s.id for s in self.iter_snapshots() if s.original and s.original.startswith(ref)]

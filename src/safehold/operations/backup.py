@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from safehold import __version__
@@ -60,6 +60,15 @@ def snapshot_time(value: str | None) -> str:
     except ValueError:
         raise UsageError(f"--time takes an ISO-8601 time, not {value!r}") from None
     return (dt if dt.tzinfo else dt.astimezone()).astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def time_ahead(value: str | None, now: datetime | None = None) -> timedelta | None:
+    """How far a ``--time`` value lies in the future of this clock; None when it does not (or is None).
+    Raises UsageError for a value that is not ISO-8601, as the backup would."""
+    if value is None:
+        return None
+    ahead = datetime.fromisoformat(snapshot_time(value)) - (now or datetime.now(UTC))
+    return ahead if ahead > timedelta(0) else None
 
 
 def current_user() -> str:

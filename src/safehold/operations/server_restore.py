@@ -304,14 +304,16 @@ def _check_targets(config: Config, req: RestoreRequest) -> dict[str, dict[str, A
 
 
 def latest_profile_snapshot(repo: Repository) -> Snapshot:
-    """The newest snapshot made from components (safety snapshots excluded)."""
-    snaps = [s for s in repo.snapshots() if s.components and "safety" not in s.tags]
-    if not snaps:
-        raise NotFound(
+    """``latest`` among snapshots made from components (safety snapshots excluded): never one dated in
+    the future, so a snapshot with a hostile or mistyped time is restored (and its embedded
+    configuration run) only when named by its id."""
+    return repo.latest(
+        lambda s: bool(s.components) and "safety" not in s.tags,
+        none=NotFound(
             "the repository has no component snapshots",
             hint="Run 'safehold backup --profile P' first, or use 'restore SNAPSHOT --target DIR'.",
-        )
-    return snaps[-1]
+        ),
+    )
 
 
 def resolve_config(repo: Repository, snap: Snapshot, local: Config | None) -> Config:
