@@ -43,15 +43,10 @@ RANK: dict[str, int] = {
 }
 
 #: (importing module prefix, imported module prefix): why the upward import is allowed.
-ALLOWED: dict[tuple[str, str], str] = {
-    ("safehold.sources.", "safehold.config.secrets"): "secret references move to safehold.secrets next",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 #: Import cycles that exist for now, with the reason.
 ALLOWED_CYCLES: dict[frozenset[str], str] = {
     frozenset({"safehold.engine.restorelinks", "safehold.engine.restorer"}): "type-only (RestoreStats)",
-    frozenset({"safehold.sources.mysql", "safehold.sources.mysql_restore"}): "one package per kind next",
-    frozenset({"safehold.sources.saas.calcom", "safehold.sources.saas.calcom_restore"}): "idem",
-    frozenset({"safehold.sources.saas.retell", "safehold.sources.saas.retell_restore"}): "idem",
 }
 #: Importing modules allowed to use another package's private names for now, with the reason.
 ALLOWED_PRIVATE: dict[str, str] = {

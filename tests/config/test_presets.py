@@ -7,7 +7,7 @@ from pathlib import Path
 
 from safehold.config.loader import parse_toml, validate
 from safehold.config.presets import discover_generic, discover_laravel
-from safehold.config.secrets import SecretRef
+from safehold.secrets import SecretRef
 from safehold.sources.files import FilesSource
 from safehold.sources.system import SystemSource
 from tests.config.conftest import HOST, Server

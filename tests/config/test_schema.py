@@ -12,8 +12,8 @@ from pydantic import BaseModel, ValidationError
 from safehold.config.introspect import kind_models, sections
 from safehold.config.loader import ConfigInvalid, load_config, parse_toml, problems, validate
 from safehold.config.schema import Config, parse_duration
-from safehold.config.secrets import SecretRef
 from safehold.errors import ConfigError
+from safehold.secrets import SecretRef
 
 GOOD = """
 version = 1

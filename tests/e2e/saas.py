@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from safehold.sources.saas.retell_restore import AGENT_READONLY, FLOW_READONLY, LLM_READONLY, PHONE_READONLY
+from safehold.sources.saas.retell.restore import AGENT_READONLY, FLOW_READONLY, LLM_READONLY, PHONE_READONLY
 from tests.fakes.saas_calcom import FakeCalcom
 from tests.fakes.saas_retell import FakeRetell
 

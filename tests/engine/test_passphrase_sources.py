@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from safehold import secrets
 from safehold.backends.memory import MemoryBackend
 from safehold.cli.app import App
-from safehold.config import secrets
 from safehold.engine.repository import Repository
 from safehold.errors import EXIT_USAGE, ConfigError, UsageError
 from tests.engine.conftest import PASSWORD, SAFEHOLD

@@ -12,7 +12,7 @@ from safehold.errors import SourceError
 from safehold.sources.base import SourceContext
 from safehold.sources.registry import source_class
 from safehold.sources.saas.calcom import CalcomSource
-from safehold.sources.saas.calcom_restore import event_type_body
+from safehold.sources.saas.calcom.restore import event_type_body
 from tests.fakes.saas_calcom import FakeCalcom
 from tests.fakes.saas_seed import seed_calcom, snapshot_state
 from tests.fakes.saas_server import FakeClock, FakeSaasServer, Request

@@ -13,7 +13,7 @@ from safehold.errors import SourceError
 from safehold.sources.base import SourceContext
 from safehold.sources.registry import source_class
 from safehold.sources.saas.retell import RetellSource
-from safehold.sources.saas.retell_restore import AGENT_READONLY, FLOW_READONLY, LLM_READONLY, PHONE_READONLY
+from safehold.sources.saas.retell.restore import AGENT_READONLY, FLOW_READONLY, LLM_READONLY, PHONE_READONLY
 from tests.fakes.saas_retell import FakeRetell
 from tests.fakes.saas_seed import seed_retell, snapshot_state
 from tests.fakes.saas_server import FakeClock, FakeSaasServer

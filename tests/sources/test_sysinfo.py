@@ -11,7 +11,7 @@ import pytest
 from safehold.errors import SourceError
 from safehold.sources.base import SourceContext
 from safehold.sources.registry import source_class
-from safehold.sources.sysinfo import SystemInfoOptions, SystemInfoSource
+from safehold.sources.system_info import SystemInfoOptions, SystemInfoSource
 
 from .memcomponent import MemoryComponent
 
@@ -161,7 +161,7 @@ def test_os_mismatch_warns(fake: Path) -> None:
 
 
 def test_item_table_matches_option_names() -> None:
-    from safehold.sources.sysinfo import ITEMS
+    from safehold.sources.system_info import ITEMS
 
     assert list(ITEMS) == SystemInfoOptions().collect
     for name, field in SystemInfoOptions.model_fields.items():

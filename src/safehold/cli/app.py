@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 
 from safehold.backends.base import Backend
-from safehold.config.secrets import SecretRef, resolve_passphrase
 from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.repository import Repository
 from safehold.errors import ConfigError, RepositoryNotFound, UsageError
+from safehold.secrets import SecretRef, resolve_passphrase
 
 if TYPE_CHECKING:
     from safehold.config.schema import Config

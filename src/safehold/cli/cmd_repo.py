@@ -12,12 +12,12 @@ import click
 from safehold.backends.base import FileType, Handle
 from safehold.cli.app import App, other_password_env, pass_app
 from safehold.cli.repo_setup import create_repository
-from safehold.config.secrets import SecretRef, resolve_passphrase
 from safehold.engine.crypto import SessionCache
 from safehold.engine.lock import read_locks
 from safehold.engine.repository import RepoConfig
 from safehold.engine.treewalk import load_tree
 from safehold.errors import NotFound, UsageError
+from safehold.secrets import SecretRef, resolve_passphrase
 
 
 @click.command()

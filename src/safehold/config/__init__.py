@@ -1,13 +1,13 @@
 """safehold's configuration: schema, loading and validation, secret references, sample and reference
-generation, discovery presets.
+generation, discovery presets. Secret references (:class:`~safehold.secrets.SecretRef`) live at the bottom
+layer, in :mod:`safehold.secrets`, so that every layer may name and resolve them.
 
 * :mod:`safehold.config.schema` — the pydantic models (:class:`Config` and its tables).
 * :mod:`safehold.config.loader` — :func:`load_config`, :func:`validate`, every problem with its path.
-* :mod:`safehold.config.secrets` — :class:`SecretRef` (env, file, dotenv key, command).
 * :mod:`safehold.config.docgen` — the commented sample and the Markdown reference, both from the schema.
 * :mod:`safehold.config.presets` — ``init --preset laravel|generic`` discovery.
 
-Names are imported lazily so that ``safehold.config.secrets`` (used by every source) stays light.
+Names are imported lazily so that importing one module of this package stays light.
 """
 
 from __future__ import annotations

@@ -28,9 +28,9 @@ from safehold.config.introspect import (
     sections,
 )
 from safehold.config.schema import Component
-from safehold.config.secrets import SecretRef
 from safehold.errors import ConfigError
 from safehold.fsutil import atomic_write
+from safehold.secrets import SecretRef
 
 START = "<!-- config-reference:start -->"
 END = "<!-- config-reference:end -->"

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from safehold.config.schema import Component, Config, Duration
-from safehold.config.secrets import SecretRef
+from safehold.secrets import SecretRef
 from safehold.sources import registry
 
 

@@ -54,6 +54,7 @@ from safehold.config.validation import (
     parse_duration,
 )
 from safehold.sources import registry
+from safehold.sources.base import Source
 
 __all__ = [
     "COLLECT",
@@ -212,7 +213,7 @@ class Config(StrictModel):
         return self
 
     # -------------------------------------------------------------------------------------- use
-    def build_source(self, name: str) -> Any:
+    def build_source(self, name: str) -> Source:
         """Instantiate the registered source class of component ``name`` with its validated Options.
 
         Raises ConfigError for an unknown component name.

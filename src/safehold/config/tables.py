@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from safehold.config.secrets import SecretRef
 from safehold.config.validation import Duration
 from safehold.config.validation import StrictModel as _Model
+from safehold.secrets import SecretRef
 
 _SECRETISH_OPTION = re.compile(r"(password|passphrase|secret|token)", re.I)
 

@@ -34,10 +34,10 @@ from pydantic import BaseModel
 
 from safehold import proc
 from safehold.config.schema import Config
-from safehold.config.secrets import SecretRef
 from safehold.engine.repository import Repository
 from safehold.errors import SafeholdError
 from safehold.operations.permissions import Targets, check_permissions
+from safehold.secrets import SecretRef
 
 #: A side-effect-free GET per SaaS kind: (path, query) of a small list endpoint.
 SAAS_PROBES: dict[str, tuple[str, dict[str, str | int | bool]]] = {
@@ -169,7 +169,9 @@ def _tool(
 
 
 def _mysql(c: _Collector, name: str, o: Any, _source: Any) -> None:
-    from safehold.sources.mysql import CLIENT_TOOLS, DUMP_TOOLS, _conn_from, _query, check_mysql_privileges
+    from safehold.sources.mysql.client import CLIENT_TOOLS, DUMP_TOOLS, check_mysql_privileges
+    from safehold.sources.mysql.client import conn_from as _conn_from
+    from safehold.sources.mysql.client import query as _query
 
     _tool(c, name, [o.dump_tool] if o.dump_tool else DUMP_TOOLS, what="dump tool")
     _tool(c, name, [o.client_tool] if o.client_tool else CLIENT_TOOLS, what="client tool (restore)")
@@ -202,7 +204,7 @@ def _mysql(c: _Collector, name: str, o: Any, _source: Any) -> None:
 
 
 def _postgresql(c: _Collector, name: str, o: Any, _source: Any) -> None:
-    from safehold.sources.postgresql import _conn_from
+    from safehold.sources.postgresql.source import _conn_from
 
     dump = _tool(c, name, [o.pg_dump] if o.pg_dump else ["pg_dump"], what="pg_dump")
     _tool(c, name, [o.pg_restore] if o.pg_restore else ["pg_restore"], what="pg_restore (restore)")
@@ -252,7 +254,7 @@ def _pg_ident(name: str) -> str:
 
 
 def _redis(c: _Collector, name: str, o: Any, _source: Any) -> None:
-    from safehold.sources.redis import _Conn
+    from safehold.sources.redis.source import _Conn
 
     _tool(c, name, [o.redis_cli] if o.redis_cli else ["redis-cli"], what="redis-cli")
     ci = _Conn(o, {})

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from safehold.config.secrets import SecretRef
+from safehold.secrets import SecretRef
 
 
 @dataclass

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from safehold.config.schema import Config
-from safehold.config.secrets import SecretRef
+from safehold.secrets import SecretRef
 
 #: (subject, check, ok, message, hint) of one finding; the doctor turns these into its Findings.
 Report = Callable[[str, str, bool, str, str | None], None]

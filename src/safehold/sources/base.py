@@ -18,10 +18,13 @@ marks the component failed and never records the snapshot as good.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar, Protocol, cast
+
+from pydantic import BaseModel, ConfigDict
 
 
 @dataclass
@@ -121,13 +124,37 @@ class RestoreReport:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-class Source(Protocol):
-    """A kind of data a component can hold. Registered by ``kind`` in :mod:`safehold.sources.registry`."""
+class NoRestoreOptions(BaseModel):
+    """The restore options of a kind that takes none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Source(ABC):
+    """A kind of data a component can hold: one subclass per kind, registered by ``kind`` in
+    :mod:`safehold.sources.registry` (which returns ``type[Source]``, so strict mypy checks every plugin
+    against this contract).
+
+    ``Options`` is the pydantic model of the component's settings (the ``[components.NAME]`` table);
+    ``RestoreOptions`` the model of what a restore may be told (``--set NAME.KEY=VALUE`` and the
+    redirects), read from ``ctx.options`` by :meth:`restore_options`.
+    """
 
     kind: ClassVar[str]
+    Options: ClassVar[type[BaseModel]]
+    RestoreOptions: ClassVar[type[BaseModel]] = NoRestoreOptions
 
+    #: The validated settings; a subclass narrows the type (``options: MySQLOptions``).
+    options: BaseModel
+
+    def __init__(self, name: str, options: BaseModel | Mapping[str, Any]) -> None:
+        self.name = name
+        self.options = options if isinstance(options, self.Options) else self.Options.model_validate(options)
+
+    @abstractmethod
     def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
         """Write the component's data; return its metadata (counts, tool versions, statistics)."""
 
+    @abstractmethod
     def restore(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
         """Restore from ``snap``; with ``ctx.dry_run`` only plan. Raises SourceError on failure."""

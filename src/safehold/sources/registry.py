@@ -1,13 +1,15 @@
-"""The one list of source kinds. A kind maps to ``module:Class``; modules load on first use so that a
-backup of files never imports a database driver. A duplicate kind is an error at import time.
+"""The one list of source kinds. A kind maps to ``package:Class``, one package per kind below
+:mod:`safehold.sources`; packages load on first use so that a backup of files never imports a database
+driver. A duplicate kind is an error at import time. :func:`source_class` returns ``type[Source]``: what
+operations call is the typed contract of :class:`~safehold.sources.base.Source`, never a kind's module.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 from safehold.errors import ConfigError
+from safehold.sources.base import Source
 
 _KINDS: dict[str, str] = {}
 
@@ -27,7 +29,7 @@ for _kind, _target in [
     ("redis", "safehold.sources.redis:RedisSource"),
     ("git", "safehold.sources.git:GitSource"),
     ("system", "safehold.sources.system:SystemSource"),
-    ("system-info", "safehold.sources.sysinfo:SystemInfoSource"),
+    ("system-info", "safehold.sources.system_info:SystemInfoSource"),
     ("command", "safehold.sources.command:CommandSource"),
     ("saas/retell", "safehold.sources.saas.retell:RetellSource"),
     ("saas/calcom", "safehold.sources.saas.calcom:CalcomSource"),
@@ -39,7 +41,7 @@ def kinds() -> list[str]:
     return sorted(_KINDS)
 
 
-def source_class(kind: str) -> Any:
+def source_class(kind: str) -> type[Source]:
     """The class implementing ``kind``; raises ConfigError for an unknown kind."""
     try:
         target = _KINDS[kind]
@@ -47,5 +49,8 @@ def source_class(kind: str) -> Any:
         raise ConfigError(
             f"unknown source kind {kind!r}", hint=f"Known kinds: {', '.join(kinds())}."
         ) from None
-    module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls)
+    module, _, name = target.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    if not (isinstance(cls, type) and issubclass(cls, Source)) or cls.kind != kind:
+        raise TypeError(f"{target} is not the Source subclass of kind {kind!r}")
+    return cls

@@ -9,7 +9,7 @@ from typing import Any
 
 from safehold.config.loader import validate
 from safehold.config.schema import Config
-from safehold.config.secrets import SecretRef
+from safehold.secrets import SecretRef
 from safehold.sources.system import BUILTIN
 
 DEFAULT_REPOSITORY = "/var/backups/safehold"

@@ -18,7 +18,7 @@ from safehold.config.presets.discovery import (
     repository_table,
     system_component,
 )
-from safehold.config.secrets import SecretRef
+from safehold.secrets import SecretRef
 from safehold.sources.system import BUILTIN, SystemOptions
 
 

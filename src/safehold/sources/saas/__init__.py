@@ -16,5 +16,5 @@ Glossary:
 
 Modules: :mod:`.http` (the shared API client: auth, retries, rate limits), :mod:`.common` (JSON files,
 field diffs, the generic plan/apply walk), :mod:`.diff` (:func:`diff_exports` for ``safehold diff``),
-:mod:`.retell` / :mod:`.retell_restore`, :mod:`.calcom` / :mod:`.calcom_restore`.
+and the kind packages :mod:`.retell` (``saas/retell``) and :mod:`.calcom` (``saas/calcom``).
 """

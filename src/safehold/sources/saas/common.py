@@ -26,8 +26,8 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field
 
 from safehold import syntax
-from safehold.config.secrets import SecretRef, resolve_secret
 from safehold.errors import SourceError
+from safehold.secrets import SecretRef, resolve_secret
 from safehold.sources.base import ComponentReader
 
 Action = Literal["unchanged", "update", "create", "missing"]

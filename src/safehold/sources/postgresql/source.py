@@ -1,28 +1,4 @@
-"""The ``postgresql`` source: ``pg_dump`` custom-format dumps streamed into the repository, and restore
-with ``pg_restore``.
-
-Layout of the component folder::
-
-    globals.sql                     pg_dumpall --globals-only (roles, tablespaces) when permitted
-    <db>/dump.pgcustom              pg_dump --format=custom -Z0 (uncompressed: the repository compresses
-                                    and deduplicates; a compressed dump would defeat deduplication)
-    <db>/table_statistics.json      rows and an order-independent md5 per table, and the readable .txt
-
-Consistency: safehold opens a REPEATABLE READ transaction, exports its snapshot
-(``pg_export_snapshot()``) and runs ``pg_dump --snapshot=<it>``; the row counts and checksums are then
-computed in that same transaction, so they describe exactly the data in the dump. Where a snapshot cannot
-be exported (a hot standby before PostgreSQL 10, missing privileges) the statistics are taken right after
-the dump and marked ``"exact": false``.
-
-Checksums: ``md5(string_agg(md5(row::text), '' ORDER BY md5(row::text)))`` per table, with the text
-settings pinned (UTC, ISO dates, extra_float_digits=3, hex bytea) on both backup and restore.
-Globals: ``pg_dumpall --globals-only`` needs a superuser; otherwise ``--no-role-passwords`` is tried, and
-if that is refused too, ``globals`` is recorded as ``"not permitted"`` (the backup goes on).
-The password is passed in ``PGPASSWORD`` to the child only, never in argv; it, the host and the user are
-refused when they hold a line break or NUL (:mod:`safehold.syntax`). pg_dump, pg_restore and pg_dumpall
-read a database name as a connection string when it contains ``=`` (``host=... dbname=...`` would
-redirect them), so names always go to them encoded as ``dbname='<name>'``.
-"""
+"""The ``postgresql`` source (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -37,10 +13,10 @@ from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field
 
 from safehold import proc, syntax
-from safehold.config.secrets import SecretRef, resolve_secret
 from safehold.errors import SourceError
+from safehold.secrets import SecretRef, resolve_secret
 from safehold.sources import dbstats
-from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
+from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, Source, SourceContext
 
 SESSION_SETTINGS = (
     "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; "
@@ -212,17 +188,12 @@ class _Finder:
             self._carry = block[-len(self.needle) :]
 
 
-class PostgreSQLSource:
+class PostgreSQLSource(Source):
     """Dumps PostgreSQL databases with pg_dump (custom format) and restores them with pg_restore."""
 
     kind: ClassVar[str] = "postgresql"
-    Options: ClassVar[type[PostgreSQLOptions]] = PostgreSQLOptions
-
-    def __init__(self, name: str, options: PostgreSQLOptions | dict[str, Any]) -> None:
-        self.name = name
-        self.options = (
-            options if isinstance(options, PostgreSQLOptions) else PostgreSQLOptions.model_validate(options)
-        )
+    Options: ClassVar[type[BaseModel]] = PostgreSQLOptions
+    options: PostgreSQLOptions
 
     def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
         o = self.options

@@ -1,127 +1,15 @@
-"""``saas/retell``: Retell AI voice agents, their LLMs and conversation flows, and phone numbers.
-
-Export layout under the component's folder (one JSON file per object, sorted keys)::
-
-    agents/<agent_id>.json            latest version of each agent
-    agent-versions/<agent_id>.json    all versions (a JSON array), when ``include_versions``
-    llms/<llm_id>.json
-    conversation-flows/<conversation_flow_id>.json
-    phone-numbers/<e164>.json         '+' kept in the file name
-    index.json                        what was exported: ids per kind, counts, list API used
-
-Lists: the current ``POST /v2/list-agents`` (summaries, ``has_more`` / ``pagination_key``; each agent is
-then fetched with ``GET /get-agent/{id}``) or, with ``list_api = "legacy"`` or when the v2 endpoint
-answers 404 under ``"auto"``, the older ``GET /list-agents`` (a plain array of every version, paged by
-``pagination_key`` + ``pagination_key_version`` until an empty page). LLMs, flows and phone numbers are
-listed the same way and fetched one by one, so a file always holds the full object. Conversation flows
-are exported when an agent's ``response_engine.type`` is ``conversation-flow``.
-
-Restore: see :mod:`safehold.sources.saas.retell_restore`.
-"""
+"""The Retell API as the export and the restore use it: :class:`Exporter` lists and fetches every object
+(v2 list endpoints with a fallback to the legacy ones)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
-from pydantic import Field
-
-from safehold.config.secrets import SecretRef
 from safehold.errors import SourceError
-from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
-from safehold.sources.saas.common import SaasOptions, api_key_for, dump_json, file_name
-from safehold.sources.saas.http import ApiClient, Clock, segment
-
-DEFAULT_BASE_URL = "https://api.retellai.com"
-
-
-class RetellOptions(SaasOptions):
-    """Settings of a ``saas/retell`` component."""
-
-    base_url: str = Field(
-        default=DEFAULT_BASE_URL,
-        description="Retell API base URL (change only for a proxy or a test server).",
-        examples=[DEFAULT_BASE_URL],
-    )
-    list_api: Literal["auto", "v2", "legacy"] = Field(
-        default="auto",
-        description="Which list endpoints to use: 'v2' (POST /v2/list-agents ...), 'legacy' (GET "
-        "/list-agents ...), or 'auto' (v2, falling back to legacy when v2 answers 404).",
-        examples=["auto"],
-    )
-    page_size: int = Field(
-        default=1000,
-        ge=1,
-        le=1000,
-        description="Items requested per page of a list call (the service may return fewer).",
-        examples=[1000],
-    )
-    include_versions: bool = Field(
-        default=True,
-        description="Also export every version of each agent to agent-versions/<agent_id>.json.",
-        examples=[True],
-    )
-
-
-class RetellSource:
-    """Export and restore a Retell AI account's agents, LLMs, conversation flows and phone numbers."""
-
-    kind: ClassVar[str] = "saas/retell"
-    Options: ClassVar[type[RetellOptions]] = RetellOptions
-
-    def __init__(self, name: str, options: RetellOptions, *, clock: Clock | None = None) -> None:
-        self.name = name
-        self.options = options
-        self._clock = clock
-
-    def client(
-        self, base_url: str | None = None, api_key: SecretRef | dict[str, Any] | None = None
-    ) -> ApiClient:
-        """An API client for this account (or for ``base_url`` / ``api_key`` reference overrides); the
-        key is checked for the HTTP header it goes into before any request."""
-        return ApiClient(
-            service="Retell",
-            base_url=base_url or self.options.base_url,
-            api_key=api_key_for(self.name, api_key or self.options.api_key),
-            timeout=self.options.timeout,
-            max_retries=self.options.max_retries,
-            clock=self._clock,
-        )
-
-    def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
-        """Export every object; return counts, the base URL, the list API used and timings."""
-        started = time.monotonic()
-        with self.client() as api:
-            exporter = Exporter(api, self.options)
-            files, index = exporter.run()
-        if not files and not self.options.allow_empty:
-            raise SourceError(
-                f"Retell export of {self.name} produced no objects at all",
-                hint="Check that the API key belongs to the right workspace, or set allow_empty = true.",
-            )
-        for path in sorted(files):
-            out.add_bytes(path, files[path])
-        out.add_bytes("index.json", dump_json(index))
-        counts = index["counts"]
-        line = ", ".join(f"{n} {kind}" for kind, n in counts.items())
-        out.log(f"retell: exported {line} from {api.base_url}")
-        ctx.log(f"{self.name}: exported {line}")
-        return {
-            "service": "retell",
-            "base_url": api.base_url,
-            "list_api": index["list_api"],
-            "counts": counts,
-            "requests": api.requests,
-            "retries": api.retries,
-            "duration_s": round(time.monotonic() - started, 3),
-        }
-
-    def restore(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
-        """Plan (``ctx.dry_run``) or plan and apply; ``ctx.options`` may override base_url / api_key."""
-        from safehold.sources.saas.retell_restore import restore
-
-        return restore(self, snap, ctx)
+from safehold.sources.saas.common import dump_json, file_name
+from safehold.sources.saas.http import ApiClient, segment
+from safehold.sources.saas.retell.options import RetellOptions
 
 
 class Exporter:

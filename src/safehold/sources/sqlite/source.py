@@ -1,24 +1,4 @@
-"""The ``sqlite`` source: a consistent copy of a live SQLite database, and its restore.
-
-Backup: SQLite's online backup API (``sqlite3.Connection.backup``) copies the database in one step while
-holding a read transaction, so the copy is a consistent point-in-time image even while other processes
-write (in WAL mode writers are not blocked; in rollback-journal mode they wait for the copy). The backup
-API writes to a database file, so **the copy needs a temporary file** in a private directory (mode
-0700, removed afterwards): its size is the database's size. The copy is then checked
-(``PRAGMA integrity_check``), its tables are counted, and it is streamed into the repository.
-``Connection.serialize()`` would avoid the file but holds the whole database in memory, which is not
-bounded; the temporary file is the safer choice.
-
-Layout::
-
-    <file name>                 the consistent copy (e.g. ``app.sqlite3``)
-    table_statistics.json/.txt  integrity check result, page size/count, rows per table
-
-Restore (``ctx.options["path"]`` to restore elsewhere): refuses an existing file unless ``ctx.force``;
-writes a temporary file beside the target, verifies it (integrity check, row counts), then renames it
-into place and removes a stale ``-wal``/``-shm`` of the old file (which would otherwise be applied to
-the new one). Stop the application that uses the database first.
-"""
+"""The ``sqlite`` source (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -33,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from safehold.errors import SourceError
 from safehold.fsutil import AtomicFile, private_dir
 from safehold.sources import dbstats
-from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
+from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, Source, SourceContext
 
 
 class SQLiteOptions(BaseModel):
@@ -76,17 +56,12 @@ def inspect_database(path: Path) -> dict[str, Any]:
         conn.close()
 
 
-class SQLiteSource:
+class SQLiteSource(Source):
     """Consistent copies of a live SQLite database through the online backup API."""
 
     kind: ClassVar[str] = "sqlite"
-    Options: ClassVar[type[SQLiteOptions]] = SQLiteOptions
-
-    def __init__(self, name: str, options: SQLiteOptions | dict[str, Any]) -> None:
-        self.name = name
-        self.options = (
-            options if isinstance(options, SQLiteOptions) else SQLiteOptions.model_validate(options)
-        )
+    Options: ClassVar[type[BaseModel]] = SQLiteOptions
+    options: SQLiteOptions
 
     def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
         src_path = Path(self.options.path)

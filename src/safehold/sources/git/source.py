@@ -1,25 +1,4 @@
-"""The ``git`` source: a repository's state as text, optionally with a full bundle of its history.
-
-Files in the component's folder:
-
-* ``head.txt`` — line 1: ``ref: refs/heads/<branch>`` (or ``detached``), line 2: the HEAD commit id
-  (empty for an unborn branch);
-* ``status.txt`` (``git status --porcelain=v1 --branch``; a note for a bare repository), ``log.txt``
-  (the last ``log_limit`` commits of HEAD), ``branches.txt`` and ``tags.txt`` (``<id> TAB <ref>`` lines),
-  ``stash.txt`` (``stash@{n} TAB <id> TAB <message>``);
-* ``remotes.txt`` — ``<name> TAB <url> TAB (fetch|push)`` lines, credentials removed from every URL
-  (:func:`strip_credentials`);
-* ``repo.bundle`` (with ``bundle = true``) — ``git bundle create - --all`` streamed from git's stdout.
-
-Restore with a bundle recreates the repository at its path (or below ``ctx.options["target_root"]``):
-every ref of the bundle (branches, remote-tracking branches, tags, the newest stash), HEAD on the original
-branch, the work tree checked out and the remotes set back (without credentials). It refuses a target
-that exists and is not empty. Without a bundle the text files are written to ``<path>.git-state/`` and
-the report says the code must be cloned from the remote.
-
-Backups are read-only: git runs with ``GIT_OPTIONAL_LOCKS=0`` (no index refresh) and, because safehold
-usually runs as root on a repository owned by the web user, with ``safe.directory`` allowing it.
-"""
+"""The ``git`` source (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -34,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from safehold import proc
 from safehold.errors import SourceError
-from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
+from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, Source, SourceContext
 
 TEXT_FILES = ("head.txt", "status.txt", "log.txt", "branches.txt", "tags.txt", "stash.txt", "remotes.txt")
 BUNDLE = "repo.bundle"
@@ -109,15 +88,12 @@ def _git_argv(repo: Path, *args: str) -> list[str]:
     return ["git", "-c", "safe.directory=*", "-c", "core.quotepath=off", "-C", str(repo), *args]
 
 
-class GitSource:
+class GitSource(Source):
     """Repository state as text files, plus an optional bundle of every ref."""
 
     kind: ClassVar[str] = "git"
-    Options = GitOptions
-
-    def __init__(self, name: str, options: GitOptions) -> None:
-        self.name = name
-        self.options = options
+    Options: ClassVar[type[BaseModel]] = GitOptions
+    options: GitOptions
 
     def _git(self, repo: Path, *args: str, check: bool = True) -> str:
         """Run git in ``repo``; its stdout as text. Raises SourceError on a non-zero exit when ``check``."""

@@ -1,33 +1,4 @@
-"""The ``system`` source: configuration of the services an application server runs on.
-
-Collectors and their default paths (glob patterns relative to ``root``; an empty list disables one):
-
-==============  ==================================================================================
-nginx           ``etc/nginx``
-php_fpm         ``etc/php/*/fpm``
-supervisor      ``etc/supervisor``
-cron            ``var/spool/cron/crontabs/*`` (every user that has one), ``etc/crontab``, ``etc/cron.*``
-redis           ``etc/redis``
-systemd         ``etc/systemd/system``
-letsencrypt     ``etc/letsencrypt/{live,archive,renewal,accounts,renewal-hooks}``
-==============  ==================================================================================
-
-``extra`` adds collectors of your own (``{"php_cli": ["etc/php/*/cli"]}``). ``accounts`` is collected
-besides ``live``/``archive``/``renewal`` because certbot cannot renew without the ACME account key.
-
-Layout in the component's folder: every match goes in under ``<collector>/<path relative to root>``.
-A directory is stored with ``out.add_tree`` (the engine keeps modes, owners and symlinks, so
-``live/`` keeps pointing into ``archive/``); a single file (a user's crontab) with ``out.add_stream``,
-its mode, owner (uid and name), mtime and parent folder's metadata recorded in ``manifest.json``;
-a top-level symlink is recorded in the manifest only. A pattern that matches nothing is recorded as
-missing, not a failure; an unreadable match fails the component (fail closed).
-
-Restore recreates every item below the original root or ``ctx.options["target_root"]`` (only the
-collectors named in ``ctx.options["collectors"]`` when that list is given). Dry run lists
-each file that would be created or overwritten. Single files get their mode, owner (by name when that
-user exists on this machine, else by uid) and mtime back; owners need root, otherwise a warning says
-they were not restored. The report's ``details["next_steps"]`` names the reloads the services need.
-"""
+"""The ``system`` source (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -45,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from safehold.engine.tree import path_problem
 from safehold.errors import SourceError
 from safehold.fsutil import atomic_write
-from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
+from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, Source, SourceContext
 
 MANIFEST = "manifest.json"
 MAX_LISTED = 20000
@@ -178,15 +149,12 @@ def _listing(top: Path) -> tuple[list[str], int]:
     return names, files
 
 
-class SystemSource:
+class SystemSource(Source):
     """Service configuration trees and crontabs, restorable in place or below another root."""
 
     kind: ClassVar[str] = "system"
-    Options = SystemOptions
-
-    def __init__(self, name: str, options: SystemOptions) -> None:
-        self.name = name
-        self.options = options
+    Options: ClassVar[type[BaseModel]] = SystemOptions
+    options: SystemOptions
 
     # ---------------------------------------------------------------------------------------- backup
     def _matches(self, root: Path, pattern: str) -> list[Path]:

@@ -1,20 +1,16 @@
-"""The ``files`` source: file trees with all their metadata.
-
-Each configured path is stored below the component's folder under its absolute path without the leading
-slash (``/var/www/app`` -> ``<component>/var/www/app``), so that several paths fit in one component and a
-restore knows where each goes. Restore puts every stored path back under ``target_root`` (default ``/``).
-"""
+"""The ``files`` source (see the package docstring)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from safehold.errors import SourceError
-from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, SourceContext
+from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, Source, SourceContext
 
 
 class FilesOptions(BaseModel):
@@ -41,13 +37,13 @@ class FilesOptions(BaseModel):
     )
 
 
-class FilesSource:
+class FilesSource(Source):
     kind: ClassVar[str] = "files"
-    Options: ClassVar[type[FilesOptions]] = FilesOptions
+    Options: ClassVar[type[BaseModel]] = FilesOptions
+    options: FilesOptions
 
-    def __init__(self, name: str, options: FilesOptions | dict[str, Any]) -> None:
-        self.name = name
-        self.options = options if isinstance(options, FilesOptions) else FilesOptions.model_validate(options)
+    def __init__(self, name: str, options: FilesOptions | Mapping[str, Any]) -> None:
+        super().__init__(name, options)
         for p in self.options.paths:
             if not os.path.isabs(p):
                 raise SourceError(f"component {name}: path {p!r} is not absolute")

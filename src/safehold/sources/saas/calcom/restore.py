@@ -22,16 +22,19 @@ is reported as ``missing``.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from safehold.errors import SourceError
+from safehold.secrets import SecretRef
 from safehold.sources.base import ComponentReader, RestoreReport, SourceContext
-from safehold.sources.saas.calcom import EVENT_TYPES_VERSION, SCHEDULES_VERSION, CalApi
+from safehold.sources.saas.calcom.client import CalApi
+from safehold.sources.saas.calcom.options import EVENT_TYPES_VERSION, SCHEDULES_VERSION, CalcomOptions
 from safehold.sources.saas.common import IdMap, Obj, ObjectKind, plan_and_apply, read_objects, summarize
-from safehold.sources.saas.http import segment
+from safehold.sources.saas.http import ApiClient, segment
 
-if TYPE_CHECKING:
-    from safehold.sources.saas.calcom import CalcomSource
+#: Opens an API client, optionally for another base URL or key reference (the source's ``client``).
+OpenClient = Callable[[str | None, SecretRef | dict[str, Any] | None], ApiClient]
 
 EVENT_TYPE_READONLY = frozenset(
     {
@@ -85,19 +88,21 @@ def schedule_body(obj: Obj) -> Obj:
     return {k: copy.deepcopy(obj[k]) for k in SCHEDULE_FIELDS if k in obj}
 
 
-def restore(source: CalcomSource, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+def restore(
+    component: str, options: CalcomOptions, open_client: OpenClient, snap: ComponentReader, ctx: SourceContext
+) -> RestoreReport:
     """Plan and (unless ``ctx.dry_run``) apply; see the module docstring for what is restored."""
     saved = _saved(snap)
     if not any(saved.values()):
         raise SourceError(
-            f"the snapshot's {source.name} folder holds no Cal.com export",
+            f"the snapshot's {component} folder holds no Cal.com export",
             hint="Pick a snapshot in which this component's backup succeeded ('safehold snapshots').",
         )
-    base_url = str(ctx.options.get("base_url") or source.options.base_url)
+    base_url = str(ctx.options.get("base_url") or options.base_url)
     api_key = ctx.options.get("api_key")
-    with source.client(base_url, api_key) as client:
+    with open_client(base_url, api_key) as client:
         entries, ids = plan_and_apply(_kinds(CalApi(client)), saved, dry_run=ctx.dry_run, log=ctx.log)
-    report = RestoreReport(component=source.name)
+    report = RestoreReport(component=component)
     report.actions = [e.line() for e in entries]
     for e in entries:
         if e.action == "missing":

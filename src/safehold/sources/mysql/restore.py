@@ -18,26 +18,24 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from safehold import proc, syntax
 from safehold.errors import SourceError
 from safehold.sources import dbstats
 from safehold.sources.base import ComponentReader, RestoreReport, SourceContext
-from safehold.sources.mysql import (
+from safehold.sources.mysql.client import (
     CLIENT_TOOLS,
     PACKAGE,
-    _base_tables,
-    _checksums,
-    _conn_from,
-    _q,
-    _query,
-    _row_counts,
-    definer_filter,
+    base_tables,
+    checksums,
+    conn_from,
+    query,
+    quote,
+    row_counts,
 )
-
-if TYPE_CHECKING:
-    from safehold.sources.mysql import MySQLSource
+from safehold.sources.mysql.options import MySQLOptions
 
 
 def _targets(name: str, snap: ComponentReader, ctx: SourceContext) -> dict[str, str]:
@@ -61,25 +59,25 @@ def _targets(name: str, snap: ComponentReader, ctx: SourceContext) -> dict[str, 
     return mapping
 
 
-def restore_mysql(source: MySQLSource, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+def restore_mysql(
+    component: str, options: MySQLOptions, snap: ComponentReader, ctx: SourceContext
+) -> RestoreReport:
     """Restore the dumps of ``snap`` according to ``ctx`` (see the module docstring)."""
-    report = RestoreReport(component=source.name)
-    mapping = _targets(source.name, snap, ctx)
+    report = RestoreReport(component=component)
+    mapping = _targets(component, snap, ctx)
     for name in {*mapping, *mapping.values()}:  # stored names and options, on their way into argv
-        syntax.check(name, syntax.ARGUMENT, what=f"component {source.name}: database name {name!r}")
-    ci = _conn_from(source.options, ctx.options, owner=f"component {source.name}")
-    client = proc.find_tool(
-        [source.options.client_tool] if source.options.client_tool else CLIENT_TOOLS, package=PACKAGE
-    )
+        syntax.check(name, syntax.ARGUMENT, what=f"component {component}: database name {name!r}")
+    ci = conn_from(options, ctx.options, owner=f"component {component}")
+    client = proc.find_tool([options.client_tool] if options.client_tool else CLIENT_TOOLS, package=PACKAGE)
     conn = ci.connect()
     try:
         plans: list[tuple[str, str, dict[str, Any], bool]] = []
         for dumped, target in mapping.items():
             stats = json.loads(snap.read_bytes(f"{dumped}/table_statistics.json"))
             exists = bool(
-                _query(conn, "SELECT 1 FROM information_schema.schemata WHERE schema_name=%s", (target,))
+                query(conn, "SELECT 1 FROM information_schema.schemata WHERE schema_name=%s", (target,))
             )
-            nonempty = exists and bool(_base_tables(conn, target))
+            nonempty = exists and bool(base_tables(conn, target))
             if nonempty and not ctx.force:
                 raise SourceError(
                     f"database {target} on {ci.where} is not empty",
@@ -133,12 +131,12 @@ def _restore_one(
     exists: bool,
 ) -> dict[str, Any]:
     if exists and ctx.force:
-        _query(conn, f"DROP DATABASE {_q(target)}")
+        query(conn, f"DROP DATABASE {quote(target)}")
     charset = stats.get("charset") or "utf8mb4"
     collation = stats.get("collation") or "utf8mb4_general_ci"
     if not (re.fullmatch(r"\w+", charset) and re.fullmatch(r"\w+", collation)):
         raise SourceError(f"bad character set {charset!r} / collation {collation!r} in table_statistics.json")
-    _query(conn, f"CREATE DATABASE IF NOT EXISTS {_q(target)} CHARACTER SET {charset} COLLATE {collation}")
+    query(conn, f"CREATE DATABASE IF NOT EXISTS {quote(target)} CHARACTER SET {charset} COLLATE {collation}")
     chunks = snap.open_stream(f"{dumped}/full_dump.sql")
     if ctx.options.get("strip_definers"):
         chunks = definer_filter(chunks)
@@ -155,11 +153,26 @@ def _restore_one(
     )
     detail: dict[str, Any] = {"bytes": res.size, "seconds": round(res.seconds, 3), "problems": []}
     if ctx.options.get("verify", True):
-        tables = _base_tables(conn, target)
-        rows = _row_counts(conn, target, tables)
+        tables = base_tables(conn, target)
+        rows = row_counts(conn, target, tables)
         want_sums = any(t.get("checksum_exact") for t in stats["tables"].values())
-        sums = _checksums(conn, target, tables) if want_sums else None
+        sums = checksums(conn, target, tables) if want_sums else None
         detail["problems"] = dbstats.compare(stats["tables"], rows, sums)
         detail["rows"] = rows
         detail["verified_tables"] = len(stats["tables"])
     return detail
+
+
+def definer_filter(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """``chunks`` of a dump with every ``DEFINER=`user`@`host``` clause removed (so a restore as a
+    user without SUPER / SET USER creates routines, triggers, events and views as itself)."""
+    pattern = re.compile(rb"DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*`\s*")
+    partial = b""
+    for chunk in chunks:
+        data = partial + chunk
+        cut = data.rfind(b"\n") + 1
+        partial = data[cut:]
+        if cut:
+            yield pattern.sub(b"", data[:cut])
+    if partial:
+        yield pattern.sub(b"", partial)

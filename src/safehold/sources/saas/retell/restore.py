@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from safehold.errors import SourceError
+from safehold.secrets import SecretRef
 from safehold.sources.base import ComponentReader, RestoreReport, SourceContext
 from safehold.sources.saas.common import (
     IdMap,
@@ -39,10 +40,11 @@ from safehold.sources.saas.common import (
     summarize,
 )
 from safehold.sources.saas.http import ApiClient, segment
-from safehold.sources.saas.retell import Exporter
+from safehold.sources.saas.retell.client import Exporter
+from safehold.sources.saas.retell.options import RetellOptions
 
-if TYPE_CHECKING:
-    from safehold.sources.saas.retell import RetellSource
+#: Opens an API client, optionally for another base URL or key reference (the source's ``client``).
+OpenClient = Callable[[str | None, SecretRef | dict[str, Any] | None], ApiClient]
 
 AGENT_READONLY = frozenset(
     {"agent_id", "version", "is_published", "last_modification_timestamp", "base_version", "assigned_tags"}
@@ -62,21 +64,23 @@ PHONE_READONLY = frozenset(
 FOLDERS = ("llms", "conversation-flows", "agents", "phone-numbers")
 
 
-def restore(source: RetellSource, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+def restore(
+    component: str, options: RetellOptions, open_client: OpenClient, snap: ComponentReader, ctx: SourceContext
+) -> RestoreReport:
     """Plan and (unless ``ctx.dry_run``) apply; see the module docstring for what is restored."""
     saved = {folder: read_objects(snap, folder) for folder in FOLDERS}
     if not any(saved.values()):
         raise SourceError(
-            f"the snapshot's {source.name} folder holds no Retell export",
+            f"the snapshot's {component} folder holds no Retell export",
             hint="Pick a snapshot in which this component's backup succeeded ('safehold snapshots').",
         )
-    base_url = str(ctx.options.get("base_url") or source.options.base_url)
+    base_url = str(ctx.options.get("base_url") or options.base_url)
     api_key = ctx.options.get("api_key")
-    with source.client(base_url, api_key) as api:
+    with open_client(base_url, api_key) as api:
         entries, ids = plan_and_apply(
-            _kinds(api, Exporter(api, source.options)), saved, dry_run=ctx.dry_run, log=ctx.log
+            _kinds(api, Exporter(api, options)), saved, dry_run=ctx.dry_run, log=ctx.log
         )
-    report = RestoreReport(component=source.name)
+    report = RestoreReport(component=component)
     report.actions = [e.line() for e in entries]
     write_only = _write_only(saved["phone-numbers"])
     report.warnings.extend(w["message"] for w in write_only)

@@ -1,0 +1,40 @@
+"""The ``mysql`` source (MySQL and MariaDB): streamed mariadb-dump/mysqldump dumps and their restore.
+
+Layout of the component folder, per database ``<db>``::
+
+    <db>/full_dump.sql            mariadb-dump --single-transaction --routines --triggers --events --hex-blob
+    <db>/schema_only.sql          the same without data (a separate, later run)
+    <db>/table_statistics.json    rows per table as read from full_dump.sql itself, checksums (see below)
+    <db>/table_statistics.txt     the same, readable
+    <db>/tables/<table>.tsv       chosen tables as readable text (``text_exports``)
+
+Consistency of the statistics: the row counts are counted *in the dump stream* while it passes into the
+repository, so they describe exactly what ``full_dump.sql`` contains. ``CHECKSUM TABLE`` runs on the live
+server right before and right after the dump; when both agree the table did not change during the dump
+and the checksum is recorded with ``checksum_exact: true`` (a restore must reproduce it); otherwise it is
+kept for information only. The schema-only dump and text exports are separate, later reads.
+
+Privileges (MariaDB 10.11, measured): ``SELECT, SHOW VIEW, TRIGGER, EVENT`` on the database and
+``SELECT ON mysql.proc``. Without SHOW VIEW or EVENT the dump fails; without TRIGGER or mysql.proc it
+*silently* omits triggers or routines, so a backup checks these first and fails closed
+(:func:`check_mysql_privileges` is what ``safehold doctor`` prints). LOCK TABLES, RELOAD and PROCESS are
+not needed with ``--single-transaction --no-tablespaces``.
+
+The password never appears in argv: the dump and client programs read it from a private option file,
+created mode 0600 in a private directory and deleted afterwards. It is passed as ``--defaults-file=``
+(the first argument), so it is the *only* option file they read: no ``/etc/mysql/my.cnf``, no
+``~/.my.cnf``, the same settings pymysql uses. Every value written into it (user, password, host, socket)
+is refused when it holds a line break or NUL (:mod:`safehold.syntax`): a password from a web-writable
+``.env`` must never add options such as ``plugin-dir`` or ``default-auth``. Database names follow ``--``
+on the command line, so a name starting with ``-`` is never read as an option.
+
+Modules: :mod:`.options` (:class:`MySQLOptions`), :mod:`.client` (connection, option file, queries,
+privileges), :mod:`.source` (:class:`MySQLSource`: backup), :mod:`.restore` (load and verify).
+"""
+
+from safehold.sources.mysql.client import check_mysql_privileges
+from safehold.sources.mysql.options import MySQLOptions
+from safehold.sources.mysql.restore import definer_filter
+from safehold.sources.mysql.source import MySQLSource
+
+__all__ = ["MySQLOptions", "MySQLSource", "check_mysql_privileges", "definer_filter"]

@@ -1,0 +1,36 @@
+"""The ``system`` source: configuration of the services an application server runs on.
+
+Collectors and their default paths (glob patterns relative to ``root``; an empty list disables one):
+
+==============  ==================================================================================
+nginx           ``etc/nginx``
+php_fpm         ``etc/php/*/fpm``
+supervisor      ``etc/supervisor``
+cron            ``var/spool/cron/crontabs/*`` (every user that has one), ``etc/crontab``, ``etc/cron.*``
+redis           ``etc/redis``
+systemd         ``etc/systemd/system``
+letsencrypt     ``etc/letsencrypt/{live,archive,renewal,accounts,renewal-hooks}``
+==============  ==================================================================================
+
+``extra`` adds collectors of your own (``{"php_cli": ["etc/php/*/cli"]}``). ``accounts`` is collected
+besides ``live``/``archive``/``renewal`` because certbot cannot renew without the ACME account key.
+
+Layout in the component's folder: every match goes in under ``<collector>/<path relative to root>``.
+A directory is stored with ``out.add_tree`` (the engine keeps modes, owners and symlinks, so
+``live/`` keeps pointing into ``archive/``); a single file (a user's crontab) with ``out.add_stream``,
+its mode, owner (uid and name), mtime and parent folder's metadata recorded in ``manifest.json``;
+a top-level symlink is recorded in the manifest only. A pattern that matches nothing is recorded as
+missing, not a failure; an unreadable match fails the component (fail closed).
+
+Restore recreates every item below the original root or ``ctx.options["target_root"]`` (only the
+collectors named in ``ctx.options["collectors"]`` when that list is given). Dry run lists
+each file that would be created or overwritten. Single files get their mode, owner (by name when that
+user exists on this machine, else by uid) and mtime back; owners need root, otherwise a warning says
+they were not restored. The report's ``details["next_steps"]`` names the reloads the services need.
+
+Modules: :mod:`.source`.
+"""
+
+from safehold.sources.system.source import BUILTIN, SystemOptions, SystemSource
+
+__all__ = ["BUILTIN", "SystemOptions", "SystemSource"]
