@@ -22,6 +22,7 @@ output and exit codes in one place (``safehold.cli.main``); nothing else prints 
     │   ├── NotFoundError                  a file is missing from storage
     │   └── ColdStorageError               data in an archive class that needs a thaw first
     ├── SourceError                        a component's source failed (dump tool, API, ...)
+    │   └── RestoreRefused                 a restore would replace existing data without --force
     ├── NotFound                           a snapshot, path or key the user named does not exist
     ├── PartialResult                  3   the operation finished but some items could not be read
     └── Interrupted                    130 SIGINT / SIGTERM
@@ -158,6 +159,14 @@ class ColdStorageError(BackendError):
 
 class SourceError(SafeholdError):
     default_hint = "See the backup log for the source's own error output."
+
+
+class RestoreRefused(SourceError):
+    """A restore that would replace existing data (a non-empty database, an existing file, keys that
+    exist) and was not given ``--force``. The message names what exists ("database app on
+    127.0.0.1:3306 is not empty"); restore plans show it as "refused: MESSAGE; --force replaces it"."""
+
+    default_hint = "Pass --force to replace it, or restore to another place."
 
 
 class NotFound(SafeholdError):

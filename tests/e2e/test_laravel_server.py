@@ -202,6 +202,14 @@ def test_restore_refuses_to_overwrite_a_live_database_without_force(
     assert r.code == 0, r
     plan = r.json()
     assert plan["dry_run"] is True
-    assert "not empty" in " ".join(plan["components"]["database"]["warnings"])
-    assert "already exist" in " ".join(plan["components"]["redis"]["warnings"])
+    refused = plan["components"]["database"]["refused"]
+    assert refused.startswith("refused: database ") and refused.endswith("is not empty; --force replaces it")
+    assert "keys already exist on " in plan["components"]["redis"]["refused"]
+    r = cli("--config", str(s.config), "restore", "all", "--dry-run")
+    assert "(nothing to do)" not in r.out and "refused: database " in r.out
+    # without --force the restore does not start: nothing is changed, no safety snapshot is taken
+    before = cli("--config", str(s.config), "--json", "snapshots").json()
+    r = cli("--config", str(s.config), "restore", "all", "--yes")
+    assert r.code == 1 and "restore refused, nothing was changed" in r.err
+    assert cli("--config", str(s.config), "--json", "snapshots").json() == before
     assert os.path.isfile(s.app / ".env")

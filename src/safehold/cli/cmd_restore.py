@@ -216,35 +216,52 @@ def _restore_files(
 
 
 def _restore_components(app: App, req: object, snapshot_ref: str, yes: bool, cold: ThawOptions) -> None:
+    from safehold.operations.latest import LatestChoice, choose_latest
     from safehold.operations.server_restore import (
         RestoreRequest,
+        ServerRestoreResult,
         execute_restore,
-        latest_profile_snapshot,
         plan_restore,
+        raise_refusals,
         resolve_config,
+        safety_components,
     )
 
     assert isinstance(req, RestoreRequest)
     repo = app.open_repo()
-    snap = latest_profile_snapshot(repo) if snapshot_ref == "latest" else repo.find_snapshot(snapshot_ref)
+    choice: LatestChoice | None = None
+    if snapshot_ref == "latest":
+        choice = choose_latest(repo, req.components)
+        snap = choice.snapshot
+    else:
+        snap = repo.find_snapshot(snapshot_ref)
     wanted = None if "all" in req.components else [*req.components, CONFIG_FILE]
     prepare(repo, packs_for(repo, snap, wanted), cold, app.info)  # before anything is read or planned
     config = resolve_config(repo, snap, app.config())
     items = plan_restore(repo, snap, config, req)
+    safety = safety_components(config, items, req)
     lines = [f"Restore plan for snapshot {snap.short_id} ({snap.time[:19]}, host {snap.hostname}):"]
+    if choice is not None:
+        lines += choice.lines()
     for i, item in enumerate(items, 1):
         lines.append(f"{i}. {item.name} ({item.kind})")
-        lines += [f"     {a}" for a in item.plan.actions] or ["     (nothing to do)"]
+        if item.refused:
+            lines.append(f"     {item.refused}")
+        else:
+            lines += [f"     {a}" for a in item.plan.actions] or ["     (nothing to do)"]
         lines += [f"     warning: {w}" for w in item.plan.warnings]
-    if req.safety_snapshot and not req.dry_run:
-        lines.append("A safety snapshot of what will be replaced is taken first (tag 'safety').")
+    if safety:
+        lines.append(
+            f"A safety snapshot of what will be replaced ({', '.join(safety)}) "
+            f"{'would be' if req.dry_run else 'is'} taken first (tag 'safety')."
+        )
+    extra = {"latest": choice.as_dict() if choice else None, "safety_snapshot_of": safety}
     if req.dry_run:
-        from safehold.operations.server_restore import ServerRestoreResult
-
-        app.emit(ServerRestoreResult(snap, items).as_dict() | {"dry_run": True}, "\n".join(lines))
+        app.emit(ServerRestoreResult(snap, items).as_dict() | extra | {"dry_run": True}, "\n".join(lines))
         return
     if not app.json:
         click.echo("\n".join(lines))
+    raise_refusals(items)  # before the question: a restore that cannot finish does not start
     if sys.stdin.isatty() and not yes and not click.confirm("Proceed?", default=False):
         raise UsageError("restore cancelled")
     result = execute_restore(repo, snap, config, req, items, progress=app.progress())
@@ -258,7 +275,7 @@ def _restore_components(app: App, req: object, snapshot_ref: str, yes: bool, col
             out += [f"  warning: {w}" for w in item.result.warnings]
     for h in result.health:
         out.append(f"health check {h.name}: {'ok' if h.ok else 'FAILED'} ({h.message})")
-    app.emit(result.as_dict(), "\n".join(out))
+    app.emit(result.as_dict() | extra, "\n".join(out))
     if not result.ok:
         bad = [i.name for i in items if i.error] + [f"health:{h.name}" for h in result.health if not h.ok]
         raise RestoreFailed(

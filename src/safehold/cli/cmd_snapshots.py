@@ -9,10 +9,12 @@ from datetime import UTC, datetime
 import click
 
 from safehold.cli.app import App, pass_app
+from safehold.engine.snapshot import Snapshot
 from safehold.engine.tree import DIR, Node
 from safehold.engine.treewalk import find_node, walk
 from safehold.engine.util import human_bytes, human_span
 from safehold.operations.diff import configuration_drift, diff_snapshots
+from safehold.operations.latest import failed_components
 
 
 @click.command()
@@ -24,7 +26,8 @@ def snapshots(app: App, tags: tuple[str, ...], host: str | None) -> None:
     names it wherever a snapshot is asked for.
 
     'Time' is what the snapshot's writer recorded; 'Written' is when the storage says the snapshot file
-    was written (its writer cannot claim it). A snapshot dated more than 10 minutes in the future of this
+    was written (its writer cannot claim it). A partial snapshot is marked with the components that failed
+    in it ('restore COMPONENT' then takes the newest snapshot where that component completed). A snapshot dated more than 10 minutes in the future of this
     machine's clock is marked and warned about: 'latest' never picks it.
     """
     repo = app.open_repo()
@@ -40,7 +43,7 @@ def snapshots(app: App, tags: tuple[str, ...], host: str | None) -> None:
         lines.append(
             f"{s.short_id}  {_local(s.datetime)}  {_local(written) if written else '-':19}  "
             f"{s.hostname[:16]:16}  {','.join(s.tags)[:16]:16}  {', '.join(s.paths)}"
-            + ("  (partial)" if s.partial else "")
+            + _failed_mark(s)
             + (f"  (copy of {s.original[:8]})" if s.original else "")
             + ("  (FUTURE: never latest)" if ahead else "")
         )
@@ -50,9 +53,18 @@ def snapshots(app: App, tags: tuple[str, ...], host: str | None) -> None:
                 f"clock (written {written.isoformat(timespec='seconds') if written else 'at an unknown time'}); "
                 "'latest' skips it: name it by its id to use it"
             )
-        rows.append({**s.to_json(), "future": ahead is not None})
+        rows.append({**s.to_json(), "future": ahead is not None, "failed_components": failed_components(s)})
     lines.append(f"{len(snaps)} snapshot(s)")
     app.emit(rows, "\n".join(lines))
+
+
+def _failed_mark(s: Snapshot) -> str:
+    """``  (partial: database failed)`` for a snapshot whose required components failed, ``  (flaky
+    failed, optional)`` when only optional ones did; nothing for a complete snapshot."""
+    failed = failed_components(s)
+    if s.partial:
+        return f"  (partial: {', '.join(failed)} failed)" if failed else "  (partial)"
+    return f"  ({', '.join(failed)} failed, optional)" if failed else ""
 
 
 def _local(when: datetime) -> str:

@@ -31,10 +31,11 @@ from safehold.engine.repository import Repository
 from safehold.engine.snapshot import Snapshot
 from safehold.engine.tree import Node
 from safehold.engine.treewalk import find_node
-from safehold.errors import ConfigError, NotFound, SafeholdError, UsageError
+from safehold.errors import ConfigError, NotFound, RestoreRefused, SafeholdError, UsageError
 from safehold.operations.components import EngineComponentReader, backup_components
 from safehold.operations.guide import restore_order
 from safehold.operations.health import HealthResult, run_health_checks
+from safehold.operations.latest import newest_completed
 from safehold.operations.server_backup import CONFIG_FILE
 from safehold.sources.base import RestoreReport, Source, SourceContext
 
@@ -63,6 +64,8 @@ class ComponentRestore:
     plan: RestoreReport
     result: RestoreReport | None = None
     error: str | None = None
+    #: "refused: WHAT; --force replaces it" when the source refused to replace existing data
+    refused: str | None = None
 
 
 @dataclass
@@ -88,6 +91,7 @@ class ServerRestoreResult:
                     "warnings": i.plan.warnings + (i.result.warnings if i.result else []),
                     "done": i.result.actions if i.result else None,
                     "error": i.error,
+                    "refused": i.refused,
                 }
                 for i in self.items
             },
@@ -172,6 +176,10 @@ def _plan_one(
         source: Source = config.build_source(name)
         reader = EngineComponentReader(repo, snap, name)
         return ComponentRestore(name, kind, source.restore(reader, _context(name, kind, req, dry_run=True)))
+    except RestoreRefused as exc:
+        # existing data and no --force: a state of the target, not something an earlier component fixes
+        refused = f"refused: {exc.message}; --force replaces it"
+        return ComponentRestore(name, kind, RestoreReport(component=name), error=refused, refused=refused)
     except SafeholdError as exc:
         # A component that cannot be planned now is shown with the reason and planned again when its
         # turn comes (an earlier component may restore what it needs); the rest goes on.
@@ -193,28 +201,56 @@ def plan_restore(
                 hint=f"It holds: {', '.join(sorted(snap.components)) or '(no components)'}.",
             )
         if name not in present:
-            raise NotFound(f"component {name!r} failed at backup time and is not in snapshot {snap.short_id}")
+            other = newest_completed(repo, name)
+            raise NotFound(
+                f"component {name!r} failed at backup time and is not in snapshot {snap.short_id}",
+                hint=f"Its newest complete copy is in snapshot {other.short_id} ('--snapshot latest' takes it)."
+                if other
+                else "No snapshot holds a complete copy of it; see 'safehold snapshots'.",
+            )
         if name not in config.components:
             raise ConfigError(f"component {name!r} is not defined in the configuration")
     order = restore_order([(n, config.components[n].kind) for n in wanted])
     items = [_plan_one(repo, snap, config, req, name) for name in order]
     for i, item in enumerate(items):
-        if item.error is not None and i > 0:
+        if item.error is not None and item.refused is None and i > 0:
             item.plan.warnings.append("planned again after the components before it are restored")
     return items
+
+
+def _redirected(kind: str, name: str, req: RestoreRequest) -> bool:
+    """Whether the restore of component ``name`` writes somewhere else than where it was backed up from
+    (another server, database name, file or API), so that it replaces nothing of the live system."""
+    where = {"host", "port", "database", "socket"}
+    if kind in DB_KINDS:
+        moved = bool(where & {k for k, v in req.db.items() if v is not None})
+    elif kind == "redis":
+        moved = bool(where & {k for k, v in (req.redis or req.db).items() if v is not None})
+    else:
+        moved = False
+    over = req.overrides.get(name, {})
+    return moved or any(
+        k in over for k in ("host", "port", "socket", "database", "path", "rdb_path", "base_url")
+    )
 
 
 def _safety_sources(
     config: Config, items: list[ComponentRestore], req: RestoreRequest
 ) -> list[tuple[str, Source, bool]]:
-    """Sources that capture the *current* state of what the restore will replace (all optional)."""
+    """Sources that capture the *current* state of what the restore will replace (all optional).
+
+    Databases, Redis and SQLite files are replaced only with ``--force`` (without it a source refuses
+    existing data), so they are captured only then; files are captured where they exist below the target
+    root; SaaS configuration and the system component always (unless redirected / below a target root).
+    Nothing is captured for a component restored elsewhere (``--db-name``, ``--db-host``, ``--set
+    C.path=...``)."""
     from safehold.sources.files import FilesSource
 
     out: list[tuple[str, Source, bool]] = []
     root = req.target_root or "/"
     for item in items:
         comp = config.components[item.name]
-        if item.error is not None:
+        if item.error is not None or _redirected(item.kind, item.name, req):
             continue
         if item.kind == "files":
             paths = [os.path.join(root, p.lstrip("/")) for p in comp.options.get("paths", [])]
@@ -222,11 +258,34 @@ def _safety_sources(
             if live:
                 opts = {**comp.options, "paths": live}
                 out.append((item.name, FilesSource(item.name, opts), True))
-        elif (item.kind in (*DB_KINDS, "redis", "saas/retell", "saas/calcom") and not req.db) or (
-            item.kind == "system" and not req.target_root
-        ):
+        elif item.kind in (*DB_KINDS, "redis") and req.force:
+            out.append((item.name, config.build_source(item.name), True))
+        elif item.kind == "sqlite" and req.force and not req.target_root:
+            if os.path.lexists(str(comp.options.get("path", ""))):
+                out.append((item.name, config.build_source(item.name), True))
+        elif item.kind.startswith("saas/") or (item.kind == "system" and not req.target_root):
             out.append((item.name, config.build_source(item.name), True))
     return out
+
+
+def safety_components(config: Config, items: list[ComponentRestore], req: RestoreRequest) -> list[str]:
+    """The components whose current state the safety snapshot captures (empty: none is taken)."""
+    if not req.safety_snapshot:
+        return []
+    return [name for name, _source, _optional in _safety_sources(effective_config(config, req), items, req)]
+
+
+def raise_refusals(items: list[ComponentRestore]) -> None:
+    """Raise RestoreRefused naming every component whose plan was refused (existing data, no --force):
+    a restore that cannot finish does not start, so nothing is changed."""
+    refused = [i for i in items if i.refused]
+    if refused:
+        raise RestoreRefused(
+            "restore refused, nothing was changed: "
+            + "; ".join(f"{i.name}: {(i.refused or '').removeprefix('refused: ')}" for i in refused),
+            hint="Pass --force to replace what exists (a safety snapshot of it is taken first), restore into "
+            "another database with --db-name, or leave those components out.",
+        )
 
 
 def execute_restore(
@@ -241,6 +300,7 @@ def execute_restore(
     """Take the safety snapshot, restore every planned component in order, then run health checks."""
     if req.dry_run:
         raise UsageError("execute_restore called for a dry run")
+    raise_refusals(items)
     stored_config = config
     config = effective_config(config, req)
     result = ServerRestoreResult(snap, items)
@@ -301,19 +361,6 @@ def _check_targets(config: Config, req: RestoreRequest) -> dict[str, dict[str, A
             opts.update(overrides)
         out[name] = opts
     return out
-
-
-def latest_profile_snapshot(repo: Repository) -> Snapshot:
-    """``latest`` among snapshots made from components (safety snapshots excluded): never one dated in
-    the future, so a snapshot with a hostile or mistyped time is restored (and its embedded
-    configuration run) only when named by its id."""
-    return repo.latest(
-        lambda s: bool(s.components) and "safety" not in s.tags,
-        none=NotFound(
-            "the repository has no component snapshots",
-            hint="Run 'safehold backup --profile P' first, or use 'restore SNAPSHOT --target DIR'.",
-        ),
-    )
 
 
 def resolve_config(repo: Repository, snap: Snapshot, local: Config | None) -> Config:

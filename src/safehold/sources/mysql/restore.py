@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from safehold import proc, syntax
-from safehold.errors import SourceError
+from safehold.errors import RestoreRefused, SourceError
 from safehold.sources import dbstats
 from safehold.sources.base import ComponentReader, RestoreReport, SourceContext
 from safehold.sources.mysql.client import (
@@ -79,7 +79,7 @@ def restore_mysql(
             )
             nonempty = exists and bool(base_tables(conn, target))
             if nonempty and not ctx.force:
-                raise SourceError(
+                raise RestoreRefused(
                     f"database {target} on {ci.where} is not empty",
                     hint="Restore into another database name, or pass --force to drop and replace it.",
                 )

@@ -13,7 +13,7 @@ from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field
 
 from safehold import proc, syntax
-from safehold.errors import SourceError
+from safehold.errors import RestoreRefused, SourceError
 from safehold.secrets import SecretRef, resolve_secret
 from safehold.sources import dbstats
 from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, Source, SourceContext
@@ -338,7 +338,7 @@ class PostgreSQLSource(Source):
                     with ci.connect(target) as tc:
                         nonempty = bool(tc.execute(USER_RELATIONS).fetchone()[0])  # type: ignore[index]
                 if nonempty and not ctx.force:
-                    raise SourceError(
+                    raise RestoreRefused(
                         f"database {target} on {ci.where} is not empty",
                         hint="Restore into another database name, or pass --force to replace its objects.",
                     )

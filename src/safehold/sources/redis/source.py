@@ -16,7 +16,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from safehold import proc, syntax
-from safehold.errors import SourceError
+from safehold.errors import RestoreRefused, SourceError
 from safehold.fsutil import AtomicFile
 from safehold.secrets import SecretRef, resolve_secret
 from safehold.sources.base import (
@@ -293,7 +293,7 @@ class RedisSource(Source):
             except redis_lib.RedisError as exc:
                 raise SourceError(proc.redact(f"Redis at {ci.where}: {exc}", [ci.password])) from None
             if clashes and not ctx.force:
-                raise SourceError(
+                raise RestoreRefused(
                     f"{clashes} of {total} keys already exist on {ci.where}",
                     hint="Restore into an empty server/database, or pass --force to replace them.",
                 )
@@ -340,7 +340,7 @@ class RedisSource(Source):
                 hint="Stop it first (it would overwrite the file when it shuts down), then restore, then start it.",
             )
         if target.exists() and not ctx.force:
-            raise SourceError(
+            raise RestoreRefused(
                 f"{target} exists", hint="Pass --force to replace it (with the server stopped)."
             )
         report.actions.append(f"{'replace' if target.exists() else 'write'} {target}")

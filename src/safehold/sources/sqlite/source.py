@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from safehold.errors import SourceError
+from safehold.errors import RestoreRefused, SourceError
 from safehold.fsutil import AtomicFile, private_dir
 from safehold.sources import dbstats
 from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, Source, SourceContext
@@ -110,7 +110,7 @@ class SQLiteSource(Source):
         target = Path(ctx.options.get("path") or doc["original_path"])
         report = RestoreReport(component=self.name)
         if target.exists() and not ctx.force:
-            raise SourceError(
+            raise RestoreRefused(
                 f"{target} exists", hint="Restore to another path, or pass --force to replace it."
             )
         report.actions.append(f"{'replace' if target.exists() else 'create'} {target} ({doc['bytes']} bytes)")
