@@ -123,3 +123,26 @@ def test_cli_diff_prints_drift(
     assert doc["drift"]["voice"]["changes"][1] == "+ phone-numbers/+14157776666.json (Night line)"
     assert len(doc["drift"]["calendar"]["changes"]) == 1
     assert any(c["kind"] == "M" and c["path"].endswith("README.md") for c in doc["changes"])
+
+
+def test_unchanged_exports_are_no_change_but_touched_files_are(
+    repo: Repository, tmp_path: Path, services: dict[str, Any], run: Callable[..., Result]
+) -> None:
+    """Exports written again with the same content are not 'metadata only' changes (their times are
+    those of the export's own writing); a file of a files component touched without a change is."""
+    import os
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "README.md").write_text("v1\n")
+    files = ("docs", FilesSource("docs", {"paths": [str(docs)]}), False)
+    first, _ = backup_components(repo, [files, *services["sources"]])
+    os.utime(docs / "README.md", ns=(1_000_000_000, 1_000_000_000))
+    second, _ = backup_components(repo, [files, *services["sources"]])
+    r = run("diff", first.id[:8], second.id[:8], "--json")
+    assert r.code == 0, r.err
+    doc = r.json()
+    changed = {c["path"]: c["kind"] for c in doc["changes"]}
+    assert [p for p in changed if p.startswith(("/voice", "/calendar"))] == []
+    assert changed[f"/docs{docs}/README.md"] == "U"
+    assert all(not d["changes"] for d in doc["drift"].values())

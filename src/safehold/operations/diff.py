@@ -1,9 +1,18 @@
 """Comparing two snapshots: which paths were added, removed or modified, and for SaaS components the
-configuration drift field by field (:func:`configuration_drift`)."""
+configuration drift field by field (:func:`configuration_drift`).
+
+Files that a source *writes* (a SaaS export's JSON, a dump, a command's output, the snapshot's own
+``metadata.json``) carry the time they were written at, which changes on every backup; only files copied
+from a file system (``files`` components, the trees of ``system``) have times of their own. So a file
+whose content, mode and owner are unchanged counts as "metadata only" when its times differ only where
+they are the file's own: in a component of kind ``files``, in a snapshot of plain paths, or where the node
+does not look written by safehold (its three times are not one and the same instant).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from safehold.engine.repository import Repository
@@ -29,8 +38,39 @@ def diff_snapshots(repo: Repository, ref1: str, ref2: str) -> tuple[list[Change]
     s1, s2 = repo.find_snapshot(ref1), repo.find_snapshot(ref2)
     changes: list[Change] = []
     stats = {"added": 0, "removed": 0, "modified": 0, "metadata": 0, "bytes_added": 0}
-    _diff_trees(repo, bytes.fromhex(s1.tree), bytes.fromhex(s2.tree), "", changes, stats)
+    own = _own_times(s1, s2)
+    _diff_trees(repo, bytes.fromhex(s1.tree), bytes.fromhex(s2.tree), "", changes, stats, own)
     return changes, stats
+
+
+def _own_times(s1: Snapshot, s2: Snapshot) -> Callable[[str], bool]:
+    """Whether the files below a path (``/component/...``) keep times of their own in both snapshots."""
+    if not s1.components and not s2.components:
+        return lambda _path: True  # a snapshot of plain paths: every file comes from a file system
+
+    def own(path: str) -> bool:
+        top = path.lstrip("/").partition("/")[0]
+        return all(_kind_of(s, top) == "files" for s in (s1, s2))
+
+    return own
+
+
+def _kind_of(snap: Snapshot, name: str) -> str | None:
+    meta = snap.components.get(name)
+    return meta.get("kind") if isinstance(meta, dict) and isinstance(meta.get("kind"), str) else None
+
+
+def _written(node: Node) -> bool:
+    """A node as a source's writer makes it: stamped with one instant for all three times."""
+    return node.mtime_ns == node.ctime_ns == node.atime_ns
+
+
+def _metadata_differs(x: Node, y: Node, own_times: bool) -> bool:
+    if (x.mode, x.uid, x.gid, x.xattrs) != (y.mode, y.uid, y.gid, y.xattrs):
+        return True
+    if own_times or not (_written(x) and _written(y)):
+        return x.mtime_ns != y.mtime_ns
+    return False
 
 
 def _all_below(
@@ -46,7 +86,13 @@ def _all_below(
 
 
 def _diff_trees(
-    repo: Repository, t1: bytes, t2: bytes, prefix: str, out: list[Change], stats: dict[str, int]
+    repo: Repository,
+    t1: bytes,
+    t2: bytes,
+    prefix: str,
+    out: list[Change],
+    stats: dict[str, int],
+    own_times: Callable[[str], bool],
 ) -> None:
     if t1 == t2:
         return
@@ -67,12 +113,12 @@ def _diff_trees(
                 if (x.mode, x.uid, x.gid) != (y.mode, y.uid, y.gid):
                     out.append(Change("U", path + "/"))
                     stats["metadata"] += 1
-                _diff_trees(repo, x.subtree, y.subtree, path, out, stats)
+                _diff_trees(repo, x.subtree, y.subtree, path, out, stats, own_times)
             elif x.content != y.content or x.linktarget != y.linktarget:
                 out.append(Change("M", path))
                 stats["modified"] += 1
                 stats["bytes_added"] += max(0, y.size - x.size)
-            elif (x.mode, x.uid, x.gid, x.mtime_ns, x.xattrs) != (y.mode, y.uid, y.gid, y.mtime_ns, y.xattrs):
+            elif _metadata_differs(x, y, own_times(path)):
                 out.append(Change("U", path))
                 stats["metadata"] += 1
 
