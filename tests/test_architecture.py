@@ -3,7 +3,7 @@
 Layers (DESIGN.md, STYLE.md "layers you can see"), lowest first. A module may import modules of its own
 rank or lower, never higher:
 
-    errors < syntax < secrets, fsutil < proc < backends < engine < sources < config < notify < operations < cli
+    errors < syntax < secrets, fsutil < proc < backends < engine < sources < config < notify, health < operations < cli
 
 The ranks are strict on purpose: they describe the tree as it is, so a new upward import fails here
 (:func:`test_a_deliberate_upward_import_fails` proves that the check can fail). Exceptions are listed in
@@ -37,6 +37,7 @@ RANK: dict[str, int] = {
     "sources": 30,
     "config": 40,
     "notify": 45,
+    "health": 45,
     "operations": 50,
     "cli": 60,
     "__main__": 60,

@@ -25,6 +25,7 @@ output and exit codes in one place (``safehold.cli.main``); nothing else prints 
     │   └── RestoreRefused                 a restore would replace existing data without --force
     ├── NotFound                           a snapshot, path or key the user named does not exist
     ├── PartialResult                  3   the operation finished but some items could not be read
+    ├── HealthCheckFailed              4   a health check failed (after 'restore all': all was restored)
     └── Interrupted                    130 SIGINT / SIGTERM
 """
 
@@ -37,6 +38,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
+EXIT_HEALTH = 4
 EXIT_NO_REPOSITORY = 10
 EXIT_LOCKED = 11
 EXIT_WRONG_PASSWORD = 12
@@ -49,6 +51,8 @@ EXIT_CODES: dict[int, str] = {
     EXIT_FAILURE: "failure (the message says what failed)",
     EXIT_USAGE: "usage or configuration error",
     EXIT_PARTIAL: "partial: the snapshot was written but some items could not be read",
+    EXIT_HEALTH: "a health check failed (after 'restore all': everything was restored, the check names what "
+    "does not work yet)",
     EXIT_NO_REPOSITORY: "no repository at the given location",
     EXIT_LOCKED: "the repository is locked by another operation",
     EXIT_WRONG_PASSWORD: "wrong passphrase (no key opens with it)",
@@ -176,6 +180,16 @@ class NotFound(SafeholdError):
 class PartialResult(SafeholdError):
     exit_code = EXIT_PARTIAL
     default_hint = "The items listed could not be read; the rest completed."
+
+
+class HealthCheckFailed(SafeholdError):
+    """Configured health checks failed: the application does not work as checked. After ``restore all``
+    this means everything was restored; what remains is a service to start or a setting to fix."""
+
+    exit_code = EXIT_HEALTH
+    default_hint = (
+        "Each failed check's line above says what it saw; fix that and run 'safehold verify-system'."
+    )
 
 
 class Interrupted(SafeholdError):

@@ -22,6 +22,9 @@ def _missing(disc: object) -> dict[str, str]:
 
 
 def test_laravel_discovery_names_everything(server: Server) -> None:
+    panel = server.app / "app/Providers/Filament/AdminPanelProvider.php"
+    panel.parent.mkdir(parents=True)
+    panel.write_text("<?php\n return $panel->default()->id('admin')->path('backoffice')->login();\n")
     disc = discover_laravel(server.app, root=server.root, repo_url="/backups/repo")
     cfg = disc.config
     env = str(server.app / ".env")
@@ -85,9 +88,22 @@ def test_laravel_discovery_names_everything(server: Server) -> None:
     assert cfg.profiles["external"].components == ["retell", "calcom"]
     assert cfg.defaults.profile == "quick"
     assert cfg.repository.url == "/backups/repo"
-    assert {(h.kind, h.component or h.url) for h in cfg.health_checks} == {
-        ("http", f"https://{HOST}"), ("mysql", "database"), ("redis", "redis"),
-    }  # fmt: skip
+    # the original plan's post-restore checklist, as far as the server shows it
+    assert [h.model_dump(exclude_defaults=True) for h in cfg.health_checks] == [
+        {"name": "uploads-writable", "kind": "writable", "path": f"{app}/storage/app/public"},
+        {"name": "database", "kind": "mysql", "component": "database"},
+        {"name": "redis", "kind": "redis", "component": "redis"},
+        {"name": "queue-askproai-worker", "kind": "supervisor", "program": "askproai-worker:*"},
+        {
+            "name": "scheduler",
+            "kind": "crontab",
+            "contains": "artisan schedule:run",
+            "path": f"{server.root}/var/spool/cron/crontabs/www-data",
+        },
+        {"name": "website", "kind": "http", "url": f"https://{HOST}"},
+        {"name": "admin", "kind": "http", "url": f"https://{HOST}/backoffice"},
+        {"name": "certificate", "kind": "tls", "host": HOST},
+    ]
 
     # the report says what it found where
     assert _found(disc, "nginx vhost") == [f"/etc/nginx/sites-enabled/askproai ({HOST}, www.{HOST})"]
@@ -175,3 +191,22 @@ def test_generic_preset(server: Server, tmp_path: Path) -> None:
     assert "artisan" not in text and ".env" not in text and "mysql" not in text
     for secret in server.secrets:
         assert secret not in text
+
+
+def test_laravel_leaves_out_checks_it_cannot_write_safely(server: Server) -> None:
+    """A supervisor program named like an option (the conf.d files are input) gets no check."""
+    conf = server.root / "etc/supervisor/conf.d/evil.conf"
+    conf.write_text("[program:--help x]\ncommand=php /var/www/app/artisan queue:work\n")
+    disc = discover_laravel(server.app, root=server.root, repo_url="/backups/repo")
+    programs = [h.program for h in disc.config.health_checks if h.kind == "supervisor"]
+    assert programs == ["askproai-worker:*"]
+    assert "cannot be checked safely" in _missing(disc)["health check queue---help x"]
+
+
+def test_laravel_sqlite_and_nova_checks(server: Server) -> None:
+    (server.app / ".env").write_text("APP_URL=http://shop.test\nDB_CONNECTION=sqlite\n")
+    (server.app / "config/nova.php").write_text("<?php return ['path' => '/nova-admin'];\n")
+    checks = {h.name: h for h in discover_laravel(server.app, root=server.root).config.health_checks}
+    assert checks["database"].kind == "sqlite" and checks["database"].component == "database"
+    assert checks["admin"].url == "http://shop.test/nova-admin"
+    assert "certificate" not in checks  # http: no certificate to check

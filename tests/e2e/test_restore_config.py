@@ -38,6 +38,8 @@ def test_health_checks_follow_the_database_overrides() -> None:
     req = RestoreRequest(["all"], db={"host": "10.0.0.5", "port": 3307, "user": "admin", "database": "copy"})
     targets = _check_targets(cfg, req)
     assert targets["database"]["host"] == "10.0.0.5" and targets["database"]["port"] == 3307
-    assert "socket" not in targets["database"] and "database" not in targets["database"]
+    assert "socket" not in targets["database"]
+    assert targets["database"]["database"] == "copy"  # --db-name: the check looks where the restore wrote
     assert targets["redis"]["username"] == "admin" and "user" not in targets["redis"]
+    assert "database" not in targets["redis"]
     assert _check_targets(cfg, RestoreRequest(["all"]))["database"]["socket"] == "/run/mysqld.sock"

@@ -19,7 +19,7 @@ from safehold.cli.app import App, pass_app
 from safehold.cli.thaw_options import from_params, thaw_options
 from safehold.engine.restorer import OVERWRITE_POLICIES
 from safehold.engine.util import human_bytes
-from safehold.errors import SafeholdError, UsageError
+from safehold.errors import HealthCheckFailed, SafeholdError, UsageError
 from safehold.operations.restore import RestoreOptions, restore_snapshot, split_snapshot_arg
 from safehold.operations.server_backup import CONFIG_FILE
 from safehold.operations.thaw import ThawOptions, packs_for, prepare
@@ -273,14 +273,21 @@ def _restore_components(app: App, req: object, snapshot_ref: str, yes: bool, col
         out.append(f"{item.name}: {status}")
         if item.result:
             out += [f"  warning: {w}" for w in item.result.warnings]
-    for h in result.health:
-        out.append(f"health check {h.name}: {'ok' if h.ok else 'FAILED'} ({h.message})")
+    from safehold.health import result_lines
+
+    out += [f"health check {line}" for line in result_lines(result.health, result.skipped_checks)]
     app.emit(result.as_dict() | extra, "\n".join(out))
-    if not result.ok:
-        bad = [i.name for i in items if i.error] + [f"health:{h.name}" for h in result.health if not h.ok]
+    if not result.restored:
+        bad = [i.name for i in items if i.error] + [f"health:{name}" for name in result.failed_checks]
         raise RestoreFailed(
             f"restore incomplete: {', '.join(bad)}",
             hint="Fix the cause shown above and run the same command again; completed parts are kept.",
+        )
+    if result.failed_checks:
+        raise HealthCheckFailed(
+            f"restored; health check {', '.join(result.failed_checks)} failed",
+            hint="Every component was restored. The check's line above says what it saw (a service not "
+            "started yet, a certificate to renew...); fix that and run 'safehold verify-system'.",
         )
 
 

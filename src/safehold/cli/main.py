@@ -70,6 +70,7 @@ COMMAND_MODULES: dict[str, str] = {
     "backend": "cmd_backend",
     "export": "cmd_export",
     "doctor": "cmd_doctor",
+    "verify-system": "cmd_verify",
 }
 
 

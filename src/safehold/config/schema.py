@@ -29,10 +29,10 @@ from pydantic import (
 )
 
 from safehold.config import tomlwrite
+from safehold.config.healthchecks import HealthCheck
 from safehold.config.tables import (
     Defaults,
     Drill,
-    HealthCheck,
     Hook,
     Hooks,
     Notifications,

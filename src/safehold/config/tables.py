@@ -1,12 +1,13 @@
 """The configuration's tables other than components: repositories, profiles, objectives, notifications,
-drills, hooks and health checks (see :mod:`safehold.config.schema` for the whole file)."""
+drills and hooks; health checks live in :mod:`safehold.config.healthchecks` (see
+:mod:`safehold.config.schema` for the whole file)."""
 
 from __future__ import annotations
 
 import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from safehold.config.validation import Duration
 from safehold.config.validation import StrictModel as _Model
@@ -283,70 +284,3 @@ class Hooks(_Model):
         if any(h.always for h in value):
             raise ValueError("'always' is only meaningful in after_backup hooks")
         return value
-
-
-_CHECK_FIELDS: dict[str, set[str]] = {
-    "http": {"url", "expect_status", "contains"},
-    "mysql": {"component", "dsn", "query"},
-    "redis": {"component"},
-    "command": {"command"},
-}
-
-
-class HealthCheck(_Model):
-    """A check that the application works, run by drills and after restores."""
-
-    name: str = Field(min_length=1, description="Name shown in reports.", examples=["website"])
-    kind: Literal["http", "mysql", "redis", "command"] = Field(
-        description="http (url, expect_status), mysql (component or dsn, query), redis (component, PING), "
-        "command (command; exit status 0 is healthy).",
-        examples=["http"],
-    )
-    timeout: float = Field(default=10.0, gt=0, description="Seconds allowed for the check.", examples=[10])
-    url: str | None = Field(
-        default=None, description="http: the URL to GET.", examples=["https://app.example.com/health"]
-    )
-    expect_status: int = Field(
-        default=200, ge=100, le=599, description="http: the expected status code.", examples=[200]
-    )
-    contains: str | None = Field(
-        default=None, description="http: text the response body must contain.", examples=["ok"]
-    )
-    component: str | None = Field(
-        default=None,
-        description="mysql/redis: the component whose connection settings are used.",
-        examples=["database"],
-    )
-    dsn: SecretRef | None = Field(
-        default=None,
-        description="mysql: a mysql://user:password@host:port/db URL instead of a component (a secret).",
-        examples=[{"env": "HEALTH_MYSQL_DSN"}],
-    )
-    query: str = Field(
-        default="SELECT 1", description="mysql: the query that must succeed.", examples=["SELECT 1"]
-    )
-    command: list[str] | None = Field(
-        default=None,
-        description="command: the program and its arguments.",
-        examples=[["php", "/var/www/app/artisan", "queue:monitor", "default"]],
-    )
-
-    @model_validator(mode="after")
-    def _fields_for_kind(self) -> HealthCheck:
-        allowed = _CHECK_FIELDS[self.kind] | {"name", "kind", "timeout"}
-        stray = sorted(
-            f
-            for f, info in type(self).model_fields.items()
-            if f not in allowed and getattr(self, f) != info.get_default(call_default_factory=True)
-        )
-        if stray:
-            raise ValueError(f"{', '.join(stray)} not used by a {self.kind} check")
-        if self.kind == "http" and not self.url:
-            raise ValueError("an http check needs 'url'")
-        if self.kind == "mysql" and (self.component is None) == (self.dsn is None):
-            raise ValueError("a mysql check needs exactly one of 'component' or 'dsn'")
-        if self.kind == "redis" and not self.component:
-            raise ValueError("a redis check needs 'component'")
-        if self.kind == "command" and not self.command:
-            raise ValueError("a command check needs 'command'")
-        return self

@@ -125,7 +125,13 @@ def cross_reference_problems(data: Any) -> list[tuple[Loc, str]]:
                 )
             )
     checks = data.get("health_checks")
+    seen: set[str] = set()
     for i, check in enumerate(checks if isinstance(checks, list) else []):
+        name = check.get("name") if isinstance(check, dict) else None
+        if isinstance(name, str):
+            if name in seen:
+                problems.append((("health_checks", i, "name"), f"another health check is named {name!r}"))
+            seen.add(name)
         if not isinstance(check, dict) or not isinstance(check.get("component"), str):
             continue
         ref = check["component"]
@@ -133,7 +139,12 @@ def cross_reference_problems(data: Any) -> list[tuple[Loc, str]]:
         if comp is None:
             problems.append((("health_checks", i, "component"), f"no component named {ref!r}"))
             continue
-        want = {"mysql": "mysql", "redis": "redis"}.get(str(check.get("kind")))
+        # the check kinds that read a component are named after the component kind they read
+        want = (
+            str(check.get("kind"))
+            if check.get("kind") in ("mysql", "postgresql", "sqlite", "redis")
+            else None
+        )
         if want and isinstance(comp, dict) and comp.get("kind") != want:
             problems.append((("health_checks", i, "component"), f"component {ref!r} is not of kind {want!r}"))
     return problems

@@ -32,9 +32,9 @@ from safehold.engine.snapshot import Snapshot
 from safehold.engine.tree import Node
 from safehold.engine.treewalk import find_node
 from safehold.errors import ConfigError, NotFound, RestoreRefused, SafeholdError, UsageError
+from safehold.health import HealthResult, below_root, run_health_checks
 from safehold.operations.components import EngineComponentReader, backup_components
 from safehold.operations.guide import restore_order
-from safehold.operations.health import HealthResult, run_health_checks
 from safehold.operations.latest import newest_completed
 from safehold.operations.server_backup import CONFIG_FILE
 from safehold.sources.base import RestoreReport, Source, SourceContext
@@ -74,16 +74,29 @@ class ServerRestoreResult:
     items: list[ComponentRestore]
     safety_snapshot: str | None = None
     health: list[HealthResult] = field(default_factory=list)
+    #: (check name, why) of the configured checks that did not run
+    skipped_checks: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def restored(self) -> bool:
+        """Every component was restored (health checks aside)."""
+        return all(i.error is None for i in self.items)
+
+    @property
+    def failed_checks(self) -> list[str]:
+        return [h.name for h in self.health if not h.ok]
 
     @property
     def ok(self) -> bool:
-        return all(i.error is None for i in self.items) and all(h.ok for h in self.health)
+        return self.restored and not self.failed_checks
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "snapshot_id": self.snapshot.id,
             "safety_snapshot": self.safety_snapshot,
             "ok": self.ok,
+            "restored": self.restored,
+            "failed_health_checks": self.failed_checks,
             "components": {
                 i.name: {
                     "kind": i.kind,
@@ -95,7 +108,8 @@ class ServerRestoreResult:
                 }
                 for i in self.items
             },
-            "health": [h.__dict__ for h in self.health],
+            "health": [h.as_dict() for h in self.health],
+            "skipped_health_checks": [{"name": n, "reason": r} for n, r in self.skipped_checks],
         }
 
 
@@ -340,20 +354,31 @@ def execute_restore(
             item.error = f"{type(exc).__name__}: {exc}"
     EngineComponentReader.reapply_folder_metadata(folders, restore_owner=os.geteuid() == 0)
     if req.health_checks and req.components == ["all"] and config.health_checks:
-        # HTTP checks test the live site, which a restore below --target-root does not serve
-        checks = [c for c in config.health_checks if not (req.target_root and c.kind == "http")]
+        checks, result.skipped_checks = (
+            below_root(config.health_checks, req.target_root)
+            if req.target_root
+            else (config.health_checks, [])
+        )
         result.health = run_health_checks(checks, _check_targets(config, req))
     return result
 
 
 def _check_targets(config: Config, req: RestoreRequest) -> dict[str, dict[str, Any]]:
-    """Component options for the health checks, redirected like the restore (``req.db``)."""
+    """Component options for the health checks, redirected like the restore (``req.db``, ``--db-name``
+    included, so that the check finds the database where the restore created it; a SQLite file below
+    ``req.target_root``)."""
     out = {}
     for name, comp in config.components.items():
         opts = dict(comp.options)
+        if req.target_root and comp.kind == "sqlite" and isinstance(opts.get("path"), str):
+            opts["path"] = os.path.join(req.target_root, opts["path"].lstrip("/"))
         redirect = (req.redis or req.db) if comp.kind == "redis" else req.db
         if comp.kind in (*DB_KINDS, "redis") and redirect:
-            overrides = {k: v for k, v in redirect.items() if k != "database" and v is not None}
+            overrides = {
+                k: v
+                for k, v in redirect.items()
+                if v is not None and (k != "database" or comp.kind in DB_KINDS)
+            }
             if comp.kind == "redis" and "user" in overrides:
                 overrides["username"] = overrides.pop("user")
             if "host" in overrides or "port" in overrides:

@@ -9,6 +9,11 @@ Probed below ``root``: the nginx vhost serving APP_DIR, its PHP-FPM pool, superv
 ``artisan queue:work``, crontab lines running ``artisan schedule:run``, ``etc/letsencrypt/live/<host>``.
 Folders: APP_DIR/docs (or APP_DIR/../docs), APP_DIR/scripts, APP_DIR/.git.
 
+Health checks proposed (the original plan's post-restore checklist, as far as it was found): the site
+(``APP_URL``) and its admin panel (Filament's panel path, Nova's), the database exists and holds tables,
+Redis answers, uploads can be written, each queue worker's supervisor program runs, the scheduler's cron
+line is there, the site's certificate is valid for 14 more days.
+
 Components (named as in the original plan): ``app`` (with its .git), ``config``, ``storage`` (without
 caches, sessions, compiled views and logs, but with their folders), ``database``, ``redis``,
 ``system`` (nginx, PHP-FPM and PHP CLI, Redis and systemd configuration), ``cron`` and ``supervisor`` (the
@@ -24,6 +29,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+
+from safehold.config.healthchecks import HealthCheck
 from safehold.config.presets import probe
 from safehold.config.presets.discovery import (
     Discovery,
@@ -85,6 +93,16 @@ class _Laravel:
         self.missing: list[Finding] = []
         self.checks: list[dict[str, Any]] = []
 
+    def check(self, table: dict[str, Any]) -> None:
+        """Propose a health check built from what was found; one that does not validate (a supervisor
+        program or host name that cannot be an argument) is left out and reported."""
+        try:
+            HealthCheck.model_validate(table)
+        except ValidationError:
+            self.no(f"health check {table['name']}", "what was found cannot be checked safely; left out")
+            return
+        self.checks.append(table)
+
     def ok(self, what: str, detail: str) -> None:
         self.found.append(Finding(what, detail))
 
@@ -120,6 +138,15 @@ class _Laravel:
             self.no("config", f"no .env, composer.json, package.json or config/ in {a}")
         storage = self.app / "storage"
         if storage.is_dir():
+            # uploads go below storage/app/public; Laravel writes logs, sessions and caches below storage/
+            uploads = storage / "app" / "public"
+            self.checks.append(
+                {
+                    "name": "uploads-writable",
+                    "kind": "writable",
+                    "path": str(uploads if uploads.is_dir() else storage),
+                }
+            )
             self.components["storage"] = {
                 "kind": "files",
                 "paths": [str(storage)],
@@ -161,14 +188,14 @@ class _Laravel:
                 comp["socket"] = self.env["DB_SOCKET"]
             self.components["database"] = comp
             self.ok("database", detail)
-            if kind == "mysql":
-                self.checks.append({"name": "database", "kind": "mysql", "component": "database"})
+            self.checks.append({"name": "database", "kind": kind, "component": "database"})
         elif conn == "sqlite":
             path = Path(name) if name else self.app / "database" / "database.sqlite"
             if not path.is_absolute():
                 path = self.app / path
             self.components["database"] = {"kind": "sqlite", "path": str(path)}
             self.ok("database", f"sqlite {path}")
+            self.checks.append({"name": "database", "kind": "sqlite", "component": "database"})
         else:
             self.no("database", f"DB_CONNECTION={conn or '(unset)'} with DB_DATABASE={name or '(unset)'}")
 
@@ -223,6 +250,7 @@ class _Laravel:
         if workers:
             for w in workers:
                 self.ok("supervisor", f"program:{w.name} x{w.numprocs} in {probe.rel(root, w.path)}")
+                self.check({"name": f"queue-{w.name}", "kind": "supervisor", "program": f"{w.name}:*"})
             self.components["supervisor"] = system_component(root, only=("supervisor",))
         else:
             self.no(
@@ -232,13 +260,28 @@ class _Laravel:
         if entries:
             for e in entries:
                 self.ok("cron", f"{e.owner}: {e.line}")
+            # the file the line was found in (a user's crontab in the spool, or cron.d), where a restore
+            # puts it back
+            self.check(
+                {
+                    "name": "scheduler",
+                    "kind": "crontab",
+                    "contains": "artisan schedule:run",
+                    "path": str(entries[0].path),
+                }
+            )
             self.components["cron"] = system_component(root, only=("cron",))
         else:
             self.no("cron", "no crontab line running 'artisan schedule:run'")
         url = self.env.get("APP_URL", "")
         host = urlsplit(url).hostname or ""
         if host and url.startswith(("http://", "https://")):
-            self.checks.append({"name": "website", "kind": "http", "url": url})
+            self.check({"name": "website", "kind": "http", "url": url})
+            admin = probe.admin_path(self.app)
+            if admin:
+                self.check({"name": "admin", "kind": "http", "url": url.rstrip("/") + "/" + admin})
+            if url.startswith("https://"):
+                self.check({"name": "certificate", "kind": "tls", "host": host, "min_days": 14})
         live = probe.letsencrypt_live(root, host)
         if live is not None:
             le = "etc/letsencrypt"

@@ -186,3 +186,21 @@ def letsencrypt_live(root: Path, host: str) -> Path | None:
         return None
     path = root / "etc" / "letsencrypt" / "live" / host
     return path if path.is_dir() else None
+
+
+_FILAMENT_PATH = re.compile(r"->path\(\s*['\"]([A-Za-z0-9_/-]*)['\"]\s*\)")
+_NOVA_PATH = re.compile(r"['\"]path['\"]\s*=>\s*['\"]/?([A-Za-z0-9_/-]*)['\"]")
+
+
+def admin_path(app_dir: Path) -> str | None:
+    """The admin panel's URL path: a Filament panel provider's ``->path('admin')``, Nova's
+    ``config/nova.php`` path; None when neither is found."""
+    for provider in sorted((app_dir / "app" / "Providers" / "Filament").glob("*.php")):
+        m = _FILAMENT_PATH.search(read_text(provider) or "")
+        if m is not None:
+            return m.group(1).strip("/")
+    nova = read_text(app_dir / "config" / "nova.php")
+    if nova is not None:
+        m = _NOVA_PATH.search(nova)
+        return m.group(1).strip("/") if m else "nova"
+    return None
