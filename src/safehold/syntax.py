@@ -30,6 +30,8 @@ HTTP_HEADER       all but visible       an API key goes into an ``Authorization`
 ENVIRONMENT       NUL                   an environment block is NUL-separated; anything else (even a
                                         multi-line PEM key) is carried intact to the program
 ARGUMENT          NUL                   argv strings are NUL-terminated
+URL               controls and space    a notification or ping URL from a secret reference: a line
+                                        break would split the HTTP request line or an SMTP command
 ================  ===================  ============================================================
 """
 
@@ -55,6 +57,7 @@ CREDENTIAL = Syntax("a database credential", re.compile(r"[\r\n\x00]"))
 HTTP_HEADER = Syntax("an HTTP header", re.compile(r"[^\x20-\x7e]"))
 ENVIRONMENT = Syntax("an environment variable", re.compile(r"\x00"))
 ARGUMENT = Syntax("a command-line argument", re.compile(r"\x00"))
+URL = Syntax("a URL", re.compile(r"[\x00-\x20\x7f]"))
 
 _NAMES = {"\n": "a line break (LF)", "\r": "a carriage return (CR)", "\x00": "a NUL character"}
 

@@ -6,6 +6,7 @@ import getpass
 import json
 import os
 import sys
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -23,6 +24,19 @@ if TYPE_CHECKING:
 
 #: Set once a command printed its JSON result, so an error after it does not print a second document.
 EMITTED: list[bool] = []
+#: The App of the command running (main() reads it after the command, for notifications and the audit).
+CURRENT: list[App] = []
+
+
+@dataclass
+class Outcome:
+    """What a command reports about its result beyond the exit code, for notifications and the audit log:
+    the profile, the snapshots it wrote, whether one is partial, and what failed (one line per item)."""
+
+    profile: str | None = None
+    snapshot_ids: list[str] = field(default_factory=list)
+    partial: bool = False
+    details: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -40,6 +54,13 @@ class App:
     _backends: list[Backend] = field(default_factory=list)
     _config: Config | None = None
     _config_loaded: bool = False
+    outcome: Outcome = field(default_factory=Outcome)
+    #: The last lines the command printed (results, warnings, progress notes): the log tail of messages.
+    journal: deque[str] = field(default_factory=lambda: deque(maxlen=500))
+    #: Secret values this process resolved (the passphrase), masked in everything sent out.
+    secrets: list[str] = field(default_factory=list)
+    #: The operation being observed (notifications), set when a notified command starts.
+    operation: Any = None
 
     # ---- configuration ---------------------------------------------------------------------------
     def config(self, *, required: bool = False) -> Config | None:
@@ -141,13 +162,16 @@ class App:
         fail the same way: exit 2 with a message naming the reference); empty is always refused."""
         ref = self.password_ref()
         if ref is not None:
-            return resolve_passphrase(ref)
+            value = resolve_passphrase(ref)
+            self.secrets.append(value)
+            return value
         if sys.stdin.isatty():
             pw = getpass.getpass(f"{prompt}: ")
             if confirm and getpass.getpass("Repeat it: ") != pw:
                 raise UsageError("the passphrases do not match")
             if not pw:
                 raise UsageError("an empty passphrase is not allowed", hint="Type the passphrase.")
+            self.secrets.append(pw)
             return pw
         raise ConfigError(
             "no passphrase given",
@@ -158,6 +182,8 @@ class App:
     # ---- output ----------------------------------------------------------------------------------
     def emit(self, obj: Any, text: str | None = None) -> None:
         """Print the command's result: JSON with --json, else ``text``."""
+        if text:
+            self.journal.extend(text.splitlines())
         if self.json:
             click.echo(json.dumps(obj, indent=None, sort_keys=True, default=str))
             EMITTED.append(True)
@@ -166,9 +192,11 @@ class App:
 
     def warn(self, text: str) -> None:
         """A warning or per-item error: always on stderr (also with --json and --quiet)."""
+        self.journal.extend(text.splitlines())
         click.echo(text, err=True)
 
     def info(self, text: str) -> None:
+        self.journal.extend(text.splitlines())
         if not self.json and not self.quiet:
             click.echo(text, err=True)
 

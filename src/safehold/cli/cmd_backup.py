@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from safehold.cli.app import App, pass_app
@@ -11,6 +13,9 @@ from safehold.engine.snapshot import FUTURE_TOLERANCE
 from safehold.engine.util import human_bytes, human_span
 from safehold.errors import PartialResult, RepositoryNotFound, UsageError
 from safehold.operations.backup import BackupOptions, backup_paths, time_ahead
+
+if TYPE_CHECKING:
+    from safehold.operations.server_backup import ProfileRun
 
 
 @click.command()
@@ -94,8 +99,11 @@ def backup(
         use_cache=not no_cache,
     )
     result = backup_paths(repo, opts, app.progress())
-    write_bootstrap(app, repo.backend)
     snap = result.snapshot
+    app.outcome.snapshot_ids = [snap.id]
+    app.outcome.partial = snap.partial
+    app.outcome.details = [str(e) for e in result.errors[:50]]
+    write_bootstrap(app, repo.backend)
     s = snap.summary
     text = (
         f"files: {s['files']} ({s['files_read']} read, {s['files_cached']} unchanged), dirs: {s['dirs']}\n"
@@ -144,6 +152,7 @@ def _backup_profile(app: App, profile: str | None, *, init_offsite: bool) -> Non
     run = backup_profile(
         repo, config, profile, repo_location=location, progress=app.progress(), open_offsite=open_and_refresh
     )
+    _record(app, run)
     for written in [repo, *opened]:
         write_bootstrap(app, written.backend)
     lines = [f"  hook: {h.message}" for h in run.hooks if h.stage == "before_backup"]
@@ -167,6 +176,24 @@ def _backup_profile(app: App, profile: str | None, *, init_offsite: bool) -> Non
         )
     app.emit(run.as_dict(), "\n".join(lines))
     require_ok(run)
+
+
+def _record(app: App, run: ProfileRun) -> None:
+    """The run's snapshot and what failed, for the notifications and the audit log."""
+    out = app.outcome
+    out.profile = run.profile
+    if run.snapshot is not None:
+        out.snapshot_ids = [run.snapshot.id]
+        out.partial = run.snapshot.partial or bool(run.failed_components)
+    out.details = [
+        f"component {r.name}{' (optional)' if r.optional else ''}: {r.error}"
+        for r in run.results
+        if r.status == "failed"
+    ]
+    out.details += [h.message for h in run.hooks if not h.ok]
+    out.details += [f"off-site copy to {o.name}: {o.message}" for o in run.offsite if not o.ok]
+    if run.error and not run.results:
+        out.details.append(run.error)
 
 
 COMMANDS = [backup]

@@ -13,12 +13,14 @@ from typing import Any
 import click
 
 from safehold import __version__
-from safehold.cli.app import EMITTED, App
+from safehold.cli import observe
+from safehold.cli.app import CURRENT, EMITTED, App
 from safehold.cli.globalopts import attach, group_options, note_explicit
 from safehold.errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
+    Interrupted,
     SafeholdError,
     without_self_reference,
 )
@@ -45,6 +47,7 @@ def cli(ctx: click.Context, /, **options: Any) -> None:
     Global options may also follow the command: 'safehold snapshots --repo /srv/backup/x'.
     """
     app = App(**options)
+    CURRENT.append(app)
     ctx.obj = app
     note_explicit(ctx)
     ctx.call_on_close(app.close)
@@ -71,6 +74,7 @@ COMMAND_MODULES: dict[str, str] = {
     "export": "cmd_export",
     "doctor": "cmd_doctor",
     "verify-system": "cmd_verify",
+    "notify": "cmd_notify",
 }
 
 
@@ -83,7 +87,7 @@ def _load_command(name: str) -> click.Command | None:
     if len(found) != 1:
         raise RuntimeError(f"command {name!r} is not defined in safehold.cli.{module}")
     command: click.Command = found[0]
-    return attach(command)
+    return attach(observe.instrument(name, command))
 
 
 def _report(exc: SafeholdError, as_json: bool, args: list[str]) -> int:
@@ -97,8 +101,22 @@ def _report(exc: SafeholdError, as_json: bool, args: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI and map every outcome to an exit code (see ``safehold.errors.EXIT_CODES``)."""
+    """Run the CLI and map every outcome to an exit code (see ``safehold.errors.EXIT_CODES``); then
+    notify about the operation that ran (:mod:`safehold.cli.observe`)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    CURRENT.clear()
+    observe.ARGV[:] = args
+    error: list[SafeholdError] = []
+    code = _run(args, error)
+    if CURRENT:
+        try:
+            observe.finish(CURRENT[-1], code, error[0] if error else None)
+        except Exception as exc:  # notifying must never change the outcome
+            click.echo(f"warning: notifications failed: unexpected {type(exc).__name__}", err=True)
+    return code
+
+
+def _run(args: list[str], error: list[SafeholdError]) -> int:
     as_json = "--json" in args
     debug = "--debug" in args or os.environ.get("SAFEHOLD_DEBUG") == "1"
     try:
@@ -107,18 +125,17 @@ def main(argv: list[str] | None = None) -> int:
     except SafeholdError as exc:
         if debug:
             traceback.print_exc()
+        error.append(exc)
         return _report(exc, as_json, args)
-    except click.exceptions.Abort:
+    except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("interrupted", err=True)
+        error.append(Interrupted("interrupted (SIGINT/SIGTERM)"))
         return EXIT_INTERRUPTED
     except click.ClickException as exc:
         exc.show()
         return EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_FAILURE
     except Exception as exc:
@@ -126,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         click.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
         click.echo("hint: run again with --debug and report the traceback.", err=True)
+        error.append(SafeholdError(f"unexpected {type(exc).__name__}: {exc}"))
         return EXIT_FAILURE
 
 

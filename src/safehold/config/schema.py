@@ -30,12 +30,12 @@ from pydantic import (
 
 from safehold.config import tomlwrite
 from safehold.config.healthchecks import HealthCheck
+from safehold.config.notifications import Notifications, Target
 from safehold.config.tables import (
     Defaults,
     Drill,
     Hook,
     Hooks,
-    Notifications,
     Objectives,
     OffsiteSettings,
     Profile,
@@ -73,6 +73,7 @@ __all__ = [
     "Profile",
     "RepositorySettings",
     "Retention",
+    "Target",
     "cross_reference_problems",
     "error_lines",
     "fold_component",
@@ -181,7 +182,8 @@ class Config(StrictModel):
         description="Recovery objectives that 'status' and 'drill' measure against.",
     )
     notifications: Notifications = Field(
-        default_factory=Notifications, description="Who hears about backups, checks and drills."
+        default_factory=Notifications,
+        description="Who hears about backups, checks, drills and prunes, and the dead-man's-switch ping.",
     )
     drill: Drill = Field(
         default_factory=Drill,

@@ -141,36 +141,6 @@ class Objectives(_Model):
     )
 
 
-Event = Literal["start", "success", "failure", "warning"]
-
-
-class Notifications(_Model):
-    """Who hears about backups, checks and drills."""
-
-    urls: list[SecretRef] = Field(
-        default_factory=list,
-        description="Apprise URLs (Slack, e-mail, ...) as secret references: they embed tokens.",
-        examples=[[{"env": "SLACK_WEBHOOK_URL"}]],
-    )
-    on: list[Event] = Field(
-        default_factory=lambda: list[Event](["failure"]),
-        description="Events that are sent to the URLs.",
-        examples=[["failure", "success"]],
-    )
-    healthchecks_ping: SecretRef | None = Field(
-        default=None,
-        description="A healthchecks.io-style ping URL (start, success and /fail are pinged).",
-        examples=[{"env": "HC_PING_URL"}],
-    )
-    timeout: float = Field(
-        default=10.0,
-        gt=0,
-        le=300,
-        description="Seconds allowed per notification; a failed notification never fails the backup.",
-        examples=[10],
-    )
-
-
 class Drill(_Model):
     """Restore drills: restore into a sandbox, load dumps into scratch servers, verify, time it."""
 

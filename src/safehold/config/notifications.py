@@ -1,0 +1,141 @@
+"""The ``[notifications]`` table: who hears about what, and the catalogue of events.
+
+An *event* has a kind (``backup.failure``, ``rpo.breach``...) and a class (``failure``, ``partial``,
+``breach``, ``warning``, ``success``, ``start``). A target's ``on`` list names classes, kinds, or ``all``;
+an event is sent to a target when its class or its kind is in that list. The default is every failure,
+every partial backup, every breach and every warning (low disk, a lock held too long); successes and
+starts only when asked for.
+
+Targets are apprise URLs. A URL embeds tokens or passwords, so it is always a secret reference (a file,
+an environment variable or a command that prints it), never written into the configuration.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from safehold.config.validation import StrictModel, check_name
+from safehold.secrets import SecretRef
+
+#: Every event kind: its class and what it means (the README's list is generated from this).
+EVENT_KINDS: dict[str, tuple[str, str]] = {
+    "backup.start": ("start", "a backup started"),
+    "backup.success": ("success", "a backup completed: every component is in the snapshot"),
+    "backup.partial": ("partial", "a snapshot was written but some items or components are missing"),
+    "backup.failure": ("failure", "a backup failed: no snapshot, or its hooks or off-site copies failed"),
+    "check.success": ("success", "a repository check found no problem"),
+    "check.failure": ("failure", "a repository check found damage or could not run"),
+    "drill.success": ("success", "a restore drill passed"),
+    "drill.failure": ("failure", "a restore drill failed"),
+    "prune.success": ("success", "forget/prune completed"),
+    "prune.failure": ("failure", "forget/prune failed"),
+    "rpo.breach": ("breach", "the newest good snapshot is older than the recovery point objective"),
+    "rto.breach": ("breach", "a restore drill took longer than the recovery time objective"),
+    "disk.low": ("warning", "a repository, cache or temporary folder is fuller than the warning level"),
+    "lock.held": ("warning", "a repository lock has been held longer than expected"),
+    "guard.failure": ("failure", "a deploy guard did not run the command: its backup failed"),
+    "test": ("test", "'safehold notify test' (always sent, whatever the filter)"),
+}
+EVENT_CLASSES = ("start", "success", "partial", "failure", "breach", "warning")
+
+#: A value of an ``on`` list: a class, an event kind, or ``all``.
+On = Literal[
+    "all",
+    "start",
+    "success",
+    "partial",
+    "failure",
+    "breach",
+    "warning",
+    "backup.start",
+    "backup.success",
+    "backup.partial",
+    "backup.failure",
+    "check.success",
+    "check.failure",
+    "drill.success",
+    "drill.failure",
+    "prune.success",
+    "prune.failure",
+    "rpo.breach",
+    "rto.breach",
+    "disk.low",
+    "lock.held",
+    "guard.failure",
+]
+
+DEFAULT_ON: list[On] = ["failure", "partial", "breach", "warning"]
+
+
+def wanted(on: list[str], kind: str) -> bool:
+    """Whether an event of ``kind`` goes to a target listening ``on`` (``test`` always does)."""
+    klass = EVENT_KINDS[kind][0]
+    return kind == "test" or ("all" in on and klass != "start") or kind in on or klass in on
+
+
+class Target(StrictModel):
+    """A named notification target: an apprise URL (a secret reference) and the events it receives."""
+
+    url: SecretRef = Field(
+        description="The apprise URL (slack://, mailto://, discord://, tgram://, ntfy://, matrix://, "
+        "json://, form://, ...) as a secret reference: URLs embed tokens and passwords.",
+        examples=[{"env": "SLACK_WEBHOOK_URL"}],
+    )
+    on: list[On] | None = Field(
+        default=None,
+        description="Events this target receives (classes, event kinds or 'all'); absent: notifications.on.",
+        examples=[["failure", "backup.success"]],
+    )
+
+
+class Notifications(StrictModel):
+    """Who hears about backups, checks, drills and prunes, and the dead-man's-switch ping."""
+
+    urls: list[SecretRef] = Field(
+        default_factory=list,
+        description="Apprise URLs (Slack, e-mail, Discord, Telegram, ntfy, Matrix, JSON webhooks, ...) as "
+        "secret references, since they embed tokens; each receives the events of 'on'.",
+        examples=[[{"env": "SLACK_WEBHOOK_URL"}]],
+    )
+    on: list[On] = Field(
+        default_factory=lambda: list(DEFAULT_ON),
+        description="Events sent to 'urls' (and to targets without their own 'on'): classes (start, "
+        "success, partial, failure, breach, warning), event kinds (backup.success, check.failure, "
+        "rpo.breach, disk.low, ...) or 'all' (everything but starts).",
+        examples=[["failure", "partial", "breach", "warning", "backup.success"]],
+    )
+    targets: dict[str, Target] = Field(
+        default_factory=dict,
+        description="Named targets with their own events ('safehold notify test NAME' tests one).",
+        examples=[{"oncall": {"url": {"env": "PAGER_URL"}, "on": ["failure"]}}],
+    )
+    healthchecks_ping: SecretRef | None = Field(
+        default=None,
+        description="A healthchecks.io-style ping URL for backups: URL/start when one starts, URL on "
+        "success, URL/fail (with the last lines of the log) on failure or a partial snapshot.",
+        examples=[{"env": "HC_PING_URL"}],
+    )
+    timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds a notification may take (all targets are sent at once); a failed or slow "
+        "one is a warning and never fails or holds up the operation longer than this.",
+        examples=[10],
+    )
+    log_lines: int = Field(
+        default=20,
+        ge=0,
+        le=500,
+        description="How many of the last lines of the operation's log a message and a /fail ping carry.",
+        examples=[20],
+    )
+
+    @field_validator("targets")
+    @classmethod
+    def _target_names(cls, value: dict[str, Target]) -> dict[str, Target]:
+        for name in value:
+            check_name("notification target", name)
+        return value
