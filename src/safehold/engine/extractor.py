@@ -6,15 +6,24 @@ interpreter lock. So a large restore hands each run of blobs read from a pack to
 (``python -m safehold.engine.extractor``), which proves every blob (:func:`~safehold.engine.verifier.
 decode_blob`, nothing unverified is written) and writes it where the plan says:
 
-* a *whole* target is a file that this one blob completes: the helper creates its temporary file,
-  writes it, applies owner, xattrs, mode and times through the descriptor and renames it into place;
+* a *whole* target is a file that this one blob completes: the helper creates its temporary file (a new,
+  unpredictable name), writes it, applies owner, xattrs, mode and times through the descriptor and
+  renames it into place;
 * a *piece* goes into a temporary file the planner created and sized beforehand (a file of several
-  blobs); the planner finishes the file when its last piece is in.
+  blobs); the helper opens it again only if it is still the same inode; the planner finishes the file
+  when its last piece is in.
 
-Request frame: ``[envelope, blobs, targets]`` and the stored bytes of the run as payload, where blobs are
-``[offset in payload, stored length, raw length, compressed, id]`` and targets ``[blob index, temporary
-path, final path or None, offset in file, metadata or None]`` with metadata ``[mode, uid, gid,
-atime_ns, mtime_ns, xattrs]``. Reply: one ``[error or None, warnings]`` per target, in order.
+Folders are reached as the restoring process reached them (:class:`~safehold.engine.fs.safedir.DirTree`:
+one name at a time from the restore target, never through a symlink) and must be the very folders it
+recorded (device and inode travel with each target).
+
+Init frame: ``[data key, id key, restore owner, target path, [target device, target inode]]``. Request
+frame: ``[envelope, blobs, targets]`` and the stored bytes of the run as payload, where blobs are
+``[offset in payload, stored length, raw length, compressed, id]`` and targets ``[blob index, folder
+(relative to the target), [folder device, folder inode], temporary name or None, temporary inode, final
+name or None, offset in file, metadata or None]`` with metadata ``[mode, uid, gid, atime_ns, mtime_ns,
+xattrs]``: a whole file has a final name and metadata, a piece a temporary name. Reply: one ``[error or
+None, warnings]`` per target, in order.
 """
 
 from __future__ import annotations
@@ -28,11 +37,12 @@ import zstandard
 from safehold.engine import helper
 from safehold.engine.crypto import SessionCache
 from safehold.engine.fs.meta import apply_metadata, write_sparse_aware
+from safehold.engine.fs.safedir import DirTree, create_temp, open_temp
 from safehold.engine.helper import HelperError, recv_frame, send_frame
 from safehold.engine.pack import DATA, PackedBlob
 from safehold.engine.tree import FILE, Node
 from safehold.engine.verifier import decode_blob
-from safehold.errors import IntegrityError
+from safehold.errors import IntegrityError, SafeholdError
 
 #: Files up to this size that arrive in one piece are written plainly (no ftruncate, no hole search).
 PLAIN_WRITE = 64 * 1024
@@ -45,7 +55,7 @@ GAP = 256 * 1024
 P = TypeVar("P", bound=tuple[Any, ...])
 
 Blob = tuple[int, int, int, bool, bytes]
-Target = tuple[int, bytes, bytes | None, int, list[Any] | None]
+Target = tuple[int, bytes, list[int], bytes | None, int, bytes | None, int, list[Any] | None]
 Result = tuple[str | None, list[str]]
 
 
@@ -81,11 +91,14 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[os.write(fd, view) :]
 
 
-def write_whole(tmp: bytes, final: bytes, data: bytes, meta: list[Any], restore_owner: bool) -> list[str]:
-    """Create ``tmp`` holding ``data`` with ``meta`` applied, then rename it to ``final``; warnings."""
+def write_whole(
+    dfd: int, name: bytes, data: bytes | memoryview, meta: list[Any], restore_owner: bool, shown: str
+) -> list[str]:
+    """Create a temporary file in folder ``dfd`` holding ``data`` with ``meta`` applied, then rename it
+    to ``name``; warnings (``shown``: the final path for them)."""
     mode, uid, gid, atime_ns, mtime_ns, xattrs = meta
     node = Node(
-        name=os.path.basename(final),
+        name=name,
         type=FILE,
         mode=mode,
         uid=uid,
@@ -95,7 +108,7 @@ def write_whole(tmp: bytes, final: bytes, data: bytes, meta: list[Any], restore_
         size=len(data),
         xattrs=[(bytes(k), bytes(v)) for k, v in xattrs],
     )
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    tmp, fd = create_temp(dfd, name)
     try:
         try:
             if len(data) <= PLAIN_WRITE:
@@ -103,22 +116,22 @@ def write_whole(tmp: bytes, final: bytes, data: bytes, meta: list[Any], restore_
             else:
                 os.ftruncate(fd, len(data))
                 write_sparse_aware(fd, 0, data)
-            warnings = apply_metadata(tmp, node, restore_owner=restore_owner, fd=fd)
+            warnings = apply_metadata(os.fsencode(shown), node, restore_owner=restore_owner, fd=fd)
         finally:
             os.close(fd)
-        os.replace(tmp, final)
+        os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
     except BaseException:
         try:
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=dfd)
         except OSError:
             pass
         raise
     return warnings
 
 
-def write_piece(tmp: bytes, offset: int, data: bytes) -> None:
-    """Write one piece of a multi-blob file into its pre-sized temporary file."""
-    fd = os.open(tmp, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+def write_piece(dfd: int, tmp: bytes, ino: int, offset: int, data: bytes | memoryview) -> None:
+    """Write one piece of a multi-blob file into its pre-sized temporary file (inode ``ino``)."""
+    fd = open_temp(dfd, tmp, ino)
     try:
         write_sparse_aware(fd, offset, data)
     finally:
@@ -134,6 +147,7 @@ def extract(
     targets: list[Target],
     payload: bytes | bytearray,
     restore_owner: bool,
+    tree: DirTree,
 ) -> list[Result]:
     """Prove each blob of ``payload`` and write it to its targets; one result per target, in order.
 
@@ -153,15 +167,19 @@ def extract(
                 results[pos] = (str(exc), [])
             continue
         for pos in by_blob.get(index, []):
-            _index, tmp, final, offset, meta = targets[pos]
+            _index, folder, folder_id, tmp, ino, name, offset, meta = targets[pos]
             try:
-                if final is not None and meta is not None:
-                    results[pos] = (None, write_whole(tmp, final, plain, meta, restore_owner))
-                else:
-                    write_piece(tmp, offset, plain)
-                    results[pos] = (None, [])
+                with tree.opened(folder, (folder_id[0], folder_id[1])) as dfd:
+                    if name is not None and meta is not None:
+                        shown = tree.path(folder, name)
+                        results[pos] = (None, write_whole(dfd, name, plain, meta, restore_owner, shown))
+                    elif tmp is not None:
+                        write_piece(dfd, tmp, ino, offset, plain)
+                        results[pos] = (None, [])
             except OSError as exc:
                 results[pos] = (f"write failed: {exc.strerror}", [])
+            except SafeholdError as exc:
+                results[pos] = (str(exc), [])
         del plain
     return results
 
@@ -169,8 +187,11 @@ def extract(
 class ExtractorProcess(helper.Client):
     """A helper process running :func:`extract`; one caller thread at a time."""
 
-    def __init__(self, data_key: bytes, id_key: bytes, restore_owner: bool) -> None:
-        super().__init__("safehold.engine.extractor", "restoring", [data_key, id_key, restore_owner])
+    def __init__(
+        self, data_key: bytes, id_key: bytes, restore_owner: bool, root: bytes, root_id: tuple[int, int]
+    ) -> None:
+        init = [data_key, id_key, restore_owner, root, list(root_id)]
+        super().__init__("safehold.engine.extractor", "restoring", init)
 
     def extract(
         self, envelope: bytes, blobs: list[Blob], targets: list[Target], payload: bytes
@@ -186,14 +207,22 @@ class ExtractorProcess(helper.Client):
 
 
 def serve(rfd: int, wfd: int) -> None:
-    data_key, id_key, restore_owner = helper.recv_init(rfd, 3, "extractor")
+    data_key, id_key, restore_owner, root, root_id = helper.recv_init(rfd, 5, "extractor")
     sessions = SessionCache(data_key)
     dctx = zstandard.ZstdDecompressor()
+    tree: DirTree | None = None
+    failed: str | None = None
+    try:
+        tree = DirTree(root, create=False, root_id=(root_id[0], root_id[1]))
+    except (OSError, SafeholdError) as exc:
+        failed = f"the restore target cannot be opened: {exc}"
 
     def handle(req: object, payload: bytearray) -> object:
         assert isinstance(req, list)
         envelope, blobs, targets = req
-        results = extract(sessions, id_key, dctx, envelope, blobs, targets, payload, restore_owner)
+        if tree is None:
+            return [[failed, []] for _ in targets]
+        results = extract(sessions, id_key, dctx, envelope, blobs, targets, payload, restore_owner, tree)
         return [list(r) for r in results]
 
     helper.serve_requests(rfd, wfd, handle)

@@ -8,8 +8,12 @@ backend's ``connections`` on remote storage, whose trees are fetched in bulk fir
 decrypted, decompressed and checked against its id before a byte of it is written; a large restore does
 that and the file writes in helper processes (:mod:`safehold.engine.extractor`), started once the walk
 has planned ``helpers_from`` files and used for every batch from then on. A file is assembled
-under a temporary name next to its final path, its metadata applied, and only then renamed into place:
-a file that could not be restored completely is never left at its final path. A second run after an
+under a temporary name next to its final path (new, unpredictable, created with ``O_EXCL``), its metadata
+applied, and only then renamed into place: a file that could not be restored completely is never left
+at its final path. Below the target nothing is looked up by path: folders are opened one name at a time
+without following symlinks and every entry is made relative to its folder's descriptor
+(:mod:`safehold.engine.fs.safedir`); a symlink where a folder must be is replaced only with
+``overwrite="always"``, else refused with everything below it. A second run after an
 interruption skips files already complete (same type, size and mtime) under ``if-changed``. A progress
 that ``wants_totals`` gets them from a first, metadata-only walk.
 
@@ -23,6 +27,7 @@ import os
 import queue
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,6 +43,7 @@ from safehold.engine.extractor import (
     write_all,
 )
 from safehold.engine.fs.meta import apply_metadata, owner_ids, write_sparse_aware
+from safehold.engine.fs.safedir import DirTree, InTheWay, create_temp, open_temp
 from safehold.engine.memtune import release_memory, tune_malloc
 from safehold.engine.pack import DATA, PackedBlob
 from safehold.engine.progress import NullProgress, Progress
@@ -48,7 +54,6 @@ from safehold.engine.treewalk import PathFilter, prefetch_trees, walk_wanted
 from safehold.errors import IntegrityError, SafeholdError, UsageError
 
 OVERWRITE_POLICIES = ("never", "if-changed", "always")
-TMP_SUFFIX = b".safehold-partial"
 #: Largest read from a local pack: bounds the memory each reader holds (remote reads stay whole-pack,
 #: where every request is a round trip).
 _LOCAL_READ = 2 * 1024 * 1024
@@ -78,16 +83,17 @@ class RestoreStats:
 class _Job:
     """One regular file to restore (one per file: slots keep a plan of millions of files small)."""
 
-    final: bytes
+    folder: bytes  # relative to the target (one object shared by the files of a folder)
+    name: bytes
     node: Node
     remaining: int
-    created: bool = False
+    tmp: bytes | None = None  # the temporary file's name once created
+    ino: int = 0  # and its inode
     failed: bool = False
 
     @property
-    def tmp(self) -> bytes:
-        d, n = os.path.split(self.final)
-        return os.path.join(d, b"." + n[:200] + TMP_SUFFIX)
+    def created(self) -> bool:
+        return self.tmp is not None
 
 
 #: One blob's place in one file: (offset in pack, stored length, raw length, compressed, blob id, job,
@@ -127,8 +133,8 @@ class Restorer:
         self._helpers: queue.SimpleQueue[ExtractorProcess] | None = None
         self._started: list[ExtractorProcess] = []
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
-        self._ready: set[bytes] = set()  # folders known to exist
-        self._fresh: set[bytes] = set()  # folders this restore created (they held nothing before)
+        self._tree: DirTree  # the folders below the target (set by restore)
+        self._started_ns = 0
         self.stats = RestoreStats()
 
     def _lock(self, job: _Job) -> threading.Lock:
@@ -146,10 +152,22 @@ class Restorer:
     ) -> RestoreStats:
         """Restore the children of folder node ``start`` below ``target``."""
         self.repo.load_index()
-        if start.type != DIR or start.subtree is None:
-            return self._restore_single(start, target)
+        self._tree = tree = DirTree(target, replace=self.overwrite == "always")
+        self._started_ns = time.time_ns()
+        try:
+            if start.type != DIR or start.subtree is None:
+                return self._restore_single(start)
+            self._restore_tree(start, includes, excludes, base)
+        finally:
+            tree.close()
+        return self.stats
+
+    def _restore_tree(
+        self, start: Node, includes: list[str] | None, excludes: list[str] | None, base: bytes
+    ) -> None:
+        assert start.subtree is not None
+        self._sweep(b"")
         flt = PathFilter(includes or [], excludes or [], base)
-        os.makedirs(target, exist_ok=True)
         dirs: list[tuple[bytes, Node]] = []
         later: list[tuple[bytes, Node]] = []
         jobs: list[_Job] = []
@@ -161,89 +179,115 @@ class Restorer:
             totals = _totals(walk_wanted(self.repo, start.subtree, flt, cache=trees))
         self.progress.start("restore", total_files=totals[0], total_bytes=totals[1])
         planned = blobs = 0
+        folder = b""
         try:
             for rel, node, want in walk_wanted(self.repo, start.subtree, flt, cache=trees):
-                final = os.path.join(target, rel)
                 if node.type == DIR:
                     if want is None:
-                        later.append((final, node))
-                        continue
-                    self._mkdir(final)
-                    dirs.append((final, node))
+                        later.append((rel, node))
+                    elif self._ensure(rel) is not None:
+                        dirs.append((rel, node))
                     continue
                 if want is None:
                     continue
-                self._ensure_parents(final, target, later, dirs)
+                parent, name = os.path.split(rel)
+                if parent != folder:  # the files of one folder share one object (see _Job)
+                    folder = parent
+                if not self._ensure_parent(folder, later, dirs):
+                    continue
                 key = (node.device, node.inode)
                 if node.type != FILE or (node.links > 1 and key in links):
-                    later.append((final, node))
+                    later.append((rel, node))
                     continue
                 if node.links > 1:
-                    links[key] = final
-                if self._skip_existing(final, node):
+                    links[key] = rel
+                if self._skip_existing(folder, name, node):
                     self.stats.files_skipped += 1
                     self.progress.advance(files=1, nbytes=node.size)
                     continue
-                jobs.append(_Job(final, node, len(node.content)))
+                jobs.append(_Job(folder, name, node, len(node.content)))
                 planned += 1
                 blobs += len(node.content)
                 if len(jobs) >= self._batch[0] or blobs >= self._batch[1]:
                     self._restore_contents(jobs, planned)
                     jobs, blobs = [], 0
             self._restore_contents(jobs, planned)
-            del jobs
+            jobs = []
         finally:
             self._stop_helpers()
+            self._drop_temps(jobs)
             self.progress.finish()
-        finish_others(later, links, self.overwrite, self.restore_owner, self.stats)
-        for final, node in sorted(dirs, key=lambda x: x[0].count(b"/"), reverse=True):
-            self.stats.warnings += apply_metadata(final, node, restore_owner=self.restore_owner)
-        return self.stats
+        finish_others(later, links, self.overwrite, self.restore_owner, self.stats, self._tree)
+        # deepest first (reverse order puts a folder after everything below it)
+        for rel, node in sorted(dirs, key=lambda x: x[0], reverse=True):
+            try:
+                with self._tree.opened(rel) as fd:
+                    shown = os.fsencode(self._tree.path(rel))
+                    self.stats.warnings += apply_metadata(
+                        shown, node, restore_owner=self.restore_owner, fd=fd
+                    )
+            except InTheWay as exc:
+                if not exc.reported:
+                    self.stats.errors.append(str(exc))
 
-    def _ensure_parents(
-        self, final: bytes, target: bytes, pending: list[tuple[bytes, Node]], dirs: list[tuple[bytes, Node]]
-    ) -> None:
-        parent = os.path.dirname(final)
-        if parent in self._ready or os.path.isdir(parent):
-            self._ready.add(parent)
-            return
-        self._mkdir(parent)
-        for p, n in pending:
-            if (
-                n.type == DIR
-                and (parent == p or parent.startswith(p + b"/"))
-                and all(p != d for d, _ in dirs)
-            ):
-                dirs.append((p, n))
-
-    def _mkdir(self, path: bytes) -> None:
+    def _ensure(self, rel: bytes) -> list[bytes] | None:
+        """Make sure folder ``rel`` exists below the target: the folders met on the way for the first
+        time, None (reported) when it cannot be."""
+        tree = self._tree
+        if rel in tree.ids:
+            return []
         try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            if not os.path.isdir(path):
-                if self.overwrite != "always":
-                    self.stats.errors.append(f"{os.fsdecode(path)}: exists and is not a folder")
-                    return
-                os.unlink(path)
-                os.mkdir(path, 0o700)
-        except FileNotFoundError:
-            os.makedirs(path, mode=0o700, exist_ok=True)
-        else:
-            self._fresh.add(path)  # created just now: nothing inside it can be in the way
-        self._ready.add(path)
-        self.stats.dirs += 1
+            new = tree.ensure(rel)
+        except InTheWay as exc:
+            if not exc.reported:
+                self.stats.errors.append(str(exc))
+            return None
+        except OSError as exc:
+            self.stats.errors.append(f"{tree.path(rel)}: cannot create folder: {exc.strerror}")
+            return None
+        self.stats.dirs += len(new)
+        for d in new:
+            if d not in tree.created:
+                self._sweep(d)
+        return new
 
-    def _skip_existing(self, final: bytes, node: Node) -> bool:
-        if os.path.dirname(final) in self._fresh:
+    def _sweep(self, rel: bytes) -> None:
+        """Remove what an interrupted restore left in a folder that existed before this one."""
+        try:
+            self._tree.sweep(rel, self._started_ns)
+        except (OSError, InTheWay):
+            pass
+
+    def _ensure_parent(
+        self, parent: bytes, pending: list[tuple[bytes, Node]], dirs: list[tuple[bytes, Node]]
+    ) -> bool:
+        """The folder of a wanted entry: folders that were not wanted themselves (include patterns) are
+        created on the way, and get their metadata too."""
+        if parent in self._tree.ids:
+            return True
+        new = self._ensure(parent)
+        if new is None:
+            return False
+        if new:
+            made = set(new)
+            dirs += [(p, n) for p, n in pending if n.type == DIR and p in made]
+        return True
+
+    def _skip_existing(self, folder: bytes, name: bytes, node: Node) -> bool:
+        tree = self._tree
+        if folder in tree.created:
             return False
         try:
-            st = os.lstat(final)
+            with tree.opened(folder) as dfd:
+                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
         except FileNotFoundError:
             return False
+        except (OSError, InTheWay):
+            return False  # the write reports it
         if self.overwrite == "never":
             return True
         if stat.S_ISDIR(st.st_mode):
-            self.stats.errors.append(f"{os.fsdecode(final)}: a folder is in the way of a file")
+            self.stats.errors.append(f"{tree.path(folder, name)}: a folder is in the way of a file")
             return True
         return (
             self.overwrite == "if-changed"
@@ -252,20 +296,38 @@ class Restorer:
             and st.st_mtime_ns == node.mtime_ns
         )
 
-    def _restore_single(self, node: Node, target: bytes) -> RestoreStats:
-        os.makedirs(target, exist_ok=True)
-        final = os.path.join(target, node.name)
+    def _restore_single(self, node: Node) -> RestoreStats:
         if node.type == FILE:
-            if not self._skip_existing(final, node):
+            if not self._skip_existing(b"", node.name, node):
                 self.progress.start("restore", total_files=1, total_bytes=node.size)
+                jobs = [_Job(b"", node.name, node, len(node.content))]
                 try:
-                    self._restore_contents([_Job(final, node, len(node.content))], 1)
+                    self._restore_contents(jobs, 1)
                 finally:
                     self._stop_helpers()
                     self.progress.finish()
         else:
-            finish_others([(final, node)], {}, self.overwrite, self.restore_owner, self.stats)
+            finish_others([(node.name, node)], {}, self.overwrite, self.restore_owner, self.stats, self._tree)
         return self.stats
+
+    def _shown(self, job: _Job) -> str:
+        return self._tree.path(job.folder, job.name)
+
+    def _drop_temps(self, jobs: list[_Job]) -> None:
+        """Remove the temporary files of ``jobs`` that were not completed (an interrupted batch)."""
+        for job in jobs:
+            if job.tmp is not None and (job.failed or job.remaining):
+                self._unlink_temp(job)
+
+    def _unlink_temp(self, job: _Job) -> None:
+        if job.tmp is None:
+            return
+        try:
+            with self._tree.opened(job.folder) as dfd:
+                os.unlink(job.tmp, dir_fd=dfd)
+        except (OSError, InTheWay):
+            pass
+        job.tmp = None
 
     # ---- contents --------------------------------------------------------------------------------
     def _restore_contents(self, jobs: list[_Job], planned: int) -> None:
@@ -288,7 +350,7 @@ class Restorer:
                 if loc is None or loc.type != DATA:
                     job.failed = True
                     self.stats.errors.append(
-                        f"{os.fsdecode(job.final)}: blob {blob_id.hex()[:16]} is missing from the repository"
+                        f"{self._shown(job)}: blob {blob_id.hex()[:16]} is missing from the repository"
                     )
                     break
                 envelopes[loc.pack_id] = loc.envelope
@@ -301,8 +363,11 @@ class Restorer:
         del by_pack
         if self._helpers is None and planned >= self._helpers_from:
             self._helpers = queue.SimpleQueue()
+            root_id = self._tree.ids[b""]
             for _ in range(self.workers):  # once per restore: _stop_helpers ends them
-                vp = ExtractorProcess(self.repo.keys.data, self.repo.keys.blob_id, self.restore_owner)
+                vp = ExtractorProcess(
+                    self.repo.keys.data, self.repo.keys.blob_id, self.restore_owner, self._tree.root, root_id
+                )
                 self._started.append(vp)
                 self._helpers.put(vp)
         helpers = self._helpers
@@ -313,11 +378,8 @@ class Restorer:
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="safehold-restore") as pool:
             list(pool.map(lambda item: self._restore_pack(item, helpers), work))
         for job in jobs:
-            if job.failed and job.created:
-                try:
-                    os.unlink(job.tmp)
-                except OSError:
-                    pass
+            if job.failed:
+                self._unlink_temp(job)
 
     def _stop_helpers(self) -> None:
         self._helpers = None
@@ -372,7 +434,11 @@ class Restorer:
                     node = job.node
                     uid, gid = owner_ids(node)
                     meta = [node.mode, uid, gid, node.atime_ns, node.mtime_ns, node.xattrs]
-                targets.append((index, job.tmp, job.final if whole else None, off, meta))
+                folder_id = list(self._tree.ids[job.folder])
+                if whole:
+                    targets.append((index, job.folder, folder_id, None, 0, job.name, off, meta))
+                else:
+                    targets.append((index, job.folder, folder_id, job.tmp, job.ino, None, off, meta))
                 placed.append((job, whole, raw_length))
         vp = helpers.get()
         try:
@@ -385,7 +451,7 @@ class Restorer:
                 if err is not None:
                     if not job.failed:
                         job.failed = True
-                        self.stats.errors.append(f"{os.fsdecode(job.final)}: not restored: {err}")
+                        self.stats.errors.append(f"{self._shown(job)}: not restored: {err}")
                     continue
                 self.stats.bytes_written += nbytes
                 self.progress.advance(nbytes=nbytes)
@@ -403,68 +469,108 @@ class Restorer:
             with self._lock(job):
                 if not job.failed:
                     job.failed = True
-                    self.stats.errors.append(f"{os.fsdecode(job.final)}: not restored: {msg}")
+                    self.stats.errors.append(f"{self._shown(job)}: not restored: {msg}")
 
     def _create(self, job: _Job) -> bool:
-        """Create the job's temporary file at its full size; False (and the job failed) if impossible."""
+        """Create the job's temporary file at its full size; False (and the job failed) if impossible.
+        An empty file gets its metadata here too."""
         try:
-            fd = os.open(job.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-            try:
-                os.ftruncate(fd, job.node.size)
-            finally:
-                os.close(fd)
+            with self._tree.opened(job.folder) as dfd:
+                job.tmp, fd = create_temp(dfd, job.name)
+                try:
+                    job.ino = os.fstat(fd).st_ino
+                    if job.node.size:
+                        os.ftruncate(fd, job.node.size)
+                    else:
+                        self._metadata(job, fd)
+                finally:
+                    os.close(fd)
+        except InTheWay as exc:
+            job.failed = True
+            if not exc.reported:
+                self.stats.errors.append(str(exc))
+            return False
         except OSError as exc:
             job.failed = True
-            self.stats.errors.append(f"{os.fsdecode(job.final)}: cannot create: {exc.strerror}")
+            self.stats.errors.append(f"{self._shown(job)}: cannot create: {exc.strerror}")
             return False
-        job.created = True
         return True
+
+    def _metadata(self, job: _Job, fd: int) -> None:
+        shown = os.fsencode(self._shown(job))
+        self.stats.warnings += apply_metadata(shown, job.node, restore_owner=self.restore_owner, fd=fd)
 
     def _write(self, job: _Job, offset: int, data: bytes) -> None:
         with self._lock(job):
             if job.failed:
                 return
             try:
-                # the first write creates the file (pre-sized, so skipped zero blocks read as zeros)
-                flags = os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW
-                if not job.created:
-                    flags |= os.O_CREAT | os.O_TRUNC
-                fd = os.open(job.tmp, flags, 0o600)
-                try:
-                    whole = not job.created and offset == 0 and len(data) == job.node.size
-                    if whole and len(data) <= PLAIN_WRITE:
-                        write_all(fd, data)  # a small file in one piece: holes are not worth it
-                        job.created = True
+                with self._tree.opened(job.folder) as dfd:
+                    # the first write creates the file (pre-sized, so skipped zero blocks read as zeros)
+                    if job.tmp is None:
+                        job.tmp, fd = create_temp(dfd, job.name)
+                        job.ino = os.fstat(fd).st_ino if job.remaining > 1 else 0
+                        fresh = True
                     else:
-                        if not job.created:
-                            os.ftruncate(fd, job.node.size)
-                            job.created = True
-                        write_sparse_aware(fd, offset, data)
-                    job.remaining -= 1
-                    if job.remaining == 0:  # the last piece: metadata through this descriptor
-                        self.stats.warnings += apply_metadata(
-                            job.tmp, job.node, restore_owner=self.restore_owner, fd=fd
-                        )
-                finally:
-                    os.close(fd)
+                        fd = open_temp(dfd, job.tmp, job.ino)
+                        fresh = False
+                    try:
+                        whole = fresh and offset == 0 and len(data) == job.node.size
+                        if whole and len(data) <= PLAIN_WRITE:
+                            write_all(fd, data)  # a small file in one piece: holes are not worth it
+                        else:
+                            if fresh:
+                                os.ftruncate(fd, job.node.size)
+                            write_sparse_aware(fd, offset, data)
+                        job.remaining -= 1
+                        if job.remaining == 0:  # the last piece: metadata through this descriptor
+                            self._metadata(job, fd)
+                    finally:
+                        os.close(fd)
+                    if job.remaining == 0:
+                        self._rename(job, dfd)
+            except InTheWay as exc:
+                job.failed = True
+                if not exc.reported:
+                    self.stats.errors.append(str(exc))
+                return
             except OSError as exc:
                 job.failed = True
-                self.stats.errors.append(f"{os.fsdecode(job.final)}: write failed: {exc.strerror}")
+                self.stats.errors.append(f"{self._shown(job)}: write failed: {exc.strerror}")
                 return
             self.stats.bytes_written += len(data)
             self.progress.advance(nbytes=len(data))
-            if job.remaining == 0:
-                self._complete(job, metadata_done=True)
 
-    def _complete(self, job: _Job, *, metadata_done: bool = False) -> None:
-        if not metadata_done:
-            self.stats.warnings += apply_metadata(job.tmp, job.node, restore_owner=self.restore_owner)
+    def _complete(self, job: _Job) -> None:
+        """Finish a job whose contents are all written (by helpers, or an empty file): metadata (unless
+        already applied, for an empty file) and the rename into place."""
+        assert job.tmp is not None
         try:
-            os.replace(job.tmp, job.final)
+            with self._tree.opened(job.folder) as dfd:
+                if job.node.size:
+                    fd = open_temp(dfd, job.tmp, job.ino)
+                    try:
+                        self._metadata(job, fd)
+                    finally:
+                        os.close(fd)
+                self._rename(job, dfd)
+        except InTheWay as exc:
+            job.failed = True
+            if not exc.reported:
+                self.stats.errors.append(str(exc))
+        except OSError as exc:
+            job.failed = True
+            self.stats.errors.append(f"{self._shown(job)}: not restored: {exc.strerror}")
+
+    def _rename(self, job: _Job, dfd: int) -> None:
+        assert job.tmp is not None
+        try:
+            os.replace(job.tmp, job.name, src_dir_fd=dfd, dst_dir_fd=dfd)
         except IsADirectoryError:
             job.failed = True
-            self.stats.errors.append(f"{os.fsdecode(job.final)}: a folder is in the way of a file")
+            self.stats.errors.append(f"{self._shown(job)}: a folder is in the way of a file")
             return
+        job.tmp = None
         self.stats.files += 1
         self.progress.advance(files=1)
 

@@ -200,8 +200,41 @@ def apply_metadata(path: bytes, node: Node, *, restore_owner: bool, fd: int | No
     return warnings
 
 
-def create_special(path: bytes, node: Node) -> bool:
-    """Create the FIFO or device node ``node`` describes at ``path``; False when deliberately skipped.
+def apply_metadata_at(dir_fd: int, name: bytes, node: Node, *, restore_owner: bool, shown: str) -> list[str]:
+    """:func:`apply_metadata` for the symlink or special file ``name`` in the folder open as ``dir_fd``:
+    every step acts on the entry itself, never on what a symlink there points to (``shown``: the path
+    for warnings)."""
+    warnings: list[str] = []
+    if restore_owner:
+        uid, gid = owner_ids(node)
+        try:
+            os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
+        except OSError as exc:
+            warnings.append(f"{shown}: cannot set owner {uid}:{gid}: {exc.strerror}")
+    # no *xattrat: the folder through its descriptor's /proc link, the entry itself not followed
+    at = b"/proc/self/fd/%d/%s" % (dir_fd, name)
+    for key, value in node.xattrs:
+        try:
+            os.setxattr(at, key, value, follow_symlinks=False)
+        except OSError as exc:
+            warnings.append(f"{shown}: cannot set xattr {os.fsdecode(key)}: {exc.strerror}")
+    if node.type != SYMLINK:
+        try:
+            os.chmod(name, node.mode, dir_fd=dir_fd, follow_symlinks=False)
+        except (OSError, ValueError, NotImplementedError) as exc:  # ValueError: a symlink is there now
+            warnings.append(
+                f"{shown}: cannot set mode {node.mode:#o}: {getattr(exc, 'strerror', None) or exc}"
+            )
+    try:
+        os.utime(name, ns=(node.atime_ns, node.mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
+    except OSError as exc:
+        warnings.append(f"{shown}: cannot set times: {exc.strerror}")
+    return warnings
+
+
+def create_special(path: bytes, node: Node, *, dir_fd: int | None = None, shown: str | None = None) -> bool:
+    """Create the FIFO or device node ``node`` describes at ``path`` (a name in ``dir_fd`` when given);
+    False when deliberately skipped.
 
     Sockets are skipped (returns False; see the module docstring). The node is created with mode 0o600;
     :func:`apply_metadata` sets the real mode, owner and times afterwards. Raises
@@ -210,13 +243,13 @@ def create_special(path: bytes, node: Node) -> bool:
     """
     if node.type == SOCKET:
         return False
-    shown = os.fsdecode(path)
+    shown = shown or os.fsdecode(path)
     try:
         if node.type == FIFO:
-            os.mkfifo(path, 0o600)
+            os.mkfifo(path, 0o600, dir_fd=dir_fd)
         elif node.type in (CHARDEV, BLOCKDEV):
             kind = stat.S_IFCHR if node.type == CHARDEV else stat.S_IFBLK
-            os.mknod(path, kind | 0o600, node.rdev)
+            os.mknod(path, kind | 0o600, node.rdev, dir_fd=dir_fd)
         else:
             raise ValueError(f"{shown}: not a special file: {node.type}")
     except OSError as exc:

@@ -1,0 +1,321 @@
+"""Restore never follows a symlink it did not create: symlinks planted below the restore target (where a
+folder, a file or a temporary file goes), a FIFO or a pre-created file at the old temporary name, and a
+folder swapped for a symlink while the restore runs. Through ``restore --target`` (the engine, the
+operation and the real CLI) and a component restore (``files`` kind), in this process and in restore
+helpers. Every test proves that nothing outside the target was created, changed or chmod-ed (sentinel
+fingerprint)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from safehold.engine.repository import Repository
+from safehold.engine.restorer import Restorer, RestoreStats
+from safehold.engine.tree import DIR, Node
+from safehold.operations.components import EngineComponentReader
+from safehold.sources.base import SourceContext
+from safehold.sources.files import FilesSource
+from tests.engine.conftest import Result
+from tests.security.hostile import save_snapshot
+from tests.security.sentinel import World
+
+BIG = os.urandom(5 << 19)  # 2.5 MiB: stored in 512 KiB blobs, written piece by piece
+#: The snapshot's tree below the restore target (``app/...``).
+APP: list = [  # type: ignore[type-arg]
+    (
+        b"app",
+        [
+            (
+                b"storage",
+                [
+                    (b"big.bin", BIG),
+                    (b"logs", [(b"a.log", b"log line\n"), (b"b.log", b"")]),
+                    (b"small.txt", b"small\n"),
+                ],
+            ),
+            (b"top.txt", b"top\n"),
+        ],
+    )
+]
+FOLDERS = ["app", "app/storage", "app/storage/logs"]
+FILES = [
+    "app/top.txt",
+    "app/storage/small.txt",
+    "app/storage/big.bin",
+    "app/storage/logs/a.log",
+    "app/storage/logs/b.log",
+]
+HELPERS = pytest.mark.parametrize("helpers", [False, True], ids=["in-process", "helpers"])
+
+
+def _snapshot(repo: Repository) -> Node:
+    snap = save_snapshot(repo, APP)
+    return Node(name=b"", type=DIR, subtree=bytes.fromhex(snap.tree))
+
+
+def _restore(repo: Repository, root: Node, world: World, helpers: bool, overwrite: str) -> RestoreStats:
+    restorer = Restorer(repo, helpers_from=1 if helpers else 1 << 30, overwrite=overwrite)
+    return restorer.restore(root, os.fsencode(world.target))
+
+
+def _restored_completely(target: Path, below: str = "") -> None:
+    base = target / below if below else target
+    assert (base / "app" / "top.txt").read_bytes() == b"top\n"
+    assert (base / "app" / "storage" / "big.bin").read_bytes() == BIG
+    assert (base / "app" / "storage" / "small.txt").read_bytes() == b"small\n"
+    assert (base / "app" / "storage" / "logs" / "a.log").read_bytes() == b"log line\n"
+    for folder in FOLDERS:
+        st = os.lstat(base / folder)
+        assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o755
+    leftovers = [p for p in base.rglob("*") if p.name.endswith(".safehold-partial")]
+    assert leftovers == []
+
+
+def _plant_folder_link(world: World, where: str, base: Path | None = None) -> Path:
+    """Create the folders above ``where`` (below the target) and a symlink at ``where`` to outside/etc."""
+    link = (base or world.target) / where
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(world.outside / "etc")
+    return link
+
+
+# ---- a symlink where a folder goes ------------------------------------------------------------------
+@pytest.mark.parametrize("where", FOLDERS)
+@HELPERS
+def test_symlink_in_place_of_a_folder_is_refused(
+    repo: Repository, world: World, where: str, helpers: bool
+) -> None:
+    root = _snapshot(repo)
+    link = _plant_folder_link(world, where)
+    stats = _restore(repo, root, world, helpers, "if-changed")
+    (err,) = [e for e in stats.errors if "in the way" in e]
+    assert err.startswith(f"{link}: a symlink is in the way of a folder"), stats.errors
+    assert len(stats.errors) == 1, stats.errors  # once for the folder, not once per file below it
+    assert os.readlink(link) == str(world.outside / "etc")  # left as it was
+    # what is not below the symlink is restored
+    if where != "app":
+        assert (world.target / "app" / "top.txt").read_bytes() == b"top\n"
+    world.assert_untouched()
+
+
+@pytest.mark.parametrize("where", FOLDERS)
+@HELPERS
+def test_symlink_in_place_of_a_folder_is_replaced_with_overwrite_always(
+    repo: Repository, world: World, where: str, helpers: bool
+) -> None:
+    root = _snapshot(repo)
+    _plant_folder_link(world, where)
+    stats = _restore(repo, root, world, helpers, "always")
+    assert stats.errors == []
+    _restored_completely(world.target)
+    world.assert_untouched()
+
+
+@HELPERS
+def test_symlinks_at_every_depth_never_followed(repo: Repository, world: World, helpers: bool) -> None:
+    # every file's place a symlink to a file outside (replaced: a symlink itself is what gets
+    # overwritten), the deepest folder's place a symlink to a folder outside (refused)
+    root = _snapshot(repo)
+    for rel in FILES:
+        p = world.target / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if p.parent.name == "logs" and not p.parent.is_symlink():
+            p.parent.rmdir()
+            _plant_folder_link(world, "app/storage/logs")
+        if not p.parent.is_symlink():
+            p.symlink_to(world.outside / "secret")
+    stats = _restore(repo, root, world, helpers, "if-changed")
+    assert len(stats.errors) == 1 and "logs: a symlink is in the way of a folder" in stats.errors[0]
+    for rel in FILES[:3]:
+        assert stat.S_ISREG(os.lstat(world.target / rel).st_mode)
+    assert (world.target / "app" / "storage" / "big.bin").read_bytes() == BIG
+    world.assert_untouched()
+
+
+# ---- the temporary file's name --------------------------------------------------------------------
+OLD_TEMP = ".{}.safehold-partial"  # the name every restore used before
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "file"])
+@HELPERS
+def test_planted_temporary_names_are_never_used(
+    repo: Repository, world: World, kind: str, helpers: bool
+) -> None:
+    root = _snapshot(repo)
+    storage = world.target / "app" / "storage"
+    (storage / "logs").mkdir(parents=True)
+    held: dict[str, tuple[int, int]] = {}
+    for rel in FILES:
+        p = world.target / rel
+        tmp = p.parent / OLD_TEMP.format(p.name)
+        if kind == "symlink":
+            tmp.symlink_to(world.outside / "secret")
+        elif kind == "fifo":
+            os.mkfifo(tmp, 0o666)
+        else:
+            tmp.write_bytes(b"attacker's\n")
+            os.chmod(tmp, 0o666)
+            fd = os.open(tmp, os.O_WRONLY)  # the attacker keeps a descriptor open
+            held[rel] = (fd, os.fstat(fd).st_ino)
+    result: list[RestoreStats] = []
+    t = threading.Thread(target=lambda: result.append(_restore(repo, root, world, helpers, "if-changed")))
+    t.start()
+    t.join(60)
+    if t.is_alive():  # blocked on a FIFO: release it, then fail
+        for rel in FILES:
+            p = world.target / rel
+            try:
+                os.close(os.open(p.parent / OLD_TEMP.format(p.name), os.O_RDONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+        t.join(60)
+        pytest.fail("the restore blocked on a FIFO at a temporary file's name")
+    (stats,) = result
+    assert stats.errors == []
+    for rel, (fd, ino) in held.items():  # the attacker's file never becomes the restored one
+        os.pwrite(fd, b"EVIL", 0)
+        os.close(fd)
+        p = world.target / rel
+        assert os.lstat(p).st_ino != ino and not p.read_bytes().startswith(b"EVIL")
+    for rel in FILES:
+        p = world.target / rel
+        assert stat.S_ISREG(os.lstat(p).st_mode) and stat.S_IMODE(os.lstat(p).st_mode) == 0o644
+    assert (world.target / "app" / "storage" / "big.bin").read_bytes() == BIG
+    world.assert_untouched()
+
+
+def test_temporary_names_are_unpredictable_and_left_nowhere(repo: Repository, world: World) -> None:
+    root = _snapshot(repo)
+    seen: set[str] = set()
+    real_open = os.open
+
+    def spy(path, flags, mode=0o777, *, dir_fd=None):  # type: ignore[no-untyped-def]
+        name = os.fsdecode(path)
+        if name.endswith(".safehold-partial") and flags & os.O_CREAT:
+            assert flags & os.O_EXCL and flags & os.O_NOFOLLOW
+            seen.add(name)
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "open", spy)
+        for _ in range(2):
+            assert _restore(repo, root, world, False, "always").errors == []
+    assert len(seen) == 2 * len(FILES)  # a new name each time
+    assert not any(n in seen for n in (OLD_TEMP.format(os.path.basename(f)) for f in FILES))
+    _restored_completely(world.target)
+    world.assert_untouched()
+
+
+# ---- the operation, the real CLI ------------------------------------------------------------------
+def test_cli_restore_target_refuses_a_planted_symlink(
+    repo: Repository, run: Callable[..., Result], world: World
+) -> None:
+    snap = save_snapshot(repo, APP)
+    link = _plant_folder_link(world, "app/storage")
+    r = run("restore", snap.id, "--target", str(world.target))
+    assert r.code != 0 and "Traceback" not in r.err
+    assert f"{link}: a symlink is in the way of a folder" in r.out + r.err
+    assert os.path.islink(link)
+    r = run("restore", snap.id, "--target", str(world.target), "--overwrite", "always")
+    assert r.code == 0, r.err
+    _restored_completely(world.target)
+    world.assert_untouched()
+
+
+# ---- a component restore (files kind) --------------------------------------------------------------
+def _component(repo: Repository) -> tuple[FilesSource, EngineComponentReader]:
+    snap = save_snapshot(
+        repo, [(b"web", [(b"srv", APP)])], components={"web": {"kind": "files", "status": "ok"}}
+    )
+    source = FilesSource("web", {"paths": ["/srv/app"]})
+    return source, EngineComponentReader(repo, repo.find_snapshot(snap.id), "web")
+
+
+@pytest.mark.parametrize("where", FOLDERS[1:])
+@pytest.mark.parametrize("force", [False, True], ids=["refused", "force"])
+def test_component_restore_never_follows_a_planted_symlink(
+    repo: Repository, world: World, where: str, force: bool
+) -> None:
+    source, reader = _component(repo)
+    link = _plant_folder_link(world, where, world.target / "srv")
+    ctx = SourceContext(force=force, options={"target_root": str(world.target)})
+    if force:
+        source.restore(reader, ctx)
+        _restored_completely(world.target, "srv")
+    else:
+        with pytest.raises(Exception, match="a symlink is in the way of a folder") as exc:
+            source.restore(reader, ctx)
+        assert str(link) in str(exc.value)
+        assert os.path.islink(link)
+    world.assert_untouched()
+
+
+# ---- a folder swapped for a symlink while the restore runs -----------------------------------------
+SWAPPER = r"""
+import os, sys, time
+folder, link_to, end = sys.argv[1], sys.argv[2], time.monotonic() + float(sys.argv[3])
+aside = folder + ".aside"
+print("ready", flush=True)
+while time.monotonic() < end:
+    try:
+        os.rename(folder, aside)
+        os.symlink(link_to, folder)
+        time.sleep(0.0005)
+        os.unlink(folder)
+        os.rename(aside, folder)
+    except OSError:
+        time.sleep(0.0005)
+"""
+
+
+def _race(repo: Repository, world: World, tmp_path: Path, rounds: int, helpers: bool) -> None:
+    # many small files in one folder, so that the restore keeps writing into it while it is swapped
+    files = [(b"f%04d.txt" % i, b"data %d\n" % i) for i in range(600)]
+    snap = save_snapshot(repo, [(b"app", [(b"storage", files)])])
+    root = Node(name=b"", type=DIR, subtree=bytes.fromhex(snap.tree))
+    for n in range(rounds):
+        target = world.target / f"r{n}"
+        storage = target / "app" / "storage"
+        storage.mkdir(parents=True)  # exists before: the restore must open it, not create it
+        swapper = subprocess.Popen(
+            [sys.executable, "-c", SWAPPER, str(storage), str(world.outside / "etc"), "30"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert swapper.stdout is not None and swapper.stdout.readline() == "ready\n"
+            time.sleep(0.01)
+            restorer = Restorer(repo, helpers_from=1 if helpers else 1 << 30, overwrite="if-changed")
+            stats = restorer.restore(root, os.fsencode(target))
+        finally:
+            swapper.kill()
+            swapper.wait()
+            swapper.stdout.close()  # type: ignore[union-attr]
+        # whatever the timing (refused, restored into the real folder, or failed because the folder the
+        # restore created was replaced and removed), never through the symlink
+        assert all(e.startswith(f"{storage}") for e in stats.errors), stats.errors
+        world.assert_untouched()
+
+
+@HELPERS
+def test_folder_swapped_for_a_symlink_during_restore(
+    repo: Repository, world: World, tmp_path: Path, helpers: bool
+) -> None:
+    _race(repo, world, tmp_path, 3, helpers)
+
+
+@pytest.mark.slow
+@HELPERS
+def test_folder_swapped_for_a_symlink_during_restore_soak(
+    repo: Repository, world: World, tmp_path: Path, helpers: bool
+) -> None:
+    _race(repo, world, tmp_path, 40, helpers)
