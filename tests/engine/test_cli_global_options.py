@@ -22,6 +22,7 @@ VALUES: dict[str, Any] = {
     "password_command": "cat /some/pass",
     "config_path": "/some/safehold.toml",
     "offsite": "backupserver",
+    "lock_wait": "10m",
 }
 
 

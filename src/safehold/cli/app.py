@@ -51,6 +51,7 @@ class App:
     quiet: bool = False
     config_path: str | None = None
     offsite: str | None = None
+    lock_wait: str | None = None
     _backends: list[Backend] = field(default_factory=list)
     _config: Config | None = None
     _config_loaded: bool = False
@@ -113,7 +114,22 @@ class App:
         backend = self.backend(url)
         if not backend.exists():
             raise RepositoryNotFound(f"no repository at {backend.properties.location}")
-        return Repository.open(backend, self.get_password())
+        repo = Repository.open(backend, self.get_password())
+        repo.lock_wait = self.lock_wait_seconds()
+        return repo
+
+    def lock_wait_seconds(self) -> float:
+        """``--lock-wait`` in seconds (0 when not given)."""
+        if not self.lock_wait or self.lock_wait.strip() == "0":
+            return 0.0
+        from safehold.config.validation import parse_duration
+
+        try:
+            return parse_duration(self.lock_wait.strip()).total_seconds()
+        except ValueError as exc:
+            raise UsageError(
+                f"--lock-wait: {exc}", hint="Write a duration such as 30s, 10m or 1h, or 0."
+            ) from None
 
     def close(self) -> None:
         for b in self._backends:

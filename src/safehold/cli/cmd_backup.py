@@ -11,7 +11,7 @@ from safehold.cli.repo_setup import create_repository, write_bootstrap
 from safehold.engine.repository import Repository
 from safehold.engine.snapshot import FUTURE_TOLERANCE
 from safehold.engine.util import human_bytes, human_span
-from safehold.errors import PartialResult, RepositoryNotFound, UsageError
+from safehold.errors import PartialResult, RepositoryNotFound, SafeholdError, UsageError
 from safehold.operations.backup import BackupOptions, backup_paths, time_ahead
 
 if TYPE_CHECKING:
@@ -51,6 +51,13 @@ if TYPE_CHECKING:
     help="Create the profile's off-site repositories that do not exist yet (with the main repository's "
     "deduplication parameters), then copy to them.",
 )
+@click.option(
+    "--forget",
+    "forget_after",
+    is_flag=True,
+    help="After a successful profile backup, forget the profile's snapshots that its retention does not "
+    "keep (as 'safehold forget --profile P'; run 'safehold prune' to free their space).",
+)
 @pass_app
 def backup(
     app: App,
@@ -66,11 +73,14 @@ def backup(
     no_cache: bool,
     profile: str | None,
     init_offsite: bool,
+    forget_after: bool,
 ) -> None:
     """Back up PATHS, or the components of a configured profile, into a new snapshot; print its id."""
     if not paths:
-        _backup_profile(app, profile, init_offsite=init_offsite)
+        _backup_profile(app, profile, init_offsite=init_offsite, forget_after=forget_after)
         return
+    if forget_after:
+        raise UsageError("--forget is for profile backups (the profile's retention applies)")
     if profile:
         raise UsageError("give either PATHS or --profile, not both")
     if init_offsite:
@@ -120,7 +130,7 @@ def backup(
         )
 
 
-def _backup_profile(app: App, profile: str | None, *, init_offsite: bool) -> None:
+def _backup_profile(app: App, profile: str | None, *, init_offsite: bool, forget_after: bool) -> None:
     from safehold.operations.server_backup import backup_profile, require_ok
 
     config = app.config(required=True)
@@ -174,8 +184,26 @@ def _backup_profile(app: App, profile: str | None, *, init_offsite: bool) -> Non
             f"snapshot {run.snapshot.id[:8]} saved (profile {run.profile or '-'})"
             + (" (partial)" if run.snapshot.partial else "")
         )
-    app.emit(run.as_dict(), "\n".join(lines))
+    result = run.as_dict()
+    forget_error: SafeholdError | None = None
+    good = run.snapshot is not None and not (run.failure or run.error or run.failed_components)
+    if forget_after and good:
+        from safehold.cli.cmd_forget import render
+        from safehold.operations.forget import Selection, forget
+
+        try:
+            done = forget(repo, policy=None, config=config, selection=Selection(profiles=[run.profile or ""]))
+            lines.append("forget:")
+            lines += [f"  {line}" for line in render(done).splitlines()]
+            result["forget"] = done.as_dict()
+        except SafeholdError as exc:
+            forget_error = exc
+            lines.append(f"forget: FAILED {exc.message}")
+            result["forget"] = {"error": exc.message}
+    app.emit(result, "\n".join(lines))
     require_ok(run)
+    if forget_error is not None:
+        raise forget_error
 
 
 def _record(app: App, run: ProfileRun) -> None:

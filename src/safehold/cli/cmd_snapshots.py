@@ -44,7 +44,8 @@ def snapshots(app: App, tags: tuple[str, ...], host: str | None) -> None:
             f"{s.short_id}  {_local(s.datetime)}  {_local(written) if written else '-':19}  "
             f"{s.hostname[:16]:16}  {','.join(s.tags)[:16]:16}  {', '.join(s.paths)}"
             + _failed_mark(s)
-            + (f"  (copy of {s.original[:8]})" if s.original else "")
+            + ("  (pinned)" if s.pinned else "")
+            + (f"  ({'first saved as' if s.pinned else 'copy of'} {s.original[:8]})" if s.original else "")
             + ("  (FUTURE: never latest)" if ahead else "")
         )
         if ahead:

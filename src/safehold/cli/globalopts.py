@@ -79,6 +79,14 @@ GLOBAL_OPTIONS: tuple[GlobalOption, ...] = (
         "Work on the configuration's off-site repository NAME instead of the main one.",
         metavar="NAME",
     ),
+    GlobalOption(
+        ("--lock-wait",),
+        "lock_wait",
+        "Wait up to this long for another operation's conflicting lock, e.g. '10m' (default: fail at once) "
+        "[env: SAFEHOLD_LOCK_WAIT].",
+        envvar="SAFEHOLD_LOCK_WAIT",
+        metavar="DURATION",
+    ),
     GlobalOption(("--json",), "json", "Machine-readable JSON output on stdout.", flag=True),
     GlobalOption(("-q", "--quiet"), "quiet", "Print only errors.", flag=True),
     GlobalOption(("--debug",), "debug", "Show tracebacks for unexpected errors.", flag=True),

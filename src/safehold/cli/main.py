@@ -75,6 +75,9 @@ COMMAND_MODULES: dict[str, str] = {
     "doctor": "cmd_doctor",
     "verify-system": "cmd_verify",
     "notify": "cmd_notify",
+    "forget": "cmd_forget",
+    "pin": "cmd_forget",
+    "unpin": "cmd_forget",
 }
 
 

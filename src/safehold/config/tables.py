@@ -67,7 +67,9 @@ class OffsiteSettings(RepositorySettings):
 
 # ------------------------------------------------------------------------------------------ profiles
 class Retention(_Model):
-    """How many snapshots to keep per period (the newest of each period); absent means none by period."""
+    """Which snapshots 'forget' keeps: the newest of each period, the newest N, those within a time span
+    or with a tag (restic's rules; see 'safehold forget --help'). Absent settings keep nothing by that rule;
+    the newest complete snapshot and pinned snapshots are always kept."""
 
     last: int | None = Field(default=None, ge=0, description="Keep the newest N snapshots.", examples=[3])
     hourly: int | None = Field(
@@ -87,6 +89,41 @@ class Retention(_Model):
     )
     yearly: int | None = Field(
         default=None, ge=0, description="Keep the newest snapshot of each of the last N years.", examples=[3]
+    )
+    within: Duration | None = Field(
+        default=None,
+        description="Keep every snapshot taken less than this before the group's newest snapshot.",
+        examples=["2d"],
+    )
+    within_hourly: Duration | None = Field(
+        default=None,
+        description="Keep the newest snapshot of each hour within this of the group's newest snapshot.",
+        examples=["2d"],
+    )
+    within_daily: Duration | None = Field(
+        default=None,
+        description="Keep the newest snapshot of each day within this of the group's newest snapshot.",
+        examples=["14d"],
+    )
+    within_weekly: Duration | None = Field(
+        default=None,
+        description="Keep the newest snapshot of each week within this of the group's newest snapshot.",
+        examples=["8w"],
+    )
+    within_monthly: Duration | None = Field(
+        default=None,
+        description="Keep the newest snapshot of each month within this of the group's newest snapshot.",
+        examples=["52w"],
+    )
+    within_yearly: Duration | None = Field(
+        default=None,
+        description="Keep the newest snapshot of each year within this of the group's newest snapshot.",
+        examples=["520w"],
+    )
+    tags: list[str] = Field(
+        default_factory=list,
+        description="Keep every snapshot with these tags (an entry 'a,b' means both a and b).",
+        examples=[["keep"]],
     )
 
 
@@ -123,6 +160,12 @@ class Defaults(_Model):
         default=None,
         description="Profile 'safehold backup' runs without --profile (must be defined under [profiles]).",
         examples=["quick"],
+    )
+    safety_retention: Retention = Field(
+        default_factory=lambda: Retention(within="30d"),
+        description="Which safety snapshots (tag 'safety', taken before a restore replaces something) "
+        "'forget' keeps; they never count against a profile's retention.",
+        examples=[{"within": "30d", "last": 3}],
     )
 
 

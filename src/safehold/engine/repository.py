@@ -183,6 +183,8 @@ class Repository:
         self.index_files: set[str] = set()
         self._index_loaded = False
         self._local = threading.local()
+        #: seconds :meth:`lock` waits for a conflicting lock to go away unless told (``--lock-wait``)
+        self.lock_wait = 0.0
 
     # ---- creation / opening -------------------------------------------------------------------
     @classmethod
@@ -219,15 +221,18 @@ class Repository:
         keys = MasterKeys.from_master(master)
         return cls(backend, keys, _open_config(backend, keys), key_name)
 
-    def lock(self, *, exclusive: bool, operation: str, wait: float = 0.0, clock: Clock | None = None) -> Lock:
-        """Take a shared or exclusive lock (see :mod:`safehold.engine.lock`); ``clock`` is for tests."""
+    def lock(
+        self, *, exclusive: bool, operation: str, wait: float | None = None, clock: Clock | None = None
+    ) -> Lock:
+        """Take a shared or exclusive lock (see :mod:`safehold.engine.lock`), waiting up to ``wait`` seconds
+        (default :attr:`lock_wait`) for conflicting locks to go away; ``clock`` is for tests."""
         return acquire(
             self.backend,
             self.keys.lock,
             SessionCache(self.keys.lock),
             exclusive=exclusive,
             operation=operation,
-            wait=wait,
+            wait=self.lock_wait if wait is None else wait,
             clock=clock,
         )
 

@@ -4,7 +4,8 @@ Encoded as canonical JSON (sorted keys) and stored encrypted in ``snapshots/<sha
 the snapshot id. A snapshot names its root tree, what was backed up and from where, and carries the
 per-component metadata later steps need (database statistics for restore drills, tool versions,
 export counts) plus summary statistics. ``original`` is the id of the snapshot this one was copied
-from (``safehold copy``), so copies are recognised in the target.
+from (``safehold copy``), so copies are recognised in the target; ``safehold pin`` rewrites a snapshot
+with ``pinned`` set and keeps its first id in ``original`` too, so the id a backup printed still names it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class Snapshot:
     components: dict[str, Any] = field(default_factory=dict)
     parent: str | None = None
     original: str | None = None
+    #: protected from every retention policy (``safehold pin``); stored only when set
+    pinned: bool = False
     version: int = SNAPSHOT_VERSION
     id: str = field(default="", compare=False)
     #: when the storage says the file was written (seconds since the epoch), None when unknown
@@ -50,6 +53,8 @@ class Snapshot:
         d = asdict(self)
         d.pop("id")
         d.pop("written")
+        if not d["pinned"]:  # snapshots that were never pinned encode as before the field existed
+            d.pop("pinned")
         return json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
@@ -62,6 +67,13 @@ class Snapshot:
             s = cls(**{k: v for k, v in d.items() if k in known})
             if not isinstance(s.time, str):
                 raise TypeError("its time is not a string")
+            if not isinstance(s.pinned, bool) or not isinstance(s.partial, bool):
+                raise TypeError("its pinned or partial mark is not true or false")
+            if not isinstance(s.hostname, str) or not (s.profile is None or isinstance(s.profile, str)):
+                raise TypeError("its host or profile is not a string")
+            for what, items in (("tags", s.tags), ("paths", s.paths)):
+                if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                    raise TypeError(f"its {what} are not a list of strings")
             _ = s.datetime  # a time that does not parse is damage, not something to sort by
         except (ValueError, TypeError, AttributeError) as exc:
             raise IntegrityError(f"snapshot {snap_id[:8]} is malformed: {exc}") from None

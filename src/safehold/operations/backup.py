@@ -53,13 +53,16 @@ class BackupResult:
 
 
 def snapshot_time(value: str | None) -> str:
+    """The time a snapshot records: now, or ``value``, with its UTC offset (this machine's zone unless
+    ``value`` names one). Retention's days and weeks are those of the recorded zone, so a backup at 00:30
+    in Berlin counts for that day, not the day before in UTC."""
     if value is None:
-        return datetime.now(UTC).isoformat(timespec="microseconds")
+        return datetime.now(UTC).astimezone().isoformat(timespec="microseconds")
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
         raise UsageError(f"--time takes an ISO-8601 time, not {value!r}") from None
-    return (dt if dt.tzinfo else dt.astimezone()).astimezone(UTC).isoformat(timespec="microseconds")
+    return (dt if dt.tzinfo else dt.astimezone()).isoformat(timespec="microseconds")
 
 
 def time_ahead(value: str | None, now: datetime | None = None) -> timedelta | None:
