@@ -8,9 +8,12 @@ from typing import Any
 import click
 
 from safehold.cli.app import App, pass_app
+from safehold.cli.cmd_prune import options_from, prune_options
+from safehold.cli.cmd_prune import render as render_prune
 from safehold.engine.retention import BUCKETS, GROUP_FIELDS, Policy
 from safehold.errors import UsageError
 from safehold.operations.forget import IDS_KEY, ForgetResult, Selection, forget, set_pinned
+from safehold.operations.prune import prune
 
 
 def _duration(option: str, value: str | None) -> timedelta | None:
@@ -138,6 +141,8 @@ def render(result: ForgetResult) -> str:
 @click.option("--profile", "profiles", multiple=True, help="Only snapshots of this profile (repeatable).")
 @click.option("--tag", "tags", multiple=True, help="Only snapshots with this tag (repeatable: all of them).")
 @click.option("-n", "--dry-run", is_flag=True, help="Show the plan; remove nothing.")
+@click.option("--prune", "then_prune", is_flag=True, help="Then run 'safehold prune' to free the space.")
+@prune_options
 @pass_app
 def forget_cmd(
     app: App,
@@ -148,6 +153,7 @@ def forget_cmd(
     profiles: tuple[str, ...],
     tags: tuple[str, ...],
     dry_run: bool,
+    then_prune: bool,
     **keep: Any,
 ) -> None:
     """Forget snapshots by a retention policy (or the ones named by ID): remove their snapshot files.
@@ -160,6 +166,8 @@ def forget_cmd(
     good ones; safety snapshots (tag 'safety') follow defaults.safety_retention (30 days). The data of
     forgotten snapshots stays until 'safehold prune'.
     """
+    prune_params = {k: keep.pop(k) for k in ("pack_grace", "max_repack_size", "max_unused")}
+    prune_opts = options_from(prune_params, dry_run) if then_prune else None
     policy = policy_from_options(keep)
     if snapshot_ids and (policy is not None or hosts or profiles or tags):
         raise UsageError("give snapshot IDs or a policy with filters, not both")
@@ -175,7 +183,13 @@ def forget_cmd(
     )
     for line in result.plan.damaged:
         app.warn(f"warning: damaged snapshot file left alone: {line}")
-    app.emit(result.as_dict(), render(result))
+    if prune_opts is None:
+        app.emit(result.as_dict(), render(result))
+        return
+    if not app.json:
+        app.emit(None, render(result))
+    outcome = prune(repo, prune_opts, app.progress())
+    app.emit(result.as_dict() | {"prune": outcome.as_dict()}, "prune:\n" + render_prune(outcome))
 
 
 def _pin(app: App, snapshot: str, pinned: bool) -> None:

@@ -78,6 +78,8 @@ COMMAND_MODULES: dict[str, str] = {
     "forget": "cmd_forget",
     "pin": "cmd_forget",
     "unpin": "cmd_forget",
+    "prune": "cmd_prune",
+    "repair": "cmd_repair",
 }
 
 

@@ -63,7 +63,11 @@ class SystemClock:
         return time.time()
 
     def monotonic(self) -> float:
-        return time.monotonic()
+        # Time a suspended machine slept counts: a writer paused past its lease must find it expired.
+        return time.clock_gettime(_BOOTTIME) if _BOOTTIME is not None else time.monotonic()
+
+
+_BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
 
 
 def lease_seconds() -> float:
@@ -293,3 +297,17 @@ def acquire(
         if time.monotonic() >= deadline:
             raise RepositoryLocked(f"repository is locked: {conflict[0].describe()}")
         time.sleep(min(1.0, max(0.05, deadline - time.monotonic())) + (os.getpid() % 7) / 100)
+
+
+def remove_stale(backend: Backend, key: bytes, sessions: SessionCache, mine: Lock) -> list[LockInfo]:
+    """Remove the stale locks of others (an exclusive holder does this after taking its lock): a writer
+    whose lease ran out while it was paused or cut off then finds its lock file gone at its next read-back
+    (:meth:`Lock.confirm`, before every index file and snapshot) and stops without committing, instead of
+    committing a snapshot whose blobs the exclusive holder may have deleted. Returns what was removed."""
+    removed = []
+    for info in read_locks(backend, key, sessions):
+        if info.name != mine.info.name and info.stale():
+            with contextlib.suppress(NotFoundError):
+                backend.remove(Handle(FileType.LOCK, info.name))
+            removed.append(info)
+    return removed
