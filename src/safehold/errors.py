@@ -50,7 +50,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success",
     EXIT_FAILURE: "failure (the message says what failed)",
     EXIT_USAGE: "usage or configuration error",
-    EXIT_PARTIAL: "partial: the snapshot was written but some items could not be read",
+    EXIT_PARTIAL: "partial: the snapshot was written but some items could not be read (repair: some data is lost)",
     EXIT_HEALTH: "a health check failed (after 'restore all': everything was restored, the check names what "
     "does not work yet)",
     EXIT_NO_REPOSITORY: "no repository at the given location",

@@ -116,6 +116,7 @@ class App:
             raise RepositoryNotFound(f"no repository at {backend.properties.location}")
         repo = Repository.open(backend, self.get_password())
         repo.lock_wait = self.lock_wait_seconds()
+        repo.report = lambda text: self.warn(f"warning: {text}")
         return repo
 
     def lock_wait_seconds(self) -> float:

@@ -61,6 +61,7 @@ def check(app: App, /, read_data: bool, read_data_subset: str | None, **thaw: An
         + (f"; read {result.packs_read} packs ({result.blobs_read} blobs)" if result.packs_read else "")
     )
     lines.append("no errors were found" if result.ok else f"{len(result.errors)} error(s) found")
+    lines += [f"advice: {a}" for a in result.advice]
     app.emit(
         result.as_dict() | {"bootstrap": {"notes": boot_notes, "problems": boot_problems}}, "\n".join(lines)
     )

@@ -31,9 +31,14 @@ def snapshots(app: App, tags: tuple[str, ...], host: str | None) -> None:
     machine's clock is marked and warned about: 'latest' never picks it.
     """
     repo = app.open_repo()
+    damaged: list[str] = []
     snaps = [
-        s for s in repo.snapshots() if (not host or s.hostname == host) and all(t in s.tags for t in tags)
+        s
+        for s in repo.snapshots(damaged=damaged)
+        if (not host or s.hostname == host) and all(t in s.tags for t in tags)
     ]
+    for line in damaged:
+        app.warn(f"warning: damaged snapshot file, not listed: {line} (see 'safehold check')")
     now = datetime.now(UTC)
     lines = [f"{'ID':8}  {'Time':19}  {'Written':19}  {'Host':16}  {'Tags':16}  Paths"]
     rows = []

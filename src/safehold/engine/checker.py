@@ -3,7 +3,9 @@
 Structure (always): index files load and match their names; every pack the index names exists and its
 header agrees with the index; every snapshot loads; every tree of every snapshot loads and decodes; every
 blob a tree references is in the index with the right type. Packs that no index names are *notes*, not
-errors: an interrupted backup leaves them, and prune removes them.
+errors: an interrupted backup leaves them, and prune removes them; but when anything else is wrong the
+index may be what is damaged, and the note says to run ``repair index`` instead. ``advice`` says what to
+run about the errors, naming the snapshots affected.
 
 Data (``read_data``): every selected pack is read, its SHA-256 compared with its name, and every blob in
 it decrypted, decompressed and compared with its id. Local packs are read in parts of ``READ_PART``
@@ -24,6 +26,7 @@ from safehold.engine.helper import HelperError
 from safehold.engine.pack import DATA, TREE, PackedBlob
 from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.repository import Repository
+from safehold.engine.snapshot import Snapshot
 from safehold.engine.tree import DIR, FILE, decode_tree
 from safehold.engine.verifier import PackProof, VerifierProcess, read_tail
 from safehold.errors import ColdStorageError, IntegrityError, SafeholdError, UsageError
@@ -46,6 +49,10 @@ class CheckResult:
     packs_read: int = 0
     blobs_read: int = 0
     bytes_read: int = 0
+    #: short ids of snapshots that reference something missing or damaged
+    affected: list[str] = field(default_factory=list)
+    #: what to do about the errors, in order (the repair commands)
+    advice: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -82,6 +89,7 @@ class Checker:
         self.progress = progress or NullProgress()
         self.workers = workers
         self.result = CheckResult()
+        self._missing: set[bytes] = set()  # packs the index names that storage does not have
 
     def run(
         self,
@@ -106,6 +114,7 @@ class Checker:
         reader = _DataReader(self, [(p, stored[p]) for p in selected]) if read_data else None
         try:
             indexed = repo.index.pack_ids()
+            self._missing = {p for p in indexed if p.hex() not in stored}
             r.packs = len(stored)
             self.progress.start("check packs", total_files=len(indexed))
             for pid, entries in repo.index.iter_packs():
@@ -116,17 +125,61 @@ class Checker:
                 self._check_header(name, stored[name], entries)
                 self.progress.advance(files=1)
             self.progress.finish()
-            for name in sorted(set(stored) - {p.hex() for p in indexed}):
-                r.notes.append(
-                    f"pack {name[:16]} is not in any index (left by an interrupted backup; prune removes it)"
-                )
+            structure_errors = len(r.errors)
             self._check_snapshots()
+            unindexed = sorted(set(stored) - {p.hex() for p in indexed})
+            # Packs in no index are left by interrupted backups, and prune deletes them; but when the index
+            # itself may be damaged they may hold what the snapshots need: then the advice is to read
+            # them back into the index, never to prune (that would turn an index fault into data loss).
+            suspect = bool(r.errors)
+            for name in unindexed:
+                r.notes.append(
+                    f"pack {name[:16]} is not in any index: "
+                    + (
+                        "the index may be damaged; 'safehold repair index' reads it back (do not prune now)"
+                        if suspect
+                        else "left by an interrupted backup; prune deletes it once it is an hour old"
+                    )
+                )
             if reader is not None:
                 reader.collect()
         finally:
             if reader is not None:
                 reader.close()
+        self._advise(structure_errors, bool(unindexed))
         return r
+
+    def _advise(self, structure_errors: int, unindexed: bool) -> None:
+        r = self.result
+        if not r.errors:
+            return
+        index_fault = any(
+            "index" in e or "missing from storage" in e or "header" in e for e in r.errors[:structure_errors]
+        ) or any("is not in the index" in e for e in r.errors)
+        if index_fault or unindexed:
+            r.advice.append(
+                "run 'safehold repair index': it rebuilds the index from the packs' own headers (do not run "
+                "prune before: it would delete what the index no longer names)"
+            )
+        if r.affected:
+            names = ", ".join(r.affected[:10]) + (
+                f" and {len(r.affected) - 10} more" if len(r.affected) > 10 else ""
+            )
+            r.advice.append(
+                f"snapshot(s) {names} reference missing or damaged data (and any other sharing their folders): "
+                "then 'safehold repair snapshots' writes copies without the lost files and lists every one "
+                "(--forget removes the originals)"
+            )
+        if any((e.startswith("snapshot ") and "damaged" in e) or "malformed" in e for e in r.errors):
+            r.advice.append(
+                "snapshot files that cannot be read: put them back from a copy, or remove them with "
+                "'safehold repair snapshots --forget'"
+            )
+        if r.packs_read and any("cannot be read" in e or "pack " in e for e in r.errors[structure_errors:]):
+            r.advice.append(
+                "damaged packs: 'safehold repair snapshots --read-data' finds the files that used them and "
+                "writes snapshots without them"
+            )
 
     def _check_header(self, name: str, size: int, entries: list[PackedBlob]) -> None:
         try:
@@ -149,55 +202,67 @@ class Checker:
         r.snapshots = len(snaps)
         self.progress.start("check snapshots", total_files=len(snaps))
         for snap in snaps:
-            try:
-                root = bytes.fromhex(snap.tree)
-            except ValueError:
-                r.errors.append(f"snapshot {snap.short_id}: malformed tree id")
-                continue
-            stack = [(root, f"snapshot {snap.short_id}")]
-            # Remote storage: fetch the snapshot's trees pack by pack first (one request per pack, not
-            # per folder). Local reads are cheap, and holding every tree of a snapshot costs memory.
-            remote = not self.repo.backend.properties.local
-            cache = self._prefetch(root) if remote and root not in seen else {}
-            while stack:
-                tree_id, where = stack.pop()
-                if tree_id in seen:
-                    continue
-                seen.add(tree_id)
-                r.trees += 1
-                loc = self.repo.index.lookup(tree_id)
-                if loc is None or loc.type != TREE:
-                    r.errors.append(f"{where}: tree {tree_id.hex()[:16]} is not in the index")
-                    continue
-                try:
-                    raw = cache.get(tree_id)
-                    if raw is None:
-                        raw = self.repo.load_blob(TREE, tree_id)
-                except SafeholdError as exc:
-                    r.errors.append(f"{where}: tree {tree_id.hex()[:16]}: {exc}")
-                    continue
-                try:
-                    nodes = decode_tree(raw, tree_id)  # names the tree, and a name that breaks the rule
-                except SafeholdError as exc:
-                    r.errors.append(f"{where}: {exc}")
-                    continue
-                files = [n for n in nodes if n.type == FILE]
-                locs = iter(self.repo.index.lookup_many([b for n in files for b in n.content]))
-                for n in files:
-                    for b in n.content:
-                        bl = next(locs)
-                        if bl is None or bl.type != DATA:
-                            r.errors.append(
-                                f"{where}/{n.display_name}: data blob {b.hex()[:16]} is not in the index"
-                            )
-                for n in nodes:
-                    if n.type == DIR:
-                        if n.subtree is None:
-                            r.errors.append(f"{where}/{n.display_name}: folder without a tree")
-                        else:
-                            stack.append((n.subtree, f"{where}/{n.display_name}"))
+            before = len(r.errors)
+            self._check_snapshot(snap, seen)
+            if len(r.errors) > before:
+                r.affected.append(snap.short_id)
             self.progress.advance(files=1)
         self.progress.finish()
+
+    def _check_snapshot(self, snap: Snapshot, seen: set[bytes]) -> None:
+        r = self.result
+        try:
+            root = bytes.fromhex(snap.tree)
+        except ValueError:
+            r.errors.append(f"snapshot {snap.short_id}: malformed tree id")
+            return
+        stack = [(root, f"snapshot {snap.short_id}")]
+        # Remote storage: fetch the snapshot's trees pack by pack first (one request per pack, not
+        # per folder). Local reads are cheap, and holding every tree of a snapshot costs memory.
+        remote = not self.repo.backend.properties.local
+        cache = self._prefetch(root) if remote and root not in seen else {}
+        while stack:
+            tree_id, where = stack.pop()
+            if tree_id in seen:
+                continue
+            seen.add(tree_id)
+            r.trees += 1
+            loc = self.repo.index.lookup(tree_id)
+            if loc is None or loc.type != TREE:
+                r.errors.append(f"{where}: tree {tree_id.hex()[:16]} is not in the index")
+                continue
+            try:
+                raw = cache.get(tree_id)
+                if raw is None:
+                    raw = self.repo.load_blob(TREE, tree_id)
+            except SafeholdError as exc:
+                r.errors.append(f"{where}: tree {tree_id.hex()[:16]}: {exc}")
+                continue
+            try:
+                nodes = decode_tree(raw, tree_id)  # names the tree, and a name that breaks the rule
+            except SafeholdError as exc:
+                r.errors.append(f"{where}: {exc}")
+                continue
+            files = [n for n in nodes if n.type == FILE]
+            locs = iter(self.repo.index.lookup_many([b for n in files for b in n.content]))
+            for n in files:
+                for b in n.content:
+                    bl = next(locs)
+                    if bl is None or bl.type != DATA:
+                        r.errors.append(
+                            f"{where}/{n.display_name}: data blob {b.hex()[:16]} is not in the index"
+                        )
+                    elif bl.pack_id in self._missing:
+                        r.errors.append(
+                            f"{where}/{n.display_name}: data blob {b.hex()[:16]} is in pack "
+                            f"{bl.pack_id.hex()[:16]}, which is missing"
+                        )
+            for n in nodes:
+                if n.type == DIR:
+                    if n.subtree is None:
+                        r.errors.append(f"{where}/{n.display_name}: folder without a tree")
+                    else:
+                        stack.append((n.subtree, f"{where}/{n.display_name}"))
 
     def _prefetch(self, root: bytes) -> dict[bytes, bytes]:
         """All trees of a snapshot, read pack by pack; on any problem {} (the per-tree walk then loads and

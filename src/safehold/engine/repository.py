@@ -185,6 +185,8 @@ class Repository:
         self._local = threading.local()
         #: seconds :meth:`lock` waits for a conflicting lock to go away unless told (``--lock-wait``)
         self.lock_wait = 0.0
+        #: where warnings about damage met on the way go (the CLI's stderr); None: nowhere
+        self.report: Callable[[str], None] | None = None
 
     # ---- creation / opening -------------------------------------------------------------------
     @classmethod
@@ -348,8 +350,20 @@ class Repository:
                     raise
                 errors.append(f"snapshot {fi.name[:16]}: {exc}")
 
-    def snapshots(self) -> list[Snapshot]:
-        return sorted(self.iter_snapshots(), key=lambda s: (s.datetime, s.id))
+    def snapshots(self, damaged: list[str] | None = None) -> list[Snapshot]:
+        """Every snapshot, oldest first; with ``damaged`` given, unreadable snapshot files are listed there
+        instead of raising."""
+        return sorted(self.iter_snapshots(errors=damaged), key=lambda s: (s.datetime, s.id))
+
+    def _intact_snapshots(self) -> list[Snapshot]:
+        """Every readable snapshot; each damaged snapshot file is reported (:attr:`report`) and skipped, so
+        that one damaged file does not stop 'latest' from finding the intact ones."""
+        damaged: list[str] = []
+        snaps = list(self.iter_snapshots(errors=damaged))
+        for line in damaged:
+            if self.report is not None:
+                self.report(f"damaged snapshot file skipped: {line} (see 'safehold check')")
+        return snaps
 
     def latest(
         self,
@@ -361,7 +375,7 @@ class Repository:
         """What ``latest`` means everywhere (:func:`~safehold.engine.snapshot.newest`): the newest snapshot
         by time (of those ``accept`` takes) that is not dated in the future of this clock. Raises ``none``
         (or a default NotFound) when there is none; snapshots skipped for their future time are named."""
-        best, future = newest(self.iter_snapshots(), accept, now=now)
+        best, future = newest(self._intact_snapshots(), accept, now=now)
         if best is not None:
             return best
         if future:
@@ -383,7 +397,7 @@ class Repository:
             return self.latest()
         names = [fi.name for fi in self.backend.list(FileType.SNAPSHOT) if fi.name.startswith(ref)]
         if not names and len(ref) >= 4:  # its own id first; else the id it was copied from
-            names = [s.id for s in self.iter_snapshots() if s.original and s.original.startswith(ref)]
+            names = [s.id for s in self._intact_snapshots() if s.original and s.original.startswith(ref)]
         if len(names) == 1 and len(ref) >= 4:
             return self.load_snapshot(names[0])
         if len(names) > 1:
