@@ -50,9 +50,7 @@ ALLOWED_CYCLES: dict[frozenset[str], str] = {
     frozenset({"safehold.engine.restorelinks", "safehold.engine.restorer"}): "type-only (RestoreStats)",
 }
 #: Importing modules allowed to use another package's private names for now, with the reason.
-ALLOWED_PRIVATE: dict[str, str] = {
-    "safehold.operations.doctor": "per-kind checks move into each kind's preflight next",
-}
+ALLOWED_PRIVATE: dict[str, str] = {}
 
 
 @dataclass(frozen=True)

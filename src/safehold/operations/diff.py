@@ -21,10 +21,7 @@ from safehold.engine.tree import DIR, FILE, Node
 from safehold.engine.treewalk import load_tree, walk
 from safehold.errors import NotFound
 from safehold.operations.components import EngineComponentReader
-from safehold.sources.saas.diff import diff_exports
-
-#: Component kinds whose folders are JSON exports that :func:`diff_exports` understands.
-DRIFT_KINDS = frozenset({"saas/retell", "saas/calcom"})
+from safehold.sources import registry
 
 
 @dataclass
@@ -133,7 +130,8 @@ class Drift:
 
 
 def configuration_drift(repo: Repository, ref1: str, ref2: str) -> list[Drift]:
-    """For every component of a SaaS kind (:data:`DRIFT_KINDS`) that both snapshots hold with the same
+    """For every component of a kind that compares drift (``Source.compares_drift``: the SaaS exports)
+    that both snapshots hold with the same
     kind and status ok, the field-by-field changes from the first to the second export (one
     :class:`Drift` per component, in name order; its ``lines`` are empty when nothing changed).
 
@@ -144,12 +142,15 @@ def configuration_drift(repo: Repository, ref1: str, ref2: str) -> list[Drift]:
     out: list[Drift] = []
     for name in sorted(set(s1.components) & set(s2.components)):
         kind = _kind(s1, name)
-        if kind not in DRIFT_KINDS or _kind(s2, name) != kind:
+        if kind is None or _kind(s2, name) != kind or kind not in registry.kinds():
+            continue
+        source = registry.source_class(kind)
+        if not source.compares_drift:
             continue
         old, new = _component_files(repo, s1, name), _component_files(repo, s2, name)
         if old is None or new is None:
             continue
-        out.append(Drift(name, kind, diff_exports(old, new)))
+        out.append(Drift(name, kind, source.drift(old, new)))
     return out
 
 

@@ -14,22 +14,13 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from safehold import __version__
+from safehold.errors import SafeholdError
 from safehold.operations.bootstrap import install_commands, python_version
+from safehold.sources import registry
+from safehold.sources.base import Source
 
-#: Restore order by source kind: packages and system config first, services' data last.
-KIND_ORDER = [
-    "system-info",
-    "system",
-    "files",
-    "git",
-    "sqlite",
-    "mysql",
-    "postgresql",
-    "redis",
-    "saas/retell",
-    "saas/calcom",
-    "command",
-]
+#: Within one rank, components with these names come first, in this order (the application's code
+#: before its configuration and its uploads).
 _FILES_ORDER = ["app", "config", "storage", "docs", "scripts"]
 
 
@@ -46,32 +37,29 @@ class ResultLike(Protocol):
 
 
 def restore_order(components: Sequence[tuple[str, str]]) -> list[str]:
-    """Component names in dependency order, from ``(name, kind)`` pairs."""
+    """Component names in dependency order, from ``(name, kind)`` pairs: by each kind's
+    :attr:`~safehold.sources.base.Source.restore_rank`, then by name."""
 
     def key(item: tuple[str, str]) -> tuple[int, int, str]:
         name, kind = item
-        k = KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
         f = _FILES_ORDER.index(name) if name in _FILES_ORDER else len(_FILES_ORDER)
-        return (k, f, name)
+        return (registry.source_class(kind).restore_rank, f, name)
 
     return [n for n, _ in sorted(components, key=key)]
 
 
+def _source(name: str, kind: str, options: dict[str, Any]) -> Source | None:
+    """The component's source (None when its settings no longer validate: the guide still lists it)."""
+    try:
+        return registry.source_class(kind)(name, options)
+    except (SafeholdError, ValueError):
+        return None
+
+
 def holds_secrets(name: str, kind: str, options: dict[str, Any]) -> str | None:
     """Why a component holds secrets (for the guide and exports), or None."""
-    if kind == "files" and any(
-        ".env" in p or "letsencrypt" in p or "ssl" in p for p in options.get("paths", [])
-    ):
-        return "environment files or keys (.env, TLS private keys)"
-    if kind == "files" and name == "config":
-        return "the application's .env (database, API and mail credentials)"
-    if kind == "system" and options.get("letsencrypt", True) != []:
-        return "TLS private keys (letsencrypt) and service configuration"
-    if kind == "redis":
-        return "cached sessions and tokens in the Redis dump"
-    if kind in ("mysql", "postgresql", "sqlite"):
-        return "the application's data (personal data, password hashes)"
-    return None
+    source = _source(name, kind, options)
+    return source.secrets_note() if source is not None else None
 
 
 def metadata_json(
@@ -175,15 +163,8 @@ def restore_guide(
         lines.append("```sh")
         lines.append(f"safehold restore {name} --snapshot SNAP --dry-run")
         lines.append(f"safehold restore {name} --snapshot SNAP")
-        if r.kind in ("mysql", "postgresql"):
-            lines.append(
-                f"# into another server or name: safehold restore {name} --snapshot SNAP "
-                "--db-host HOST --db-name NAME"
-            )
-        if r.kind == "files":
-            lines.append(
-                f"# somewhere else first: safehold restore {name} --snapshot SNAP --target-root /tmp/check"
-            )
+        source = _source(name, r.kind, component_options.get(name, {}))
+        lines += source.restore_hints() if source is not None else []
         lines.append("```")
         lines.append("")
     lines += [

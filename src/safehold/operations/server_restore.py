@@ -37,9 +37,7 @@ from safehold.operations.components import EngineComponentReader, backup_compone
 from safehold.operations.guide import restore_order
 from safehold.operations.latest import newest_completed
 from safehold.operations.server_backup import CONFIG_FILE
-from safehold.sources.base import RestoreReport, Source, SourceContext
-
-DB_KINDS = ("mysql", "postgresql")
+from safehold.sources.base import Redirect, RestorePlan, RestoreReport, Source, SourceContext
 
 
 @dataclass
@@ -53,15 +51,20 @@ class RestoreRequest:
     db: dict[str, Any] = field(default_factory=dict)  # host, port, user, database, password (SecretRef dict)
     redis: dict[str, Any] = field(default_factory=dict)  # host, port (default: the db redirect, if any)
     health_checks: bool = True
-    #: Per-component restore options (``--set retell.base_url=...``), passed to the source as given.
+    #: Per-component restore options (``--set retell.base_url=...``), checked by the component's kind.
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def redirect(self) -> Redirect:
+        """Where the restore goes, for every kind to map onto its own restore options."""
+        return Redirect(self.target_root, dict(self.db), dict(self.redis), self.install_packages)
 
 
 @dataclass
 class ComponentRestore:
     name: str
     kind: str
-    plan: RestoreReport
+    plan: RestorePlan
     result: RestoreReport | None = None
     error: str | None = None
     #: "refused: WHAT; --force replaces it" when the source refused to replace existing data
@@ -126,21 +129,11 @@ def snapshot_config(repo: Repository, snap: Snapshot) -> Config | None:
     )
 
 
-def _context(name: str, kind: str, req: RestoreRequest, dry_run: bool) -> SourceContext:
-    opts: dict[str, Any] = {}
-    if req.target_root:
-        opts["target_root"] = req.target_root
-    if kind in DB_KINDS:
-        opts.update({k: v for k, v in req.db.items() if v is not None})
-    elif kind == "redis":  # its own redirect, else the database one; Redis names its user 'username'
-        source = req.redis or req.db
-        redirect = {k: v for k, v in source.items() if v is not None and k != "database"}
-        if "user" in redirect:
-            redirect["username"] = redirect.pop("user")
-        opts.update(redirect)
-    if kind == "system-info" and req.install_packages:
-        opts["run_install"] = True
-    opts.update(req.overrides.get(name, {}))
+def _context(source: Source, req: RestoreRequest, dry_run: bool) -> SourceContext:
+    """The restore options of ``source``: the request's redirect as its kind takes it, then the
+    component's ``--set`` overrides (checked against the kind's ``RestoreOptions`` by the source)."""
+    opts = source.redirect(req.redirect)
+    opts.update(req.overrides.get(source.name, {}))
     return SourceContext(dry_run=dry_run, force=req.force, options=opts)
 
 
@@ -166,16 +159,11 @@ def _rebase_secrets(value: Any, roots: list[str], target_root: str) -> Any:
 
 
 def effective_config(config: Config, req: RestoreRequest) -> Config:
-    """The configuration the restore uses: with a target root, secret files held by the snapshot's
-    ``files`` components are read from where the restore puts them (see the module docstring)."""
+    """The configuration the restore uses: with a target root, secret files below the paths the
+    snapshot's components restore are read from where the restore puts them (see the module docstring)."""
     if not req.target_root:
         return config
-    roots = [
-        os.path.normpath(p)
-        for c in config.components.values()
-        if c.kind == "files"
-        for p in c.options.get("paths", [])
-    ]
+    roots = [p for name in config.components for p in config.build_source(name).restored_paths()]
     out = copy.deepcopy(config)
     for comp in out.components.values():
         comp.options = _rebase_secrets(comp.options, roots, req.target_root)
@@ -189,16 +177,18 @@ def _plan_one(
     try:
         source: Source = config.build_source(name)
         reader = EngineComponentReader(repo, snap, name)
-        return ComponentRestore(name, kind, source.restore(reader, _context(name, kind, req, dry_run=True)))
+        return ComponentRestore(name, kind, source.plan_restore(reader, _context(source, req, dry_run=True)))
+    except UsageError:
+        raise  # a bad --set value: the whole command stops before anything is planned or restored
     except RestoreRefused as exc:
         # existing data and no --force: a state of the target, not something an earlier component fixes
         refused = f"refused: {exc.message}; --force replaces it"
-        return ComponentRestore(name, kind, RestoreReport(component=name), error=refused, refused=refused)
+        return ComponentRestore(name, kind, RestorePlan(component=name), error=refused, refused=refused)
     except SafeholdError as exc:
         # A component that cannot be planned now is shown with the reason and planned again when its
         # turn comes (an earlier component may restore what it needs); the rest goes on.
         msg = exc.message + (f" ({exc.hint})" if exc.hint else "")
-        return ComponentRestore(name, kind, RestoreReport(component=name, warnings=[msg]), error=msg)
+        return ComponentRestore(name, kind, RestorePlan(component=name, warnings=[msg]), error=msg)
 
 
 def plan_restore(
@@ -224,6 +214,15 @@ def plan_restore(
             )
         if name not in config.components:
             raise ConfigError(f"component {name!r} is not defined in the configuration")
+    for name in wanted:  # unknown --set keys and bad values stop the restore before any planning
+        source = config.build_source(name)
+        source.restore_options(source.redirect(req.redirect) | req.overrides.get(name, {}))
+    unknown = sorted(set(req.overrides) - set(wanted))
+    if unknown:
+        raise UsageError(
+            f"--set names component(s) not being restored: {', '.join(unknown)}",
+            hint=f"Restoring: {', '.join(wanted)}.",
+        )
     order = restore_order([(n, config.components[n].kind) for n in wanted])
     items = [_plan_one(repo, snap, config, req, name) for name in order]
     for i, item in enumerate(items):
@@ -232,53 +231,23 @@ def plan_restore(
     return items
 
 
-def _redirected(kind: str, name: str, req: RestoreRequest) -> bool:
-    """Whether the restore of component ``name`` writes somewhere else than where it was backed up from
-    (another server, database name, file or API), so that it replaces nothing of the live system."""
-    where = {"host", "port", "database", "socket"}
-    if kind in DB_KINDS:
-        moved = bool(where & {k for k, v in req.db.items() if v is not None})
-    elif kind == "redis":
-        moved = bool(where & {k for k, v in (req.redis or req.db).items() if v is not None})
-    else:
-        moved = False
-    over = req.overrides.get(name, {})
-    return moved or any(
-        k in over for k in ("host", "port", "socket", "database", "path", "rdb_path", "base_url")
-    )
-
-
 def _safety_sources(
     config: Config, items: list[ComponentRestore], req: RestoreRequest
 ) -> list[tuple[str, Source, bool]]:
-    """Sources that capture the *current* state of what the restore will replace (all optional).
-
-    Databases, Redis and SQLite files are replaced only with ``--force`` (without it a source refuses
-    existing data), so they are captured only then; files are captured where they exist below the target
-    root; SaaS configuration and the system component always (unless redirected / below a target root).
-    Nothing is captured for a component restored elsewhere (``--db-name``, ``--db-host``, ``--set
-    C.path=...``)."""
-    from safehold.sources.files import FilesSource
-
+    """Sources that capture the *current* state of what the restore will replace (all optional): each
+    kind says what its restore replaces (``Source.safety_source``). Databases, Redis and SQLite files are
+    replaced only with ``--force`` (without it a source refuses existing data), so they are captured only
+    then; files are captured where they exist below the target root; SaaS configuration and the system
+    component always. Nothing is captured for a component restored elsewhere (``--db-name``,
+    ``--db-host``, ``--set C.path=...``, ``--set C.base_url=...``)."""
     out: list[tuple[str, Source, bool]] = []
-    root = req.target_root or "/"
     for item in items:
-        comp = config.components[item.name]
-        if item.error is not None or _redirected(item.kind, item.name, req):
+        if item.error is not None:
             continue
-        if item.kind == "files":
-            paths = [os.path.join(root, p.lstrip("/")) for p in comp.options.get("paths", [])]
-            live = [p for p in paths if os.path.lexists(p)]
-            if live:
-                opts = {**comp.options, "paths": live}
-                out.append((item.name, FilesSource(item.name, opts), True))
-        elif item.kind in (*DB_KINDS, "redis") and req.force:
-            out.append((item.name, config.build_source(item.name), True))
-        elif item.kind == "sqlite" and req.force and not req.target_root:
-            if os.path.lexists(str(comp.options.get("path", ""))):
-                out.append((item.name, config.build_source(item.name), True))
-        elif item.kind.startswith("saas/") or (item.kind == "system" and not req.target_root):
-            out.append((item.name, config.build_source(item.name), True))
+        source = config.build_source(item.name)
+        safety = source.safety_source(_context(source, req, dry_run=False))
+        if safety is not None:
+            out.append((item.name, safety, True))
     return out
 
 
@@ -347,7 +316,7 @@ def execute_restore(
         source: Source = config.build_source(item.name)
         try:
             reader = EngineComponentReader(repo, snap, item.name, folders)
-            item.result = source.restore(reader, _context(item.name, item.kind, req, dry_run=False))
+            item.result = source.apply(item.plan, reader, _context(source, req, dry_run=False))
         except SafeholdError as exc:
             item.error = exc.message + (f" ({exc.hint})" if exc.hint else "")
         except OSError as exc:
@@ -364,28 +333,13 @@ def execute_restore(
 
 
 def _check_targets(config: Config, req: RestoreRequest) -> dict[str, dict[str, Any]]:
-    """Component options for the health checks, redirected like the restore (``req.db``, ``--db-name``
-    included, so that the check finds the database where the restore created it; a SQLite file below
-    ``req.target_root``)."""
-    out = {}
-    for name, comp in config.components.items():
-        opts = dict(comp.options)
-        if req.target_root and comp.kind == "sqlite" and isinstance(opts.get("path"), str):
-            opts["path"] = os.path.join(req.target_root, opts["path"].lstrip("/"))
-        redirect = (req.redis or req.db) if comp.kind == "redis" else req.db
-        if comp.kind in (*DB_KINDS, "redis") and redirect:
-            overrides = {
-                k: v
-                for k, v in redirect.items()
-                if v is not None and (k != "database" or comp.kind in DB_KINDS)
-            }
-            if comp.kind == "redis" and "user" in overrides:
-                overrides["username"] = overrides.pop("user")
-            if "host" in overrides or "port" in overrides:
-                opts.pop("socket", None)
-            opts.update(overrides)
-        out[name] = opts
-    return out
+    """Component settings for the health checks, redirected like the restore (each kind says how:
+    ``--db-*`` including ``--db-name`` for a database server, so that the check finds the database where
+    the restore created it; a SQLite file below ``req.target_root``)."""
+    return {
+        name: config.build_source(name).redirected_settings(dict(comp.options), req.redirect)
+        for name, comp in config.components.items()
+    }
 
 
 def resolve_config(repo: Repository, snap: Snapshot, local: Config | None) -> Config:

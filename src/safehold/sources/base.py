@@ -18,13 +18,16 @@ marks the component failed and never records the snapshot as good.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar, Protocol, cast
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from safehold.errors import UsageError
 
 
 @dataclass
@@ -105,10 +108,10 @@ class ComponentReader(Protocol):
 
 @dataclass
 class SourceContext:
-    """What a source may use besides its writer/reader: a log, a secret resolver, cancellation."""
+    """What a source may use besides its writer/reader: a log, whether a restore only plans or may
+    replace what exists, and the restore options (checked by :meth:`Source.restore_options`)."""
 
     log: Callable[[str], None] = lambda _msg: None
-    resolve_secret: Callable[[str], str] | None = None
     dry_run: bool = False
     force: bool = False
     options: dict[str, Any] = field(default_factory=dict)
@@ -124,6 +127,83 @@ class RestoreReport:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class RestorePlan(RestoreReport):
+    """What a restore will do: shown to the user as is (``actions``, ``warnings``), then executed as is
+    by :meth:`Source.apply` (``steps``: the kind's own work items, in order; ``options``: the validated
+    restore options the plan was made with)."""
+
+    steps: list[Any] = field(default_factory=list)
+    options: Any = None
+
+
+@dataclass
+class Finding:
+    """One check of a preflight (``safehold doctor``, before a backup) or a verification: what was
+    checked (``subject``: a component name, or "repository"/"secrets" for the doctor's own checks),
+    whether it is ok, what was found, and for a problem a hint and extra lines (GRANT statements...)."""
+
+    subject: str
+    check: str
+    ok: bool
+    message: str
+    hint: str | None = None
+    lines: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "check": self.check,
+            "ok": self.ok,
+            "message": self.message,
+            "hint": self.hint,
+            "lines": list(self.lines),
+        }
+
+
+@dataclass
+class Redirect:
+    """Where a restore goes instead of the original places (``restore --target-root``, ``--db-*``,
+    ``--redis-*``, ``--install-packages``). Each kind maps it onto its own restore options
+    (:meth:`Source.redirect`); a kind it does not concern ignores it."""
+
+    target_root: str | None = None
+    #: Another database server / name: host, port, user, database, password (a SecretRef or its dict).
+    db: dict[str, Any] = field(default_factory=dict)
+    #: Another Redis server: host, port (default: the ``db`` redirect's host, port, user, password).
+    redis: dict[str, Any] = field(default_factory=dict)
+    install_packages: bool = False
+
+
+@dataclass
+class Sandbox:
+    """Where :meth:`Source.verify` may put things (drills): nothing outside it is changed.
+
+    ``root`` is an empty private folder the caller owns (files, dumps, scratch databases' files go
+    below it). ``db`` / ``redis`` redirect to scratch servers (host, port, user, password as a SecretRef
+    dict); empty means the component's own server, where only databases named ``prefix`` + a random
+    suffix are created, and dropped afterwards unless ``keep``.
+    """
+
+    root: Path
+    db: dict[str, Any] = field(default_factory=dict)
+    redis: dict[str, Any] = field(default_factory=dict)
+    prefix: str = "safehold_drill_"
+    keep: bool = False
+
+
+@dataclass
+class VerifyReport:
+    """What :meth:`Source.verify` proved: one finding per check (row counts, tree digests, parsed
+    exports...), ok when every check is."""
+
+    component: str
+    ok: bool
+    checks: list[Finding] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    duration: float = 0.0
+
+
 class NoRestoreOptions(BaseModel):
     """The restore options of a kind that takes none."""
 
@@ -133,16 +213,21 @@ class NoRestoreOptions(BaseModel):
 class Source(ABC):
     """A kind of data a component can hold: one subclass per kind, registered by ``kind`` in
     :mod:`safehold.sources.registry` (which returns ``type[Source]``, so strict mypy checks every plugin
-    against this contract).
+    against this contract). Operations call only this contract and never name a kind.
 
     ``Options`` is the pydantic model of the component's settings (the ``[components.NAME]`` table);
     ``RestoreOptions`` the model of what a restore may be told (``--set NAME.KEY=VALUE`` and the
-    redirects), read from ``ctx.options`` by :meth:`restore_options`.
+    redirects of :meth:`redirect`), checked by :meth:`restore_options`.
     """
 
     kind: ClassVar[str]
     Options: ClassVar[type[BaseModel]]
     RestoreOptions: ClassVar[type[BaseModel]] = NoRestoreOptions
+    #: Where the kind comes in a restore of several components, lowest first: packages, system
+    #: configuration, files, repositories, databases, caches, external services, commands.
+    restore_rank: ClassVar[int] = 1000
+    #: Whether :meth:`drift` compares this kind's folders between snapshots (``safehold diff``).
+    compares_drift: ClassVar[bool] = False
 
     #: The validated settings; a subclass narrows the type (``options: MySQLOptions``).
     options: BaseModel
@@ -151,10 +236,114 @@ class Source(ABC):
         self.name = name
         self.options = options if isinstance(options, self.Options) else self.Options.model_validate(options)
 
+    # ------------------------------------------------------------------------------------ backup
     @abstractmethod
     def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
         """Write the component's data; return its metadata (counts, tool versions, statistics)."""
 
+    def preflight(self, ctx: SourceContext) -> list[Finding]:
+        """Read-only checks that a backup can run now (tools, connection, privileges, paths, API key):
+        one :class:`Finding` per check, a failed check as ``ok=False`` (never raised)."""
+        return [Finding(self.name, "kind", True, f"{self.kind}: no checks for this kind")]
+
+    def secrets_note(self) -> str | None:
+        """Why this component's folder holds secrets (for RESTORE.md and exports), or None."""
+        return None
+
+    # ----------------------------------------------------------------------------------- restore
     @abstractmethod
+    def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
+        """What restoring ``snap`` with ``ctx.options`` (see :meth:`restore_options`) would do; reads the
+        snapshot and the live state, changes nothing. Raises SourceError when it cannot be done."""
+
+    @abstractmethod
+    def apply(self, plan: RestorePlan, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+        """Execute ``plan`` (made by :meth:`plan_restore` of this source) and nothing else; raises
+        SourceError on failure, and when the live state no longer matches the plan."""
+
     def restore(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
-        """Restore from ``snap``; with ``ctx.dry_run`` only plan. Raises SourceError on failure."""
+        """Plan, then (unless ``ctx.dry_run``) apply that plan."""
+        plan = self.plan_restore(snap, ctx)
+        return plan if ctx.dry_run else self.apply(plan, snap, ctx)
+
+    def restore_options(self, raw: Mapping[str, Any]) -> Any:
+        """``raw`` (``ctx.options``) validated as this kind's ``RestoreOptions``; an unknown key or a
+        bad value raises UsageError naming the component and the keys it takes."""
+        try:
+            return self.RestoreOptions.model_validate(dict(raw))
+        except ValidationError as exc:
+            known = ", ".join(sorted(self.RestoreOptions.model_fields)) or "none"
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in exc.errors()
+            )
+            raise UsageError(
+                f"component {self.name} ({self.kind}): bad restore option(s): {problems}",
+                hint=f"Restore options of {self.kind}: {known}.",
+            ) from None
+
+    def redirect(self, where: Redirect) -> dict[str, Any]:
+        """The restore options that send this component where ``where`` says (generic: a
+        ``target_root`` for kinds that take one)."""
+        if where.target_root and "target_root" in self.RestoreOptions.model_fields:
+            return {"target_root": where.target_root}
+        return {}
+
+    def redirected_settings(self, settings: dict[str, Any], where: Redirect) -> dict[str, Any]:
+        """The component's settings (its configuration table) as they are after a restore redirected by
+        ``where``: what health checks connect to. Generic: unchanged."""
+        return settings
+
+    def restored_paths(self) -> list[str]:
+        """Absolute paths this component puts back: secret references to files below them are read from
+        below the target root when a restore goes there."""
+        return []
+
+    def safety_source(self, ctx: SourceContext) -> Source | None:
+        """A source that captures the live state a restore with ``ctx`` (its restore options, ``force``)
+        would replace, for the safety snapshot; None when it replaces nothing live (restored elsewhere,
+        or refused without ``force``)."""
+        return None
+
+    def restore_hints(self) -> list[str]:
+        """Extra command lines for RESTORE.md: how to restore this component somewhere else first."""
+        if "target_root" in self.RestoreOptions.model_fields:
+            return [
+                f"# somewhere else first: safehold restore {self.name} --snapshot SNAP --target-root /tmp/check"
+            ]
+        return []
+
+    # ------------------------------------------------------------------------------------ verify
+    def verify(self, snap: ComponentReader, sandbox: Sandbox, ctx: SourceContext) -> VerifyReport:
+        """Prove that the component restores, inside ``sandbox`` only (drills). Generic: every stored file
+        reads back and verifies (decrypted, authenticated, hashed); kinds prove more."""
+        started = time.monotonic()
+        files, size = 0, 0
+        for path in walk_files(snap):
+            for block in snap.open_stream(path):
+                size += len(block)
+            files += 1
+        check = Finding(
+            self.name, "read", True, f"{files} stored file(s), {size} bytes read back and verified"
+        )
+        return VerifyReport(
+            self.name, True, [check], {"files": files, "bytes": size}, time.monotonic() - started
+        )
+
+    # ------------------------------------------------------------------------------------ inspect
+    @classmethod
+    def drift(cls, old: dict[str, bytes], new: dict[str, bytes]) -> list[str]:
+        """Field-by-field changes between two snapshots' folders (relative path -> bytes) of a kind with
+        ``compares_drift``; empty when nothing changed."""
+        return []
+
+
+def walk_files(snap: ComponentReader, path: str = "") -> Iterator[str]:
+    """Every file below ``path`` of a component's folder (depth first, sorted), as relative paths."""
+    for name in sorted(snap.listdir(path)):
+        rel = f"{path}/{name}" if path else name
+        try:
+            snap.listdir(rel)
+        except NotADirectoryError:
+            yield rel
+        else:
+            yield from walk_files(snap, rel)

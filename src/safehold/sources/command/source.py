@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -13,7 +14,16 @@ from safehold import proc, syntax
 from safehold.errors import SourceError
 from safehold.fsutil import atomic_write
 from safehold.secrets import SecretRef
-from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, Source, SourceContext
+from safehold.sources.base import (
+    ComponentReader,
+    ComponentWriter,
+    Finding,
+    RestorePlan,
+    RestoreReport,
+    Source,
+    SourceContext,
+)
+from safehold.sources.checks import Checks
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -108,11 +118,24 @@ class CommandOptions(BaseModel):
         return self
 
 
+class CommandRestoreOptions(BaseModel):
+    """What a restore of a ``command`` component may be told."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target_root: str | None = Field(
+        default=None,
+        description="Write the stored file below this folder instead of running restore_command.",
+    )
+
+
 class CommandSource(Source):
     """Store a program's stdout; restore by piping it into another program."""
 
     kind: ClassVar[str] = "command"
     Options: ClassVar[type[BaseModel]] = CommandOptions
+    RestoreOptions: ClassVar[type[BaseModel]] = CommandRestoreOptions
+    restore_rank: ClassVar[int] = 110
     options: CommandOptions
 
     # helpers
@@ -175,29 +198,52 @@ class CommandSource(Source):
             "seconds": round(time.monotonic() - started, 3),
         }
 
-    def restore(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
-        """Pipe the stored file into ``restore_command`` (or write it below ``target_root``)."""
+    def preflight(self, ctx: SourceContext) -> list[Finding]:
+        checks = Checks(self.name)
         opts = self.options
-        report = RestoreReport(component=self.name)
+        for what, argv in (("command", opts.command), ("restore_command", opts.restore_command)):
+            if argv is None:
+                continue
+            prog = "/bin/sh" if opts.shell else str(argv[0] if isinstance(argv, list) else argv)
+            found = shutil.which(prog)
+            if found:
+                checks.passed("program", f"{what}: {found}")
+            else:
+                checks.problem(
+                    "program", f"{what}: {prog} not found or not executable", "Install it or fix the path."
+                )
+        if opts.cwd and not Path(opts.cwd).is_dir():
+            checks.problem("cwd", f"working directory {opts.cwd} does not exist")
+        return checks.findings
+
+    def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
+        """Pipe the stored file into ``restore_command`` (or write it below ``target_root``)."""
+        ro: CommandRestoreOptions = self.restore_options(ctx.options)
+        opts = self.options
+        plan = RestorePlan(component=self.name, options=ro)
         if not snap.exists(opts.filename):
             raise SourceError(f"component {self.name}: the snapshot holds no {opts.filename!r}")
-        target_root = ctx.options.get("target_root")
-        if opts.restore_command is None or target_root:
-            if not target_root:
+        if opts.restore_command is None or ro.target_root:
+            if not ro.target_root:
                 raise SourceError(
                     f"component {self.name}: no restore_command configured",
                     hint="Set restore_command, or restore with --target-root DIR to get the file itself.",
                 )
-            dest = Path(target_root) / opts.filename
-            verb = "overwrite" if dest.exists() else "write"
-            report.actions.append(f"{verb} {dest}")
-            if not ctx.dry_run:
-                atomic_write(dest, snap.open_stream(opts.filename), parents=True)
-            return report
+            dest = Path(ro.target_root) / opts.filename
+            plan.actions.append(f"{'overwrite' if dest.exists() else 'write'} {dest}")
+            plan.steps.append(("write", dest))
+            return plan
         argv = self._argv(opts.restore_command)
-        program = argv[0] if not opts.shell else "sh -c"
-        report.actions.append(f"pipe {opts.filename} into {program}")
-        if ctx.dry_run:
+        plan.actions.append(f"pipe {opts.filename} into {argv[0] if not opts.shell else 'sh -c'}")
+        plan.steps.append(("pipe", argv))
+        return plan
+
+    def apply(self, plan: RestorePlan, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+        opts = self.options
+        report = RestoreReport(self.name, list(plan.actions), list(plan.warnings))
+        ((how, arg),) = plan.steps
+        if how == "write":
+            atomic_write(arg, snap.open_stream(opts.filename), parents=True)
             return report
         env, secrets = self._env()
 
@@ -206,7 +252,7 @@ class CommandSource(Source):
 
         try:
             res = proc.feed(
-                argv,
+                arg,
                 snap.open_stream(opts.filename),
                 env=env,
                 cwd=opts.cwd,

@@ -10,7 +10,16 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from safehold.errors import SourceError
-from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, Source, SourceContext
+from safehold.sources.base import (
+    ComponentReader,
+    ComponentWriter,
+    Finding,
+    RestorePlan,
+    RestoreReport,
+    Source,
+    SourceContext,
+)
+from safehold.sources.checks import Checks, unreadable
 
 
 class FilesOptions(BaseModel):
@@ -37,9 +46,19 @@ class FilesOptions(BaseModel):
     )
 
 
+class FilesRestoreOptions(BaseModel):
+    """What a restore of a ``files`` component may be told."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target_root: str | None = Field(default=None, description="Restore below this folder instead of '/'.")
+
+
 class FilesSource(Source):
     kind: ClassVar[str] = "files"
     Options: ClassVar[type[BaseModel]] = FilesOptions
+    RestoreOptions: ClassVar[type[BaseModel]] = FilesRestoreOptions
+    restore_rank: ClassVar[int] = 30
     options: FilesOptions
 
     def __init__(self, name: str, options: FilesOptions | Mapping[str, Any]) -> None:
@@ -59,22 +78,58 @@ class FilesSource(Source):
             )
         return {"paths": list(self.options.paths), "excludes": list(self.options.excludes)}
 
-    def restore(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
-        root = Path(ctx.options.get("target_root") or "/")
-        report = RestoreReport(component=self.name)
+    def preflight(self, ctx: SourceContext) -> list[Finding]:
+        checks = Checks(self.name)
+        for path in self.options.paths:
+            why = unreadable(Path(path))
+            if why:
+                checks.problem("path", f"{path} {why}", "Fix the path in the component, or its permissions.")
+            else:
+                checks.passed("path", f"{path} exists and is readable")
+        return checks.findings
+
+    def secrets_note(self) -> str | None:
+        if any(".env" in p or "letsencrypt" in p or "ssl" in p for p in self.options.paths):
+            return "environment files or keys (.env, TLS private keys)"
+        if self.name == "config":
+            return "the application's .env (database, API and mail credentials)"
+        return None
+
+    # restore
+    def restored_paths(self) -> list[str]:
+        return [os.path.normpath(p) for p in self.options.paths]
+
+    def safety_source(self, ctx: SourceContext) -> Source | None:
+        ro: FilesRestoreOptions = self.restore_options(ctx.options)
+        root = ro.target_root or "/"
+        live = [
+            p for p in (os.path.join(root, p.lstrip("/")) for p in self.options.paths) if os.path.lexists(p)
+        ]
+        if not live:
+            return None
+        return FilesSource(self.name, self.options.model_copy(update={"paths": live}))
+
+    def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
+        ro: FilesRestoreOptions = self.restore_options(ctx.options)
+        root = Path(ro.target_root or "/")
+        plan = RestorePlan(component=self.name, options=ro)
         stored = [p for p in self.options.paths if snap.exists(os.path.normpath(p).lstrip("/"))]
         for p in stored:
             rel = os.path.normpath(p).lstrip("/")
             dest = root / rel
-            report.actions.append(
+            plan.actions.append(
                 f"restore {p} -> {dest}" + (" (exists: changed files are replaced)" if dest.exists() else "")
             )
-            if not ctx.dry_run:
-                # a folder's contents go into dest; a single file goes into dest's folder
-                target = dest if _is_dir(snap, rel) else dest.parent
-                snap.restore_tree(rel, target, overwrite="always" if ctx.force else "if-changed")
+            # a folder's contents go into dest; a single file goes into dest's folder
+            plan.steps.append((rel, dest if _is_dir(snap, rel) else dest.parent))
         for p in set(self.options.paths) - set(stored):
-            report.warnings.append(f"{p} is not in this snapshot")
+            plan.warnings.append(f"{p} is not in this snapshot")
+        return plan
+
+    def apply(self, plan: RestorePlan, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+        report = RestoreReport(self.name, list(plan.actions), list(plan.warnings))
+        for rel, target in plan.steps:
+            snap.restore_tree(rel, target, overwrite="always" if ctx.force else "if-changed")
         return report
 
 

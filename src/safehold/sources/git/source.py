@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
@@ -13,7 +15,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from safehold import proc
 from safehold.errors import SourceError
-from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, Source, SourceContext
+from safehold.sources.base import (
+    ComponentReader,
+    ComponentWriter,
+    Finding,
+    RestorePlan,
+    RestoreReport,
+    Source,
+    SourceContext,
+)
+from safehold.sources.checks import Checks
 
 TEXT_FILES = ("head.txt", "status.txt", "log.txt", "branches.txt", "tags.txt", "stash.txt", "remotes.txt")
 BUNDLE = "repo.bundle"
@@ -88,10 +99,20 @@ def _git_argv(repo: Path, *args: str) -> list[str]:
     return ["git", "-c", "safe.directory=*", "-c", "core.quotepath=off", "-C", str(repo), *args]
 
 
+class GitRestoreOptions(BaseModel):
+    """What a restore of a ``git`` component may be told."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target_root: str | None = Field(default=None, description="Recreate the repository below this folder.")
+
+
 class GitSource(Source):
     """Repository state as text files, plus an optional bundle of every ref."""
 
     kind: ClassVar[str] = "git"
+    RestoreOptions: ClassVar[type[BaseModel]] = GitRestoreOptions
+    restore_rank: ClassVar[int] = 40
     Options: ClassVar[type[BaseModel]] = GitOptions
     options: GitOptions
 
@@ -214,74 +235,100 @@ class GitSource(Source):
             raise SourceError(f"component {self.name}: {exc.message}") from None
         return stats.size
 
+    def preflight(self, ctx: SourceContext) -> list[Finding]:
+        checks = Checks(self.name)
+        git = checks.tool(["git"], what="git")
+        if git is None:
+            return checks.findings
+        res = subprocess.run(
+            [git, "-c", "safe.directory=*", "-C", self.options.path, "rev-parse", "--git-dir"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        if res.returncode == 0:
+            checks.passed("repository", f"{self.options.path} is a git repository")
+        else:
+            checks.problem(
+                "repository", f"{self.options.path} is not a git repository: {res.stderr.strip()[-200:]}"
+            )
+        return checks.findings
+
     # --------------------------------------------------------------------------------------- restore
-    def _target(self, ctx: SourceContext) -> Path:
+    def _target(self, ro: GitRestoreOptions) -> Path:
         repo = Path(self.options.path)
-        root = ctx.options.get("target_root")
-        if root:
-            return Path(root) / repo.resolve().relative_to(repo.resolve().anchor)
+        if ro.target_root:
+            return Path(ro.target_root) / repo.resolve().relative_to(repo.resolve().anchor)
         return repo
 
-    def restore(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
-        """Clone the bundle back into place (or write the text files); with ``ctx.dry_run`` only plan."""
-        report = RestoreReport(component=self.name)
-        target = self._target(ctx)
+    def restored_paths(self) -> list[str]:
+        return [os.path.normpath(self.options.path)]
+
+    def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
+        """Clone the bundle back into place (or write the text files)."""
+        ro: GitRestoreOptions = self.restore_options(ctx.options)
+        plan = RestorePlan(component=self.name, options=ro)
+        target = self._target(ro)
         remotes = (
             _parse_remotes(snap.read_bytes("remotes.txt").decode()) if snap.exists("remotes.txt") else []
         )
         fetch_urls = [(name, url) for name, url, d in remotes if d == "fetch"]
         if not snap.exists(BUNDLE):
             state_dir = target.with_name(target.name + ".git-state")
-            for fname in TEXT_FILES:
-                if snap.exists(fname):
-                    verb = "overwrite" if (state_dir / fname).exists() else "write"
-                    report.actions.append(f"{verb} {state_dir / fname}")
+            names = [f for f in TEXT_FILES if snap.exists(f)]
+            for fname in names:
+                verb = "overwrite" if (state_dir / fname).exists() else "write"
+                plan.actions.append(f"{verb} {state_dir / fname}")
             clone_from = fetch_urls[0][1] if fetch_urls else "<remote url>"
-            report.warnings.append(
+            plan.warnings.append(
                 "no bundle in this snapshot: the code must come from the remote "
                 f"(git clone {clone_from} {target})"
             )
-            if not ctx.dry_run:
-                state_dir.mkdir(parents=True, exist_ok=True)
-                for fname in TEXT_FILES:
-                    if snap.exists(fname):
-                        (state_dir / fname).write_bytes(snap.read_bytes(fname))
-            return report
+            plan.steps.append(("state", state_dir, names))
+            return plan
 
         if target.exists() and (not target.is_dir() or any(target.iterdir())):
-            if ctx.dry_run:
-                report.warnings.append(f"{target} exists and is not empty: the restore would refuse")
-                return report
-            raise SourceError(
-                f"component {self.name}: {target} exists and is not empty",
-                hint="Move it away, or restore with --target-root DIR to recreate the repository elsewhere.",
-            )
+            plan.warnings.append(f"{target} exists and is not empty: the restore would refuse")
+            plan.steps.append(("refuse", target))
+            return plan
         head = snap.read_bytes("head.txt").decode().splitlines() if snap.exists("head.txt") else []
         head_ref = head[0][len("ref: ") :] if head and head[0].startswith("ref: ") else ""
-        report.actions.append(f"clone {BUNDLE} into {target} (all refs)")
-        report.actions.append(f"check out {head_ref or (head[1] if len(head) > 1 else 'HEAD')}")
+        plan.actions.append(f"clone {BUNDLE} into {target} (all refs)")
+        plan.actions.append(f"check out {head_ref or (head[1] if len(head) > 1 else 'HEAD')}")
         for name, url, direction in remotes:
-            report.actions.append(f"set remote {name} {direction} url {url}")
-        report.details["target"] = str(target)
-        if ctx.dry_run:
-            return report
-        with tempfile.TemporaryDirectory(prefix="safehold-git-") as tmp:
-            bundle = Path(tmp) / BUNDLE
-            with bundle.open("wb") as f:
-                for block in snap.open_stream(BUNDLE):
-                    f.write(block)
-            stash = (
-                snap.read_bytes("stash.txt").decode().split("\n", 1)[0] if snap.exists("stash.txt") else ""
-            )
-            message = stash.split("\t", 2)[2] if stash.count("\t") >= 2 else ""
-            self._clone(
-                bundle,
-                target,
-                head_ref=head_ref,
-                head_id=head[1] if len(head) > 1 else "",
-                remotes=remotes,
-                stash_message=message,
-            )
+            plan.actions.append(f"set remote {name} {direction} url {url}")
+        plan.details["target"] = str(target)
+        stash = snap.read_bytes("stash.txt").decode().split("\n", 1)[0] if snap.exists("stash.txt") else ""
+        message = stash.split("\t", 2)[2] if stash.count("\t") >= 2 else ""
+        plan.steps.append(("clone", target, head_ref, head[1] if len(head) > 1 else "", remotes, message))
+        return plan
+
+    def apply(self, plan: RestorePlan, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+        report = RestoreReport(self.name, list(plan.actions), list(plan.warnings), dict(plan.details))
+        for step in plan.steps:
+            if step[0] == "state":
+                _, state_dir, names = step
+                state_dir.mkdir(parents=True, exist_ok=True)
+                for fname in names:
+                    (state_dir / fname).write_bytes(snap.read_bytes(fname))
+            elif step[0] == "refuse":
+                raise SourceError(
+                    f"component {self.name}: {step[1]} exists and is not empty",
+                    hint="Move it away, or restore with --target-root DIR to recreate the repository elsewhere.",
+                )
+            else:
+                _, target, head_ref, head_id, remotes, message = step
+                with tempfile.TemporaryDirectory(prefix="safehold-git-") as tmp:
+                    bundle = Path(tmp) / BUNDLE
+                    with bundle.open("wb") as f:
+                        for block in snap.open_stream(BUNDLE):
+                            f.write(block)
+                    self._clone(
+                        bundle,
+                        target,
+                        head_ref=head_ref,
+                        head_id=head_id,
+                        remotes=remotes,
+                        stash_message=message,
+                    )
         return report
 
     def _clone(

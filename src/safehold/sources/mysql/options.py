@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from safehold.secrets import SecretRef
+from safehold.sources.database import DatabaseRestoreOptions
 
 
 class MySQLOptions(BaseModel):
@@ -91,3 +92,12 @@ class MySQLOptions(BaseModel):
             else:
                 out.append(entry)
         return out
+
+
+class MySQLRestoreOptions(DatabaseRestoreOptions):
+    """What a restore of a ``mysql`` component may be told."""
+
+    socket: str | None = Field(default=None, description="Restore through this Unix socket.")
+    strip_definers: bool = Field(
+        default=False, description="Drop DEFINER= clauses (restore as a user without SUPER / SET USER)."
+    )

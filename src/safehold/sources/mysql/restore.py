@@ -1,6 +1,6 @@
 """Restore of the ``mysql`` source: load ``<db>/full_dump.sql`` into a server, then prove it.
 
-``ctx.options`` (all optional):
+Restore options (:class:`~safehold.sources.mysql.options.MySQLRestoreOptions`, all optional):
 
 * ``databases`` — list of dumped database names to restore (default: all in the snapshot);
 * ``database`` — target name when one database is restored; ``database_map`` — ``{dumped: target}``;
@@ -9,8 +9,8 @@
 * ``verify`` — compare row counts (and exact checksums) with ``table_statistics.json`` (default true).
 
 Rules: a missing database is created with the dumped character set and collation; an existing database
-that holds tables is refused unless ``ctx.force`` (then it is dropped and created again); ``ctx.dry_run``
-returns the plan only. Progress goes to ``ctx.log`` every 64 MiB. A verification mismatch raises
+that holds tables is refused unless ``ctx.force`` (then the plan drops it and creates it again);
+:func:`plan_restore` changes nothing, :func:`apply` executes exactly its plan. Progress goes to ``ctx.log`` every 64 MiB. A verification mismatch raises
 SourceError after the load (the report is in the message).
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 from safehold import proc, syntax
 from safehold.errors import RestoreRefused, SourceError
 from safehold.sources import dbstats
-from safehold.sources.base import ComponentReader, RestoreReport, SourceContext
+from safehold.sources.base import ComponentReader, RestorePlan, RestoreReport, SourceContext
 from safehold.sources.mysql.client import (
     CLIENT_TOOLS,
     PACKAGE,
@@ -35,12 +35,17 @@ from safehold.sources.mysql.client import (
     quote,
     row_counts,
 )
-from safehold.sources.mysql.options import MySQLOptions
+from safehold.sources.mysql.options import MySQLOptions, MySQLRestoreOptions
 
 
-def _targets(name: str, snap: ComponentReader, ctx: SourceContext) -> dict[str, str]:
-    dumped = [d for d in snap.listdir() if snap.exists(f"{d}/full_dump.sql")]
-    wanted = ctx.options.get("databases") or dumped
+def dumped_databases(snap: ComponentReader) -> list[str]:
+    """The databases whose dumps ``snap`` holds."""
+    return [d for d in snap.listdir() if snap.exists(f"{d}/full_dump.sql")]
+
+
+def _targets(name: str, snap: ComponentReader, ro: MySQLRestoreOptions) -> dict[str, str]:
+    dumped = dumped_databases(snap)
+    wanted = ro.databases or dumped
     unknown = [d for d in wanted if d not in dumped]
     if unknown:
         raise SourceError(
@@ -48,30 +53,28 @@ def _targets(name: str, snap: ComponentReader, ctx: SourceContext) -> dict[str, 
             hint=f"It holds: {', '.join(dumped) or 'none'}.",
         )
     mapping = {d: d for d in wanted}
-    mapping.update({k: str(v) for k, v in (ctx.options.get("database_map") or {}).items() if k in mapping})
-    if ctx.options.get("database"):
+    mapping.update({k: v for k, v in ro.database_map.items() if k in mapping})
+    if ro.database:
         if len(wanted) != 1:
             raise SourceError(
                 f"--db-name renames one database, but {len(wanted)} are being restored ({', '.join(wanted)})",
                 hint=dbstats.rename_hint(name, wanted),
             )
-        mapping[wanted[0]] = str(ctx.options["database"])
+        mapping[wanted[0]] = ro.database
     return mapping
 
 
-def restore_mysql(
-    component: str, options: MySQLOptions, snap: ComponentReader, ctx: SourceContext
-) -> RestoreReport:
-    """Restore the dumps of ``snap`` according to ``ctx`` (see the module docstring)."""
-    report = RestoreReport(component=component)
-    mapping = _targets(component, snap, ctx)
+def plan_restore(
+    component: str, options: MySQLOptions, ro: MySQLRestoreOptions, snap: ComponentReader, ctx: SourceContext
+) -> RestorePlan:
+    """What restoring the dumps of ``snap`` with ``ro`` does (see the module docstring); changes nothing."""
+    plan = RestorePlan(component=component, options=ro)
+    mapping = _targets(component, snap, ro)
     for name in {*mapping, *mapping.values()}:  # stored names and options, on their way into argv
         syntax.check(name, syntax.ARGUMENT, what=f"component {component}: database name {name!r}")
-    ci = conn_from(options, ctx.options, owner=f"component {component}")
-    client = proc.find_tool([options.client_tool] if options.client_tool else CLIENT_TOOLS, package=PACKAGE)
+    ci = conn_from(options, ro.connection(), owner=f"component {component}")
     conn = ci.connect()
     try:
-        plans: list[tuple[str, str, dict[str, Any], bool]] = []
         for dumped, target in mapping.items():
             stats = json.loads(snap.read_bytes(f"{dumped}/table_statistics.json"))
             exists = bool(
@@ -84,30 +87,35 @@ def restore_mysql(
                     hint="Restore into another database name, or pass --force to drop and replace it.",
                 )
             if nonempty:
-                report.actions.append(f"drop database {target} on {ci.where} and create it again")
+                plan.actions.append(f"drop database {target} on {ci.where} and create it again")
             elif not exists:
-                report.actions.append(f"create database {target} on {ci.where}")
-            report.actions.append(
+                plan.actions.append(f"create database {target} on {ci.where}")
+            plan.actions.append(
                 f"load {dumped}/full_dump.sql into {target} ({len(stats['tables'])} tables, "
                 f"{sum(t['rows'] for t in stats['tables'].values())} rows)"
             )
-            plans.append((dumped, target, stats, exists))
-        if ctx.dry_run:
-            return report
+            plan.steps.append((dumped, target, stats, nonempty))
+    finally:
+        conn.close()
+    return plan
+
+
+def apply(
+    component: str, options: MySQLOptions, plan: RestorePlan, snap: ComponentReader, ctx: SourceContext
+) -> RestoreReport:
+    """Execute ``plan``: for each database, drop it when the plan says so, create it, load the dump, verify."""
+    ro: MySQLRestoreOptions = plan.options
+    report = RestoreReport(component, list(plan.actions), list(plan.warnings))
+    ci = conn_from(options, ro.connection(), owner=f"component {component}")
+    client = proc.find_tool([options.client_tool] if options.client_tool else CLIENT_TOOLS, package=PACKAGE)
+    conn = ci.connect()
+    try:
         with ci.option_file() as cnf:
-            for dumped, target, stats, exists in plans:
+            for dumped, target, stats, drop in plan.steps:
                 report.details[target] = _restore_one(
-                    ctx,
-                    conn=conn,
-                    ci=ci,
-                    cnf=cnf,
-                    client=client,
-                    snap=snap,
-                    dumped=dumped,
-                    target=target,
-                    stats=stats,
-                    exists=exists,
-                )
+                    ctx, ro, conn=conn, ci=ci, cnf=cnf, client=client, snap=snap,
+                    dumped=dumped, target=target, stats=stats, drop=drop,
+                )  # fmt: skip
     finally:
         conn.close()
     problems = [p for d in report.details.values() for p in d.get("problems", [])]
@@ -117,8 +125,18 @@ def restore_mysql(
     return report
 
 
+def drop_database(options: MySQLOptions, ro: MySQLRestoreOptions, name: str) -> None:
+    """DROP DATABASE IF EXISTS ``name`` on the server ``ro`` connects to."""
+    conn = conn_from(options, ro.connection()).connect()
+    try:
+        query(conn, f"DROP DATABASE IF EXISTS {quote(name)}")
+    finally:
+        conn.close()
+
+
 def _restore_one(
     ctx: SourceContext,
+    ro: MySQLRestoreOptions,
     *,
     conn: Any,
     ci: Any,
@@ -128,9 +146,9 @@ def _restore_one(
     dumped: str,
     target: str,
     stats: dict[str, Any],
-    exists: bool,
+    drop: bool,
 ) -> dict[str, Any]:
-    if exists and ctx.force:
+    if drop:
         query(conn, f"DROP DATABASE {quote(target)}")
     charset = stats.get("charset") or "utf8mb4"
     collation = stats.get("collation") or "utf8mb4_general_ci"
@@ -138,7 +156,7 @@ def _restore_one(
         raise SourceError(f"bad character set {charset!r} / collation {collation!r} in table_statistics.json")
     query(conn, f"CREATE DATABASE IF NOT EXISTS {quote(target)} CHARACTER SET {charset} COLLATE {collation}")
     chunks = snap.open_stream(f"{dumped}/full_dump.sql")
-    if ctx.options.get("strip_definers"):
+    if ro.strip_definers:
         chunks = definer_filter(chunks)
 
     def progress(n: int) -> None:
@@ -152,7 +170,7 @@ def _restore_one(
         log=ctx.log,
     )
     detail: dict[str, Any] = {"bytes": res.size, "seconds": round(res.seconds, 3), "problems": []}
-    if ctx.options.get("verify", True):
+    if ro.verify:
         tables = base_tables(conn, target)
         rows = row_counts(conn, target, tables)
         want_sums = any(t.get("checksum_exact") for t in stats["tables"].values())

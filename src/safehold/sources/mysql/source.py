@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import pymysql
 from pydantic import BaseModel
@@ -16,12 +16,17 @@ from safehold.sources import dbstats
 from safehold.sources.base import (
     ComponentReader,
     ComponentWriter,
+    Finding,
+    RestorePlan,
     RestoreReport,
-    Source,
     SourceContext,
     stream_of,
 )
+from safehold.sources.checks import Checks
+from safehold.sources.database import DatabaseRestoreOptions, DatabaseSource
+from safehold.sources.mysql import restore
 from safehold.sources.mysql.client import (
+    CLIENT_TOOLS,
     DUMP_TOOLS,
     END_MARKER,
     PACKAGE,
@@ -34,15 +39,16 @@ from safehold.sources.mysql.client import (
     query,
     quote,
 )
-from safehold.sources.mysql.options import MySQLOptions
-from safehold.sources.mysql.restore import restore_mysql
+from safehold.sources.mysql.options import MySQLOptions, MySQLRestoreOptions
 
 
-class MySQLSource(Source):
+class MySQLSource(DatabaseSource):
     """Dumps MySQL/MariaDB databases with mariadb-dump (or mysqldump) and restores them."""
 
     kind: ClassVar[str] = "mysql"
     Options: ClassVar[type[BaseModel]] = MySQLOptions
+    RestoreOptions: ClassVar[type[BaseModel]] = MySQLRestoreOptions
+    restore_rank: ClassVar[int] = 60
     options: MySQLOptions
 
     # backup
@@ -216,8 +222,52 @@ class MySQLSource(Source):
         return rows
 
     # restore
-    def restore(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
-        return restore_mysql(self.name, self.options, snap, ctx)
+    def preflight(self, ctx: SourceContext) -> list[Finding]:
+        """Tools with versions, connect, databases exist, privileges (the missing ones and the exact
+        GRANT statements)."""
+        checks = Checks(self.name)
+        o = self.options
+        checks.tool([o.dump_tool] if o.dump_tool else DUMP_TOOLS, what="dump tool")
+        checks.tool([o.client_tool] if o.client_tool else CLIENT_TOOLS, what="client tool (restore)")
+        ci = conn_from(o, owner=f"component {self.name}")
+        conn = ci.connect()
+        try:
+            version = str(query(conn, "SELECT VERSION()")[0][0])
+            checks.passed("connect", f"connected as {ci.where} (server {version})")
+            for db in o.databases:
+                if query(conn, "SELECT 1 FROM information_schema.schemata WHERE schema_name=%s", (db,)):
+                    checks.passed("database", f"database {db} exists")
+                else:
+                    checks.problem(
+                        "database",
+                        f"database {db} does not exist or is not visible to {ci.where}",
+                        "Check 'databases' in the component, and that the user has SELECT on it.",
+                    )
+            grantee, missing = missing_privileges(conn, o)
+        finally:
+            conn.close()
+        if not missing:
+            checks.passed("privileges", "the user has every privilege the dump needs")
+        else:
+            checks.problem(
+                "privileges",
+                "; ".join(f"{grantee} lacks {', '.join(p)} on {t}" for t, p in missing.items()),
+                "Run as a MySQL administrator (without these the dump fails or silently omits triggers/routines):",
+                grant_statements(grantee, missing),
+            )
+        return checks.findings
+
+    def dumped_databases(self, snap: ComponentReader) -> list[str]:
+        return restore.dumped_databases(snap)
+
+    def drop_database(self, options: DatabaseRestoreOptions, name: str) -> None:
+        restore.drop_database(self.options, cast(MySQLRestoreOptions, options), name)
+
+    def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
+        return restore.plan_restore(self.name, self.options, self.restore_options(ctx.options), snap, ctx)
+
+    def apply(self, plan: RestorePlan, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+        return restore.apply(self.name, self.options, plan, snap, ctx)
 
 
 def _tsv(value: Any) -> str:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import psycopg
 from psycopg import sql
@@ -16,7 +17,16 @@ from safehold import proc, syntax
 from safehold.errors import RestoreRefused, SourceError
 from safehold.secrets import SecretRef, resolve_secret
 from safehold.sources import dbstats
-from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, Source, SourceContext
+from safehold.sources.base import (
+    ComponentReader,
+    ComponentWriter,
+    Finding,
+    RestorePlan,
+    RestoreReport,
+    SourceContext,
+)
+from safehold.sources.checks import Checks
+from safehold.sources.database import DatabaseRestoreOptions, DatabaseSource
 
 SESSION_SETTINGS = (
     "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; "
@@ -188,11 +198,23 @@ class _Finder:
             self._carry = block[-len(self.needle) :]
 
 
-class PostgreSQLSource(Source):
+class PostgreSQLRestoreOptions(DatabaseRestoreOptions):
+    """What a restore of a ``postgresql`` component may be told."""
+
+    no_owner: bool | None = Field(
+        default=None,
+        description="Skip ownership and privileges (default: when restoring as another user than the backup's).",
+    )
+    admin_database: str = Field(default="postgres", description="Database to connect to for CREATE DATABASE.")
+
+
+class PostgreSQLSource(DatabaseSource):
     """Dumps PostgreSQL databases with pg_dump (custom format) and restores them with pg_restore."""
 
     kind: ClassVar[str] = "postgresql"
     Options: ClassVar[type[BaseModel]] = PostgreSQLOptions
+    RestoreOptions: ClassVar[type[BaseModel]] = PostgreSQLRestoreOptions
+    restore_rank: ClassVar[int] = 70
     options: PostgreSQLOptions
 
     def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
@@ -303,31 +325,80 @@ class PostgreSQLSource(Source):
         log(f"globals not permitted: {last}")
         return f"not permitted: {last}"
 
-    def restore(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
-        """Restore each dump with pg_restore (``ctx.options`` as for mysql: ``databases``, ``database``,
-        ``database_map``, ``host``, ``port``, ``user``, ``password``, ``no_owner``, ``verify``)."""
-        report = RestoreReport(component=self.name)
-        ci = _conn_from(self.options, ctx.options, owner=f"component {self.name}")
-        pg_restore = proc.find_tool([self.options.pg_restore or "pg_restore"], package=PACKAGE)
-        dumped = [d for d in snap.listdir() if snap.exists(f"{d}/dump.pgcustom")]
-        wanted = ctx.options.get("databases") or dumped
+    def preflight(self, ctx: SourceContext) -> list[Finding]:
+        checks = Checks(self.name)
+        o = self.options
+        dump = checks.tool([o.pg_dump] if o.pg_dump else ["pg_dump"], what="pg_dump")
+        checks.tool([o.pg_restore] if o.pg_restore else ["pg_restore"], what="pg_restore (restore)")
+        ci = _conn_from(o, owner=f"component {self.name}")
+        server_major = 0
+        for db in o.databases:
+            conn = ci.connect(db)
+            try:
+                server_major = int(conn.info.server_version) // 10000
+                unreadable = conn.execute(UNREADABLE_RELATIONS).fetchall()
+                schemas = conn.execute(UNUSABLE_SCHEMAS).fetchall()
+            finally:
+                conn.close()
+            if not unreadable and not schemas:
+                checks.passed("read", f"connected to {db} as {ci.where}; every table is readable")
+                continue
+            bad_schemas = sorted({str(s) for (s,) in schemas} | {str(s) for s, _t in unreadable})
+            role = _ident(ci.user)
+            grants = [f"GRANT USAGE ON SCHEMA {_ident(s)} TO {role};" for s in bad_schemas if (s,) in schemas]
+            grants += [f"GRANT SELECT ON ALL TABLES IN SCHEMA {_ident(s)} TO {role};" for s in bad_schemas]
+            grants += [f"GRANT SELECT ON ALL SEQUENCES IN SCHEMA {_ident(s)} TO {role};" for s in bad_schemas]
+            shown = ", ".join(f"{s}.{t}" for s, t in unreadable[:10]) + (
+                " ..." if len(unreadable) > 10 else ""
+            )
+            checks.problem(
+                "read",
+                f"{ci.where} cannot read {len(unreadable)} relation(s) in {db}: {shown or '(schemas)'}",
+                f"Run in database {db} as its owner or a superuser:",
+                grants,
+            )
+        if dump and server_major:
+            m = re.search(r"(\d+)(?:\.\d+)?", proc.tool_version(dump))
+            if m and int(m.group(1)) < server_major:
+                checks.problem(
+                    "version",
+                    f"pg_dump {m.group(1)} is older than the server ({server_major}); it refuses to dump",
+                    f"Install postgresql-client-{server_major} or set pg_dump to its path.",
+                )
+        return checks.findings
+
+    # restore
+    def dumped_databases(self, snap: ComponentReader) -> list[str]:
+        return [d for d in snap.listdir() if snap.exists(f"{d}/dump.pgcustom")]
+
+    def drop_database(self, options: DatabaseRestoreOptions, name: str) -> None:
+        ro = cast(PostgreSQLRestoreOptions, options)
+        ci = _conn_from(self.options, ro.connection(), owner=f"component {self.name}")
+        with ci.connect(ro.admin_database) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+    def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
+        """Restore each dump with pg_restore (restore options: :class:`PostgreSQLRestoreOptions`)."""
+        ro: PostgreSQLRestoreOptions = self.restore_options(ctx.options)
+        plan = RestorePlan(component=self.name, options=ro)
+        ci = _conn_from(self.options, ro.connection(), owner=f"component {self.name}")
+        dumped = self.dumped_databases(snap)
+        wanted = ro.databases or dumped
         if any(d not in dumped for d in wanted):
             raise SourceError(f"snapshot holds dumps of {', '.join(dumped) or 'nothing'} only")
-        mapping = {d: str((ctx.options.get("database_map") or {}).get(d, d)) for d in wanted}
-        if ctx.options.get("database"):
+        mapping = {d: str(ro.database_map.get(d, d)) for d in wanted}
+        if ro.database:
             if len(wanted) != 1:
                 raise SourceError(
                     f"--db-name renames one database, but {len(wanted)} are being restored "
                     f"({', '.join(wanted)})",
                     hint=dbstats.rename_hint(self.name, wanted),
                 )
-            mapping[wanted[0]] = str(ctx.options["database"])
+            mapping[wanted[0]] = ro.database
         for name in {*mapping, *mapping.values()}:  # stored names and options: a NUL would cut the name
             syntax.check(name, syntax.ARGUMENT, what=f"component {self.name}: database name {name!r}")
-        no_owner = bool(ctx.options.get("no_owner", ci.user != self.options.user))
-        admin = ci.connect(str(ctx.options.get("admin_database", "postgres")))
+        admin = ci.connect(ro.admin_database)
         try:
-            plans = []
             for src, target in mapping.items():
                 stats = json.loads(snap.read_bytes(f"{src}/table_statistics.json"))
                 exists = bool(
@@ -343,13 +414,23 @@ class PostgreSQLSource(Source):
                         hint="Restore into another database name, or pass --force to replace its objects.",
                     )
                 if not exists:
-                    report.actions.append(f"create database {target} on {ci.where}")
+                    plan.actions.append(f"create database {target} on {ci.where}")
                 how = " replacing existing objects (--clean)" if nonempty else ""
-                report.actions.append(f"pg_restore {src}/dump.pgcustom into {target}{how}")
-                plans.append((src, target, stats, exists, nonempty))
-            if ctx.dry_run:
-                return report
-            for src, target, stats, exists, nonempty in plans:
+                plan.actions.append(f"pg_restore {src}/dump.pgcustom into {target}{how}")
+                plan.steps.append((src, target, stats, exists, nonempty))
+        finally:
+            admin.close()
+        return plan
+
+    def apply(self, plan: RestorePlan, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+        ro: PostgreSQLRestoreOptions = plan.options
+        report = RestoreReport(self.name, list(plan.actions), list(plan.warnings))
+        ci = _conn_from(self.options, ro.connection(), owner=f"component {self.name}")
+        pg_restore = proc.find_tool([self.options.pg_restore or "pg_restore"], package=PACKAGE)
+        no_owner = ro.no_owner if ro.no_owner is not None else ci.user != self.options.user
+        admin = ci.connect(ro.admin_database)
+        try:
+            for src, target, stats, exists, nonempty in plan.steps:
                 if not exists:
                     admin.execute(
                         sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING {}").format(
@@ -374,7 +455,7 @@ class PostgreSQLSource(Source):
                     log=ctx.log,
                 )
                 detail: dict[str, Any] = {"bytes": res.size, "seconds": round(res.seconds, 3), "problems": []}
-                if ctx.options.get("verify", True):
+                if ro.verify:
                     with ci.connect(target) as tc:
                         want = any(t.get("checksum_exact") for t in stats["tables"].values())
                         now = table_statistics(tc, want)
@@ -391,3 +472,21 @@ class PostgreSQLSource(Source):
             report.warnings.extend(problems)
             raise SourceError("restore verification failed: " + "; ".join(problems[:10]))
         return report
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+#: Relations the connected user cannot SELECT (preflight), and schemas it cannot use.
+UNREADABLE_RELATIONS = (
+    "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm') AND n.nspname NOT IN ('pg_catalog', "
+    "'information_schema') AND n.nspname NOT LIKE 'pg_toast%%' "
+    "AND NOT has_table_privilege(c.oid, 'SELECT') ORDER BY 1, 2"
+)
+UNUSABLE_SCHEMAS = (
+    "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema') "
+    "AND nspname NOT LIKE 'pg_toast%%' AND nspname NOT LIKE 'pg_temp%%' "
+    "AND NOT has_schema_privilege(oid, 'USAGE') ORDER BY 1"
+)

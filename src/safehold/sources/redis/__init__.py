@@ -12,14 +12,14 @@ Layout of the component folder::
                     missing or newer; the RDB is the consistent copy)
     keyspace.json   server version, key counts per database and per type
 
-Restore (``ctx.options["mode"]``):
+Restore (restore option ``mode``; connection overrides from ``restore --redis-*``/``--db-*``):
 
 * ``"live"`` (default): RESTORE each key of keys.dump into a running server (``host``/``port``/
   ``socket``/``username``/``password``/``db`` overrides; ``db`` puts every key into that one database),
-  TTLs as they were at backup time (relative). Existing keys are refused unless ``ctx.force`` (REPLACE).
-* ``"rdb"``: write dump.rdb to ``ctx.options["rdb_path"]`` (the server's ``dir``/``dbfilename``) for a
+  TTLs as they were at backup time (relative). Existing keys are refused unless forced (REPLACE).
+* ``"rdb"``: write dump.rdb to the restore option ``rdb_path`` (the server's ``dir``/``dbfilename``) for a
   *stopped* server; refuses when a server answering on the configured address uses that very file (it
-  would overwrite it on shutdown), and refuses an existing file unless ``ctx.force``.
+  would overwrite it on shutdown), and refuses an existing file unless forced.
 
 The password goes to redis-cli in ``REDISCLI_AUTH``, never in argv; it, the host, socket and user name
 are refused when they hold a line break or NUL (:mod:`safehold.syntax`). Note: with diskless replication

@@ -7,7 +7,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, ClassVar, cast
+from typing import IO, Any, ClassVar, Literal, cast
 
 import msgpack
 import redis as redis_lib
@@ -22,11 +22,15 @@ from safehold.secrets import SecretRef, resolve_secret
 from safehold.sources.base import (
     ComponentReader,
     ComponentWriter,
+    Finding,
+    Redirect,
+    RestorePlan,
     RestoreReport,
     Source,
     SourceContext,
     stream_of,
 )
+from safehold.sources.checks import Checks
 
 EOF_MARK_LEN = 40
 _HEX40 = re.compile(rb"[0-9a-f]{40}")
@@ -138,11 +142,30 @@ def _check_rdb(stream: proc.ObservedStream) -> str | None:
     return None
 
 
+class RedisRestoreOptions(BaseModel):
+    """What a restore of a ``redis`` component may be told."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["live", "rdb"] = Field(
+        default="live", description="'live': RESTORE every key into a running server; 'rdb': write dump.rdb."
+    )
+    rdb_path: str | None = Field(default=None, description="With mode 'rdb': where to write dump.rdb.")
+    db: int | None = Field(default=None, ge=0, description="Put every key into this database.")
+    host: str | None = Field(default=None, description="Restore into this server.")
+    port: int | None = Field(default=None, description="Its port.")
+    socket: str | None = Field(default=None, description="Its Unix socket.")
+    username: str | None = Field(default=None, description="User to connect as.")
+    password: SecretRef | None = Field(default=None, description="Where its password comes from.")
+
+
 class RedisSource(Source):
     """RDB snapshots of a running Redis server and per-key exports; restores both ways."""
 
     kind: ClassVar[str] = "redis"
     Options: ClassVar[type[BaseModel]] = RedisOptions
+    RestoreOptions: ClassVar[type[BaseModel]] = RedisRestoreOptions
+    restore_rank: ClassVar[int] = 80
     options: RedisOptions
 
     def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
@@ -239,17 +262,111 @@ class RedisSource(Source):
             parts.append(msgpack.packb({"db": db, "key": k, "type": name, "pttl": int(pttl), "value": value}))
         yield b"".join(parts)
 
-    # restore
-    def restore(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
-        mode = ctx.options.get("mode", "live")
-        if mode == "rdb":
-            return self._restore_rdb(snap, ctx)
-        if mode != "live":
-            raise SourceError(
-                f"unknown redis restore mode {mode!r}",
-                hint=f"Pass --set {self.name}.mode=live or --set {self.name}.mode=rdb.",
+    def preflight(self, ctx: SourceContext) -> list[Finding]:
+        checks = Checks(self.name)
+        checks.tool([self.options.redis_cli or "redis-cli"], what="redis-cli")
+        ci = _Conn(self.options, {}, owner=f"component {self.name}")
+        client = ci.client()
+        try:
+            client.ping()
+            version = client.info("server").get("redis_version", "?")
+        except Exception as exc:
+            checks.problem(
+                "ping",
+                f"no PING answer from {ci.where}: {type(exc).__name__}: {exc}",
+                "Check host, port, socket and the password reference.",
             )
-        return self._restore_live(snap, ctx)
+            return checks.findings
+        finally:
+            client.close()
+        checks.passed("ping", f"PING answered by {ci.where} (redis {version})")
+        return checks.findings
+
+    def secrets_note(self) -> str | None:
+        return "cached sessions and tokens in the Redis dump"
+
+    # restore
+    @staticmethod
+    def _server_redirect(where: Redirect) -> dict[str, Any]:
+        """``--redis-*`` (else ``--db-*``) as connection overrides; Redis names its user 'username'."""
+        source = where.redis or where.db
+        out = {k: v for k, v in source.items() if v is not None and k != "database"}
+        if "user" in out:
+            out["username"] = out.pop("user")
+        return out
+
+    def redirect(self, where: Redirect) -> dict[str, Any]:
+        return self._server_redirect(where)
+
+    def redirected_settings(self, settings: dict[str, Any], where: Redirect) -> dict[str, Any]:
+        overrides = self._server_redirect(where)
+        out = dict(settings)
+        if "host" in overrides or "port" in overrides:
+            out.pop("socket", None)
+        out.update(overrides)
+        return out
+
+    def safety_source(self, ctx: SourceContext) -> Source | None:
+        """The live server's keys, when a forced restore replaces them there (not for an RDB file or
+        another server)."""
+        ro: RedisRestoreOptions = self.restore_options(ctx.options)
+        moved = ro.mode == "rdb" or any(v is not None for v in (ro.host, ro.port, ro.socket))
+        return self if ctx.force and not moved else None
+
+    def restore_hints(self) -> list[str]:
+        return [
+            f"# into another server: safehold restore {self.name} --snapshot SNAP --redis-host HOST --redis-port PORT"
+        ]
+
+    def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
+        ro: RedisRestoreOptions = self.restore_options(ctx.options)
+        if ro.mode == "rdb":
+            return self._plan_rdb(ro, ctx)
+        return self._plan_live(ro, snap, ctx)
+
+    def apply(self, plan: RestorePlan, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+        ro: RedisRestoreOptions = plan.options
+        report = RestoreReport(self.name, list(plan.actions), list(plan.warnings))
+        if ro.mode == "rdb":
+            ((target,),) = plan.steps
+            with AtomicFile(target, mode=0o640, parents=True) as f:
+                for chunk in snap.open_stream("dump.rdb"):
+                    f.write(chunk)
+                f.commit()
+            report.details = {"path": str(target), "bytes": f.size}
+            return report
+        ((clashes,),) = plan.steps
+        ci = _Conn(self.options, _overrides(ro), owner=f"component {self.name}")
+        clients: dict[int, redis_lib.Redis] = {}
+
+        def client(db: int) -> redis_lib.Redis:
+            db = ro.db if ro.db is not None else db
+            if db not in clients:
+                clients[db] = ci.client(db)
+            return clients[db]
+
+        restored = 0
+        try:
+            for batch in _batches(self._records(snap)):
+                for db in {r["db"] for r in batch}:
+                    pipe = client(db).pipeline(transaction=False)
+                    for r in batch:
+                        if r["db"] != db:
+                            continue
+                        ttl = max(int(r["pttl"]), 0)
+                        pipe.restore(r["key"], ttl, r["value"], replace=ctx.force)
+                        restored += 1
+                    pipe.execute()
+        except redis_lib.RedisError as exc:
+            raise SourceError(
+                proc.redact(f"restore into Redis at {ci.where} failed: {exc}", [ci.password])
+            ) from None
+        finally:
+            for c in clients.values():
+                c.close()
+        report.details = {"keys": restored, "replaced": clashes if ctx.force else 0}
+        ctx.log(f"restored {restored} keys into {ci.where}")
+        return report
 
     def _records(self, snap: ComponentReader) -> Iterator[dict[str, Any]]:
         if not snap.exists("keys.dump"):
@@ -270,70 +387,49 @@ class RedisSource(Source):
                     continue
                 yield rec
 
-    def _restore_live(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
-        ci = _Conn(self.options, ctx.options, owner=f"component {self.name}")
-        only_db = ctx.options.get("db")
-        report = RestoreReport(component=self.name)
+    def _plan_live(self, ro: RedisRestoreOptions, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
+        ci = _Conn(self.options, _overrides(ro), owner=f"component {self.name}")
+        plan = RestorePlan(component=self.name, options=ro)
         clients: dict[int, redis_lib.Redis] = {}
 
         def client(db: int) -> redis_lib.Redis:
-            db = int(only_db) if only_db is not None else db
+            db = ro.db if ro.db is not None else db
             if db not in clients:
                 clients[db] = ci.client(db)
             return clients[db]
 
         try:
             total, clashes = 0, 0
-            try:
-                for batch in _batches(self._records(snap)):
-                    total += len(batch)
-                    for db in {r["db"] for r in batch}:
-                        keys = [r["key"] for r in batch if r["db"] == db]
-                        clashes += sum(bool(x) for x in _pipe(client(db), "exists", keys))
-            except redis_lib.RedisError as exc:
-                raise SourceError(proc.redact(f"Redis at {ci.where}: {exc}", [ci.password])) from None
-            if clashes and not ctx.force:
-                raise RestoreRefused(
-                    f"{clashes} of {total} keys already exist on {ci.where}",
-                    hint="Restore into an empty server/database, or pass --force to replace them.",
-                )
-            how = f", replacing {clashes} existing" if clashes else ""
-            report.actions.append(f"restore {total} keys into {ci.where}{how}")
-            if ctx.dry_run:
-                return report
-            restored = 0
-            try:
-                for batch in _batches(self._records(snap)):
-                    for db in {r["db"] for r in batch}:
-                        pipe = client(db).pipeline(transaction=False)
-                        for r in batch:
-                            if r["db"] != db:
-                                continue
-                            ttl = max(int(r["pttl"]), 0)
-                            pipe.restore(r["key"], ttl, r["value"], replace=ctx.force)
-                            restored += 1
-                        pipe.execute()
-            except redis_lib.RedisError as exc:
-                raise SourceError(
-                    proc.redact(f"restore into Redis at {ci.where} failed: {exc}", [ci.password])
-                ) from None
-            report.details = {"keys": restored, "replaced": clashes if ctx.force else 0}
-            ctx.log(f"restored {restored} keys into {ci.where}")
-            return report
+            for batch in _batches(self._records(snap)):
+                total += len(batch)
+                for db in {r["db"] for r in batch}:
+                    keys = [r["key"] for r in batch if r["db"] == db]
+                    clashes += sum(bool(x) for x in _pipe(client(db), "exists", keys))
+        except redis_lib.RedisError as exc:
+            raise SourceError(proc.redact(f"Redis at {ci.where}: {exc}", [ci.password])) from None
         finally:
             for c in clients.values():
                 c.close()
+        if clashes and not ctx.force:
+            raise RestoreRefused(
+                f"{clashes} of {total} keys already exist on {ci.where}",
+                hint="Restore into an empty server/database, or pass --force to replace them.",
+            )
+        how = f", replacing {clashes} existing" if clashes else ""
+        plan.actions.append(f"restore {total} keys into {ci.where}{how}")
+        plan.steps.append((clashes,))
+        return plan
 
-    def _restore_rdb(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
-        if not ctx.options.get("rdb_path"):
+    def _plan_rdb(self, ro: RedisRestoreOptions, ctx: SourceContext) -> RestorePlan:
+        if not ro.rdb_path:
             raise SourceError(
                 "mode 'rdb' needs rdb_path",
                 hint=f"Pass --set {self.name}.rdb_path=PATH, the server's dir/dbfilename "
                 "(e.g. /var/lib/redis/dump.rdb).",
             )
-        target = Path(str(ctx.options["rdb_path"]))
-        report = RestoreReport(component=self.name)
-        running = _server_using(_Conn(self.options, ctx.options, owner=f"component {self.name}"), target)
+        target = Path(ro.rdb_path)
+        plan = RestorePlan(component=self.name, options=ro)
+        running = _server_using(_Conn(self.options, _overrides(ro), owner=f"component {self.name}"), target)
         if running:
             raise SourceError(
                 f"a Redis server at {running} is running with {target}",
@@ -343,16 +439,15 @@ class RedisSource(Source):
             raise RestoreRefused(
                 f"{target} exists", hint="Pass --force to replace it (with the server stopped)."
             )
-        report.actions.append(f"{'replace' if target.exists() else 'write'} {target}")
-        report.warnings.append("start the Redis server with this file as its dir/dbfilename afterwards")
-        if ctx.dry_run:
-            return report
-        with AtomicFile(target, mode=0o640, parents=True) as f:
-            for chunk in snap.open_stream("dump.rdb"):
-                f.write(chunk)
-            f.commit()
-        report.details = {"path": str(target), "bytes": f.size}
-        return report
+        plan.actions.append(f"{'replace' if target.exists() else 'write'} {target}")
+        plan.warnings.append("start the Redis server with this file as its dir/dbfilename afterwards")
+        plan.steps.append((target,))
+        return plan
+
+
+def _overrides(ro: RedisRestoreOptions) -> dict[str, Any]:
+    """The connection settings a restore was told (only those given)."""
+    return ro.model_dump(exclude_none=True, include={"host", "port", "socket", "username", "password"})
 
 
 def _server_using(ci: _Conn, target: Path) -> str | None:

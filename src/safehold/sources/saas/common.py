@@ -34,6 +34,17 @@ Action = Literal["unchanged", "update", "create", "missing"]
 Obj = dict[str, Any]
 
 
+class SaasRestoreOptions(BaseModel):
+    """What a restore of a SaaS component may be told (``--set NAME.base_url=...``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = Field(
+        default=None, description="Restore into the account behind this API base URL."
+    )
+    api_key: SecretRef | None = Field(default=None, description="Where that account's API key comes from.")
+
+
 class SaasOptions(BaseModel):
     """Settings every SaaS source takes (the API key comes only from env, a file or a command)."""
 
@@ -236,17 +247,46 @@ def plan_and_apply(
     *,
     dry_run: bool,
     log: Callable[[str], None],
+    expected: list[PlanEntry] | None = None,
 ) -> tuple[list[PlanEntry], IdMap]:
-    """Plan (and unless ``dry_run`` apply) the restore of ``saved`` (folder -> objects) in order."""
+    """Plan (and unless ``dry_run`` apply) the restore of ``saved`` (folder -> objects) in order.
+
+    With ``expected`` (the plan shown before), every change is checked against it before it is made: an
+    object whose live state would now need another action or other fields (fields are compared until the
+    first object is created: after that, references to it get values no plan could show) raises
+    SourceError (the account changed since the plan was made), so what is applied is the plan shown."""
     ids = IdMap()
     entries: list[PlanEntry] = []
     cache: dict[str, list[Obj]] = {}
+    planned = {(e.kind, e.key): e for e in expected} if expected is not None else None
+
+    def confirm(entry: PlanEntry) -> None:
+        if planned is None:
+            return
+        was = planned.get((entry.kind, entry.key))
+        # Once this apply has created an object, the fields that refer to it (its new id and version) are
+        # known only now: then the action must match, the fields need not.
+        fields_known = not any(ids.ids.values())
+        if (
+            was is None
+            or was.action != entry.action
+            or (fields_known and sorted(was.fields) != sorted(entry.fields))
+        ):
+            shown = f"{was.action} {', '.join(was.fields)}".strip() if was else "not in the plan"
+            raise SourceError(
+                f"{entry.kind} {entry.key} changed since the plan was made (planned: {shown}; now: "
+                f"{entry.action} {', '.join(entry.fields)})".replace(" )", ")"),
+                hint="Show the plan again (--dry-run) and restore from the new plan.",
+            )
+
     for spec in kinds:
         objects = saved.get(spec.folder, [])
         taken = {str(spec.key_of(obj)) for _path, obj in objects}
         for _path, obj in objects:
             try:
-                entries.append(_restore_one(spec, obj, ids, taken, cache, dry_run=dry_run, log=log))
+                entries.append(
+                    _restore_one(spec, obj, ids, taken, cache, dry_run=dry_run, log=log, confirm=confirm)
+                )
             except SourceError as exc:
                 done = sum(1 for e in entries if e.action in ("update", "create"))
                 raise SourceError(
@@ -266,6 +306,7 @@ def _restore_one(
     *,
     dry_run: bool,
     log: Callable[[str], None],
+    confirm: Callable[[PlanEntry], None] = lambda _entry: None,
 ) -> PlanEntry:
     key = str(spec.key_of(obj))
     desired = strip(spec.remap(obj, ids), spec.readonly)
@@ -288,6 +329,7 @@ def _restore_one(
         if dry_run:
             ids.add(spec.kind, key, f"<new {spec.kind} for {key}>")
             return entry
+        confirm(entry)
         created = spec.create(desired)
         new_key = new_key_of(created) if isinstance(created, dict) else None
         if new_key is None:
@@ -305,6 +347,7 @@ def _restore_one(
     if entry.fields:
         entry.action = "update"
         if not dry_run:
+            confirm(entry)
             spec.update(target, desired)
             log(f"updated {spec.kind} {target}: {', '.join(entry.fields)}")
     return entry

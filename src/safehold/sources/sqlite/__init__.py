@@ -14,7 +14,7 @@ Layout::
     <file name>                 the consistent copy (e.g. ``app.sqlite3``)
     table_statistics.json/.txt  integrity check result, page size/count, rows per table
 
-Restore (``ctx.options["path"]`` to restore elsewhere): refuses an existing file unless ``ctx.force``;
+Restore (restore option ``path`` to restore to another file, ``target_root`` below a folder): refuses an existing file unless ``ctx.force``;
 writes a temporary file beside the target, verifies it (integrity check, row counts), then renames it
 into place and removes a stale ``-wal``/``-shm`` of the old file (which would otherwise be applied to
 the new one). Stop the application that uses the database first.

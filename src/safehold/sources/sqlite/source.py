@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -13,7 +14,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from safehold.errors import RestoreRefused, SourceError
 from safehold.fsutil import AtomicFile, private_dir
 from safehold.sources import dbstats
-from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, Source, SourceContext
+from safehold.sources.base import (
+    ComponentReader,
+    ComponentWriter,
+    Finding,
+    Redirect,
+    RestorePlan,
+    RestoreReport,
+    Sandbox,
+    Source,
+    SourceContext,
+    VerifyReport,
+)
+from safehold.sources.checks import Checks, unreadable
 
 
 class SQLiteOptions(BaseModel):
@@ -56,11 +69,22 @@ def inspect_database(path: Path) -> dict[str, Any]:
         conn.close()
 
 
+class SQLiteRestoreOptions(BaseModel):
+    """What a restore of a ``sqlite`` component may be told."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = Field(default=None, description="Restore to this file instead of the original path.")
+    target_root: str | None = Field(default=None, description="Restore below this folder instead of '/'.")
+
+
 class SQLiteSource(Source):
     """Consistent copies of a live SQLite database through the online backup API."""
 
     kind: ClassVar[str] = "sqlite"
     Options: ClassVar[type[BaseModel]] = SQLiteOptions
+    RestoreOptions: ClassVar[type[BaseModel]] = SQLiteRestoreOptions
+    restore_rank: ClassVar[int] = 50
     options: SQLiteOptions
 
     def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
@@ -105,27 +129,75 @@ class SQLiteSource(Source):
             "table_statistics": info["tables"],
         }
 
-    def restore(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+    def preflight(self, ctx: SourceContext) -> list[Finding]:
+        checks = Checks(self.name)
+        path = self.options.path
+        why = unreadable(Path(path))
+        if why:
+            checks.problem("path", f"{path} {why}", "Fix 'path' in the component.")
+            return checks.findings
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+            try:
+                tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            checks.problem("open", f"{path} does not open as a SQLite database: {exc}")
+        else:
+            checks.passed(
+                "open", f"{path} opens read-only ({tables} tables; SQLite {sqlite3.sqlite_version})"
+            )
+        return checks.findings
+
+    def secrets_note(self) -> str | None:
+        return "the application's data (personal data, password hashes)"
+
+    # restore
+    def restore_hints(self) -> list[str]:
+        return [
+            f"# somewhere else first: safehold restore {self.name} --snapshot SNAP --set {self.name}.path=/tmp/check.db"
+        ]
+
+    def redirected_settings(self, settings: dict[str, Any], where: Redirect) -> dict[str, Any]:
+        path = settings.get("path")
+        if where.target_root and isinstance(path, str):
+            return {**settings, "path": os.path.join(where.target_root, path.lstrip("/"))}
+        return settings
+
+    def safety_source(self, ctx: SourceContext) -> Source | None:
+        ro: SQLiteRestoreOptions = self.restore_options(ctx.options)
+        moved = bool(ro.path or ro.target_root)
+        return self if ctx.force and not moved and os.path.lexists(self.options.path) else None
+
+    def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
+        ro: SQLiteRestoreOptions = self.restore_options(ctx.options)
         doc = json.loads(snap.read_bytes("table_statistics.json"))
-        target = Path(ctx.options.get("path") or doc["original_path"])
-        report = RestoreReport(component=self.name)
+        stored_name = doc.get("file")
+        if not isinstance(stored_name, str) or not snap.exists(stored_name) or "/" in stored_name:
+            raise SourceError(f"the snapshot's {self.name} folder holds no usable SQLite copy")
+        if ro.path:
+            target = Path(ro.path)
+        elif ro.target_root:
+            target = Path(ro.target_root) / os.path.normpath(self.options.path).lstrip("/")
+        else:
+            target = Path(self.options.path)
         if target.exists() and not ctx.force:
             raise RestoreRefused(
                 f"{target} exists", hint="Restore to another path, or pass --force to replace it."
             )
-        report.actions.append(f"{'replace' if target.exists() else 'create'} {target} ({doc['bytes']} bytes)")
-        if ctx.dry_run:
-            return report
+        plan = RestorePlan(component=self.name, options=ro)
+        plan.actions.append(f"{'replace' if target.exists() else 'create'} {target} ({doc['bytes']} bytes)")
+        plan.steps.append((target, doc))
+        return plan
+
+    def apply(self, plan: RestorePlan, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+        report = RestoreReport(self.name, list(plan.actions), list(plan.warnings))
+        ((target, doc),) = plan.steps
         with AtomicFile(target, mode=int(doc.get("mode", 0o644)) & 0o7777, parents=True) as tmp:
             for chunk in snap.open_stream(doc["file"]):
                 tmp.write(chunk)
-            info = inspect_database(tmp.path)
-            problems = (
-                [] if info["integrity_check"] == "ok" else [f"integrity check: {info['integrity_check']}"]
-            )
-            problems += dbstats.compare(doc["tables"], {t: s["rows"] for t, s in info["tables"].items()})
-            if problems:
-                raise SourceError(f"restored copy of {doc['file']} is wrong: " + "; ".join(problems[:10]))
+            info = self._check_copy(tmp.path, doc)
             for suffix in ("-wal", "-shm", "-journal"):  # would be applied to the new file: remove first
                 stale = target.with_name(target.name + suffix)
                 if stale.exists():
@@ -134,3 +206,39 @@ class SQLiteSource(Source):
             tmp.commit()
         report.details = {"path": str(target), "tables": info["tables"]}
         return report
+
+    @staticmethod
+    def _check_copy(path: Path, doc: dict[str, Any]) -> dict[str, Any]:
+        """Integrity check and row counts of a restored copy against the backup's statistics."""
+        info = inspect_database(path)
+        problems = [] if info["integrity_check"] == "ok" else [f"integrity check: {info['integrity_check']}"]
+        problems += dbstats.compare(doc["tables"], {t: s["rows"] for t, s in info["tables"].items()})
+        if problems:
+            raise SourceError(f"restored copy of {doc['file']} is wrong: " + "; ".join(problems[:10]))
+        return info
+
+    def verify(self, snap: ComponentReader, sandbox: Sandbox, ctx: SourceContext) -> VerifyReport:
+        """Restore the copy below the sandbox, run the integrity check and compare row counts."""
+        started = time.monotonic()
+        doc = json.loads(snap.read_bytes("table_statistics.json"))
+        target = sandbox.root / self.name / "copy.sqlite3"
+        checks = Checks(self.name)
+
+        def run() -> None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with AtomicFile(target, mode=0o600) as tmp:
+                for chunk in snap.open_stream(doc["file"]):
+                    tmp.write(chunk)
+                info = self._check_copy(tmp.path, doc)
+                tmp.commit()
+            checks.passed(
+                "restore",
+                f"{doc['file']}: integrity check ok, row counts of {len(info['tables'])} tables match",
+            )
+
+        checks.guard("restore", run)
+        if not sandbox.keep:
+            target.unlink(missing_ok=True)
+        return VerifyReport(
+            self.name, checks.ok, checks.findings, {"path": str(target)}, time.monotonic() - started
+        )

@@ -22,8 +22,8 @@ its mode, owner (uid and name), mtime and parent folder's metadata recorded in `
 a top-level symlink is recorded in the manifest only. A pattern that matches nothing is recorded as
 missing, not a failure; an unreadable match fails the component (fail closed).
 
-Restore recreates every item below the original root or ``ctx.options["target_root"]`` (only the
-collectors named in ``ctx.options["collectors"]`` when that list is given). Dry run lists
+Restore recreates every item below the original root or the restore option ``target_root`` (only the
+collectors named in the restore option ``collectors`` when that list is given). Dry run lists
 each file that would be created or overwritten. Single files get their mode, owner (by name when that
 user exists on this machine, else by uid) and mtime back; owners need root, otherwise a warning says
 they were not restored. The report's ``details["next_steps"]`` names the reloads the services need.

@@ -16,7 +16,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from safehold.engine.tree import path_problem
 from safehold.errors import SourceError
 from safehold.fsutil import atomic_write
-from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, Source, SourceContext
+from safehold.sources.base import (
+    ComponentReader,
+    ComponentWriter,
+    Finding,
+    RestorePlan,
+    RestoreReport,
+    Source,
+    SourceContext,
+)
+from safehold.sources.checks import Checks, unreadable
 
 MANIFEST = "manifest.json"
 MAX_LISTED = 20000
@@ -149,11 +158,24 @@ def _listing(top: Path) -> tuple[list[str], int]:
     return names, files
 
 
+class SystemRestoreOptions(BaseModel):
+    """What a restore of a ``system`` component may be told."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target_root: str | None = Field(
+        default=None, description="Restore below this folder instead of the root."
+    )
+    collectors: list[str] | None = Field(default=None, description="Restore only these collectors.")
+
+
 class SystemSource(Source):
     """Service configuration trees and crontabs, restorable in place or below another root."""
 
     kind: ClassVar[str] = "system"
     Options: ClassVar[type[BaseModel]] = SystemOptions
+    RestoreOptions: ClassVar[type[BaseModel]] = SystemRestoreOptions
+    restore_rank: ClassVar[int] = 20
     options: SystemOptions
 
     # ---------------------------------------------------------------------------------------- backup
@@ -227,24 +249,41 @@ class SystemSource(Source):
         out.log(f"{self.name}: skipped {path}: not a file, folder or symlink")
         return None
 
+    def preflight(self, ctx: SourceContext) -> list[Finding]:
+        checks = Checks(self.name)
+        why = unreadable(Path(self.options.root))
+        if why:
+            checks.problem("root", f"root {self.options.root} {why}")
+        else:
+            checks.passed("root", f"root {self.options.root} is readable")
+        return checks.findings
+
+    def secrets_note(self) -> str | None:
+        if self.options.letsencrypt:
+            return "TLS private keys (letsencrypt) and service configuration"
+        return None
+
     # --------------------------------------------------------------------------------------- restore
-    def restore(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
-        """Put every collected item back below the root (or ``target_root``); dry run plans only."""
-        report = RestoreReport(component=self.name)
+    def safety_source(self, ctx: SourceContext) -> Source | None:
+        ro: SystemRestoreOptions = self.restore_options(ctx.options)
+        return None if ro.target_root else self
+
+    def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
+        """Put every collected item back below the root (or ``target_root``)."""
+        ro: SystemRestoreOptions = self.restore_options(ctx.options)
+        plan = RestorePlan(component=self.name, options=ro)
         if not snap.exists(MANIFEST):
             raise SourceError(f"component {self.name}: the snapshot holds no {MANIFEST}")
         manifest = _checked_manifest(snap.read_bytes(MANIFEST), self.name)
-        base = Path(ctx.options.get("target_root") or self.options.root)
-        only = ctx.options.get("collectors")  # optional subset, e.g. ["nginx", "cron"]
+        base = Path(ro.target_root or self.options.root)
         create: list[str] = []
         overwrite: list[str] = []
-        steps: list[str] = []
-        warned_owner = False
+        next_steps: list[str] = []
         for cname, entry in manifest["collectors"].items():
-            if only and cname not in only:
+            if ro.collectors is not None and cname not in ro.collectors:
                 continue
             if entry["items"] and cname in NEXT_STEPS:
-                steps.append(NEXT_STEPS[cname])
+                next_steps.append(NEXT_STEPS[cname])
             for item in entry["items"]:
                 dest = base / item["path"]
                 names = [""] if item["type"] != "dir" else ["", *item["entries"]]
@@ -255,26 +294,31 @@ class SystemSource(Source):
                         overwrite.append(shown)
                     elif not os.path.lexists(p):
                         create.append(shown)
-                if ctx.dry_run:
-                    continue
-                if item["type"] == "dir":
-                    snap.restore_tree(f"{cname}/{item['path']}", dest)
-                elif item["type"] == "symlink":
-                    _put_symlink(dest, item["target"])
-                else:
-                    owned = _put_file(snap, f"{cname}/{item['path']}", dest, item)
-                    if not owned and not warned_owner:
-                        report.warnings.append("not running as root: owners of restored files were not set")
-                        warned_owner = True
-        report.actions += [f"create {p}" for p in create] + [f"overwrite {p}" for p in overwrite]
-        report.details.update(
+                plan.steps.append((cname, item, dest))
+        plan.actions += [f"create {p}" for p in create] + [f"overwrite {p}" for p in overwrite]
+        plan.details.update(
             {
                 "target_root": str(base),
                 "created": len(create),
                 "overwritten": len(overwrite),
-                "next_steps": steps,
+                "next_steps": next_steps,
             }
         )
+        return plan
+
+    def apply(self, plan: RestorePlan, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+        report = RestoreReport(self.name, list(plan.actions), list(plan.warnings), dict(plan.details))
+        warned_owner = False
+        for cname, item, dest in plan.steps:
+            if item["type"] == "dir":
+                snap.restore_tree(f"{cname}/{item['path']}", dest)
+            elif item["type"] == "symlink":
+                _put_symlink(dest, item["target"])
+            else:
+                owned = _put_file(snap, f"{cname}/{item['path']}", dest, item)
+                if not owned and not warned_owner:
+                    report.warnings.append("not running as root: owners of restored files were not set")
+                    warned_owner = True
         return report
 
 

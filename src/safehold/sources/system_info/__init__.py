@@ -23,7 +23,7 @@ package plan would be silently incomplete.
 Restore builds the package install plan: ``apt-get update`` and ``apt-get install -y <manual packages>``
 (or, without a manual list, ``dpkg --set-selections`` + ``apt-get dselect-upgrade``), listed in the
 report's actions; npm and composer global packages are listed in ``details["follow_up"]``. With
-``ctx.options["run_install"]`` true (and not a dry run) the apt steps are run; a non-zero exit fails.
+the restore option ``run_install`` true (``restore --install-packages``) (and not a dry run) the apt steps are run; a non-zero exit fails.
 Tools are looked up on ``path`` (default: safehold's PATH), which is also how tests substitute fakes.
 
 Modules: :mod:`.source`.

@@ -15,7 +15,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from safehold import proc
 from safehold.errors import SourceError
-from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, Source, SourceContext
+from safehold.sources.base import (
+    ComponentReader,
+    ComponentWriter,
+    Finding,
+    Redirect,
+    RestorePlan,
+    RestoreReport,
+    Source,
+    SourceContext,
+)
+from safehold.sources.checks import Checks
 
 ItemName = Literal[
     "packages",
@@ -100,11 +110,21 @@ class SystemInfoOptions(BaseModel):
     timeout: float = Field(default=120.0, gt=0, description="Seconds allowed per tool.", examples=[120])
 
 
+class SystemInfoRestoreOptions(BaseModel):
+    """What a restore of a ``system-info`` component may be told."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_install: bool = Field(default=False, description="Run the package install plan (apt-get).")
+
+
 class SystemInfoSource(Source):
     """Installed packages, runtimes, kernel, disks and services as text; restore prints the install plan."""
 
     kind: ClassVar[str] = "system-info"
     Options: ClassVar[type[BaseModel]] = SystemInfoOptions
+    RestoreOptions: ClassVar[type[BaseModel]] = SystemInfoRestoreOptions
+    restore_rank: ClassVar[int] = 10
     options: SystemInfoOptions
 
     def _env(self) -> dict[str, str]:
@@ -211,9 +231,22 @@ class SystemInfoSource(Source):
         return record, b"\n".join(parts) if len(parts) > 1 else b"".join(parts)
 
     # --------------------------------------------------------------------------------------- restore
-    def restore(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
-        """The package install plan in ``actions``; run with ``ctx.options["run_install"]``."""
-        report = RestoreReport(component=self.name)
+    def preflight(self, ctx: SourceContext) -> list[Finding]:
+        checks = Checks(self.name)
+        tools = {"packages": "dpkg", "manual-packages": "apt-mark"}
+        for item in self.options.required:
+            if item in tools:
+                checks.tool([tools[item]], what=f"{item} ({tools[item]})", path=self.options.path)
+        return checks.findings
+
+    def redirect(self, where: Redirect) -> dict[str, Any]:
+        return {"run_install": True} if where.install_packages else {}
+
+    def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
+        """The package install plan in ``actions``; its steps run with the restore option ``run_install``
+        (``restore --install-packages``)."""
+        ro: SystemInfoRestoreOptions = self.restore_options(ctx.options)
+        plan = RestorePlan(component=self.name, options=ro)
 
         def text(fname: str) -> str:
             return snap.read_bytes(fname).decode("utf-8", "replace") if snap.exists(fname) else ""
@@ -223,7 +256,7 @@ class SystemInfoSource(Source):
         for word in text("manual-packages.txt").split():
             (manual if _PACKAGE.match(word) else bad).append(word)
         if bad:
-            report.warnings.append(f"ignored {len(bad)} unexpected package names, e.g. {bad[0]!r}")
+            plan.warnings.append(f"ignored {len(bad)} unexpected package names, e.g. {bad[0]!r}")
         selections = text("packages.txt")
         steps: list[tuple[list[str], bytes | None]] = []
         if manual:
@@ -235,25 +268,31 @@ class SystemInfoSource(Source):
                 (["apt-get", "dselect-upgrade", "-y"], None),
             ]
         else:
-            report.warnings.append("the snapshot holds no package list: nothing to install")
+            plan.warnings.append("the snapshot holds no package list: nothing to install")
         for argv, stdin in steps:
-            report.actions.append(" ".join(argv) + (" < packages.txt" if stdin else ""))
-        report.details["alternative"] = [
+            plan.actions.append(" ".join(argv) + (" < packages.txt" if stdin else ""))
+        plan.details["alternative"] = [
             "dpkg --set-selections < packages.txt",
             "apt-get dselect-upgrade -y",
         ]
-        report.details["follow_up"] = _follow_up(text("npm-global.txt"), text("composer-global.txt"))
-        self._compare_os(text("os-release"), report)
-        if ctx.dry_run or not ctx.options.get("run_install") or not steps:
-            if steps and not ctx.dry_run:
-                report.warnings.append("package plan not run (restore with --install-packages to run it)")
+        plan.details["follow_up"] = _follow_up(text("npm-global.txt"), text("composer-global.txt"))
+        self._compare_os(text("os-release"), plan)
+        if steps and not ro.run_install:
+            plan.warnings.append("package plan not run (restore with --install-packages to run it)")
+        elif ro.run_install:
+            plan.steps = list(steps)
+        return plan
+
+    def apply(self, plan: RestorePlan, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+        report = RestoreReport(self.name, list(plan.actions), list(plan.warnings), dict(plan.details))
+        if not plan.steps:
             return report
         env = self._env()
 
         def log(line: str) -> None:
             ctx.log(f"{self.name}: {line}")
 
-        for argv, stdin in steps:
+        for argv, stdin in plan.steps:
             exe = self._which(argv[0], env)
             if exe is None:
                 raise SourceError(

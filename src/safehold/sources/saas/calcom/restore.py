@@ -27,10 +27,19 @@ from typing import Any
 
 from safehold.errors import SourceError
 from safehold.secrets import SecretRef
-from safehold.sources.base import ComponentReader, RestoreReport, SourceContext
+from safehold.sources.base import ComponentReader, RestoreReport
 from safehold.sources.saas.calcom.client import CalApi
 from safehold.sources.saas.calcom.options import EVENT_TYPES_VERSION, SCHEDULES_VERSION, CalcomOptions
-from safehold.sources.saas.common import IdMap, Obj, ObjectKind, plan_and_apply, read_objects, summarize
+from safehold.sources.saas.common import (
+    IdMap,
+    Obj,
+    ObjectKind,
+    PlanEntry,
+    SaasRestoreOptions,
+    plan_and_apply,
+    read_objects,
+    summarize,
+)
 from safehold.sources.saas.http import ApiClient, segment
 
 #: Opens an API client, optionally for another base URL or key reference (the source's ``client``).
@@ -89,8 +98,16 @@ def schedule_body(obj: Obj) -> Obj:
 
 
 def restore(
-    component: str, options: CalcomOptions, open_client: OpenClient, snap: ComponentReader, ctx: SourceContext
-) -> RestoreReport:
+    component: str,
+    options: CalcomOptions,
+    open_client: OpenClient,
+    snap: ComponentReader,
+    ro: SaasRestoreOptions,
+    *,
+    dry_run: bool,
+    log: Callable[[str], None],
+    expected: list[PlanEntry] | None = None,
+) -> tuple[RestoreReport, list[PlanEntry]]:
     """Plan and (unless ``ctx.dry_run``) apply; see the module docstring for what is restored."""
     saved = _saved(snap)
     if not any(saved.values()):
@@ -98,10 +115,12 @@ def restore(
             f"the snapshot's {component} folder holds no Cal.com export",
             hint="Pick a snapshot in which this component's backup succeeded ('safehold snapshots').",
         )
-    base_url = str(ctx.options.get("base_url") or options.base_url)
-    api_key = ctx.options.get("api_key")
+    base_url = ro.base_url or options.base_url
+    api_key = ro.api_key
     with open_client(base_url, api_key) as client:
-        entries, ids = plan_and_apply(_kinds(CalApi(client)), saved, dry_run=ctx.dry_run, log=ctx.log)
+        entries, ids = plan_and_apply(
+            _kinds(CalApi(client)), saved, dry_run=dry_run, log=log, expected=expected
+        )
     report = RestoreReport(component=component)
     report.actions = [e.line() for e in entries]
     for e in entries:
@@ -110,13 +129,13 @@ def restore(
     report.details = {
         "service": "calcom",
         "base_url": base_url,
-        "dry_run": ctx.dry_run,
+        "dry_run": dry_run,
         "counts": summarize(entries),
         "plan": [e.as_dict() for e in entries],
         "id_map": ids.ids,
         "write_only": [],
     }
-    return report
+    return report, entries
 
 
 def _saved(snap: ComponentReader) -> dict[str, list[tuple[str, Obj]]]:

@@ -8,14 +8,27 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from safehold.errors import SourceError
+from safehold.errors import SafeholdError, SourceError
 from safehold.secrets import SecretRef
-from safehold.sources.base import ComponentReader, ComponentWriter, RestoreReport, Source, SourceContext
+from safehold.sources.base import (
+    ComponentReader,
+    ComponentWriter,
+    Finding,
+    RestorePlan,
+    RestoreReport,
+    Source,
+    SourceContext,
+)
+from safehold.sources.checks import Checks
 from safehold.sources.saas.calcom.client import CalApi, as_list
 from safehold.sources.saas.calcom.options import EVENT_TYPES_VERSION, SCHEDULES_VERSION, CalcomOptions
 from safehold.sources.saas.calcom.restore import restore
-from safehold.sources.saas.common import api_key_for, dump_json, file_name
+from safehold.sources.saas.common import SaasRestoreOptions, api_key_for, dump_json, file_name
+from safehold.sources.saas.diff import diff_exports
 from safehold.sources.saas.http import ApiClient, Clock, SlidingWindowLimiter, SystemClock, segment
+
+#: The preflight's side-effect-free GET: (path, query) of a small list endpoint.
+PROBE: tuple[str, dict[str, str | int | bool]] = ("/webhooks", {"skip": 0, "take": 1})
 
 
 class CalcomSource(Source):
@@ -23,6 +36,9 @@ class CalcomSource(Source):
 
     kind: ClassVar[str] = "saas/calcom"
     Options: ClassVar[type[BaseModel]] = CalcomOptions
+    RestoreOptions: ClassVar[type[BaseModel]] = SaasRestoreOptions
+    restore_rank: ClassVar[int] = 100
+    compares_drift: ClassVar[bool] = True
     options: CalcomOptions
 
     def __init__(
@@ -77,9 +93,60 @@ class CalcomSource(Source):
             "duration_s": round(time.monotonic() - started, 3),
         }
 
-    def restore(self, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
-        """Plan (``ctx.dry_run``) or plan and apply; ``ctx.options`` may override base_url / api_key."""
-        return restore(self.name, self.options, self.client, snap, ctx)
+    def preflight(self, ctx: SourceContext) -> list[Finding]:
+        """The API key resolves, and a side-effect-free GET of a small list answers with it."""
+        checks = Checks(self.name)
+        o = self.options
+        try:
+            o.api_key.resolve()
+        except SafeholdError as exc:
+            checks.problem(
+                "api_key", f"API key ({o.api_key.describe()}) does not resolve: {exc.message}", exc.hint
+            )
+            return checks.findings
+
+        def probe() -> None:
+            with self.client() as api:
+                api.request("GET", PROBE[0], params=PROBE[1])
+            checks.passed(
+                "api", f"{o.base_url} answers GET {PROBE[0]} with this API key ({o.api_key.describe()})"
+            )
+
+        checks.guard("api", probe)
+        return checks.findings
+
+    @classmethod
+    def drift(cls, old: dict[str, bytes], new: dict[str, bytes]) -> list[str]:
+        return diff_exports(old, new)
+
+    def safety_source(self, ctx: SourceContext) -> Source | None:
+        """The live account's configuration, unless the restore goes to another one (``base_url``)."""
+        ro: SaasRestoreOptions = self.restore_options(ctx.options)
+        return None if ro.base_url else self
+
+    def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
+        """Compare every saved object with the live one (``RestoreOptions`` may point at another
+        ``base_url`` / ``api_key``); changes nothing."""
+        ro: SaasRestoreOptions = self.restore_options(ctx.options)
+        report, entries = restore(self.name, self.options, self.client, snap, ro, dry_run=True, log=ctx.log)
+        return RestorePlan(
+            report.component, report.actions, report.warnings, report.details, list(entries), ro
+        )
+
+    def apply(self, plan: RestorePlan, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+        """Apply the plan in dependency order; an object whose live state changed since the plan was made
+        stops the restore (SourceError) before it is touched."""
+        report, _entries = restore(
+            self.name,
+            self.options,
+            self.client,
+            snap,
+            plan.options,
+            dry_run=False,
+            log=ctx.log,
+            expected=plan.steps,
+        )
+        return report
 
     def _export(self, api: CalApi) -> tuple[dict[str, bytes], dict[str, list[str]]]:
         files: dict[str, bytes] = {}

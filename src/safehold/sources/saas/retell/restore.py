@@ -30,11 +30,13 @@ from typing import Any
 
 from safehold.errors import SourceError
 from safehold.secrets import SecretRef
-from safehold.sources.base import ComponentReader, RestoreReport, SourceContext
+from safehold.sources.base import ComponentReader, RestoreReport
 from safehold.sources.saas.common import (
     IdMap,
     Obj,
     ObjectKind,
+    PlanEntry,
+    SaasRestoreOptions,
     plan_and_apply,
     read_objects,
     summarize,
@@ -65,8 +67,16 @@ FOLDERS = ("llms", "conversation-flows", "agents", "phone-numbers")
 
 
 def restore(
-    component: str, options: RetellOptions, open_client: OpenClient, snap: ComponentReader, ctx: SourceContext
-) -> RestoreReport:
+    component: str,
+    options: RetellOptions,
+    open_client: OpenClient,
+    snap: ComponentReader,
+    ro: SaasRestoreOptions,
+    *,
+    dry_run: bool,
+    log: Callable[[str], None],
+    expected: list[PlanEntry] | None = None,
+) -> tuple[RestoreReport, list[PlanEntry]]:
     """Plan and (unless ``ctx.dry_run``) apply; see the module docstring for what is restored."""
     saved = {folder: read_objects(snap, folder) for folder in FOLDERS}
     if not any(saved.values()):
@@ -74,11 +84,11 @@ def restore(
             f"the snapshot's {component} folder holds no Retell export",
             hint="Pick a snapshot in which this component's backup succeeded ('safehold snapshots').",
         )
-    base_url = str(ctx.options.get("base_url") or options.base_url)
-    api_key = ctx.options.get("api_key")
+    base_url = ro.base_url or options.base_url
+    api_key = ro.api_key
     with open_client(base_url, api_key) as api:
         entries, ids = plan_and_apply(
-            _kinds(api, Exporter(api, options)), saved, dry_run=ctx.dry_run, log=ctx.log
+            _kinds(api, Exporter(api, options)), saved, dry_run=dry_run, log=log, expected=expected
         )
     report = RestoreReport(component=component)
     report.actions = [e.line() for e in entries]
@@ -102,13 +112,13 @@ def restore(
     report.details = {
         "service": "retell",
         "base_url": base_url,
-        "dry_run": ctx.dry_run,
+        "dry_run": dry_run,
         "counts": summarize(entries),
         "plan": [e.as_dict() for e in entries],
         "id_map": ids.ids,
         "write_only": write_only,
     }
-    return report
+    return report, entries
 
 
 def _kinds(api: ApiClient, lister: Exporter) -> list[ObjectKind]:

@@ -1,0 +1,144 @@
+"""What the database server kinds (``mysql``, ``postgresql``) share: their restore options, how
+``restore --db-*`` redirects them, and :meth:`verify` by a restore into scratch databases.
+
+A kind subclasses :class:`DatabaseSource` and implements ``plan_restore``/``apply`` (taking
+:class:`DatabaseRestoreOptions` or a subclass) and :meth:`DatabaseSource.drop_database`.
+"""
+
+from __future__ import annotations
+
+import secrets as random
+import time
+from abc import abstractmethod
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from safehold.secrets import SecretRef
+from safehold.sources.base import (
+    ComponentReader,
+    Finding,
+    Redirect,
+    Sandbox,
+    Source,
+    SourceContext,
+    VerifyReport,
+)
+
+#: The keys of a ``--db-*`` redirect (``restore --db-host/--db-port/--db-user/--db-name/--db-password-env``).
+REDIRECT_KEYS = ("host", "port", "user", "database", "password")
+
+
+class DatabaseRestoreOptions(BaseModel):
+    """What a restore of a database server component may be told (``--set NAME.KEY=VALUE``, ``--db-*``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    databases: list[str] | None = Field(
+        default=None, description="Dumped databases to restore (default: every one in the snapshot)."
+    )
+    database: str | None = Field(default=None, description="Target name when one database is restored.")
+    database_map: dict[str, str] = Field(default_factory=dict, description="Dumped name -> target name.")
+    host: str | None = Field(default=None, description="Restore into this server.")
+    port: int | None = Field(default=None, description="Its port.")
+    user: str | None = Field(default=None, description="User to connect as.")
+    password: SecretRef | None = Field(default=None, description="Where that user's password comes from.")
+    verify: bool = Field(default=True, description="Compare row counts (and exact checksums) after loading.")
+
+    def connection(self) -> dict[str, Any]:
+        """The connection overrides that were given (host, port, user, password, and a kind's socket)."""
+        keys = {"host", "port", "user", "password", "socket"} & set(type(self).model_fields)
+        return self.model_dump(exclude_none=True, include=keys)
+
+
+class DatabaseSource(Source):
+    """A database server kind: dumps of named databases, restored by name into a server."""
+
+    def secrets_note(self) -> str | None:
+        return "the application's data (personal data, password hashes)"
+
+    def redirect(self, where: Redirect) -> dict[str, Any]:
+        return {k: v for k, v in where.db.items() if k in REDIRECT_KEYS and v is not None}
+
+    def redirected_settings(self, settings: dict[str, Any], where: Redirect) -> dict[str, Any]:
+        overrides = {k: v for k, v in where.db.items() if v is not None}  # with --db-name: where it went
+        out = dict(settings)
+        if "host" in overrides or "port" in overrides:
+            out.pop("socket", None)
+        out.update(overrides)
+        return out
+
+    def safety_source(self, ctx: SourceContext) -> Source | None:
+        """The live databases, when a forced restore replaces them where they were backed up from."""
+        ro: DatabaseRestoreOptions = self.restore_options(ctx.options)
+        where = ro.model_dump(exclude_none=True, include={"host", "port", "socket", "database"})
+        return self if ctx.force and not where and not ro.database_map else None
+
+    def restore_hints(self) -> list[str]:
+        return [
+            f"# into another server or name: safehold restore {self.name} --snapshot SNAP "
+            "--db-host HOST --db-name NAME"
+        ]
+
+    @abstractmethod
+    def dumped_databases(self, snap: ComponentReader) -> list[str]:
+        """The names of the databases whose dumps ``snap`` holds."""
+
+    @abstractmethod
+    def drop_database(self, options: DatabaseRestoreOptions, name: str) -> None:
+        """Drop database ``name`` on the server ``options`` connect to (verify's clean-up)."""
+
+    def verify(self, snap: ComponentReader, sandbox: Sandbox, ctx: SourceContext) -> VerifyReport:
+        """Load every dump into a scratch database (``sandbox.prefix`` + random, on ``sandbox.db`` or the
+        component's own server), compare row counts and exact checksums with the backup's statistics,
+        then drop the scratch databases (unless ``sandbox.keep``)."""
+        started = time.monotonic()
+        dumped = self.dumped_databases(snap)
+        suffix = random.token_hex(4)
+        scratch = {db: f"{sandbox.prefix}{suffix}_{i}" for i, db in enumerate(dumped)}
+        raw = {
+            k: v for k, v in sandbox.db.items() if k in REDIRECT_KEYS and k != "database" and v is not None
+        }
+        raw.update({"databases": dumped, "database_map": scratch, "verify": True})
+        checks: list[Finding] = []
+        ok = True
+        vctx = SourceContext(log=ctx.log, force=False, options=raw)
+        options = None
+        try:
+            plan = self.plan_restore(snap, vctx)
+            options = plan.options
+            report = self.apply(plan, snap, vctx)
+            for db, target in scratch.items():
+                detail = report.details.get(target, {})
+                checks.append(
+                    Finding(
+                        self.name,
+                        "restore",
+                        True,
+                        f"{db}: loaded into {target}, row counts and checksums match",
+                    )
+                    if not detail.get("problems")
+                    else Finding(self.name, "restore", False, f"{db}: " + "; ".join(detail["problems"][:5]))
+                )
+        except Exception as exc:  # a failed load is the finding, not a crash of the drill
+            ok = False
+            message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            checks.append(Finding(self.name, "restore", False, message, getattr(exc, "hint", None)))
+        finally:
+            if not sandbox.keep:
+                cleanup = options if options is not None else self.restore_options(raw)
+                for target in scratch.values():
+                    try:
+                        self.drop_database(cleanup, target)
+                    except Exception as exc:
+                        checks.append(
+                            Finding(
+                                self.name,
+                                "cleanup",
+                                False,
+                                f"could not drop scratch database {target}: {exc}",
+                            )
+                        )
+        ok = ok and all(c.ok for c in checks)
+        details = {"scratch_databases": list(scratch.values()), "kept": sandbox.keep}
+        return VerifyReport(self.name, ok, checks, details, time.monotonic() - started)
