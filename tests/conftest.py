@@ -28,6 +28,7 @@ def _safehold_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             "SAFEHOLD_PASSWORD_FILE",
             "SAFEHOLD_PASSWORD_COMMAND",
             "SAFEHOLD_BOOTSTRAP",
+            "SAFEHOLD_AUDIT_LOG",
         )
     }
     for k in old:
@@ -36,6 +37,8 @@ def _safehold_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     # Hundreds of repositories: the bootstrap wheels (~55 MiB each) only where a test asks for them.
     os.environ["SAFEHOLD_BOOTSTRAP"] = "0"
     os.environ["SAFEHOLD_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    # The audit log of every CLI run of the suite goes here, never to /var/log/safehold.
+    os.environ["SAFEHOLD_AUDIT_LOG"] = str(tmp_path_factory.mktemp("audit") / "audit.jsonl")
     yield
     keys.use_kdf_params_for_new_keys(None)
     for k, v in old.items():

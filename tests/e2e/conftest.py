@@ -64,6 +64,7 @@ def cli(tmp_path: Path) -> Cli:
             HOME=str(home),
             SAFEHOLD_CACHE_DIR=str(cache),
             SAFEHOLD_PASSWORD=PASSPHRASE,
+            SAFEHOLD_AUDIT_LOG=str(tmp_path / "audit.jsonl"),
         )
         e.update(env or {})
         p = subprocess.run(

@@ -44,6 +44,7 @@ def test_fresh_venv_installs_from_bootstrap_and_restores(
     shutil.copytree(boot, host / "bootstrap")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "SAFEHOLD_", "PYTHON"))}
     env |= {"PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "HOME": str(host)}
+    env["SAFEHOLD_AUDIT_LOG"] = str(host / "audit.jsonl")  # never the test machine's /var/log
     venv = host / "opt" / "safehold"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], cwd=host, env=env, check=True, timeout=300)
     subprocess.run(

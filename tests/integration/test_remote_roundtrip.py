@@ -156,6 +156,7 @@ def test_remote_options_are_required_and_checked(tmp_path: Path, sshd: SSHServer
             "SAFEHOLD_PASSWORD": "x",
             "SAFEHOLD_SFTP_IDENTITY": str(sshd.identity_file),
             "SAFEHOLD_SFTP_KNOWN_HOSTS": str(tmp_path / "empty_known_hosts"),
+            "SAFEHOLD_AUDIT_LOG": str(tmp_path / "audit.jsonl"),
             "HOME": str(tmp_path),
         },
         capture_output=True,

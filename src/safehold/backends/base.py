@@ -57,6 +57,9 @@ class FileType(enum.Enum):
     INDEX = "index"
     SNAPSHOT = "snapshots"
     LOCK = "locks"
+    #: The audit log's records (``safehold.operations.audit``): one encrypted, immutable file per
+    #: operation, named by its hash like snapshots. Older versions ignore the folder.
+    AUDIT = "audit"
     #: Not part of the repository format: the unencrypted wheels a bare host installs safehold from
     #: (``safehold.operations.bootstrap``). Names are file names (``safehold-1.0-py3-none-any.whl``).
     BOOTSTRAP = "bootstrap"

@@ -6,6 +6,7 @@ import getpass
 import json
 import os
 import sys
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,10 @@ class Outcome:
     snapshot_ids: list[str] = field(default_factory=list)
     partial: bool = False
     details: list[str] = field(default_factory=list)
+    #: the exit code of the operation itself when it differs from the process's (guard: the backup's)
+    operation_code: int | None = None
+    #: more fields for the audit record (guard: the command run and its exit code)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -62,6 +67,14 @@ class App:
     secrets: list[str] = field(default_factory=list)
     #: The operation being observed (notifications), set when a notified command starts.
     operation: Any = None
+    #: The top-level command's name, and whether its callback ran (not only --help or a usage error).
+    command_name: str | None = None
+    ran: bool = False
+    #: Repositories opened with their key (the audit record goes into the first).
+    repos: list[Repository] = field(default_factory=list)
+    #: main() closes the backends itself, after the audit record is written.
+    close_later: bool = False
+    started: float = field(default_factory=time.monotonic)
 
     # ---- configuration ---------------------------------------------------------------------------
     def config(self, *, required: bool = False) -> Config | None:
@@ -117,6 +130,7 @@ class App:
         repo = Repository.open(backend, self.get_password())
         repo.lock_wait = self.lock_wait_seconds()
         repo.report = lambda text: self.warn(f"warning: {text}")
+        self.repos.append(repo)
         return repo
 
     def lock_wait_seconds(self) -> float:
@@ -133,6 +147,11 @@ class App:
             ) from None
 
     def close(self) -> None:
+        if self.close_later:
+            return
+        self.close_now()
+
+    def close_now(self) -> None:
         for b in self._backends:
             try:
                 b.close()

@@ -47,6 +47,8 @@ def cli(ctx: click.Context, /, **options: Any) -> None:
     Global options may also follow the command: 'safehold snapshots --repo /srv/backup/x'.
     """
     app = App(**options)
+    app.command_name = ctx.invoked_subcommand
+    app.close_later = bool(_IN_MAIN)
     CURRENT.append(app)
     ctx.obj = app
     note_explicit(ctx)
@@ -80,6 +82,7 @@ COMMAND_MODULES: dict[str, str] = {
     "unpin": "cmd_forget",
     "prune": "cmd_prune",
     "repair": "cmd_repair",
+    "log": "cmd_log",
 }
 
 
@@ -105,6 +108,10 @@ def _report(exc: SafeholdError, as_json: bool, args: list[str]) -> int:
     return exc.exit_code
 
 
+#: Set while main() runs: it writes the audit record and closes the backends after the command.
+_IN_MAIN: list[bool] = []
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and map every outcome to an exit code (see ``safehold.errors.EXIT_CODES``); then
     notify about the operation that ran (:mod:`safehold.cli.observe`)."""
@@ -112,12 +119,18 @@ def main(argv: list[str] | None = None) -> int:
     CURRENT.clear()
     observe.ARGV[:] = args
     error: list[SafeholdError] = []
-    code = _run(args, error)
-    if CURRENT:
+    _IN_MAIN.append(True)
+    try:
+        code = _run(args, error)
+    finally:
+        _IN_MAIN.clear()
+    for app in CURRENT:
         try:
-            observe.finish(CURRENT[-1], code, error[0] if error else None)
-        except Exception as exc:  # notifying must never change the outcome
-            click.echo(f"warning: notifications failed: unexpected {type(exc).__name__}", err=True)
+            observe.finish(app, code, error[0] if error else None)
+        except Exception as exc:  # notifying and auditing must never change the outcome
+            click.echo(f"warning: notifications or audit failed: unexpected {type(exc).__name__}", err=True)
+        app.close_later = False
+        app.close_now()
     return code
 
 

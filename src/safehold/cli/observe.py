@@ -1,16 +1,20 @@
-"""What the CLI does around the commands people must hear about: notifications at their start and end.
+"""What the CLI does around every command: notifications at the start and end of the ones people must
+hear about, and one audit record per command.
 
-:func:`instrument` wraps the callback of a notified command (``backup``, ``check``, ``drill``,
-``forget``/``prune``) so that, once its arguments are parsed, :func:`begin` announces it (the start ping
-runs in the background). ``main`` calls :func:`finish` with the exit code and the error, if any; it turns
-them and the command's :class:`~safehold.cli.app.Outcome` into one event (``backup.partial``,
-``check.failure``...) and sends it. A failed or slow delivery is a warning on stderr, never a change of
-the exit code.
+:func:`instrument` wraps a command's callback so that, once its arguments are parsed, the command counts
+as run (``--help`` and usage errors are not operations) and, for a notified command (``backup``,
+``check``, ``drill``, ``forget``/``prune``, ``guard``), :func:`begin` announces it (the start ping runs in
+the background). ``main`` calls :func:`finish` with the exit code and the error, if any; it turns them and
+the command's :class:`~safehold.cli.app.Outcome` into one event (``backup.partial``, ``check.failure``...)
+and sends it, then appends the audit record (:mod:`safehold.operations.audit`) locally and, for commands
+that can change the repository or take data out of it, into the repository. A failed or slow delivery and
+an audit log that cannot be written are warnings on stderr, never a change of the exit code.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import shlex
 import socket
 import time
@@ -20,17 +24,25 @@ from typing import Any
 import click
 
 from safehold.cli.app import App
-from safehold.errors import EXIT_OK, EXIT_PARTIAL, SafeholdError
+from safehold.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, SafeholdError
 from safehold.notify import Delivery, Event, Notifier, redactor_for
+from safehold.operations.audit import JOB_ENV
 
 #: Command name -> the operation its events are named after.
 NOTIFIED: dict[str, str] = {
     "backup": "backup",
+    "guard": "backup",
     "check": "check",
     "drill": "drill",
     "forget": "prune",
     "prune": "prune",
 }
+#: Commands that only look (at the configuration, the repository's listings, this host): their record
+#: stays local. Every other command that opened the repository with its key also records there.
+LOCAL_ONLY = {"snapshots", "ls", "diff", "cat", "config", "doctor", "notify", "backend", "demo", "schedule",
+              "status", "find", "verify-system", "report"}  # fmt: skip
+#: Not recorded at all: reading the audit log itself.
+UNRECORDED = {"log"}
 _MARK = "_safehold_observed"
 #: The command line being run (main sets it), for the messages' "command:" line.
 ARGV: list[str] = []
@@ -45,17 +57,23 @@ class Observed:
 
 
 def instrument(name: str, command: click.Command) -> click.Command:
-    """``command`` with :func:`begin` run before its callback, when ``name`` is a notified command."""
+    """``command`` (and a group's subcommands) with their callbacks marking the command as run, and
+    with :func:`begin` before the callback of a notified command."""
     operation = NOTIFIED.get(name)
     callback = command.callback
-    if operation is None or callback is None or getattr(callback, _MARK, False):
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            instrument("", sub)
+    if callback is None or getattr(callback, _MARK, False):
         return command
 
     @functools.wraps(callback)
     def observed(*args: Any, **kwargs: Any) -> Any:
         app = click.get_current_context().find_object(App)
-        if app is not None:
-            begin(app, operation, profile=kwargs.get("profile"))
+        if app is not None and not isinstance(command, click.Group):
+            app.ran = True
+            if operation is not None:
+                begin(app, operation, profile=kwargs.get("profile"))
         return callback(*args, **kwargs)
 
     setattr(observed, _MARK, True)
@@ -97,7 +115,55 @@ def event_kind(operation: str, code: int, partial: bool) -> str:
     return f"{operation}.failure"
 
 
-def finish(app: App, code: int, error: SafeholdError | None) -> list[Delivery]:
+def finish(app: App, code: int, error: SafeholdError | None) -> None:
+    """After the command: its event to the notification targets, then its audit record."""
+    deliveries = notify(app, code, error)
+    if app.ran and app.command_name not in UNRECORDED:
+        record(app, code, error, deliveries)
+
+
+def result_word(code: int, partial: bool) -> str:
+    if code == EXIT_INTERRUPTED:
+        return "interrupted"
+    if code == EXIT_PARTIAL or (partial and code != EXIT_OK):
+        return "partial"
+    return "ok" if code == EXIT_OK else "failed"
+
+
+def record(app: App, code: int, error: SafeholdError | None, deliveries: list[Delivery]) -> None:
+    """Append the command's audit record locally and, when it may change the repository, there too."""
+    from safehold.notify import Redactor
+    from safehold.operations import audit
+
+    redactor = app.operation.notifier.redactor if app.operation else Redactor(app.secrets)
+    for secret in app.secrets:
+        redactor.add(secret)
+    out = app.outcome
+    rec = audit.Record(
+        command=app.command_name or "?",
+        args=audit.masked_args(ARGV, redactor),
+        result=result_word(code, out.partial),
+        exit_code=code,
+        duration=round(time.monotonic() - app.started, 3),
+        error=redactor(error.message) if error else None,
+        snapshot_ids=list(out.snapshot_ids),
+        profile=out.profile,
+        notifications_failed=[d.target for d in deliveries if not d.ok],
+        job=os.environ.get(JOB_ENV) or None,
+        extra=dict(out.extra),
+    )
+    try:
+        audit.append_local(rec)
+    except SafeholdError as exc:
+        app.warn(f"warning: audit log: {exc.message}")
+    if app.repos and app.command_name not in LOCAL_ONLY:
+        try:
+            audit.append_repository(app.repos[0], rec)
+        except SafeholdError as exc:
+            app.warn(f"warning: the audit record could not be stored in the repository: {exc.message}")
+
+
+def notify(app: App, code: int, error: SafeholdError | None) -> list[Delivery]:
     """Send the event of the operation that ran (if one was begun) and warn about failed deliveries."""
     observed: Observed | None = app.operation
     if observed is None:
@@ -106,7 +172,9 @@ def finish(app: App, code: int, error: SafeholdError | None) -> list[Delivery]:
     for secret in app.secrets:
         notifier.redactor.add(secret)
     out = app.outcome
-    kind = event_kind(observed.operation, code, out.partial)
+    kind = event_kind(
+        observed.operation, code if out.operation_code is None else out.operation_code, out.partial
+    )
     snaps = [s[:8] for s in out.snapshot_ids]
     what = f"{observed.operation}" + (f" of profile {out.profile}" if out.profile else "")
     if kind.endswith(".success"):

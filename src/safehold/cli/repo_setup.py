@@ -20,6 +20,7 @@ def create_repository(
     if isinstance(inner, LocalBackend):
         inner.create_parents()
     repo = Repository.init(backend, password, chunker_from=chunker_from)
+    app.repos.append(repo)
     return repo, write_bootstrap(app, backend)
 
 
