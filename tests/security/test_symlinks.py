@@ -7,6 +7,7 @@ fingerprint)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import subprocess
@@ -21,6 +22,7 @@ import pytest
 from safehold.engine.repository import Repository
 from safehold.engine.restorer import Restorer, RestoreStats
 from safehold.engine.tree import DIR, Node
+from safehold.errors import SafeholdError
 from safehold.operations.components import EngineComponentReader
 from safehold.sources.base import SourceContext
 from safehold.sources.files import FilesSource
@@ -240,22 +242,71 @@ def _component(repo: Repository) -> tuple[FilesSource, EngineComponentReader]:
     return source, EngineComponentReader(repo, repo.find_snapshot(snap.id), "web")
 
 
-@pytest.mark.parametrize("where", FOLDERS[1:])
+NOBODY = 65534
+#: Below the target root: the folders above the configured path (/srv/app), the path itself, below it.
+COMPONENT_FOLDERS = ["srv", "srv/app", "srv/app/storage", "srv/app/storage/logs"]
+
+
+def _plant_users_link(world: World, where: str) -> Path:
+    link = _plant_folder_link(world, where)
+    os.lchown(link, NOBODY, NOBODY)  # planted by an unprivileged user
+    return link
+
+
+@pytest.mark.parametrize("where", COMPONENT_FOLDERS)
 @pytest.mark.parametrize("force", [False, True], ids=["refused", "force"])
+@HELPERS
 def test_component_restore_never_follows_a_planted_symlink(
-    repo: Repository, world: World, where: str, force: bool
+    repo: Repository, world: World, where: str, force: bool, helpers: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if helpers:
+        monkeypatch.setitem(Restorer.__init__.__kwdefaults__, "helpers_from", 1)  # type: ignore[index]
     source, reader = _component(repo)
-    link = _plant_folder_link(world, where, world.target / "srv")
+    link = _plant_users_link(world, where)
     ctx = SourceContext(force=force, options={"target_root": str(world.target)})
+    # the plan says so first
+    plan = source.restore(reader, dataclasses.replace(ctx, dry_run=True))
+    (warning,) = plan.warnings
+    assert warning.startswith(f"{link}: a symlink (to {world.outside / 'etc'}) is in the way of a folder")
+    assert ("--force replaces it with the folder" in warning) == force
     if force:
         source.restore(reader, ctx)
         _restored_completely(world.target, "srv")
     else:
-        with pytest.raises(Exception, match="a symlink is in the way of a folder") as exc:
+        with pytest.raises(SafeholdError, match=r"symlink .*is in the way of a folder") as exc:
             source.restore(reader, ctx)
         assert str(link) in str(exc.value)
         assert os.path.islink(link)
+    world.assert_untouched()
+
+
+def test_component_restore_follows_roots_own_symlinks_above_the_path(repo: Repository, world: World) -> None:
+    # an administrator's symlink above the configured path (/srv -> /data/srv) is where the files live
+    source, reader = _component(repo)
+    real = world.target / "data-srv"
+    real.mkdir()
+    (world.target / "srv").symlink_to(real)
+    ctx = SourceContext(options={"target_root": str(world.target)})
+    assert source.restore(reader, dataclasses.replace(ctx, dry_run=True)).warnings == []
+    source.restore(reader, ctx)
+    _restored_completely(real)
+    world.assert_untouched()
+
+
+def test_folder_metadata_reapplied_at_the_end_never_through_a_symlink(repo: Repository, world: World) -> None:
+    # a whole-server restore applies folder metadata again at the end: the folder swapped for a symlink
+    # meanwhile is skipped, its target never chmod-ed
+    source, reader = _component(repo)
+    source.restore(reader, SourceContext(options={"target_root": str(world.target)}))
+    storage = world.target / "srv" / "app" / "storage"
+    os.rename(storage, world.target / "aside")
+    storage.symlink_to(world.outside / "etc")
+    os.chmod(world.outside / "etc", 0o700)
+    world.before = world.fingerprint()
+    EngineComponentReader.reapply_folder_metadata(
+        [(os.fsencode(storage), Node(b"storage", DIR, 0o755, 0, 0))], restore_owner=True
+    )
+    EngineComponentReader.reapply_folder_metadata(reader.folders, restore_owner=True)
     world.assert_untouched()
 
 

@@ -89,7 +89,14 @@ class MemoryComponent:
         for i in range(0, len(data), 1 << 20):
             yield data[i : i + (1 << 20)]
 
-    def restore_tree(self, path: str, target: Path, *, overwrite: str = "if-changed") -> None:
+    def in_the_way(
+        self, path: str, target: Path, *, root: Path | None = None, force: bool = False
+    ) -> list[str]:
+        return []
+
+    def restore_tree(
+        self, path: str, target: Path, *, overwrite: str = "if-changed", root: Path | None = None
+    ) -> None:
         src = self.trees[path]
         target.mkdir(parents=True, exist_ok=True)
         for entry in os.listdir(src):

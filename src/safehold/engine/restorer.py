@@ -149,15 +149,25 @@ class Restorer:
         includes: list[str] | None = None,
         excludes: list[str] | None = None,
         base: bytes = b"",
+        trusted: bytes | None = None,
+        own_metadata: bool = False,
     ) -> RestoreStats:
-        """Restore the children of folder node ``start`` below ``target``."""
+        """Restore the children of folder node ``start`` below ``target``. ``trusted``: a folder above
+        ``target`` from which the folders down to ``target`` are walked like those below it (only
+        symlinks owned by root are followed there), else ``target`` is opened as named.
+        ``own_metadata``: also give ``target`` the metadata of ``start`` (when all went well)."""
         self.repo.load_index()
-        self._tree = tree = DirTree(target, replace=self.overwrite == "always")
+        self._tree = tree = DirTree(target, replace=self.overwrite == "always", trusted=trusted)
         self._started_ns = time.time_ns()
         try:
             if start.type != DIR or start.subtree is None:
                 return self._restore_single(start)
             self._restore_tree(start, includes, excludes, base)
+            if own_metadata and not self.stats.errors:
+                with tree.opened(b"") as fd:
+                    self.stats.warnings += apply_metadata(
+                        target, start, restore_owner=self.restore_owner, fd=fd
+                    )
         finally:
             tree.close()
         return self.stats

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+import stat
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from typing import IO, Any
 
 from safehold.engine.archiver import VirtualDir
 from safehold.engine.fs.meta import apply_metadata
+from safehold.engine.fs.safedir import O_DIR
 from safehold.engine.fs.select import Selector
 from safehold.engine.pack import DATA
 from safehold.engine.progress import Progress
@@ -109,8 +111,14 @@ class EngineComponentReader:
         """Apply the recorded metadata of restored folders again, deepest first; returns warnings."""
         warnings: list[str] = []
         for path, node in sorted(folders, key=lambda x: x[0].count(b"/"), reverse=True):
-            if os.path.isdir(path):
-                warnings += apply_metadata(path, node, restore_owner=restore_owner)
+            try:  # the folder itself, never what a symlink put in its place points to
+                fd = os.open(path, O_DIR)
+            except OSError:
+                continue
+            try:
+                warnings += apply_metadata(path, node, restore_owner=restore_owner, fd=fd)
+            finally:
+                os.close(fd)
         return warnings
 
     def __init__(
@@ -165,18 +173,78 @@ class EngineComponentReader:
         for blob_id in node.content:
             yield self.repo.load_blob(DATA, blob_id)
 
-    def restore_tree(self, path: str, target: Path, *, overwrite: str = "if-changed") -> None:
+    def restore_tree(
+        self, path: str, target: Path, *, overwrite: str = "if-changed", root: Path | None = None
+    ) -> None:
+        """See :class:`~safehold.sources.base.ComponentReader`. ``root``: a folder above ``target`` (the
+        restore's target root) from which the folders down to ``target`` are walked without following a
+        symlink that root does not own."""
         node = self._node(path)
         restorer = Restorer(self.repo, overwrite=overwrite)
-        stats = restorer.restore(node, os.fsencode(target))
+        trusted = None if root is None else os.path.abspath(os.fsencode(root))
+        dest = os.path.abspath(os.fsencode(target))
+        # the folder itself (mode, owner, times) too, after its contents changed its mtime
+        stats = restorer.restore(node, dest, trusted=trusted, own_metadata=node.type == DIR)
         if node.type == DIR and not stats.errors:
-            # the folder itself (mode, owner, times), after its contents changed its mtime
-            stats.warnings += apply_metadata(os.fsencode(target), node, restore_owner=restorer.restore_owner)
-            self.folders.append((os.fsencode(target), node))
+            self.folders.append((dest, node))
         if stats.errors:
             raise SafeholdError(
                 f"restore of {self.component}/{path} incomplete: " + "; ".join(stats.errors[:5])
             )
+
+    def in_the_way(
+        self, path: str, target: Path, *, root: Path | None = None, force: bool = False
+    ) -> list[str]:
+        """For the plan: where a restore of ``path`` into ``target`` (see :meth:`restore_tree`) meets a
+        symlink or file where a folder goes, which it refuses (``force``: replaces) and never follows.
+        One ``lstat`` per stored folder that exists on disk."""
+        found: list[str] = []
+        dest = os.path.abspath(os.fsencode(target))
+        if root is not None:  # the folders from the target root down to the target
+            here = os.path.abspath(os.fsencode(root))
+            for name in [n for n in os.path.relpath(dest, here).split(b"/") if n not in (b"", b".")]:
+                here = os.path.join(here, name)
+                problem = _in_the_way(here, force, owned_links_ok=True)
+                if problem is not None:
+                    return [problem]
+                if problem is None and not os.path.lexists(here):
+                    return []
+        node = self._node(path)
+        stack = [(dest, node)] if node.type == DIR and node.subtree is not None else []
+        while stack and len(found) < 20:
+            live, folder = stack.pop()
+            assert folder.subtree is not None
+            for child in load_tree(self.repo, folder.subtree):
+                if child.type != DIR or child.subtree is None:
+                    continue
+                p = os.path.join(live, child.name)
+                problem = _in_the_way(p, force, owned_links_ok=False)
+                if problem is not None:
+                    found.append(problem)
+                elif os.path.lexists(p):
+                    stack.append((p, child))
+        return found
+
+
+def _in_the_way(path: bytes, force: bool, *, owned_links_ok: bool) -> str | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        if owned_links_ok and st.st_uid in (0, os.geteuid()):
+            return None
+        what = f"a symlink (to {os.fsdecode(os.readlink(path))})"
+    else:
+        what = "a file" if stat.S_ISREG(st.st_mode) else "a special file"
+    then = (
+        "--force replaces it with the folder from the snapshot"
+        if force
+        else "not followed: the restore refuses it and everything below it (--force replaces it)"
+    )
+    return f"{os.fsdecode(path)}: {what} is in the way of a folder; {then}"
 
 
 def log_time() -> str:

@@ -102,8 +102,19 @@ class ComponentReader(Protocol):
     def open_stream(self, path: str) -> Iterator[bytes]:
         """The content of a file as verified chunks, in order, for streaming into a restore program."""
 
-    def restore_tree(self, path: str, target: Path, *, overwrite: str = "if-changed") -> None:
-        """Recreate the file tree stored at ``path`` below ``target`` with its metadata."""
+    def restore_tree(
+        self, path: str, target: Path, *, overwrite: str = "if-changed", root: Path | None = None
+    ) -> None:
+        """Recreate the file tree stored at ``path`` below ``target`` with its metadata. Nothing below
+        ``target`` is followed if it is a symlink (one where a folder goes is refused, or replaced with
+        ``overwrite="always"``); ``root``: a folder above ``target`` from which the folders down to it
+        are walked the same way, except for symlinks owned by root."""
+
+    def in_the_way(
+        self, path: str, target: Path, *, root: Path | None = None, force: bool = False
+    ) -> list[str]:
+        """For a plan: the symlinks or files where :meth:`restore_tree` would need a folder (each
+        refused, or with ``force`` replaced), as warnings."""
 
 
 @dataclass

@@ -95,12 +95,16 @@ class DirTree:
         create: bool = True,
         root_id: DirId | None = None,
         max_open: int = MAX_OPEN,
+        trusted: bytes | None = None,
     ) -> None:
         self.root = root
         self.replace = replace
-        if create:
-            os.makedirs(root, exist_ok=True)
-        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # as named: see the docstring
+        if trusted is not None:
+            fd = self._walk_down(trusted, root, create=create)
+        else:
+            if create:
+                os.makedirs(root, exist_ok=True)
+            fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # as named: see the docstring
         st = os.fstat(fd)
         if root_id is not None and (st.st_dev, st.st_ino) != tuple(root_id):
             os.close(fd)
@@ -116,6 +120,57 @@ class DirTree:
         self._max = max(2, max_open)
         self._lock = threading.RLock()
         self._new: list[bytes] = []
+
+    def _walk_down(self, trusted: bytes, root: bytes, *, create: bool) -> int:
+        """Open ``root`` from ``trusted`` (a folder above it, opened as named) one name at a time: a
+        symlink on the way is followed only when root (or this user) owns it (an administrator's link,
+        not one an unprivileged user planted); anything else in the way is refused or replaced."""
+        if create:
+            os.makedirs(trusted, exist_ok=True)
+        fd = os.open(trusted, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        here = trusted
+        try:
+            for name in os.path.relpath(root, trusted).split(b"/"):
+                if name in (b".", b""):
+                    continue
+                if name == b"..":
+                    raise InTheWay(f"{os.fsdecode(root)} is not below {os.fsdecode(trusted)}")
+                here = os.path.join(here, name)
+                child = self._step(fd, here, name, create=create)
+                os.close(fd)
+                fd = child
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _step(self, pfd: int, here: bytes, name: bytes, *, create: bool) -> int:
+        st = _lstat(pfd, name)
+        if st is None and create:
+            try:
+                os.mkdir(name, 0o755, dir_fd=pfd)
+            except FileExistsError:
+                pass
+            st = _lstat(pfd, name)
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            return os.open(name, O_DIR, dir_fd=pfd)
+        if st is not None and stat.S_ISLNK(st.st_mode) and st.st_uid in (0, os.geteuid()):
+            return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=pfd)
+        what = _what(st)
+        if st is None or not self.replace:
+            owner = " owned by another user" if st is not None and stat.S_ISLNK(st.st_mode) else ""
+            raise InTheWay(
+                f"{os.fsdecode(here)}: {what}{owner} is in the way of a folder; not followed, nothing "
+                "restored below it"
+            )
+        try:
+            os.unlink(name, dir_fd=pfd)
+            os.mkdir(name, 0o755, dir_fd=pfd)
+            return os.open(name, O_DIR, dir_fd=pfd)
+        except OSError as exc:
+            raise InTheWay(
+                f"{os.fsdecode(here)}: cannot replace {what} with a folder: {exc.strerror}"
+            ) from exc
 
     def path(self, rel: bytes, name: bytes = b"") -> str:
         """``rel`` (and ``name`` in it) as a path for messages."""

@@ -121,15 +121,19 @@ class FilesSource(Source):
                 f"restore {p} -> {dest}" + (" (exists: changed files are replaced)" if dest.exists() else "")
             )
             # a folder's contents go into dest; a single file goes into dest's folder
-            plan.steps.append((rel, dest if _is_dir(snap, rel) else dest.parent))
+            target = dest if _is_dir(snap, rel) else dest.parent
+            plan.steps.append((rel, target))
+            # symlinks where folders go: never followed, refused (--force: replaced)
+            plan.warnings += snap.in_the_way(rel, target, root=root, force=ctx.force)
         for p in set(self.options.paths) - set(stored):
             plan.warnings.append(f"{p} is not in this snapshot")
         return plan
 
     def apply(self, plan: RestorePlan, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
         report = RestoreReport(self.name, list(plan.actions), list(plan.warnings))
+        root = Path(getattr(plan.options, "target_root", None) or "/")
         for rel, target in plan.steps:
-            snap.restore_tree(rel, target, overwrite="always" if ctx.force else "if-changed")
+            snap.restore_tree(rel, target, overwrite="always" if ctx.force else "if-changed", root=root)
         return report
 
 

@@ -309,9 +309,10 @@ class SystemSource(Source):
     def apply(self, plan: RestorePlan, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
         report = RestoreReport(self.name, list(plan.actions), list(plan.warnings), dict(plan.details))
         warned_owner = False
+        base = Path(plan.details["target_root"])
         for cname, item, dest in plan.steps:
             if item["type"] == "dir":
-                snap.restore_tree(f"{cname}/{item['path']}", dest)
+                snap.restore_tree(f"{cname}/{item['path']}", dest, root=base)
             elif item["type"] == "symlink":
                 _put_symlink(dest, item["target"])
             else:
