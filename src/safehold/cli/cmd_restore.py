@@ -88,6 +88,12 @@ class RestoreFailed(SafeholdError):
 @click.option(
     "--no-health-checks", is_flag=True, help="Components: skip the configured health checks after 'all'."
 )
+@click.option(
+    "--reload-services",
+    is_flag=True,
+    help="Components: after restoring, run the reload steps the plan names (system component: "
+    "'nginx -t && systemctl reload nginx', ...). Without it they are only printed.",
+)
 @thaw_options
 @pass_app
 def restore(
@@ -115,6 +121,7 @@ def restore(
     redis_port: int | None,
     sets: tuple[str, ...],
     no_health_checks: bool,
+    reload_services: bool,
     **thaw: Any,
 ) -> None:
     """Restore files into a folder (--target), or components / 'all' to their places. Data packs in an
@@ -145,7 +152,14 @@ def restore(
         health_checks=not no_health_checks,
         redis={k: v for k, v in {"host": redis_host, "port": redis_port}.items() if v is not None},
         overrides=_parse_sets(sets),
+        reload_services=reload_services,
     )
+    if reload_services and target_root:
+        raise UsageError(
+            "--reload-services reloads the services of this machine; a restore below --target-root does "
+            "not feed them",
+            hint="Leave out --reload-services, or restore in place.",
+        )
     if "all" in req.components and len(req.components) > 1:
         raise UsageError("'all' cannot be combined with component names")
     _restore_components(app, req, snapshot_ref, yes, cold)
@@ -221,6 +235,7 @@ def _restore_components(app: App, req: object, snapshot_ref: str, yes: bool, col
         RestoreRequest,
         ServerRestoreResult,
         execute_restore,
+        next_steps,
         plan_restore,
         raise_refusals,
         resolve_config,
@@ -250,6 +265,12 @@ def _restore_components(app: App, req: object, snapshot_ref: str, yes: bool, col
         else:
             lines += [f"     {a}" for a in item.plan.actions] or ["     (nothing to do)"]
         lines += [f"     warning: {w}" for w in item.plan.warnings]
+    steps = next_steps(items)
+    if steps:
+        how = "run after the restore (--reload-services)" if req.reload_services else "to run afterwards"
+        lines.append(f"Reload steps {how}:" + "".join(f"\n     {s}" for s in steps))
+        if not req.reload_services:
+            lines.append("     (printed only; --reload-services runs them)")
     if safety:
         lines.append(
             f"A safety snapshot of what will be replaced ({', '.join(safety)}) "
@@ -273,15 +294,29 @@ def _restore_components(app: App, req: object, snapshot_ref: str, yes: bool, col
         out.append(f"{item.name}: {status}")
         if item.result:
             out += [f"  warning: {w}" for w in item.result.warnings]
+    for r in result.reloads:
+        out.append(f"reload '{r.command}': {'ok' if r.ok else 'FAILED: ' + r.message}")
+    if not req.reload_services and next_steps(items):
+        out.append("next: run " + "; ".join(f"'{s}'" for s in next_steps(items)) + " (or --reload-services)")
     from safehold.health import result_lines
 
     out += [f"health check {line}" for line in result_lines(result.health, result.skipped_checks)]
     app.emit(result.as_dict() | extra, "\n".join(out))
+    failed_reloads = [r.command for r in result.reloads if not r.ok]
     if not result.restored:
         bad = [i.name for i in items if i.error] + [f"health:{name}" for name in result.failed_checks]
+        bad += [f"reload:{c}" for c in failed_reloads]
         raise RestoreFailed(
             f"restore incomplete: {', '.join(bad)}",
             hint="Fix the cause shown above and run the same command again; completed parts are kept.",
+        )
+    if failed_reloads:
+        raise RestoreFailed(
+            "restored; reload step(s) failed: "
+            + "; ".join(f"'{c}'" for c in failed_reloads)
+            + (f" (and health check {', '.join(result.failed_checks)})" if result.failed_checks else ""),
+            hint="Everything was restored. Fix what the step's output above names (a configuration "
+            "test, a unit), then run the step by hand.",
         )
     if result.failed_checks:
         raise HealthCheckFailed(

@@ -51,6 +51,8 @@ class RestoreRequest:
     db: dict[str, Any] = field(default_factory=dict)  # host, port, user, database, password (SecretRef dict)
     redis: dict[str, Any] = field(default_factory=dict)  # host, port (default: the db redirect, if any)
     health_checks: bool = True
+    #: Run the reload steps restored components name (``nginx -t && systemctl reload nginx``) at the end.
+    reload_services: bool = False
     #: Per-component restore options (``--set retell.base_url=...``), checked by the component's kind.
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -72,6 +74,26 @@ class ComponentRestore:
 
 
 @dataclass
+class ReloadResult:
+    """One reload step run after the restore (``--reload-services``)."""
+
+    command: str
+    ok: bool
+    message: str
+
+
+def next_steps(items: list[ComponentRestore]) -> list[str]:
+    """The reload steps the components' plans name (``details["next_steps"]``), each once, in order."""
+    out: list[str] = []
+    for item in items:
+        report = item.result or item.plan
+        for step in report.details.get("next_steps", []) if item.error is None else []:
+            if isinstance(step, str) and step not in out:
+                out.append(step)
+    return out
+
+
+@dataclass
 class ServerRestoreResult:
     snapshot: Snapshot
     items: list[ComponentRestore]
@@ -79,10 +101,11 @@ class ServerRestoreResult:
     health: list[HealthResult] = field(default_factory=list)
     #: (check name, why) of the configured checks that did not run
     skipped_checks: list[tuple[str, str]] = field(default_factory=list)
+    reloads: list[ReloadResult] = field(default_factory=list)
 
     @property
     def restored(self) -> bool:
-        """Every component was restored (health checks aside)."""
+        """Every component was restored (health checks and reload steps aside)."""
         return all(i.error is None for i in self.items)
 
     @property
@@ -91,7 +114,7 @@ class ServerRestoreResult:
 
     @property
     def ok(self) -> bool:
-        return self.restored and not self.failed_checks
+        return self.restored and not self.failed_checks and all(r.ok for r in self.reloads)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -108,9 +131,12 @@ class ServerRestoreResult:
                     "done": i.result.actions if i.result else None,
                     "error": i.error,
                     "refused": i.refused,
+                    "next_steps": (i.result or i.plan).details.get("next_steps", []),
                 }
                 for i in self.items
             },
+            "next_steps": next_steps(self.items),
+            "reloads": [r.__dict__ for r in self.reloads],
             "health": [h.as_dict() for h in self.health],
             "skipped_health_checks": [{"name": n, "reason": r} for n, r in self.skipped_checks],
         }
@@ -322,6 +348,8 @@ def execute_restore(
         except OSError as exc:
             item.error = f"{type(exc).__name__}: {exc}"
     EngineComponentReader.reapply_folder_metadata(folders, restore_owner=os.geteuid() == 0)
+    if req.reload_services:
+        result.reloads = run_reloads(next_steps(items))
     if req.health_checks and req.components == ["all"] and config.health_checks:
         checks, result.skipped_checks = (
             below_root(config.health_checks, req.target_root)
@@ -330,6 +358,20 @@ def execute_restore(
         )
         result.health = run_health_checks(checks, _check_targets(config, req))
     return result
+
+
+def run_reloads(steps: list[str], timeout: float = 300.0) -> list[ReloadResult]:
+    """Run each reload step with ``/bin/sh -c`` (they are safehold's own fixed commands, such as
+    ``nginx -t && systemctl reload nginx``, never text from a snapshot); each runs even when an earlier
+    one failed, since they concern different services."""
+    from safehold import proc
+
+    out = []
+    for step in steps:
+        res = proc.run_capture(["/bin/sh", "-c", step], timeout=timeout)
+        msg = "ok" if res.ok else res.last_error()
+        out.append(ReloadResult(step, res.ok, msg))
+    return out
 
 
 def _check_targets(config: Config, req: RestoreRequest) -> dict[str, dict[str, Any]]:
