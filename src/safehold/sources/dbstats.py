@@ -36,6 +36,10 @@ class TableTally:
     data_bytes: int = 0
 
 
+#: How mysqldump / mariadb-dump mark, inside the dump, an object whose definition they could not read.
+INSUFFICIENT = b"-- insufficient privileges to "
+
+
 class MySQLDumpTally:
     """An observer for :class:`~safehold.proc.ObservedStream`: per-table row counts of a dump.
 
@@ -46,6 +50,8 @@ class MySQLDumpTally:
 
     def __init__(self) -> None:
         self.tables: dict[str, TableTally] = {}
+        #: "insufficient privileges to SHOW CREATE ..." notes found in the dump (objects it lacks)
+        self.insufficient: list[str] = []
         self._partial = b""
         self._current: TableTally | None = None
 
@@ -83,6 +89,10 @@ class MySQLDumpTally:
 
     def _line(self, line: bytes) -> None:
         first = line[:1]
+        if first == b"-" and line.startswith(INSUFFICIENT):
+            # mysqldump's note where it could not read an object's definition (it goes on without it)
+            self.insufficient.append(line.rstrip().decode("utf-8", "replace")[3:])
+            return
         if first == b"C":
             m = _CREATE.match(line)
             if m:

@@ -14,11 +14,16 @@ server right before and right after the dump; when both agree the table did not 
 and the checksum is recorded with ``checksum_exact: true`` (a restore must reproduce it); otherwise it is
 kept for information only. The schema-only dump and text exports are separate, later reads.
 
-Privileges (MariaDB 10.11, measured): ``SELECT, SHOW VIEW, TRIGGER, EVENT`` on the database and
-``SELECT ON mysql.proc``. Without SHOW VIEW or EVENT the dump fails; without TRIGGER or mysql.proc it
-*silently* omits triggers or routines, so a backup checks these first and fails closed
-(:func:`check_mysql_privileges` is what ``safehold doctor`` prints). LOCK TABLES, RELOAD and PROCESS are
-not needed with ``--single-transaction --no-tablespaces``.
+Privileges (MariaDB 10.11, measured): ``SELECT``, ``TRIGGER`` and ``EVENT`` on the database, ``SHOW VIEW``
+where it has views. Routines need nothing more when the user can read their definitions: its own (the
+app's user with ``ALL`` on its database, which defines them) or all of them (``SELECT ON mysql.proc``;
+MySQL 8: ``SHOW_ROUTINE``). A routine defined by another user is listed in information_schema with its
+definition hidden, and mariadb-dump cannot dump it; a user without any routine privilege on the database
+(``SELECT`` only) is shown no routine at all, so it cannot rule any out. Without TRIGGER, EVENT or such
+routines the dump *silently* loses objects, so a backup checks first (:func:`.client.privileges`) and
+fails closed naming them, and treats the dump tool's own "insufficient privileges" notes (in the dump or
+on stderr, exit status 0 or not) as a failure (:func:`check_mysql_privileges` is what ``safehold doctor``
+prints). LOCK TABLES, RELOAD and PROCESS are not needed with ``--single-transaction --no-tablespaces``.
 
 The password never appears in argv: the dump and client programs read it from a private option file,
 created mode 0600 in a private directory and deleted afterwards. It is passed as ``--defaults-file=``

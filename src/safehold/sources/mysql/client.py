@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pymysql
@@ -148,15 +149,54 @@ def _schema_matches(pattern: str, db: str) -> bool:
     return re.fullmatch("".join(parts), db, flags=re.DOTALL) is not None
 
 
-def missing_privileges(conn: Any, options: MySQLOptions) -> tuple[str, dict[str, list[str]]]:
-    """``(grantee, {"db.*" or "mysql.proc": [missing privileges]})`` for the connected user.
+@dataclass
+class Privileges:
+    """What the connected user lacks for a complete dump.
 
-    Reads the grant tables in information_schema (global, schema and table grants of CURRENT_USER;
-    privileges that come only through a role are not seen and are reported as missing).
+    ``missing``: ``{"db.*" | "mysql.proc" | "*.*": [privileges]}`` to grant; ``hidden``: the routines
+    whose definition information_schema hides from the user (it would dump them as a comment, or not at
+    all), each "FUNCTION `db`.`name` (definer x@y)"; ``unlisted``: databases whose routines the user
+    cannot even list (no routine privilege there), so none can be ruled out.
+    """
+
+    grantee: str
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    hidden: list[str] = field(default_factory=list)
+    unlisted: list[str] = field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        """One sentence per problem, naming the objects."""
+        out = [f"{self.grantee} lacks {', '.join(p)} on {t}" for t, p in self.missing.items()]
+        if self.hidden:
+            out.append(
+                f"{self.grantee} cannot read the definition of {len(self.hidden)} routine(s), which the dump "
+                f"would lose: {', '.join(self.hidden[:20])}" + (" ..." if len(self.hidden) > 20 else "")
+            )
+        if self.unlisted:
+            out.append(
+                f"{self.grantee} cannot list the routines of {', '.join(self.unlisted)} (no routine "
+                "privilege there), so it cannot tell whether the dump would lose some"
+            )
+        return out
+
+
+def privileges(conn: Any, options: MySQLOptions) -> Privileges:
+    """Check what a dump of ``options.databases`` would lose or fail on, for the connected user.
+
+    Needed on each database: SELECT (the data), SHOW VIEW where it has views, TRIGGER and EVENT when
+    those are dumped (without them the user cannot see whether there are any, and the dump silently
+    omits them). Routines fail closed exactly when one would be missing: when the user can read every
+    routine definition (SELECT on mysql.proc or the mysql schema, global SELECT, SHOW_ROUTINE, SHOW CREATE
+    ROUTINE) nothing is needed; otherwise, where it holds a routine privilege on the database (EXECUTE,
+    ALTER ROUTINE or CREATE ROUTINE: the app user with ALL), information_schema.ROUTINES lists every
+    routine and the ones whose ROUTINE_DEFINITION is NULL are those it cannot dump; where it holds none,
+    it cannot list them at all. Grants of CURRENT_USER only (global, schema, table); privileges that come
+    only through a role are not seen and are reported as missing.
     """
     current = str(query(conn, "SELECT CURRENT_USER()")[0][0])
     user, _, host = current.rpartition("@")
     grantee = f"'{user}'@'{host}'"
+    mariadb = "mariadb" in str(query(conn, "SELECT VERSION()")[0][0]).lower()
     glob = {
         str(r[0])
         for r in query(
@@ -184,19 +224,52 @@ def missing_privileges(conn: Any, options: MySQLOptions) -> tuple[str, dict[str,
     def has(priv: str, db: str) -> bool:
         return priv in glob or any(p == priv and _schema_matches(s, db) for s, p in schema)
 
-    needed = ["SELECT", "SHOW VIEW"]
-    if options.triggers:
-        needed.append("TRIGGER")
-    if options.events:
-        needed.append("EVENT")
-    missing: dict[str, list[str]] = {}
+    out = Privileges(grantee)
     for db in options.databases:
+        needed = ["SELECT"]
+        views = query(
+            conn,
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema=%s AND table_type='VIEW'",
+            (db,),
+        )
+        if int(views[0][0]) or not has("SELECT", db):  # without SELECT it cannot see the views either
+            needed.append("SHOW VIEW")
+        if options.triggers:
+            needed.append("TRIGGER")
+        if options.events:
+            needed.append("EVENT")
         lack = [p for p in needed if not has(p, db)]
         if lack:
-            missing[f"{quote(db)}.*"] = lack
-    if options.routines and not (has("SELECT", "mysql") or ("mysql", "proc", "SELECT") in table):
-        missing["mysql.proc"] = ["SELECT"]
-    return grantee, missing
+            out.missing[f"{quote(db)}.*"] = lack
+    reads_all = (
+        has("SELECT", "mysql")
+        or ("mysql", "proc", "SELECT") in table
+        or bool({"SHOW_ROUTINE", "SHOW CREATE ROUTINE"} & glob)
+    )
+    if options.routines and not reads_all:
+        for db in options.databases:
+            if not any(has(p, db) for p in ("EXECUTE", "ALTER ROUTINE", "CREATE ROUTINE")):
+                out.unlisted.append(db)
+                continue
+            rows = query(
+                conn,
+                "SELECT routine_type, routine_name, definer FROM information_schema.routines "
+                "WHERE routine_schema=%s AND routine_definition IS NULL ORDER BY routine_type, routine_name",
+                (db,),
+            )
+            out.hidden += [f"{t} {quote(db)}.{quote(str(n))} (definer {d})" for t, n, d in rows]
+        if out.hidden or out.unlisted:
+            if mariadb:
+                out.missing["mysql.proc"] = ["SELECT"]
+            else:  # MySQL 8.0.20+: the data dictionary replaced mysql.proc
+                out.missing["*.*"] = ["SHOW_ROUTINE"]
+    return out
+
+
+def missing_privileges(conn: Any, options: MySQLOptions) -> tuple[str, dict[str, list[str]]]:
+    """``(grantee, {target: [privileges to grant]})``: :func:`privileges` without the object names."""
+    found = privileges(conn, options)
+    return found.grantee, found.missing
 
 
 def grant_statements(grantee: str, missing: dict[str, list[str]]) -> list[str]:
@@ -210,10 +283,9 @@ def check_mysql_privileges(options: MySQLOptions | dict[str, Any]) -> list[str]:
     opts = options if isinstance(options, MySQLOptions) else MySQLOptions.model_validate(options)
     conn = conn_from(opts).connect()
     try:
-        grantee, missing = missing_privileges(conn, opts)
+        found = privileges(conn, opts)
     finally:
         conn.close()
-    if not missing:
+    if not found.missing:
         return []
-    lines = [f"{grantee} lacks {', '.join(p)} on {t}" for t, p in missing.items()]
-    return lines + grant_statements(grantee, missing)
+    return found.problems() + grant_statements(found.grantee, found.missing)

@@ -53,8 +53,9 @@ class MySQLOptions(BaseModel):
     )
     check_privileges: bool = Field(
         default=True,
-        description="Fail the backup when the user lacks a privilege without which the dump silently "
-        "omits triggers or routines.",
+        description="Fail the backup when the dump would silently lose objects: the user lacks TRIGGER, "
+        "EVENT or SHOW VIEW, or cannot read a routine's definition (a routine another user defined; the "
+        "failure names it). The app's own user, owning its routines, needs nothing more.",
         examples=[True],
     )
     text_exports: list[str] = Field(

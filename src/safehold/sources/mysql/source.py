@@ -35,11 +35,18 @@ from safehold.sources.mysql.client import (
     checksums,
     conn_from,
     grant_statements,
-    missing_privileges,
+    privileges,
     query,
     quote,
 )
 from safehold.sources.mysql.options import MySQLOptions, MySQLRestoreOptions
+
+
+def _insufficient(notes: list[str]) -> str | None:
+    """Why a dump that notes objects it could not read is incomplete (None when it noted none)."""
+    if not notes:
+        return None
+    return "the dump is incomplete: " + "; ".join(notes[:10]) + (" ..." if len(notes) > 10 else "")
 
 
 class MySQLSource(DatabaseSource):
@@ -61,12 +68,12 @@ class MySQLSource(DatabaseSource):
         try:
             server_version = str(query(conn, "SELECT VERSION()")[0][0])
             if o.check_privileges:
-                grantee, missing = missing_privileges(conn, o)
-                if missing:
+                found = privileges(conn, o)
+                if found.missing:
                     raise SourceError(
-                        f"{grantee} lacks privileges the dump needs: "
-                        + "; ".join(f"{', '.join(p)} on {t}" for t, p in missing.items()),
-                        hint="Run as an administrator: " + " ".join(grant_statements(grantee, missing)),
+                        "the dump would be incomplete: " + "; ".join(found.problems()),
+                        hint="Run as an administrator: "
+                        + " ".join(grant_statements(found.grantee, found.missing)),
                     )
             meta: dict[str, Any] = {
                 "server_version": server_version,
@@ -133,8 +140,15 @@ class MySQLSource(DatabaseSource):
             secrets=[ci.password],
             end_marker=END_MARKER,
             observer=tally,
+            validate=lambda _stream: _insufficient(tally.insufficient),
             log=log,
         )
+        if "insufficient privileges" in res.stderr:  # a warning of a tool that still exited 0
+            raise SourceError(
+                f"{dump_tool.rsplit('/', 1)[-1]} lacked privileges for part of {db}: "
+                + " / ".join(x for x in res.stderr.splitlines() if "insufficient privileges" in x),
+                hint="'safehold doctor' names the privileges to grant; the dump would be incomplete.",
+            )
         stats = tally.result()
         if tables and not stats:
             raise SourceError(f"dump of {db} contains no table although the database has {len(tables)}")
@@ -243,17 +257,17 @@ class MySQLSource(DatabaseSource):
                         f"database {db} does not exist or is not visible to {ci.where}",
                         "Check 'databases' in the component, and that the user has SELECT on it.",
                     )
-            grantee, missing = missing_privileges(conn, o)
+            found = privileges(conn, o)
         finally:
             conn.close()
-        if not missing:
+        if not found.missing:
             checks.passed("privileges", "the user has every privilege the dump needs")
         else:
             checks.problem(
                 "privileges",
-                "; ".join(f"{grantee} lacks {', '.join(p)} on {t}" for t, p in missing.items()),
+                "; ".join(found.problems()),
                 "Run as a MySQL administrator (without these the dump fails or silently omits triggers/routines):",
-                grant_statements(grantee, missing),
+                grant_statements(found.grantee, found.missing),
             )
         return checks.findings
 
