@@ -133,21 +133,43 @@ class MySQLDumpTally:
         return {name: {"rows": t.rows, "data_bytes": t.data_bytes} for name, t in sorted(self.tables.items())}
 
 
+def _size(n: Any) -> str:
+    """``n`` bytes, readable (``12.3 MiB``); empty when unknown."""
+    if not isinstance(n, int):
+        return ""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
 def format_statistics(title: str, tables: dict[str, dict[str, Any]], notes: list[str]) -> str:
-    """The readable ``table_statistics.txt``: one line per table with rows (and checksum if known)."""
+    """The readable ``table_statistics.txt``: one line per table with rows, its size on the server (data
+    and index bytes, ``table_bytes`` / ``index_bytes``, where recorded) and checksum (if known)."""
     width = max([len("table"), *(len(n) for n in tables)])
     lines = [title, ""]
-    lines.append(f"{'table':<{width}}  {'rows':>12}  checksum")
-    lines.append(f"{'-' * width}  {'-' * 12}  {'-' * 20}")
+    lines.append(f"{'table':<{width}}  {'rows':>12}  {'data':>10}  {'index':>10}  checksum")
+    lines.append(f"{'-' * width}  {'-' * 12}  {'-' * 10}  {'-' * 10}  {'-' * 20}")
     total = 0
+    data = index = 0
     for name, st in tables.items():
         rows = int(st.get("rows", 0))
         total += rows
+        data += st["table_bytes"] if isinstance(st.get("table_bytes"), int) else 0
+        index += st["index_bytes"] if isinstance(st.get("index_bytes"), int) else 0
         checksum = st.get("checksum")
         shown = "" if checksum is None else str(checksum)
-        lines.append(f"{name:<{width}}  {rows:>12}  {shown}")
-    lines.append(f"{'-' * width}  {'-' * 12}")
-    lines.append(f"{'total':<{width}}  {total:>12}")
+        sizes = f"{_size(st.get('table_bytes')):>10}  {_size(st.get('index_bytes')):>10}"
+        lines.append(f"{name:<{width}}  {rows:>12}  {sizes}  {shown}".rstrip())
+    lines.append(f"{'-' * width}  {'-' * 12}  {'-' * 10}  {'-' * 10}")
+    lines.append(f"{'total':<{width}}  {total:>12}  {_size(data):>10}  {_size(index):>10}")
+    lines.append("")
+    lines.append(
+        "data / index: the table's size on the server when it was dumped (data and index bytes as the "
+        "server reports them; InnoDB's figures are estimates)."
+    )
     if notes:
         lines.append("")
         lines.extend(notes)

@@ -4,7 +4,8 @@ Layout of the component folder, per database ``<db>``::
 
     <db>/full_dump.sql            mariadb-dump --single-transaction --routines --triggers --events --hex-blob
     <db>/schema_only.sql          the same without data (a separate, later run)
-    <db>/table_statistics.json    rows per table as read from full_dump.sql itself, checksums (see below)
+    <db>/table_statistics.json    rows per table as read from full_dump.sql itself, checksums (see below),
+                                  data and index bytes on the server (table_bytes, index_bytes)
     <db>/table_statistics.txt     the same, readable
     <db>/tables/<table>.tsv       chosen tables as readable text (``text_exports``)
 

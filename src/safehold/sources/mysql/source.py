@@ -150,6 +150,15 @@ class MySQLSource(DatabaseSource):
                 hint="'safehold doctor' names the privileges to grant; the dump would be incomplete.",
             )
         stats = tally.result()
+        for table, data, index in query(
+            conn,
+            "SELECT table_name, data_length, index_length FROM information_schema.tables "
+            "WHERE table_schema=%s AND table_type='BASE TABLE'",
+            (db,),
+        ):
+            if str(table) in stats:
+                stats[str(table)]["table_bytes"] = None if data is None else int(data)
+                stats[str(table)]["index_bytes"] = None if index is None else int(index)
         if tables and not stats:
             raise SourceError(f"dump of {db} contains no table although the database has {len(tables)}")
         lost = [t for t in tables if t not in stats]
@@ -203,7 +212,13 @@ class MySQLSource(DatabaseSource):
         )
         out.add_bytes(f"{db}/table_statistics.txt", text.encode())
         entry["table_statistics"] = {
-            t: {"rows": s["rows"], "checksum": s.get("checksum")} for t, s in stats.items()
+            t: {
+                "rows": s["rows"],
+                "checksum": s.get("checksum"),
+                "table_bytes": s.get("table_bytes"),
+                "index_bytes": s.get("index_bytes"),
+            }
+            for t, s in stats.items()
         }
         return entry
 

@@ -6,7 +6,7 @@ Layout of the component folder::
     globals.sql                     pg_dumpall --globals-only (roles, tablespaces) when permitted
     <db>/dump.pgcustom              pg_dump --format=custom -Z0 (uncompressed: the repository compresses
                                     and deduplicates; a compressed dump would defeat deduplication)
-    <db>/table_statistics.json      rows and an order-independent md5 per table, and the readable .txt
+    <db>/table_statistics.json      rows, an order-independent md5 and data/index bytes per table; the .txt
 
 Consistency: safehold opens a REPEATABLE READ transaction, exports its snapshot
 (``pg_export_snapshot()``) and runs ``pg_dump --snapshot=<it>``; the row counts and checksums are then

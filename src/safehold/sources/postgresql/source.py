@@ -148,8 +148,8 @@ def dbname_arg(option: str, name: str) -> str:
 
 
 def table_statistics(conn: psycopg.Connection[Any], checksums: bool) -> dict[str, dict[str, Any]]:
-    """``{"schema.table": {"rows": n, "checksum": md5 or None}}`` for every user table, in ``conn``'s
-    current transaction/snapshot."""
+    """``{"schema.table": {"rows": n, "checksum": md5 or None, "table_bytes": n, "index_bytes": n}}`` for
+    every user table, in ``conn``'s current transaction/snapshot (sizes: pg_table_size, pg_indexes_size)."""
     conn.execute(SESSION_SETTINGS)
     out: dict[str, dict[str, Any]] = {}
     for schema, table in conn.execute(USER_TABLES).fetchall():
@@ -164,6 +164,13 @@ def table_statistics(conn: psycopg.Connection[Any], checksums: bool) -> dict[str
         row = conn.execute(q).fetchone()
         assert row is not None
         out[f"{schema}.{table}"] = {"rows": int(row[0]), "checksum": row[1]}
+    for schema, table, data, index in conn.execute(
+        "SELECT n.nspname, c.relname, pg_table_size(c.oid), pg_indexes_size(c.oid) FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'm')"
+    ).fetchall():
+        entry = out.get(f"{schema}.{table}")
+        if entry is not None:  # data with TOAST, free-space and visibility maps; all its indexes
+            entry["table_bytes"], entry["index_bytes"] = int(data), int(index)
     return out
 
 

@@ -12,7 +12,7 @@ bounded; the temporary file is the safer choice.
 Layout::
 
     <file name>                 the consistent copy (e.g. ``app.sqlite3``)
-    table_statistics.json/.txt  integrity check result, page size/count, rows per table
+    table_statistics.json/.txt  integrity check result, page size/count, rows and data/index bytes per table
 
 Restore (restore option ``path`` to restore to another file, ``target_root`` below a folder): refuses an existing file unless ``ctx.force``;
 writes a temporary file beside the target, verifies it (integrity check, row counts), then renames it

@@ -59,11 +59,21 @@ def inspect_database(path: Path) -> dict[str, Any]:
         ]
         quoted = {n: '"' + n.replace('"', '""') + '"' for n in names}
         rows = {n: int(conn.execute(f"SELECT count(*) FROM {q}").fetchone()[0]) for n, q in quoted.items()}  # noqa: S608
+        tables: dict[str, dict[str, Any]] = {n: {"rows": c} for n, c in rows.items()}
+        try:  # pages per table and per index (the dbstat table, when SQLite was built with it)
+            pages = dict(conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall())
+            owners = conn.execute("SELECT name, tbl_name FROM sqlite_master WHERE type='index'").fetchall()
+        except sqlite3.Error:
+            pages, owners = {}, []
+        if pages:
+            for n, st in tables.items():
+                st["table_bytes"] = int(pages.get(n, 0))
+                st["index_bytes"] = sum(int(pages.get(i, 0)) for i, t in owners if t == n)
         return {
             "integrity_check": "ok" if check == ["ok"] else "; ".join(check[:20]),
             "page_size": conn.execute("PRAGMA page_size").fetchone()[0],
             "page_count": conn.execute("PRAGMA page_count").fetchone()[0],
-            "tables": {n: {"rows": c} for n, c in rows.items()},
+            "tables": tables,
         }
     finally:
         conn.close()
