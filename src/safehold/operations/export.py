@@ -73,6 +73,7 @@ from safehold.operations.export_sink import (
     sized,
     tar_special,
 )
+from safehold.sources.mysql.sandbox import without_sandbox_line
 
 FORMATS = {".tar.gz": "tar.gz", ".tgz": "tar.gz", ".tar.zst": "tar.zst", ".tzst": "tar.zst", ".tar": "tar"}
 _REFUSED = (".zip", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".gz", ".zst", ".7z")
@@ -271,7 +272,8 @@ class _Writer:
                 gz = gzip.GzipFile(
                     fileobj=out, mode="wb", compresslevel=self.level, mtime=node.mtime_ns // 10**9
                 )
-                for chunk in sized(self.blobs(node), node.size, e.dest):
+                chunks = sized(self.blobs(node), node.size, e.dest)
+                for chunk in without_sandbox_line(chunks) if e.mysql_dump else chunks:
                     gz.write(chunk)
                 gz.close()
         elif e.what == TREE_TAR:

@@ -83,6 +83,8 @@ class Entry:
     node: Node | None = None
     data: bytes = b""
     mode: int | None = None
+    #: a MariaDB dump whose sandbox first line is left out (:mod:`safehold.sources.mysql.sandbox`)
+    mysql_dump: bool = False
 
 
 @dataclass
@@ -151,8 +153,8 @@ class Planner:
         else:
             part.entries.append(Entry(dest, SPECIAL, node))
 
-    def gz(self, node: Node, dest: str, part: Part) -> None:
-        part.entries.append(Entry(dest, GZIP, node, mode=SECRET))
+    def gz(self, node: Node, dest: str, part: Part, *, mysql_dump: bool = False) -> None:
+        part.entries.append(Entry(dest, GZIP, node, mode=SECRET, mysql_dump=mysql_dump))
 
     # ---- the whole snapshot ------------------------------------------------------------------------
     def plan(self) -> tuple[list[Part], dict[str, Node]]:
@@ -304,7 +306,7 @@ class Planner:
             for f in self.children(db):
                 fname = f.display_name
                 if fname in ("full_dump.sql", "schema_only.sql") and f.type == FILE:
-                    self.gz(f, join(dp, fname + ".gz"), part)
+                    self.gz(f, join(dp, fname + ".gz"), part, mysql_dump=True)
                 elif fname == "tables" and f.type == DIR:
                     self.plain(f, join(exports, dname if multi else ""), part)
                 else:
@@ -312,8 +314,12 @@ class Planner:
             part.notes.append(
                 f"`{dp}/full_dump.sql.gz`: MySQL/MariaDB database `{dname}` (data, routines, triggers, "
                 f"events). Restore: `mysql -e 'CREATE DATABASE {dname} CHARACTER SET utf8mb4'`, then "
-                f"`gunzip < {dp}/full_dump.sql.gz | mysql {dname}`. `schema_only.sql.gz` is the schema "
-                f"alone; compare row counts with `{dp}/table_statistics.txt`."
+                f"`gunzip < {dp}/full_dump.sql.gz | mysql {dname}` (MySQL's client or MariaDB's; with "
+                f"MariaDB's, `mariadb --sandbox {dname}` also refuses client commands in the file). The "
+                "first line MariaDB's dump tool writes (`/*M!999999\\- enable the sandbox mode */`, which "
+                "MySQL's client rejects) is left out of the export; the repository keeps the dump as "
+                f"written. `schema_only.sql.gz` is the schema alone; compare row counts and sizes with "
+                f"`{dp}/table_statistics.txt`."
             )
         if any(e.dest.startswith(exports + "/") for e in part.entries):
             part.notes.append(

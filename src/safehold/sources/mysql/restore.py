@@ -36,6 +36,7 @@ from safehold.sources.mysql.client import (
     row_counts,
 )
 from safehold.sources.mysql.options import MySQLOptions, MySQLRestoreOptions
+from safehold.sources.mysql.sandbox import is_mariadb_client, without_sandbox_line
 
 
 def dumped_databases(snap: ComponentReader) -> list[str]:
@@ -156,6 +157,8 @@ def _restore_one(
         raise SourceError(f"bad character set {charset!r} / collation {collation!r} in table_statistics.json")
     query(conn, f"CREATE DATABASE IF NOT EXISTS {quote(target)} CHARACTER SET {charset} COLLATE {collation}")
     chunks = snap.open_stream(f"{dumped}/full_dump.sql")
+    if not is_mariadb_client(proc.tool_version(client)):  # MySQL's client stops at MariaDB's first line
+        chunks = without_sandbox_line(chunks)
     if ro.strip_definers:
         chunks = definer_filter(chunks)
 
