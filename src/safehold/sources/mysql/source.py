@@ -22,7 +22,7 @@ from safehold.sources.base import (
     SourceContext,
     stream_of,
 )
-from safehold.sources.checks import Checks
+from safehold.sources.checks import Checks, app_user_origin, report_backup_user
 from safehold.sources.database import DatabaseRestoreOptions, DatabaseSource
 from safehold.sources.mysql import restore
 from safehold.sources.mysql.client import (
@@ -273,6 +273,7 @@ class MySQLSource(DatabaseSource):
                         "Check 'databases' in the component, and that the user has SELECT on it.",
                     )
             found = privileges(conn, o)
+            self._backup_user(checks, conn, mariadb="mariadb" in version.lower())
         finally:
             conn.close()
         if not found.missing:
@@ -285,6 +286,40 @@ class MySQLSource(DatabaseSource):
                 grant_statements(found.grantee, found.missing),
             )
         return checks.findings
+
+    def _backup_user(self, checks: Checks, conn: Any, *, mariadb: bool) -> None:
+        """Report root / an administrator (SUPER, CREATE USER) or the application's own user."""
+        current = str(query(conn, "SELECT CURRENT_USER()")[0][0])
+        user, _, host = current.rpartition("@")
+        glob = {
+            str(r[0])
+            for r in query(
+                conn,
+                "SELECT privilege_type FROM information_schema.user_privileges WHERE grantee=%s",
+                (f"'{user}'@'{host}'",),
+            )
+        }
+        admin = "root" if user == "root" else None
+        if admin is None and glob & {"SUPER", "CREATE USER"}:
+            admin = f"an administrator ({', '.join(sorted(glob & {'SUPER', 'CREATE USER'}))} on *.*)"
+        backup = f"'safehold_backup'@'{host}'"
+        fix = [f"CREATE USER {backup} IDENTIFIED BY 'CHOOSE-A-PASSWORD';"]
+        fix += [
+            f"GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON {quote(db)}.* TO {backup};"
+            for db in self.options.databases
+        ]
+        fix.append(
+            f"GRANT SELECT ON mysql.proc TO {backup};"
+            if mariadb
+            else f"GRANT SHOW_ROUTINE ON *.* TO {backup};"
+        )
+        report_backup_user(
+            checks,
+            who=f"'{user}'@'{host}'",
+            admin=admin,
+            app=app_user_origin(self.options.password, user),
+            fix=fix,
+        )
 
     def dumped_databases(self, snap: ComponentReader) -> list[str]:
         return restore.dumped_databases(snap)

@@ -25,7 +25,7 @@ from safehold.sources.base import (
     RestoreReport,
     SourceContext,
 )
-from safehold.sources.checks import Checks
+from safehold.sources.checks import Checks, app_user_origin, report_backup_user
 from safehold.sources.database import DatabaseRestoreOptions, DatabaseSource
 
 SESSION_SETTINGS = (
@@ -339,10 +339,12 @@ class PostgreSQLSource(DatabaseSource):
         checks.tool([o.pg_restore] if o.pg_restore else ["pg_restore"], what="pg_restore (restore)")
         ci = _conn_from(o, owner=f"component {self.name}")
         server_major = 0
-        for db in o.databases:
+        for i, db in enumerate(o.databases):
             conn = ci.connect(db)
             try:
                 server_major = int(conn.info.server_version) // 10000
+                if i == 0:
+                    self._backup_user(checks, conn, ci.user, server_major)
                 unreadable = conn.execute(UNREADABLE_RELATIONS).fetchall()
                 schemas = conn.execute(UNUSABLE_SCHEMAS).fetchall()
             finally:
@@ -373,6 +375,25 @@ class PostgreSQLSource(DatabaseSource):
                     f"Install postgresql-client-{server_major} or set pg_dump to its path.",
                 )
         return checks.findings
+
+    def _backup_user(self, checks: Checks, conn: Any, user: str, major: int) -> None:
+        """Report a superuser or the application's own role as the role the backup connects as."""
+        row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+        admin = "a superuser" if row and row[0] else None
+        fix = ["CREATE ROLE safehold_backup LOGIN PASSWORD 'CHOOSE-A-PASSWORD';"]
+        if major >= 14:
+            fix.append("GRANT pg_read_all_data TO safehold_backup;")
+        else:
+            for db in self.options.databases:
+                fix.append(f"GRANT CONNECT ON DATABASE {_ident(db)} TO safehold_backup;")
+            fix.append(
+                "-- in each database: GRANT USAGE ON SCHEMA public TO safehold_backup; GRANT SELECT ON ALL "
+                "TABLES IN SCHEMA public TO safehold_backup; GRANT SELECT ON ALL SEQUENCES IN SCHEMA public "
+                "TO safehold_backup;"
+            )
+        report_backup_user(
+            checks, who=user, admin=admin, app=app_user_origin(self.options.password, user), fix=fix
+        )
 
     # restore
     def dumped_databases(self, snap: ComponentReader) -> list[str]:
