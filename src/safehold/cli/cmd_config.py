@@ -10,6 +10,7 @@ import click
 import safehold
 from safehold.cli.app import App, pass_app
 from safehold.config import docgen
+from safehold.config.inert import inert_settings
 from safehold.config.loader import ConfigInvalid, default_config_path, find_config, load_config
 from safehold.errors import UsageError
 from safehold.fsutil import atomic_write
@@ -32,12 +33,16 @@ def check(app: App) -> None:
         app.emit({"ok": False, "file": str(path), "problems": exc.problems})
         raise
     n, m = len(cfg.components), len(cfg.profiles)
+    inert = inert_settings(cfg)
+    for w in inert:
+        app.warn(f"warning: {w}")
     app.emit(
         {
             "ok": True,
             "file": str(path),
             "components": sorted(cfg.components),
             "profiles": sorted(cfg.profiles),
+            "warnings": inert,
         },
         f"configuration OK: {n} component{'s' if n != 1 else ''}, {m} profile{'s' if m != 1 else ''} ({path})",
     )
@@ -130,6 +135,7 @@ def run_init_preset(
             f"read: install -m 600 /dev/null /root/.safehold-pass && printenv {ref.env} > /root/.safehold-pass"
             f', then set password = {{ file = "/root/.safehold-pass" }} under [repository] in {target}.'
         )
+    warnings += inert_settings(cfg)
     for w in warnings:
         app.warn(f"warning: {w}")
     profiles = ", ".join(cfg.profiles)
