@@ -26,6 +26,7 @@ output and exit codes in one place (``safehold.cli.main``); nothing else prints 
     ├── NotFound                           a snapshot, path or key the user named does not exist
     ├── PartialResult                  3   the operation finished but some items could not be read
     ├── HealthCheckFailed              4   a health check failed (after 'restore all': all was restored)
+    ├── ObjectiveBreached              5   'status': an RPO/RTO objective is not met, or the last check failed
     └── Interrupted                    130 SIGINT / SIGTERM
 """
 
@@ -39,6 +40,7 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
 EXIT_HEALTH = 4
+EXIT_OBJECTIVE = 5
 EXIT_NO_REPOSITORY = 10
 EXIT_LOCKED = 11
 EXIT_WRONG_PASSWORD = 12
@@ -53,6 +55,8 @@ EXIT_CODES: dict[int, str] = {
     EXIT_PARTIAL: "partial: the snapshot was written but some items could not be read (repair: some data is lost)",
     EXIT_HEALTH: "a health check failed (after 'restore all': everything was restored, the check names what "
     "does not work yet)",
+    EXIT_OBJECTIVE: "an objective is breached: a snapshot older than the RPO, a drill missing, failed, "
+    "overdue or slower than the RTO, or a failed last check ('status', 'drill')",
     EXIT_NO_REPOSITORY: "no repository at the given location",
     EXIT_LOCKED: "the repository is locked by another operation",
     EXIT_WRONG_PASSWORD: "wrong passphrase (no key opens with it)",
@@ -190,6 +194,13 @@ class HealthCheckFailed(SafeholdError):
     default_hint = (
         "Each failed check's line above says what it saw; fix that and run 'safehold verify-system'."
     )
+
+
+class ObjectiveBreached(SafeholdError):
+    """A recovery objective is not met (``status``), or a drill did not prove the RTO (``drill``)."""
+
+    exit_code = EXIT_OBJECTIVE
+    default_hint = "The lines marked BREACHED say what is not met."
 
 
 class Interrupted(SafeholdError):

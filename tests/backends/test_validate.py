@@ -54,7 +54,7 @@ def test_local_through_registry_and_scratch_removed(tmp_path: Path) -> None:
     findings = validate_backend(b, size=1_000_000)
     assert_all_ok(findings)
     assert by_check(findings)["list_lag"].seconds == 0.0
-    assert sorted(os.listdir(repo)) == ["audit", "data", "index", "keys", "locks", "snapshots"]
+    assert sorted(os.listdir(repo)) == ["audit", "data", "index", "keys", "locks", "results", "snapshots"]
 
 
 @pytest.mark.sftp

@@ -60,6 +60,9 @@ class FileType(enum.Enum):
     #: The audit log's records (``safehold.operations.audit``): one encrypted, immutable file per
     #: operation, named by its hash like snapshots. Older versions ignore the folder.
     AUDIT = "audit"
+    #: Records of drills and checks (encrypted, named by their hash like snapshots), so that any host and
+    #: ``status`` see when the repository was last proven (``safehold.operations.results``).
+    RESULT = "results"
     #: Not part of the repository format: the unencrypted wheels a bare host installs safehold from
     #: (``safehold.operations.bootstrap``). Names are file names (``safehold-1.0-py3-none-any.whl``).
     BOOTSTRAP = "bootstrap"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import click
@@ -11,8 +12,10 @@ from safehold.cli.app import App, pass_app
 from safehold.cli.thaw_options import from_params, thaw_options
 from safehold.engine.checker import Checker, parse_subset, select_packs
 from safehold.errors import ColdStorageError, IntegrityError, UsageError
+from safehold.operations import metrics
 from safehold.operations.bootstrap import enabled as bootstrap_enabled
 from safehold.operations.bootstrap import verify_bootstrap
+from safehold.operations.results import now_utc, record_check
 from safehold.operations.thaw import eta, prepare
 
 
@@ -36,10 +39,13 @@ def check(app: App, /, read_data: bool, read_data_subset: str | None, **thaw: An
         selected = select_packs(sorted(fi.name for fi in repo.backend.list(FileType.DATA)), read_data_subset)
         prepare(repo, set(selected), cold_opts, app.info)
     lock = repo.lock(exclusive=False, operation="check")
+    started = now_utc()
     try:
         result = Checker(repo, app.progress()).run(read_data=reading, subset=read_data_subset, packs=selected)
     finally:
         lock.release()
+    record_check(repo, result, started, read_data=read_data, subset=read_data_subset, warn=app.warn)
+    metrics.refresh(repo, app.config(), [socket.gethostname()], app.warn)
     boot_notes, boot_problems = (
         verify_bootstrap(repo.backend, read=read_data or bool(read_data_subset))
         if bootstrap_enabled()

@@ -83,6 +83,7 @@ COMMAND_MODULES: dict[str, str] = {
     "prune": "cmd_prune",
     "repair": "cmd_repair",
     "log": "cmd_log",
+    "status": "cmd_status",
 }
 
 

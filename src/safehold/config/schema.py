@@ -41,6 +41,7 @@ from safehold.config.tables import (
     Profile,
     RepositorySettings,
     Retention,
+    StatusSettings,
 )
 from safehold.config.validation import (
     COLLECT,
@@ -73,6 +74,7 @@ __all__ = [
     "Profile",
     "RepositorySettings",
     "Retention",
+    "StatusSettings",
     "Target",
     "cross_reference_problems",
     "error_lines",
@@ -180,6 +182,9 @@ class Config(StrictModel):
     objectives: Objectives = Field(
         default_factory=Objectives,
         description="Recovery objectives that 'status' and 'drill' measure against.",
+    )
+    status: StatusSettings = Field(
+        default_factory=StatusSettings, description="What 'status' publishes besides its output."
     )
     notifications: Notifications = Field(
         default_factory=Notifications,

@@ -151,6 +151,12 @@ class Profile(_Model):
         "successful backup.",
         examples=[["backupserver"]],
     )
+    rpo: Duration | None = Field(
+        default=None,
+        description="How old this profile's newest complete snapshot may be ('status' measures it; default: "
+        "objectives.rpo for the default profile, none for the others).",
+        examples=["7d"],
+    )
 
 
 class Defaults(_Model):
@@ -174,14 +180,42 @@ class Objectives(_Model):
 
     rpo: Duration | None = Field(
         default=None,
-        description="Recovery point objective: the newest good snapshot must be younger than this.",
+        description="Recovery point objective: the newest complete snapshot of the default profile (of "
+        "every profile when there is none) must be younger than this; a profile's own 'rpo' overrides it.",
         examples=["24h"],
     )
     rto: Duration | None = Field(
         default=None,
-        description="Recovery time objective: a restore drill must finish within this.",
+        description="Recovery time objective: the newest restore drill must have passed and finished "
+        "within this.",
         examples=["1h"],
     )
+    drill_age: Duration | None = Field(
+        default=None,
+        description="How old the newest drill may be before the RTO counts as unproven (default: from "
+        "drill.schedule; 32 days for 'monthly').",
+        examples=["35d"],
+    )
+
+
+class StatusSettings(_Model):
+    """What 'status' publishes besides its output."""
+
+    prometheus_textfile: str | None = Field(
+        default=None,
+        description="A file (for node_exporter's textfile collector) rewritten with the figures of "
+        "'status' after status, drill and check runs (atomically, mode 0644).",
+        examples=["/var/lib/prometheus/node-exporter/safehold.prom"],
+    )
+
+    @field_validator("prometheus_textfile")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and (
+            not value.startswith("/") or "\x00" in value or not value.endswith(".prom")
+        ):
+            raise ValueError("must be an absolute path ending in .prom")
+        return value
 
 
 class Drill(_Model):

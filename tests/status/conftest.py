@@ -1,0 +1,1 @@
+from tests.e2e.conftest import cli  # noqa: F401 - fixture
