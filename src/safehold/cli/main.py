@@ -84,6 +84,7 @@ COMMAND_MODULES: dict[str, str] = {
     "repair": "cmd_repair",
     "log": "cmd_log",
     "status": "cmd_status",
+    "drill": "cmd_drill",
 }
 
 

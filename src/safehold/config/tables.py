@@ -233,7 +233,8 @@ class Drill(_Model):
     )
     sandbox: str = Field(
         default="/var/tmp/safehold-drill",
-        description="Folder the drill restores files into (emptied before each drill).",
+        description="Folder below which each drill makes its own sandbox (drill-<id>), removed afterwards; "
+        "a killed drill's sandbox and scratch databases are removed by the next drill or 'drill --cleanup'.",
         examples=["/var/tmp/safehold-drill"],
     )
     keep_sandbox: bool = Field(
@@ -277,6 +278,19 @@ class Drill(_Model):
         description="Where the scratch PostgreSQL role's password comes from.",
         examples=[{"env": "DRILL_PGPASSWORD"}],
     )
+
+    def scratch(self, kind: str) -> dict[str, Any]:
+        """The scratch server a drill loads ``kind``'s dumps into (host, port, user, password reference;
+        None for no password), empty for kinds that load into nothing of the kind's own."""
+        if kind not in ("mysql", "postgresql"):
+            return {}
+        pw = getattr(self, f"{kind}_scratch_password")
+        return {
+            "host": getattr(self, f"{kind}_scratch_host"),
+            "port": getattr(self, f"{kind}_scratch_port"),
+            "user": getattr(self, f"{kind}_scratch_user"),
+            "password": pw.model_dump(exclude_none=True) if pw is not None else None,
+        }
 
 
 class Hook(_Model):

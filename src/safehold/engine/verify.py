@@ -1,12 +1,14 @@
-"""``restore --verify``: read restored files back and compare them, blob by blob, with the snapshot."""
+"""``restore --verify`` and drills: read restored files back and compare them with the snapshot (contents
+blob by blob; for drills also types, modes, links, times and owners)."""
 
 from __future__ import annotations
 
 import os
+import stat
 
 from safehold.engine.repository import Repository
-from safehold.engine.tree import DIR, FILE, Node
-from safehold.engine.treewalk import PathFilter, walk_wanted
+from safehold.engine.tree import DIR, FILE, SYMLINK, Node
+from safehold.engine.treewalk import PathFilter, walk, walk_wanted
 
 
 def verify_restored(
@@ -48,4 +50,58 @@ def verify_restored(
                         break
         except OSError as exc:
             errors.append(f"{shown}: cannot be read back: {exc.strerror}")
+    return errors
+
+
+_KIND_OF_MODE = {stat.S_IFDIR: DIR, stat.S_IFREG: FILE, stat.S_IFLNK: SYMLINK}
+
+
+def verify_tree(repo: Repository, start: Node, target: bytes, *, owners: bool | None = None) -> list[str]:
+    """Every difference between the tree restored at ``target`` and the snapshot's ``start`` folder:
+    missing or extra entries, types, permission bits, symlink targets, file sizes, modification times,
+    owners (``owners``; default: when running as root), hard links that were not recreated, and every
+    file's content blob by blob (:func:`verify_restored`). Empty when the restore is exact."""
+    if owners is None:
+        owners = os.geteuid() == 0
+    errors: list[str] = []
+    if start.type != DIR or start.subtree is None:
+        return verify_restored(repo, start, target)
+    seen: set[bytes] = set()
+    links: dict[tuple[int, int], set[tuple[int, int]]] = {}
+    for rel, node in walk(repo, start.subtree):
+        path = os.path.join(target, rel)
+        shown = os.fsdecode(rel)
+        seen.add(rel)
+        try:
+            st = os.lstat(path)
+        except OSError as exc:
+            errors.append(f"{shown}: missing from the restore ({exc.strerror})")
+            continue
+        kind = _KIND_OF_MODE.get(stat.S_IFMT(st.st_mode), "other")
+        if kind != node.type and not (node.type not in (DIR, FILE, SYMLINK) and kind == "other"):
+            errors.append(f"{shown}: restored as {kind}, the snapshot holds a {node.type}")
+            continue
+        if node.type != SYMLINK and stat.S_IMODE(st.st_mode) != node.mode:
+            errors.append(f"{shown}: mode {stat.S_IMODE(st.st_mode):o}, the snapshot has {node.mode:o}")
+        if owners and (st.st_uid, st.st_gid) != (node.uid, node.gid):
+            errors.append(f"{shown}: owner {st.st_uid}:{st.st_gid}, the snapshot has {node.uid}:{node.gid}")
+        if node.type == SYMLINK and os.readlink(path) != (node.linktarget or b""):
+            errors.append(f"{shown}: symlink target differs from the snapshot")
+        if node.type == FILE:
+            if st.st_size != node.size:
+                errors.append(f"{shown}: size {st.st_size}, the snapshot has {node.size}")
+            elif st.st_mtime_ns != node.mtime_ns:
+                errors.append(f"{shown}: modification time differs from the snapshot")
+            if node.links > 1 and node.inode:
+                links.setdefault((node.device, node.inode), set()).add((st.st_dev, st.st_ino))
+    for (_dev, ino), restored in links.items():
+        if len(restored) > 1:
+            errors.append(f"hard links of inode {ino} were restored as {len(restored)} separate files")
+    for dirpath, dirnames, filenames in os.walk(target):
+        for name in dirnames + filenames:
+            rel = os.path.relpath(os.path.join(dirpath, name), target)
+            if rel not in seen:
+                errors.append(f"{os.fsdecode(rel)}: in the restore, not in the snapshot")
+    if not errors:
+        errors = verify_restored(repo, start, target)
     return errors

@@ -173,6 +173,11 @@ class EngineComponentReader:
         for blob_id in node.content:
             yield self.repo.load_blob(DATA, blob_id)
 
+    def verify_tree(self, path: str, target: Path) -> list[str]:
+        from safehold.engine.verify import verify_tree
+
+        return verify_tree(self.repo, self._node(path), os.fsencode(target))
+
     def restore_tree(
         self, path: str, target: Path, *, overwrite: str = "if-changed", root: Path | None = None
     ) -> None:

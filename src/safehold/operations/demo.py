@@ -5,7 +5,8 @@ deletes the tree, restores it, proves it identical to a manifest taken before th
 writes a SQLite database for the application and takes a snapshot of components (the app's config as a
 ``files`` component, the database through the ``sqlite`` source's online copy), deletes the database,
 restores it through the source and proves it identical (integrity check, rows per table, the same
-SELECT results). Last, a full data check. Each step reports through ``say``.
+SELECT results). Then a full data check, and last a drill of the components snapshot (restored into a
+sandbox, compared with what the backup recorded, the result recorded). Each step reports through ``say``.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from safehold.backends.local import LocalBackend
+from safehold.config.schema import Config
 from safehold.engine.checker import Checker
 from safehold.engine.repository import Repository
 from safehold.engine.util import human_bytes
 from safehold.errors import IntegrityError
 from safehold.operations.backup import BackupOptions, backup_paths
 from safehold.operations.components import EngineComponentReader, backup_components
+from safehold.operations.drill import DrillRequest, run_drill
 from safehold.operations.restore import RestoreOptions, restore_snapshot
 from safehold.sources.base import Source, SourceContext
 from safehold.sources.files import FilesSource
@@ -278,7 +281,28 @@ def run_demo(workdir: Path, say: Callable[[str], None]) -> dict[str, Any]:
     say(
         f"9. check --read-data: {check.packs_read} packs, {check.blobs_read} blobs decrypted and verified, no errors"
     )
+    config = Config.model_validate(
+        {
+            "repository": {"url": str(workdir / "repo")},
+            "components": {
+                "config": {"kind": "files", "paths": [str(again / "config")]},
+                "database": {"kind": "sqlite", "path": str(db_path)},
+            },
+            "drill": {"sandbox": str(workdir / "drill-sandbox")},
+        }
+    )
+    drill = run_drill(repo, config, DrillRequest(snapshot=third.id))
+    if not drill.ok:
+        raise IntegrityError(
+            "demo drill failed: " + "; ".join(f"{st.name}: {st.message}" for st in drill.steps if not st.ok)
+        )
+    say(
+        f"10. drill of snapshot {third.short_id} in a sandbox in {drill.seconds:.2f}s: "
+        + "; ".join(f"{st.name}: {st.message}" for st in drill.steps)
+        + " (the result is recorded in the repository for 'safehold status')"
+    )
     return {
+        "drill": drill.as_dict(),
         "workdir": str(workdir),
         "source_bytes": size,
         "repository_bytes_after_first": after_first,

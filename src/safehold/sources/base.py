@@ -18,6 +18,9 @@ marks the component failed and never records the snapshot as good.
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -27,7 +30,7 @@ from typing import IO, Any, ClassVar, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from safehold.errors import UsageError
+from safehold.errors import SafeholdError, UsageError
 
 
 @dataclass
@@ -116,6 +119,10 @@ class ComponentReader(Protocol):
         """For a plan: the symlinks or files where :meth:`restore_tree` would need a folder (each
         refused, or with ``force`` replaced), as warnings."""
 
+    def verify_tree(self, path: str, target: Path) -> list[str]:
+        """Every difference between ``target`` and the tree stored at ``path`` (entries, types, modes,
+        links, times, owners as root, every byte); empty when identical. For drills."""
+
 
 @dataclass
 class SourceContext:
@@ -202,6 +209,28 @@ class Sandbox:
     prefix: str = "safehold_drill_"
     keep: bool = False
 
+    def scratch_name(self) -> str:
+        """A new scratch name: the prefix and 8 random hex digits (valid as a database name everywhere)."""
+        return f"{self.prefix}{secrets.token_hex(4)}"
+
+    def folder(self, name: str) -> Path:
+        """A new folder below the root for ``name`` (a component name: one path component)."""
+        path = self.root / name
+        path.mkdir(mode=0o700)
+        return path
+
+    def register(self, kind: str, resource: dict[str, Any]) -> None:
+        """Record, durably and before creating it, a resource outside ``root`` that ``kind`` creates (a
+        scratch database, a server it starts; secret references only, no values), so that a drill killed
+        part-way is cleaned up later through ``Source.cleanup_scratch`` of the kind."""
+        line = json.dumps({"kind": kind, "time": time.time(), **resource}, sort_keys=True) + "\n"
+        fd = os.open(self.root / REGISTRY, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, line.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
 
 @dataclass
 class VerifyReport:
@@ -213,6 +242,38 @@ class VerifyReport:
     checks: list[Finding] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     duration: float = 0.0
+
+    @property
+    def summary(self) -> str:
+        """One line: the failed checks' messages, else what was proved."""
+        bad = [c for c in self.checks if not c.ok]
+        if bad:
+            more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
+            return "; ".join(f"{c.subject}: {c.message}" for c in bad[:3]) + more
+        return "; ".join(c.message for c in self.checks[:4]) + (" ..." if len(self.checks) > 4 else "")
+
+
+#: What a verification checked (the same record as a preflight's).
+Check = Finding
+#: The file below a sandbox root that lists what the drill created elsewhere (:meth:`Sandbox.register`).
+REGISTRY = ".safehold-drill-resources.jsonl"
+
+
+def registered(root: Path) -> list[dict[str, Any]]:
+    """The resources a drill in ``root`` registered (malformed lines skipped)."""
+    try:
+        text = (root / REGISTRY).read_text()
+    except OSError:
+        return []
+    out = []
+    for line in text.splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("kind"), str):
+            out.append(doc)
+    return out
 
 
 class NoRestoreOptions(BaseModel):
@@ -340,6 +401,12 @@ class Source(ABC):
             self.name, True, [check], {"files": files, "bytes": size}, time.monotonic() - started
         )
 
+    @classmethod
+    def cleanup_scratch(cls, resource: dict[str, Any]) -> str:
+        """Remove a resource that :meth:`verify` registered in a sandbox (a killed drill's scratch
+        database or server); returns what was done. Kinds that register resources override it."""
+        return f"nothing to clean for {resource.get('kind')}"
+
     # ------------------------------------------------------------------------------------ inspect
     @classmethod
     def drift(cls, old: dict[str, bytes], new: dict[str, bytes]) -> list[str]:
@@ -358,3 +425,35 @@ def walk_files(snap: ComponentReader, path: str = "") -> Iterator[str]:
             yield rel
         else:
             yield from walk_files(snap, rel)
+
+
+def verify_restored_tree(
+    source: Source, snap: ComponentReader, sandbox: Sandbox, ctx: SourceContext
+) -> VerifyReport:
+    """Restore the component's folder below the sandbox and compare it with the snapshot."""
+    t0 = time.monotonic()
+    target = sandbox.folder(source.name)
+    checks: list[Check] = []
+    try:
+        snap.restore_tree("", target)
+        problems = snap.verify_tree("", target)
+    except (SafeholdError, OSError) as exc:
+        msg = exc.message if isinstance(exc, SafeholdError) else f"{type(exc).__name__}: {exc}"
+        checks.append(Check(source.name, "restore", False, f"restore into the sandbox failed: {msg}"))
+    else:
+        files = sum(len(f) for _, _, f in os.walk(target))
+        if problems:
+            checks.append(
+                Check(
+                    source.name,
+                    "files",
+                    False,
+                    f"{len(problems)} difference(s): {problems[0]}",
+                    lines=problems[:50],
+                )
+            )
+        else:
+            checks.append(Check(source.name, "files", True, f"{files} file(s) identical to the snapshot"))
+    return VerifyReport(
+        source.name, all(c.ok for c in checks), checks, duration=round(time.monotonic() - t0, 3)
+    )

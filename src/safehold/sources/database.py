@@ -88,10 +88,16 @@ class DatabaseSource(Source):
     def drop_database(self, options: DatabaseRestoreOptions, name: str) -> None:
         """Drop database ``name`` on the server ``options`` connect to (verify's clean-up)."""
 
+    def count_objects(self, options: DatabaseRestoreOptions, name: str) -> dict[str, int]:
+        """What database ``name`` holds besides tables (routines, triggers, views...), for drills."""
+        return {}
+
     def verify(self, snap: ComponentReader, sandbox: Sandbox, ctx: SourceContext) -> VerifyReport:
         """Load every dump into a scratch database (``sandbox.prefix`` + random, on ``sandbox.db`` or the
-        component's own server), compare row counts and exact checksums with the backup's statistics,
-        then drop the scratch databases (unless ``sandbox.keep``)."""
+        component's own server), compare row counts and exact checksums with the backup's statistics
+        (the restore's own proof), count the other objects, then drop the scratch databases (unless
+        ``sandbox.keep``). Each scratch database is registered in the sandbox before it is created, so a
+        killed drill's are dropped later (:meth:`cleanup_scratch`)."""
         started = time.monotonic()
         dumped = self.dumped_databases(snap)
         suffix = random.token_hex(4)
@@ -99,8 +105,13 @@ class DatabaseSource(Source):
         raw = {
             k: v for k, v in sandbox.db.items() if k in REDIRECT_KEYS and k != "database" and v is not None
         }
+        where = {k: v for k, v in raw.items() if k in ("host", "port", "user", "password")}
+        for target in scratch.values():
+            sandbox.register(self.kind, {**where, "database": target})
         raw.update({"databases": dumped, "database_map": scratch, "verify": True})
         checks: list[Finding] = []
+        if not dumped:
+            checks.append(Finding(self.name, "restore", False, "the snapshot holds no dump"))
         ok = True
         vctx = SourceContext(log=ctx.log, force=False, options=raw)
         options = None
@@ -110,15 +121,22 @@ class DatabaseSource(Source):
             report = self.apply(plan, snap, vctx)
             for db, target in scratch.items():
                 detail = report.details.get(target, {})
+                if detail.get("problems"):
+                    checks.append(
+                        Finding(self.name, "restore", False, f"{db}: " + "; ".join(detail["problems"][:5]))
+                    )
+                    continue
+                rows = sum((detail.get("rows") or {}).values())
+                tables = detail.get("verified_tables", len(detail.get("rows") or {}))
+                counts = self.count_objects(options, target)
+                extra = "".join(f", {n} {k}" for k, n in counts.items())
                 checks.append(
                     Finding(
                         self.name,
                         "restore",
                         True,
-                        f"{db}: loaded into {target}, row counts and checksums match",
+                        f"{db}: loaded into {target}, {tables} tables and {rows} rows as recorded{extra}",
                     )
-                    if not detail.get("problems")
-                    else Finding(self.name, "restore", False, f"{db}: " + "; ".join(detail["problems"][:5]))
                 )
         except Exception as exc:  # a failed load is the finding, not a crash of the drill
             ok = False
@@ -142,3 +160,18 @@ class DatabaseSource(Source):
         ok = ok and all(c.ok for c in checks)
         details = {"scratch_databases": list(scratch.values()), "kept": sandbox.keep}
         return VerifyReport(self.name, ok, checks, details, time.monotonic() - started)
+
+    @classmethod
+    def cleanup_scratch(cls, resource: dict[str, Any]) -> str:
+        """Drop a killed drill's scratch database: only a name a drill generates (``safehold_drill_``)."""
+        name = str(resource.get("database", ""))
+        if not name.startswith("safehold_drill_"):
+            return f"left {name!r} alone: not a drill's scratch database"
+        where = {
+            k: v for k, v in resource.items() if k in ("host", "port", "user", "password") and v is not None
+        }
+        source = cls(
+            "drill-cleanup", {"databases": [name], **{k: v for k, v in where.items() if k != "password"}}
+        )
+        source.drop_database(source.restore_options(where), name)
+        return f"dropped scratch database {name}"

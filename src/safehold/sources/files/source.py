@@ -20,6 +20,7 @@ from safehold.sources.base import (
     SourceContext,
 )
 from safehold.sources.checks import Checks, unreadable
+from safehold.sources.verify import Sandbox, VerifyReport, verify_restored_tree
 
 
 class FilesOptions(BaseModel):
@@ -108,6 +109,11 @@ class FilesSource(Source):
         if not live:
             return None
         return FilesSource(self.name, self.options.model_copy(update={"paths": live}))
+
+    def verify(self, snap: ComponentReader, sandbox: Sandbox, ctx: SourceContext) -> VerifyReport:
+        """Drills: the folder restored below the sandbox, compared with the snapshot entry by entry
+        (types, modes, links, sizes, times, owners as root, every byte)."""
+        return verify_restored_tree(self, snap, sandbox, ctx)
 
     def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
         ro: FilesRestoreOptions = self.restore_options(ctx.options)

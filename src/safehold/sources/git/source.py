@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -25,6 +26,7 @@ from safehold.sources.base import (
     SourceContext,
 )
 from safehold.sources.checks import Checks
+from safehold.sources.verify import Check, Sandbox, VerifyReport
 
 TEXT_FILES = ("head.txt", "status.txt", "log.txt", "branches.txt", "tags.txt", "stash.txt", "remotes.txt")
 BUNDLE = "repo.bundle"
@@ -251,6 +253,59 @@ class GitSource(Source):
                 "repository", f"{self.options.path} is not a git repository: {res.stderr.strip()[-200:]}"
             )
         return checks.findings
+
+    # --------------------------------------------------------------------------------------- drill
+    def verify(self, snap: ComponentReader, sandbox: Sandbox, ctx: SourceContext) -> VerifyReport:
+        """Drills: ``git bundle verify``, a clone into the sandbox, its HEAD as recorded, ``git fsck``."""
+        t0 = time.monotonic()
+        checks: list[Check] = []
+        folder = sandbox.folder(self.name)
+        if not snap.exists(BUNDLE):
+            checks.append(
+                Check(self.name, "bundle", True, "no bundle (bundle = false): the state files only")
+            )
+            return VerifyReport(self.name, True, checks, duration=round(time.monotonic() - t0, 3))
+        bundle = folder / BUNDLE
+        try:
+            with bundle.open("wb") as f:
+                for block in snap.open_stream(BUNDLE):
+                    f.write(block)
+            res = proc.run_capture(
+                ["git", "bundle", "verify", "--quiet", str(bundle)], env=GIT_ENV, timeout=self.options.timeout
+            )
+            if not res.ok:
+                raise SourceError(f"git bundle verify: {res.last_error()}")
+            bundle.unlink()
+            self.restore(snap, SourceContext(log=ctx.log, options={"target_root": str(folder / "clone")}))
+            clone = self._target(GitRestoreOptions(target_root=str(folder / "clone")))
+            head = snap.read_bytes("head.txt").decode().splitlines() if snap.exists("head.txt") else []
+            got = proc.run_capture(_git_argv(clone, "rev-parse", "HEAD"), env=GIT_ENV).stdout.decode().strip()
+            if len(head) > 1 and head[1] and got != head[1]:
+                raise SourceError(f"the clone's HEAD is {got[:12]}, the snapshot recorded {head[1][:12]}")
+            fsck = proc.run_capture(
+                _git_argv(clone, "fsck", "--no-progress"), env=GIT_ENV, timeout=self.options.timeout
+            )
+            if not fsck.ok:
+                raise SourceError(f"git fsck: {fsck.last_error()}")
+            n = (
+                proc.run_capture(_git_argv(clone, "rev-list", "--all", "--count"), env=GIT_ENV)
+                .stdout.decode()
+                .strip()
+            )
+            checks.append(
+                Check(
+                    self.name,
+                    "clone",
+                    True,
+                    f"bundle verified, cloned, HEAD {got[:12]} as recorded, {n} commits, fsck clean",
+                )
+            )
+        except (SourceError, OSError) as exc:
+            msg = exc.message if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
+            checks.append(Check(self.name, "clone", False, msg))
+        return VerifyReport(
+            self.name, all(c.ok for c in checks), checks, duration=round(time.monotonic() - t0, 3)
+        )
 
     # --------------------------------------------------------------------------------------- restore
     def _target(self, ro: GitRestoreOptions) -> Path:

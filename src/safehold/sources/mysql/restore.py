@@ -126,6 +126,24 @@ def apply(
     return report
 
 
+#: What a drill counts in a scratch database besides tables (what a dump must bring back too).
+OBJECT_COUNTS = {
+    "routines": "SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema = %s",
+    "triggers": "SELECT COUNT(*) FROM information_schema.triggers WHERE trigger_schema = %s",
+    "views": "SELECT COUNT(*) FROM information_schema.views WHERE table_schema = %s",
+    "events": "SELECT COUNT(*) FROM information_schema.events WHERE event_schema = %s",
+}
+
+
+def count_objects(options: MySQLOptions, ro: MySQLRestoreOptions, name: str) -> dict[str, int]:
+    """Routines, triggers, views and events of database ``name`` (drills)."""
+    conn = conn_from(options, ro.connection()).connect()
+    try:
+        return {k: int(query(conn, q, (name,))[0][0]) for k, q in OBJECT_COUNTS.items()}
+    finally:
+        conn.close()
+
+
 def drop_database(options: MySQLOptions, ro: MySQLRestoreOptions, name: str) -> None:
     """DROP DATABASE IF EXISTS ``name`` on the server ``ro`` connects to."""
     conn = conn_from(options, ro.connection()).connect()

@@ -324,6 +324,9 @@ class MySQLSource(DatabaseSource):
     def dumped_databases(self, snap: ComponentReader) -> list[str]:
         return restore.dumped_databases(snap)
 
+    def count_objects(self, options: DatabaseRestoreOptions, name: str) -> dict[str, int]:
+        return restore.count_objects(self.options, cast(MySQLRestoreOptions, options), name)
+
     def drop_database(self, options: DatabaseRestoreOptions, name: str) -> None:
         restore.drop_database(self.options, cast(MySQLRestoreOptions, options), name)
 

@@ -32,6 +32,17 @@ SESSION_SETTINGS = (
     "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; "
     "SET extra_float_digits = 3; SET bytea_output = 'hex'"
 )
+#: What a drill counts in a scratch database besides tables (views, functions... a dump must bring back).
+PG_OBJECT_COUNTS = {
+    "functions": "SELECT count(*) FROM information_schema.routines "
+    "WHERE routine_schema NOT IN ('pg_catalog', 'information_schema')",
+    "triggers": "SELECT count(DISTINCT trigger_name) FROM information_schema.triggers "
+    "WHERE trigger_schema NOT IN ('pg_catalog', 'information_schema')",
+    "views": "SELECT count(*) FROM information_schema.views "
+    "WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
+    "sequences": "SELECT count(*) FROM information_schema.sequences "
+    "WHERE sequence_schema NOT IN ('pg_catalog', 'information_schema')",
+}
 #: The Debian package that provides pg_dump, pg_restore and pg_dumpall (for the "not found" hint).
 PACKAGE = "postgresql-client"
 USER_TABLES = (
@@ -399,6 +410,11 @@ class PostgreSQLSource(DatabaseSource):
     def dumped_databases(self, snap: ComponentReader) -> list[str]:
         return [d for d in snap.listdir() if snap.exists(f"{d}/dump.pgcustom")]
 
+    def count_objects(self, options: DatabaseRestoreOptions, name: str) -> dict[str, int]:
+        ci = _conn_from(self.options, options.connection(), owner=f"component {self.name}")
+        with ci.connect(name) as conn:
+            return {k: int(conn.execute(q).fetchone()[0]) for k, q in PG_OBJECT_COUNTS.items()}  # type: ignore[index]
+
     def drop_database(self, options: DatabaseRestoreOptions, name: str) -> None:
         ro = cast(PostgreSQLRestoreOptions, options)
         ci = _conn_from(self.options, ro.connection(), owner=f"component {self.name}")
@@ -492,6 +508,8 @@ class PostgreSQLSource(DatabaseSource):
                         {t: s["rows"] for t, s in now.items()},
                         {t: s["checksum"] for t, s in now.items()},
                     )
+                    detail["rows"] = {t: s["rows"] for t, s in now.items()}
+                    detail["verified_tables"] = len(stats["tables"])
                 report.details[target] = detail
         finally:
             admin.close()

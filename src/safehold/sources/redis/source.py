@@ -31,6 +31,7 @@ from safehold.sources.base import (
     stream_of,
 )
 from safehold.sources.checks import Checks
+from safehold.sources.verify import Sandbox, VerifyReport
 
 EOF_MARK_LEN = 40
 _HEX40 = re.compile(rb"[0-9a-f]{40}")
@@ -317,6 +318,20 @@ class RedisSource(Source):
         return [
             f"# into another server: safehold restore {self.name} --snapshot SNAP --redis-host HOST --redis-port PORT"
         ]
+
+    # drill
+    def verify(self, snap: ComponentReader, sandbox: Sandbox, ctx: SourceContext) -> VerifyReport:
+        """Load dump.rdb into a scratch redis-server the drill starts (sandbox folder, free loopback
+        port), compare keys per database with the backup's and a sample of values with the key export."""
+        from safehold.sources.redis.verify import verify_redis
+
+        return verify_redis(self.name, self.kind, snap, sandbox, ctx)
+
+    @classmethod
+    def cleanup_scratch(cls, resource: dict[str, Any]) -> str:
+        from safehold.sources.redis.verify import cleanup_server
+
+        return cleanup_server(resource)
 
     def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
         ro: RedisRestoreOptions = self.restore_options(ctx.options)

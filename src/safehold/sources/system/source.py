@@ -26,6 +26,7 @@ from safehold.sources.base import (
     SourceContext,
 )
 from safehold.sources.checks import Checks, unreadable
+from safehold.sources.verify import Sandbox, VerifyReport, verify_restored_tree
 
 MANIFEST = "manifest.json"
 MAX_LISTED = 20000
@@ -267,6 +268,11 @@ class SystemSource(Source):
     def safety_source(self, ctx: SourceContext) -> Source | None:
         ro: SystemRestoreOptions = self.restore_options(ctx.options)
         return None if ro.target_root else self
+
+    def verify(self, snap: ComponentReader, sandbox: Sandbox, ctx: SourceContext) -> VerifyReport:
+        """Drills: the folder restored below the sandbox, compared with the snapshot entry by entry
+        (types, modes, links, sizes, times, owners as root, every byte)."""
+        return verify_restored_tree(self, snap, sandbox, ctx)
 
     def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
         """Put every collected item back below the root (or ``target_root``)."""

@@ -26,6 +26,7 @@ from safehold.sources.saas.calcom.restore import restore
 from safehold.sources.saas.common import SaasRestoreOptions, api_key_for, dump_json, file_name
 from safehold.sources.saas.diff import diff_exports
 from safehold.sources.saas.http import ApiClient, Clock, SlidingWindowLimiter, SystemClock, segment
+from safehold.sources.verify import Sandbox, VerifyReport
 
 #: The preflight's side-effect-free GET: (path, query) of a small list endpoint.
 PROBE: tuple[str, dict[str, str | int | bool]] = ("/webhooks", {"skip": 0, "take": 1})
@@ -123,6 +124,12 @@ class CalcomSource(Source):
         """The live account's configuration, unless the restore goes to another one (``base_url``)."""
         ro: SaasRestoreOptions = self.restore_options(ctx.options)
         return None if ro.base_url else self
+
+    def verify(self, snap: ComponentReader, sandbox: Sandbox, ctx: SourceContext) -> VerifyReport:
+        """Drills: the export parses and holds exactly the objects its index lists (no API call)."""
+        from safehold.sources.saas.verify import verify_export
+
+        return verify_export(self.name, snap, sandbox, ctx)
 
     def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
         """Compare every saved object with the live one (``RestoreOptions`` may point at another

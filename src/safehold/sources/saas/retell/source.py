@@ -26,6 +26,7 @@ from safehold.sources.saas.http import ApiClient, Clock
 from safehold.sources.saas.retell.client import Exporter
 from safehold.sources.saas.retell.options import RetellOptions
 from safehold.sources.saas.retell.restore import restore
+from safehold.sources.verify import Sandbox, VerifyReport
 
 #: The preflight's side-effect-free GET: (path, query) of a small list endpoint.
 PROBE: tuple[str, dict[str, str | int | bool]] = ("/list-phone-numbers", {})
@@ -119,6 +120,12 @@ class RetellSource(Source):
         """The live account's configuration, unless the restore goes to another one (``base_url``)."""
         ro: SaasRestoreOptions = self.restore_options(ctx.options)
         return None if ro.base_url else self
+
+    def verify(self, snap: ComponentReader, sandbox: Sandbox, ctx: SourceContext) -> VerifyReport:
+        """Drills: the export parses and holds exactly the objects its index lists (no API call)."""
+        from safehold.sources.saas.verify import verify_export
+
+        return verify_export(self.name, snap, sandbox, ctx)
 
     def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
         """Compare every saved object with the live one (``RestoreOptions`` may point at another

@@ -1,0 +1,93 @@
+"""Fixtures of the drill tests: the whole-server fixture of the e2e tests (files, MariaDB, Redis, git,
+system files, the SaaS fakes) plus a SQLite file and a PostgreSQL database, configured with
+``init --preset laravel`` and extra components, the drill's sandbox in the test's folder."""
+
+from __future__ import annotations
+
+import sqlite3
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+
+from tests.e2e.conftest import Cli, LaravelServer, cli, laravel_server  # noqa: F401 - fixtures
+from tests.sources.conftest import mysql_dbs, mysql_root, pg_admin, pg_dbs, redis_server  # noqa: F401 - fixtures
+
+
+@dataclass
+class DrillServer:
+    s: LaravelServer
+    cli: Cli
+    sandbox: Path
+    pg: str
+    sqlite: Path
+
+    def drill(self, *args: str, timeout: float = 600) -> Any:
+        return self.cli("--config", str(self.s.config), "--json", "drill", *args, timeout=timeout)
+
+    def edit_config(self, change: Callable[[dict[str, Any]], None]) -> None:
+        data = tomllib.loads(self.s.config.read_text())
+        change(data)
+        self.s.config.write_text(tomli_w.dumps(data))
+
+    def backup(self, profile: str = "full") -> Any:
+        r = self.cli("--config", str(self.s.config), "--json", "backup", "--profile", profile)
+        assert r.code in (0, 1), r
+        return r.json()
+
+
+def scratch_databases() -> list[str]:
+    with mysql_root() as c, c.cursor() as cur:
+        cur.execute("SHOW DATABASES LIKE 'safehold\\_drill\\_%'")
+        mysql = [r[0] for r in cur.fetchall()]
+    with pg_admin() as c:
+        pg = [
+            r[0]
+            for r in c.execute("SELECT datname FROM pg_database WHERE datname LIKE 'safehold\\_drill\\_%'")
+        ]
+    return mysql + pg
+
+
+@pytest.fixture
+def drill_server(
+    laravel_server: LaravelServer,  # noqa: F811
+    cli: Cli,  # noqa: F811
+    pg_dbs: Callable[..., str],  # noqa: F811
+    tmp_path: Path,
+) -> Iterator[DrillServer]:
+    s = laravel_server
+    pg = pg_dbs()
+    with pg_admin(pg) as c:
+        c.execute("CREATE TABLE invoices (id serial primary key, total numeric(10,2), note text)")
+        c.execute(
+            "INSERT INTO invoices (total, note) SELECT g * 1.5, 'n' || g FROM generate_series(1, 250) g"
+        )
+        c.execute("CREATE VIEW big_invoices AS SELECT * FROM invoices WHERE total > 100")
+    db = s.app / "database" / "app.sqlite"
+    db.parent.mkdir(exist_ok=True)
+    with sqlite3.connect(db) as c:
+        c.execute("CREATE TABLE jobs (id INTEGER PRIMARY KEY, payload TEXT)")
+        c.executemany("INSERT INTO jobs (payload) VALUES (?)", [(f"job {i}",) for i in range(120)])
+    c.close()
+    r = cli(
+        "--config", str(s.config), "--repo", str(s.repo),
+        "init", "--preset", "laravel", str(s.app), "--root", str(s.root),
+    )  # fmt: skip
+    assert r.code == 0, r
+    sandbox = tmp_path / "sandbox"
+    d = DrillServer(s, cli, sandbox, pg, db)
+
+    def extra(data: dict[str, Any]) -> None:
+        data["components"]["billing"] = {"kind": "postgresql", "databases": [pg]}
+        data["components"]["queue-db"] = {"kind": "sqlite", "path": str(db)}
+        data["components"]["code"] = {"kind": "git", "path": str(s.app), "bundle": True}
+        data["profiles"]["full"]["components"] += ["billing", "queue-db", "code"]
+        data["drill"] = {"sandbox": str(sandbox), "profile": "full"}
+
+    d.edit_config(extra)
+    yield d
+    assert scratch_databases() == [], "a drill left scratch databases behind"
