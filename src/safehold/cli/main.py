@@ -85,6 +85,7 @@ COMMAND_MODULES: dict[str, str] = {
     "log": "cmd_log",
     "status": "cmd_status",
     "drill": "cmd_drill",
+    "report": "cmd_report",
 }
 
 
