@@ -13,7 +13,6 @@ from safehold.engine.snapshot import Snapshot
 from safehold.engine.tree import DIR, Node
 from safehold.engine.treewalk import find_node, walk
 from safehold.engine.util import human_bytes, human_span
-from safehold.operations.diff import configuration_drift, diff_snapshots
 from safehold.operations.latest import failed_components
 
 
@@ -130,6 +129,8 @@ def diff(app: App, snap1: str, snap2: str) -> None:
     """Show what changed between two snapshots (+ added, - removed, M modified, T type, U metadata),
     then the configuration drift of SaaS components field by field (+ object added, - removed, ~ field
     changed; secret fields only say that they changed)."""
+    from safehold.operations.diff import configuration_drift, diff_snapshots  # heavy: only for diff
+
     repo = app.open_repo()
     changes, stats = diff_snapshots(repo, snap1, snap2)
     drift = configuration_drift(repo, snap1, snap2)

@@ -377,6 +377,32 @@ class MasterIndex:
         prefix = int.from_bytes(blob_id[:8], "big")
         return any(seg.find(blob_id, prefix) >= 0 for seg in self._segments)
 
+    def has_many(self, blob_ids: list[bytes]) -> list[bool]:
+        """:meth:`has` for many ids at once: one vectorised search per segment instead of one per id
+        (what a backup of small files asks for every batch of blobs)."""
+        out = [b in self._pending for b in blob_ids]
+        todo = [k for k, hit in enumerate(out) if not hit]
+        segs = [seg for seg in self._segments if seg.n]
+        if not todo or not segs:
+            return out
+        ids = np.frombuffer(b"".join(blob_ids[k] for k in todo), dtype=np.uint8).reshape(len(todo), 32)
+        prefix = ids[:, :8].copy().view(">u8").reshape(len(todo)).astype(np.uint64)
+        found = np.zeros(len(todo), dtype=bool)
+        shared = np.zeros(len(todo), dtype=bool)
+        for seg in segs:
+            pos = np.minimum(np.searchsorted(seg.prefix, prefix), seg.n - 1)
+            same_prefix = seg.prefix[pos] == prefix
+            hit = same_prefix & (seg.ids[pos] == ids).all(axis=1)
+            found |= hit
+            shared |= same_prefix & ~hit
+        for r, k in enumerate(todo):
+            if found[r]:
+                out[k] = True
+        # An id whose 64-bit prefix another id shares may sit after the first match: look it up alone.
+        for r in np.flatnonzero(shared & ~found).tolist():
+            out[todo[r]] = self.has(blob_ids[todo[r]])
+        return out
+
     def __len__(self) -> int:
         return len(self._pending) + sum(s.n for s in self._segments)
 

@@ -8,8 +8,6 @@ import os
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
-import pathspec
-
 from safehold.backends.base import FileType, Handle
 from safehold.engine.pack import TREE
 from safehold.engine.repository import Repository
@@ -134,6 +132,8 @@ def prefetch_trees(repo: Repository, tree_id: bytes, workers: int) -> dict[bytes
 
 class PathFilter:
     def __init__(self, includes: list[str], excludes: list[str], base: bytes) -> None:
+        import pathspec  # here: most restores and checks have no patterns, and it costs ~50 ms to import
+
         self.inc = pathspec.GitIgnoreSpec.from_lines(includes) if includes else None
         self.exc = pathspec.GitIgnoreSpec.from_lines(excludes) if excludes else None
         self.base = base

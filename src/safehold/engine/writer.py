@@ -116,6 +116,23 @@ class BlobWriter:
             self._reserved.add(blob_id)
             return True
 
+    def reserve_many(self, blob_ids: list[bytes]) -> list[bool]:
+        """:meth:`reserve` for many ids at once (one index search for all): True for each id the caller
+        must submit; an id that appears twice is True only the first time."""
+        with self._lock:
+            reserved = self._reserved
+            out = [False] * len(blob_ids)
+            todo = [k for k, b in enumerate(blob_ids) if b not in reserved]
+            if not todo:
+                return out
+            known = self.repo.index.has_many([blob_ids[k] for k in todo])
+            for k, stored in zip(todo, known, strict=True):
+                b = blob_ids[k]
+                if not stored and b not in reserved:
+                    reserved.add(b)
+                    out[k] = True
+            return out
+
     def submit(self, blob_type: int, blob_id: bytes, data: bytes | memoryview, *, fast: bool = False) -> None:
         """Queue a reserved blob for writing; blocks while too many bytes are in flight.
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
 from safehold import syntax
 from safehold.errors import SafeholdError
 from safehold.notify.redact import Redactor
@@ -43,6 +41,8 @@ def send_ping(
             hint="Give the check's ping URL, e.g. https://hc-ping.com/<uuid>.",
         )
     data = redactor(body).encode("utf-8", "replace")[-MAX_BODY:]
+    import httpx  # here, not at the top: ~0.1-0.3 s of every command's start-up, needed only to ping
+
     try:
         response = httpx.post(ping_url(base, stage, run_id), content=data, timeout=timeout)
     except httpx.HTTPError as exc:

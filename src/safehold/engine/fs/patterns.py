@@ -25,11 +25,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import pathspec
-from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
+from typing import TYPE_CHECKING
 
 from safehold.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pathspec
+
+# pathspec is imported where a pattern is compiled: a backup without excludes (and every other command)
+# does not pay for it at start-up.
 
 # pathspec compiles a pattern that matches at any depth to ``^(?:.+/)?REST``.
 _ANY_DEPTH_PREFIX = "^(?:.+/)?"
@@ -53,6 +57,8 @@ def _name_regex(regex: str) -> str | None:
 
 
 def _regex_of(pattern: str) -> str | None:
+    from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
+
     compiled = GitIgnoreSpecPattern(pattern).regex
     return compiled.pattern if compiled is not None else None
 
@@ -112,6 +118,8 @@ class PatternMatcher:
     """Compiled exclude patterns. Raises ConfigError for a pattern pathspec rejects."""
 
     def __init__(self, patterns: Sequence[str]) -> None:
+        import pathspec
+
         try:
             self.spec = pathspec.GitIgnoreSpec.from_lines(list(patterns))
         except Exception as exc:  # pathspec raises its own ValueError subclasses

@@ -83,8 +83,8 @@ class Selector:
         for tag in self._tags:
             if not tag or "/" in tag:
                 raise ConfigError(f"exclude_if_present takes file names, not paths: {tag!r}")
-        matcher = PatternMatcher(excludes)
-        self._matcher = matcher if matcher.active else None
+        matcher = PatternMatcher(excludes) if excludes else None
+        self._matcher = matcher if matcher is not None and matcher.active else None
         self._devices: set[int] = set()
         if one_file_system:
             for root in self.roots:
