@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,46 @@ def test_handles_outside_the_format_are_not_listed_as_repository_files(tmp_path:
         if t is not FileType.BOOTSTRAP:
             assert list(be.list(t)) == []
     assert bootstrap.MANIFEST == "bootstrap.json"
+
+
+def test_the_closure_is_remembered_only_while_nothing_is_installed(
+    tmp_path: Path, fake_wheels: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backup checks bootstrap/ against the installed closure; the closure's names are cached, and a
+    changed import path (a distribution installed or removed) or a damaged cache file is not trusted."""
+    be = LocalBackend(str(tmp_path / "repo"))
+    be.create()
+    assert ensure_bootstrap(be).action == "written"
+    calls: list[int] = []
+    real = wheels.closure
+
+    def counted() -> list[wheels.Dist]:
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(wheels, "closure", counted)
+    assert ensure_bootstrap(be).action == "current"
+    assert calls == []  # remembered
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    assert ensure_bootstrap(be).action == "current"
+    assert calls == [1]  # another import path: read again
+    (site / "new_dist-1.0.dist-info").mkdir()  # something installed there
+    os.utime(site, ns=(1, 1))
+    assert ensure_bootstrap(be).action == "current"
+    assert calls == [1, 1]
+    cached = bootstrap._cache() / "closure.json"
+    for damaged in ("not json", '{"stamp": 1}', '{"stamp": [], "names": [3]}', "[]"):
+        cached.write_text(damaged)
+        assert ensure_bootstrap(be).action == "current"
+    assert len(calls) == 6
+    # a cached list that names other wheels makes the check rewrite bootstrap/, never skip it
+    doc = json.loads(cached.read_text())
+    doc["names"] = ["other-1.0-py3-none-any.whl"]
+    cached.write_text(json.dumps(doc))
+    assert ensure_bootstrap(be).action == "written"
+    assert (
+        json.loads((tmp_path / "repo" / "bootstrap" / "bootstrap.json").read_text())["wheels"] == fake_wheels
+    )
+    assert _names(be) == {*fake_wheels, "README.md", "requirements.txt", "SHA256SUMS", "bootstrap.json"}

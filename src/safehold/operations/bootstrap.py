@@ -233,6 +233,7 @@ def ensure_bootstrap(
             stored = {fi.name for fi in backend.list(FileType.BOOTSTRAP)}
             if stored >= {*names, README, REQUIREMENTS, SUMS, MANIFEST}:
                 return BootstrapResult("current", "bootstrap/ is up to date")
+        names = [d.filename for d in wheelmod.closure()]  # what is written comes from the installation
         paths = (build or wheelmod.cached_wheels)(_cache())
         return _write(backend, paths, names, wheelmod)
     except SafeholdError as exc:
