@@ -256,3 +256,32 @@ def test_a_prune_whose_lock_is_removed_stops_before_deleting(
     assert index <= set(os.listdir(repo_path / "index"))  # nor an old index file
     fresh = Repository.open(LocalBackend(str(repo_path)), PASSWORD)
     assert Checker(fresh).run(read_data=True).ok
+
+
+def test_old_temporary_files_are_reported_by_check_and_removed_by_prune(
+    tmp_path: Path, run: Any, repo_path: Path
+) -> None:
+    data = tmp_path / "data"
+    files(data, range(5))
+    assert run("init").code == 0
+    assert run("backup", str(data)).code == 0
+    sub = next(p for p in (repo_path / "data").iterdir() if p.is_dir())
+    old_spool = repo_path / "data" / ".tmp-spool-data-0123abcd"
+    old_save = sub / ".tmp-deadbeef-0011223344556677"
+    young = repo_path / "index" / ".tmp-cafe-8899aabbccddeeff"
+    for p in (old_spool, old_save, young):
+        p.write_bytes(b"half a file")
+    two_days_ago = time.time() - 2 * 86400
+    for p in (old_spool, old_save):
+        os.utime(p, (two_days_ago, two_days_ago))
+    r = run("check")
+    assert r.code == 0 and "2 temporary file(s) left by interrupted writes" in r.out
+    r = run("prune", "-n", "--json")
+    assert r.json()["temporary_files"] == 2 and old_spool.exists()
+    r = run("prune", "--json")
+    assert r.code == 0 and r.json()["temporary_files"] == 2
+    assert not old_spool.exists() and not old_save.exists() and young.exists()
+    backend = LocalBackend(str(repo_path))
+    for hostile in ("../outside/.tmp-x", "/etc/.tmp-passwd", "data/not-temporary"):
+        with pytest.raises(ValueError):
+            backend.remove_leftover(hostile)

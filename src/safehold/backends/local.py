@@ -186,6 +186,44 @@ class LocalBackend:
         except OSError as e:
             raise _error(e, f"removing {h} from", self.root) from e
 
+    def leftovers(self, older_than: float, now: float | None = None) -> builtins.list[FileInfo]:
+        """Temporary files that writers killed mid-save left (``.tmp-*`` in the repository's folders), last
+        changed more than ``older_than`` seconds ago; ``name`` is the path relative to the root. A live
+        writer's temporary file is younger than any sensible ``older_than`` (prune uses a day)."""
+        import time
+
+        now = time.time() if now is None else now
+        out: builtins.list[FileInfo] = []
+        folders = [self.root / t.folder for t in FileType if t not in (FileType.CONFIG, FileType.BOOTSTRAP)]
+        data = self.root / FileType.DATA.folder
+        folders += [data / d for d in self._entries(data) if len(d) == 2 and (data / d).is_dir()]
+        folders.append(self.root)
+        for folder in folders:
+            for name in self._entries(folder):
+                if not name.startswith(TEMP_PREFIX):
+                    continue
+                try:
+                    st = (folder / name).lstat()
+                except FileNotFoundError:
+                    continue
+                except OSError as e:
+                    raise _error(e, "listing", folder) from e
+                if not os.path.isdir(folder / name) and now - st.st_mtime > older_than:
+                    out.append(FileInfo(str((folder / name).relative_to(self.root)), st.st_size, st.st_mtime))
+        return out
+
+    def remove_leftover(self, rel: str) -> None:
+        """Remove one file :meth:`leftovers` named (and nothing else: the name must be a temporary one)."""
+        path = self.root / rel
+        if not path.name.startswith(TEMP_PREFIX) or ".." in Path(rel).parts or Path(rel).is_absolute():
+            raise ValueError(f"not a temporary file of this repository: {rel!r}")
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise _error(e, f"removing {rel} from", self.root) from e
+
     def close(self) -> None:
         """Nothing to release."""
 

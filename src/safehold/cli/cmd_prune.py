@@ -77,6 +77,11 @@ def options_from(params: dict[str, Any], dry_run: bool) -> PruneOptions:
 def render(outcome: PruneOutcome) -> str:
     lines = describe(outcome.plan)
     lines += [f"removed stale lock: {s}" for s in outcome.stale_locks_removed]
+    if outcome.temporary_files:
+        verb = "would remove" if outcome.dry_run else "removed"
+        lines.append(
+            f"{verb} {outcome.temporary_files} temporary file(s) that interrupted writes left over a day ago"
+        )
     r = outcome.result
     if outcome.dry_run or r is None:
         lines.append("dry run: nothing was changed")

@@ -28,6 +28,7 @@ from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.repository import Repository
 from safehold.engine.snapshot import Snapshot
 from safehold.engine.tree import DIR, FILE, decode_tree
+from safehold.engine.util import human_bytes
 from safehold.engine.verifier import PackProof, VerifierProcess, read_tail
 from safehold.errors import ColdStorageError, IntegrityError, SafeholdError, UsageError
 
@@ -140,6 +141,14 @@ class Checker:
                         if suspect
                         else "left by an interrupted backup; prune deletes it once it is an hour old"
                     )
+                )
+            from safehold.engine.pruner import temporary_leftovers
+
+            left = temporary_leftovers(repo.backend)
+            if left:
+                r.notes.append(
+                    f"{len(left)} temporary file(s) left by interrupted writes more than a day ago "
+                    f"({human_bytes(sum(fi.size for fi in left))}, e.g. {left[0].name}): prune removes them"
                 )
             if reader is not None:
                 reader.collect()

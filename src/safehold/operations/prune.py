@@ -24,6 +24,8 @@ from safehold.engine.pruner import (
     PruneResult,
     execute_prune,
     plan_prune,
+    remove_leftovers,
+    temporary_leftovers,
 )
 from safehold.engine.repository import Repository
 from safehold.errors import IntegrityError
@@ -44,10 +46,16 @@ class PruneOutcome:
     result: PruneResult | None
     dry_run: bool
     stale_locks_removed: list[str] = field(default_factory=list)
+    #: temporary files of interrupted writes older than a day: removed (or, in a dry run, found)
+    temporary_files: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         body = self.result.as_dict() if self.result is not None else self.plan.summary()
-        return body | {"dry_run": self.dry_run, "stale_locks_removed": self.stale_locks_removed}
+        return body | {
+            "dry_run": self.dry_run,
+            "stale_locks_removed": self.stale_locks_removed,
+            "temporary_files": self.temporary_files,
+        }
 
 
 def prune(repo: Repository, opts: PruneOptions, progress: Progress | None = None) -> PruneOutcome:
@@ -93,8 +101,11 @@ def prune(repo: Repository, opts: PruneOptions, progress: Progress | None = None
             workers=opts.workers,
         )
         outcome = PruneOutcome(plan, None, opts.dry_run, [i.describe() for i in stale])
+        leftovers = temporary_leftovers(repo.backend) if plan.ok else []
+        outcome.temporary_files = len(leftovers)
         if opts.dry_run and plan.ok:
             return outcome
+        remove_leftovers(repo.backend, leftovers, lock.check)
         if plan.ok and plan.nothing_to_do:
             outcome.result = PruneResult(plan, size_after=plan.size_before)
             return outcome
