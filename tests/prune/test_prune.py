@@ -285,3 +285,17 @@ def test_old_temporary_files_are_reported_by_check_and_removed_by_prune(
     for hostile in ("../outside/.tmp-x", "/etc/.tmp-passwd", "data/not-temporary"):
         with pytest.raises(ValueError):
             backend.remove_leftover(hostile)
+
+
+def test_forget_prune_dry_run_plans_as_if_forgotten(tmp_path: Path, run: Any, repo_path: Path) -> None:
+    data = tmp_path / "data"
+    files(data, range(30))
+    assert run("init").code == 0
+    assert run("backup", str(data)).code == 0
+    files(data, range(30), seed=4)
+    assert run("backup", str(data)).code == 0
+    before = listing(repo_path)
+    r = run("forget", "--keep-last", "1", "--prune", "-n", "--json")
+    assert r.code == 0, r.err
+    assert r.json()["prune"]["packs_delete"] >= 1 and r.json()["prune"]["dry_run"]
+    assert listing(repo_path) == before

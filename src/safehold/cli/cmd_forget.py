@@ -188,6 +188,8 @@ def forget_cmd(
         return
     if not app.json:
         app.emit(None, render(result))
+    if dry_run:  # the prune plan as it will be once the forget has happened
+        prune_opts.without = frozenset(s.id for s in result.plan.remove)
     outcome = prune(repo, prune_opts, app.progress())
     app.emit(result.as_dict() | {"prune": outcome.as_dict()}, "prune:\n" + render_prune(outcome))
 

@@ -38,6 +38,8 @@ class PruneOptions:
     grace: float = DEFAULT_GRACE
     dry_run: bool = False
     workers: int = 2
+    #: plan as if these snapshots were gone (``forget --prune -n``: what the forget would remove)
+    without: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -71,7 +73,7 @@ def prune(repo: Repository, opts: PruneOptions, progress: Progress | None = None
             )
         old_index = set(repo.index_files)
         damaged: list[str] = []
-        snaps = list(repo.iter_snapshots(errors=damaged))
+        snaps = [s for s in repo.iter_snapshots(errors=damaged) if s.id not in opts.without]
         if damaged:
             raise IntegrityError(
                 f"prune stopped before deleting anything: {len(damaged)} snapshot file(s) cannot be read, "
