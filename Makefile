@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint typecheck bench system-deps clean
+.PHONY: demo test test-slow lint typecheck bench bench-prune system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ test-slow: $(STAMP) system-deps
 bench: $(STAMP)
 	@bash scripts/system-deps.sh bench
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+## bench-prune: forget --keep-daily 7 --prune after 30 daily backups, safehold next to restic (BENCH_PRUNE_ARGS: --scale, --runs, ...)
+bench-prune: $(STAMP)
+	@bash scripts/system-deps.sh bench
+	$(BIN)/python -m benchmarks.prunebench $(BENCH_PRUNE_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
