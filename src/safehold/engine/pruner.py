@@ -57,15 +57,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import blake3
 import numpy as np
 import numpy.typing as npt
 
 from safehold.backends.base import Backend, FileInfo, FileType, Handle
 from safehold.backends.wrappers import unwrap
-from safehold.engine.index import BlobLocation, IndexColumns, encode_index
+from safehold.engine.crypto import blob_ad
+from safehold.engine.index import IndexColumns, encode_index
 from safehold.engine.pack import PackedBlob
 from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.repository import Repository
+from safehold.engine.sealer import Sealed
 from safehold.engine.usage import Usage, duplicate_groups, mark_used
 from safehold.engine.util import human_bytes
 from safehold.engine.writer import BlobWriter
@@ -381,48 +384,74 @@ def _repack(
     confirm: Callable[[], None],
     progress: Progress,
 ) -> int:
-    """Read the kept blobs of ``packs`` (verifying each) and write them into new packs; returns how many."""
+    """Copy the kept blobs of ``packs`` into new packs; returns how many were written.
+
+    Each blob is decrypted, decompressed and re-hashed against its id (nothing unverified is copied),
+    then its stored payload (still compressed) is encrypted under the writer's session and checked to
+    decrypt back: compressing again would cost several times more and give the same bytes. Packs are
+    read ``connections`` at a time in threads (decryption, decompression and hashing release the
+    interpreter lock); the blobs go into packs in this thread."""
     cols = plan.usage.cols
     by_pack = _rows_by_pack(cols, plan.keeper & np.isin(cols.pack, np.array(packs, dtype=np.uint32)))
     writer = BlobWriter(repo, check=check, confirm=confirm)
+    session = writer.session
     progress.start("repack", total_files=len(packs), total_bytes=plan.bytes_repack)
 
-    def read(p: int) -> list[tuple[int, bytes, bytes]]:
+    def read(p: int) -> list[tuple[Sealed, bytes]]:
         rows = by_pack.get(p)
         if rows is None:
             return []
         pack_id, envelope = cols.packs[p], cols.envelopes[p]
+        old = repo.sessions.for_envelope(envelope)
         data = repo.backend.load(Handle(FileType.DATA, pack_id.hex()))
+        dctx = repo.decompressor()
         out = []
         raw_ids = cols.ids[rows].tobytes()
         for k, row in enumerate(rows.tolist()):
             fl = int(cols.flags[row])
-            loc = BlobLocation(
-                pack_id,
-                envelope,
-                fl & 0x7F,
-                int(cols.offset[row]),
-                int(cols.length[row]),
-                int(cols.raw[row]),
-                bool(fl & 0x80),
-            )
+            blob_type, compressed = fl & 0x7F, bool(fl & 0x80)
+            offset, length, raw_length = int(cols.offset[row]), int(cols.length[row]), int(cols.raw[row])
             blob_id = raw_ids[32 * k : 32 * k + 32]
-            sealed = memoryview(data)[loc.offset : loc.offset + loc.length]
-            out.append((loc.type, blob_id, repo.decode_blob(blob_id, loc, envelope, sealed)))
+            what = f"blob {blob_id.hex()[:16]} of pack {pack_id.hex()[:16]}"
+            ad = blob_ad(blob_type, blob_id)
+            payload = old.open(memoryview(data)[offset : offset + length], ad, what)
+            plain = dctx.decompress(payload, max_output_size=raw_length) if compressed else payload
+            if (
+                len(plain) != raw_length
+                or blake3.blake3(plain, key=repo.keys.blob_id, max_threads=1).digest() != blob_id
+            ):
+                raise IntegrityError(
+                    f"{what} does not match its id", hint="Run 'safehold check --read-data'."
+                )
+            del plain
+            sealed = session.seal(payload, ad)
+            if session.open(sealed, ad, what) != payload:
+                raise IntegrityError(f"{what} did not read back identically before upload (memory error?)")
+            out.append((Sealed(blob_type, blob_id, raw_length, len(sealed), compressed), sealed))
         return out
 
     n_read = max(1, repo.backend.properties.connections)
     try:
         with ThreadPoolExecutor(max_workers=n_read, thread_name_prefix="safehold-repack") as pool:
-            pending: list[Future[list[tuple[int, bytes, bytes]]]] = []
+            pending: list[Future[list[tuple[Sealed, bytes]]]] = []
             queue = list(packs)
             while queue or pending:
                 while queue and len(pending) < n_read:
                     pending.append(pool.submit(read, queue.pop(0)))
                 blobs = pending.pop(0).result()
-                for blob_type, blob_id, plain in blobs:
-                    writer.submit(blob_type, blob_id, plain)
-                progress.advance(files=1, nbytes=sum(len(b[2]) for b in blobs))
+                by_type: dict[int, list[tuple[Sealed, bytes]]] = {}
+                for meta, sealed in blobs:
+                    by_type.setdefault(meta.type, []).append((meta, sealed))
+                for group in by_type.values():
+                    part: list[tuple[Sealed, bytes]] = []
+                    for item in group:  # batches of at most ~1 MiB or 64 blobs, like the writer's own
+                        part.append(item)
+                        if len(part) >= 64 or sum(m.length for m, _ in part) >= 1 << 20:
+                            writer.submit_sealed([m for m, _ in part], b"".join(ct for _, ct in part))
+                            part = []
+                    if part:
+                        writer.submit_sealed([m for m, _ in part], b"".join(ct for _, ct in part))
+                progress.advance(files=1, nbytes=sum(m.length for m, _ in blobs))
         writer.flush()
     except BaseException:
         writer.abort()

@@ -234,3 +234,31 @@ def decode_tree(data: bytes, tree_id: bytes | None = None) -> list[Node]:
             "turn it into paths. 'safehold check' lists every such tree.",
         )
     return nodes
+
+
+def tree_links(
+    data: bytes, tree_id: bytes | None = None
+) -> list[tuple[str, bytes, list[bytes], bytes | None]]:
+    """``(type, name, content blob ids, subtree id)`` of each node of a tree blob, without building
+    :class:`Node` objects: for walks that only follow references (prune marking what is used). The layout
+    and every id returned are checked (32 bytes each); names are returned as stored and never become
+    paths here, so the path-safety rule is not applied (:func:`decode_tree` does, for readers of names).
+    Raises IntegrityError on anything malformed."""
+    what = f"tree {tree_id.hex()[:16]}" if tree_id is not None else "tree blob"
+    try:
+        obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except Exception as exc:
+        raise IntegrityError(f"{what} does not decode: {exc}") from exc
+    if not isinstance(obj, list) or len(obj) != 2 or obj[0] != TREE_VERSION or not isinstance(obj[1], list):
+        raise IntegrityError(f"{what} has an unknown layout")
+    out: list[tuple[str, bytes, list[bytes], bytes | None]] = []
+    for w in obj[1]:
+        if not isinstance(w, list) or len(w) != 19 or w[1] not in NODE_TYPES or type(w[0]) is not bytes:
+            raise IntegrityError(f"{what}: malformed tree node")
+        content, subtree = w[11], w[12]
+        if not isinstance(content, list) or any(type(b) is not bytes or len(b) != 32 for b in content):
+            raise IntegrityError(f"{what}: malformed content ids")
+        if not (subtree is None or (type(subtree) is bytes and len(subtree) == 32)):
+            raise IntegrityError(f"{what}: malformed folder id")
+        out.append((_CANONICAL_TYPE[w[1]], w[0], content, subtree))
+    return out

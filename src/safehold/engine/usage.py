@@ -28,7 +28,7 @@ from safehold.engine.index import BlobLocation, IndexColumns
 from safehold.engine.pack import DATA, TREE
 from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.repository import Repository
-from safehold.engine.tree import DIR, FILE, Node, decode_tree
+from safehold.engine.tree import DIR, FILE, tree_links
 from safehold.errors import SafeholdError
 
 #: Data blob ids gathered before they are looked up and marked in one batch.
@@ -64,6 +64,10 @@ def duplicate_groups(cols: IndexColumns) -> npt.NDArray[np.int64]:
     return np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(~same, dtype=np.int64)])
 
 
+def _shown(name: bytes) -> str:
+    return name.decode("utf-8", "backslashreplace")
+
+
 def _ids_array(ids: list[bytes]) -> npt.NDArray[np.uint8]:
     return np.frombuffer(b"".join(ids), dtype=np.uint8).reshape(len(ids), 32)
 
@@ -84,7 +88,7 @@ def mark_used(
     remote = not repo.backend.properties.local
     data_ids: list[bytes] = []
     data_where: list[str] = []  # the folder of each id, and its file: names are made only for problems
-    data_nodes: list[Node] = []
+    data_names: list[bytes] = []
 
     def flush_data() -> None:
         if not data_ids:
@@ -92,12 +96,12 @@ def mark_used(
         rows = cols.find(_ids_array(data_ids))
         bad = np.flatnonzero((rows < 0) | (types[np.maximum(rows, 0)] != DATA))
         for k in bad.tolist():
-            where = f"{data_where[k]}/{data_nodes[k].display_name}"
+            where = f"{data_where[k]}/{_shown(data_names[k])}"
             usage.problem(f"{where}: data blob {data_ids[k].hex()[:16]} is not in the index")
         usage.used[rows[rows >= 0]] = True
         data_ids.clear()
         data_where.clear()
-        data_nodes.clear()
+        data_names.clear()
 
     def fetch(packno: int, items: list[tuple[bytes, str, int]]) -> list[tuple[bytes, str, bytes | str]]:
         """The plaintext of each tree (or the reason it could not be read)."""
@@ -152,21 +156,20 @@ def mark_used(
                         usage.problem(f"{where}: tree {tid.hex()[:16]}: {raw}")
                         continue
                     try:
-                        nodes = decode_tree(raw, tid)
+                        nodes = tree_links(raw, tid)
                     except SafeholdError as exc:
                         usage.problem(f"{where}: {exc}")
                         continue
-                    for n in nodes:
-                        if n.type == FILE:
-                            for b in n.content:
-                                data_ids.append(b)
-                                data_where.append(where)
-                                data_nodes.append(n)
-                        elif n.type == DIR:
-                            if n.subtree is None:
-                                usage.problem(f"{where}/{n.display_name}: folder without a tree")
+                    for kind, name, content, subtree in nodes:
+                        if kind == FILE:
+                            data_ids += content
+                            data_where += [where] * len(content)
+                            data_names += [name] * len(content)
+                        elif kind == DIR:
+                            if subtree is None:
+                                usage.problem(f"{where}/{_shown(name)}: folder without a tree")
                             else:
-                                nxt.append((n.subtree, f"{where}/{n.display_name}"))
+                                nxt.append((subtree, f"{where}/{_shown(name)}"))
                     if len(data_ids) >= _BATCH:
                         flush_data()
                 progress.advance(files=len(results))

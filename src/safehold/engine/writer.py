@@ -195,6 +195,19 @@ class BlobWriter:
                 )
             )
 
+    def submit_sealed(self, metas: list[Sealed], payload: bytes | bytearray) -> None:
+        """Add blobs the caller sealed itself under :attr:`session` (their ciphertexts back to back in
+        ``payload``): prune's repack re-encrypts the stored, already compressed bytes instead of
+        compressing again. The caller has verified them; they go straight into packs. One thread."""
+        self.raise_if_failed()
+        n = sum(m.raw_length for m in metas)
+        with self._budget:
+            while self._in_flight > 0 and self._in_flight + n > MAX_IN_FLIGHT:
+                self._budget.wait(0.5)
+                self.raise_if_failed()
+            self._in_flight += n
+        self._sealed(metas, payload)  # releases the budget again
+
     def save_blob(self, blob_type: int, data: bytes) -> bytes:
         """Hash, dedupe and queue ``data``; return its id."""
         blob_id = self.repo.keys.blob_id_of(data)
