@@ -111,16 +111,24 @@ def test_sigkill_of_prune_at_each_step(
         points = sorted({points[int(k * step)] for k in range(trials)})
     else:
         points = points + [random.randint(1, changes) for _ in range(trials - len(points))]
+    killed_count = 0
     for k, at in enumerate(points):
         trial = tmp_path / f"trial-{k}"
         shutil.copytree(base, trial)
         killed = _prune_at(trial, at)
-        assert killed.returncode == -signal.SIGKILL, (at, killed.stderr)
+        if killed.returncode == 0:
+            # how many packs a repack writes varies a little (blobs go to one of two open packs at
+            # random), so a point near the end may lie past this run's last change: it then completed
+            assert json.loads(killed.stdout)["changes"] < at, (at, killed.stdout)
+        else:
+            assert killed.returncode == -signal.SIGKILL, (at, killed.stderr)
+            killed_count += 1
         _verify(run, trial, expected, data, tmp_path, restore=k % 5 == 0)
         again = run("--repo", str(trial), "prune", "--max-unused", "0%", "--pack-grace", "0", "--json")
         assert again.code == 0, (at, again.err)
         _verify(run, trial, expected, data, tmp_path, restore=k % 5 == 0)
         shutil.rmtree(trial)
+    assert killed_count >= len(points) * 0.8, (killed_count, len(points))
 
 
 @pytest.mark.slow
