@@ -186,8 +186,9 @@ class Checker:
             )
         if r.packs_read and any("cannot be read" in e or "pack " in e for e in r.errors[structure_errors:]):
             r.advice.append(
-                "damaged packs: 'safehold repair snapshots --read-data' finds the files that used them and "
-                "writes snapshots without them"
+                "damaged packs: 'safehold repair snapshots --read-data --forget' finds the files that used them "
+                "and writes snapshots without them, then 'safehold prune --max-unused 0%' rewrites those packs "
+                "without the damaged blobs"
             )
 
     def _check_header(self, name: str, size: int, entries: list[PackedBlob]) -> None:
