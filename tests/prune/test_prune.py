@@ -21,7 +21,12 @@ def files(root: Path, names: range, size: int = 20_000, seed: int = 0) -> None:
 
 
 def listing(repo_path: Path) -> dict[str, int]:
-    return {str(p.relative_to(repo_path)): p.stat().st_size for p in repo_path.rglob("*") if p.is_file()}
+    """The repository's files and sizes (not audit/: every command appends its record there)."""
+    return {
+        str(p.relative_to(repo_path)): p.stat().st_size
+        for p in repo_path.rglob("*")
+        if p.is_file() and p.relative_to(repo_path).parts[0] != "audit"
+    }
 
 
 def snapshot_ids(run: Any) -> list[str]:
