@@ -16,6 +16,32 @@ import pytest
 
 from safehold.engine import keys
 
+#: Test modules that need no server, no CLI subprocess and no external tool: ``pytest -m unit`` runs
+#: them (about a minute) while working on formats, wrappers, configuration or the architecture.
+UNIT_MODULES = frozenset(
+    {
+        "tests/test_architecture.py",
+        "tests/test_base.py",
+        "tests/engine/test_format.py",
+        "tests/engine/test_filescache.py",
+        "tests/engine/test_lock.py",
+        "tests/backends/test_wrappers.py",
+        "tests/backends/test_memory_local.py",
+        "tests/backends/test_registry.py",
+        "tests/config/test_schema.py",
+        "tests/config/test_docgen.py",
+        "tests/sources/test_saas_diff.py",
+        "tests/sources/test_saas_http.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(str(config.rootpath))
+    for item in items:
+        if Path(str(item.path)).relative_to(root).as_posix() in UNIT_MODULES:
+            item.add_marker(pytest.mark.unit)
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _safehold_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
