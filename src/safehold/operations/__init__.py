@@ -1,6 +1,6 @@
 """Operations: what the commands do, on the engine, the configuration and the sources' contract. They
-report through an injected reporter (never print), plan before anything destructive, and never name a
-source kind (each kind answers :class:`~safehold.sources.base.Source`).
+report through an injected reporter (never print), plan before anything destructive, and reach the
+sources through their contract (:class:`~safehold.sources.base.Source`).
 
 Glossary:
 
