@@ -1,6 +1,6 @@
 """Fixtures of the whole-server test: a Laravel-like server in a temporary root and the real CLI.
 
-``laravel_server`` builds, below ``tmp_path/"R"``, the files of :mod:`tests.e2e.server`, a MariaDB
+``laravel_server`` (one per test module) builds, below a temporary ``R``, the files of :mod:`tests.e2e.server`, a MariaDB
 database with a random name, a private redis-server on a free loopback port and seeded fake Retell and
 Cal.com servers, and names them in ``R/var/www/app/.env`` the way a Laravel application does. Everything is
 dropped or stopped afterwards; the shared Redis on 6379 is never touched.
@@ -28,7 +28,14 @@ from tests.fakes.saas_calcom import FakeCalcom
 from tests.fakes.saas_retell import FakeRetell
 from tests.fakes.saas_seed import seed_calcom, seed_retell
 from tests.fakes.saas_server import FakeSaasServer
-from tests.sources.conftest import RedisServer, mysql_dbs, redis_server  # noqa: F401 - fixtures
+from tests.sources.conftest import (  # noqa: F401 - fixtures
+    RedisServer,
+    free_port,
+    mysql_dbs,
+    mysql_root,
+    rand,
+    redis_server,
+)
 
 PASSPHRASE = "e2e whole server passphrase"
 RETELL_KEY = "key_e2e_retell_0123456789"
@@ -52,11 +59,11 @@ class CliResult:
 Cli = Callable[..., CliResult]
 
 
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    cache = tmp_path / "cache"
+def make_cli(folder: Path) -> Cli:
+    """The CLI runner with its HOME and cache below ``folder``."""
+    home = folder / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    cache = folder / "cache"
 
     def run(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> CliResult:
         e = {k: v for k, v in os.environ.items() if not k.startswith("SAFEHOLD_")}
@@ -81,6 +88,11 @@ def cli(tmp_path: Path) -> Cli:
     return run
 
 
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return make_cli(tmp_path)
+
+
 @dataclass
 class LaravelServer:
     root: Path
@@ -102,27 +114,34 @@ class LaravelServer:
         return self.tmp / "repo"
 
 
-@pytest.fixture
-def laravel_server(
-    tmp_path: Path,
-    mysql_dbs: Callable[..., str],  # noqa: F811
-    redis_server: Callable[..., RedisServer],  # noqa: F811
-) -> Iterator[LaravelServer]:
-    db = mysql_dbs()
-    seed_mysql(db)
-    rs = redis_server(name="redis-main")
-    seed_redis(rs.client())
-    retell = FakeRetell(api_key=RETELL_KEY)
-    seed_retell(retell)
-    calcom = FakeCalcom(api_key=CALCOM_KEY)
-    seed_calcom(calcom)
-    with FakeSaasServer(retell) as rsrv, FakeSaasServer(calcom) as csrv:
-        root = tmp_path / "R"
-        env = env_text(
-            db=db,
-            redis_port=rs.port,
-            retell=(RETELL_KEY, rsrv.url),
-            calcom=(CALCOM_KEY, csrv.url + "/v2"),
-        )
-        app = build_tree(root, env)
-        yield LaravelServer(root, app, db, rs, retell, rsrv.url, calcom, csrv.url + "/v2", tmp_path)
+@pytest.fixture(scope="module")
+def laravel_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaravelServer]:
+    """One server per test module (building it and its first backup is the expensive part); the tests of
+    a module share it, so a module orders its tests from those that only read it to those that destroy it."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    db = rand("sh_test")
+    with mysql_root() as c, c.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    rs = RedisServer(port=free_port(), dir=tmp / "redis-main")
+    try:
+        seed_mysql(db)
+        rs.start()
+        seed_redis(rs.client())
+        retell = FakeRetell(api_key=RETELL_KEY)
+        seed_retell(retell)
+        calcom = FakeCalcom(api_key=CALCOM_KEY)
+        seed_calcom(calcom)
+        with FakeSaasServer(retell) as rsrv, FakeSaasServer(calcom) as csrv:
+            root = tmp / "R"
+            env = env_text(
+                db=db,
+                redis_port=rs.port,
+                retell=(RETELL_KEY, rsrv.url),
+                calcom=(CALCOM_KEY, csrv.url + "/v2"),
+            )
+            app = build_tree(root, env)
+            yield LaravelServer(root, app, db, rs, retell, rsrv.url, calcom, csrv.url + "/v2", tmp)
+    finally:
+        rs.stop()
+        with mysql_root() as c, c.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{db}`")

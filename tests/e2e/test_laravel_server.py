@@ -1,10 +1,12 @@
 """The whole server, end to end, through the real CLI (issue 5's "Done when").
 
 A Laravel-like server in a temporary root (see :mod:`tests.e2e.conftest`) is discovered with
-``init --preset laravel --root R``, backed up with ``backup --profile full``, destroyed (files, database,
-Redis keys, SaaS objects) and brought back with ``restore all``; then the same onto a second, empty root
-from a host without any configuration; then ``export`` is checked with ``sha256sum -c`` and its dump is
-loaded into a fresh database.
+``init --preset laravel --root R`` and backed up with ``backup --profile full`` once for the module
+(:func:`backed_up`: the 15-component backup is the expensive part). The tests then run in this order,
+from those that only read the server to those that destroy it: a restore onto the untouched server is
+refused; ``export`` is checked with ``sha256sum -c`` and its dump is loaded into a fresh database; the
+server is destroyed (files, database, Redis keys, SaaS objects) and brought back with ``restore all``;
+last, it is destroyed again and restored onto a second, empty root from a host without any configuration.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.e2e.compare import compare_server
-from tests.e2e.conftest import Cli, LaravelServer
+from tests.e2e.conftest import Cli, LaravelServer, make_cli
 from tests.e2e.saas import calcom_canonical, destroy_calcom, destroy_retell, retell_canonical
 from tests.e2e.server import (
     APP_REL,
@@ -88,10 +92,79 @@ def check_saas(s: LaravelServer, before: dict[str, Any]) -> None:
     assert calcom_canonical(s.calcom) == before["calcom"]
 
 
-def test_backup_destroy_restore_all_in_place(laravel_server: LaravelServer, cli: Cli) -> None:
+@pytest.fixture(scope="module")
+def backed_up(laravel_server: LaravelServer) -> dict[str, Any]:
+    """The module's one backup of the untouched server, and the server's state when it was taken."""
+    init_and_backup(laravel_server, make_cli(laravel_server.tmp / "backup-cli"))
+    return record(laravel_server)
+
+
+def test_restore_refuses_to_overwrite_a_live_database_without_force(
+    backed_up: dict[str, Any], laravel_server: LaravelServer, cli: Cli
+) -> None:
+    """Restoring onto the untouched server: files that match are skipped, the live database and Redis
+    are refused (not silently replaced), and the plan says so before anything is written."""
     s = laravel_server
-    init_and_backup(s, cli)
-    before = record(s)
+    r = cli("--config", str(s.config), "--json", "restore", "all", "--dry-run")
+    assert r.code == 0, r
+    plan = r.json()
+    assert plan["dry_run"] is True
+    refused = plan["components"]["database"]["refused"]
+    assert refused.startswith("refused: database ") and refused.endswith("is not empty; --force replaces it")
+    assert "keys already exist on " in plan["components"]["redis"]["refused"]
+    r = cli("--config", str(s.config), "restore", "all", "--dry-run")
+    assert "(nothing to do)" not in r.out and "refused: database " in r.out
+    # without --force the restore does not start: nothing is changed, no safety snapshot is taken
+    before = cli("--config", str(s.config), "--json", "snapshots").json()
+    r = cli("--config", str(s.config), "restore", "all", "--yes")
+    assert r.code == 1 and "restore refused, nothing was changed" in r.err
+    assert cli("--config", str(s.config), "--json", "snapshots").json() == before
+    assert os.path.isfile(s.app / ".env")
+
+
+def test_export_checksums_and_dump_loads(
+    backed_up: dict[str, Any], laravel_server: LaravelServer, cli: Cli, tmp_path: Path
+) -> None:
+    s = laravel_server
+    before = mysql_state(s.db)
+    out = tmp_path / "export.tar.gz"
+    r = cli("--config", str(s.config), "export", "latest", str(out))
+    assert r.code == 0, r
+    dest = tmp_path / "unpacked"
+    with tarfile.open(out) as tf:
+        tf.extractall(dest, filter="tar")
+    (top,) = dest.iterdir()
+    check = subprocess.run(
+        ["sha256sum", "-c", "--strict", "checksums.txt"], cwd=top, capture_output=True, text=True, check=False
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "FAILED" not in check.stdout
+    dumps = sorted(top.rglob("full_dump.sql.gz"))
+    assert [p.relative_to(top).as_posix() for p in dumps] == ["database/full_dump.sql.gz"]
+    # a tampered file is caught
+    victim = next(p for p in sorted(top.rglob("*")) if p.is_file() and p.name != "checksums.txt")
+    fresh = rand("sh_test")
+    try:
+        load_sql(fresh, gzip.decompress(dumps[0].read_bytes()))
+        assert mysql_state(fresh)["checksums"] == before["checksums"]
+        assert {k: v for k, v in mysql_state(fresh).items() if k != "views"} == {
+            k: v for k, v in before.items() if k != "views"
+        }
+    finally:
+        if database_exists(fresh):
+            drop_database(fresh)
+    victim.write_bytes(victim.read_bytes() + b"x")
+    bad = subprocess.run(
+        ["sha256sum", "-c", "--quiet", "checksums.txt"], cwd=top, capture_output=True, text=True, check=False
+    )
+    assert bad.returncode != 0
+
+
+def test_backup_destroy_restore_all_in_place(
+    backed_up: dict[str, Any], laravel_server: LaravelServer, cli: Cli
+) -> None:
+    s = laravel_server
+    before = backed_up
     destroy(s)
 
     r = cli("--config", str(s.config), "--json", "restore", "all", "--yes")
@@ -125,11 +198,10 @@ def test_backup_destroy_restore_all_in_place(laravel_server: LaravelServer, cli:
 
 
 def test_bare_metal_onto_an_empty_root_without_configuration(
-    laravel_server: LaravelServer, cli: Cli, redis_server: Any
+    backed_up: dict[str, Any], laravel_server: LaravelServer, cli: Cli, redis_server: Any
 ) -> None:
     s = laravel_server
-    init_and_backup(s, cli)
-    before = record(s)
+    before = backed_up
     destroy(s)
     s.config.unlink()  # the old host is gone, with its configuration
     assert not Path("/etc/safehold/safehold.toml").exists(), "this machine has a system-wide configuration"
@@ -170,64 +242,3 @@ def test_bare_metal_onto_an_empty_root_without_configuration(
     finally:
         if database_exists(new_db):
             drop_database(new_db)
-
-
-def test_export_checksums_and_dump_loads(laravel_server: LaravelServer, cli: Cli, tmp_path: Path) -> None:
-    s = laravel_server
-    init_and_backup(s, cli)
-    before = mysql_state(s.db)
-    out = tmp_path / "export.tar.gz"
-    r = cli("--config", str(s.config), "export", "latest", str(out))
-    assert r.code == 0, r
-    dest = tmp_path / "unpacked"
-    with tarfile.open(out) as tf:
-        tf.extractall(dest, filter="tar")
-    (top,) = dest.iterdir()
-    check = subprocess.run(
-        ["sha256sum", "-c", "--strict", "checksums.txt"], cwd=top, capture_output=True, text=True, check=False
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
-    assert "FAILED" not in check.stdout
-    dumps = sorted(top.rglob("full_dump.sql.gz"))
-    assert [p.relative_to(top).as_posix() for p in dumps] == ["database/full_dump.sql.gz"]
-    # a tampered file is caught
-    victim = next(p for p in sorted(top.rglob("*")) if p.is_file() and p.name != "checksums.txt")
-    fresh = rand("sh_test")
-    try:
-        load_sql(fresh, gzip.decompress(dumps[0].read_bytes()))
-        assert mysql_state(fresh)["checksums"] == before["checksums"]
-        assert {k: v for k, v in mysql_state(fresh).items() if k != "views"} == {
-            k: v for k, v in before.items() if k != "views"
-        }
-    finally:
-        if database_exists(fresh):
-            drop_database(fresh)
-    victim.write_bytes(victim.read_bytes() + b"x")
-    bad = subprocess.run(
-        ["sha256sum", "-c", "--quiet", "checksums.txt"], cwd=top, capture_output=True, text=True, check=False
-    )
-    assert bad.returncode != 0
-
-
-def test_restore_refuses_to_overwrite_a_live_database_without_force(
-    laravel_server: LaravelServer, cli: Cli
-) -> None:
-    """Restoring onto the untouched server: files that match are skipped, the live database and Redis
-    are refused (not silently replaced), and the plan says so before anything is written."""
-    s = laravel_server
-    init_and_backup(s, cli)
-    r = cli("--config", str(s.config), "--json", "restore", "all", "--dry-run")
-    assert r.code == 0, r
-    plan = r.json()
-    assert plan["dry_run"] is True
-    refused = plan["components"]["database"]["refused"]
-    assert refused.startswith("refused: database ") and refused.endswith("is not empty; --force replaces it")
-    assert "keys already exist on " in plan["components"]["redis"]["refused"]
-    r = cli("--config", str(s.config), "restore", "all", "--dry-run")
-    assert "(nothing to do)" not in r.out and "refused: database " in r.out
-    # without --force the restore does not start: nothing is changed, no safety snapshot is taken
-    before = cli("--config", str(s.config), "--json", "snapshots").json()
-    r = cli("--config", str(s.config), "restore", "all", "--yes")
-    assert r.code == 1 and "restore refused, nothing was changed" in r.err
-    assert cli("--config", str(s.config), "--json", "snapshots").json() == before
-    assert os.path.isfile(s.app / ".env")
