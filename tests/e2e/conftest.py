@@ -71,7 +71,7 @@ def make_cli(folder: Path) -> Cli:
             HOME=str(home),
             SAFEHOLD_CACHE_DIR=str(cache),
             SAFEHOLD_PASSWORD=PASSPHRASE,
-            SAFEHOLD_AUDIT_LOG=str(tmp_path / "audit.jsonl"),
+            SAFEHOLD_AUDIT_LOG=str(folder / "audit.jsonl"),
         )
         e.update(env or {})
         p = subprocess.run(
