@@ -47,7 +47,7 @@ def _own_times(s1: Snapshot, s2: Snapshot) -> Callable[[str], bool]:
 
     def own(path: str) -> bool:
         top = path.lstrip("/").partition("/")[0]
-        return all(_kind_of(s, top) == "files" for s in (s1, s2))
+        return all(_keeps_times(_kind_of(s, top)) for s in (s1, s2))
 
     return own
 
@@ -55,6 +55,12 @@ def _own_times(s1: Snapshot, s2: Snapshot) -> Callable[[str], bool]:
 def _kind_of(snap: Snapshot, name: str) -> str | None:
     meta = snap.components.get(name)
     return meta.get("kind") if isinstance(meta, dict) and isinstance(meta.get("kind"), str) else None
+
+
+def _keeps_times(kind: str | None) -> bool:
+    """Whether a kind's stored files carry the times of the files they were read from
+    (``Source.keeps_file_times``), rather than the time the source wrote them."""
+    return kind is not None and kind in registry.kinds() and registry.source_class(kind).keeps_file_times
 
 
 def _written(node: Node) -> bool:

@@ -300,6 +300,10 @@ class Source(ABC):
     restore_rank: ClassVar[int] = 1000
     #: Whether :meth:`drift` compares this kind's folders between snapshots (``safehold diff``).
     compares_drift: ClassVar[bool] = False
+    #: Whether the files of this kind's folders keep the times of the files they were read from (a copy
+    #: of a file system), so ``safehold diff`` compares those times; otherwise they are written by the
+    #: source (dumps, exports) and only their content, mode and owner count.
+    keeps_file_times: ClassVar[bool] = False
 
     #: The validated settings; a subclass narrows the type (``options: MySQLOptions``).
     options: BaseModel

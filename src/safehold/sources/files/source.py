@@ -60,6 +60,7 @@ class FilesSource(Source):
     Options: ClassVar[type[BaseModel]] = FilesOptions
     RestoreOptions: ClassVar[type[BaseModel]] = FilesRestoreOptions
     restore_rank: ClassVar[int] = 30
+    keeps_file_times: ClassVar[bool] = True
     options: FilesOptions
 
     def __init__(self, name: str, options: FilesOptions | Mapping[str, Any]) -> None:
