@@ -21,21 +21,9 @@ from safehold.backends.wrappers import (
     is_transient,
 )
 from safehold.errors import BackendError, NotFoundError
+from tests.fakes.clock import FakeClock
 
 H = Handle(FileType.DATA, "ab" * 32)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, s: float) -> None:
-        self.sleeps.append(s)
-        self.now += s
-
-    def clock(self) -> float:
-        return self.now
 
 
 def retrying(inner: Backend, clock: FakeClock, **policy: float) -> RetryBackend:
@@ -55,7 +43,7 @@ def retrying(inner: Backend, clock: FakeClock, **policy: float) -> RetryBackend:
 def test_retry_recovers_from_transient_failures(kind: FaultKind) -> None:
     mem = MemoryBackend()
     faulty = FaultyBackend(mem, [Fault(kind, at=1, times=3)])
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     hooks: list[tuple[str, int]] = []
     b = RetryBackend(
         faulty,
@@ -74,7 +62,7 @@ def test_retry_recovers_from_transient_failures(kind: FaultKind) -> None:
 
 def test_retry_gives_up_after_attempts_with_clear_error() -> None:
     faulty = FaultyBackend(MemoryBackend("mem://x"), [Fault(FaultKind.TIMEOUT, times=0, ops=ALL_OPS)])
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     b = retrying(faulty, clock, attempts=4, initial_delay=0.1)
     with pytest.raises(BackendError) as e:
         b.load(H)
@@ -89,7 +77,7 @@ def test_retry_gives_up_after_attempts_with_clear_error() -> None:
 
 def test_retry_respects_total_time_and_max_delay() -> None:
     faulty = FaultyBackend(MemoryBackend(), [Fault(FaultKind.FAIL, times=0)])
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     b = retrying(faulty, clock, attempts=100, initial_delay=1.0, max_delay=4.0, max_total=20.0, jitter=0.0)
     with pytest.raises(BackendError, match="failed after"):
         b.save(H, b"x")
@@ -99,7 +87,7 @@ def test_retry_respects_total_time_and_max_delay() -> None:
 
 def test_permanent_errors_are_not_retried() -> None:
     faulty = FaultyBackend(MemoryBackend(), [Fault(FaultKind.FAIL, transient=False)])
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     b = retrying(faulty, clock)
     with pytest.raises(BackendError, match="injected failure"):
         b.save(H, b"x")
@@ -127,7 +115,7 @@ def test_retry_of_connection_errors_and_lists() -> None:
             return gen()
 
     inner = Flaky(MemoryBackend())
-    clock = FakeClock()
+    clock = FakeClock(start=0.0)
     b = retrying(inner, clock)
     assert [f.name for f in b.list(FileType.INDEX)] == ["a", "b"]
     assert inner.n == 3
