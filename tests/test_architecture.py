@@ -226,3 +226,87 @@ def test_a_deliberate_upward_import_fails(tmp_path: Path) -> None:
     assert private_uses(modules, imports) == [
         "safehold.sources.doctor:1 imports the private name safehold.sources.mysql.client._query"
     ]
+
+
+# ------------------------------------------------------------------------------- kinds stay in sources
+#: Layers that call the Source contract and must not know any kind (DESIGN.md, "Source plugins").
+KIND_BLIND = ("operations", "cli")
+#: Kind names used as data where they mean something else, with the reason.
+KIND_NAME_ALLOWED: dict[tuple[str, str], str] = {
+    ("safehold.operations.export", "files"): "a count in the export's summary ({'files': n})",
+    ("safehold.operations.demo", "sqlite"): "a key of the demo's JSON result",
+}
+
+
+def _dispatch_literals(tree: ast.AST) -> list[ast.Constant]:
+    """String constants where code branches on a value or keys a table by it: either side of a
+    comparison (also inside a tuple/list/set compared against), and keys of dict displays."""
+    found: list[ast.Constant] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            for side in [node.left, *node.comparators]:
+                items = side.elts if isinstance(side, ast.Tuple | ast.List | ast.Set) else [side]
+                found += [x for x in items if isinstance(x, ast.Constant)]
+        elif isinstance(node, ast.Dict):
+            found += [k for k in node.keys if isinstance(k, ast.Constant)]
+    return found
+
+
+def kind_literals(root: Path = SRC) -> list[tuple[str, str, int]]:
+    """(module, name, line) wherever the kind-blind layers branch on a kind's name (compare with it, key
+    a table by it) or import a kind's package."""
+    from safehold.sources import registry
+
+    kinds = set(registry.kinds())
+    packages = {f"safehold.sources.{k.replace('-', '_').replace('/', '.')}" for k in kinds}
+    found = []
+    for layer in KIND_BLIND:
+        for path in sorted((root / PACKAGE / layer).rglob("*.py")):
+            me = module_name(path, root)
+            tree = ast.parse(path.read_text(), str(path))
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.ImportFrom)
+                    and node.module
+                    and node.module.startswith(tuple(packages))
+                ):
+                    found.append((me, node.module, node.lineno))
+            for const in _dispatch_literals(tree):
+                if isinstance(const.value, str) and const.value in kinds:
+                    found.append((me, const.value, const.lineno))
+    return sorted(found, key=lambda f: (f[0], f[2]))
+
+
+#: Modules that still know kinds, with what is left to do. Keep it short; a new entry needs a reason.
+KIND_BLIND_PENDING: dict[str, str] = {
+    "safehold.operations.export_layout": "per-kind export tables; moving them into each kind's package "
+    "(a Source export hook) is done on branch plugins-d but not merged yet",
+    "safehold.operations.export": "imports mysql.sandbox to filter dumps (an Entry transform set by the kind)",
+    "safehold.operations.demo": "builds FilesSource/SQLiteSource (a demo preset in config/presets instead)",
+}
+
+
+def test_operations_and_cli_name_no_source_kind() -> None:
+    found = [
+        f for f in kind_literals() if (f[0], f[1]) not in KIND_NAME_ALLOWED and f[0] not in KIND_BLIND_PENDING
+    ]
+    assert found == [], "operations/cli must call the Source contract, not name a kind"
+
+
+def test_a_kind_name_in_operations_is_found(tmp_path: Path) -> None:
+    pkg = tmp_path / PACKAGE
+    (pkg / "operations").mkdir(parents=True)
+    (pkg / "cli").mkdir()
+    (pkg / "operations" / "restore.py").write_text(
+        "from safehold.sources.mysql.client import query\n"
+        'if kind == "postgresql" or kind in ("redis", "git"):\n'
+        '    ORDER = {"files": 1}\n'
+        'print(record["command"], "files")\n'  # data, not a kind: not reported
+    )
+    assert kind_literals(tmp_path) == [
+        ("safehold.operations.restore", "safehold.sources.mysql.client", 1),
+        ("safehold.operations.restore", "postgresql", 2),
+        ("safehold.operations.restore", "redis", 2),
+        ("safehold.operations.restore", "git", 2),
+        ("safehold.operations.restore", "files", 3),
+    ]
