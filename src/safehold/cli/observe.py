@@ -156,7 +156,8 @@ def record(app: App, code: int, error: SafeholdError | None, deliveries: list[De
         audit.append_local(rec)
     except SafeholdError as exc:
         app.warn(f"warning: audit log: {exc.message}")
-    if app.repos and app.command_name not in LOCAL_ONLY:
+    dry_run = "--dry-run" in ARGV or "-n" in ARGV  # a dry run writes nothing into the repository
+    if app.repos and app.command_name not in LOCAL_ONLY and not dry_run:
         try:
             audit.append_repository(app.repos[0], rec)
         except SafeholdError as exc:
