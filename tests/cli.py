@@ -14,6 +14,14 @@ from pathlib import Path
 SAFEHOLD = [sys.executable, "-P", str(Path(__file__).resolve())]
 
 if __name__ == "__main__":
+    import os
+    import tempfile
+
+    # A test that builds its environment from scratch still never writes the real audit log.
+    os.environ.setdefault(
+        "SAFEHOLD_AUDIT_LOG", os.path.join(tempfile.gettempdir(), "safehold-tests", "audit.jsonl")
+    )
+
     from safehold.cli.main import entry
     from safehold.engine import keys
 

@@ -37,6 +37,7 @@ COLD = "STANDARD_IA"
 def cli_env(tmp_path: Path, sshd: SSHServer, s3_server: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SAFEHOLD_", "AWS_"))}
     env.update(
+        SAFEHOLD_AUDIT_LOG=str(tmp_path / "audit.jsonl"),
         SAFEHOLD_CACHE_DIR=str(tmp_path / "cache"),
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",

@@ -123,6 +123,7 @@ def _local_env(tmp_path: Path) -> dict[str, str]:
 def _s3_env(tmp_path: Path, s3_server: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SAFEHOLD_", "AWS_"))}
     env.update(
+        SAFEHOLD_AUDIT_LOG=str(tmp_path / "audit.jsonl"),
         SAFEHOLD_REPOSITORY=f"s3://{random_bucket()}/repo",
         SAFEHOLD_PASSWORD=PASSWORD,
         SAFEHOLD_CACHE_DIR=str(tmp_path / "cache"),
