@@ -31,11 +31,26 @@ EVENT_KINDS: dict[str, tuple[str, str]] = {
     "drill.failure": ("failure", "a restore drill failed"),
     "prune.success": ("success", "forget/prune completed"),
     "prune.failure": ("failure", "forget/prune failed"),
-    "rpo.breach": ("breach", "the newest good snapshot is older than the recovery point objective"),
-    "rto.breach": ("breach", "a restore drill took longer than the recovery time objective"),
-    "disk.low": ("warning", "a repository, cache or temporary folder is fuller than the warning level"),
-    "lock.held": ("warning", "a repository lock has been held longer than expected"),
-    "guard.failure": ("failure", "a deploy guard did not run the command: its backup failed"),
+    "rpo.breach": (
+        "breach",
+        "the newest good snapshot is older than the recovery point objective (reserved: this version does not send it yet)",
+    ),
+    "rto.breach": (
+        "breach",
+        "a restore drill took longer than the recovery time objective (reserved: this version does not send it yet)",
+    ),
+    "disk.low": (
+        "warning",
+        "a repository, cache or temporary folder is fuller than the warning level (reserved: this version does not send it yet)",
+    ),
+    "lock.held": (
+        "warning",
+        "a repository lock has been held longer than expected (reserved: this version does not send it yet)",
+    ),
+    "guard.failure": (
+        "failure",
+        "a deploy guard did not run the command: its backup failed (reserved: this version does not send it yet)",
+    ),
     "test": ("test", "'safehold notify test' (always sent, whatever the filter)"),
 }
 EVENT_CLASSES = ("start", "success", "partial", "failure", "breach", "warning")

@@ -228,7 +228,8 @@ class Drill(_Model):
     )
     schedule: str = Field(
         default="monthly",
-        description="When 'schedule install' runs the drill (a systemd OnCalendar expression).",
+        description="How often drills run (a systemd OnCalendar expression); sets the default of "
+        "objectives.drill_age. safehold installs no schedule yet: run 'safehold drill' from cron or a timer.",
         examples=["monthly", "Sun *-*-01..07 04:00"],
     )
     sandbox: str = Field(
