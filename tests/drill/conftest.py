@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import tomli_w
 
-from tests.e2e.conftest import Cli, LaravelServer, cli, laravel_server  # noqa: F401 - fixtures
+from tests.e2e.conftest import Cli, LaravelServer, build_laravel_server, cli  # noqa: F401 - fixtures
 from tests.sources.conftest import mysql_dbs, mysql_root, pg_admin, pg_dbs, redis_server  # noqa: F401 - fixtures
 
 
@@ -53,8 +53,16 @@ def scratch_databases() -> list[str]:
 
 
 @pytest.fixture
+def laravel_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaravelServer]:
+    """A server per drill test (not per module as in tests/e2e): every drill test adds tables and
+    components, initialises a repository and some damage the server or its snapshots."""
+    with build_laravel_server(tmp_path_factory.mktemp("e2e")) as s:
+        yield s
+
+
+@pytest.fixture
 def drill_server(
-    laravel_server: LaravelServer,  # noqa: F811
+    laravel_server: LaravelServer,
     cli: Cli,  # noqa: F811
     pg_dbs: Callable[..., str],  # noqa: F811
     tmp_path: Path,

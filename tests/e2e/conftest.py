@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,11 +115,9 @@ class LaravelServer:
         return self.tmp / "repo"
 
 
-@pytest.fixture(scope="module")
-def laravel_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaravelServer]:
-    """One server per test module (building it and its first backup is the expensive part); the tests of
-    a module share it, so a module orders its tests from those that only read it to those that destroy it."""
-    tmp = tmp_path_factory.mktemp("e2e")
+@contextmanager
+def build_laravel_server(tmp: Path) -> Iterator[LaravelServer]:
+    """The whole server below ``tmp``: its database, Redis, SaaS fakes and tree; removed on exit."""
     db = rand("sh_test")
     with mysql_root() as c, c.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
@@ -145,3 +144,11 @@ def laravel_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Laravel
         rs.stop()
         with mysql_root() as c, c.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+
+
+@pytest.fixture(scope="module")
+def laravel_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaravelServer]:
+    """One server per test module (building it and its first backup is the expensive part); the tests of
+    a module share it, so a module orders its tests from those that only read it to those that destroy it."""
+    with build_laravel_server(tmp_path_factory.mktemp("e2e")) as s:
+        yield s
