@@ -40,12 +40,17 @@ def fsync_dir(folder: str | os.PathLike[str]) -> None:
     """
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        _fsync_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_fd(fd: int) -> None:
+    try:
         os.fsync(fd)
     except OSError as e:
         if e.errno not in (errno.EINVAL, errno.ENOTSUP):
             raise
-    finally:
-        os.close(fd)
 
 
 class AtomicFile:
@@ -54,16 +59,32 @@ class AtomicFile:
     Use as a context manager; leaving it without :meth:`commit` (or with an exception) removes the
     temporary file. ``path`` is the temporary file's path, for a caller that checks the content before
     committing (the SQLite restore opens it). ``parents`` creates missing folders of ``dest`` first.
-    Raises OSError as the underlying calls do.
+    ``dir_fd``: ``dest`` is a name in the folder open as ``dir_fd`` (a folder reached without following
+    a symlink someone else planted: see ``engine.fs.safedir.open_folder``); nothing is then looked up by
+    path (``path`` goes through ``/proc/self/fd``). Raises OSError as the underlying calls do.
     """
 
-    def __init__(self, dest: str | os.PathLike[str], *, mode: int = 0o600, parents: bool = False) -> None:
+    def __init__(
+        self,
+        dest: str | os.PathLike[str],
+        *,
+        mode: int = 0o600,
+        parents: bool = False,
+        dir_fd: int | None = None,
+    ) -> None:
         self.dest = Path(dest)
         self.mode = mode
+        self._dir_fd = dir_fd
+        if dir_fd is not None and (parents or self.dest.name != os.fspath(dest) or not self.dest.name):
+            raise ValueError(f"{dest!r}: with dir_fd, dest is one name in that folder")
         if parents:
             self.dest.parent.mkdir(parents=True, exist_ok=True)
-        self.path = self.dest.with_name(f".{self.dest.name}.safehold-tmp-{secrets.token_hex(6)}")
-        self._fd = os.open(self.path, _CREATE, 0o600)
+        self.name = f".{self.dest.name}.safehold-tmp-{secrets.token_hex(6)}"
+        if dir_fd is None:
+            self.path = self.dest.with_name(self.name)
+        else:
+            self.path = Path(f"/proc/self/fd/{dir_fd}") / self.name
+        self._fd = os.open(self.name if dir_fd is not None else self.path, _CREATE, 0o600, dir_fd=dir_fd)
         self.size = 0
         self._done = False
 
@@ -75,6 +96,10 @@ class AtomicFile:
     ) -> None:
         if not self._done:
             self.discard()
+
+    def fileno(self) -> int:
+        """The temporary file's descriptor (for ``fchown``, ``utime`` before :meth:`commit`)."""
+        return self._fd
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Append ``data`` (all of it)."""
@@ -92,12 +117,18 @@ class AtomicFile:
             os.close(self._fd)
             self._fd = -1
         try:
-            os.replace(self.path, self.dest)
+            if self._dir_fd is None:
+                os.replace(self.path, self.dest)
+            else:
+                os.replace(self.name, self.dest.name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
         except BaseException:
             self.discard()
             raise
         self._done = True
-        fsync_dir(self.dest.parent)
+        if self._dir_fd is None:
+            fsync_dir(self.dest.parent)
+        else:
+            _fsync_fd(self._dir_fd)
 
     def discard(self) -> None:
         """Remove the temporary file (safe to call more than once)."""
@@ -106,7 +137,10 @@ class AtomicFile:
             os.close(self._fd)
             self._fd = -1
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+            if self._dir_fd is None:
+                os.unlink(self.path)
+            else:
+                os.unlink(self.name, dir_fd=self._dir_fd)
 
 
 def atomic_write(
@@ -115,10 +149,11 @@ def atomic_write(
     *,
     mode: int = 0o600,
     parents: bool = False,
+    dir_fd: int | None = None,
 ) -> int:
     """Write ``data`` (bytes, or an iterable of chunks) to ``dest`` atomically and durably (see
     :class:`AtomicFile`); returns the number of bytes written."""
-    with AtomicFile(dest, mode=mode, parents=parents) as f:
+    with AtomicFile(dest, mode=mode, parents=parents, dir_fd=dir_fd) as f:
         for chunk in [data] if isinstance(data, bytes | bytearray | memoryview) else data:
             f.write(chunk)
         f.commit()

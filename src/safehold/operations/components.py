@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
-import stat
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ from typing import IO, Any
 
 from safehold.engine.archiver import VirtualDir
 from safehold.engine.fs.meta import apply_metadata
-from safehold.engine.fs.safedir import O_DIR
+from safehold.engine.fs.safedir import O_DIR, in_the_way, in_the_way_above
 from safehold.engine.fs.select import Selector
 from safehold.engine.pack import DATA
 from safehold.engine.progress import Progress
@@ -206,14 +205,9 @@ class EngineComponentReader:
         found: list[str] = []
         dest = os.path.abspath(os.fsencode(target))
         if root is not None:  # the folders from the target root down to the target
-            here = os.path.abspath(os.fsencode(root))
-            for name in [n for n in os.path.relpath(dest, here).split(b"/") if n not in (b"", b".")]:
-                here = os.path.join(here, name)
-                problem = _in_the_way(here, force, owned_links_ok=True)
-                if problem is not None:
-                    return [problem]
-                if problem is None and not os.path.lexists(here):
-                    return []
+            problem = in_the_way_above(dest, os.path.abspath(os.fsencode(root)), force)
+            if problem is not None:
+                return [problem]
         node = self._node(path)
         stack = [(dest, node)] if node.type == DIR and node.subtree is not None else []
         while stack and len(found) < 20:
@@ -223,33 +217,12 @@ class EngineComponentReader:
                 if child.type != DIR or child.subtree is None:
                     continue
                 p = os.path.join(live, child.name)
-                problem = _in_the_way(p, force, owned_links_ok=False)
+                problem = in_the_way(p, force, owned_links_ok=False)
                 if problem is not None:
                     found.append(problem)
                 elif os.path.lexists(p):
                     stack.append((p, child))
         return found
-
-
-def _in_the_way(path: bytes, force: bool, *, owned_links_ok: bool) -> str | None:
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    if stat.S_ISDIR(st.st_mode):
-        return None
-    if stat.S_ISLNK(st.st_mode):
-        if owned_links_ok and st.st_uid in (0, os.geteuid()):
-            return None
-        what = f"a symlink (to {os.fsdecode(os.readlink(path))})"
-    else:
-        what = "a file" if stat.S_ISREG(st.st_mode) else "a special file"
-    then = (
-        "--force replaces it with the folder from the snapshot"
-        if force
-        else "not followed: the restore refuses it and everything below it (--force replaces it)"
-    )
-    return f"{os.fsdecode(path)}: {what} is in the way of a folder; {then}"
 
 
 def log_time() -> str:

@@ -79,6 +79,99 @@ def _lstat(dfd: int, name: bytes) -> os.stat_result | None:
         return None
 
 
+def open_folder(path: bytes, trusted: bytes, *, create: bool = True, replace: bool = False) -> int:
+    """A descriptor of the folder ``path``, opened from ``trusted`` (a folder above it, or ``path`` itself,
+    opened as named) one name at a time: a symlink on the way is followed only when root (or this user)
+    owns it (an administrator's link, not one an unprivileged user planted); anything else in the way
+    (another user's symlink, a file) is refused with :class:`InTheWay`, or with ``replace`` removed (the
+    link itself, never what it points to) and a folder made in its place. ``create``: missing folders
+    are made (mode 0755). The rule of a component restore from its target root down to what it writes."""
+    if create:
+        os.makedirs(trusted, exist_ok=True)
+    fd = os.open(trusted, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    here = trusted
+    try:
+        for name in os.path.relpath(path, trusted).split(b"/"):
+            if name in (b".", b""):
+                continue
+            if name == b"..":
+                raise InTheWay(f"{os.fsdecode(path)} is not below {os.fsdecode(trusted)}")
+            here = os.path.join(here, name)
+            child = step_down(fd, here, name, create=create, replace=replace)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def step_down(pfd: int, here: bytes, name: bytes, *, create: bool, replace: bool, mode: int = 0o755) -> int:
+    """Open (with ``create``: make, with ``mode``) the folder ``name`` in folder ``pfd`` by the rule of
+    :func:`open_folder`; ``here`` is its path, for messages."""
+    st = _lstat(pfd, name)
+    if st is None and create:
+        try:
+            os.mkdir(name, mode, dir_fd=pfd)
+        except FileExistsError:
+            pass
+        st = _lstat(pfd, name)
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        return os.open(name, O_DIR, dir_fd=pfd)
+    if st is not None and stat.S_ISLNK(st.st_mode) and st.st_uid in (0, os.geteuid()):
+        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=pfd)
+    what = _what(st)
+    if st is None or not replace:
+        owner = " owned by another user" if st is not None and stat.S_ISLNK(st.st_mode) else ""
+        raise InTheWay(
+            f"{os.fsdecode(here)}: {what}{owner} is in the way of a folder; not followed, nothing "
+            "restored below it"
+        )
+    try:
+        os.unlink(name, dir_fd=pfd)
+        os.mkdir(name, mode, dir_fd=pfd)
+        return os.open(name, O_DIR, dir_fd=pfd)
+    except OSError as exc:
+        raise InTheWay(f"{os.fsdecode(here)}: cannot replace {what} with a folder: {exc.strerror}") from exc
+
+
+def in_the_way(path: bytes, force: bool, *, owned_links_ok: bool) -> str | None:
+    """For a plan: what is at ``path`` where a restore needs a folder (a symlink, a file), as a warning;
+    None when it is a folder, nothing, or (``owned_links_ok``) a symlink root or this user owns."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        if owned_links_ok and st.st_uid in (0, os.geteuid()):
+            return None
+        what = f"a symlink (to {os.fsdecode(os.readlink(path))})"
+    else:
+        what = "a file" if stat.S_ISREG(st.st_mode) else "a special file"
+    then = (
+        "--force replaces it with the folder from the snapshot"
+        if force
+        else "not followed: the restore refuses it and everything below it (--force replaces it)"
+    )
+    return f"{os.fsdecode(path)}: {what} is in the way of a folder; {then}"
+
+
+def in_the_way_above(path: bytes, trusted: bytes, force: bool) -> str | None:
+    """For a plan: the first thing :func:`open_folder` would refuse (or with ``force`` replace) on its
+    way from ``trusted`` down to ``path``, as a warning; None when the way is clear."""
+    here = trusted
+    for name in [n for n in os.path.relpath(path, trusted).split(b"/") if n not in (b"", b".")]:
+        here = os.path.join(here, name)
+        problem = in_the_way(here, force, owned_links_ok=True)
+        if problem is not None:
+            return problem
+        if not os.path.lexists(here):
+            return None
+    return None
+
+
 class DirTree:
     """Descriptors of the folders below ``root`` (relative paths, ``b""`` is the root); thread-safe.
 
@@ -100,7 +193,7 @@ class DirTree:
         self.root = root
         self.replace = replace
         if trusted is not None:
-            fd = self._walk_down(trusted, root, create=create)
+            fd = open_folder(root, trusted, create=create, replace=replace)
         else:
             if create:
                 os.makedirs(root, exist_ok=True)
@@ -120,57 +213,6 @@ class DirTree:
         self._max = max(2, max_open)
         self._lock = threading.RLock()
         self._new: list[bytes] = []
-
-    def _walk_down(self, trusted: bytes, root: bytes, *, create: bool) -> int:
-        """Open ``root`` from ``trusted`` (a folder above it, opened as named) one name at a time: a
-        symlink on the way is followed only when root (or this user) owns it (an administrator's link,
-        not one an unprivileged user planted); anything else in the way is refused or replaced."""
-        if create:
-            os.makedirs(trusted, exist_ok=True)
-        fd = os.open(trusted, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        here = trusted
-        try:
-            for name in os.path.relpath(root, trusted).split(b"/"):
-                if name in (b".", b""):
-                    continue
-                if name == b"..":
-                    raise InTheWay(f"{os.fsdecode(root)} is not below {os.fsdecode(trusted)}")
-                here = os.path.join(here, name)
-                child = self._step(fd, here, name, create=create)
-                os.close(fd)
-                fd = child
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
-
-    def _step(self, pfd: int, here: bytes, name: bytes, *, create: bool) -> int:
-        st = _lstat(pfd, name)
-        if st is None and create:
-            try:
-                os.mkdir(name, 0o755, dir_fd=pfd)
-            except FileExistsError:
-                pass
-            st = _lstat(pfd, name)
-        if st is not None and stat.S_ISDIR(st.st_mode):
-            return os.open(name, O_DIR, dir_fd=pfd)
-        if st is not None and stat.S_ISLNK(st.st_mode) and st.st_uid in (0, os.geteuid()):
-            return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=pfd)
-        what = _what(st)
-        if st is None or not self.replace:
-            owner = " owned by another user" if st is not None and stat.S_ISLNK(st.st_mode) else ""
-            raise InTheWay(
-                f"{os.fsdecode(here)}: {what}{owner} is in the way of a folder; not followed, nothing "
-                "restored below it"
-            )
-        try:
-            os.unlink(name, dir_fd=pfd)
-            os.mkdir(name, 0o755, dir_fd=pfd)
-            return os.open(name, O_DIR, dir_fd=pfd)
-        except OSError as exc:
-            raise InTheWay(
-                f"{os.fsdecode(here)}: cannot replace {what} with a folder: {exc.strerror}"
-            ) from exc
 
     def path(self, rel: bytes, name: bytes = b"") -> str:
         """``rel`` (and ``name`` in it) as a path for messages."""

@@ -27,6 +27,11 @@ collectors named in the restore option ``collectors`` when that list is given). 
 each file that would be created or overwritten. Single files get their mode, owner (by name when that
 user exists on this machine, else by uid) and mtime back; owners need root, otherwise a warning says
 they were not restored. The report's ``details["next_steps"]`` names the reloads the services need.
+Nothing is written by path: every folder from the target root down to an item is opened one name at a
+time (``engine.fs.safedir.open_folder``; root's own symlinks are followed, another user's symlink or a
+file where a folder goes is refused, or with ``--force`` replaced, and the plan warns of it), and single
+files and symlinks are created under a new name in that folder, given their owner, mode and time through
+their descriptor, then renamed into place.
 
 Modules: :mod:`.source`.
 """

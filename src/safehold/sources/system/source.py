@@ -7,15 +7,17 @@ import json
 import os
 import pwd
 import re
+import secrets
 import stat
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from safehold.engine.fs.safedir import in_the_way_above, open_folder, step_down
 from safehold.engine.tree import path_problem
 from safehold.errors import SourceError
-from safehold.fsutil import atomic_write
+from safehold.fsutil import AtomicFile
 from safehold.sources.base import (
     ComponentReader,
     ComponentWriter,
@@ -281,7 +283,7 @@ class SystemSource(Source):
         if not snap.exists(MANIFEST):
             raise SourceError(f"component {self.name}: the snapshot holds no {MANIFEST}")
         manifest = _checked_manifest(snap.read_bytes(MANIFEST), self.name)
-        base = Path(ro.target_root or self.options.root)
+        base = Path(os.path.abspath(ro.target_root or self.options.root))
         create: list[str] = []
         overwrite: list[str] = []
         next_steps: list[str] = []
@@ -301,6 +303,14 @@ class SystemSource(Source):
                     elif not os.path.lexists(p):
                         create.append(shown)
                 plan.steps.append((cname, item, dest))
+                # symlinks where folders go: never followed, refused (--force: replaced)
+                if item["type"] == "dir":
+                    plan.warnings += snap.in_the_way(
+                        f"{cname}/{item['path']}", dest, root=base, force=ctx.force
+                    )
+                else:
+                    problem = in_the_way_above(os.fsencode(dest.parent), os.fsencode(base), ctx.force)
+                    plan.warnings += [problem] if problem else []
         plan.actions += [f"create {p}" for p in create] + [f"overwrite {p}" for p in overwrite]
         plan.details.update(
             {
@@ -313,19 +323,31 @@ class SystemSource(Source):
         return plan
 
     def apply(self, plan: RestorePlan, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
+        """Every item written below the target root through folders reached from it one name at a time
+        (:func:`~safehold.engine.fs.safedir.open_folder`: only root's own symlinks are followed on the
+        way; another user's symlink or a file where a folder goes is refused, or with ``--force``
+        replaced), files and symlinks created under a new name and renamed into place."""
         report = RestoreReport(self.name, list(plan.actions), list(plan.warnings), dict(plan.details))
         warned_owner = False
         base = Path(plan.details["target_root"])
         for cname, item, dest in plan.steps:
-            if item["type"] == "dir":
-                snap.restore_tree(f"{cname}/{item['path']}", dest, root=base)
-            elif item["type"] == "symlink":
-                _put_symlink(dest, item["target"])
-            else:
-                owned = _put_file(snap, f"{cname}/{item['path']}", dest, item)
-                if not owned and not warned_owner:
-                    report.warnings.append("not running as root: owners of restored files were not set")
-                    warned_owner = True
+            stored = f"{cname}/{item['path']}"
+            try:
+                if item["type"] == "dir":
+                    overwrite = "always" if ctx.force else "if-changed"
+                    snap.restore_tree(stored, dest, overwrite=overwrite, root=base)
+                elif item["type"] == "symlink":
+                    _put_symlink(base, dest, item["target"], replace=ctx.force)
+                else:
+                    owned = _put_file(snap, stored, base, dest, item, replace=ctx.force)
+                    if not owned and not warned_owner:
+                        report.warnings.append("not running as root: owners of restored files were not set")
+                        warned_owner = True
+            except OSError as exc:
+                raise SourceError(
+                    f"component {self.name}: cannot restore {dest}: {exc.strerror or exc}",
+                    hint="Check what is at that path; nothing was written through a symlink.",
+                ) from None
         return report
 
 
@@ -374,13 +396,25 @@ def _checked_manifest(raw: bytes, component: str) -> dict[str, Any]:
     return dict(manifest)
 
 
-def _put_symlink(dest: Path, target: str) -> None:
-    if os.path.islink(dest) and os.readlink(dest) == target:
-        return
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if os.path.lexists(dest) and (dest.is_symlink() or not dest.is_dir()):
-        dest.unlink()
-    os.symlink(target, dest)
+def _put_symlink(base: Path, dest: Path, target: str, *, replace: bool) -> None:
+    """Make ``dest`` a symlink to ``target``: created under a new name in ``dest``'s folder (reached from
+    ``base`` by the rule of :func:`open_folder`) and renamed over what is there (a folder stays)."""
+    dfd = open_folder(os.fsencode(dest.parent), os.fsencode(base), replace=replace)
+    try:
+        try:
+            if os.readlink(dest.name, dir_fd=dfd) == target:
+                return
+        except OSError:
+            pass
+        tmp = f".{dest.name}.safehold-tmp-{secrets.token_hex(6)}"
+        os.symlink(target, tmp, dir_fd=dfd)
+        try:
+            os.replace(tmp, dest.name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except OSError:
+            os.unlink(tmp, dir_fd=dfd)
+            raise
+    finally:
+        os.close(dfd)
 
 
 def _uid_gid(rec: dict[str, Any]) -> tuple[int, int]:
@@ -399,22 +433,49 @@ def _uid_gid(rec: dict[str, Any]) -> tuple[int, int]:
     return uid, gid
 
 
-def _put_file(snap: ComponentReader, stored: str, dest: Path, item: dict[str, Any]) -> bool:
-    """Write one file with mode, mtime and (as root) owner; returns whether owners were set."""
+def _folder_of(base: Path, dest: Path, parent: dict[str, Any] | None, *, replace: bool) -> int:
+    """A descriptor of ``dest``'s folder, reached from ``base`` (:func:`open_folder`); when it is missing
+    and its metadata was recorded (``parent``) it is made with that mode and (as root) owner."""
+    b, folder = os.fsencode(base), os.fsencode(dest.parent)
+    if not parent or folder == b:
+        return open_folder(folder, b, replace=replace)
+    gfd = open_folder(os.path.dirname(folder), b, replace=replace)
+    try:
+        name = os.path.basename(folder)
+        try:
+            os.stat(name, dir_fd=gfd, follow_symlinks=False)
+            fresh = False
+        except FileNotFoundError:
+            fresh = True
+        fd = step_down(gfd, folder, name, create=True, replace=replace, mode=0o700)
+    finally:
+        os.close(gfd)
+    if fresh:
+        if os.geteuid() == 0:
+            os.fchown(fd, *_uid_gid(parent))
+        os.fchmod(fd, parent["mode"])
+    return fd
+
+
+def _put_file(
+    snap: ComponentReader, stored: str, base: Path, dest: Path, item: dict[str, Any], *, replace: bool
+) -> bool:
+    """Write one file with mode, mtime and (as root) owner, every call on a descriptor; returns whether
+    owners were set."""
     root = os.geteuid() == 0
     parent = item.get("parent")
-    if parent and not dest.parent.exists():
-        dest.parent.parent.mkdir(parents=True, exist_ok=True)
-        dest.parent.mkdir(mode=0o700)
-        os.chmod(dest.parent, parent["mode"])
-        if root:
-            os.chown(dest.parent, *_uid_gid(parent))
-    atomic_write(dest, snap.open_stream(stored), parents=True)
-    if root:
-        os.chown(dest, *_uid_gid(item))
-    os.chmod(dest, item["mode"])
-    os.utime(dest, ns=(item["mtime_ns"], item["mtime_ns"]))
-    if parent and "mtime_ns" in parent:
-        # writing into the folder moved its mtime: put the recorded one back (after every file)
-        os.utime(dest.parent, ns=(parent["mtime_ns"], parent["mtime_ns"]))
+    dfd = _folder_of(base, dest, parent, replace=replace)
+    try:
+        with AtomicFile(dest.name, mode=item["mode"], dir_fd=dfd) as f:
+            for chunk in snap.open_stream(stored):
+                f.write(chunk)
+            if root:
+                os.fchown(f.fileno(), *_uid_gid(item))
+            os.utime(f.fileno(), ns=(item["mtime_ns"], item["mtime_ns"]))
+            f.commit()
+        if parent and "mtime_ns" in parent:
+            # writing into the folder moved its mtime: put the recorded one back (after every file)
+            os.utime(dfd, ns=(parent["mtime_ns"], parent["mtime_ns"]))
+    finally:
+        os.close(dfd)
     return root

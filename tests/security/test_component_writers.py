@@ -1,0 +1,157 @@
+"""Component restores that write single files (not through ``restore_tree``) never follow a symlink that
+an unprivileged user planted on the way from the target root down to what they write: the ``system``
+kind's single files (a user's crontab, ``etc/crontab``) and top-level symlinks. The same rule as the
+``files`` kind (tests/security/test_symlinks.py): root's own symlinks above the path are followed, another
+user's symlink (or a file) where a folder goes is refused, or with ``--force`` replaced. Every test
+proves that nothing outside the target was created, changed or chmod-ed (sentinel fingerprint)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from safehold.engine.repository import Repository
+from safehold.errors import SafeholdError
+from safehold.operations.components import EngineComponentReader
+from safehold.sources.base import SourceContext
+from safehold.sources.system import SystemOptions, SystemSource
+from tests.security.hostile import MTIME, save_snapshot
+from tests.security.sentinel import World
+
+NOBODY = 65534
+CRONTAB = b"* * * * * php artisan schedule:run\n"
+SYSTAB = b"17 * * * * root run-parts /etc/cron.hourly\n"
+
+
+def _meta(mode: int, uid: int = 0) -> dict[str, object]:
+    return {"mode": mode, "uid": uid, "gid": 0, "user": None, "group": None, "mtime_ns": MTIME}
+
+
+MANIFEST = {
+    "format": 1,
+    "root": "/",
+    "collectors": {
+        "cron": {
+            "patterns": ["var/spool/cron/crontabs/*", "etc/crontab", "etc/cron.d/*"],
+            "missing": [],
+            "items": [
+                {
+                    "path": "var/spool/cron/crontabs/www-data",
+                    "type": "file",
+                    **_meta(0o600, 33),
+                    "parent": _meta(0o1730),
+                },
+                {"path": "etc/crontab", "type": "file", **_meta(0o644), "parent": _meta(0o755)},
+                {"path": "etc/cron.d/app", "type": "symlink", "target": "/srv/app/cron"},
+            ],
+        }
+    },
+}
+#: Folders below the target root on the way to the single files and the symlink.
+FOLDERS = ["var", "var/spool/cron", "var/spool/cron/crontabs", "etc", "etc/cron.d"]
+
+
+def _component(repo: Repository) -> tuple[SystemSource, EngineComponentReader]:
+    entries = [
+        (
+            b"sys",
+            [
+                (
+                    b"cron",
+                    [
+                        (b"etc", [(b"crontab", SYSTAB)]),
+                        (b"var", [(b"spool", [(b"cron", [(b"crontabs", [(b"www-data", CRONTAB)])])])]),
+                    ],
+                ),
+                (b"manifest.json", json.dumps(MANIFEST).encode()),
+            ],
+        )
+    ]
+    snap = save_snapshot(repo, entries, components={"sys": {"kind": "system", "status": "ok"}})
+    return SystemSource("sys", SystemOptions()), EngineComponentReader(
+        repo, repo.find_snapshot(snap.id), "sys"
+    )
+
+
+def _plant(world: World, where: str, to: Path, uid: int = NOBODY) -> Path:
+    link = world.target / where
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(to)
+    os.lchown(link, uid, uid)
+    return link
+
+
+def _restored(base: Path) -> None:
+    crontab = base / "var/spool/cron/crontabs/www-data"
+    assert crontab.read_bytes() == CRONTAB and stat.S_IMODE(os.lstat(crontab).st_mode) == 0o600
+    assert os.lstat(crontab).st_mtime_ns == MTIME
+    if os.geteuid() == 0:
+        assert os.lstat(crontab).st_uid == 33
+    assert (base / "etc/crontab").read_bytes() == SYSTAB
+    assert os.readlink(base / "etc/cron.d/app") == "/srv/app/cron"
+    assert [p for p in base.rglob("*") if ".safehold-tmp-" in p.name] == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's symlink needs root")
+@pytest.mark.parametrize("where", FOLDERS)
+@pytest.mark.parametrize("force", [False, True], ids=["refused", "force"])
+def test_system_restore_never_follows_a_planted_symlink(
+    repo: Repository, world: World, where: str, force: bool
+) -> None:
+    source, reader = _component(repo)
+    # the folder outside has the mode a crontab folder has: a chmod through the link would show
+    link = _plant(world, where, world.outside / "etc")
+    ctx = SourceContext(force=force, options={"target_root": str(world.target)})
+    plan = source.restore(reader, dataclasses.replace(ctx, dry_run=True))
+    assert any(
+        w.startswith(f"{link}: a symlink (to {world.outside / 'etc'}) is in the way") for w in plan.warnings
+    )
+    if force:
+        source.restore(reader, ctx)
+        _restored(world.target)
+        assert stat.S_ISDIR(os.lstat(link).st_mode)
+    else:
+        with pytest.raises(
+            SafeholdError, match=r"symlink owned by another user is in the way of a folder"
+        ) as exc:
+            source.restore(reader, ctx)
+        assert str(link) in str(exc.value)
+        assert os.readlink(link) == str(world.outside / "etc")
+    world.assert_untouched()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's symlink needs root")
+@pytest.mark.parametrize("where", ["var/spool/cron/crontabs/www-data", "etc/crontab", "etc/cron.d/app"])
+def test_system_restore_replaces_a_planted_symlink_at_the_files_name(
+    repo: Repository, world: World, where: str
+) -> None:
+    # the file's (or symlink's) own name a symlink to a private file outside: replaced, never written
+    # through, never chmod-ed or chown-ed
+    source, reader = _component(repo)
+    for folder in ("var/spool/cron/crontabs", "etc/cron.d"):
+        (world.target / folder).mkdir(parents=True, exist_ok=True)
+    link = _plant(world, where, world.outside / "secret")
+    source.restore(reader, SourceContext(options={"target_root": str(world.target)}))
+    _restored(world.target)
+    assert not os.path.islink(link) or where == "etc/cron.d/app"
+    world.assert_untouched()
+
+
+def test_system_restore_follows_roots_own_symlinks_above_the_files(repo: Repository, world: World) -> None:
+    # an administrator's symlink (/var/spool -> /data/spool) is where the files live
+    source, reader = _component(repo)
+    real = world.target / "data-spool"
+    real.mkdir()
+    _plant(world, "var/spool", real, uid=os.geteuid())
+    ctx = SourceContext(options={"target_root": str(world.target)})
+    assert source.restore(reader, dataclasses.replace(ctx, dry_run=True)).warnings == []
+    source.restore(reader, ctx)
+    _restored(world.target)
+    assert (real / "cron/crontabs/www-data").read_bytes() == CRONTAB
+    assert stat.S_IMODE(os.lstat(real / "cron/crontabs").st_mode) == 0o1730
+    world.assert_untouched()
