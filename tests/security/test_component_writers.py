@@ -1,6 +1,7 @@
 """Component restores that write single files (not through ``restore_tree``) never follow a symlink that
 an unprivileged user planted on the way from the target root down to what they write: the ``system``
-kind's single files (a user's crontab, ``etc/crontab``) and top-level symlinks. The same rule as the
+kind's single files (a user's crontab, ``etc/crontab``) and top-level symlinks, a SQLite database, a Redis
+RDB file, a ``command`` component's file, a git repository (its clone or its state files). The same rule as the
 ``files`` kind (tests/security/test_symlinks.py): root's own symlinks above the path are followed, another
 user's symlink (or a file) where a folder goes is refused, or with ``--force`` replaced. Every test
 proves that nothing outside the target was created, changed or chmod-ed (sentinel fingerprint)."""
@@ -10,7 +11,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sqlite3
 import stat
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,9 +23,15 @@ from safehold.engine.repository import Repository
 from safehold.errors import SafeholdError
 from safehold.operations.components import EngineComponentReader
 from safehold.sources.base import SourceContext
+from safehold.sources.command import CommandSource
+from safehold.sources.git import GitSource
+from safehold.sources.redis import RedisSource
+from safehold.sources.sqlite import SQLiteSource
 from safehold.sources.system import SystemOptions, SystemSource
 from tests.security.hostile import MTIME, save_snapshot
 from tests.security.sentinel import World
+from tests.sources.conftest import free_port
+from tests.sources.memcomponent import MemoryComponent
 
 NOBODY = 65534
 CRONTAB = b"* * * * * php artisan schedule:run\n"
@@ -155,3 +165,119 @@ def test_system_restore_follows_roots_own_symlinks_above_the_files(repo: Reposit
     assert (real / "cron/crontabs/www-data").read_bytes() == CRONTAB
     assert stat.S_IMODE(os.lstat(real / "cron/crontabs").st_mode) == 0o1730
     world.assert_untouched()
+
+
+# ---- the other kinds that write single files: sqlite, redis (an RDB file), command, git --------------
+def _refused_or_replaced(world: World, link: Path, force: bool, restore: Callable[[], object]) -> None:
+    """Without force the restore refuses the planted symlink (left as it was); with force it is
+    replaced by a folder. Either way nothing outside the target is touched."""
+    if force:
+        restore()
+        assert stat.S_ISDIR(os.lstat(link).st_mode)
+    else:
+        with pytest.raises(
+            SafeholdError, match=r"symlink owned by another user is in the way of a folder"
+        ) as exc:
+            restore()
+        assert str(link) in str(exc.value)
+        assert os.readlink(link) == str(world.outside / "etc")
+    world.assert_untouched()
+
+
+FORCE = pytest.mark.parametrize("force", [False, True], ids=["refused", "force"])
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's symlink needs root")
+
+
+@ROOT_ONLY
+@FORCE
+@pytest.mark.parametrize("where", ["srv", "srv/app/database"])
+def test_sqlite_restore_never_follows_a_planted_symlink(
+    tmp_path: Path, world: World, where: str, force: bool
+) -> None:
+    db = tmp_path / "live.sqlite"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE t (x INTEGER)")
+    conn.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(10)])
+    conn.commit()
+    conn.close()
+    mem = MemoryComponent(scratch=tmp_path / "scratch")
+    SQLiteSource("db", {"path": str(db)}).backup(mem, SourceContext())
+    source = SQLiteSource("db", {"path": "/srv/app/database/app.sqlite"})
+    link = _plant(world, where, world.outside / "etc")
+    ctx = SourceContext(force=force, options={"target_root": str(world.target)})
+    _refused_or_replaced(world, link, force, lambda: source.restore(mem, ctx))
+    if force:
+        assert sqlite3.connect(world.target / "srv/app/database/app.sqlite").execute(
+            "SELECT count(*) FROM t"
+        ).fetchone() == (10,)
+
+
+@ROOT_ONLY
+@FORCE
+def test_redis_rdb_restore_never_follows_a_planted_symlink(tmp_path: Path, world: World, force: bool) -> None:
+    mem = MemoryComponent(scratch=tmp_path / "scratch")
+    mem.files["dump.rdb"] = b"REDIS0011 not a real dump"
+    source = RedisSource("cache", {"host": "127.0.0.1", "port": free_port()})  # no server there
+    link = _plant(world, "var/lib/redis", world.outside / "etc")
+    rdb = world.target / "var/lib/redis/dump.rdb"
+    ctx = SourceContext(force=force, options={"mode": "rdb", "rdb_path": str(rdb)})
+    _refused_or_replaced(world, link, force, lambda: source.restore(mem, ctx))
+    if force:
+        assert rdb.read_bytes() == mem.files["dump.rdb"]
+
+
+@ROOT_ONLY
+@FORCE
+def test_command_restore_to_a_folder_never_follows_a_planted_symlink(
+    tmp_path: Path, world: World, force: bool
+) -> None:
+    mem = MemoryComponent(scratch=tmp_path / "scratch")
+    source = CommandSource("export", {"command": ["printf", "exported\\n"], "filename": "dumps/export.txt"})
+    source.backup(mem, SourceContext())
+    link = _plant(world, "dumps", world.outside / "etc")
+    ctx = SourceContext(force=force, options={"target_root": str(world.target)})
+    _refused_or_replaced(world, link, force, lambda: source.restore(mem, ctx))
+    if force:
+        assert (world.target / "dumps/export.txt").read_bytes() == b"exported\n"
+
+
+def _git_repo(path: Path) -> None:
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
+    for args in (
+        ["init", "-q", "-b", "main"],
+        [
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@example.invalid",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "one",
+        ],
+    ):
+        subprocess.run(["git", "-C", str(path), *args], check=True, capture_output=True, env=env)
+
+
+@ROOT_ONLY
+@FORCE
+@pytest.mark.parametrize(
+    ("bundle", "where"),
+    [(True, "srv"), (True, "srv/app"), (False, "srv"), (False, "srv/app.git-state")],
+    ids=["clone-above", "clone-at-the-path", "state-above", "state-at-the-folder"],
+)
+def test_git_restore_never_follows_a_planted_symlink(
+    tmp_path: Path, world: World, where: str, bundle: bool, force: bool
+) -> None:
+    live = tmp_path / "live"
+    live.mkdir()
+    _git_repo(live)
+    mem = MemoryComponent(scratch=tmp_path / "scratch")
+    GitSource("app", {"path": str(live), "bundle": bundle}).backup(mem, SourceContext())
+    source = GitSource("app", {"path": "/srv/app", "bundle": bundle})
+    link = _plant(world, where, world.outside / "etc")
+    ctx = SourceContext(force=force, options={"target_root": str(world.target)})
+    _refused_or_replaced(world, link, force, lambda: source.restore(mem, ctx))
+    if force and bundle:
+        assert (world.target / "srv/app/.git/HEAD").exists()

@@ -135,6 +135,23 @@ def step_down(pfd: int, here: bytes, name: bytes, *, create: bool, replace: bool
         raise InTheWay(f"{os.fsdecode(here)}: cannot replace {what} with a folder: {exc.strerror}") from exc
 
 
+@contextmanager
+def folder_of(
+    dest: str | os.PathLike[str], root: str | os.PathLike[str] | None = None, *, replace: bool = False
+) -> Iterator[int]:
+    """The descriptor of the folder ``dest`` goes in, for the block: reached from ``root`` (the restore's
+    target root; ``/`` when None) by the rule of :func:`open_folder` (missing folders made, only root's own
+    symlinks followed; another user's symlink or a file on the way raises :class:`InTheWay`, or with
+    ``replace`` is replaced). For a source that writes one file (with ``fsutil.AtomicFile(name,
+    dir_fd=...)``) into a folder that someone else may be able to change."""
+    folder = os.fsencode(os.path.dirname(os.path.abspath(dest)))
+    fd = open_folder(folder, os.fsencode(os.path.abspath(root or "/")), replace=replace)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
 def in_the_way(path: bytes, force: bool, *, owned_links_ok: bool) -> str | None:
     """For a plan: what is at ``path`` where a restore needs a folder (a symlink, a file), as a warning;
     None when it is a folder, nothing, or (``owned_links_ok``) a symlink root or this user owns."""

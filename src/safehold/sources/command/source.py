@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from safehold import proc, syntax
+from safehold.engine.fs.safedir import folder_of
 from safehold.errors import SourceError
 from safehold.fsutil import atomic_write
 from safehold.secrets import SecretRef
@@ -243,7 +244,9 @@ class CommandSource(Source):
         report = RestoreReport(self.name, list(plan.actions), list(plan.warnings))
         ((how, arg),) = plan.steps
         if how == "write":
-            atomic_write(arg, snap.open_stream(opts.filename), parents=True)
+            ro: CommandRestoreOptions = plan.options
+            with folder_of(arg, ro.target_root, replace=ctx.force) as dfd:
+                atomic_write(arg.name, snap.open_stream(opts.filename), dir_fd=dfd)
             return report
         env, secrets = self._env()
 

@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,7 +14,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 from safehold import proc
+from safehold.engine.fs.safedir import folder_of, in_the_way_above, open_folder, step_down
 from safehold.errors import SourceError
+from safehold.fsutil import atomic_write, private_dir
 from safehold.sources.base import (
     ComponentReader,
     ComponentWriter,
@@ -340,7 +341,15 @@ class GitSource(Source):
             plan.steps.append(("state", state_dir, names))
             return plan
 
-        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        # another user's symlink on the way: never looked through (refused, or with --force replaced)
+        problem = in_the_way_above(
+            os.fsencode(os.path.abspath(target)),
+            os.fsencode(os.path.abspath(ro.target_root or "/")),
+            ctx.force,
+        )
+        if problem is not None:
+            plan.warnings.append(problem)
+        elif target.exists() and (not target.is_dir() or any(target.iterdir())):
             plan.warnings.append(f"{target} exists and is not empty: the restore would refuse")
             plan.steps.append(("refuse", target))
             return plan
@@ -358,12 +367,19 @@ class GitSource(Source):
 
     def apply(self, plan: RestorePlan, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
         report = RestoreReport(self.name, list(plan.actions), list(plan.warnings), dict(plan.details))
+        ro: GitRestoreOptions = plan.options
+        # every folder from the target root (or /) down is opened one name at a time: another user's
+        # symlink on the way is refused (--force: replaced), never followed
+        root = os.fsencode(os.path.abspath(ro.target_root or "/"))
         for step in plan.steps:
             if step[0] == "state":
                 _, state_dir, names = step
-                state_dir.mkdir(parents=True, exist_ok=True)
-                for fname in names:
-                    (state_dir / fname).write_bytes(snap.read_bytes(fname))
+                fd = open_folder(os.fsencode(os.path.abspath(state_dir)), root, replace=ctx.force)
+                try:
+                    for fname in names:  # remote URLs: private
+                        atomic_write(fname, snap.read_bytes(fname), mode=0o600, dir_fd=fd)
+                finally:
+                    os.close(fd)
             elif step[0] == "refuse":
                 raise SourceError(
                     f"component {self.name}: {step[1]} exists and is not empty",
@@ -371,14 +387,19 @@ class GitSource(Source):
                 )
             else:
                 _, target, head_ref, head_id, remotes, message = step
-                with tempfile.TemporaryDirectory(prefix="safehold-git-") as tmp:
-                    bundle = Path(tmp) / BUNDLE
+                with (
+                    private_dir("safehold-git-") as tmp,
+                    folder_of(target, ro.target_root, replace=ctx.force) as pfd,
+                ):
+                    bundle = tmp / BUNDLE
                     with bundle.open("wb") as f:
                         for block in snap.open_stream(BUNDLE):
                             f.write(block)
                     self._clone(
                         bundle,
+                        pfd,
                         target,
+                        replace=ctx.force,
                         head_ref=head_ref,
                         head_id=head_id,
                         remotes=remotes,
@@ -389,19 +410,25 @@ class GitSource(Source):
     def _clone(
         self,
         bundle: Path,
+        pfd: int,
         target: Path,
         *,
+        replace: bool,
         head_ref: str,
         head_id: str,
         remotes: list[tuple[str, str, str]],
         stash_message: str,
     ) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        created = not target.exists()
-        gitdir = target / ".git"
+        """Clone into ``target``, a folder in the folder open as ``pfd``: opened by name without following
+        another user's symlink, and git run in it through ``/proc/PID/fd`` (never by its path)."""
+        leaf = os.fsencode(target.name)
+        created = not _exists(pfd, leaf)
+        tfd = step_down(pfd, os.fsencode(target), leaf, create=True, replace=replace)
+        here = Path(f"/proc/{os.getpid()}/fd/{tfd}")
+        target = here  # every git call below runs in the folder just opened
         try:
             # a mirror clone keeps every ref of the bundle (remote-tracking branches, refs/stash too)
-            self._git(target.parent, "clone", "--quiet", "--mirror", str(bundle), str(gitdir))
+            self._git(here, "clone", "--quiet", "--mirror", str(bundle), ".git")
             self._git(target, "config", "--remove-section", "remote.origin")
             self._git(target, "config", "core.bare", "false")
             self._git(target, "config", "core.logallrefupdates", "true")
@@ -429,10 +456,20 @@ class GitSource(Source):
                 self._git(target, "reset", "--quiet", "--hard")
         except BaseException:
             if created:
-                shutil.rmtree(target, ignore_errors=True)
+                shutil.rmtree(leaf, dir_fd=pfd, ignore_errors=True)
             else:
-                shutil.rmtree(gitdir, ignore_errors=True)
+                shutil.rmtree(".git", dir_fd=tfd, ignore_errors=True)
             raise
+        finally:
+            os.close(tfd)
+
+
+def _exists(dfd: int, name: bytes) -> bool:
+    try:
+        os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 #: A remote name or URL as restore passes it to ``git remote``: no leading '-' (an option), no control

@@ -16,6 +16,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from safehold import proc, syntax
+from safehold.engine.fs.safedir import folder_of
 from safehold.errors import RestoreRefused, SourceError
 from safehold.fsutil import AtomicFile
 from safehold.secrets import SecretRef, resolve_secret
@@ -344,7 +345,11 @@ class RedisSource(Source):
         report = RestoreReport(self.name, list(plan.actions), list(plan.warnings))
         if ro.mode == "rdb":
             ((target,),) = plan.steps
-            with AtomicFile(target, mode=0o640, parents=True) as f:
+            # the folder (the server's, which its user can change) reached without following its symlinks
+            with (
+                folder_of(target, replace=ctx.force) as dfd,
+                AtomicFile(target.name, mode=0o640, dir_fd=dfd) as f,
+            ):
                 for chunk in snap.open_stream("dump.rdb"):
                     f.write(chunk)
                 f.commit()

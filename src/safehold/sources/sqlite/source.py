@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from safehold.engine.fs.safedir import folder_of
 from safehold.errors import RestoreRefused, SourceError
 from safehold.fsutil import AtomicFile, private_dir
 from safehold.sources import dbstats
@@ -204,15 +205,22 @@ class SQLiteSource(Source):
     def apply(self, plan: RestorePlan, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
         report = RestoreReport(self.name, list(plan.actions), list(plan.warnings))
         ((target, doc),) = plan.steps
-        with AtomicFile(target, mode=int(doc.get("mode", 0o644)) & 0o7777, parents=True) as tmp:
+        ro: SQLiteRestoreOptions = plan.options
+        mode = int(doc.get("mode", 0o644)) & 0o7777
+        # the folder is reached from the target root (or /) without following another user's symlink
+        with (
+            folder_of(target, None if ro.path else ro.target_root, replace=ctx.force) as dfd,
+            AtomicFile(target.name, mode=mode, dir_fd=dfd) as tmp,
+        ):
             for chunk in snap.open_stream(doc["file"]):
                 tmp.write(chunk)
             info = self._check_copy(tmp.path, doc)
             for suffix in ("-wal", "-shm", "-journal"):  # would be applied to the new file: remove first
-                stale = target.with_name(target.name + suffix)
-                if stale.exists():
-                    stale.unlink()
-                    report.actions.append(f"removed stale {stale.name}")
+                try:
+                    os.unlink(target.name + suffix, dir_fd=dfd)  # the name itself, never followed
+                except FileNotFoundError:
+                    continue
+                report.actions.append(f"removed stale {target.name + suffix}")
             tmp.commit()
         report.details = {"path": str(target), "tables": info["tables"]}
         return report
