@@ -7,7 +7,8 @@
   that goes wrong before the rename removes the temporary file; the old file (if any) is untouched.
 * :func:`fsync_dir` — make a folder's entries (a rename, a new file) durable; file systems that cannot
   fsync a folder are tolerated.
-* :func:`private_dir` — a temporary folder only the current user can enter, removed afterwards.
+* :func:`private_dir` — a temporary folder only the current user can enter, removed afterwards (and, when
+  a killed process could not remove it, by the next one: :func:`sweep_private_dirs`).
 * :func:`grow_pipe` — a larger pipe buffer (fewer, larger reads and writes).
 
 This module imports only the standard library: the engine's helper processes import it (for
@@ -20,9 +21,12 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import secrets
 import shutil
+import stat
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -160,15 +164,87 @@ def atomic_write(
         return f.size
 
 
+#: A private folder whose owner is gone is removed by the next :func:`private_dir` of its kind once it
+#: is this old (seconds since it last changed): a margin for clocks and for process-id namespaces.
+STALE_AFTER = 600.0
+
+
+def _start_time(pid: int) -> int | None:
+    """The start time of process ``pid`` (clock ticks after boot, ``/proc/PID/stat`` field 22), or None
+    when there is no such process (or no ``/proc``)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return int(data.rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _alive(pid: int, start: int) -> bool:
+    """Is the process that made a private folder still running (the same process: pid and start time)?
+    Without ``/proc`` nothing can be told apart: everything counts as alive."""
+    if not os.path.isdir("/proc/self"):
+        return True
+    return _start_time(pid) == start
+
+
 @contextlib.contextmanager
 def private_dir(prefix: str = "safehold-") -> Iterator[Path]:
-    """A temporary folder only the current user can enter; removed with its content afterwards."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
+    """A temporary folder only the current user can enter; removed with its content afterwards.
+
+    Its name is ``<prefix><pid>.<start time>-<random>``: a folder that a killed process left behind (its
+    removal never ran: a MySQL option file holding a password, a copy of a database) is removed by the
+    next :func:`private_dir` with the same prefix (:func:`sweep_private_dirs`).
+    """
+    sweep_private_dirs(prefix)
+    pid = os.getpid()
+    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{pid}.{_start_time(pid) or 0}-"))
     try:
         os.chmod(path, 0o700)
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def sweep_private_dirs(
+    prefix: str, *, folder: str | None = None, older_than: float = STALE_AFTER
+) -> list[str]:
+    """Remove the folders :func:`private_dir` made with ``prefix`` in the temporary folder (``folder``)
+    whose process is gone; the names removed. The temporary folder is writable by everyone, so only a
+    folder that is certainly ours is touched: a real folder (never a symlink: looked at with ``lstat``
+    relative to the temporary folder's descriptor), owned by this user, private (no group or other
+    permission), named by the pattern, unchanged for ``older_than`` seconds, whose process (pid and start
+    time) no longer runs. It is removed with :func:`shutil.rmtree` relative to the same descriptor (which
+    never follows a symlink inside it). Errors are ignored: a sweep never fails the caller."""
+    pattern = re.compile(re.escape(prefix) + r"(\d+)\.(\d+)-[A-Za-z0-9_]+")
+    removed: list[str] = []
+    try:
+        dfd = os.open(folder or tempfile.gettempdir(), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return removed
+    try:
+        with os.scandir(dfd) as it:
+            names = [e.name for e in it if e.name.startswith(prefix)]
+        now = time.time()
+        for name in names:
+            m = pattern.fullmatch(name)
+            if m is None:
+                continue
+            try:
+                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            except OSError:
+                continue
+            mine = stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077
+            if not mine or now - st.st_mtime < older_than or _alive(int(m[1]), int(m[2])):
+                continue
+            try:
+                shutil.rmtree(name, dir_fd=dfd)
+            except OSError:
+                continue
+            removed.append(name)
+    finally:
+        os.close(dfd)
+    return removed
 
 
 def grow_pipe(fd: int, size: int = PIPE_SIZE) -> None:
