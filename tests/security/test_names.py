@@ -202,6 +202,28 @@ def test_dir_export_sink_refuses_a_symlink_as_a_parent(tmp_path: Path, world: Wo
     world.assert_untouched()
 
 
+def test_dir_export_sink_never_writes_through_its_folder_swapped_for_a_symlink(
+    tmp_path: Path, world: World
+) -> None:
+    # an export into a folder another user can write: they move the export's new folder away and put a
+    # symlink to a folder of theirs (or /etc) at its name while the export is written
+    sink = DirSink(os.fsencode(world.target / "out"))
+    sink.add_file("first.txt", 3, [b"one"], mode=0o644, mtime_ns=0)
+    tmp = os.fsdecode(sink.tmp)
+    os.rename(tmp, tmp + ".moved")
+    os.symlink(world.outside / "etc", tmp)
+    sink.add_dir("sub")
+    sink.add_file("sub/planted.sh", 5, [b"evil\n"], mode=0o755, mtime_ns=0)
+    sink.add_symlink("link", b"/etc/passwd", mtime_ns=0)
+    with pytest.raises(IntegrityError, match="was replaced while the export was written"):
+        sink.commit()
+    sink.abort()
+    assert os.readlink(tmp) == str(world.outside / "etc")  # left alone
+    assert sorted(os.listdir(tmp + ".moved")) == ["first.txt", "link", "sub"]  # written where it was made
+    assert not os.path.lexists(world.target / "out")
+    world.assert_untouched()
+
+
 @pytest.mark.parametrize("where", ["absolute", "dotdot", "collector"])
 def test_system_restore_refuses_hostile_manifest_paths(repo: Repository, world: World, where: str) -> None:
     planted = os.path.join(os.fsdecode(world.outside), "etc", "planted.sh")

@@ -37,6 +37,7 @@ from typing import IO, Any, Protocol
 
 import zstandard
 
+from safehold.engine.fs.safedir import DirTree, InTheWay
 from safehold.engine.tree import BLOCKDEV, CHARDEV, FIFO, Node
 from safehold.errors import IntegrityError
 
@@ -174,52 +175,62 @@ class _Base:
 
 
 class DirSink(_Base):
-    """Writes the export as a folder tree (mode 0700 at its root: an export holds secrets)."""
+    """Writes the export as a folder tree (mode 0700 at its root: an export holds secrets).
+
+    The output's folder may be one that others can write (an export to a shared folder): nothing below
+    the new folder is looked up by path. Its folders are opened one name at a time from its descriptor
+    (:class:`~safehold.engine.fs.safedir.DirTree`, never through a symlink), files and symlinks are made
+    and given their times relative to their folder's descriptor, and :meth:`commit` renames the folder
+    only if the name still holds the folder this sink made (never a symlink someone put in its place).
+    """
 
     def __init__(self, final: bytes) -> None:
         super().__init__(final)
         os.mkdir(self.tmp, 0o700)
-        self._made: set[bytes] = {b""}
+        st = os.lstat(self.tmp)
+        self._id = (st.st_dev, st.st_ino)
+        self._tree = DirTree(self.tmp, create=False, root_id=self._id)
 
     def _folder(self, rel: bytes) -> None:
-        """Create the folder ``rel`` and its parents, never through a symlink: the layout gives no entry a
-        non-folder parent, and every folder of a 0700 folder that this sink created is its own."""
-        if rel in self._made:
-            return
-        self._folder(os.path.dirname(rel))
-        p = os.path.join(self.tmp, rel)
+        """Create the folder ``rel`` and its parents (mode 0755), never through a symlink: the layout
+        gives no entry a non-folder parent, so anything else in the way is an integrity error."""
         try:
-            os.mkdir(p, 0o755)
-        except FileExistsError:
-            if not stat.S_ISDIR(os.lstat(p).st_mode):
-                raise IntegrityError(
-                    f"{os.fsdecode(rel)!r} is both a folder and a file in the export"
-                ) from None
-        self._made.add(rel)
+            new = self._tree.ensure(rel)
+        except InTheWay:
+            raise IntegrityError(f"{os.fsdecode(rel)!r} is both a folder and a file in the export") from None
+        for r in new:
+            if r in self._tree.created:
+                with self._tree.opened(r) as fd:
+                    os.fchmod(fd, 0o755)
 
-    def _path(self, rel: str) -> bytes:
-        r = fs(rel)
-        self._folder(os.path.dirname(r))
-        return os.path.join(self.tmp, r)
+    @contextlib.contextmanager
+    def _in_folder(self, rel: str) -> Iterator[tuple[int, bytes]]:
+        """The descriptor of ``rel``'s folder (made if missing) and ``rel``'s last name."""
+        parent, name = os.path.split(fs(rel))
+        self._folder(parent)
+        with self._tree.opened(parent) as dfd:
+            yield dfd, name
 
     def add_dir(self, rel: str, mode: int = 0o755) -> None:
         self._folder(fs(rel))
 
-    def _open(self, rel: str) -> tuple[bytes, int]:
-        p = self._path(rel)
+    def _open(self, rel: str) -> int:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        return p, os.open(p, flags, 0o600)
+        with self._in_folder(rel) as (dfd, name):
+            return os.open(name, flags, 0o600, dir_fd=dfd)
 
     @staticmethod
-    def _finish(fd: int, p: bytes, mode: int, mtime_ns: int) -> None:
-        os.fchmod(fd, stat.S_IMODE(mode))
-        os.close(fd)
-        os.utime(p, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+    def _finish(fd: int, mode: int, mtime_ns: int) -> None:
+        try:
+            os.fchmod(fd, stat.S_IMODE(mode))
+            os.utime(fd, ns=(mtime_ns, mtime_ns))
+        finally:
+            os.close(fd)
 
     def add_file(
         self, rel: str, size: int, chunks: Iterable[bytes], *, mode: int, mtime_ns: int, record: bool = True
     ) -> None:
-        p, fd = self._open(rel)
+        fd = self._open(rel)
         sha = hashlib.sha256()
         try:
             with open(fd, "wb", closefd=False) as f:
@@ -229,13 +240,13 @@ class DirSink(_Base):
         except BaseException:
             os.close(fd)
             raise
-        self._finish(fd, p, mode, mtime_ns)
+        self._finish(fd, mode, mtime_ns)
         if record:
             self._record(rel, sha, size)
 
     @contextlib.contextmanager
     def open_stream(self, rel: str, *, mode: int, mtime_ns: int) -> Iterator[HashingWriter]:
-        p, fd = self._open(rel)
+        fd = self._open(rel)
         try:
             with open(fd, "wb", closefd=False, buffering=COPY_BUFFER) as f:
                 w = HashingWriter(f)
@@ -243,13 +254,13 @@ class DirSink(_Base):
         except BaseException:
             os.close(fd)
             raise
-        self._finish(fd, p, mode, mtime_ns)
+        self._finish(fd, mode, mtime_ns)
         self._record(rel, w.sha, w.size)
 
     def add_symlink(self, rel: str, target: bytes, *, mtime_ns: int) -> None:
-        p = self._path(rel)
-        os.symlink(target, p)
-        os.utime(p, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+        with self._in_folder(rel) as (dfd, name):
+            os.symlink(target, name, dir_fd=dfd)
+            os.utime(name, ns=(mtime_ns, mtime_ns), dir_fd=dfd, follow_symlinks=False)
 
     def add_special(self, rel: str, node: Node) -> None:
         self.warnings.append(
@@ -257,10 +268,23 @@ class DirSink(_Base):
         )
 
     def commit(self) -> None:
+        self._tree.close()
+        st = os.lstat(self.tmp)
+        if (st.st_dev, st.st_ino) != self._id:
+            raise IntegrityError(
+                f"{os.fsdecode(self.tmp)} was replaced while the export was written; nothing was moved into "
+                f"place (the export written so far is no longer at that name)"
+            )
         os.rename(self.tmp, self.final)  # replaces only an empty folder; never a non-empty one
 
     def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self._tree.close()
+        try:
+            st = os.lstat(self.tmp)
+        except OSError:
+            return
+        if (st.st_dev, st.st_ino) == self._id:  # never what someone put at that name
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 _TAR_TYPES = {FIFO: tarfile.FIFOTYPE, CHARDEV: tarfile.CHRTYPE, BLOCKDEV: tarfile.BLKTYPE}
