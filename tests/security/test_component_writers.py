@@ -22,7 +22,7 @@ import pytest
 from safehold.engine.repository import Repository
 from safehold.errors import SafeholdError
 from safehold.operations.components import EngineComponentReader
-from safehold.sources.base import SourceContext
+from safehold.sources.base import RestorePlan, SourceContext
 from safehold.sources.command import CommandSource
 from safehold.sources.git import GitSource
 from safehold.sources.redis import RedisSource
@@ -168,9 +168,15 @@ def test_system_restore_follows_roots_own_symlinks_above_the_files(repo: Reposit
 
 
 # ---- the other kinds that write single files: sqlite, redis (an RDB file), command, git --------------
-def _refused_or_replaced(world: World, link: Path, force: bool, restore: Callable[[], object]) -> None:
-    """Without force the restore refuses the planted symlink (left as it was); with force it is
-    replaced by a folder. Either way nothing outside the target is touched."""
+def _refused_or_replaced(
+    world: World, link: Path, force: bool, restore: Callable[[], object], plan: Callable[[], RestorePlan]
+) -> None:
+    """The plan warns of the planted symlink; without force the restore refuses it (left as it was), with
+    force it is replaced by a folder. Either way nothing outside the target is touched."""
+    warnings = plan().warnings
+    assert any(
+        w.startswith(f"{link}: a symlink (to {world.outside / 'etc'}) is in the way") for w in warnings
+    )
     if force:
         restore()
         assert stat.S_ISDIR(os.lstat(link).st_mode)
@@ -205,7 +211,13 @@ def test_sqlite_restore_never_follows_a_planted_symlink(
     source = SQLiteSource("db", {"path": "/srv/app/database/app.sqlite"})
     link = _plant(world, where, world.outside / "etc")
     ctx = SourceContext(force=force, options={"target_root": str(world.target)})
-    _refused_or_replaced(world, link, force, lambda: source.restore(mem, ctx))
+    _refused_or_replaced(
+        world,
+        link,
+        force,
+        lambda: source.restore(mem, ctx),
+        lambda: source.restore(mem, dataclasses.replace(ctx, dry_run=True)),
+    )
     if force:
         assert sqlite3.connect(world.target / "srv/app/database/app.sqlite").execute(
             "SELECT count(*) FROM t"
@@ -221,7 +233,13 @@ def test_redis_rdb_restore_never_follows_a_planted_symlink(tmp_path: Path, world
     link = _plant(world, "var/lib/redis", world.outside / "etc")
     rdb = world.target / "var/lib/redis/dump.rdb"
     ctx = SourceContext(force=force, options={"mode": "rdb", "rdb_path": str(rdb)})
-    _refused_or_replaced(world, link, force, lambda: source.restore(mem, ctx))
+    _refused_or_replaced(
+        world,
+        link,
+        force,
+        lambda: source.restore(mem, ctx),
+        lambda: source.restore(mem, dataclasses.replace(ctx, dry_run=True)),
+    )
     if force:
         assert rdb.read_bytes() == mem.files["dump.rdb"]
 
@@ -236,7 +254,13 @@ def test_command_restore_to_a_folder_never_follows_a_planted_symlink(
     source.backup(mem, SourceContext())
     link = _plant(world, "dumps", world.outside / "etc")
     ctx = SourceContext(force=force, options={"target_root": str(world.target)})
-    _refused_or_replaced(world, link, force, lambda: source.restore(mem, ctx))
+    _refused_or_replaced(
+        world,
+        link,
+        force,
+        lambda: source.restore(mem, ctx),
+        lambda: source.restore(mem, dataclasses.replace(ctx, dry_run=True)),
+    )
     if force:
         assert (world.target / "dumps/export.txt").read_bytes() == b"exported\n"
 
@@ -278,6 +302,12 @@ def test_git_restore_never_follows_a_planted_symlink(
     source = GitSource("app", {"path": "/srv/app", "bundle": bundle})
     link = _plant(world, where, world.outside / "etc")
     ctx = SourceContext(force=force, options={"target_root": str(world.target)})
-    _refused_or_replaced(world, link, force, lambda: source.restore(mem, ctx))
+    _refused_or_replaced(
+        world,
+        link,
+        force,
+        lambda: source.restore(mem, ctx),
+        lambda: source.restore(mem, dataclasses.replace(ctx, dry_run=True)),
+    )
     if force and bundle:
         assert (world.target / "srv/app/.git/HEAD").exists()

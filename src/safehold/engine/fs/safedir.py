@@ -189,6 +189,16 @@ def in_the_way_above(path: bytes, trusted: bytes, force: bool) -> str | None:
     return None
 
 
+def folder_warnings(
+    dest: str | os.PathLike[str], root: str | os.PathLike[str] | None = None, *, force: bool = False
+) -> list[str]:
+    """For a plan: what :func:`folder_of` would refuse (or with ``force`` replace) on its way to the
+    folder ``dest`` goes in, as a list of (at most one) warning."""
+    folder = os.fsencode(os.path.dirname(os.path.abspath(dest)))
+    problem = in_the_way_above(folder, os.fsencode(os.path.abspath(root or "/")), force)
+    return [] if problem is None else [problem]
+
+
 class DirTree:
     """Descriptors of the folders below ``root`` (relative paths, ``b""`` is the root); thread-safe.
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from safehold import proc, syntax
-from safehold.engine.fs.safedir import folder_of
+from safehold.engine.fs.safedir import folder_of, folder_warnings
 from safehold.errors import SourceError
 from safehold.fsutil import atomic_write
 from safehold.secrets import SecretRef
@@ -232,6 +232,7 @@ class CommandSource(Source):
                 )
             dest = Path(ro.target_root) / opts.filename
             plan.actions.append(f"{'overwrite' if dest.exists() else 'write'} {dest}")
+            plan.warnings += folder_warnings(dest, ro.target_root, force=ctx.force)
             plan.steps.append(("write", dest))
             return plan
         argv = self._argv(opts.restore_command)

@@ -339,6 +339,12 @@ class GitSource(Source):
                 f"(git clone {clone_from} {target})"
             )
             plan.steps.append(("state", state_dir, names))
+            problem = in_the_way_above(
+                os.fsencode(os.path.abspath(state_dir)),
+                os.fsencode(os.path.abspath(ro.target_root or "/")),
+                ctx.force,
+            )
+            plan.warnings += [problem] if problem else []
             return plan
 
         # another user's symlink on the way: never looked through (refused, or with --force replaced)

@@ -16,7 +16,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from safehold import proc, syntax
-from safehold.engine.fs.safedir import folder_of
+from safehold.engine.fs.safedir import folder_of, folder_warnings
 from safehold.errors import RestoreRefused, SourceError
 from safehold.fsutil import AtomicFile
 from safehold.secrets import SecretRef, resolve_secret
@@ -460,6 +460,7 @@ class RedisSource(Source):
                 f"{target} exists", hint="Pass --force to replace it (with the server stopped)."
             )
         plan.actions.append(f"{'replace' if target.exists() else 'write'} {target}")
+        plan.warnings += folder_warnings(target, force=ctx.force)
         plan.warnings.append("start the Redis server with this file as its dir/dbfilename afterwards")
         plan.steps.append((target,))
         return plan

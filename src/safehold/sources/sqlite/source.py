@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from safehold.engine.fs.safedir import folder_of
+from safehold.engine.fs.safedir import folder_of, folder_warnings
 from safehold.errors import RestoreRefused, SourceError
 from safehold.fsutil import AtomicFile, private_dir
 from safehold.sources import dbstats
@@ -199,6 +199,7 @@ class SQLiteSource(Source):
             )
         plan = RestorePlan(component=self.name, options=ro)
         plan.actions.append(f"{'replace' if target.exists() else 'create'} {target} ({doc['bytes']} bytes)")
+        plan.warnings += folder_warnings(target, None if ro.path else ro.target_root, force=ctx.force)
         plan.steps.append((target, doc))
         return plan
 
