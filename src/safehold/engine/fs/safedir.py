@@ -135,24 +135,40 @@ def step_down(pfd: int, here: bytes, name: bytes, *, create: bool, replace: bool
         raise InTheWay(f"{os.fsdecode(here)}: cannot replace {what} with a folder: {exc.strerror}") from exc
 
 
+#: The hint of a source that writes single files and never replaces what is in the way: an empty folder
+#: in place of someone's symlink (a deployment's ``current``) would only break their setup.
+SINGLE_FILE_HINT = (
+    "safehold never writes through another user's symlink and never replaces one to put a single file "
+    "there. Check what the path is; restore below --target-root, or to the real path (e.g. --set "
+    "COMPONENT.path=...), or make the link root's if it is meant to be followed."
+)
+
+
 @contextmanager
-def folder_of(
-    dest: str | os.PathLike[str], root: str | os.PathLike[str] | None = None, *, replace: bool = False
-) -> Iterator[int]:
+def folder_of(dest: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Iterator[int]:
     """The descriptor of the folder ``dest`` goes in, for the block: reached from ``root`` (the restore's
     target root; ``/`` when None) by the rule of :func:`open_folder` (missing folders made, only root's own
-    symlinks followed; another user's symlink or a file on the way raises :class:`InTheWay`, or with
-    ``replace`` is replaced). For a source that writes one file (with ``fsutil.AtomicFile(name,
-    dir_fd=...)``) into a folder that someone else may be able to change."""
-    folder = os.fsencode(os.path.dirname(os.path.abspath(dest)))
-    fd = open_folder(folder, os.fsencode(os.path.abspath(root or "/")), replace=replace)
+    symlinks followed; another user's symlink or a file on the way raises :class:`InTheWay` with
+    :data:`SINGLE_FILE_HINT`, never replaced). For a source that writes one file (with
+    ``fsutil.AtomicFile(name, dir_fd=...)``) into a folder that someone else may be able to change."""
+    folder = os.fsencode(os.path.abspath(dest))
+    fd = open_dir_of_file(folder, root)
     try:
         yield fd
     finally:
         os.close(fd)
 
 
-def in_the_way(path: bytes, force: bool, *, owned_links_ok: bool) -> str | None:
+def open_dir_of_file(path: bytes, root: str | os.PathLike[str] | None = None, *, folder: bool = False) -> int:
+    """A descriptor of ``path``'s folder (``folder``: of ``path`` itself) by the rule of :func:`folder_of`."""
+    target = path if folder else os.path.dirname(path)
+    try:
+        return open_folder(target, os.fsencode(os.path.abspath(root or "/")))
+    except InTheWay as exc:
+        raise InTheWay(exc.message, hint=SINGLE_FILE_HINT) from None
+
+
+def in_the_way(path: bytes, force: bool, *, owned_links_ok: bool, replaceable: bool = True) -> str | None:
     """For a plan: what is at ``path`` where a restore needs a folder (a symlink, a file), as a warning;
     None when it is a folder, nothing, or (``owned_links_ok``) a symlink root or this user owns."""
     try:
@@ -167,21 +183,22 @@ def in_the_way(path: bytes, force: bool, *, owned_links_ok: bool) -> str | None:
         what = f"a symlink (to {os.fsdecode(os.readlink(path))})"
     else:
         what = "a file" if stat.S_ISREG(st.st_mode) else "a special file"
-    then = (
-        "--force replaces it with the folder from the snapshot"
-        if force
-        else "not followed: the restore refuses it and everything below it (--force replaces it)"
-    )
+    if not replaceable:
+        then = "not followed, never replaced: the restore refuses it"
+    elif force:
+        then = "--force replaces it with the folder from the snapshot"
+    else:
+        then = "not followed: the restore refuses it and everything below it (--force replaces it)"
     return f"{os.fsdecode(path)}: {what} is in the way of a folder; {then}"
 
 
-def in_the_way_above(path: bytes, trusted: bytes, force: bool) -> str | None:
+def in_the_way_above(path: bytes, trusted: bytes, force: bool, *, replaceable: bool = True) -> str | None:
     """For a plan: the first thing :func:`open_folder` would refuse (or with ``force`` replace) on its
     way from ``trusted`` down to ``path``, as a warning; None when the way is clear."""
     here = trusted
     for name in [n for n in os.path.relpath(path, trusted).split(b"/") if n not in (b"", b".")]:
         here = os.path.join(here, name)
-        problem = in_the_way(here, force, owned_links_ok=True)
+        problem = in_the_way(here, force, owned_links_ok=True, replaceable=replaceable)
         if problem is not None:
             return problem
         if not os.path.lexists(here):
@@ -190,12 +207,13 @@ def in_the_way_above(path: bytes, trusted: bytes, force: bool) -> str | None:
 
 
 def folder_warnings(
-    dest: str | os.PathLike[str], root: str | os.PathLike[str] | None = None, *, force: bool = False
+    dest: str | os.PathLike[str], root: str | os.PathLike[str] | None = None, *, folder: bool = False
 ) -> list[str]:
-    """For a plan: what :func:`folder_of` would refuse (or with ``force`` replace) on its way to the
-    folder ``dest`` goes in, as a list of (at most one) warning."""
-    folder = os.fsencode(os.path.dirname(os.path.abspath(dest)))
-    problem = in_the_way_above(folder, os.fsencode(os.path.abspath(root or "/")), force)
+    """For a plan: what :func:`folder_of` would refuse on its way to the folder ``dest`` goes in
+    (``folder``: to ``dest`` itself), as a list of (at most one) warning."""
+    path = os.fsencode(os.path.abspath(dest))
+    target = path if folder else os.path.dirname(path)
+    problem = in_the_way_above(target, os.fsencode(os.path.abspath(root or "/")), False, replaceable=False)
     return [] if problem is None else [problem]
 
 

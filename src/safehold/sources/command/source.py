@@ -232,7 +232,7 @@ class CommandSource(Source):
                 )
             dest = Path(ro.target_root) / opts.filename
             plan.actions.append(f"{'overwrite' if dest.exists() else 'write'} {dest}")
-            plan.warnings += folder_warnings(dest, ro.target_root, force=ctx.force)
+            plan.warnings += folder_warnings(dest, ro.target_root)
             plan.steps.append(("write", dest))
             return plan
         argv = self._argv(opts.restore_command)
@@ -246,7 +246,7 @@ class CommandSource(Source):
         ((how, arg),) = plan.steps
         if how == "write":
             ro: CommandRestoreOptions = plan.options
-            with folder_of(arg, ro.target_root, replace=ctx.force) as dfd:
+            with folder_of(arg, ro.target_root) as dfd:
                 atomic_write(arg.name, snap.open_stream(opts.filename), dir_fd=dfd)
             return report
         env, secrets = self._env()

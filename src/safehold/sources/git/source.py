@@ -14,7 +14,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 from safehold import proc
-from safehold.engine.fs.safedir import folder_of, in_the_way_above, open_folder, step_down
+from safehold.engine.fs.safedir import (
+    SINGLE_FILE_HINT,
+    InTheWay,
+    folder_of,
+    folder_warnings,
+    open_dir_of_file,
+    step_down,
+)
 from safehold.errors import SourceError
 from safehold.fsutil import atomic_write, private_dir
 from safehold.sources.base import (
@@ -339,22 +346,13 @@ class GitSource(Source):
                 f"(git clone {clone_from} {target})"
             )
             plan.steps.append(("state", state_dir, names))
-            problem = in_the_way_above(
-                os.fsencode(os.path.abspath(state_dir)),
-                os.fsencode(os.path.abspath(ro.target_root or "/")),
-                ctx.force,
-            )
-            plan.warnings += [problem] if problem else []
+            plan.warnings += folder_warnings(state_dir, ro.target_root, folder=True)
             return plan
 
-        # another user's symlink on the way: never looked through (refused, or with --force replaced)
-        problem = in_the_way_above(
-            os.fsencode(os.path.abspath(target)),
-            os.fsencode(os.path.abspath(ro.target_root or "/")),
-            ctx.force,
-        )
-        if problem is not None:
-            plan.warnings.append(problem)
+        # another user's symlink on the way: never looked through, never replaced (refused)
+        problem = folder_warnings(target, ro.target_root, folder=True)
+        if problem:
+            plan.warnings += problem
         elif target.exists() and (not target.is_dir() or any(target.iterdir())):
             plan.warnings.append(f"{target} exists and is not empty: the restore would refuse")
             plan.steps.append(("refuse", target))
@@ -375,12 +373,11 @@ class GitSource(Source):
         report = RestoreReport(self.name, list(plan.actions), list(plan.warnings), dict(plan.details))
         ro: GitRestoreOptions = plan.options
         # every folder from the target root (or /) down is opened one name at a time: another user's
-        # symlink on the way is refused (--force: replaced), never followed
-        root = os.fsencode(os.path.abspath(ro.target_root or "/"))
+        # symlink on the way is refused, never followed or replaced
         for step in plan.steps:
             if step[0] == "state":
                 _, state_dir, names = step
-                fd = open_folder(os.fsencode(os.path.abspath(state_dir)), root, replace=ctx.force)
+                fd = open_dir_of_file(os.fsencode(os.path.abspath(state_dir)), ro.target_root, folder=True)
                 try:
                     for fname in names:  # remote URLs: private
                         atomic_write(fname, snap.read_bytes(fname), mode=0o600, dir_fd=fd)
@@ -395,7 +392,7 @@ class GitSource(Source):
                 _, target, head_ref, head_id, remotes, message = step
                 with (
                     private_dir("safehold-git-") as tmp,
-                    folder_of(target, ro.target_root, replace=ctx.force) as pfd,
+                    folder_of(target, ro.target_root) as pfd,
                 ):
                     bundle = tmp / BUNDLE
                     with bundle.open("wb") as f:
@@ -405,7 +402,6 @@ class GitSource(Source):
                         bundle,
                         pfd,
                         target,
-                        replace=ctx.force,
                         head_ref=head_ref,
                         head_id=head_id,
                         remotes=remotes,
@@ -419,7 +415,6 @@ class GitSource(Source):
         pfd: int,
         target: Path,
         *,
-        replace: bool,
         head_ref: str,
         head_id: str,
         remotes: list[tuple[str, str, str]],
@@ -429,7 +424,10 @@ class GitSource(Source):
         another user's symlink, and git run in it through ``/proc/PID/fd`` (never by its path)."""
         leaf = os.fsencode(target.name)
         created = not _exists(pfd, leaf)
-        tfd = step_down(pfd, os.fsencode(target), leaf, create=True, replace=replace)
+        try:
+            tfd = step_down(pfd, os.fsencode(target), leaf, create=True, replace=False)
+        except InTheWay as exc:
+            raise InTheWay(exc.message, hint=SINGLE_FILE_HINT) from None
         here = Path(f"/proc/{os.getpid()}/fd/{tfd}")
         target = here  # every git call below runs in the folder just opened
         try:

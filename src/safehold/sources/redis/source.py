@@ -347,7 +347,7 @@ class RedisSource(Source):
             ((target,),) = plan.steps
             # the folder (the server's, which its user can change) reached without following its symlinks
             with (
-                folder_of(target, replace=ctx.force) as dfd,
+                folder_of(target) as dfd,
                 AtomicFile(target.name, mode=0o640, dir_fd=dfd) as f,
             ):
                 for chunk in snap.open_stream("dump.rdb"):
@@ -460,7 +460,7 @@ class RedisSource(Source):
                 f"{target} exists", hint="Pass --force to replace it (with the server stopped)."
             )
         plan.actions.append(f"{'replace' if target.exists() else 'write'} {target}")
-        plan.warnings += folder_warnings(target, force=ctx.force)
+        plan.warnings += folder_warnings(target)
         plan.warnings.append("start the Redis server with this file as its dir/dbfilename afterwards")
         plan.steps.append((target,))
         return plan

@@ -199,7 +199,7 @@ class SQLiteSource(Source):
             )
         plan = RestorePlan(component=self.name, options=ro)
         plan.actions.append(f"{'replace' if target.exists() else 'create'} {target} ({doc['bytes']} bytes)")
-        plan.warnings += folder_warnings(target, None if ro.path else ro.target_root, force=ctx.force)
+        plan.warnings += folder_warnings(target, None if ro.path else ro.target_root)
         plan.steps.append((target, doc))
         return plan
 
@@ -210,7 +210,7 @@ class SQLiteSource(Source):
         mode = int(doc.get("mode", 0o644)) & 0o7777
         # the folder is reached from the target root (or /) without following another user's symlink
         with (
-            folder_of(target, None if ro.path else ro.target_root, replace=ctx.force) as dfd,
+            folder_of(target, None if ro.path else ro.target_root) as dfd,
             AtomicFile(target.name, mode=mode, dir_fd=dfd) as tmp,
         ):
             for chunk in snap.open_stream(doc["file"]):
