@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from safehold.cli.app import App, pass_app
-from safehold.errors import ObjectiveBreached, SafeholdError
+from safehold.errors import HealthCheckFailed, ObjectiveBreached, SafeholdError
 from safehold.operations.results import StepResult
 from safehold.operations.status import human_duration
 
@@ -21,7 +21,10 @@ class DrillFailed(SafeholdError):
 
 
 def _line(s: StepResult) -> str:
-    return f"{'ok' if s.ok else 'FAILED':7} {s.name + (' (' + s.kind + ')' if s.kind else ''):28} {human_duration(s.seconds):>7}  {s.message}"
+    state = "skipped" if s.skipped else "ok" if s.ok else "FAILED"
+    what = s.name + (f" ({s.kind})" if s.kind else "")
+    line = f"{state:7} {what:28} {human_duration(s.seconds):>7}  {s.message}"
+    return line + (f"\n{'':8}hint: {s.hint}" if s.hint and not s.ok else "")
 
 
 @click.command()
@@ -49,8 +52,11 @@ def drill(
     """Restore a snapshot into a sandbox and prove it: files compared byte for byte with their modes and
     links, each database dump loaded into a scratch database and compared with the row counts and
     checksums recorded at backup time, Redis loaded by a scratch redis-server, git bundles cloned, SaaS
-    exports parsed. One line per component, the total against the RTO; the result is recorded in the
-    repository for 'status'. Exit status 1 when a component fails, 5 when the drill took longer than the RTO."""
+    exports parsed. Then the configured health checks that make sense against the
+    sandbox (databases, Redis, files; the others say why they were skipped). One line per component and
+    check, the total against the RTO; the result is recorded in the repository for 'status'. Exit status
+    1 when a component fails (or cannot be tested: the hint says why), 4 when every component passed and
+    a health check failed, 5 when the drill took longer than the RTO."""
     from safehold.config.schema import Config
     from safehold.operations import metrics
     from safehold.operations.drill import DrillRequest, cleanup_leftovers, run_drill
@@ -68,7 +74,16 @@ def drill(
         if not app.json:
             click.echo(_line(step))
 
-    result = run_drill(repo, local, req, on_step=show, log=app.info)
+    def show_check(check: StepResult) -> None:
+        if not app.json:
+            if not shown:
+                click.echo("health checks against the sandbox:")
+                shown.append(True)
+            click.echo(_line(check))
+
+    shown: list[bool] = []
+
+    result = run_drill(repo, local, req, on_step=show, log=app.info, on_health=show_check)
     for c in result.cleaned:
         app.warn(f"note: {c}")
     rto = (
@@ -84,8 +99,16 @@ def drill(
         text += f"\nsandbox kept: {result.sandbox} (scratch databases kept too; 'safehold drill --cleanup' removes them)"
     app.emit(result.as_dict(), text)
     metrics.refresh(repo, local, [socket.gethostname()], app.warn)
+    if not result.components_ok:
+        failed = [s for s in result.steps if not s.ok]
+        hint = next((s.hint for s in failed if s.hint), None)  # not the backup's fault: say what to fix
+        raise DrillFailed(f"drill failed: {', '.join(s.name for s in failed)}", hint=hint)
     if not result.ok:
-        raise DrillFailed(f"drill failed: {', '.join(s.name for s in result.steps if not s.ok)}")
+        raise HealthCheckFailed(
+            "drill: every component restored and verified; health check(s) failed against the sandbox: "
+            + ", ".join(h.name for h in result.health if not h.ok),
+            hint="The lines 'health check ... FAILED' say what the restored copy lacks.",
+        )
     if result.within_rto is False:
         raise ObjectiveBreached(
             f"the drill took {human_duration(result.seconds)}, longer than the RTO of {human_duration(result.rto_seconds)}",

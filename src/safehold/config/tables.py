@@ -258,7 +258,8 @@ class Drill(_Model):
     )
     mysql_scratch_password: SecretRef | None = Field(
         default=None,
-        description="Where the scratch MySQL user's password comes from; none for no password.",
+        description="Where the scratch MySQL user's password comes from. None: the component's own password "
+        "when scratch server and user are the component's (one account), else no password.",
         examples=[{"env": "DRILL_MYSQL_PASSWORD"}],
     )
     postgresql_scratch_host: str = Field(
@@ -276,7 +277,8 @@ class Drill(_Model):
     )
     postgresql_scratch_password: SecretRef | None = Field(
         default=None,
-        description="Where the scratch PostgreSQL role's password comes from.",
+        description="Where the scratch PostgreSQL role's password comes from. None: the component's own "
+        "password when scratch server and role are the component's (one account), else no password.",
         examples=[{"env": "DRILL_PGPASSWORD"}],
     )
 

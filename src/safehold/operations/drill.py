@@ -8,6 +8,10 @@ databases with generated names on the drill's scratch servers and compared with 
 at backup time, Redis is loaded by a scratch redis-server, git bundles are cloned, SaaS exports parsed.
 This module never names a kind: everything kind-specific is the kind's ``verify``.
 
+Then the configured health checks that say something about a restore run against the sandbox
+(:mod:`safehold.operations.drill_health`): checks of a component's data while its kind's ``verify`` has it
+loaded (``Sandbox.loaded``), file checks on the restored copies; the others are listed as skipped.
+
 A component that is missing from the snapshot, or failed at backup time, fails the drill. Every step
 and the whole are timed; the total is measured against the RTO. The result is recorded in the repository
 (:mod:`safehold.operations.results`), where ``status`` finds it.
@@ -38,10 +42,11 @@ from safehold.engine.snapshot import Snapshot
 from safehold.errors import NotFound, SafeholdError, UsageError
 from safehold.operations import results
 from safehold.operations.components import EngineComponentReader
+from safehold.operations.drill_health import DrillHealth
 from safehold.operations.server_restore import resolve_config
 from safehold.operations.status import human_duration
 from safehold.sources import registry
-from safehold.sources.base import SourceContext
+from safehold.sources.base import Source, SourceContext
 from safehold.sources.verify import Sandbox, registered
 
 MARKER = ".safehold-drill.json"
@@ -69,10 +74,16 @@ class DrillResult:
     cleaned: list[str] = field(default_factory=list)
     result_id: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    #: the configured health checks against the sandbox (skipped ones say why)
+    health: list[results.StepResult] = field(default_factory=list)
+
+    @property
+    def components_ok(self) -> bool:
+        return all(s.ok for s in self.steps)
 
     @property
     def ok(self) -> bool:
-        return all(s.ok for s in self.steps)
+        return self.components_ok and all(h.ok for h in self.health)
 
     @property
     def within_rto(self) -> bool | None:
@@ -89,6 +100,7 @@ class DrillResult:
             "rto_seconds": self.rto_seconds,
             "within_rto": self.within_rto,
             "components": [s.model_dump() for s in self.steps],
+            "health": [h.model_dump() for h in self.health],
             "details": self.details,
             "sandbox_kept": self.sandbox,
             "cleaned_leftovers": self.cleaned,
@@ -179,8 +191,12 @@ def _components(snap: Snapshot, config: Config) -> list[str]:
     return sorted(snap.components)
 
 
-def _step(name: str, kind: str, ok: bool, seconds: float, message: str) -> results.StepResult:
-    return results.StepResult(name=name, kind=kind, ok=ok, seconds=round(seconds, 3), message=message[:2000])
+def _step(
+    name: str, kind: str, ok: bool, seconds: float, message: str, hint: str | None = None
+) -> results.StepResult:
+    return results.StepResult(
+        name=name, kind=kind, ok=ok, seconds=round(seconds, 3), message=message[:2000], hint=hint
+    )
 
 
 def run_drill(
@@ -190,9 +206,11 @@ def run_drill(
     *,
     on_step: Callable[[results.StepResult], None] = lambda _s: None,
     log: Callable[[str], None] = lambda _m: None,
+    on_health: Callable[[results.StepResult], None] = lambda _s: None,
 ) -> DrillResult:
     """Run a drill (see the module docstring) and record its result; never raises for a failed
-    component (the result says it), raises for what prevents a drill (no snapshot, no configuration)."""
+    component or health check (the result says it), raises for what prevents a drill (no snapshot, no
+    configuration). ``on_step`` sees each component's line as it ends, ``on_health`` each check's."""
     settings = (local or Config.model_validate({"repository": {"url": "-"}})).drill
     base = Path(settings.sandbox)
     cleaned = cleanup_leftovers(base)
@@ -219,10 +237,13 @@ def run_drill(
     steps: list[results.StepResult] = []
     details: dict[str, Any] = {}
     root = _make_sandbox(base, drill_id)
+    names = _components(snap, config)
+    health = DrillHealth(list(config.health_checks), names)
+    sources: dict[str, Source] = {}
     lock = repo.lock(exclusive=False, operation="drill")
     try:
         repo.load_index()
-        for name in _components(snap, config):
+        for name in names:
             s0 = time.monotonic()
             kind = config.components[name].kind if name in config.components else ""
             entry = snap.components.get(name)
@@ -246,29 +267,44 @@ def run_drill(
                 step = _step(name, kind, False, 0, "not defined in the snapshot's configuration")
             else:
                 step = _verify_one(
-                    repo, snap, config, name, kind, root, drill_id, req, settings, keep, log, details
-                )
+                    repo, snap, config, name, kind, root, drill_id, req, settings, keep, log, details,
+                    health, sources,
+                )  # fmt: skip
                 step.seconds = round(time.monotonic() - s0, 3)
             steps.append(step)
             on_step(step)
+        health.run_paths(root, sources, {s.name for s in steps if s.ok})
     finally:
         lock.release()
         if not keep:
-            cleaned += [m for m in _clean_dir(root) if not m.startswith("nothing to clean")]
+            # what verify left (it drops and stops its own): only a failure to clean is news
+            cleaned += [m for m in _clean_dir(root) if m.startswith("could not")]
         else:
             marker = json.loads((root / MARKER).read_text())
             (root / MARKER).write_text(json.dumps({**marker, "kept": True}))
     seconds = round(time.monotonic() - t0, 3)
     result = DrillResult(
-        snap, snap.profile, steps, seconds, rto_seconds, str(root) if keep else None, cleaned, details=details
+        snap,
+        snap.profile,
+        steps,
+        seconds,
+        rto_seconds,
+        str(root) if keep else None,
+        cleaned,
+        details=details,
+        health=health.steps(snap.profile),
     )
+    for line in result.health:
+        on_health(line)
     _record(repo, result, started, log)
     return result
 
 
 def _record(repo: Repository, result: DrillResult, started: Any, log: Callable[[str], None]) -> None:
     snap = result.snapshot
-    failed = [s.name for s in result.steps if not s.ok]
+    failed = [s.name for s in result.steps if not s.ok] + [
+        f"health check {h.name}" for h in result.health if not h.ok
+    ]
     message = f"failed: {', '.join(failed)}" if failed else f"passed in {human_duration(result.seconds)}"
     record = results.Result(
         type="drill",
@@ -282,6 +318,7 @@ def _record(repo: Repository, result: DrillResult, started: Any, log: Callable[[
         seconds=result.seconds,
         message=message,
         steps=result.steps,
+        health=result.health,
         details={"rto_seconds": result.rto_seconds},
     )
     try:
@@ -303,15 +340,19 @@ def _verify_one(
     keep: bool,
     log: Callable[[str], None],
     details: dict[str, Any],
+    health: DrillHealth,
+    sources: dict[str, Source],
 ) -> results.StepResult:
     scratch = dict(settings.scratch(kind))
     if scratch and req.db_host:
         scratch["host"] = req.db_host
     if scratch and req.db_port:
         scratch["port"] = req.db_port
-    sandbox = Sandbox(root=root, db=scratch, prefix=f"safehold_drill_{drill_id}_", keep=keep)
+    sandbox = Sandbox(
+        root=root, db=scratch, prefix=f"safehold_drill_{drill_id}_", keep=keep, loaded=health.loaded(name)
+    )
     try:
-        source = config.build_source(name)
+        source = sources[name] = config.build_source(name)
         reader = EngineComponentReader(repo, snap, name)
         report = source.verify(reader, sandbox, SourceContext(log=log))
     except (SafeholdError, OSError) as exc:
@@ -319,4 +360,5 @@ def _verify_one(
         return _step(name, kind, False, 0, msg)
     if report.details:
         details[name] = report.details
-    return _step(name, kind, report.ok, report.duration, report.summary)
+    hint = next((c.hint for c in report.checks if not c.ok and c.hint), None)
+    return _step(name, kind, report.ok, report.duration, report.summary, hint)

@@ -41,6 +41,10 @@ class StepResult(BaseModel):
     ok: bool
     seconds: float = Field(ge=0)
     message: str = Field(default="", max_length=2000)
+    #: what to do about a failure that is not the backup's (a drill's scratch server it cannot use)
+    hint: str | None = Field(default=None, max_length=2000)
+    #: a health check that says nothing about a restore in a sandbox (``message`` says why)
+    skipped: bool = False
 
 
 class Result(BaseModel):
@@ -61,6 +65,8 @@ class Result(BaseModel):
     snapshot_time: str | None = None
     message: str = Field(default="", max_length=2000)
     steps: list[StepResult] = Field(default_factory=list, max_length=1000)
+    #: a drill's health checks against the sandbox
+    health: list[StepResult] = Field(default_factory=list, max_length=1000)
     details: dict[str, Any] = Field(default_factory=dict)
     #: the file's name in the repository (not stored)
     id: str = Field(default="", exclude=True)

@@ -208,6 +208,11 @@ class Sandbox:
     redis: dict[str, Any] = field(default_factory=dict)
     prefix: str = "safehold_drill_"
     keep: bool = False
+    #: Called by :meth:`Source.verify` once, while the copy it loaded is live (a scratch database or
+    #: server, a database file below ``root``), with the component's settings as health checks read them
+    #: (:meth:`Source.redirected_settings`), pointing at that copy; secret references stay unresolved.
+    #: Drills run the component's health checks there. Not called when nothing loaded.
+    loaded: Callable[[dict[str, Any]], None] = field(default=lambda _settings: None)
 
     def scratch_name(self) -> str:
         """A new scratch name: the prefix and 8 random hex digits (valid as a database name everywhere)."""
@@ -373,6 +378,12 @@ class Source(ABC):
         """Absolute paths this component puts back: secret references to files below them are read from
         below the target root when a restore goes there."""
         return []
+
+    def sandbox_path(self, path: str) -> str | None:
+        """Where :meth:`verify` puts the live absolute ``path`` (normalised, no symlinks in it) below its
+        folder of the sandbox (``sandbox.root / name``), as a relative path; None when this component
+        does not hold ``path``. Drills run the file checks (writable, tls, crontab, sqlite) there."""
+        return None
 
     def safety_source(self, ctx: SourceContext) -> Source | None:
         """A source that captures the live state a restore with ``ctx`` (its restore options, ``force``)

@@ -25,6 +25,14 @@ from safehold.sources.base import (
     VerifyReport,
 )
 
+#: What to do when the drill cannot use its scratch database server.
+SCRATCH_HINT = (
+    "A drill loads each dump into a new scratch database on the server of [drill] {kind}_scratch_host and "
+    "{kind}_scratch_port (or --db-host/--db-port) as {kind}_scratch_user, with the password of "
+    "{kind}_scratch_password (a secret reference; without one, the component's own password when user and "
+    "server are the component's, else none). Give that user the right to create and drop databases, or "
+    "set those options."
+)
 #: The keys of a ``--db-*`` redirect (``restore --db-host/--db-port/--db-user/--db-name/--db-password-env``).
 REDIRECT_KEYS = ("host", "port", "user", "database", "password")
 
@@ -44,11 +52,20 @@ class DatabaseRestoreOptions(BaseModel):
     user: str | None = Field(default=None, description="User to connect as.")
     password: SecretRef | None = Field(default=None, description="Where that user's password comes from.")
     verify: bool = Field(default=True, description="Compare row counts (and exact checksums) after loading.")
+    no_password: bool = Field(
+        default=False,
+        description="Connect without a password instead of with the component's (a drill's scratch user "
+        "that has none).",
+    )
 
     def connection(self) -> dict[str, Any]:
-        """The connection overrides that were given (host, port, user, password, and a kind's socket)."""
+        """The connection overrides that were given (host, port, user, password, and a kind's socket);
+        ``password`` is None with ``no_password`` (not the component's own)."""
         keys = {"host", "port", "user", "password", "socket"} & set(type(self).model_fields)
-        return self.model_dump(exclude_none=True, include=keys)
+        out = self.model_dump(exclude_none=True, include=keys)
+        if self.no_password and self.password is None:
+            out["password"] = None
+        return out
 
 
 class DatabaseSource(Source):
@@ -92,26 +109,60 @@ class DatabaseSource(Source):
         """What database ``name`` holds besides tables (routines, triggers, views...), for drills."""
         return {}
 
+    def scratch_connection(self, sandbox: Sandbox) -> tuple[dict[str, Any], str]:
+        """The restore options that reach the drill's scratch server (``sandbox.db``; empty: the
+        component's own server), and how they were chosen, for messages (never a secret value).
+
+        Without a scratch password the component's own password is used only when the scratch server
+        and user are the component's (one account); otherwise the scratch user connects without one."""
+        raw = {k: v for k, v in sandbox.db.items() if k in ("host", "port", "user") and v is not None}
+        own = self.options.model_dump()
+        where = f"{raw.get('user', own.get('user'))}@{raw.get('host', own.get('host'))}:{raw.get('port', own.get('port'))}"
+        password = sandbox.db.get("password")
+        if password is not None:
+            raw["password"] = password
+            how = f"password from {SecretRef.model_validate(password).describe()}"
+        elif all(raw.get(k, own.get(k)) == own.get(k) for k in ("host", "port", "user")):
+            how = "the component's own password" if own.get("password") else "no password"
+        else:
+            raw["no_password"] = True
+            how = "no password (none configured for the scratch user)"
+        return raw, f"{where} with {how}"
+
     def verify(self, snap: ComponentReader, sandbox: Sandbox, ctx: SourceContext) -> VerifyReport:
         """Load every dump into a scratch database (``sandbox.prefix`` + random, on ``sandbox.db`` or the
         component's own server), compare row counts and exact checksums with the backup's statistics
-        (the restore's own proof), count the other objects, then drop the scratch databases (unless
-        ``sandbox.keep``). Each scratch database is registered in the sandbox before it is created, so a
-        killed drill's are dropped later (:meth:`cleanup_scratch`)."""
+        (the restore's own proof), count the other objects, hand the loaded copy to ``sandbox.loaded``
+        (health checks), then drop the scratch databases (unless ``sandbox.keep``). The scratch server
+        is tried first (connect, drop a scratch name that does not exist), so that a wrong scratch user
+        or password is reported as such, not as a dump that does not load. Each scratch database is
+        registered in the sandbox before it is created, so a killed drill's are dropped later
+        (:meth:`cleanup_scratch`)."""
         started = time.monotonic()
         dumped = self.dumped_databases(snap)
         suffix = random.token_hex(4)
         scratch = {db: f"{sandbox.prefix}{suffix}_{i}" for i, db in enumerate(dumped)}
-        raw = {
-            k: v for k, v in sandbox.db.items() if k in REDIRECT_KEYS and k != "database" and v is not None
-        }
-        where = {k: v for k, v in raw.items() if k in ("host", "port", "user", "password")}
+        raw, described = self.scratch_connection(sandbox)
+        if not dumped:
+            finding = Finding(self.name, "restore", False, "the snapshot holds no dump")
+            return VerifyReport(self.name, False, [finding], duration=time.monotonic() - started)
+        try:
+            self.drop_database(self.restore_options(raw), next(iter(scratch.values())))
+        except Exception as exc:
+            message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            finding = Finding(
+                self.name,
+                "scratch",
+                False,
+                f"cannot use the drill's scratch server ({described}): {message}; the dump was not tested",
+                SCRATCH_HINT.format(kind=self.kind),
+            )
+            return VerifyReport(self.name, False, [finding], duration=time.monotonic() - started)
+        where = {k: v for k, v in raw.items() if k in ("host", "port", "user", "password", "no_password")}
         for target in scratch.values():
             sandbox.register(self.kind, {**where, "database": target})
         raw.update({"databases": dumped, "database_map": scratch, "verify": True})
         checks: list[Finding] = []
-        if not dumped:
-            checks.append(Finding(self.name, "restore", False, "the snapshot holds no dump"))
         ok = True
         vctx = SourceContext(log=ctx.log, force=False, options=raw)
         options = None
@@ -138,6 +189,8 @@ class DatabaseSource(Source):
                         f"{db}: loaded into {target}, {tables} tables and {rows} rows as recorded{extra}",
                     )
                 )
+            if all(c.ok for c in checks):
+                sandbox.loaded(self._loaded_settings(raw, list(scratch.values())))
         except Exception as exc:  # a failed load is the finding, not a crash of the drill
             ok = False
             message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
@@ -160,6 +213,17 @@ class DatabaseSource(Source):
         ok = ok and all(c.ok for c in checks)
         details = {"scratch_databases": list(scratch.values()), "kept": sandbox.keep}
         return VerifyReport(self.name, ok, checks, details, time.monotonic() - started)
+
+    def _loaded_settings(self, raw: dict[str, Any], databases: list[str]) -> dict[str, Any]:
+        """The component's settings pointing at the scratch copies (for ``sandbox.loaded``)."""
+        settings = self.options.model_dump(exclude_none=True)
+        moved = {k: v for k, v in raw.items() if k in ("host", "port", "user", "password")}
+        if raw.get("no_password"):
+            settings.pop("password", None)
+        if "host" in moved or "port" in moved:
+            settings.pop("socket", None)
+        settings.pop("database", None)
+        return {**settings, **moved, "databases": databases}
 
     @classmethod
     def cleanup_scratch(cls, resource: dict[str, Any]) -> str:

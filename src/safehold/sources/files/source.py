@@ -101,6 +101,14 @@ class FilesSource(Source):
     def restored_paths(self) -> list[str]:
         return [os.path.normpath(p) for p in self.options.paths]
 
+    def sandbox_path(self, path: str) -> str | None:
+        """``verify`` restores the stored folder below the sandbox as ``/`` (``/var/www/app`` at
+        ``var/www/app``)."""
+        for p in self.restored_paths():
+            if path == p or path.startswith(p.rstrip("/") + "/"):
+                return path.lstrip("/") or None
+        return None
+
     def safety_source(self, ctx: SourceContext) -> Source | None:
         ro: FilesRestoreOptions = self.restore_options(ctx.options)
         root = ro.target_root or "/"

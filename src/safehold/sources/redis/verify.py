@@ -190,6 +190,8 @@ def verify_redis(
                     )
                 )
             same = str(client.info("server").get("redis_version")) == str(meta.get("redis_version"))
+            if got == want:
+                sandbox.loaded({"host": "127.0.0.1", "port": port})
             diffs = _sample(snap, port, same)
             if diffs:
                 checks.append(

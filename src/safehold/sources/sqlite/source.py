@@ -256,6 +256,8 @@ class SQLiteSource(Source):
             )
 
         checks.guard("restore", run)
+        if checks.ok:
+            sandbox.loaded({**self.options.model_dump(exclude_none=True), "path": str(target)})
         if not sandbox.keep:
             target.unlink(missing_ok=True)
         return VerifyReport(

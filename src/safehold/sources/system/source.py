@@ -9,6 +9,7 @@ import pwd
 import re
 import secrets
 import stat
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -270,6 +271,23 @@ class SystemSource(Source):
     def safety_source(self, ctx: SourceContext) -> Source | None:
         ro: SystemRestoreOptions = self.restore_options(ctx.options)
         return None if ro.target_root else self
+
+    def sandbox_path(self, path: str) -> str | None:
+        """``verify`` restores the stored folder below the sandbox: ``<collector>/<path below root>``, for
+        the first collector one of whose patterns matches ``path`` or a folder above it."""
+        root = os.path.normpath(self.options.root)
+        if path != root and not path.startswith(root.rstrip("/") + "/"):
+            return None
+        rel = os.path.relpath(path, root)
+        parts = rel.split("/")
+        for cname, patterns in self.options.collectors().items():
+            for pattern in patterns:
+                want = pattern.split("/")
+                if len(parts) >= len(want) and all(
+                    fnmatchcase(a, b) for a, b in zip(parts, want, strict=False)
+                ):
+                    return f"{cname}/{rel}"
+        return None
 
     def verify(self, snap: ComponentReader, sandbox: Sandbox, ctx: SourceContext) -> VerifyReport:
         """Drills: the folder restored below the sandbox, compared with the snapshot entry by entry

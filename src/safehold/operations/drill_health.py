@@ -1,0 +1,196 @@
+"""The configured health checks, run by a drill against what it restored (the sandbox), not the live system.
+
+* A check of a component's data (``mysql``/``postgresql``/``sqlite``/``redis`` naming a ``component``)
+  runs while that component's copy is live: its kind's ``verify`` hands the settings pointing at the
+  scratch database, scratch redis-server or restored database file to ``Sandbox.loaded``
+  (:meth:`DrillHealth.loaded`).
+* A check of a file or folder (``writable``, ``tls``/``crontab``/``sqlite`` with a ``path``; a
+  ``crontab`` of a ``user`` reads ``/var/spool/cron/crontabs/USER``) runs after every component was
+  verified, on the restored copy of that path (:meth:`DrillHealth.run_paths`): the live path is
+  resolved one name at a time in the live name space, each name through the components'
+  ``sandbox_path``, so that a restored symlink (``live/`` into ``archive/``, Laravel's ``public/storage``)
+  is followed to the restored copy of its target and never to the live system; a location that still
+  leads outside the sandbox is refused. Restored content is untrusted.
+* The others are skipped, each with its reason: HTTP, TCP, supervisor, systemd, commands and TLS of a
+  host check the live system; a log's freshness is the live log's; a ``dsn`` names a live database.
+
+One :class:`~safehold.operations.results.StepResult` per configured check (``skipped`` for those that
+do not apply); a failed check fails the drill (exit 4 when every component passed).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from safehold.config.healthchecks import HealthCheck
+from safehold.health import HealthResult, run_one
+from safehold.operations.results import StepResult
+from safehold.sources.base import Source
+
+#: Why a kind of check says nothing about a restore in a sandbox.
+LIVE_ONLY = {
+    "http": "requests the live site over HTTP",
+    "tcp": "connects to a live port",
+    "supervisor": "asks the live supervisord",
+    "systemd": "asks the live systemd",
+    "command": "runs a command on the live system",
+    "log": "a log's freshness is the live log's (a restored copy keeps its time of the backup)",
+}
+#: Where a user's crontab lives (Debian): what a crontab check of ``user`` reads in a drill.
+CRONTABS = "/var/spool/cron/crontabs"
+MAX_LINKS = 40
+
+
+class OutsideSandbox(Exception):
+    """A restored path cannot be checked where it is (not restored, a symlink loop, leads outside)."""
+
+
+def locate(live: str, where: Callable[[str], Path | None], root: Path) -> Path:
+    """The restored copy of the live absolute path ``live``: resolved one name at a time in the live name
+    space; ``where(p)`` gives the sandbox location of live path ``p`` (None: no component holds it, a
+    folder above the components' paths). A symlink found in the sandbox is read and its target, taken as
+    a live path (relative to the folder it is in, or absolute), is resolved the same way. The result is
+    below ``root`` (refused otherwise: a restored folder above a component's paths that is a symlink)."""
+    todo = [p for p in live.split("/") if p]
+    cur = "/"
+    links = 0
+    while todo:
+        part = todo.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            cur = posixpath.dirname(cur)
+            continue
+        cand = posixpath.join(cur, part)
+        loc = where(cand)
+        if loc is not None and os.path.islink(loc):
+            links += 1
+            if links > MAX_LINKS:
+                raise OutsideSandbox(f"{live}: too many symbolic links")
+            target = os.readlink(loc)
+            todo = [p for p in target.split("/") if p] + todo
+            if target.startswith("/"):
+                cur = "/"
+            continue
+        cur = cand
+    loc = where(cur)
+    if loc is None:
+        raise OutsideSandbox(
+            f"{cur} is held by no component of the drilled profile"
+            + (f" ({live} leads there)" if cur != os.path.normpath(live) else "")
+        )
+    real = os.path.realpath(loc)
+    base = os.path.realpath(root)
+    if real != base and not real.startswith(base + "/"):
+        raise OutsideSandbox(f"the restored {cur} leads outside the sandbox (to {real}): not followed")
+    return loc
+
+
+def _step(check: HealthCheck, result: HealthResult | None, skipped: str | None = None) -> StepResult:
+    if result is None:
+        return StepResult(
+            name=check.name, kind=check.kind, ok=True, seconds=0, message=skipped or "", skipped=True
+        )
+    return StepResult(
+        name=check.name, kind=check.kind, ok=result.ok, seconds=result.seconds, message=result.message
+    )
+
+
+class DrillHealth:
+    """The health checks of one drill: ``loaded`` for the component checks while each copy is live,
+    :meth:`run_paths` for the file checks afterwards, :meth:`steps` for the lines in order."""
+
+    def __init__(self, checks: list[HealthCheck], components: list[str]) -> None:
+        self.checks = checks
+        self.components = set(components)
+        self.done: dict[int, StepResult] = {}
+        self.skipped: dict[int, str] = {}
+
+    def loaded(self, component: str) -> Callable[[dict[str, Any]], None]:
+        """The ``Sandbox.loaded`` of ``component``: runs the checks naming it against ``settings``."""
+
+        def run(settings: dict[str, Any]) -> None:
+            targets = {component: settings}
+            for i, c in enumerate(self.checks):
+                if c.component == component and c.dsn is None and i not in self.done:
+                    self.done[i] = _step(c, run_one(c, targets))
+
+        return run
+
+    def run_paths(self, root: Path, sources: Mapping[str, Source], ok: set[str]) -> None:
+        """Run the file checks on the restored copies (``sources``: the drilled components by name, whose
+        sandbox folder is ``root / name``; ``ok``: those that verified)."""
+
+        def where(path: str) -> Path | None:
+            found = [
+                root / name / rel
+                for name, src in sources.items()
+                if name in ok and (rel := src.sandbox_path(path)) is not None
+            ]
+            return next((p for p in found if os.path.lexists(p)), found[0] if found else None)
+
+        for i, c in enumerate(self.checks):
+            live = self._live_path(c)
+            if i in self.done or live is None:
+                continue
+            holders = [n for n, src in sources.items() if src.sandbox_path(live) is not None]
+            if not holders or not set(holders) & ok:
+                self.skipped[i] = (
+                    f"{live} is held by no component of the drilled profile"
+                    if not holders
+                    else f"component {holders[0]} did not restore (its line says why)"
+                )
+                continue
+            try:
+                loc = locate(live, where, root)
+            except OutsideSandbox as exc:
+                self.done[i] = StepResult(
+                    name=c.name, kind=c.kind, ok=False, seconds=0, message=str(exc)[:300]
+                )
+                continue
+            except OSError as exc:
+                message = f"{live}: {exc.strerror or exc}"
+                self.done[i] = StepResult(name=c.name, kind=c.kind, ok=False, seconds=0, message=message)
+                continue
+            moved = c.model_copy(update={"path": str(loc), "user": None})
+            result = run_one(moved, {})
+            result.message = result.message.replace(str(loc), f"{live} (restored)")
+            self.done[i] = _step(c, result)
+
+    @staticmethod
+    def _live_path(c: HealthCheck) -> str | None:
+        """The live path a file check reads, None for the others."""
+        if c.kind in ("writable", "tls", "crontab", "sqlite") and c.path is not None:
+            return os.path.normpath(c.path)
+        if c.kind == "crontab" and c.user is not None:
+            return f"{CRONTABS}/{c.user}"
+        return None
+
+    def steps(self, profile: str | None) -> list[StepResult]:
+        """One line per configured check, in the configuration's order."""
+        out = []
+        for i, c in enumerate(self.checks):
+            if i in self.done:
+                out.append(self.done[i])
+            else:
+                out.append(_step(c, None, self._why_not(i, c, profile)))
+        return out
+
+    def _why_not(self, i: int, c: HealthCheck, profile: str | None) -> str:
+        if i in self.skipped:
+            return self.skipped[i]
+        if c.kind in LIVE_ONLY:
+            return LIVE_ONLY[c.kind]
+        if c.kind == "tls" and c.host is not None:
+            return f"connects to the live server {c.host}:{c.port or 443}"
+        if c.dsn is not None:
+            return "names a live database by URL (dsn), not a component the drill restored"
+        if c.component is not None and c.component not in self.components:
+            return f"component {c.component} is not part of the drilled profile {profile}"
+        if c.component is not None:
+            return f"component {c.component} was not loaded in the sandbox (its line says why)"
+        return "does not apply to a sandbox"
