@@ -10,6 +10,7 @@ need redis-cli redis-tools
 need sqlite3 sqlite3
 need git git
 need supervisord supervisor   # the supervisor health check runs against a private supervisord
+need /usr/sbin/nginx nginx-light   # drills run "nginx -t" on restored configurations
 need /usr/sbin/sshd openssh-server
 need ssh-keygen openssh-client
 if [ "${1:-}" = "bench" ]; then

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 import tomllib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,29 @@ class DrillServer:
     sandbox: Path
     pg: str
     sqlite: Path
+    #: the ids of this test's drills (their scratch databases are named safehold_drill_<id>_...)
+    ids: set[str] = field(default_factory=set)
 
-    def drill(self, *args: str, timeout: float = 600) -> Any:
-        return self.cli("--config", str(self.s.config), "--json", "drill", *args, timeout=timeout)
+    def drill(self, *args: str, timeout: float = 600, env: dict[str, str] | None = None) -> Any:
+        r = self.cli("--config", str(self.s.config), "--json", "drill", *args, timeout=timeout, env=env)
+        self.note(r)
+        return r
+
+    def note(self, r: Any) -> None:
+        """Remember the drill ids of a drill's JSON output."""
+        try:
+            out = r.json()
+        except ValueError:
+            return
+        for detail in (out.get("details") or {}).values():
+            for name in detail.get("scratch_databases", []) if isinstance(detail, dict) else []:
+                self.ids.add(str(name).split("_")[2])
+
+    def scratch_databases(self) -> list[str]:
+        """The scratch databases of this test's drills (other tests' drills may run at the same time on
+        the same servers: never theirs)."""
+        ids = self.ids | {p.name.removeprefix("drill-") for p in self.sandbox.glob("drill-*")}
+        return [n for n in scratch_databases() if n.split("_")[2] in ids]
 
     def edit_config(self, change: Callable[[dict[str, Any]], None]) -> None:
         data = tomllib.loads(self.s.config.read_text())
@@ -98,4 +118,4 @@ def drill_server(
 
     d.edit_config(extra)
     yield d
-    assert scratch_databases() == [], "a drill left scratch databases behind"
+    assert d.scratch_databases() == [], "a drill left scratch databases behind"

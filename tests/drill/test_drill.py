@@ -4,7 +4,7 @@ gone afterwards, also after Ctrl-C and after a SIGKILL (cleaned by the next dril
 
 from __future__ import annotations
 
-from tests.drill.conftest import DrillServer, scratch_databases
+from tests.drill.conftest import DrillServer
 
 FULL_KINDS = {
     "app": "files", "config": "files", "storage": "files", "database": "mysql", "redis": "redis",
@@ -22,7 +22,18 @@ def test_a_full_profile_drill_passes_and_leaves_nothing(drill_server: DrillServe
     assert r.code == 0, [(c["name"], c["message"]) for c in r.json()["components"] if not c["ok"]]
     out = r.json()
     steps = {c["name"]: c for c in out["components"]}
+    parsed = {n: steps.pop(n) for n in list(steps) if n.endswith(":parsed")}
     assert {n: c["kind"] for n, c in steps.items()} == FULL_KINDS
+    # system files parsed where a parser exists: nginx -t of the restored configuration, certificates
+    assert set(parsed) == {"system:parsed", "tls:parsed"} and all(c["ok"] for c in parsed.values()), parsed
+    assert parsed["system:parsed"]["message"].startswith("nginx -t: the configuration (4 file(s)) is valid")
+    assert (
+        "fullchain.pem (app.example.test, www.app.example.test): valid until"
+        in parsed["system:parsed"]["message"]
+    )
+    assert (
+        "/cert.pem (app.example.test, www.app.example.test): valid until" in parsed["tls:parsed"]["message"]
+    )
     assert all(c["ok"] for c in steps.values()), [c for c in steps.values() if not c["ok"]]
     assert "tables and" in steps["database"]["message"] and "rows as recorded" in steps["database"]["message"]
     assert "250 rows as recorded" in steps["billing"]["message"] and "1 views" in steps["billing"]["message"]
@@ -33,7 +44,7 @@ def test_a_full_profile_drill_passes_and_leaves_nothing(drill_server: DrillServe
     assert steps["retell"]["message"].startswith("export parses: ")
     assert "identical to the snapshot" in steps["app"]["message"]
     assert out["within_rto"] is True and out["rto_seconds"] == 3600
-    assert list(d.sandbox.iterdir()) == [] and scratch_databases() == []
+    assert list(d.sandbox.iterdir()) == [] and d.scratch_databases() == []
     # the result is in the repository: status sees the drill against the RTO
     st = d.cli("--config", str(d.s.config), "--json", "status").json()
     (rto,) = [o for o in st["objectives"] if o["name"] == "rto"]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.cli import SAFEHOLD
-from tests.drill.conftest import DrillServer, scratch_databases
+from tests.drill.conftest import DrillServer
 from tests.e2e.conftest import PASSPHRASE
 
 
@@ -64,7 +64,7 @@ def test_a_dump_that_loads_fewer_rows_or_not_at_all_fails_the_drill(drill_server
     d.edit_config(lambda data: data["drill"].update(profile="quick"))
     st = d.cli("--config", str(d.s.config), "--json", "status").json()
     assert any(o["name"] == "rto" and not o["ok"] and "failed" in o["message"] for o in st["objectives"]), st
-    assert scratch_databases() == [] and list(d.sandbox.iterdir()) == []
+    assert d.scratch_databases() == [] and list(d.sandbox.iterdir()) == []
 
 
 def test_a_component_that_failed_at_backup_time_fails_the_drill(drill_server: DrillServer) -> None:
@@ -98,7 +98,7 @@ def test_a_blob_that_does_not_decrypt_fails_the_drill(drill_server: DrillServer)
     assert bad and any(
         "damaged" in c["message"] or "authentic" in c["message"] or "decrypt" in c["message"] for c in bad
     ), bad
-    assert scratch_databases() == [] and list(d.sandbox.iterdir()) == []
+    assert d.scratch_databases() == [] and list(d.sandbox.iterdir()) == []
 
 
 def _start_drill(d: DrillServer, *args: str) -> subprocess.Popen[str]:
@@ -125,7 +125,8 @@ def _wait_for_scratch_db(d: DrillServer, proc: subprocess.Popen[str]) -> Path:
         assert proc.poll() is None, proc.communicate()
         for registry in d.sandbox.glob("drill-*/.safehold-drill-resources.jsonl"):
             lines = [json.loads(x) for x in registry.read_text().splitlines()]
-            if any(x["kind"] == "mysql" for x in lines) and scratch_databases():
+            d.ids.update(str(x["database"]).split("_")[2] for x in lines if x["kind"] == "mysql")
+            if any(x["kind"] == "mysql" for x in lines) and d.scratch_databases():
                 return registry.parent
         time.sleep(0.05)
     raise AssertionError("the drill never created its scratch database")
@@ -144,21 +145,21 @@ def test_interrupted_and_killed_drills_leave_nothing_behind(drill_server: DrillS
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert scratch_databases() == [] and list(d.sandbox.iterdir()) == [], err
+    assert d.scratch_databases() == [] and list(d.sandbox.iterdir()) == [], err
 
     # SIGKILL: nothing runs; 'drill --cleanup' finds the sandbox of the dead process and its scratch database
     proc = _start_drill(d)
     box = _wait_for_scratch_db(d, proc)
     proc.kill()
     proc.communicate()
-    assert box.exists() and scratch_databases() != []
+    assert box.exists() and d.scratch_databases() != []
     r = d.cli("--config", str(d.s.config), "drill", "--cleanup")
     assert (
         r.code == 0
         and "removed the sandbox of a killed drill" in r.out
         and "dropped scratch database" in r.out
     ), r
-    assert scratch_databases() == [] and list(d.sandbox.iterdir()) == []
+    assert d.scratch_databases() == [] and list(d.sandbox.iterdir()) == []
 
     # again, and this time the next drill cleans up first
     proc = _start_drill(d)
@@ -168,7 +169,7 @@ def test_interrupted_and_killed_drills_leave_nothing_behind(drill_server: DrillS
     r = d.drill("--profile", "quick", "--snapshot", good)
     assert r.code == 0, r
     assert any("killed drill" in c for c in r.json()["cleaned_leftovers"]), r
-    assert scratch_databases() == [] and list(d.sandbox.iterdir()) == []
+    assert d.scratch_databases() == [] and list(d.sandbox.iterdir()) == []
 
 
 def test_keep_leaves_the_sandbox_and_cleanup_removes_it(drill_server: DrillServer) -> None:
@@ -177,9 +178,9 @@ def test_keep_leaves_the_sandbox_and_cleanup_removes_it(drill_server: DrillServe
     r = d.drill("--profile", "quick", "--keep")
     assert r.code == 0, r
     kept = Path(r.json()["sandbox_kept"])
-    assert kept.is_dir() and (kept / "app").is_dir() and len(scratch_databases()) == 1
+    assert kept.is_dir() and (kept / "app").is_dir() and len(d.scratch_databases()) == 1
     r = d.drill("--profile", "quick")  # another drill leaves a kept sandbox alone
     assert r.code == 0 and kept.is_dir()
     r = d.cli("--config", str(d.s.config), "drill", "--cleanup")
     assert r.code == 0 and "kept drill" in r.out, r
-    assert not kept.exists() and scratch_databases() == []
+    assert not kept.exists() and d.scratch_databases() == []

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.drill.conftest import DrillServer, scratch_databases
+from tests.drill.conftest import DrillServer
 from tests.sources.conftest import mysql_root
 
 
@@ -32,7 +32,7 @@ def make_cert(path: Path, name: str, days: float) -> None:
         .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_before(now - dt.timedelta(days=max(1, 1 - days)))
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
         .sign(key, hashes.SHA256())
@@ -110,7 +110,7 @@ def test_health_checks_run_against_the_sandbox(drill_server: DrillServer) -> Non
     assert "crontabs/www-data (restored): * * * * * cd" in h["scheduler"]["message"], h["scheduler"]
     assert "error: drill: every component restored and verified; health check(s) failed" in r.err, r.err
     assert "many-tables" in r.err
-    assert scratch_databases() == [] and list(d.sandbox.iterdir()) == []
+    assert d.scratch_databases() == [] and list(d.sandbox.iterdir()) == []
 
     # text: one line per check, under the components
     t = d.cli("--config", str(d.s.config), "drill")
@@ -158,7 +158,7 @@ def test_the_scratch_server_password_and_clear_failures(drill_server: DrillServe
         d.backup("quick")
 
         def drill(env: dict[str, str]) -> Any:
-            return d.cli("--config", str(d.s.config), "--json", "drill", "--profile", "quick", env=env)
+            return d.drill("--profile", "quick", env=env)
 
         # the reference cannot be resolved: said so, with what to configure
         r = drill({})
@@ -183,6 +183,32 @@ def test_the_scratch_server_password_and_clear_failures(drill_server: DrillServe
         r = drill({})
         step = {c["name"]: c for c in r.json()["components"]}["database"]
         assert r.code == 1 and f"({user}@127.0.0.1:3306 with no password (none configured" in step["message"]
-        assert scratch_databases() == [] and list(d.sandbox.iterdir()) == []
+        assert d.scratch_databases() == [] and list(d.sandbox.iterdir()) == []
     finally:
         _drop_user(user)
+
+
+def test_a_broken_nginx_configuration_and_an_expired_certificate_fail_the_drill(
+    drill_server: DrillServer,
+) -> None:
+    d = drill_server
+    site = d.s.root / "etc/nginx/sites-available/app"
+    site.write_text(
+        site.read_text().replace("    index index.php;\n", "    index index.php;\n    bogus_directive on;\n")
+    )
+    archive = d.s.root / "etc/letsencrypt/archive/app.example.test"
+    make_cert(archive / "cert2.pem", "app.example.test", days=-1)  # the live certificate expired yesterday
+    d.backup()
+    r = d.drill()
+    assert r.code == 1, r
+    steps = {c["name"]: c for c in r.json()["components"]}
+    assert steps["system"]["ok"] and steps["tls"]["ok"]  # the files restored as stored
+    nginx, tls = steps["system:parsed"], steps["tls:parsed"]
+    assert (
+        not nginx["ok"]
+        and 'unknown directive "bogus_directive" in /etc/nginx/sites-enabled/app:6' in nginx["message"]
+    )
+    assert not tls["ok"] and "certificate /etc/letsencrypt/live/app.example.test/cert.pem" in tls["message"]
+    assert "expired on" in tls["message"], tls
+    assert "error: drill failed: system:parsed, tls:parsed" in r.err, r.err
+    assert d.scratch_databases() == [] and list(d.sandbox.iterdir()) == []

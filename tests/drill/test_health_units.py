@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from safehold.operations.drill_health import OutsideSandbox, locate
 from safehold.sources.files import FilesSource
+from safehold.sources.sandboxpath import OutsideSandbox, locate
 from safehold.sources.system import SystemSource
 
 

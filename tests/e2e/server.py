@@ -10,6 +10,7 @@ type, value and TTL).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -18,6 +19,10 @@ from typing import Any
 
 import pymysql
 import redis
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.sources.conftest import mysql_root
 
@@ -216,20 +221,50 @@ stdout_logfile=/{APP_REL}/storage/logs/worker.log
     _letsencrypt(etc / "letsencrypt")
 
 
+#: RFC 7919's ffdhe2048 group, as certbot's ssl-dhparams.pem holds it.
+FFDHE2048 = """-----BEGIN DH PARAMETERS-----
+MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz
++8yTnc4kmz75fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a
+87VXE15/V8k1mE8McODmi3fipona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7
+YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi
+7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8vC7CIAXFjvGDfRaD
+ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
+-----END DH PARAMETERS-----
+"""
+
+
+def _certificate(days_from: float, days_until: float) -> tuple[bytes, bytes]:
+    """A self-signed certificate for HOST and www.HOST (PEM) and its private key (PKCS#8 PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now + dt.timedelta(days=days_from))
+        .not_valid_after(now + dt.timedelta(days=days_until))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST), x509.DNSName(f"www.{HOST}")]), False)
+        .sign(key, hashes.SHA256())
+    )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), pem
+
+
 def _letsencrypt(le: Path) -> None:
-    """certbot's layout: live/<host>/*.pem are relative symlinks to archive/<host>/*N.pem."""
+    """certbot's layout: live/<host>/*.pem are relative symlinks to archive/<host>/*N.pem; certificate 1
+    expired (archive keeps it), certificate 2 is current (80 days left)."""
     arch = le / "archive" / HOST
-    for n in (1, 2):
-        for name in ("cert", "chain", "fullchain"):
-            _w(
-                arch / f"{name}{n}.pem",
-                f"-----BEGIN CERTIFICATE-----\n{name}{n}\n-----END CERTIFICATE-----\n",
-            )
-        _w(
-            arch / f"privkey{n}.pem",
-            f"-----BEGIN PRIVATE KEY-----\nkey{n}\n-----END PRIVATE KEY-----\n",
-            0o600,
-        )
+    for n, (start, end) in ((1, (-120, -30)), (2, (-10, 80))):
+        cert, key = _certificate(start, end)
+        _w(arch / f"cert{n}.pem", cert)
+        _w(arch / f"chain{n}.pem", cert)
+        _w(arch / f"fullchain{n}.pem", cert + cert)
+        _w(arch / f"privkey{n}.pem", key, 0o600)
     live = le / "live" / HOST
     live.mkdir(parents=True)
     for name in ("cert", "chain", "fullchain", "privkey"):
@@ -250,7 +285,7 @@ def _letsencrypt(le: Path) -> None:
         le / "options-ssl-nginx.conf",
         "ssl_session_cache shared:le_nginx_SSL:10m;\nssl_protocols TLSv1.2 TLSv1.3;\n",
     )
-    _w(le / "ssl-dhparams.pem", "-----BEGIN DH PARAMETERS-----\nMIIBCAKCAQEA\n-----END DH PARAMETERS-----\n")
+    _w(le / "ssl-dhparams.pem", FFDHE2048)
     _w(le / "cli.ini", "max-log-backups = 0\n")
 
 

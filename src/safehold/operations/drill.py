@@ -42,12 +42,13 @@ from safehold.engine.snapshot import Snapshot
 from safehold.errors import NotFound, SafeholdError, UsageError
 from safehold.operations import results
 from safehold.operations.components import EngineComponentReader
-from safehold.operations.drill_health import DrillHealth
+from safehold.operations.drill_health import DrillHealth, make_where
 from safehold.operations.server_restore import resolve_config
 from safehold.operations.status import human_duration
 from safehold.sources import registry
-from safehold.sources.base import Source, SourceContext
-from safehold.sources.verify import Sandbox, registered
+from safehold.sources.base import Finding, Source, SourceContext
+from safehold.sources.sandboxpath import Where
+from safehold.sources.verify import Sandbox, VerifyReport, registered
 
 MARKER = ".safehold-drill.json"
 PREFIX = "drill-"
@@ -273,7 +274,14 @@ def run_drill(
                 step.seconds = round(time.monotonic() - s0, 3)
             steps.append(step)
             on_step(step)
-        health.run_paths(root, sources, {s.name for s in steps if s.ok})
+        ok = {s.name for s in steps if s.ok}
+        where = make_where(root, sources, ok)
+        for name in [n for n in names if n in ok]:
+            parsed = _check_restored(sources[name], root, where, log)
+            if parsed is not None:
+                steps.append(parsed)
+                on_step(parsed)
+        health.run_paths(root, sources, ok, where)
     finally:
         lock.release()
         if not keep:
@@ -362,3 +370,21 @@ def _verify_one(
         details[name] = report.details
     hint = next((c.hint for c in report.checks if not c.ok and c.hint), None)
     return _step(name, kind, report.ok, report.duration, report.summary, hint)
+
+
+def _check_restored(
+    source: Source, root: Path, where: Where, log: Callable[[str], None]
+) -> results.StepResult | None:
+    """The component's checks of what the drill restored as a whole (``Source.check_restored``: nginx -t,
+    certificates), as the line ``NAME:parsed``; None when the kind has none."""
+    t0 = time.monotonic()
+    try:
+        findings = source.check_restored(root, where, SourceContext(log=log))
+    except (SafeholdError, OSError) as exc:
+        msg = exc.message if isinstance(exc, SafeholdError) else f"{type(exc).__name__}: {exc}"
+        findings = [Finding(source.name, "restored", False, msg)]
+    if not findings:
+        return None
+    report = VerifyReport(source.name, all(f.ok for f in findings), findings)
+    hint = next((f.hint for f in findings if not f.ok and f.hint), None)
+    return _step(f"{source.name}:parsed", source.kind, report.ok, time.monotonic() - t0, report.summary, hint)

@@ -21,7 +21,6 @@ do not apply); a failed check fails the drill (exit 4 when every component passe
 from __future__ import annotations
 
 import os
-import posixpath
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from safehold.config.healthchecks import HealthCheck
 from safehold.health import HealthResult, run_one
 from safehold.operations.results import StepResult
 from safehold.sources.base import Source
+from safehold.sources.sandboxpath import OutsideSandbox, Where, locate
 
 #: Why a kind of check says nothing about a restore in a sandbox.
 LIVE_ONLY = {
@@ -42,52 +42,21 @@ LIVE_ONLY = {
 }
 #: Where a user's crontab lives (Debian): what a crontab check of ``user`` reads in a drill.
 CRONTABS = "/var/spool/cron/crontabs"
-MAX_LINKS = 40
 
 
-class OutsideSandbox(Exception):
-    """A restored path cannot be checked where it is (not restored, a symlink loop, leads outside)."""
+def make_where(root: Path, sources: Mapping[str, Source], ok: set[str]) -> Where:
+    """Live path -> its restored copy in the sandbox: through each verified component's ``sandbox_path``
+    (``root / name / ...``); where several hold it, the first whose copy exists."""
 
+    def where(path: str) -> Path | None:
+        found = [
+            root / name / rel
+            for name, src in sources.items()
+            if name in ok and (rel := src.sandbox_path(path)) is not None
+        ]
+        return next((p for p in found if os.path.lexists(p)), found[0] if found else None)
 
-def locate(live: str, where: Callable[[str], Path | None], root: Path) -> Path:
-    """The restored copy of the live absolute path ``live``: resolved one name at a time in the live name
-    space; ``where(p)`` gives the sandbox location of live path ``p`` (None: no component holds it, a
-    folder above the components' paths). A symlink found in the sandbox is read and its target, taken as
-    a live path (relative to the folder it is in, or absolute), is resolved the same way. The result is
-    below ``root`` (refused otherwise: a restored folder above a component's paths that is a symlink)."""
-    todo = [p for p in live.split("/") if p]
-    cur = "/"
-    links = 0
-    while todo:
-        part = todo.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            cur = posixpath.dirname(cur)
-            continue
-        cand = posixpath.join(cur, part)
-        loc = where(cand)
-        if loc is not None and os.path.islink(loc):
-            links += 1
-            if links > MAX_LINKS:
-                raise OutsideSandbox(f"{live}: too many symbolic links")
-            target = os.readlink(loc)
-            todo = [p for p in target.split("/") if p] + todo
-            if target.startswith("/"):
-                cur = "/"
-            continue
-        cur = cand
-    loc = where(cur)
-    if loc is None:
-        raise OutsideSandbox(
-            f"{cur} is held by no component of the drilled profile"
-            + (f" ({live} leads there)" if cur != os.path.normpath(live) else "")
-        )
-    real = os.path.realpath(loc)
-    base = os.path.realpath(root)
-    if real != base and not real.startswith(base + "/"):
-        raise OutsideSandbox(f"the restored {cur} leads outside the sandbox (to {real}): not followed")
-    return loc
+    return where
 
 
 def _step(check: HealthCheck, result: HealthResult | None, skipped: str | None = None) -> StepResult:
@@ -121,18 +90,9 @@ class DrillHealth:
 
         return run
 
-    def run_paths(self, root: Path, sources: Mapping[str, Source], ok: set[str]) -> None:
+    def run_paths(self, root: Path, sources: Mapping[str, Source], ok: set[str], where: Where) -> None:
         """Run the file checks on the restored copies (``sources``: the drilled components by name, whose
-        sandbox folder is ``root / name``; ``ok``: those that verified)."""
-
-        def where(path: str) -> Path | None:
-            found = [
-                root / name / rel
-                for name, src in sources.items()
-                if name in ok and (rel := src.sandbox_path(path)) is not None
-            ]
-            return next((p for p in found if os.path.lexists(p)), found[0] if found else None)
-
+        sandbox folder is ``root / name``; ``ok``: those that verified; ``where``: :func:`make_where`)."""
         for i, c in enumerate(self.checks):
             live = self._live_path(c)
             if i in self.done or live is None:

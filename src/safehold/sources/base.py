@@ -31,6 +31,7 @@ from typing import IO, Any, ClassVar, Protocol, cast
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from safehold.errors import SafeholdError, UsageError
+from safehold.sources.sandboxpath import Where
 
 
 @dataclass
@@ -415,6 +416,13 @@ class Source(ABC):
         return VerifyReport(
             self.name, True, [check], {"files": files, "bytes": size}, time.monotonic() - started
         )
+
+    def check_restored(self, root: Path, where: Where, ctx: SourceContext) -> list[Finding]:
+        """Drills, after every component was verified: checks that read what this component restored
+        together with what the others did (``root``: the sandbox; ``where``: live path -> restored copy,
+        followed through restored symlinks by :func:`~safehold.sources.sandboxpath.locate`). Generic:
+        none; ``system`` tests its nginx configuration and reads its certificates' expiry dates."""
+        return []
 
     @classmethod
     def cleanup_scratch(cls, resource: dict[str, Any]) -> str:

@@ -29,6 +29,8 @@ from safehold.sources.base import (
     SourceContext,
 )
 from safehold.sources.checks import Checks, unreadable
+from safehold.sources.sandboxpath import Where
+from safehold.sources.system.restored import restored_checks
 from safehold.sources.verify import Sandbox, VerifyReport, verify_restored_tree
 
 MANIFEST = "manifest.json"
@@ -96,6 +98,13 @@ class SystemOptions(BaseModel):
         ],
         description="Let's Encrypt certificates, keys, renewal settings and ACME account (symlinks kept).",
         examples=[["etc/letsencrypt/live", "etc/letsencrypt/archive", "etc/letsencrypt/renewal"]],
+    )
+    certificate_min_days: int = Field(
+        default=14,
+        ge=0,
+        description="Drills: a restored certificate (Let's Encrypt live/*/cert.pem, nginx's ssl_certificate) "
+        "that expires within this many days is a finding; 0: only an expired one.",
+        examples=[14],
     )
     extra: dict[str, list[str]] = Field(
         default_factory=dict,
@@ -293,6 +302,11 @@ class SystemSource(Source):
         """Drills: the folder restored below the sandbox, compared with the snapshot entry by entry
         (types, modes, links, sizes, times, owners as root, every byte)."""
         return verify_restored_tree(self, snap, sandbox, ctx)
+
+    def check_restored(self, root: Path, where: Where, ctx: SourceContext) -> list[Finding]:
+        """``nginx -t`` of the restored nginx configuration (safe as root) and the expiry dates of the
+        certificates it names and of Let's Encrypt's ``live/*/cert.pem`` (:mod:`.restored`)."""
+        return restored_checks(self, root, where)
 
     def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
         """Put every collected item back below the root (or ``target_root``)."""

@@ -122,10 +122,12 @@ class RetellSource(Source):
         return None if ro.base_url else self
 
     def verify(self, snap: ComponentReader, sandbox: Sandbox, ctx: SourceContext) -> VerifyReport:
-        """Drills: the export parses and holds exactly the objects its index lists (no API call)."""
+        """Drills: the export parses, holds exactly the objects its index lists, and its references
+        between objects resolve (no API call)."""
+        from safehold.sources.saas import refs
         from safehold.sources.saas.verify import verify_export
 
-        return verify_export(self.name, snap, sandbox, ctx)
+        return verify_export(self.name, snap, sandbox, ctx, refs.retell)
 
     def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
         """Compare every saved object with the live one (``RestoreOptions`` may point at another
