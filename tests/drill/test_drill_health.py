@@ -212,3 +212,32 @@ def test_a_broken_nginx_configuration_and_an_expired_certificate_fail_the_drill(
     assert "expired on" in tls["message"], tls
     assert "error: drill failed: system:parsed, tls:parsed" in r.err, r.err
     assert d.scratch_databases() == [] and list(d.sandbox.iterdir()) == []
+
+
+def test_db_host_and_port_reach_the_scratch_server_and_a_slow_drill_breaches_the_rto(
+    drill_server: DrillServer,
+) -> None:
+    d = drill_server
+    d.backup("quick")
+    # --db-port names the scratch server: a port nothing listens on is that server, not a broken dump
+    r = d.drill("--profile", "quick", "--db-host", "127.0.0.1", "--db-port", "1")
+    assert r.code == 1, r
+    step = {c["name"]: c for c in r.json()["components"]}["database"]
+    assert step["message"].startswith("database: cannot use the drill's scratch server (root@127.0.0.1:1 "), (
+        step
+    )
+    assert "the dump was not tested" in step["message"] and step["hint"], step
+    r = d.drill("--profile", "quick", "--db-host", "127.0.0.1", "--db-port", "3306")
+    assert r.code == 0, r.out
+    # every component passes, but slower than the RTO: exit 5, recorded, and status says so
+    d.edit_config(lambda data: data.setdefault("objectives", {}).update(rto="1s"))
+    r = d.drill("--profile", "quick")
+    assert r.code == 5, r
+    out = r.json()
+    assert out["ok"] is True and out["within_rto"] is False and out["rto_seconds"] == 1, out
+    assert "longer than the RTO of 1s" in r.err, r.err
+    d.edit_config(lambda data: data["drill"].update(profile="quick"))
+    st = d.cli("--config", str(d.s.config), "--json", "status")
+    (rto,) = [o for o in st.json()["objectives"] if o["name"] == "rto"]
+    assert st.code == 5 and rto["ok"] is False, rto
+    assert d.scratch_databases() == [] and list(d.sandbox.iterdir()) == []
