@@ -6,39 +6,25 @@ a scratch server the drill cannot use is reported as such, with a hint, never as
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import secrets
+import shutil
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from tests.drill.conftest import DrillServer
+from tests.helpers.pki import make_cert as health_pki
 from tests.sources.conftest import mysql_root
 
 
-def make_cert(path: Path, name: str, days: float) -> None:
-    """A self-signed PEM certificate for ``name`` valid from yesterday until ``days`` from now."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=max(1, 1 - days)))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(key, hashes.SHA256())
+def make_cert(path: Path, name: str, days: int) -> None:
+    """A PEM certificate for ``name`` (signed by a throwaway CA) valid until ``days`` from now."""
+    pki = health_pki(
+        path.parent / f".pki-{path.stem}", name, days=days, not_before_days=min(-1, days - 1), names=(name,)
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    path.write_bytes(pki.cert_file.read_bytes())
+    shutil.rmtree(pki.cert_file.parent)
 
 
 def _health(r: Any) -> dict[str, dict[str, Any]]:

@@ -10,7 +10,6 @@ type, value and TTL).
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 import subprocess
@@ -19,11 +18,8 @@ from typing import Any
 
 import pymysql
 import redis
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from tests.helpers.pki import make_cert
 from tests.sources.conftest import mysql_root
 
 APP_REL = "var/www/app"
@@ -233,26 +229,12 @@ ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
 """
 
 
-def _certificate(days_from: float, days_until: float) -> tuple[bytes, bytes]:
-    """A self-signed certificate for HOST and www.HOST (PEM) and its private key (PKCS#8 PEM)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now + dt.timedelta(days=days_from))
-        .not_valid_after(now + dt.timedelta(days=days_until))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST), x509.DNSName(f"www.{HOST}")]), False)
-        .sign(key, hashes.SHA256())
-    )
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), pem
+def _certificate(folder: Path, n: int, days_from: int, days_until: int) -> tuple[bytes, bytes]:
+    """A certificate for HOST and www.HOST (PEM, signed by a throwaway CA) and its private key."""
+    pki = make_cert(folder, f"le{n}", days=days_until, not_before_days=days_from, names=(HOST, f"www.{HOST}"))
+    cert, key = pki.cert_file.read_bytes(), pki.key_file.read_bytes()
+    shutil.rmtree(folder)
+    return cert, key
 
 
 def _letsencrypt(le: Path) -> None:
@@ -260,7 +242,7 @@ def _letsencrypt(le: Path) -> None:
     expired (archive keeps it), certificate 2 is current (80 days left)."""
     arch = le / "archive" / HOST
     for n, (start, end) in ((1, (-120, -30)), (2, (-10, 80))):
-        cert, key = _certificate(start, end)
+        cert, key = _certificate(le.parent / ".pki", n, start, end)
         _w(arch / f"cert{n}.pem", cert)
         _w(arch / f"chain{n}.pem", cert)
         _w(arch / f"fullchain{n}.pem", cert + cert)

@@ -17,7 +17,8 @@ from pydantic import ValidationError
 
 from safehold.config.healthchecks import HealthCheck
 from safehold.health import HealthResult, below_root, run_health_checks
-from tests.health.conftest import Pki, Supervisor, free_port, make_cert
+from tests.health.conftest import Supervisor, free_port
+from tests.helpers.pki import Pki, make_cert
 from tests.sources.conftest import RedisServer, mysql_root, pg_admin
 
 
