@@ -27,21 +27,10 @@ from typing import Any
 
 from safehold.config.healthchecks import HealthCheck
 from safehold.health import HealthResult, run_one
+from safehold.health.sandbox import live_only, live_path
 from safehold.operations.results import StepResult
 from safehold.sources.base import Source
 from safehold.sources.sandboxpath import OutsideSandbox, Where, locate
-
-#: Why a kind of check says nothing about a restore in a sandbox.
-LIVE_ONLY = {
-    "http": "requests the live site over HTTP",
-    "tcp": "connects to a live port",
-    "supervisor": "asks the live supervisord",
-    "systemd": "asks the live systemd",
-    "command": "runs a command on the live system",
-    "log": "a log's freshness is the live log's (a restored copy keeps its time of the backup)",
-}
-#: Where a user's crontab lives (Debian): what a crontab check of ``user`` reads in a drill.
-CRONTABS = "/var/spool/cron/crontabs"
 
 
 def make_where(root: Path, sources: Mapping[str, Source], ok: set[str]) -> Where:
@@ -94,7 +83,7 @@ class DrillHealth:
         """Run the file checks on the restored copies (``sources``: the drilled components by name, whose
         sandbox folder is ``root / name``; ``ok``: those that verified; ``where``: :func:`make_where`)."""
         for i, c in enumerate(self.checks):
-            live = self._live_path(c)
+            live = live_path(c)
             if i in self.done or live is None:
                 continue
             holders = [n for n, src in sources.items() if src.sandbox_path(live) is not None]
@@ -121,15 +110,6 @@ class DrillHealth:
             result.message = result.message.replace(str(loc), f"{live} (restored)")
             self.done[i] = _step(c, result)
 
-    @staticmethod
-    def _live_path(c: HealthCheck) -> str | None:
-        """The live path a file check reads, None for the others."""
-        if c.kind in ("writable", "tls", "crontab", "sqlite") and c.path is not None:
-            return os.path.normpath(c.path)
-        if c.kind == "crontab" and c.user is not None:
-            return f"{CRONTABS}/{c.user}"
-        return None
-
     def steps(self, profile: str | None) -> list[StepResult]:
         """One line per configured check, in the configuration's order."""
         out = []
@@ -143,12 +123,9 @@ class DrillHealth:
     def _why_not(self, i: int, c: HealthCheck, profile: str | None) -> str:
         if i in self.skipped:
             return self.skipped[i]
-        if c.kind in LIVE_ONLY:
-            return LIVE_ONLY[c.kind]
-        if c.kind == "tls" and c.host is not None:
-            return f"connects to the live server {c.host}:{c.port or 443}"
-        if c.dsn is not None:
-            return "names a live database by URL (dsn), not a component the drill restored"
+        why = live_only(c)
+        if why is not None:
+            return why
         if c.component is not None and c.component not in self.components:
             return f"component {c.component} is not part of the drilled profile {profile}"
         if c.component is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -18,13 +18,20 @@ from safehold.sources.base import Finding
 from safehold.sources.sandboxpath import OutsideSandbox, Where, locate
 from safehold.sources.system.nginx import check_nginx
 
-if TYPE_CHECKING:
-    from safehold.sources.system.source import SystemSource
+
+class SystemComponent(Protocol):
+    """What the checks read of a ``system`` component (its name, options and layout)."""
+
+    name: str
+    options: Any
+
+    def sandbox_path(self, path: str) -> str | None: ...
+
 
 MAX_CERT = 1 << 20
 
 
-def restored_checks(source: SystemSource, root: Path, where: Where) -> list[Finding]:
+def restored_checks(source: SystemComponent, root: Path, where: Where) -> list[Finding]:
     """``nginx -t`` of the restored nginx configuration (:mod:`.nginx`: safe as root), and the expiry
     dates of the certificates it names and of Let's Encrypt's ``live/*/cert.pem``."""
     live_root = os.path.normpath(source.options.root)
@@ -54,7 +61,7 @@ def restored_checks(source: SystemSource, root: Path, where: Where) -> list[Find
     return findings
 
 
-def _restored(source: SystemSource, live: str, where: Where, root: Path) -> Path | None:
+def _restored(source: SystemComponent, live: str, where: Where, root: Path) -> Path | None:
     """The restored copy of ``live`` when this component holds it and it was restored."""
     if source.sandbox_path(live) is None:
         return None
