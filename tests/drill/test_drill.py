@@ -36,6 +36,7 @@ def test_a_full_profile_drill_passes_and_leaves_nothing(drill_server: DrillServe
     )
     assert all(c["ok"] for c in steps.values()), [c for c in steps.values() if not c["ok"]]
     assert "tables and" in steps["database"]["message"] and "rows as recorded" in steps["database"]["message"]
+    assert "2 routines, 1 triggers, 1 views, 0 events" in steps["database"]["message"]
     assert "250 rows as recorded" in steps["billing"]["message"] and "1 views" in steps["billing"]["message"]
     assert steps["queue-db"]["message"] == "app.sqlite: integrity check ok, row counts of 1 tables match"
     assert "keys" in steps["redis"]["message"] and "as recorded" in steps["redis"]["message"]

@@ -247,3 +247,16 @@ def test_prometheus_textfile(repo: Repository, tmp_path: Path) -> None:
     path.parent.mkdir()
     write_textfile(str(path), st)
     assert path.read_text() == text and (path.stat().st_mode & 0o777) == 0o644
+
+
+def test_stale_locks_are_listed(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lock whose process is gone (on this host) is reported; a live one is not."""
+    lock = repo.lock(exclusive=False, operation="backup")
+    try:
+        assert compute_status(repo, config(), now=NOW, hosts=["web1"]).stale_locks == []
+        monkeypatch.setattr("safehold.engine.lock._pid_alive", lambda _pid: False)
+        (stale,) = compute_status(repo, config(), now=NOW, hosts=["web1"]).stale_locks
+        assert stale["operation"] == "backup" and stale["stale"] is True and stale["exclusive"] is False
+    finally:
+        monkeypatch.undo()
+        lock.release()
