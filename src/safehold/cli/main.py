@@ -86,6 +86,7 @@ COMMAND_MODULES: dict[str, str] = {
     "status": "cmd_status",
     "drill": "cmd_drill",
     "report": "cmd_report",
+    "guard": "cmd_guard",
 }
 
 
@@ -138,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: list[str], error: list[SafeholdError]) -> int:
-    as_json = "--json" in args
-    debug = "--debug" in args or os.environ.get("SAFEHOLD_DEBUG") == "1"
+    own = observe.own_args(args)
+    as_json = "--json" in own
+    debug = "--debug" in own or os.environ.get("SAFEHOLD_DEBUG") == "1"
     try:
         rv = cli.main(args=args, prog_name="safehold", standalone_mode=False)
         return rv if isinstance(rv, int) else 0

@@ -37,6 +37,8 @@ NOTIFIED: dict[str, str] = {
     "forget": "prune",
     "prune": "prune",
 }
+#: Commands that run something else only after a good backup -> their event when the backup was not good.
+GUARDS = {"guard": "guard.failure"}
 #: Commands that only look (at the configuration, the repository's listings, this host): their record
 #: stays local. Every other command that opened the repository with its key also records there.
 LOCAL_ONLY = {"snapshots", "ls", "diff", "cat", "config", "doctor", "notify", "backend", "demo", "schedule",
@@ -85,6 +87,11 @@ def command_line(args: list[str]) -> str:
     return "safehold " + shlex.join(args)
 
 
+def own_args(args: list[str]) -> list[str]:
+    """safehold's own arguments: those before a ``--`` (after it: the command ``guard`` runs)."""
+    return args[: args.index("--")] if "--" in args else args
+
+
 def begin(app: App, operation: str, *, profile: str | None = None) -> None:
     """Set up the notifier for ``operation`` (nothing without a configuration that notifies) and announce
     the start. Never raises: a configuration that does not load is the command's own error to report."""
@@ -102,7 +109,9 @@ def begin(app: App, operation: str, *, profile: str | None = None) -> None:
     if operation == "backup" and profile is None:
         profile = config.defaults.profile
     app.outcome.profile = app.outcome.profile or profile
-    line = command_line(ARGV)
+    from safehold.operations.audit import masked_args
+
+    line = command_line(masked_args(ARGV))
     app.operation = Observed(operation, notifier, notifier.redactor(line))
     notifier.begin(operation, profile=app.outcome.profile, command=app.operation.command)
 
@@ -156,7 +165,7 @@ def record(app: App, code: int, error: SafeholdError | None, deliveries: list[De
         audit.append_local(rec)
     except SafeholdError as exc:
         app.warn(f"warning: audit log: {exc.message}")
-    dry_run = "--dry-run" in ARGV or "-n" in ARGV  # a dry run writes nothing into the repository
+    dry_run = {"--dry-run", "-n"} & set(own_args(ARGV))  # a dry run writes nothing into the repository
     if app.repos and app.command_name not in LOCAL_ONLY and not dry_run:
         try:
             audit.append_repository(app.repos[0], rec)
@@ -176,6 +185,8 @@ def notify(app: App, code: int, error: SafeholdError | None) -> list[Delivery]:
     kind = event_kind(
         observed.operation, code if out.operation_code is None else out.operation_code, out.partial
     )
+    if app.command_name in GUARDS and not kind.endswith(".success"):
+        kind = GUARDS[app.command_name]  # the backup failed, so the guarded command did not run
     snaps = [s[:8] for s in out.snapshot_ids]
     what = f"{observed.operation}" + (f" of profile {out.profile}" if out.profile else "")
     if kind.endswith(".success"):

@@ -49,7 +49,7 @@ EVENT_KINDS: dict[str, tuple[str, str]] = {
     ),
     "guard.failure": (
         "failure",
-        "a deploy guard did not run the command: its backup failed (reserved: this version does not send it yet)",
+        "'safehold guard' did not run its command: the backup before it failed or is partial",
     ),
     "test": ("test", "'safehold notify test' (always sent, whatever the filter)"),
 }

@@ -79,7 +79,12 @@ class Record:
 
 def masked_args(args: list[str], redact: Any = None) -> list[str]:
     """``args`` with secret values masked: the value of ``--password-command``, ``KEY=VALUE`` settings
-    whose key looks secret (``--set retell.api_key=...``), and whatever ``redact`` (a callable) masks."""
+    whose key looks secret (``--set retell.api_key=...``), and whatever ``redact`` (a callable) masks.
+    What follows a ``--`` is another program's command line (``guard -- COMMAND``) and is masked by
+    :func:`masked_command`."""
+    if "--" in args:
+        cut = args.index("--")
+        return [*masked_args(args[:cut], redact), "--", *masked_command(args[cut + 1 :], redact)]
     out: list[str] = []
     hide_next = False
     for arg in args:
@@ -100,6 +105,52 @@ def masked_args(args: list[str], redact: Any = None) -> list[str]:
             out.append(f"{key}={_MASK}")
             continue
         out.append(redact(arg) if redact else arg)
+    return out
+
+
+#: An option or variable name that says its value is a secret (``--token``, ``DB_PASSWORD``, ``--api-key``).
+_SECRET_NAME = re.compile(r"(pass|secret|token|key|auth|credential|cookie|session|signature)", re.I)
+#: ``scheme://user:password@host``: the password.
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@/\s]+@", re.I)
+#: A header line whose value is a credential (``Authorization: Bearer ...``, ``X-Api-Key: ...``).
+_SECRET_HEADER = re.compile(r"^((?:proxy-)?authorization|[a-z0-9-]*(?:token|key|secret|cookie))\s*:.*$", re.I)
+
+
+def masked_command(argv: list[str], redact: Any = None) -> list[str]:
+    """Another program's command line (what ``safehold guard`` runs) with what may be a secret masked.
+
+    safehold cannot know which arguments of an arbitrary program are secret, so it masks by shape: the
+    value of an option whose name looks secret (``--token X``, ``--db-password=X``, ``-p X`` is not one,
+    ``-pX`` is: MySQL's client reads a password that way), ``NAME=VALUE`` where NAME looks secret, the
+    password of a URL (``https://user:***@host``), credential headers (``Authorization: ***``), and
+    whatever ``redact`` masks (the secrets safehold itself knows). A secret passed any other way (a bare
+    positional argument) cannot be told apart: pass it through the environment or a file instead.
+    """
+    out: list[str] = []
+    hide_next = False
+    for i, arg in enumerate(argv):
+        if hide_next:
+            out.append(_MASK)
+            hide_next = False
+            continue
+        if i > 0 and re.fullmatch(r"-p\S+", arg):  # mysql -pPASSWORD, or -passin X (openssl)
+            out.append(f"-p{_MASK}")
+            hide_next = bool(_SECRET_NAME.search(arg)) and "=" not in arg
+            continue
+        name, eq, _value = arg.partition("=")
+        if i > 0 and arg.startswith("-") and _SECRET_NAME.search(name):
+            if eq:
+                out.append(f"{name}={_MASK}")
+            else:
+                out.append(arg)
+                hide_next = True
+            continue
+        if eq and not name.startswith("-") and _SECRET_NAME.search(name):
+            out.append(f"{name}={_MASK}")
+            continue
+        masked = _SECRET_HEADER.sub(lambda m: f"{m.group(1)}: {_MASK}", arg)
+        masked = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{_MASK}@", masked)
+        out.append(redact(masked) if redact else masked)
     return out
 
 
