@@ -32,12 +32,18 @@ ENVIRONMENT       NUL                   an environment block is NUL-separated; a
 ARGUMENT          NUL                   argv strings are NUL-terminated
 URL               controls and space    a notification or ping URL from a secret reference: a line
                                         break would split the HTTP request line or an SMTP command
+UNIT_FILE         controls              a systemd unit file or a cron.d line is line-based: a line
+                                        break would add settings or jobs of its own
 ================  ===================  ============================================================
+
+:func:`systemd_exec_arg` and :func:`cron_arg` encode a checked argument for a systemd ``ExecStart=``
+line and for the command of a cron line.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 import unicodedata
 from dataclasses import dataclass
 
@@ -58,6 +64,7 @@ HTTP_HEADER = Syntax("an HTTP header", re.compile(r"[^\x20-\x7e]"))
 ENVIRONMENT = Syntax("an environment variable", re.compile(r"\x00"))
 ARGUMENT = Syntax("a command-line argument", re.compile(r"\x00"))
 URL = Syntax("a URL", re.compile(r"[\x00-\x20\x7f]"))
+UNIT_FILE = Syntax("a systemd unit or cron line", re.compile(r"[\x00-\x1f\x7f]"))
 
 _NAMES = {"\n": "a line break (LF)", "\r": "a carriage return (CR)", "\x00": "a NUL character"}
 
@@ -105,3 +112,19 @@ def libpq_value(value: str, *, what: str) -> str:
     """
     check(value, ARGUMENT, what=what)
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def systemd_exec_arg(value: str, *, what: str) -> str:
+    """``value`` as one word of a systemd ``ExecStart=`` line: double-quoted with ``\\`` and ``"``
+    escaped (systemd resolves C escapes inside quotes), ``%`` doubled (unit specifiers such as ``%n``
+    and ``%h`` are expanded when the unit loads) and ``$`` doubled (``$VAR`` is expanded when it runs)."""
+    check(value, UNIT_FILE, what=what)
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+    return f'"{escaped}"'
+
+
+def cron_arg(value: str, *, what: str) -> str:
+    """``value`` as one word of a cron line's command: quoted for ``/bin/sh``, and ``%`` escaped (cron
+    turns an unescaped ``%`` into a line break and feeds what follows to the command's stdin)."""
+    check(value, UNIT_FILE, what=what)
+    return shlex.quote(value).replace("%", "\\%")

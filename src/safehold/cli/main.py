@@ -87,6 +87,7 @@ COMMAND_MODULES: dict[str, str] = {
     "drill": "cmd_drill",
     "report": "cmd_report",
     "guard": "cmd_guard",
+    "schedule": "cmd_schedule",
 }
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import click
 
+from safehold.cli import jobs
 from safehold.cli.app import App
 from safehold.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, SafeholdError
 from safehold.notify import Delivery, Event, Notifier, redactor_for
@@ -74,8 +75,10 @@ def instrument(name: str, command: click.Command) -> click.Command:
         app = click.get_current_context().find_object(App)
         if app is not None and not isinstance(command, click.Group):
             app.ran = True
+            jobs.delay()
             if operation is not None:
                 begin(app, operation, profile=kwargs.get("profile"))
+            jobs.take_lock(app)  # a scheduled job: after begin, so that a job that cannot run is notified
         return callback(*args, **kwargs)
 
     setattr(observed, _MARK, True)

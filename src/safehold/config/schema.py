@@ -7,7 +7,7 @@ configuration and the README reference are generated from them by :mod:`safehold
 * ``components.<name>`` — a named source: ``kind`` (from :mod:`safehold.sources.registry`), ``optional``,
   and the rest of the table is the kind's own ``Options`` model (validated by it).
 * ``profiles.<name>`` — components to back up together, tags, retention, off-site copies.
-* ``defaults``, ``objectives``, ``notifications``, ``drill``, ``hooks``, ``health_checks``.
+* ``defaults``, ``objectives``, ``notifications``, ``drill``, ``schedule``, ``hooks``, ``health_checks``.
 
 Validation of a whole document, with every problem and its path, is :func:`safehold.config.loader.validate`;
 ``Config.model_validate`` alone also validates everything but reports component and cross-reference
@@ -41,6 +41,7 @@ from safehold.config.tables import (
     Profile,
     RepositorySettings,
     Retention,
+    Schedule,
     StatusSettings,
 )
 from safehold.config.validation import (
@@ -74,6 +75,7 @@ __all__ = [
     "Profile",
     "RepositorySettings",
     "Retention",
+    "Schedule",
     "StatusSettings",
     "Target",
     "cross_reference_problems",
@@ -193,6 +195,10 @@ class Config(StrictModel):
     drill: Drill = Field(
         default_factory=Drill,
         description="Restore drills: restore into a sandbox, load dumps into scratch servers, verify, time it.",
+    )
+    schedule: Schedule = Field(
+        default_factory=Schedule,
+        description="When the backups, checks and prunes that 'safehold schedule install' sets up run.",
     )
     hooks: Hooks = Field(
         default_factory=Hooks,

@@ -5,10 +5,11 @@ drills and hooks; health checks live in :mod:`safehold.config.healthchecks` (see
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
+from safehold.config.calendar import check_calendar
 from safehold.config.validation import Duration
 from safehold.config.validation import StrictModel as _Model
 from safehold.secrets import SecretRef
@@ -226,11 +227,11 @@ class Drill(_Model):
         description="Profile whose newest snapshot is drilled (default: defaults.profile).",
         examples=["quick"],
     )
-    schedule: str = Field(
+    schedule: Calendar = Field(
         default="monthly",
-        description="How often drills run (a systemd OnCalendar expression); sets the default of "
-        "objectives.drill_age. safehold installs no schedule yet: run 'safehold drill' from cron or a timer.",
-        examples=["monthly", "Sun *-*-01..07 04:00"],
+        description="When the drill that 'safehold schedule install' writes runs (a calendar expression "
+        "as in [schedule], or 'off'); sets the default of objectives.drill_age.",
+        examples=["monthly", "*-*-01 04:00"],
     )
     sandbox: str = Field(
         default="/var/tmp/safehold-drill",
@@ -294,6 +295,60 @@ class Drill(_Model):
             "user": getattr(self, f"{kind}_scratch_user"),
             "password": pw.model_dump(exclude_none=True) if pw is not None else None,
         }
+
+
+Calendar = Annotated[str, AfterValidator(check_calendar)]
+
+
+class Schedule(_Model):
+    """When the jobs 'safehold schedule install' writes run (systemd timers, or cron lines): calendar
+    expressions in systemd's OnCalendar form, limited to what cron can express too (a keyword such as
+    daily, weekly, monthly, or [WEEKDAYS] [*-MONTH-DAY] [HOUR:MINUTE], e.g. 'Mon..Fri 03:00'), or 'off'.
+    The drill's calendar is drill.schedule."""
+
+    backups: dict[str, Calendar] | None = Field(
+        default=None,
+        description="Profile -> when its backup runs. Absent: the default profile (defaults.profile; "
+        "every component when there is none) daily.",
+        examples=[{"quick": "daily", "full": "Sun 02:30", "external": "daily"}],
+    )
+    check: Calendar = Field(
+        default="weekly",
+        description="When 'safehold check --read-data-subset' runs ('off': never).",
+        examples=["Sat 05:00"],
+    )
+    check_read_data_subset: str = Field(
+        default="5%",
+        pattern=r"^(100|[1-9]?[0-9](\.[0-9]+)?)%$",
+        description="Share of the packs each scheduled check reads and verifies (a different random "
+        "part each time).",
+        examples=["10%"],
+    )
+    prune: Calendar = Field(
+        default="daily",
+        description="When 'safehold forget --prune' applies each profile's retention and frees space "
+        "('off': never; no job either when no profile has a retention).",
+        examples=["*-*-* 05:30"],
+    )
+    randomized_delay: Duration = Field(
+        default="30m",
+        description="Each run starts up to this much later than its calendar says, at random, so that "
+        "hosts sharing a repository or a network do not all start at once.",
+        examples=["1h"],
+    )
+    nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="CPU niceness of the jobs (their disk I/O always runs in the idle class).",
+        examples=[10],
+    )
+    lock_wait: Duration = Field(
+        default="6h",
+        description="How long a job waits for another scheduled job of this host (they never overlap) "
+        "and for a conflicting repository lock, before it fails and says so.",
+        examples=["6h"],
+    )
 
 
 class Hook(_Model):

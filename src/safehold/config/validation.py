@@ -124,6 +124,16 @@ def cross_reference_problems(data: Any) -> list[tuple[Loc, str]]:
                     f"no profile named {table['profile']!r} (defined: {', '.join(sorted(profiles)) or 'none'})",
                 )
             )
+    schedule = data.get("schedule")
+    backups = schedule.get("backups") if isinstance(schedule, dict) else None
+    for pname in backups if isinstance(backups, dict) else {}:
+        if pname not in profiles:
+            problems.append(
+                (
+                    ("schedule", "backups", pname),
+                    f"no profile named {pname!r} (defined: {', '.join(sorted(profiles)) or 'none'})",
+                )
+            )
     checks = data.get("health_checks")
     seen: set[str] = set()
     for i, check in enumerate(checks if isinstance(checks, list) else []):

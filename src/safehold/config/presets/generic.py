@@ -69,5 +69,6 @@ def discover_generic(
         },
         "defaults": {"profile": "quick"},
         "objectives": {"rpo": "24h"},
+        "schedule": {"backups": {"quick": "daily", "full": "weekly"}},
     }
     return Discovery(build(data), found, missing)

@@ -387,6 +387,8 @@ def discover_laravel(
     }
     if "quick" in data["profiles"]:
         data["defaults"] = {"profile": "quick"}
+    cadence = {"quick": "daily", "full": "weekly", "external": "daily"}
+    data["schedule"] = {"backups": {p: c for p, c in cadence.items() if p in data["profiles"]}}
     if lv.checks:
         data["health_checks"] = lv.checks
     return Discovery(build(data), lv.found, lv.missing)
