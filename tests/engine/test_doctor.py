@@ -192,6 +192,7 @@ def test_doctor_finds_missing_grants_and_is_clean_after_them(
             "code",
             "crontab",
             "voice",
+            "schedule",
         )
     }
     assert any(ch["check"] == "privileges" and ch["subject"] == "database" for ch in doc["checks"])

@@ -133,7 +133,9 @@ def install_cmd(app: App, root: Path, systemd: bool, cron: bool, dry_run: bool) 
     root = root.absolute()
     if dry_run:
         text = "\n".join(f"# {root / rel}\n{body}" for rel, body in sorted(files.items()))
-        app.emit({"mode": mode, "root": str(root), "jobs": jobs, "files": files, "notes": plan.notes}, text)
+        app.emit(
+            {"mode": mode, "root": str(root), "jobs": jobs, "contents": files, "notes": plan.notes}, text
+        )
         return
     change = install(root, mode, files, plan, inv, config_path)
     kind = "systemd timers" if mode == SYSTEMD else "cron lines"

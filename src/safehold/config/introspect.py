@@ -8,12 +8,13 @@ from __future__ import annotations
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from safehold.config.schema import Component, Config, Duration
+from safehold.config.tables import Calendar
 from safehold.secrets import SecretRef
 from safehold.sources import registry
 
@@ -97,8 +98,10 @@ def nested(annotation: Any) -> tuple[str, type[BaseModel]] | None:
 
 def type_name(annotation: Any) -> str:
     """A reader's name for a type: ``list of string``, ``secret reference``, ``"abort" or "continue"``."""
-    if annotation is Duration:
+    if annotation == Duration:
         return "duration"
+    if annotation == Calendar:
+        return "calendar"
     origin, args = get_origin(annotation), get_args(annotation)
     if origin is typing.Annotated:
         return type_name(args[0])
@@ -147,7 +150,9 @@ def options_of(model: type[BaseModel], *, skip: tuple[str, ...] = ()) -> list[Op
         out.append(
             Option(
                 name=name,
-                type=type_name(info.annotation),
+                type=type_name(
+                    Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+                ),
                 required=info.is_required(),
                 default=default_of(info),
                 description=" ".join((info.description or "").split()),

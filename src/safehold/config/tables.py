@@ -15,6 +15,8 @@ from safehold.config.validation import StrictModel as _Model
 from safehold.secrets import SecretRef
 
 _SECRETISH_OPTION = re.compile(r"(password|passphrase|secret|token)", re.I)
+#: A calendar expression (see :mod:`safehold.config.calendar`) or "off".
+Calendar = Annotated[str, AfterValidator(check_calendar)]
 
 
 # ------------------------------------------------------------------------------------------ repository
@@ -295,9 +297,6 @@ class Drill(_Model):
             "user": getattr(self, f"{kind}_scratch_user"),
             "password": pw.model_dump(exclude_none=True) if pw is not None else None,
         }
-
-
-Calendar = Annotated[str, AfterValidator(check_calendar)]
 
 
 class Schedule(_Model):
