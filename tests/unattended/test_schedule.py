@@ -21,9 +21,8 @@ from safehold.config.loader import load_config
 from safehold.config.schema import Config
 from safehold.errors import UnsafeValue
 from safehold.operations import audit
-from safehold.operations.doctor import run_doctor
 from safehold.operations.schedule import Job, job_name, plan_jobs
-from safehold.operations.schedule_install import MANIFEST, read_manifest
+from safehold.operations.schedule_install import MANIFEST, check_installed, read_manifest
 
 PASS = "schedule passphrase 5d21"
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
@@ -394,14 +393,8 @@ def test_jobs_never_overlap_and_a_job_that_cannot_start_says_why(tmp_path: Path,
 
 # ------------------------------------------------------------------------------------------ doctor
 def _schedule_finding(config: Config, root: Path, cfg: Path) -> tuple[bool, str, list[str]]:
-    from safehold.operations.permissions import Targets
-
-    (f,) = [
-        f
-        for f in run_doctor(config, None, Targets(config_file=cfg), schedule_root=root)
-        if f.subject == "schedule"
-    ]
-    return f.ok, f.message, f.lines
+    ok, message, _hint, lines = check_installed(root, config, cfg)
+    return ok, message, lines
 
 
 def test_doctor_checks_the_installed_schedule_against_the_configuration(tmp_path: Path, run, env) -> None:

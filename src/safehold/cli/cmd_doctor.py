@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from safehold.cli.app import App, pass_app
+from safehold.config.schema import Config
 from safehold.engine.repository import Repository
 from safehold.errors import RepositoryNotFound, SafeholdError, without_self_reference
 from safehold.operations.doctor import Finding, run_doctor
@@ -21,6 +24,19 @@ def _text(findings: list[Finding]) -> str:
     problems = sum(not f.ok for f in findings)
     lines.append(f"\n{len(findings)} check(s), {problems} problem(s)")
     return "\n".join(lines)
+
+
+def _schedule_finding(config: Config, config_file: Path | None) -> Finding:
+    """Is a schedule installed on this machine, and is it the one the configuration asks for."""
+    from safehold.operations.schedule_install import check_installed
+
+    try:
+        ok, message, hint, lines = check_installed(
+            Path("/"), config, config_file.absolute() if config_file else None
+        )
+    except SafeholdError as exc:
+        ok, message, hint, lines = False, exc.message, exc.hint or None, []
+    return Finding("schedule", "installed", ok, message, hint, lines)
 
 
 @click.command()
@@ -42,7 +58,6 @@ def doctor(app: App, no_repository: bool) -> None:
             ) from None
 
     import os
-    from pathlib import Path
 
     from safehold.config.loader import find_config
     from safehold.engine.filescache import cache_root
@@ -55,6 +70,7 @@ def doctor(app: App, no_repository: bool) -> None:
         cache_dir=cache_root(),
     )
     findings = run_doctor(config, None if no_repository else open_repo, targets)
+    findings.append(_schedule_finding(config, targets.config_file))
     problems = [f for f in findings if not f.ok]
     app.emit({"ok": not problems, "checks": [f.as_dict() for f in findings]}, _text(findings))
     if problems:

@@ -12,15 +12,12 @@ Checks:
 * per component: its kind's :meth:`~safehold.sources.base.Source.preflight` (for a database: tools with
   versions, connect, the databases exist, the backup user's privileges with the exact GRANT statements
   to run; for files: paths exist and are readable; for a SaaS service: a side-effect-free GET with the
-  API key; see each kind's package);
-* **schedule** — a schedule is installed (a problem only when the configuration has ``[schedule]``) and
-  its jobs, files and configuration file are those the configuration asks for now.
+  API key; see each kind's package).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -62,15 +59,10 @@ class _Collector:
 
 
 def run_doctor(
-    config: Config,
-    open_repo: Callable[[], Repository] | None,
-    targets: Targets | None = None,
-    *,
-    schedule_root: Path = Path("/"),
+    config: Config, open_repo: Callable[[], Repository] | None, targets: Targets | None = None
 ) -> list[Finding]:
     """Run every check for ``config``; ``open_repo`` opens the main repository (None skips that check);
-    ``targets`` names the files whose permissions are checked besides those the configuration names;
-    ``schedule_root`` is where the installed schedule is looked for."""
+    ``targets`` names the files whose permissions are checked besides those the configuration names."""
     c = _Collector()
     if open_repo is not None:
         c.guard("repository", "open", lambda: _check_repository(c, open_repo))
@@ -78,19 +70,7 @@ def run_doctor(
     _check_secrets(c, config)
     for name in config.components:
         c.guard(name, "component", lambda name=name: _check_component(c, config, name))  # type: ignore[misc]
-    config_file = targets.config_file if targets else None
-    c.guard("schedule", "installed", lambda: _check_schedule(c, config, config_file, schedule_root))
     return c.findings
-
-
-def _check_schedule(c: _Collector, config: Config, config_file: Path | None, root: Path) -> None:
-    from safehold.operations.schedule_install import check_installed
-
-    ok, message, hint, lines = check_installed(root, config, config_file.absolute() if config_file else None)
-    if ok:
-        c.ok("schedule", "installed", message)
-    else:
-        c.problem("schedule", "installed", message, hint, lines=lines)
 
 
 # ------------------------------------------------------------------------------------------ repository
