@@ -63,7 +63,7 @@ def _deploy(marker: Path, code: int) -> list[str]:
     """A 'deployment' that records the snapshot it was given and exits with ``code``; its command line
     carries secrets the way people write them."""
     script = f'echo "$SAFEHOLD_GUARD_SNAPSHOT" > {marker}; exit {code}'
-    return ["sh", "-c", script, "deploy", "--token", TOKEN, f"--db-password={DB_PW}", f"https://ci:{TOKEN}@git.example.com/x"]  # fmt: skip
+    return ["sh", "-c", script, "deploy", "--token", TOKEN, f"--db-password={DB_PW}", f"https://ci:{TOKEN}@git.example.com/x", PASS]  # fmt: skip
 
 
 def test_a_complete_backup_runs_the_command_and_returns_its_exit_code(
@@ -83,7 +83,8 @@ def test_a_complete_backup_runs_the_command_and_returns_its_exit_code(
 
     (rec,) = [x for x in audit.read_local(Path(setup[audit.AUDIT_ENV])) if x["command"] == "guard"]
     assert rec["snapshot_ids"] == [snapshot] and rec["exit_code"] == 5 and rec["profile"] == "good"
-    masked = ["deploy", "--token", "***", "--db-password=***", "https://ci:***@git.example.com/x"]
+    # the repository passphrase, resolved during the backup, is masked too
+    masked = ["deploy", "--token", "***", "--db-password=***", "https://ci:***@git.example.com/x", "***"]
     assert rec["extra"]["guard"] == {
         "argv": ["sh", "-c", rec["extra"]["guard"]["argv"][2], *masked],
         "ran": True,

@@ -72,20 +72,27 @@ def guard(app: App, profile: str | None, command: tuple[str, ...]) -> int:
             hint="For example: safehold guard --profile full -- php artisan migrate --force",
         )
     argv = list(command)
-    redactor = app.operation.notifier.redactor if app.operation is not None else Redactor(app.secrets)
-    shown = shlex.join(masked_command(argv, redactor))
     out = app.outcome
-    out.extra["guard"] = {"argv": masked_command(argv, redactor), "ran": False}
+
+    def masked() -> list[str]:  # once the backup ran, the secrets it resolved are known too
+        redactor = app.operation.notifier.redactor if app.operation is not None else Redactor()
+        for secret in app.secrets:
+            redactor.add(secret)
+        return masked_command(argv, redactor)
+
+    out.extra["guard"] = {"argv": masked(), "ran": False}
     try:
         _backup_profile(app, profile, init_offsite=False, forget_after=False)
     except SafeholdError as exc:
+        out.extra["guard"].update(argv=masked(), backup_exit_code=exc.exit_code)
+        shown = shlex.join(out.extra["guard"]["argv"])
         out.operation_code = exc.exit_code
-        out.extra["guard"]["backup_exit_code"] = exc.exit_code
         out.details.append(f"not run: {shown}")
         app.warn(f"guard: the backup did not complete; the command was NOT run: {shown}")
         raise
     out.operation_code = EXIT_OK
-    out.extra["guard"]["backup_exit_code"] = EXIT_OK
+    out.extra["guard"].update(argv=masked(), backup_exit_code=EXIT_OK)
+    shown = shlex.join(out.extra["guard"]["argv"])
     snapshot = out.snapshot_ids[0] if out.snapshot_ids else ""
     app.info(f"guard: snapshot {snapshot[:8]} is complete; running: {shown}")
     code, problem = _run(argv, snapshot)
