@@ -44,8 +44,8 @@ from typing import Any
 import pymysql
 
 from safehold.backends.local import LocalBackend
-from safehold.engine.repository import Repository
-from safehold.operations.components import EngineComponentReader, backup_components
+from safehold.engine.format.repository import Repository
+from safehold.operations.backup.components import EngineComponentReader, backup_components
 from safehold.sources.base import SourceContext
 from safehold.sources.mysql import MySQLSource
 
@@ -595,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="Keep the databases (for profiling).")
     p.add_argument("--no-restore", action="store_true", help="Time the backups only.")
     args = p.parse_args(argv)
-    from safehold.engine import keys
+    from safehold.engine.format import keys
 
     keys.use_kdf_params_for_new_keys(keys.CHEAPEST_KDF_PARAMS)  # key derivation is not what is measured
     result = run(args, lambda line: print(line, flush=True))

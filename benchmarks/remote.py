@@ -116,16 +116,16 @@ def _timed(fn: Callable[[], object]) -> float:
 
 def run(scale: float, work: Path, connections: int | None) -> list[tuple[str, float, float]]:
     """Run every measurement; rows of (what, seconds, MB/s)."""
-    from safehold.engine import keys
+    from safehold.engine.format import keys
 
     keys.use_kdf_params_for_new_keys(keys.CHEAPEST_KDF_PARAMS)  # key derivation is not what is measured
     os.environ["SAFEHOLD_CACHE_DIR"] = str(work / "cache")
     from benchmarks.gen import generate
     from safehold.backends.registry import open_backend
-    from safehold.engine.repository import Repository
-    from safehold.operations.backup import BackupOptions, backup_paths
-    from safehold.operations.copy import copy_snapshots
-    from safehold.operations.restore import RestoreOptions, restore_snapshot
+    from safehold.engine.format.repository import Repository
+    from safehold.operations.backup.paths import BackupOptions, backup_paths
+    from safehold.operations.maintenance.copy import copy_snapshots
+    from safehold.operations.restore.snapshot import RestoreOptions, restore_snapshot
 
     src = work / "data"
     if not src.exists():

@@ -1,8 +1,8 @@
 """Suite-wide settings: cheap key derivation and a private cache folder for every test session.
 
 Key derivation: every key file the suite creates uses the cheapest parameters the reader accepts
-(:func:`safehold.engine.keys.use_kdf_params_for_new_keys`), in this process and, through
-``tests/cli.py``, in every safehold CLI process a test starts. Repositories are opened thousands of
+(:func:`safehold.engine.format.keys.use_kdf_params_for_new_keys`), in this process and, through
+``tests/helpers/cli.py``, in every safehold CLI process a test starts. Repositories are opened thousands of
 times; at the production parameters (64 MiB, 3 passes) that alone would take many minutes.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from safehold.engine import keys
+from safehold.engine.format import keys
 
 #: Test modules that need no server, no CLI subprocess and no external tool: ``pytest -m unit`` runs
 #: them (about a minute) while working on formats, wrappers, configuration or the architecture.

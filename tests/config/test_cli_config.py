@@ -13,7 +13,7 @@ from safehold.cli.cmd_config import run_init_preset
 from safehold.cli.main import main
 from safehold.config.docgen import reference, sample
 from safehold.config.loader import load_config
-from safehold.engine.repository import Repository
+from safehold.engine.format.repository import Repository
 from safehold.errors import UsageError
 from tests.config.conftest import Server
 

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from safehold.operations.drill import MARKER, cleanup_leftovers
+from safehold.operations.observe.drill import MARKER, cleanup_leftovers
 from safehold.sources.redis.verify import _start, _wait, stop
 from safehold.sources.verify import Sandbox
 

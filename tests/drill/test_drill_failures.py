@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.cli import SAFEHOLD
 from tests.drill.conftest import DrillServer
 from tests.e2e.conftest import PASSPHRASE
+from tests.helpers.cli import SAFEHOLD
 
 
 def _client(d: DrillServer, name: str, body: str) -> Path:

@@ -23,12 +23,12 @@ from typing import Any
 
 import pytest
 
-from tests.cli import SAFEHOLD
 from tests.e2e.server import build_tree, env_text, seed_mysql, seed_redis
 from tests.fakes.saas_calcom import FakeCalcom
 from tests.fakes.saas_retell import FakeRetell
 from tests.fakes.saas_seed import seed_calcom, seed_retell
 from tests.fakes.saas_server import FakeSaasServer
+from tests.helpers.cli import SAFEHOLD
 from tests.sources.conftest import (  # noqa: F401 - fixtures
     RedisServer,
     free_port,

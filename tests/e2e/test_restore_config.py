@@ -4,7 +4,7 @@ root, and health checks redirected like the restore."""
 from __future__ import annotations
 
 from safehold.config.loader import validate
-from safehold.operations.server_restore import RestoreRequest, _check_targets, effective_config
+from safehold.operations.restore.profile import RestoreRequest, _check_targets, effective_config
 
 ENV = {"file": "/var/www/app/.env", "key": "DB_PASSWORD"}
 CONFIG = {

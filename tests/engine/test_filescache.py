@@ -8,7 +8,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from safehold.engine.filescache import FORMAT, FilesCache
+from safehold.engine.backup.filescache import FORMAT, FilesCache
 
 OLD = 10**18  # ns: long before any backup start
 

@@ -15,15 +15,15 @@ from hypothesis import strategies as st
 from safehold.backends.base import FileType, Handle
 from safehold.backends.memory import MemoryBackend
 from safehold.backends.spool import open_spool
-from safehold.engine.crypto import MasterKeys, Session, SessionCache, open_file, seal_file
-from safehold.engine.filescache import FilesCache
-from safehold.engine.index import MasterIndex, decode_index, encode_index
-from safehold.engine.lock import read_locks
-from safehold.engine.pack import DATA, TREE, PackBuilder, PackedBlob
-from safehold.engine.repository import Repository
-from safehold.engine.sealer import Sealed
-from safehold.engine.tree import Node, decode_tree, encode_tree
-from safehold.engine.writer import BlobWriter
+from safehold.engine.backup.filescache import FilesCache
+from safehold.engine.backup.writer import BlobWriter
+from safehold.engine.format.crypto import MasterKeys, Session, SessionCache, open_file, seal_file
+from safehold.engine.format.index import MasterIndex, decode_index, encode_index
+from safehold.engine.format.lock import read_locks
+from safehold.engine.format.pack import DATA, TREE, PackBuilder, PackedBlob
+from safehold.engine.format.repository import Repository
+from safehold.engine.format.sealer import Sealed
+from safehold.engine.format.tree import Node, decode_tree, encode_tree
 from safehold.errors import IntegrityError, RepositoryExists, RepositoryLocked, WrongPassword
 
 
@@ -150,7 +150,7 @@ def test_iter_packs_groups_every_entry_once_by_pack_and_offset() -> None:
 
 
 def test_index_folds_and_merges_keep_every_entry_findable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from safehold.engine import index as index_mod
+    from safehold.engine.format import index as index_mod
 
     monkeypatch.setattr(index_mod, "_FOLD_AT", 8)
     idx = MasterIndex()
@@ -373,7 +373,7 @@ def test_index_file_in_small_chunks_and_damaged_documents(monkeypatch: pytest.Mo
     import msgpack
     import zstandard
 
-    from safehold.engine import index as index_mod
+    from safehold.engine.format import index as index_mod
 
     monkeypatch.setattr(index_mod, "_CHUNK", 7)  # chunks that end inside and across pack records
     packs = [(os.urandom(32), b"e" * 17, [PackedBlob(DATA, os.urandom(32), i, 1, 2, True) for i in range(n)])

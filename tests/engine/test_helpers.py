@@ -18,14 +18,14 @@ from safehold.backends.local import LocalBackend
 from safehold.backends.memory import MemoryBackend
 from safehold.backends.spool import TempSpool, open_spool
 from safehold.backends.wrappers import ReadOnlyBackend
-from safehold.engine.chunker import Chunker
-from safehold.engine.crypto import NONCE_LEN, Session
-from safehold.engine.pack import DATA, TREE
-from safehold.engine.repository import Repository
-from safehold.engine.sealer import SealerError
-from safehold.engine.writer import BlobWriter
+from safehold.engine.backup.chunker import Chunker
+from safehold.engine.backup.writer import BlobWriter
+from safehold.engine.format.crypto import NONCE_LEN, Session
+from safehold.engine.format.pack import DATA, TREE
+from safehold.engine.format.repository import Repository
+from safehold.engine.format.sealer import SealerError
 from safehold.errors import SafeholdError
-from tests.engine.conftest import PASSWORD
+from tests.helpers.fixtures import PASSWORD
 
 
 def _blobs(n: int, seed: int) -> list[bytes]:
@@ -159,8 +159,8 @@ def test_stream_chunks_equal_whole_buffer_chunks(head: bytes, size: int, seed: i
 def test_check_in_helper_processes_finds_a_flipped_bit(
     repo: Repository, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from safehold.engine import checker as checker_mod
-    from safehold.engine.checker import Checker
+    from safehold.engine.check import checker as checker_mod
+    from safehold.engine.check.checker import Checker
 
     repo.config.pack_size = 64 * 1024  # many packs
     w = BlobWriter(repo)
@@ -215,7 +215,7 @@ def test_pack_proof_in_parts_of_any_size_equals_the_whole_and_finds_every_flippe
 ) -> None:
     """check --read-data feeds a pack in parts: whatever the cut, a good pack proves every blob, and a
     flipped bit anywhere (blob, gap, header, trailer) is found."""
-    from safehold.engine.verifier import PackProof, read_tail
+    from safehold.engine.format.blobproof import PackProof, read_tail
 
     repo.config.pack_size = 3 * 1024 * 1024
     w = BlobWriter(repo, process_after=None)
@@ -258,7 +258,7 @@ def test_streamed_chunks_are_views_the_writer_copies_when_it_keeps_them(
 ) -> None:
     """The stream chunker yields views into a window it refills: batches and sealing threads must keep
     copies, helpers get the bytes before the window moves; every blob reads back as the input."""
-    from safehold.engine.archiver import Archiver
+    from safehold.engine.backup.archiver import Archiver
 
     cfg = repo.config
     cfg.min_size, cfg.avg_size, cfg.max_size = 16 * 1024, 64 * 1024, 256 * 1024  # many windows
@@ -280,7 +280,7 @@ def test_helper_processes_do_not_import_what_only_the_parent_needs() -> None:
     import sys
 
     code = (
-        "import sys, safehold.engine.sealer, safehold.engine.verifier, safehold.engine.extractor\n"
+        "import sys, safehold.engine.format.sealer, safehold.engine.format.blobproof, safehold.engine.restore.extractor\n"
         "from safehold.engine import memtune\n"
         "memtune.tune_malloc()\n"
         "print(sorted({'subprocess', 'ctypes.util'} & set(sys.modules)), memtune._libc is not None)\n"

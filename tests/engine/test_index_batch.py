@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 import random
 
-from safehold.engine.index import MasterIndex
-from safehold.engine.pack import DATA, PackedBlob
-from safehold.engine.repository import Repository
-from safehold.engine.writer import BlobWriter
+from safehold.engine.backup.writer import BlobWriter
+from safehold.engine.format.index import MasterIndex
+from safehold.engine.format.pack import DATA, PackedBlob
+from safehold.engine.format.repository import Repository
 
 
 def _entries(ids: list[bytes]) -> list[PackedBlob]:

@@ -13,10 +13,10 @@ import pytest
 
 from safehold.backends.base import FileType, Handle
 from safehold.backends.memory import MemoryBackend
-from safehold.engine import lock as lockmod
-from safehold.engine.repository import Repository
+from safehold.engine.format import lock as lockmod
+from safehold.engine.format.repository import Repository
 from safehold.errors import EXIT_LOCK_LOST, LockLost
-from safehold.operations.backup import backup_session, commit
+from safehold.operations.backup.paths import backup_session, commit
 
 
 class FakeClock:
@@ -139,7 +139,7 @@ def test_backup_stops_before_its_index_and_snapshot(repo: Repository) -> None:
 
 
 def test_copy_stops_before_the_snapshot(tmp_path: Path) -> None:
-    from safehold.operations.copy import copy_snapshots
+    from safehold.operations.maintenance.copy import copy_snapshots
 
     src = Repository.init(MemoryBackend(), "pw")
     with backup_session(src, use_cache=False) as session:
@@ -186,7 +186,7 @@ components = ["app", "slow"]
     assert run("init", env=env).code == 0
     import subprocess
 
-    from tests.engine.conftest import PASSWORD, SAFEHOLD
+    from tests.helpers.fixtures import PASSWORD, SAFEHOLD
 
     proc = subprocess.Popen(
         [*SAFEHOLD, "backup", "--profile", "nightly"],

@@ -9,12 +9,12 @@ from typing import Any
 import blake3
 import pytest
 
-from safehold.engine import restorer as restorer_mod
-from safehold.engine.pack import TREE
-from safehold.engine.repository import Repository
-from safehold.engine.restorer import Restorer
-from safehold.engine.tree import DIR, Node, decode_tree
-from safehold.operations.backup import BackupOptions, backup_paths
+from safehold.engine.format.pack import TREE
+from safehold.engine.format.repository import Repository
+from safehold.engine.format.tree import DIR, Node, decode_tree
+from safehold.engine.restore import restorer as restorer_mod
+from safehold.engine.restore.restorer import Restorer
+from safehold.operations.backup.paths import BackupOptions, backup_paths
 from tests.helpers.treecompare import assert_trees_equal
 
 NO_HELPERS = 10**9

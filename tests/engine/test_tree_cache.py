@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from safehold.backends.base import FileType, Handle
-from safehold.engine import archiver as archiver_mod
-from safehold.engine.filescache import FilesCache
-from safehold.engine.index import decode_index, encode_index
-from safehold.engine.pack import TREE
-from safehold.engine.repository import Repository
-from safehold.engine.tree import decode_tree
-from safehold.operations.backup import BackupOptions, backup_paths
+from safehold.engine.backup import archiver as archiver_mod
+from safehold.engine.backup.filescache import FilesCache
+from safehold.engine.format.index import decode_index, encode_index
+from safehold.engine.format.pack import TREE
+from safehold.engine.format.repository import Repository
+from safehold.engine.format.tree import decode_tree
+from safehold.operations.backup.paths import BackupOptions, backup_paths
 
 
 @pytest.fixture(autouse=True)

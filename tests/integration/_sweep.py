@@ -19,12 +19,12 @@ from safehold.backends.faulty import ALL_OPS, Fault, FaultKind, FaultyBackend
 from safehold.backends.local import LocalBackend
 from safehold.backends.registry import compose
 from safehold.backends.wrappers import RetryPolicy
-from safehold.engine.checker import Checker
-from safehold.engine.repository import Repository
-from safehold.engine.restorer import Restorer
-from safehold.engine.treewalk import find_node
+from safehold.engine.check.checker import Checker
+from safehold.engine.format.repository import Repository
+from safehold.engine.format.treewalk import find_node
+from safehold.engine.restore.restorer import Restorer
 from safehold.errors import SafeholdError
-from safehold.operations.backup import BackupOptions, backup_paths
+from safehold.operations.backup.paths import BackupOptions, backup_paths
 from tests.helpers.treecompare import compare_trees
 
 PASSWORD = "fault sweep passphrase"

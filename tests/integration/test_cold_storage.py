@@ -20,10 +20,10 @@ import pytest
 from safehold.backends.base import FileType, Handle, ThawState
 from safehold.backends.memory import MemoryBackend
 from safehold.cli.main import main
-from safehold.engine.repository import Repository
+from safehold.engine.format.repository import Repository
 from safehold.errors import ColdStorageError, UsageError
-from safehold.operations.backup import BackupOptions, backup_paths
-from safehold.operations.thaw import ThawOptions, packs_for, prepare
+from safehold.operations.backup.paths import BackupOptions, backup_paths
+from safehold.operations.restore.thaw import ThawOptions, packs_for, prepare
 from tests.backends.conftest import random_bucket
 
 PW = "cold storage passphrase"

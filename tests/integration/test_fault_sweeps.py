@@ -24,9 +24,9 @@ import pytest
 
 from safehold.backends.faulty import Fault, FaultKind, FaultyBackend, Injected
 from safehold.backends.local import LocalBackend
-from safehold.engine.repository import Repository
+from safehold.engine.format.repository import Repository
 from safehold.errors import SafeholdError
-from safehold.operations.copy import copy_snapshots
+from safehold.operations.maintenance.copy import copy_snapshots
 from tests.helpers.treecompare import compare_trees
 from tests.integration._sweep import (
     KINDS,

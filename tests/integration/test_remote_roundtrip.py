@@ -20,10 +20,10 @@ import boto3
 import pytest
 
 from safehold.backends.registry import open_backend
-from safehold.engine.pack import DATA
-from safehold.engine.repository import Repository
+from safehold.engine.format.pack import DATA
+from safehold.engine.format.repository import Repository
 from tests.backends.conftest import SSHServer, random_bucket
-from tests.cli import SAFEHOLD
+from tests.helpers.cli import SAFEHOLD
 from tests.helpers.torture import make_torture_tree
 from tests.helpers.treecompare import compare_trees
 

@@ -24,8 +24,8 @@ from safehold.backends.base import Backend
 from safehold.backends.registry import compose
 from safehold.backends.s3 import from_url
 from safehold.backends.wrappers import unwrap
-from safehold.engine.checker import Checker
-from safehold.engine.repository import Repository
+from safehold.engine.check.checker import Checker
+from safehold.engine.format.repository import Repository
 from safehold.errors import BackendError
 from tests.backends.conftest import random_bucket
 from tests.helpers.treecompare import compare_trees
@@ -123,7 +123,7 @@ def test_endless_slowdown_fails_clearly_and_leaves_the_repository_consistent(
     be = _backend(url, s3_options, None)
     repo = Repository.open(be, PASSWORD)
     unwrap(be)._client.meta.events.register("before-send.s3", Injector(["slowdown"], every=0))  # type: ignore[attr-defined]
-    from safehold.operations.backup import BackupOptions, backup_paths
+    from safehold.operations.backup.paths import BackupOptions, backup_paths
 
     with pytest.raises(BackendError) as info:
         backup_paths(repo, BackupOptions(paths=[str(src)], use_cache=False))

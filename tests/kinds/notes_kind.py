@@ -82,7 +82,7 @@ class NotesSource(Source):
 
 if __name__ == "__main__":
     from safehold.cli.main import entry
-    from safehold.engine import keys
+    from safehold.engine.format import keys
     from safehold.sources import registry
 
     registry.register(KIND, "__main__:NotesSource")

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 from safehold.backends.local import LocalBackend
-from safehold.engine.repository import Repository
+from safehold.engine.format.repository import Repository
 from tests.kinds.notes_kind import KIND, NOTES_CLI
 
 PASSWORD = "correct horse battery staple"

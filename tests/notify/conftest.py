@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.engine.conftest import repo_path, run  # noqa: F401 - the CLI fixtures
+from tests.helpers.fixtures import repo_path, run  # noqa: F401 - the CLI fixtures
 
 
 @dataclass

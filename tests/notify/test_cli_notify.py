@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.conftest import Result
+from tests.helpers.fixtures import Result
 from tests.notify.conftest import HttpReceiver, SmtpServer
 
 PASS = "notify-test passphrase 7cc1"

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from safehold.backends.base import FileType, Handle
 from safehold.backends.local import LocalBackend
 from safehold.backends.wrappers import WrapperBackend
-from safehold.engine.repository import Repository
-from safehold.operations.prune import PruneOptions, prune
+from safehold.engine.format.repository import Repository
+from safehold.operations.maintenance.prune import PruneOptions, prune
 
 
 class KillAt(WrapperBackend):

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from tests.backends.conftest import random_bucket
-from tests.cli import SAFEHOLD
-from tests.engine.conftest import PASSWORD
+from tests.helpers.cli import SAFEHOLD
+from tests.helpers.fixtures import PASSWORD
 
 ROUNDS = int(os.environ.get("SAFEHOLD_SOAK_ROUNDS", "3"))
 SOAK_ROUNDS = int(os.environ.get("SAFEHOLD_SOAK_ROUNDS", "25"))

@@ -9,8 +9,8 @@ from typing import Any
 
 from safehold.backends.base import FileType, Handle
 from safehold.backends.local import LocalBackend
-from safehold.engine.repository import Repository
-from tests.engine.conftest import PASSWORD
+from safehold.engine.format.repository import Repository
+from tests.helpers.fixtures import PASSWORD
 
 DAYS = [f"2026-11-{d:02d}T10:00:00+01:00" for d in (1, 2, 3, 10, 20)]
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from safehold.backends.local import LocalBackend
-from safehold.engine.repository import Repository
-from tests.engine.conftest import PASSWORD
+from safehold.engine.format.repository import Repository
+from tests.helpers.fixtures import PASSWORD
 
 
 def files(root: Path, names: range, size: int = 20_000, seed: int = 0) -> None:
@@ -229,11 +229,11 @@ def test_a_prune_whose_lock_is_removed_stops_before_deleting(
     tmp_path: Path, run: Any, repo_path: Path
 ) -> None:
     from safehold.backends.base import FileType, Handle
-    from safehold.engine.checker import Checker
-    from safehold.engine.retention import Policy
+    from safehold.engine.check.checker import Checker
+    from safehold.engine.prune.retention import Policy
     from safehold.errors import LockLost
-    from safehold.operations.forget import forget
-    from safehold.operations.prune import PruneOptions, prune
+    from safehold.operations.maintenance.forget import forget
+    from safehold.operations.maintenance.prune import PruneOptions, prune
 
     data = tmp_path / "data"
     files(data, range(100))

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from safehold.backends.local import LocalBackend
-from safehold.engine.checker import Checker
-from safehold.engine.repository import Repository
-from tests.engine.conftest import PASSWORD
+from safehold.engine.check.checker import Checker
+from safehold.engine.format.repository import Repository
+from tests.helpers.fixtures import PASSWORD
 from tests.prune.test_prune import files
 
 TRIALS = int(os.environ.get("SAFEHOLD_KILL_TRIALS", "20"))

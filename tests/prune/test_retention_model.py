@@ -1,6 +1,6 @@
 """Retention rules against an independent model, over random snapshot times, zones and policies.
 
-The model is written differently from :func:`safehold.engine.retention.apply_policy` on purpose: it works
+The model is written differently from :func:`safehold.engine.prune.retention.apply_policy` on purpose: it works
 on sets (the periods that hold a complete snapshot, ordered by their newest snapshot; the first N of them;
 the newest snapshot of each), where the engine walks the snapshots once with counters.
 """
@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from safehold.engine.retention import BUCKETS, Policy, apply_policy, period
-from safehold.engine.snapshot import Snapshot
+from safehold.engine.format.snapshot import Snapshot
+from safehold.engine.prune.retention import BUCKETS, Policy, apply_policy, period
 
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from safehold.engine.tree import DIR, FILE, TREE_VERSION, Node, encode_tree, tree_links
+from safehold.engine.format.tree import DIR, FILE, TREE_VERSION, Node, encode_tree, tree_links
 from safehold.errors import IntegrityError
 
 

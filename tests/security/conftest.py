@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.conftest import repo, repo_path, run  # noqa: F401 - fixtures
+from tests.helpers.fixtures import repo, repo_path, run  # noqa: F401 - fixtures
 from tests.security.sentinel import World
 
 

@@ -14,11 +14,11 @@ from typing import Any, Union
 
 import msgpack
 
-from safehold.engine.pack import DATA, TREE
-from safehold.engine.repository import Repository
-from safehold.engine.snapshot import Snapshot
-from safehold.engine.tree import DIR, FILE, SYMLINK, TREE_VERSION, Node
-from safehold.engine.writer import BlobWriter
+from safehold.engine.backup.writer import BlobWriter
+from safehold.engine.format.pack import DATA, TREE
+from safehold.engine.format.repository import Repository
+from safehold.engine.format.snapshot import Snapshot
+from safehold.engine.format.tree import DIR, FILE, SYMLINK, TREE_VERSION, Node
 
 
 @dataclass

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from safehold.engine.repository import Repository
+from safehold.engine.format.repository import Repository
 from safehold.errors import SafeholdError
-from safehold.operations.components import EngineComponentReader
+from safehold.operations.backup.components import EngineComponentReader
 from safehold.sources.base import RestorePlan, SourceContext
 from safehold.sources.command import CommandSource
 from safehold.sources.git import GitSource

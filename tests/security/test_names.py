@@ -11,21 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from safehold.engine.checker import Checker
-from safehold.engine.repository import Repository
-from safehold.engine.restorer import Restorer
-from safehold.engine.tree import DIR, Node
+from safehold.engine.check.checker import Checker
+from safehold.engine.format.repository import Repository
+from safehold.engine.format.tree import DIR, Node
+from safehold.engine.restore.restorer import Restorer
 from safehold.errors import IntegrityError, SafeholdError, SourceError
-from safehold.operations.components import EngineComponentReader
-from safehold.operations.diff import diff_snapshots
-from safehold.operations.export import ExportOptions, export_snapshot
-from safehold.operations.export_sink import DirSink
-from safehold.operations.restore import RestoreOptions, restore_snapshot
+from safehold.operations.backup.components import EngineComponentReader
+from safehold.operations.export.sink import DirSink
+from safehold.operations.export.snapshot import ExportOptions, export_snapshot
+from safehold.operations.inspect.diff import diff_snapshots
+from safehold.operations.restore.snapshot import RestoreOptions, restore_snapshot
 from safehold.sources.base import SourceContext
 from safehold.sources.files import FilesSource
 from safehold.sources.sqlite import SQLiteSource
 from safehold.sources.system import SystemOptions, SystemSource
-from tests.engine.conftest import Result
+from tests.helpers.fixtures import Result
 from tests.security.hostile import Link, escapes, save_snapshot
 from tests.security.sentinel import World
 

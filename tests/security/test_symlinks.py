@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from safehold.engine.repository import Repository
-from safehold.engine.restorer import Restorer, RestoreStats
-from safehold.engine.tree import DIR, Node
+from safehold.engine.format.repository import Repository
+from safehold.engine.format.tree import DIR, Node
+from safehold.engine.restore.restorer import Restorer, RestoreStats
 from safehold.errors import SafeholdError
-from safehold.operations.components import EngineComponentReader
+from safehold.operations.backup.components import EngineComponentReader
 from safehold.sources.base import SourceContext
 from safehold.sources.files import FilesSource
-from tests.engine.conftest import Result
+from tests.helpers.fixtures import Result
 from tests.security.hostile import save_snapshot
 from tests.security.sentinel import World
 

@@ -22,6 +22,7 @@ import pymysql
 import pytest
 import redis
 
+from tests.helpers.fixtures import repo, repo_path  # noqa: F401 - the repository fixtures (the conformance suite)
 from tests.sources.memcomponent import MemoryComponent
 
 MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}

@@ -410,7 +410,7 @@ def test_sftp_host_that_is_not_a_host_name_is_refused(url: str) -> None:
 
 def test_hook_argument_with_nul_is_a_failed_hook_not_a_crash() -> None:
     from safehold.config.tables import Hook
-    from safehold.operations.hooks import run_hook
+    from safehold.operations.backup.hooks import run_hook
 
     res = run_hook(Hook.model_validate({"command": ["echo", "a\x00b"], "on_failure": "abort"}))
     assert not res.ok and res.abort and "NUL" in res.message

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from safehold.engine.repository import Repository
-from safehold.operations.report import render_report
-from safehold.operations.status import compute_status
+from safehold.engine.format.repository import Repository
+from safehold.operations.observe.report import render_report
+from safehold.operations.observe.status import compute_status
 from tests.e2e.conftest import Cli
 from tests.status.test_status import NOW, check, config, drill, repo, snap  # noqa: F401 - fixture
 

@@ -14,12 +14,12 @@ import pytest
 from safehold.backends.base import FileType, Handle
 from safehold.backends.local import LocalBackend
 from safehold.config.loader import validate
-from safehold.engine.repository import Repository
-from safehold.engine.snapshot import Snapshot
-from safehold.operations import results
-from safehold.operations.metrics import render, write_textfile
-from safehold.operations.results import Result
-from safehold.operations.status import compute_status
+from safehold.engine.format.repository import Repository
+from safehold.engine.format.snapshot import Snapshot
+from safehold.operations.observe import results
+from safehold.operations.observe.metrics import render, write_textfile
+from safehold.operations.observe.results import Result
+from safehold.operations.observe.status import compute_status
 
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 TREE = "00" * 32
@@ -254,7 +254,7 @@ def test_stale_locks_are_listed(repo: Repository, monkeypatch: pytest.MonkeyPatc
     lock = repo.lock(exclusive=False, operation="backup")
     try:
         assert compute_status(repo, config(), now=NOW, hosts=["web1"]).stale_locks == []
-        monkeypatch.setattr("safehold.engine.lock._pid_alive", lambda _pid: False)
+        monkeypatch.setattr("safehold.engine.format.lock._pid_alive", lambda _pid: False)
         (stale,) = compute_status(repo, config(), now=NOW, hosts=["web1"]).stale_locks
         assert stale["operation"] == "backup" and stale["stale"] is True and stale["exclusive"] is False
     finally:

@@ -1,1 +1,1 @@
-from tests.engine.conftest import repo_path, run  # noqa: F401 - the CLI fixtures
+from tests.helpers.fixtures import repo_path, run  # noqa: F401 - the CLI fixtures

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from safehold.operations import audit
+from safehold.operations.observe import audit
 
 PASS = "audit passphrase 0b7e"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from safehold.operations import audit
+from safehold.operations.observe import audit
 from tests.notify.conftest import HttpReceiver, http_receiver  # noqa: F401 - the fixture
 
 PASS = "guard passphrase 41c9"

@@ -20,9 +20,9 @@ from safehold.config.calendar import parse_calendar
 from safehold.config.loader import load_config
 from safehold.config.schema import Config
 from safehold.errors import UnsafeValue
-from safehold.operations import audit
-from safehold.operations.schedule import Job, job_name, plan_jobs
-from safehold.operations.schedule_install import MANIFEST, check_installed, read_manifest
+from safehold.operations.observe import audit
+from safehold.operations.schedule.install import MANIFEST, check_installed, read_manifest
+from safehold.operations.schedule.jobs import Job, job_name, plan_jobs
 
 PASS = "schedule passphrase 5d21"
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")

@@ -57,14 +57,14 @@ class FileType(enum.Enum):
     INDEX = "index"
     SNAPSHOT = "snapshots"
     LOCK = "locks"
-    #: The audit log's records (``safehold.operations.audit``): one encrypted, immutable file per
+    #: The audit log's records (``safehold.operations.observe.audit``): one encrypted, immutable file per
     #: operation, named by its hash like snapshots. Older versions ignore the folder.
     AUDIT = "audit"
     #: Records of drills and checks (encrypted, named by their hash like snapshots), so that any host and
-    #: ``status`` see when the repository was last proven (``safehold.operations.results``).
+    #: ``status`` see when the repository was last proven (``safehold.operations.observe.results``).
     RESULT = "results"
     #: Not part of the repository format: the unencrypted wheels a bare host installs safehold from
-    #: (``safehold.operations.bootstrap``). Names are file names (``safehold-1.0-py3-none-any.whl``).
+    #: (``safehold.operations.backup.bootstrap``). Names are file names (``safehold-1.0-py3-none-any.whl``).
     BOOTSTRAP = "bootstrap"
 
     @property
@@ -186,7 +186,7 @@ class SupportsThaw(Protocol):
     """Optional: a backend whose files may sit in archive storage classes (S3 GLACIER, DEEP_ARCHIVE).
 
     A thaw is asynchronous and takes minutes to days depending on the class and the retrieval tier; a
-    repeated request for a file being thawed is harmless. See ``safehold.operations.thaw``.
+    repeated request for a file being thawed is harmless. See ``safehold.operations.restore.thaw``.
     """
 
     def archived(self, t: FileType) -> dict[str, str]:

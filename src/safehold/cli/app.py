@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 
 from safehold.backends.base import Backend
+from safehold.engine.format.repository import Repository
 from safehold.engine.progress import NullProgress, Progress
-from safehold.engine.repository import Repository
 from safehold.errors import ConfigError, RepositoryNotFound, UsageError
 from safehold.secrets import SecretRef, resolve_passphrase
 

@@ -8,14 +8,14 @@ import click
 
 from safehold.cli.app import App, pass_app
 from safehold.cli.repo_setup import create_repository, write_bootstrap
-from safehold.engine.repository import Repository
-from safehold.engine.snapshot import FUTURE_TOLERANCE
+from safehold.engine.format.repository import Repository
+from safehold.engine.format.snapshot import FUTURE_TOLERANCE
 from safehold.engine.util import human_bytes, human_span
 from safehold.errors import PartialResult, RepositoryNotFound, SafeholdError, UsageError
-from safehold.operations.backup import BackupOptions, backup_paths, time_ahead
+from safehold.operations.backup.paths import BackupOptions, backup_paths, time_ahead
 
 if TYPE_CHECKING:
-    from safehold.operations.server_backup import ProfileRun
+    from safehold.operations.backup.profile import ProfileRun
 
 
 @click.command()
@@ -131,7 +131,7 @@ def backup(
 
 
 def _backup_profile(app: App, profile: str | None, *, init_offsite: bool, forget_after: bool) -> None:
-    from safehold.operations.server_backup import backup_profile, require_ok
+    from safehold.operations.backup.profile import backup_profile, require_ok
 
     config = app.config(required=True)
     assert config is not None
@@ -189,7 +189,7 @@ def _backup_profile(app: App, profile: str | None, *, init_offsite: bool, forget
     good = run.snapshot is not None and not (run.failure or run.error or run.failed_components)
     if forget_after and good:
         from safehold.cli.cmd_forget import render
-        from safehold.operations.forget import Selection, forget
+        from safehold.operations.maintenance.forget import Selection, forget
 
         try:
             done = forget(repo, policy=None, config=config, selection=Selection(profiles=[run.profile or ""]))

@@ -10,13 +10,13 @@ import click
 from safehold.backends.base import FileType
 from safehold.cli.app import App, pass_app
 from safehold.cli.thaw_options import from_params, thaw_options
-from safehold.engine.checker import Checker, parse_subset, select_packs
+from safehold.engine.check.checker import Checker, parse_subset, select_packs
 from safehold.errors import ColdStorageError, IntegrityError, UsageError
-from safehold.operations import metrics
-from safehold.operations.bootstrap import enabled as bootstrap_enabled
-from safehold.operations.bootstrap import verify_bootstrap
-from safehold.operations.results import now_utc, record_check
-from safehold.operations.thaw import eta, prepare
+from safehold.operations.backup.bootstrap import enabled as bootstrap_enabled
+from safehold.operations.backup.bootstrap import verify_bootstrap
+from safehold.operations.observe import metrics
+from safehold.operations.observe.results import now_utc, record_check
+from safehold.operations.restore.thaw import eta, prepare
 
 
 @click.command()

@@ -7,7 +7,7 @@ import click
 from safehold.cli.app import App, other_password_env, pass_app
 from safehold.engine.util import human_bytes
 from safehold.errors import UsageError
-from safehold.operations.copy import copy_snapshots
+from safehold.operations.maintenance.copy import copy_snapshots
 
 
 @click.command()

@@ -8,9 +8,9 @@ import click
 
 from safehold.cli.app import App, pass_app
 from safehold.config.schema import Config
-from safehold.engine.repository import Repository
+from safehold.engine.format.repository import Repository
 from safehold.errors import RepositoryNotFound, SafeholdError, without_self_reference
-from safehold.operations.doctor import Finding, run_doctor
+from safehold.operations.inspect.doctor import Finding, run_doctor
 
 
 def _text(findings: list[Finding]) -> str:
@@ -28,7 +28,7 @@ def _text(findings: list[Finding]) -> str:
 
 def _schedule_finding(config: Config, config_file: Path | None) -> Finding:
     """Is a schedule installed on this machine, and is it the one the configuration asks for."""
-    from safehold.operations.schedule_install import check_installed
+    from safehold.operations.schedule.install import check_installed
 
     try:
         ok, message, hint, lines = check_installed(
@@ -60,8 +60,8 @@ def doctor(app: App, no_repository: bool) -> None:
     import os
 
     from safehold.config.loader import find_config
-    from safehold.engine.filescache import cache_root
-    from safehold.operations.permissions import Targets
+    from safehold.engine.backup.filescache import cache_root
+    from safehold.operations.inspect.permissions import Targets
 
     pw_file = app.password_file or os.environ.get("SAFEHOLD_PASSWORD_FILE")
     targets = Targets(

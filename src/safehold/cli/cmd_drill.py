@@ -9,8 +9,8 @@ import click
 
 from safehold.cli.app import App, pass_app
 from safehold.errors import HealthCheckFailed, ObjectiveBreached, SafeholdError
-from safehold.operations.results import StepResult
-from safehold.operations.status import human_duration
+from safehold.operations.observe.results import StepResult
+from safehold.operations.observe.status import human_duration
 
 
 class DrillFailed(SafeholdError):
@@ -58,8 +58,8 @@ def drill(
     1 when a component fails (or cannot be tested: the hint says why), 4 when every component passed and
     a health check failed, 5 when the drill took longer than the RTO."""
     from safehold.config.schema import Config
-    from safehold.operations import metrics
-    from safehold.operations.drill import DrillRequest, cleanup_leftovers, run_drill
+    from safehold.operations.observe import metrics
+    from safehold.operations.observe.drill import DrillRequest, cleanup_leftovers, run_drill
 
     local = app.config()
     if cleanup:

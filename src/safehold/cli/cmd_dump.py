@@ -7,9 +7,9 @@ import sys
 import click
 
 from safehold.cli.app import App, pass_app
-from safehold.engine.pack import DATA
-from safehold.engine.tree import FILE
-from safehold.engine.treewalk import find_node
+from safehold.engine.format.pack import DATA
+from safehold.engine.format.tree import FILE
+from safehold.engine.format.treewalk import find_node
 from safehold.errors import UsageError
 
 

@@ -6,7 +6,7 @@ import click
 
 from safehold.cli.app import App, pass_app
 from safehold.engine.util import human_bytes
-from safehold.operations.export import ExportOptions, export_snapshot
+from safehold.operations.export.snapshot import ExportOptions, export_snapshot
 
 WARNING = (
     "warning: this export is NOT encrypted. It holds secrets in plain form"

@@ -10,10 +10,10 @@ import click
 from safehold.cli.app import App, pass_app
 from safehold.cli.cmd_prune import options_from, prune_options
 from safehold.cli.cmd_prune import render as render_prune
-from safehold.engine.retention import BUCKETS, GROUP_FIELDS, Policy
+from safehold.engine.prune.retention import BUCKETS, GROUP_FIELDS, Policy
 from safehold.errors import UsageError
-from safehold.operations.forget import IDS_KEY, ForgetResult, Selection, forget, set_pinned
-from safehold.operations.prune import prune
+from safehold.operations.maintenance.forget import IDS_KEY, ForgetResult, Selection, forget, set_pinned
+from safehold.operations.maintenance.prune import prune
 
 
 def _duration(option: str, value: str | None) -> timedelta | None:

@@ -5,7 +5,7 @@ copies, the same output). The command runs only when that backup completed: a fa
 stops here with the backup's exit code, and the ``guard.failure`` event tells people the command did not
 run. Otherwise the command runs (argv, no shell, this terminal, ``SAFEHOLD_GUARD_SNAPSHOT`` set to the
 snapshot id) and its exit code is guard's. The audit record holds both: the snapshot, the command (``argv``, masked
-by :func:`~safehold.operations.audit.masked_command`), whether it ran, its exit code and the backup's.
+by :func:`~safehold.operations.observe.audit.masked_command`), whether it ran, its exit code and the backup's.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from safehold.cli.app import App, pass_app
 from safehold.cli.cmd_backup import _backup_profile
 from safehold.errors import EXIT_OK, SafeholdError, UsageError
 from safehold.notify import Redactor
-from safehold.operations.audit import masked_command
+from safehold.operations.observe.audit import masked_command
 
 #: Environment variable holding the snapshot id, for the guarded command.
 SNAPSHOT_ENV = "SAFEHOLD_GUARD_SNAPSHOT"

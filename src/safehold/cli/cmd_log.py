@@ -10,7 +10,7 @@ import click
 from safehold.cli.app import App, pass_app
 from safehold.config.validation import parse_duration
 from safehold.errors import IntegrityError, SafeholdError, UsageError
-from safehold.operations import audit
+from safehold.operations.observe import audit
 
 
 def _since(text: str | None) -> datetime | None:

@@ -8,10 +8,10 @@ from typing import Any
 import click
 
 from safehold.cli.app import App, pass_app
-from safehold.engine.pruner import describe
+from safehold.engine.prune.pruner import describe
 from safehold.engine.util import human_bytes
 from safehold.errors import UsageError
-from safehold.operations.prune import PruneOptions, PruneOutcome, prune
+from safehold.operations.maintenance.prune import PruneOptions, PruneOutcome, prune
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 

@@ -6,7 +6,7 @@ import click
 
 from safehold.cli.app import App, pass_app
 from safehold.errors import PartialResult
-from safehold.operations.repair import repair_index, repair_snapshot_files
+from safehold.operations.maintenance.repair import repair_index, repair_snapshot_files
 
 
 @click.group("repair")

@@ -12,10 +12,10 @@ import click
 from safehold.backends.base import FileType, Handle
 from safehold.cli.app import App, other_password_env, pass_app
 from safehold.cli.repo_setup import create_repository
-from safehold.engine.crypto import SessionCache
-from safehold.engine.lock import read_locks
-from safehold.engine.repository import RepoConfig
-from safehold.engine.treewalk import load_tree
+from safehold.engine.format.crypto import SessionCache
+from safehold.engine.format.lock import read_locks
+from safehold.engine.format.repository import RepoConfig
+from safehold.engine.format.treewalk import load_tree
 from safehold.errors import NotFound, UsageError
 from safehold.secrets import SecretRef, resolve_passphrase
 
@@ -246,7 +246,7 @@ def cat(app: App, what: str, object_id: str | None) -> None:
         key_doc["data"] = "(wrapped master key)"
         obj = key_doc
     elif what == "index":
-        from safehold.engine.index import decode_index
+        from safehold.engine.format.index import decode_index
 
         obj = [
             {

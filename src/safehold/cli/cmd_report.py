@@ -33,7 +33,7 @@ def report(app: App, html_file: str | None, hosts: tuple[str, ...], all_hosts: b
     open it anywhere, mail it."""
     from safehold.config.schema import Config
     from safehold.fsutil import atomic_write
-    from safehold.operations.report import render_report
+    from safehold.operations.observe.report import render_report
 
     if not html_file:
         raise UsageError(

@@ -17,12 +17,12 @@ import click
 
 from safehold.cli.app import App, pass_app
 from safehold.cli.thaw_options import from_params, thaw_options
-from safehold.engine.restorer import OVERWRITE_POLICIES
+from safehold.engine.restore.restorer import OVERWRITE_POLICIES
 from safehold.engine.util import human_bytes
 from safehold.errors import HealthCheckFailed, SafeholdError, UsageError
-from safehold.operations.restore import RestoreOptions, restore_snapshot, split_snapshot_arg
-from safehold.operations.server_backup import CONFIG_FILE
-from safehold.operations.thaw import ThawOptions, packs_for, prepare
+from safehold.operations.backup.profile import CONFIG_FILE
+from safehold.operations.restore.snapshot import RestoreOptions, restore_snapshot, split_snapshot_arg
+from safehold.operations.restore.thaw import ThawOptions, packs_for, prepare
 
 
 class RestoreFailed(SafeholdError):
@@ -132,7 +132,7 @@ def restore(
             raise UsageError("with --target, give exactly one SNAPSHOT[:SUBPATH]")
         _restore_files(app, args[0], target, includes, excludes, overwrite, verify, cold)
         return
-    from safehold.operations.server_restore import RestoreRequest
+    from safehold.operations.restore.profile import RestoreRequest
 
     db = {
         "host": db_host,
@@ -230,8 +230,8 @@ def _restore_files(
 
 
 def _restore_components(app: App, req: object, snapshot_ref: str, yes: bool, cold: ThawOptions) -> None:
-    from safehold.operations.latest import LatestChoice, choose_latest
-    from safehold.operations.server_restore import (
+    from safehold.operations.restore.latest import LatestChoice, choose_latest
+    from safehold.operations.restore.profile import (
         RestoreRequest,
         ServerRestoreResult,
         execute_restore,

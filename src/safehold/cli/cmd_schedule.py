@@ -1,5 +1,5 @@
 """``safehold schedule install|status|remove``: the jobs that run safehold unattended (see
-:mod:`safehold.operations.schedule` for what they are and :mod:`safehold.operations.schedule_install`
+:mod:`safehold.operations.schedule.jobs` for what they are and :mod:`safehold.operations.schedule.install`
 for how they are written, shown and removed)."""
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ import click
 from safehold.cli.app import App, pass_app
 from safehold.config.schema import Config
 from safehold.errors import SafeholdError, UsageError
-from safehold.operations import audit
-from safehold.operations.schedule import CronTools, Invocation, plan_jobs, render_cron, render_systemd
-from safehold.operations.schedule_install import (
+from safehold.operations.observe import audit
+from safehold.operations.schedule.install import (
     CRON,
     SYSTEMD,
     Systemctl,
@@ -26,6 +25,7 @@ from safehold.operations.schedule_install import (
     read_manifest,
     remove,
 )
+from safehold.operations.schedule.jobs import CronTools, Invocation, plan_jobs, render_cron, render_systemd
 
 _ROOT = click.option(
     "--root",

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import click
 
 from safehold.cli.app import App, pass_app
-from safehold.engine.snapshot import Snapshot
-from safehold.engine.tree import DIR, Node
-from safehold.engine.treewalk import find_node, walk
+from safehold.engine.format.snapshot import Snapshot
+from safehold.engine.format.tree import DIR, Node
+from safehold.engine.format.treewalk import find_node, walk
 from safehold.engine.util import human_bytes, human_span
-from safehold.operations.latest import failed_components
+from safehold.operations.restore.latest import failed_components
 
 
 @click.command()
@@ -129,7 +129,7 @@ def diff(app: App, snap1: str, snap2: str) -> None:
     """Show what changed between two snapshots (+ added, - removed, M modified, T type, U metadata),
     then the configuration drift of SaaS components field by field (+ object added, - removed, ~ field
     changed; secret fields only say that they changed)."""
-    from safehold.operations.diff import configuration_drift, diff_snapshots  # heavy: only for diff
+    from safehold.operations.inspect.diff import configuration_drift, diff_snapshots  # heavy: only for diff
 
     repo = app.open_repo()
     changes, stats = diff_snapshots(repo, snap1, snap2)

@@ -9,7 +9,7 @@ import click
 from safehold.cli.app import App, pass_app
 from safehold.engine.util import human_bytes
 from safehold.errors import ObjectiveBreached
-from safehold.operations.status import Status, human_duration
+from safehold.operations.observe.status import Status, human_duration
 
 
 def _text(st: Status) -> str:
@@ -65,8 +65,8 @@ def status(app: App, hosts: tuple[str, ...], all_hosts: bool) -> None:
     the RTO, the last check, the repository's size, deduplication and growth, stale locks. Exit status 5
     when an objective is breached. Rewrites the [status] prometheus_textfile."""
     from safehold.config.schema import Config
-    from safehold.operations import metrics
-    from safehold.operations.status import compute_status
+    from safehold.operations.observe import metrics
+    from safehold.operations.observe.status import compute_status
 
     config = app.config() or Config.model_validate({"repository": {"url": app.repo_url or "-"}})
     repo = app.open_repo()

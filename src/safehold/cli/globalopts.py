@@ -9,7 +9,7 @@ backup --repo B``) is a usage error rather than a silent choice. The options att
 hidden from its ``--help``; its epilog says they are accepted there.
 
 A command added to the command map gets them without doing anything: ``main._load_command`` attaches them
-to whatever it loads, and ``tests/engine/test_cli_global_options.py`` walks every command to prove it.
+to whatever it loads, and ``tests/cli/test_global_options.py`` walks every command to prove it.
 """
 
 from __future__ import annotations

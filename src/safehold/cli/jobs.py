@@ -25,7 +25,7 @@ from pathlib import Path
 
 from safehold.cli.app import App
 from safehold.errors import SafeholdError
-from safehold.operations.audit import JOB_ENV
+from safehold.operations.observe.audit import JOB_ENV
 
 LOCK_ENV = "SAFEHOLD_JOB_LOCK"
 #: The longest random delay honoured (a day).
@@ -48,7 +48,7 @@ def delay() -> None:
     """Sleep the random start delay of a cron job (nothing otherwise)."""
     if not os.environ.get(JOB_ENV):
         return
-    from safehold.operations.schedule import DELAY_ENV  # only jobs pay for its imports
+    from safehold.operations.schedule.jobs import DELAY_ENV  # only jobs pay for its imports
 
     text = os.environ.get(DELAY_ENV, "")
     if text.isdigit() and int(text) > 0:

@@ -6,7 +6,7 @@ as run (``--help`` and usage errors are not operations) and, for a notified comm
 ``check``, ``drill``, ``forget``/``prune``, ``guard``), :func:`begin` announces it (the start ping runs in
 the background). ``main`` calls :func:`finish` with the exit code and the error, if any; it turns them and
 the command's :class:`~safehold.cli.app.Outcome` into one event (``backup.partial``, ``check.failure``...)
-and sends it, then appends the audit record (:mod:`safehold.operations.audit`) locally and, for commands
+and sends it, then appends the audit record (:mod:`safehold.operations.observe.audit`) locally and, for commands
 that can change the repository or take data out of it, into the repository. A failed or slow delivery and
 an audit log that cannot be written are warnings on stderr, never a change of the exit code.
 """
@@ -27,7 +27,7 @@ from safehold.cli import jobs
 from safehold.cli.app import App
 from safehold.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, SafeholdError
 from safehold.notify import Delivery, Event, Notifier, redactor_for
-from safehold.operations.audit import JOB_ENV
+from safehold.operations.observe.audit import JOB_ENV
 
 #: Command name -> the operation its events are named after.
 NOTIFIED: dict[str, str] = {
@@ -112,7 +112,7 @@ def begin(app: App, operation: str, *, profile: str | None = None) -> None:
     if operation == "backup" and profile is None:
         profile = config.defaults.profile
     app.outcome.profile = app.outcome.profile or profile
-    from safehold.operations.audit import masked_args
+    from safehold.operations.observe.audit import masked_args
 
     line = command_line(masked_args(ARGV))
     app.operation = Observed(operation, notifier, notifier.redactor(line))
@@ -145,7 +145,7 @@ def result_word(code: int, partial: bool) -> str:
 def record(app: App, code: int, error: SafeholdError | None, deliveries: list[Delivery]) -> None:
     """Append the command's audit record locally and, when it may change the repository, there too."""
     from safehold.notify import Redactor
-    from safehold.operations import audit
+    from safehold.operations.observe import audit
 
     redactor = app.operation.notifier.redactor if app.operation else Redactor(app.secrets)
     for secret in app.secrets:

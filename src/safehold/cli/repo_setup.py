@@ -7,8 +7,8 @@ from safehold.backends.base import Backend
 from safehold.backends.local import LocalBackend
 from safehold.backends.wrappers import unwrap
 from safehold.cli.app import App
-from safehold.engine.repository import RepoConfig, Repository
-from safehold.operations.bootstrap import BootstrapResult, ensure_bootstrap
+from safehold.engine.format.repository import RepoConfig, Repository
+from safehold.operations.backup.bootstrap import BootstrapResult, ensure_bootstrap
 
 
 def create_repository(
@@ -25,7 +25,7 @@ def create_repository(
 
 
 def write_bootstrap(app: App, backend: Backend) -> BootstrapResult:
-    """Write or refresh the repository's ``bootstrap/`` (see :mod:`safehold.operations.bootstrap`); a
+    """Write or refresh the repository's ``bootstrap/`` (see :mod:`safehold.operations.backup.bootstrap`); a
     failure is a warning, never an error: the repository and its snapshots are fine without it."""
     result = ensure_bootstrap(backend)
     where = backend.properties.location

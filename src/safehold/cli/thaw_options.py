@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from safehold.operations.thaw import DURATIONS, TIERS, ThawOptions
+from safehold.operations.restore.thaw import DURATIONS, TIERS, ThawOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 

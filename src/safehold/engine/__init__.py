@@ -1,4 +1,4 @@
-"""The repository engine: everything about how snapshots are stored, in layers.
+"""The repository engine: everything about how snapshots are stored, in layers (lowest first).
 
 Glossary:
 
@@ -9,11 +9,15 @@ Glossary:
 * **Snapshot** — the root record of one backup: its tree, time, host, profile, components, summary.
 * **Lock** — a lease a reader or writer holds on the repository and keeps renewing.
 
-Format: :mod:`.crypto`, :mod:`.keys`, :mod:`.chunker`, :mod:`.pack`, :mod:`.index`, :mod:`.tree`,
-:mod:`.snapshot`, :mod:`.lock`, :mod:`.repository` (opening, blob reads, snapshots).
-Backup: :mod:`.archiver` (trees, byte strings, streams into blobs), :mod:`.sealer` (compress, encrypt,
-verify), :mod:`.writer` (pack, upload, index), :mod:`.filescache`, :mod:`.fs` (reading the file system).
-Restore: :mod:`.treewalk`, :mod:`.restorer`, :mod:`.extractor`, :mod:`.restorelinks`, :mod:`.verify`
-(``restore --verify``). Check: :mod:`.checker`, :mod:`.verifier` (proving blobs).
-Shared: :mod:`.helper` (helper processes), :mod:`.progress`, :mod:`.memtune`, :mod:`.util`.
+Layers (``tests/test_architecture.py`` keeps imports going one way, each layer may use the ones above it):
+
+* shared, here: :mod:`.helper` (helper processes and their framing), :mod:`.progress` (the reporting
+  interface), :mod:`.memtune`, :mod:`.util`;
+* :mod:`.format` — the repository's files and how to read them: crypto, keys, blobs, packs, index, trees,
+  snapshots, locks, the :class:`~.format.repository.Repository`;
+* :mod:`.fs` — the file system: metadata, patterns, selection, descriptor-based folders;
+* :mod:`.backup` — trees, byte strings and streams into blobs; :mod:`.restore` — a snapshot's tree back to
+  disk, and reading it back to verify;
+* :mod:`.prune` — retention, what is used, deleting and repacking; :mod:`.check` — integrity checks and
+  repairs.
 """

@@ -1,4 +1,4 @@
-"""What a health check says about a restore in a drill's sandbox (:mod:`safehold.operations.drill_health`):
+"""What a health check says about a restore in a drill's sandbox (:mod:`safehold.operations.observe.drill_health`):
 a check of a component's data runs against the component's scratch copy, a check of a file or folder
 against the restored copy of its path, and the others check the live system (the reason says why)."""
 

@@ -24,14 +24,14 @@ from typing import Any
 
 from safehold.backends.local import LocalBackend
 from safehold.config.schema import Config
-from safehold.engine.checker import Checker
-from safehold.engine.repository import Repository
+from safehold.engine.check.checker import Checker
+from safehold.engine.format.repository import Repository
 from safehold.engine.util import human_bytes
 from safehold.errors import IntegrityError
-from safehold.operations.backup import BackupOptions, backup_paths
-from safehold.operations.components import EngineComponentReader, backup_components
-from safehold.operations.drill import DrillRequest, run_drill
-from safehold.operations.restore import RestoreOptions, restore_snapshot
+from safehold.operations.backup.components import EngineComponentReader, backup_components
+from safehold.operations.backup.paths import BackupOptions, backup_paths
+from safehold.operations.observe.drill import DrillRequest, run_drill
+from safehold.operations.restore.snapshot import RestoreOptions, restore_snapshot
 from safehold.sources.base import Source, SourceContext
 from safehold.sources.files import FilesSource
 from safehold.sources.sqlite import SQLiteSource

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from safehold.engine.format.tree import DIR, FILE, SYMLINK, Node
 from safehold.engine.fs.meta import (
     apply_metadata,
     create_special,
@@ -12,7 +13,6 @@ from safehold.engine.fs.meta import (
     write_sparse_aware,
 )
 from safehold.engine.fs.select import Selector, open_noatime
-from safehold.engine.tree import DIR, FILE, SYMLINK, Node
 
 BLOCK = 1 << 20
 

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from safehold.engine.format.tree import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SOCKET, SYMLINK, Node
 from safehold.engine.fs.meta import (
     SPARSE_BLOCK,
     SpecialFileError,
@@ -20,7 +21,6 @@ from safehold.engine.fs.meta import (
     node_from_stat,
     write_sparse_aware,
 )
-from safehold.engine.tree import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SOCKET, SYMLINK, Node
 
 ROOT = os.geteuid() == 0
 NS = 1_700_000_000_123_456_789

@@ -1,4 +1,4 @@
-"""File metadata: capture into a :class:`~safehold.engine.tree.Node`, apply back at restore.
+"""File metadata: capture into a :class:`~safehold.engine.format.tree.Node`, apply back at restore.
 
 Capture (:func:`node_from_stat`) and apply (:func:`apply_metadata`) are symmetric: what one records the
 other restores, and ``tests/helpers/treecompare.py`` checks exactly that set (type, permission bits incl.
@@ -29,7 +29,7 @@ import os
 import pwd
 import stat
 
-from safehold.engine.tree import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SOCKET, SYMLINK, Node
+from safehold.engine.format.tree import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, SOCKET, SYMLINK, Node
 from safehold.errors import SafeholdError
 
 _IGNORED_XATTR_ERRNOS = frozenset({errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES, errno.ENODATA})
@@ -44,7 +44,7 @@ class SpecialFileError(SafeholdError):
 
 
 def node_type(st_mode: int) -> str:
-    """The :mod:`safehold.engine.tree` type name of a ``st_mode`` (``ValueError`` for an unknown type)."""
+    """The :mod:`safehold.engine.format.tree` type name of a ``st_mode`` (``ValueError`` for an unknown type)."""
     fmt = stat.S_IFMT(st_mode)
     try:
         return _TYPES[fmt]

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from safehold.engine.format.tree import path_problem
 from safehold.engine.fs.safedir import in_the_way_above, open_folder, step_down
-from safehold.engine.tree import path_problem
 from safehold.errors import SourceError
 from safehold.fsutil import AtomicFile
 from safehold.sources.base import (
@@ -385,7 +385,7 @@ class SystemSource(Source):
 
 def _checked_manifest(raw: bytes, component: str) -> dict[str, Any]:
     """``manifest.json`` as stored, refused (SourceError) unless every collector name and item is well
-    formed: paths pass the path-safety rule (:func:`~safehold.engine.tree.path_problem`), so none of them
+    formed: paths pass the path-safety rule (:func:`~safehold.engine.format.tree.path_problem`), so none of them
     can name something outside the restore root. The manifest comes from the repository: untrusted."""
 
     def bad(what: str) -> SourceError:

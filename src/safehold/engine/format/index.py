@@ -1,0 +1,520 @@
+"""The index: which pack holds each blob, where, and how long it is.
+
+On storage an index file (``index/<sha256>``) is an encrypted, zstd-compressed msgpack document listing
+packs and their blobs (the same entries as the packs' own headers, so the index can always be rebuilt
+from the packs). In memory, :class:`MasterIndex` keeps entries in sorted numpy arrays (57 bytes per
+blob: 32-byte id, 8-byte search prefix, pack number, offset, length, raw length, flags) instead of a dict
+of Python objects, plus a small dict of this session's unsaved entries that is folded into the arrays as
+it grows.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
+
+import msgpack
+import numpy as np
+import numpy.typing as npt
+import zstandard
+
+from safehold.engine.format.pack import BLOB_TYPE_NAMES, PackedBlob, pack_entries
+
+INDEX_VERSION = 1
+#: Entries added one pack at a time wait in a dict (~250 bytes each) until this many are folded into a
+#: sorted segment (~60 bytes each).
+_FOLD_AT = 8192
+#: More segments than this are merged (a lookup searches each).
+_MAX_SEGMENTS = 4
+BLOB_TYPES = frozenset(BLOB_TYPE_NAMES)
+
+
+class BlobLocation(NamedTuple):
+    """Where a blob is (a named tuple: restore and check make one per blob)."""
+
+    pack_id: bytes
+    envelope: bytes
+    type: int
+    offset: int
+    length: int
+    raw_length: int
+    compressed: bool
+
+
+PackRecord = tuple[bytes, bytes, list[PackedBlob]]
+"""One pack as the index records it: (pack id, key envelope, blobs)."""
+
+
+def encode_index(packs: list[PackRecord]) -> bytes:
+    """``[INDEX_VERSION, [[pack id, envelope, [entry wire, ...]], ...]]`` in msgpack, zstd-compressed.
+
+    Packed entry by entry (see :func:`~safehold.engine.format.pack.pack_entries`) into one buffer that is
+    compressed with one call.
+    """
+    packer = msgpack.Packer(use_bin_type=True, autoreset=False)
+    packer.pack_array_header(2)
+    packer.pack(INDEX_VERSION)
+    packer.pack_array_header(len(packs))
+    for pid, env, entries in packs:
+        packer.pack_array_header(3)
+        packer.pack(pid)
+        packer.pack(env)
+        pack_entries(packer, entries)
+    doc = packer.getbuffer()
+    try:
+        return zstandard.ZstdCompressor(level=3).compress(doc)
+    finally:
+        doc.release()
+
+
+def decode_index(data: bytes) -> list[PackRecord]:
+    """Every pack record of an index file as objects (for tools that show or copy them; loading the index
+    for use goes through :meth:`MasterIndex.add_index_file`)."""
+    out: list[PackRecord] = []
+    records: list[Any] = _unpack_index(data)
+    for pid, env, entries in records:
+        if not isinstance(pid, bytes) or len(pid) != 32 or not isinstance(env, bytes):
+            raise ValueError("index file names a malformed pack id")
+        out.append((pid, env, [PackedBlob.from_wire(w) for w in entries]))
+    return out
+
+
+def _unpack_index(data: bytes) -> list[Any]:
+    raw = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 31), raw=False)
+    if not isinstance(raw, list) or len(raw) != 2 or raw[0] != INDEX_VERSION or not isinstance(raw[1], list):
+        raise ValueError("index file has an unknown layout")
+    return raw[1]
+
+
+_U32 = 1 << 32
+
+
+def _u32_column(values: tuple[object, ...], what: str) -> npt.NDArray[np.uint32]:
+    if not set(map(type, values)) <= {int}:
+        raise ValueError(f"index entry has a malformed {what}")
+    try:
+        col = np.array(values, dtype=np.int64)
+    except OverflowError:
+        raise ValueError(f"index entry has an out-of-range {what}") from None
+    if len(col) and (int(col.min()) < 0 or int(col.max()) >= _U32):
+        raise ValueError(f"index entry has an out-of-range {what}")
+    return col.astype(np.uint32)
+
+
+#: Index entries decoded into Python objects at once while an index file is loaded.
+_CHUNK = 65536
+
+
+def _columns(flat: list[Any]) -> tuple[npt.NDArray[Any], ...]:
+    """(ids, offset, length, raw length, flags) of index entries, each entry checked by column."""
+    if set(map(type, flat)) != {list} or set(map(len, flat)) != {6}:
+        raise ValueError("malformed pack header entry")
+    types, ids, offsets, lengths, raws, compressed = zip(*flat, strict=True)
+    if not set(map(type, types)) <= {int} or not set(types) <= BLOB_TYPES:
+        raise ValueError("malformed pack header entry")
+    if set(map(type, ids)) != {bytes} or set(map(len, ids)) != {32}:
+        raise ValueError("malformed pack header entry")
+    if not set(map(type, compressed)) <= {bool}:
+        raise ValueError("malformed pack header entry")
+    id_arr = np.frombuffer(b"".join(ids), dtype=np.uint8).reshape(len(flat), 32).copy()
+    flags = np.array(types, dtype=np.uint8) | (np.array(compressed, dtype=np.uint8) << np.uint8(7))
+    return (
+        id_arr,
+        _u32_column(offsets, "offset"),
+        _u32_column(lengths, "length"),
+        _u32_column(raws, "raw length"),
+        flags,
+    )
+
+
+class _Segment:
+    """Immutable sorted arrays of index entries."""
+
+    __slots__ = ("flags", "ids", "length", "n", "offset", "pack", "prefix", "raw")
+
+    def __init__(
+        self,
+        prefix: npt.NDArray[np.uint64],
+        ids: npt.NDArray[np.uint8],
+        pack: npt.NDArray[np.uint32],
+        offset: npt.NDArray[np.uint32],
+        length: npt.NDArray[np.uint32],
+        raw: npt.NDArray[np.uint32],
+        flags: npt.NDArray[np.uint8],
+    ) -> None:
+        order = np.argsort(prefix, kind="stable")
+        self.prefix = prefix[order]
+        self.ids = ids[order]
+        self.pack = pack[order]
+        self.offset = offset[order]
+        self.length = length[order]
+        self.raw = raw[order]
+        self.flags = flags[order]
+        self.n = len(prefix)
+
+    @classmethod
+    def build(cls, rows: list[tuple[bytes, int, int, int, int, int]]) -> _Segment:
+        n = len(rows)
+        ids = np.frombuffer(b"".join(r[0] for r in rows), dtype=np.uint8).reshape(n, 32).copy()
+        prefix = ids[:, :8].copy().view(">u8").reshape(n).astype(np.uint64)
+        return cls(
+            prefix,
+            ids,
+            np.fromiter((r[1] for r in rows), dtype=np.uint32, count=n),
+            np.fromiter((r[2] for r in rows), dtype=np.uint32, count=n),
+            np.fromiter((r[3] for r in rows), dtype=np.uint32, count=n),
+            np.fromiter((r[4] for r in rows), dtype=np.uint32, count=n),
+            np.fromiter((r[5] for r in rows), dtype=np.uint8, count=n),
+        )
+
+    @classmethod
+    def merge(cls, segs: list[_Segment]) -> _Segment:
+        return cls(
+            np.concatenate([s.prefix for s in segs]),
+            np.concatenate([s.ids for s in segs]),
+            np.concatenate([s.pack for s in segs]),
+            np.concatenate([s.offset for s in segs]),
+            np.concatenate([s.length for s in segs]),
+            np.concatenate([s.raw for s in segs]),
+            np.concatenate([s.flags for s in segs]),
+        )
+
+    def find(self, blob_id: bytes, prefix: int) -> int:
+        i = int(np.searchsorted(self.prefix, np.uint64(prefix)))
+        while i < self.n and int(self.prefix[i]) == prefix:
+            if self.ids[i].tobytes() == blob_id:
+                return i
+            i += 1
+        return -1
+
+
+def _flags(e: PackedBlob) -> int:
+    return e.type | (0x80 if e.compressed else 0)
+
+
+class MasterIndex:
+    """All index entries known to this process. Thread-safe for concurrent lookups and additions."""
+
+    def __init__(self) -> None:
+        self._packs: list[bytes] = []
+        self._envelopes: list[bytes] = []
+        self._pack_no: dict[bytes, int] = {}
+        self._segments: list[_Segment] = []
+        self._pending: dict[bytes, tuple[int, int, int, int, int]] = {}
+        self._lock = threading.Lock()
+
+    def _pack_number(self, pack_id: bytes, envelope: bytes) -> int:
+        n = self._pack_no.get(pack_id)
+        if n is None:
+            n = len(self._packs)
+            self._packs.append(pack_id)
+            self._envelopes.append(envelope)
+            self._pack_no[pack_id] = n
+        return n
+
+    def add_packs(self, packs: Iterable[PackRecord]) -> None:
+        """Add entries read from an index file or pack headers (bulk, folded into one segment)."""
+        with self._lock:
+            rows = [
+                (e.id, self._pack_number(pid, env), e.offset, e.length, e.raw_length, _flags(e))
+                for pid, env, entries in packs
+                for e in entries
+            ]
+            if rows:
+                self._add_segment(_Segment.build(rows))
+
+    def add_index_file(self, data: bytes) -> None:
+        """Add the entries of one (decrypted) index file, decoded column by column.
+
+        The same checks as :func:`decode_index` (every entry ``[type, 32-byte id, offset, length,
+        raw length, compressed]`` with the right types and ranges), made over whole columns of up to
+        ``_CHUNK`` entries read one after another: no Python object per entry survives, and at most one
+        chunk of them exists at once, so loading costs about a microsecond per blob and the memory of
+        the columns. Raises ``ValueError`` for anything malformed (then nothing of the file is added).
+        """
+        doc = zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 31)
+        up = msgpack.Unpacker(raw=False, max_buffer_size=max(len(doc), 1 << 20))
+        up.feed(doc)
+        del data
+        records: list[tuple[bytes, bytes]] = []
+        counts: list[int] = []
+        chunks: list[tuple[npt.NDArray[Any], ...]] = []
+        flat: list[Any] = []
+        try:
+            if up.read_array_header() != 2 or up.unpack() != INDEX_VERSION:
+                raise ValueError("index file has an unknown layout")
+            for _ in range(up.read_array_header()):
+                if up.read_array_header() != 3:
+                    raise ValueError("index file has a malformed pack record")
+                pid, env = up.unpack(), up.unpack()
+                if not isinstance(pid, bytes) or len(pid) != 32 or not isinstance(env, bytes):
+                    raise ValueError("index file names a malformed pack id")
+                n = up.read_array_header()
+                records.append((pid, env))
+                counts.append(n)
+                for _ in range(n):
+                    flat.append(up.unpack())
+                    if len(flat) == _CHUNK:
+                        chunks.append(_columns(flat))
+                        flat.clear()
+            if up.tell() != len(doc):
+                raise ValueError("index file has data after its end")
+        except (msgpack.UnpackException, StopIteration) as exc:
+            raise ValueError(f"index file does not decode: {exc}") from None
+        if flat:
+            chunks.append(_columns(flat))
+        if not chunks:
+            return
+        ids, offset, length, raw, flags = (np.concatenate(col) for col in zip(*chunks, strict=True))
+        n = len(ids)
+        with self._lock:
+            # A pack record without entries names no blob: like add_packs, it gets no pack number.
+            numbers = np.array(
+                [
+                    self._pack_number(pid, env) if n else 0
+                    for (pid, env), n in zip(records, counts, strict=True)
+                ],
+                dtype=np.uint32,
+            )
+            pack = np.repeat(numbers, counts)
+            prefix = ids[:, :8].copy().view(">u8").reshape(n).astype(np.uint64)
+            self._add_segment(_Segment(prefix, ids, pack, offset, length, raw, flags))
+
+    def add_pack(self, pack_id: bytes, envelope: bytes, entries: list[PackedBlob]) -> None:
+        """Add the entries of a pack this session just wrote."""
+        with self._lock:
+            n = self._pack_number(pack_id, envelope)
+            for e in entries:
+                self._pending[e.id] = (n, e.offset, e.length, e.raw_length, _flags(e))
+            if len(self._pending) >= _FOLD_AT:
+                self._fold()
+
+    def _fold(self) -> None:
+        rows = [(k, *v) for k, v in self._pending.items()]
+        self._pending.clear()
+        self._add_segment(_Segment.build(rows))
+
+    def _add_segment(self, seg: _Segment) -> None:
+        self._segments.append(seg)
+        if len(self._segments) > _MAX_SEGMENTS:
+            # Merge the recent small segments; the large first one (the loaded index) only once they
+            # together outgrow it, so that adding n entries to an index of N costs O(n log N), not O(n N).
+            base, recent = self._segments[0], _Segment.merge(self._segments[1:])
+            self._segments = [base, recent] if recent.n < base.n else [_Segment.merge([base, recent])]
+
+    def compact(self) -> None:
+        """Fold everything into one segment (after loading)."""
+        with self._lock:
+            if self._pending:
+                self._fold()
+            if len(self._segments) > 1:
+                self._segments = [_Segment.merge(self._segments)]
+
+    def lookup(self, blob_id: bytes) -> BlobLocation | None:
+        p = self._pending.get(blob_id)
+        if p is not None:
+            n, off, ln, raw, fl = p
+            return BlobLocation(self._packs[n], self._envelopes[n], fl & 0x7F, off, ln, raw, bool(fl & 0x80))
+        prefix = int.from_bytes(blob_id[:8], "big")
+        for seg in self._segments:
+            i = seg.find(blob_id, prefix)
+            if i >= 0:
+                fl = int(seg.flags[i])
+                pn = int(seg.pack[i])
+                return BlobLocation(
+                    self._packs[pn],
+                    self._envelopes[pn],
+                    fl & 0x7F,
+                    int(seg.offset[i]),
+                    int(seg.length[i]),
+                    int(seg.raw[i]),
+                    bool(fl & 0x80),
+                )
+        return None
+
+    def lookup_many(self, blob_ids: list[bytes]) -> list[BlobLocation | None]:
+        """:meth:`lookup` for many ids at once (vectorised: what a restore plan or a folder needs)."""
+        out: list[BlobLocation | None] = [None] * len(blob_ids)
+        todo = []
+        for k, blob_id in enumerate(blob_ids):
+            if blob_id in self._pending:
+                out[k] = self.lookup(blob_id)
+            else:
+                todo.append(k)
+        if not todo or not self._segments:
+            return out
+        ids = np.frombuffer(b"".join(blob_ids[k] for k in todo), dtype=np.uint8).reshape(len(todo), 32)
+        prefix = ids[:, :8].copy().view(">u8").reshape(len(todo)).astype(np.uint64)
+        missing = np.ones(len(todo), dtype=bool)
+        for seg in self._segments:
+            pos = np.minimum(np.searchsorted(seg.prefix, prefix), seg.n - 1)
+            hit = missing & (seg.prefix[pos] == prefix) & (seg.ids[pos] == ids).all(axis=1)
+            rows = np.flatnonzero(hit)
+            at = pos[rows]
+            cols = zip(
+                rows.tolist(),
+                seg.pack[at].tolist(),
+                seg.flags[at].tolist(),
+                seg.offset[at].tolist(),
+                seg.length[at].tolist(),
+                seg.raw[at].tolist(),
+                strict=True,
+            )
+            for r, pn, fl, off, ln, raw in cols:
+                out[todo[r]] = BlobLocation(
+                    self._packs[pn], self._envelopes[pn], fl & 0x7F, off, ln, raw, bool(fl & 0x80)
+                )
+            missing &= ~hit
+        # Ids whose 64-bit prefix another id shares may sit after the first match: look those up one by one.
+        for r in np.flatnonzero(missing).tolist():
+            out[todo[r]] = self.lookup(blob_ids[todo[r]])
+        return out
+
+    def has(self, blob_id: bytes) -> bool:
+        if blob_id in self._pending:
+            return True
+        prefix = int.from_bytes(blob_id[:8], "big")
+        return any(seg.find(blob_id, prefix) >= 0 for seg in self._segments)
+
+    def has_many(self, blob_ids: list[bytes]) -> list[bool]:
+        """:meth:`has` for many ids at once: one vectorised search per segment instead of one per id
+        (what a backup of small files asks for every batch of blobs)."""
+        out = [b in self._pending for b in blob_ids]
+        todo = [k for k, hit in enumerate(out) if not hit]
+        segs = [seg for seg in self._segments if seg.n]
+        if not todo or not segs:
+            return out
+        ids = np.frombuffer(b"".join(blob_ids[k] for k in todo), dtype=np.uint8).reshape(len(todo), 32)
+        prefix = ids[:, :8].copy().view(">u8").reshape(len(todo)).astype(np.uint64)
+        found = np.zeros(len(todo), dtype=bool)
+        shared = np.zeros(len(todo), dtype=bool)
+        for seg in segs:
+            pos = np.minimum(np.searchsorted(seg.prefix, prefix), seg.n - 1)
+            same_prefix = seg.prefix[pos] == prefix
+            hit = same_prefix & (seg.ids[pos] == ids).all(axis=1)
+            found |= hit
+            shared |= same_prefix & ~hit
+        for r, k in enumerate(todo):
+            if found[r]:
+                out[k] = True
+        # An id whose 64-bit prefix another id shares may sit after the first match: look it up alone.
+        for r in np.flatnonzero(shared & ~found).tolist():
+            out[todo[r]] = self.has(blob_ids[todo[r]])
+        return out
+
+    def __len__(self) -> int:
+        return len(self._pending) + sum(s.n for s in self._segments)
+
+    def iter_packs(self) -> Iterator[tuple[bytes, list[PackedBlob]]]:
+        """Every pack with entries and its entries by offset (for check and rebuild), one pack at a time:
+        only one pack's entries exist as objects at once. Duplicates across index files come once."""
+        with self._lock:
+            if self._pending:
+                self._fold()
+            segs = list(self._segments)
+        if not segs:
+            return
+        packnum = np.concatenate([seg.pack for seg in segs]).astype(np.int64)
+        where = np.concatenate([np.arange(seg.n) + (k << 40) for k, seg in enumerate(segs)])
+        order = np.argsort(packnum, kind="stable")
+        for group in np.split(order, np.flatnonzero(np.diff(packnum[order])) + 1):
+            found: dict[tuple[bytes, int], PackedBlob] = {}
+            w = where[group]
+            segno, row = w >> 40, w & ((1 << 40) - 1)
+            for k in np.unique(segno).tolist():
+                seg, at = segs[k], row[segno == k]
+                raw_ids = seg.ids[at].tobytes()
+                ids = [raw_ids[i : i + 32] for i in range(0, len(raw_ids), 32)]
+                cols = zip(
+                    seg.flags[at].tolist(),
+                    ids,
+                    seg.offset[at].tolist(),
+                    seg.length[at].tolist(),
+                    seg.raw[at].tolist(),
+                    strict=True,
+                )
+                for fl, blob_id, off, ln, raw in cols:
+                    found[(blob_id, off)] = PackedBlob(fl & 0x7F, blob_id, off, ln, raw, bool(fl & 0x80))
+            yield self._packs[int(packnum[group[0]])], sorted(found.values(), key=lambda e: e.offset)
+
+    def columns(self) -> IndexColumns:
+        """Every entry as sorted columns (folding everything into one segment first); the arrays are this
+        index's own, not copies: read them, never change them."""
+        return _columns_of(self)
+
+    def pack_ids(self) -> set[bytes]:
+        """The packs that index entries name."""
+        with self._lock:
+            if self._pending:
+                self._fold()
+            return {self._packs[n] for seg in self._segments for n in np.unique(seg.pack).tolist()}
+
+
+class IndexColumns(NamedTuple):
+    """Every entry of an index as columns, sorted by id prefix (:meth:`MasterIndex.columns`): what prune
+    marks and counts over without making an object per blob. ``pack`` numbers index ``packs`` and
+    ``envelopes``; ``flags`` holds the blob type in its low bits and "compressed" in bit 7."""
+
+    prefix: npt.NDArray[np.uint64]
+    ids: npt.NDArray[np.uint8]
+    pack: npt.NDArray[np.uint32]
+    offset: npt.NDArray[np.uint32]
+    length: npt.NDArray[np.uint32]
+    raw: npt.NDArray[np.uint32]
+    flags: npt.NDArray[np.uint8]
+    packs: list[bytes]
+    envelopes: list[bytes]
+
+    @property
+    def rows(self) -> int:
+        return len(self.prefix)
+
+    def find(self, ids: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
+        """Row of each id (an ``(n, 32)`` array) in these columns, -1 where absent. Where an id is stored
+        more than once, the first of its rows (they are adjacent)."""
+        n = len(ids)
+        out = np.full(n, -1, dtype=np.int64)
+        if n == 0 or len(self.prefix) == 0:
+            return out
+        prefix = ids[:, :8].copy().view(">u8").reshape(n).astype(np.uint64)
+        pos = np.searchsorted(self.prefix, prefix)
+        at = np.minimum(pos, len(self.prefix) - 1)
+        hit = (self.prefix[at] == prefix) & (self.ids[at] == ids).all(axis=1)
+        out[hit] = at[hit]
+        # another id with the same 64-bit prefix may come first: look further along that prefix's run
+        for k in np.flatnonzero(~hit & (self.prefix[at] == prefix)).tolist():
+            i = int(at[k]) + 1
+            while i < len(self.prefix) and self.prefix[i] == prefix[k]:
+                if (self.ids[i] == ids[k]).all():
+                    out[k] = i
+                    break
+                i += 1
+        return out
+
+    def blob_type(self) -> npt.NDArray[np.uint8]:
+        return self.flags & np.uint8(0x7F)
+
+
+def _columns_of(index: MasterIndex) -> IndexColumns:
+    with index._lock:
+        if index._pending:
+            index._fold()
+        if len(index._segments) > 1:
+            index._segments = [_Segment.merge(index._segments)]
+        packs, envelopes = list(index._packs), list(index._envelopes)
+        if index._segments:
+            s = index._segments[0]
+            return IndexColumns(s.prefix, s.ids, s.pack, s.offset, s.length, s.raw, s.flags, packs, envelopes)
+    empty32 = np.zeros(0, dtype=np.uint32)
+    return IndexColumns(
+        np.zeros(0, dtype=np.uint64),
+        np.zeros((0, 32), dtype=np.uint8),
+        empty32,
+        empty32,
+        empty32,
+        empty32,
+        np.zeros(0, dtype=np.uint8),
+        packs,
+        envelopes,
+    )

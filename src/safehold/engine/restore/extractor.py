@@ -1,0 +1,232 @@
+"""Writing restored blobs: reading a pack in runs, and proving and writing blobs in helper processes.
+
+A restore of many small files is a storm of syscalls (create, write, chown, chmod, utime, rename per
+file) and of small decrypt/decompress/hash calls; from Python threads, every one of them waits for the
+interpreter lock. So a large restore hands each run of blobs read from a pack to a helper process
+(``python -m safehold.engine.restore.extractor``), which proves every blob (:func:`~safehold.engine.format.blobproof.
+decode_blob`, nothing unverified is written) and writes it where the plan says:
+
+* a *whole* target is a file that this one blob completes: the helper creates its temporary file (a new,
+  unpredictable name), writes it, applies owner, xattrs, mode and times through the descriptor and
+  renames it into place;
+* a *piece* goes into a temporary file the planner created and sized beforehand (a file of several
+  blobs); the helper opens it again only if it is still the same inode; the planner finishes the file
+  when its last piece is in.
+
+Folders are reached as the restoring process reached them (:class:`~safehold.engine.fs.safedir.DirTree`:
+one name at a time from the restore target, never through a symlink) and must be the very folders it
+recorded (device and inode travel with each target).
+
+Init frame: ``[data key, id key, restore owner, target path, [target device, target inode]]``. Request
+frame: ``[envelope, blobs, targets]`` and the stored bytes of the run as payload, where blobs are
+``[offset in payload, stored length, raw length, compressed, id]`` and targets ``[blob index, folder
+(relative to the target), [folder device, folder inode], temporary name or None, temporary inode, final
+name or None, offset in file, metadata or None]`` with metadata ``[mode, uid, gid, atime_ns, mtime_ns,
+xattrs]``: a whole file has a final name and metadata, a piece a temporary name. Reply: one ``[error or
+None, warnings]`` per target, in order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
+
+import zstandard
+
+from safehold.engine import helper
+from safehold.engine.format.blobproof import decode_blob
+from safehold.engine.format.crypto import SessionCache
+from safehold.engine.format.pack import DATA, PackedBlob
+from safehold.engine.format.tree import FILE, Node
+from safehold.engine.fs.meta import apply_metadata, write_sparse_aware
+from safehold.engine.fs.safedir import DirTree, create_temp, open_temp
+from safehold.engine.helper import HelperError, recv_frame, send_frame
+from safehold.errors import IntegrityError, SafeholdError
+
+#: Files up to this size that arrive in one piece are written plainly (no ftruncate, no hole search).
+PLAIN_WRITE = 64 * 1024
+
+#: Blobs of one pack closer than this are read with one request (the gap is read and thrown away).
+GAP = 256 * 1024
+
+#: Anything that starts with (offset in pack, stored length): a restore plan's place of a blob in a
+#: file, or a blob that copy reads.
+P = TypeVar("P", bound=tuple[Any, ...])
+
+Blob = tuple[int, int, int, bool, bytes]
+Target = tuple[int, bytes, list[int], bytes | None, int, bytes | None, int, list[Any] | None]
+Result = tuple[str | None, list[str]]
+
+
+def read_groups(pieces: list[P], max_read: int | None) -> list[list[P]]:
+    """Runs of nearby blobs of one pack, each read with one request (at most ``max_read`` bytes)."""
+    pieces.sort(key=lambda p: p[0])
+    groups: list[list[P]] = []
+    for p in pieces:
+        if groups:
+            g = groups[-1]
+            gap = p[0] - (g[-1][0] + g[-1][1])
+            if gap <= GAP and (max_read is None or p[0] + p[1] - g[0][0] <= max_read):
+                g.append(p)
+                continue
+        groups.append([p])
+    return groups
+
+
+def same_blob_runs(group: Sequence[P]) -> Iterator[tuple[int, int]]:
+    """``(i, j)``: ``group[i:j]`` are the places of one blob (deduplicated content)."""
+    i = 0
+    while i < len(group):
+        j = i + 1
+        while j < len(group) and group[j][0] == group[i][0]:
+            j += 1
+        yield i, j
+        i = j
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def write_whole(
+    dfd: int, name: bytes, data: bytes | memoryview, meta: list[Any], restore_owner: bool, shown: str
+) -> list[str]:
+    """Create a temporary file in folder ``dfd`` holding ``data`` with ``meta`` applied, then rename it
+    to ``name``; warnings (``shown``: the final path for them)."""
+    mode, uid, gid, atime_ns, mtime_ns, xattrs = meta
+    node = Node(
+        name=name,
+        type=FILE,
+        mode=mode,
+        uid=uid,
+        gid=gid,
+        atime_ns=atime_ns,
+        mtime_ns=mtime_ns,
+        size=len(data),
+        xattrs=[(bytes(k), bytes(v)) for k, v in xattrs],
+    )
+    tmp, fd = create_temp(dfd, name)
+    try:
+        try:
+            if len(data) <= PLAIN_WRITE:
+                write_all(fd, data)
+            else:
+                os.ftruncate(fd, len(data))
+                write_sparse_aware(fd, 0, data)
+            warnings = apply_metadata(os.fsencode(shown), node, restore_owner=restore_owner, fd=fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+    except BaseException:
+        try:
+            os.unlink(tmp, dir_fd=dfd)
+        except OSError:
+            pass
+        raise
+    return warnings
+
+
+def write_piece(dfd: int, tmp: bytes, ino: int, offset: int, data: bytes | memoryview) -> None:
+    """Write one piece of a multi-blob file into its pre-sized temporary file (inode ``ino``)."""
+    fd = open_temp(dfd, tmp, ino)
+    try:
+        write_sparse_aware(fd, offset, data)
+    finally:
+        os.close(fd)
+
+
+def extract(
+    sessions: SessionCache,
+    id_key: bytes,
+    dctx: zstandard.ZstdDecompressor,
+    envelope: bytes,
+    blobs: list[Blob],
+    targets: list[Target],
+    payload: bytes | bytearray,
+    restore_owner: bool,
+    tree: DirTree,
+) -> list[Result]:
+    """Prove each blob of ``payload`` and write it to its targets; one result per target, in order.
+
+    One blob at a time: a decoded blob is dropped as soon as its targets are written.
+    """
+    view = memoryview(payload)
+    by_blob: dict[int, list[int]] = {}
+    for pos, target in enumerate(targets):
+        by_blob.setdefault(target[0], []).append(pos)
+    results: list[Result] = [("no such blob in the request", [])] * len(targets)
+    for index, (start, length, raw_length, compressed, blob_id) in enumerate(blobs):
+        loc = PackedBlob(DATA, blob_id, start, length, raw_length, compressed)
+        try:
+            plain = decode_blob(sessions, id_key, dctx, blob_id, loc, envelope, view[start : start + length])
+        except IntegrityError as exc:
+            for pos in by_blob.get(index, []):
+                results[pos] = (str(exc), [])
+            continue
+        for pos in by_blob.get(index, []):
+            _index, folder, folder_id, tmp, ino, name, offset, meta = targets[pos]
+            try:
+                with tree.opened(folder, (folder_id[0], folder_id[1])) as dfd:
+                    if name is not None and meta is not None:
+                        shown = tree.path(folder, name)
+                        results[pos] = (None, write_whole(dfd, name, plain, meta, restore_owner, shown))
+                    elif tmp is not None:
+                        write_piece(dfd, tmp, ino, offset, plain)
+                        results[pos] = (None, [])
+            except OSError as exc:
+                results[pos] = (f"write failed: {exc.strerror}", [])
+            except SafeholdError as exc:
+                results[pos] = (str(exc), [])
+        del plain
+    return results
+
+
+class ExtractorProcess(helper.Client):
+    """A helper process running :func:`extract`; one caller thread at a time."""
+
+    def __init__(
+        self, data_key: bytes, id_key: bytes, restore_owner: bool, root: bytes, root_id: tuple[int, int]
+    ) -> None:
+        init = [data_key, id_key, restore_owner, root, list(root_id)]
+        super().__init__("safehold.engine.restore.extractor", "restoring", init)
+
+    def extract(
+        self, envelope: bytes, blobs: list[Blob], targets: list[Target], payload: bytes
+    ) -> list[Result]:
+        try:
+            send_frame(self._wfd, [envelope, blobs, targets], [payload])
+            reply, _ = recv_frame(self._rfd)
+        except (OSError, EOFError) as exc:
+            raise self.exited() from exc
+        if not (isinstance(reply, list) and len(reply) == len(targets)):
+            raise HelperError("a restoring helper process answered something unexpected")
+        return [(None if err is None else str(err), [str(w) for w in warns]) for err, warns in reply]
+
+
+def serve(rfd: int, wfd: int) -> None:
+    data_key, id_key, restore_owner, root, root_id = helper.recv_init(rfd, 5, "extractor")
+    sessions = SessionCache(data_key)
+    dctx = zstandard.ZstdDecompressor()
+    tree: DirTree | None = None
+    failed: str | None = None
+    try:
+        tree = DirTree(root, create=False, root_id=(root_id[0], root_id[1]))
+    except (OSError, SafeholdError) as exc:
+        failed = f"the restore target cannot be opened: {exc}"
+
+    def handle(req: object, payload: bytearray) -> object:
+        assert isinstance(req, list)
+        envelope, blobs, targets = req
+        if tree is None:
+            return [[failed, []] for _ in targets]
+        results = extract(sessions, id_key, dctx, envelope, blobs, targets, payload, restore_owner, tree)
+        return [list(r) for r in results]
+
+    helper.serve_requests(rfd, wfd, handle)
+
+
+if __name__ == "__main__":
+    helper.run(serve)
