@@ -15,10 +15,11 @@ from safehold.sources.redis.verify import _start, _wait, stop
 from safehold.sources.verify import Sandbox
 
 
-def _box(base: Path, name: str, pid: int, host: str | None = None) -> Path:
+def _box(base: Path, name: str, pid: int, host: str | None = None, **extra: object) -> Path:
     box = base / name
     box.mkdir(parents=True)
-    (box / MARKER).write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(), "started": 0}))
+    marker = {"pid": pid, "host": host or socket.gethostname(), "started": 0, **extra}
+    (box / MARKER).write_text(json.dumps(marker))
     return box
 
 
@@ -69,3 +70,14 @@ def test_live_foreign_and_hostile_sandboxes(tmp_path: Path) -> None:
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_a_reused_pid_is_not_the_drill(tmp_path: Path) -> None:
+    """A marker names its process by pid and start time: a live process with that pid that started at
+    another time (the pid was reused) is not the drill, and its sandbox is a killed drill's."""
+    start = Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")", 1)[-1].split()[19]
+    same = _box(tmp_path, "drill-same", os.getpid(), pid_start=start)
+    reused = _box(tmp_path, "drill-reused", os.getpid(), pid_start=str(int(start) + 1))
+    done = cleanup_leftovers(tmp_path)
+    assert len(done) == 1 and "drill-reused" in done[0] and "killed drill" in done[0], done
+    assert same.exists() and not reused.exists()

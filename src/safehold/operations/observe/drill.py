@@ -110,14 +110,27 @@ class DrillResult:
 
 
 # ------------------------------------------------------------------------------------------ sandboxes
-def _alive(pid: int) -> bool:
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, /proc/PID/stat field 22); None if unknown."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat_line.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def _alive(pid: int, started: object = None) -> bool:
+    """Whether the drill that wrote a marker still runs: its pid exists and, when the marker recorded the
+    process's start time, it is the same process (a pid reused by another process is not the drill)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    now = _process_start(pid)
+    return not (isinstance(started, str) and now is not None and now != started)
 
 
 def _clean_dir(path: Path) -> list[str]:
@@ -150,7 +163,11 @@ def cleanup_leftovers(base: Path, *, kept: bool = False) -> list[str]:
             pid, host = int(marker["pid"]), str(marker["host"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if host != socket.gethostname() or _alive(pid) or (marker.get("kept") and not kept):
+        if (
+            host != socket.gethostname()
+            or _alive(pid, marker.get("pid_start"))
+            or (marker.get("kept") and not kept)
+        ):
             continue  # a drill that is still running (or another host's, on shared storage), or kept
         cleaned = _clean_dir(path)
         what = "a kept drill" if marker.get("kept") else "a killed drill"
@@ -167,7 +184,12 @@ def _make_sandbox(base: Path, drill_id: str) -> Path:
         raise UsageError(f"the drill sandbox folder {base} is not a folder")
     path = base / f"{PREFIX}{drill_id}"
     path.mkdir(mode=0o700)
-    marker = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    marker = {
+        "pid": os.getpid(),
+        "pid_start": _process_start(os.getpid()),
+        "host": socket.gethostname(),
+        "started": time.time(),
+    }
     (path / MARKER).write_text(json.dumps(marker))
     return path
 
