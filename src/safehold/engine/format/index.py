@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgpack
-import numpy as np
-import numpy.typing as npt
 import zstandard
 
 from safehold.engine.format.pack import BLOB_TYPE_NAMES, PackedBlob, pack_entries
+
+if TYPE_CHECKING:  # numpy is imported where it is first used: see preload()
+    import numpy as np
+    import numpy.typing as npt
 
 INDEX_VERSION = 1
 #: Entries added one pack at a time wait in a dict (~250 bytes each) until this many are folded into a
@@ -90,7 +92,16 @@ def _unpack_index(data: bytes) -> list[Any]:
 _U32 = 1 << 32
 
 
+def preload() -> None:
+    """Import numpy, which the index's arrays need, now: a caller with time to spare (while a key is
+    derived in another thread) takes the ~0.1 s import off the way to its first index load. This
+    module imports it only where it is used, so that opening a repository need not wait for it."""
+    import numpy  # noqa: F401
+
+
 def _u32_column(values: tuple[object, ...], what: str) -> npt.NDArray[np.uint32]:
+    import numpy as np
+
     if not set(map(type, values)) <= {int}:
         raise ValueError(f"index entry has a malformed {what}")
     try:
@@ -108,6 +119,8 @@ _CHUNK = 65536
 
 def _columns(flat: list[Any]) -> tuple[npt.NDArray[Any], ...]:
     """(ids, offset, length, raw length, flags) of index entries, each entry checked by column."""
+    import numpy as np
+
     if set(map(type, flat)) != {list} or set(map(len, flat)) != {6}:
         raise ValueError("malformed pack header entry")
     types, ids, offsets, lengths, raws, compressed = zip(*flat, strict=True)
@@ -143,6 +156,8 @@ class _Segment:
         raw: npt.NDArray[np.uint32],
         flags: npt.NDArray[np.uint8],
     ) -> None:
+        import numpy as np
+
         order = np.argsort(prefix, kind="stable")
         self.prefix = prefix[order]
         self.ids = ids[order]
@@ -155,6 +170,8 @@ class _Segment:
 
     @classmethod
     def build(cls, rows: list[tuple[bytes, int, int, int, int, int]]) -> _Segment:
+        import numpy as np
+
         n = len(rows)
         ids = np.frombuffer(b"".join(r[0] for r in rows), dtype=np.uint8).reshape(n, 32).copy()
         prefix = ids[:, :8].copy().view(">u8").reshape(n).astype(np.uint64)
@@ -170,6 +187,8 @@ class _Segment:
 
     @classmethod
     def merge(cls, segs: list[_Segment]) -> _Segment:
+        import numpy as np
+
         return cls(
             np.concatenate([s.prefix for s in segs]),
             np.concatenate([s.ids for s in segs]),
@@ -181,6 +200,8 @@ class _Segment:
         )
 
     def find(self, blob_id: bytes, prefix: int) -> int:
+        import numpy as np
+
         i = int(np.searchsorted(self.prefix, np.uint64(prefix)))
         while i < self.n and int(self.prefix[i]) == prefix:
             if self.ids[i].tobytes() == blob_id:
@@ -233,6 +254,8 @@ class MasterIndex:
         chunk of them exists at once, so loading costs about a microsecond per blob and the memory of
         the columns. Raises ``ValueError`` for anything malformed (then nothing of the file is added).
         """
+        import numpy as np
+
         doc = zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 31)
         up = msgpack.Unpacker(raw=False, max_buffer_size=max(len(doc), 1 << 20))
         up.feed(doc)
@@ -335,6 +358,8 @@ class MasterIndex:
 
     def lookup_many(self, blob_ids: list[bytes]) -> list[BlobLocation | None]:
         """:meth:`lookup` for many ids at once (vectorised: what a restore plan or a folder needs)."""
+        import numpy as np
+
         out: list[BlobLocation | None] = [None] * len(blob_ids)
         todo = []
         for k, blob_id in enumerate(blob_ids):
@@ -380,6 +405,8 @@ class MasterIndex:
     def has_many(self, blob_ids: list[bytes]) -> list[bool]:
         """:meth:`has` for many ids at once: one vectorised search per segment instead of one per id
         (what a backup of small files asks for every batch of blobs)."""
+        import numpy as np
+
         out = [b in self._pending for b in blob_ids]
         todo = [k for k, hit in enumerate(out) if not hit]
         segs = [seg for seg in self._segments if seg.n]
@@ -409,6 +436,8 @@ class MasterIndex:
     def iter_packs(self) -> Iterator[tuple[bytes, list[PackedBlob]]]:
         """Every pack with entries and its entries by offset (for check and rebuild), one pack at a time:
         only one pack's entries exist as objects at once. Duplicates across index files come once."""
+        import numpy as np
+
         with self._lock:
             if self._pending:
                 self._fold()
@@ -445,6 +474,8 @@ class MasterIndex:
 
     def pack_ids(self) -> set[bytes]:
         """The packs that index entries name."""
+        import numpy as np
+
         with self._lock:
             if self._pending:
                 self._fold()
@@ -473,6 +504,8 @@ class IndexColumns(NamedTuple):
     def find(self, ids: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
         """Row of each id (an ``(n, 32)`` array) in these columns, -1 where absent. Where an id is stored
         more than once, the first of its rows (they are adjacent)."""
+        import numpy as np
+
         n = len(ids)
         out = np.full(n, -1, dtype=np.int64)
         if n == 0 or len(self.prefix) == 0:
@@ -493,10 +526,14 @@ class IndexColumns(NamedTuple):
         return out
 
     def blob_type(self) -> npt.NDArray[np.uint8]:
+        import numpy as np
+
         return self.flags & np.uint8(0x7F)
 
 
 def _columns_of(index: MasterIndex) -> IndexColumns:
+    import numpy as np
+
     with index._lock:
         if index._pending:
             index._fold()

@@ -28,6 +28,7 @@ from safehold.backends.base import Backend, FileType, Handle
 from safehold.engine.format.blobproof import decode_blob
 from safehold.engine.format.crypto import MasterKeys, SessionCache, open_file, seal_file
 from safehold.engine.format.index import BlobLocation, MasterIndex
+from safehold.engine.format.index import preload as preload_index
 from safehold.engine.format.keys import KeyFile, kdf_cost, require_passphrase, wrap_master
 from safehold.engine.format.lock import Clock, Lock, acquire
 from safehold.engine.format.pack import BLOB_TYPE_NAMES, TRAILER_LEN, PackedBlob, decode_header, parse_trailer
@@ -144,8 +145,8 @@ def _find_key(backend: Backend, password: str) -> tuple[str, bytes]:
             unusable.append(f"{name[:16]} ({exc.message})")
             continue
         usable.append((kdf_cost(kf.kdf, kf.params), name, kf))
-    for _cost, name, kf in sorted(usable, key=lambda x: (x[0], x[1])):
-        master = kf.unwrap(password)
+    for k, (_cost, name, kf) in enumerate(sorted(usable, key=lambda x: (x[0], x[1]))):
+        master = _unwrap_preloading(kf, password) if k == 0 else kf.unwrap(password)
         if master is not None:
             return name, master
     if unusable:
@@ -154,6 +155,30 @@ def _find_key(backend: Backend, password: str) -> tuple[str, bytes]:
             hint="Try another passphrase of this repository, or put back the keys/ folder from a copy of it.",
         )
     raise WrongPassword("wrong passphrase: no key in the repository opens with it")
+
+
+def _unwrap_preloading(kf: KeyFile, password: str) -> bytes | None:
+    """``kf.unwrap(password)``, with the index's numpy imported meanwhile: the key derivation (Argon2id,
+    a few hundred ms by design) runs in a thread without the interpreter lock, so the other core
+    does the import."""
+    box: list[bytes | None] = []
+    failure: list[BaseException] = []
+
+    def derive() -> None:
+        try:
+            box.append(kf.unwrap(password))
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=derive, name="safehold-kdf", daemon=True)
+    thread.start()
+    try:
+        preload_index()
+    finally:
+        thread.join()
+    if failure:
+        raise failure[0]
+    return box[0]
 
 
 def _open_config(backend: Backend, keys: MasterKeys) -> RepoConfig:
