@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from safehold.backends.local import LocalBackend
-from safehold.config.schema import Config
+from safehold.config.presets.demo import DATABASE, demo_config
 from safehold.engine.check.checker import Checker
 from safehold.engine.format.repository import Repository
 from safehold.engine.util import human_bytes
@@ -33,8 +33,6 @@ from safehold.operations.backup.paths import BackupOptions, backup_paths
 from safehold.operations.observe.drill import DrillRequest, run_drill
 from safehold.operations.restore.snapshot import RestoreOptions, restore_snapshot
 from safehold.sources.base import Source, SourceContext
-from safehold.sources.files import FilesSource
-from safehold.sources.sqlite import SQLiteSource
 
 PHP = """<?php
 
@@ -246,10 +244,11 @@ def run_demo(workdir: Path, say: Callable[[str], None]) -> dict[str, Any]:
     make_sample_database(db_path, rng)
     before_db = database_fingerprint(db_path)
     rows_text = ", ".join(f"{t} {n}" for t, n in before_db["rows"].items())
+    config = demo_config(again / "config", db_path, workdir)
     components: list[tuple[str, Source, bool]] = [
-        ("config", FilesSource("config", {"paths": [str(again / "config")]}), False),
-        ("database", SQLiteSource("database", {"path": str(db_path)}), False),
+        (n, config.build_source(n), False) for n in config.components
     ]
+    named = ", ".join(f"'{n}' ({c.kind})" for n, c in config.components.items())
     t0 = time.perf_counter()
     third, results = backup_components(repo, components, snap_fields={"tags": ["demo", "components"]})
     t4 = time.perf_counter() - t0
@@ -258,20 +257,21 @@ def run_demo(workdir: Path, say: Callable[[str], None]) -> dict[str, Any]:
         raise IntegrityError("demo component backup failed: " + "; ".join(failed))
     say(
         f"7. wrote the app's SQLite database {db_path.name} ({rows_text} rows); snapshot {third.short_id} of "
-        f"components 'config' (files) and 'database' (sqlite, consistent online copy) in {t4:.2f}s"
+        f"components {named} in {t4:.2f}s"
     )
 
     for leftover in db_path.parent.glob(db_path.name + "*"):
         leftover.unlink()
     t0 = time.perf_counter()
-    reader = EngineComponentReader(repo, repo.find_snapshot(third.id), "database")
-    SQLiteSource("database", {"path": str(db_path)}).restore(reader, SourceContext())
+    reader = EngineComponentReader(repo, repo.find_snapshot(third.id), DATABASE)
+    database = config.build_source(DATABASE)
+    database.restore(reader, SourceContext())
     t5 = time.perf_counter() - t0
     after_db = database_fingerprint(db_path)
     if after_db != before_db:
         raise IntegrityError(f"demo database restore differs: {before_db} != {after_db}")
     say(
-        f"8. deleted {db_path.name}, restored it through the sqlite source in {t5:.2f}s: integrity_check "
+        f"8. deleted {db_path.name}, restored it through the {database.kind} source in {t5:.2f}s: integrity_check "
         f"{after_db['integrity_check']}, same rows per table, same SELECT results (sha256 {after_db['sha256'][:12]})"
     )
 
@@ -280,16 +280,6 @@ def run_demo(workdir: Path, say: Callable[[str], None]) -> dict[str, Any]:
         raise IntegrityError("demo check failed: " + "; ".join(check.errors))
     say(
         f"9. check --read-data: {check.packs_read} packs, {check.blobs_read} blobs decrypted and verified, no errors"
-    )
-    config = Config.model_validate(
-        {
-            "repository": {"url": str(workdir / "repo")},
-            "components": {
-                "config": {"kind": "files", "paths": [str(again / "config")]},
-                "database": {"kind": "sqlite", "path": str(db_path)},
-            },
-            "drill": {"sandbox": str(workdir / "drill-sandbox")},
-        }
     )
     drill = run_drill(repo, config, DrillRequest(snapshot=third.id))
     if not drill.ok:
@@ -311,7 +301,7 @@ def run_demo(workdir: Path, say: Callable[[str], None]) -> dict[str, Any]:
         "second_backup_seconds": round(t2, 3),
         "restore_seconds": round(t3, 3),
         "entries_verified": len(before),
-        "sqlite": {
+        "database": {
             "path": str(db_path),
             "rows": after_db["rows"],
             "integrity_check": after_db["integrity_check"],

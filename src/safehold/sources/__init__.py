@@ -8,7 +8,10 @@ Glossary:
   component's settings), ``RestoreOptions`` (what a restore may be told), ``backup`` and ``restore``.
   Operations call the contract, never a kind's modules.
 * **Kind package** — ``sources/<kind>/`` owns everything about its kind: options, client (connection,
-  queries, tools), backup, restore. No module outside the package uses its private names.
+  queries, tools), backup, restore, verification, preflight, export layout. No module outside the package
+  uses its private names.
+* **Export layout** (:mod:`.export`) — what a kind's folder becomes in ``safehold export``; generic
+  default: plain files, with the kind's ``export_note``.
 
 Shared by several kinds: :mod:`.dbstats` (dump statistics of the database kinds), :mod:`.saas` (the API
 client and plan/apply walk of the SaaS kinds).

@@ -30,7 +30,9 @@ from typing import IO, Any, ClassVar, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from safehold.engine.format.tree import Node
 from safehold.errors import SafeholdError, UsageError
+from safehold.sources.export import DEFAULT_NOTE, ExportTree, Part, Place, default_layout
 from safehold.sources.sandboxpath import Where
 
 
@@ -311,6 +313,17 @@ class Source(ABC):
     #: source (dumps, exports) and only their content, mode and owner count.
     keeps_file_times: ClassVar[bool] = False
 
+    #: Export (``safehold export``, :mod:`safehold.sources.export`): the folder that components of kinds
+    #: with the same ``export_folder`` share (``database``, ``system/redis``), each in a sub-folder named
+    #: after it when the snapshot holds several of them; None: the component's own folder (its name).
+    export_folder: ClassVar[str | None] = None
+    #: The restore note of the default export layout, for the export's RESTORE.md (``{base}``: the folder
+    #: in the export, ``{name}``: the component).
+    export_note: ClassVar[str] = DEFAULT_NOTE
+    #: What the export's guide says when an export holds this kind's data (database dumps hold all of the
+    #: application's data), or None.
+    export_warning: ClassVar[str | None] = None
+
     #: The validated settings; a subclass narrows the type (``options: MySQLOptions``).
     options: BaseModel
 
@@ -429,6 +442,17 @@ class Source(ABC):
         """Remove a resource that :meth:`verify` registered in a sandbox (a killed drill's scratch
         database or server); returns what was done. Kinds that register resources override it."""
         return f"nothing to clean for {resource.get('kind')}"
+
+    # ------------------------------------------------------------------------------------ export
+    @classmethod
+    def export_layout(
+        cls, tree: ExportTree, node: Node, meta: Mapping[str, Any], place: Place, part: Part
+    ) -> None:
+        """Fill ``part`` with what the component's folder ``node`` becomes in an export at ``place``:
+        entries and the restore notes. ``meta`` is the component's metadata as its backup returned it. It
+        reads only trees (``tree``), never writes. Generic: the folder as plain files, with
+        :attr:`export_note`."""
+        default_layout(tree, node, place, part, cls.export_note)
 
     # ------------------------------------------------------------------------------------ inspect
     @classmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets as random
 import time
 from abc import abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -70,6 +70,11 @@ class DatabaseRestoreOptions(BaseModel):
 
 class DatabaseSource(Source):
     """A database server kind: dumps of named databases, restored by name into a server."""
+
+    #: the dumps of a database kind hold all of the application's data
+    export_warning: ClassVar[str | None] = (
+        "the database dumps: all of the application's data (users, password hashes, tokens)"
+    )
 
     def secrets_note(self) -> str | None:
         return "the application's data (personal data, password hashes)"

@@ -3,6 +3,8 @@
 * :func:`discover_laravel` — a Laravel application and what serves it (``laravel`` preset).
 * :func:`discover_generic` — system configuration, system information and the paths given (``generic``).
 
+:mod:`.demo` is the fixed configuration of ``safehold demo`` (a files and a sqlite component).
+
 Both return a :class:`Discovery`: what was found, what was not (with the reason), and a validated
 :class:`~safehold.config.schema.Config`. Every probed location is below ``root`` so tests can run on a
 temporary server tree. Secrets found on the way are referenced, never copied.

@@ -14,9 +14,7 @@ from typing import Any
 from safehold import __version__
 from safehold.engine.format.snapshot import Snapshot
 from safehold.operations.backup.bootstrap import install_commands, python_version
-from safehold.operations.export.layout import Part
-
-DATABASE_KINDS = ("mysql", "postgresql", "sqlite")
+from safehold.sources.export import Part
 
 
 def generated_metadata(snap: Snapshot, parts: list[Part]) -> bytes:
@@ -73,8 +71,7 @@ def restore_guide(
         "",
     ]
     out += [_secret_line(s) for s in secrets] or ["- (none recognised by name; the data itself may still be)"]
-    if any(p.kind in DATABASE_KINDS for p in parts):
-        out.append("- the database dumps: all of the application's data (users, password hashes, tokens)")
+    out += [f"- {w}" for w in dict.fromkeys(p.warning for p in parts if p.warning)]
     out += [
         "",
         "## Verify it first",

@@ -49,18 +49,7 @@ from safehold.engine.format.treewalk import walk
 from safehold.engine.progress import NullProgress, Progress
 from safehold.errors import SafeholdError, UsageError
 from safehold.operations.export.guide import generated_metadata, restore_guide
-from safehold.operations.export.layout import (
-    BYTES,
-    FOLDER,
-    GZIP,
-    LINK,
-    PLAIN,
-    TREE_TAR,
-    Entry,
-    Part,
-    Planner,
-    secret_reason,
-)
+from safehold.operations.export.layout import Planner
 from safehold.operations.export.sink import (
     CHECKSUMS,
     COPY_BUFFER,
@@ -73,7 +62,7 @@ from safehold.operations.export.sink import (
     sized,
     tar_special,
 )
-from safehold.sources.mysql.sandbox import without_sandbox_line
+from safehold.sources.export import BYTES, FOLDER, GZIP, LINK, PLAIN, TREE_TAR, Entry, Part, secret_reason
 
 FORMATS = {".tar.gz": "tar.gz", ".tgz": "tar.gz", ".tar.zst": "tar.zst", ".tzst": "tar.zst", ".tar": "tar"}
 _REFUSED = (".zip", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".gz", ".zst", ".7z")
@@ -273,7 +262,7 @@ class _Writer:
                     fileobj=out, mode="wb", compresslevel=self.level, mtime=node.mtime_ns // 10**9
                 )
                 chunks = sized(self.blobs(node), node.size, e.dest)
-                for chunk in without_sandbox_line(chunks) if e.mysql_dump else chunks:
+                for chunk in e.transform(chunks) if e.transform else chunks:
                     gz.write(chunk)
                 gz.close()
         elif e.what == TREE_TAR:

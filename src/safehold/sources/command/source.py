@@ -137,6 +137,10 @@ class CommandSource(Source):
     Options: ClassVar[type[BaseModel]] = CommandOptions
     RestoreOptions: ClassVar[type[BaseModel]] = CommandRestoreOptions
     restore_rank: ClassVar[int] = 110
+    export_note: ClassVar[str] = (
+        "`{base}/`: the output of the component's command, as stored; feed it to the matching "
+        "restore program (for example `psql < file`)."
+    )
     options: CommandOptions
 
     # helpers

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from safehold.engine.format.tree import Node
 from safehold.errors import SourceError
 from safehold.sources.base import (
     ComponentReader,
@@ -20,6 +21,8 @@ from safehold.sources.base import (
     SourceContext,
 )
 from safehold.sources.checks import Checks, unreadable
+from safehold.sources.export import ExportTree, Part, Place
+from safehold.sources.files import export as kind_export
 from safehold.sources.verify import Sandbox, VerifyReport, verify_restored_tree
 
 
@@ -62,6 +65,12 @@ class FilesSource(Source):
     restore_rank: ClassVar[int] = 30
     keeps_file_times: ClassVar[bool] = True
     options: FilesOptions
+
+    @classmethod
+    def export_layout(
+        cls, tree: ExportTree, node: Node, meta: Mapping[str, Any], place: Place, part: Part
+    ) -> None:
+        kind_export.export_layout(tree, node, meta, place, part)
 
     def __init__(self, name: str, options: FilesOptions | Mapping[str, Any]) -> None:
         super().__init__(name, options)

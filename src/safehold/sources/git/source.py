@@ -123,6 +123,12 @@ class GitSource(Source):
     kind: ClassVar[str] = "git"
     RestoreOptions: ClassVar[type[BaseModel]] = GitRestoreOptions
     restore_rank: ClassVar[int] = 40
+    export_folder: ClassVar[str | None] = "git"
+    export_note: ClassVar[str] = (
+        "`{base}/`: the repository's state (HEAD, status, last commits, branches, remotes without "
+        "credentials). With `repo.bundle`: `git clone {base}/repo.bundle DIR`, then set the remotes from "
+        "`remotes.txt`."
+    )
     Options: ClassVar[type[BaseModel]] = GitOptions
     options: GitOptions
 

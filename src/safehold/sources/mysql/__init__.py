@@ -35,7 +35,8 @@ is refused when it holds a line break or NUL (:mod:`safehold.syntax`): a passwor
 on the command line, so a name starting with ``-`` is never read as an option.
 
 Modules: :mod:`.options` (:class:`MySQLOptions`), :mod:`.client` (connection, option file, queries,
-privileges), :mod:`.source` (:class:`MySQLSource`: backup), :mod:`.restore` (load and verify).
+privileges), :mod:`.source` (:class:`MySQLSource`: backup), :mod:`.restore` (load and verify),
+:mod:`.export` (its layout in ``safehold export``).
 """
 
 from safehold.sources.mysql.client import check_mysql_privileges

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, cast
 
 import pymysql
 from pydantic import BaseModel
 
 from safehold import proc
+from safehold.engine.format.tree import Node
 from safehold.errors import SourceError
 from safehold.sources import dbstats
 from safehold.sources.base import (
@@ -24,6 +25,8 @@ from safehold.sources.base import (
 )
 from safehold.sources.checks import Checks, app_user_origin, report_backup_user
 from safehold.sources.database import DatabaseRestoreOptions, DatabaseSource
+from safehold.sources.export import ExportTree, Part, Place
+from safehold.sources.mysql import export as kind_export
 from safehold.sources.mysql import restore
 from safehold.sources.mysql.client import (
     CLIENT_TOOLS,
@@ -56,7 +59,14 @@ class MySQLSource(DatabaseSource):
     Options: ClassVar[type[BaseModel]] = MySQLOptions
     RestoreOptions: ClassVar[type[BaseModel]] = MySQLRestoreOptions
     restore_rank: ClassVar[int] = 60
+    export_folder: ClassVar[str | None] = "database"
     options: MySQLOptions
+
+    @classmethod
+    def export_layout(
+        cls, tree: ExportTree, node: Node, meta: Mapping[str, Any], place: Place, part: Part
+    ) -> None:
+        kind_export.export_layout(tree, node, meta, place, part)
 
     # backup
     def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:

@@ -23,7 +23,7 @@ refused when they hold a line break or NUL (:mod:`safehold.syntax`). pg_dump, pg
 read a database name as a connection string when it contains ``=`` (``host=... dbname=...`` would
 redirect them), so names always go to them encoded as ``dbname='<name>'``.
 
-Modules: :mod:`.source`.
+Modules: :mod:`.source`, :mod:`.export` (its layout in ``safehold export``).
 """
 
 from safehold.sources.postgresql.source import PostgreSQLOptions, PostgreSQLSource, table_statistics

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar, cast
 
@@ -14,6 +14,7 @@ from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field
 
 from safehold import proc, syntax
+from safehold.engine.format.tree import Node
 from safehold.errors import RestoreRefused, SourceError
 from safehold.secrets import SecretRef, resolve_secret
 from safehold.sources import dbstats
@@ -27,6 +28,8 @@ from safehold.sources.base import (
 )
 from safehold.sources.checks import Checks, app_user_origin, report_backup_user
 from safehold.sources.database import DatabaseRestoreOptions, DatabaseSource
+from safehold.sources.export import ExportTree, Part, Place
+from safehold.sources.postgresql import export as kind_export
 
 SESSION_SETTINGS = (
     "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; "
@@ -233,7 +236,14 @@ class PostgreSQLSource(DatabaseSource):
     Options: ClassVar[type[BaseModel]] = PostgreSQLOptions
     RestoreOptions: ClassVar[type[BaseModel]] = PostgreSQLRestoreOptions
     restore_rank: ClassVar[int] = 70
+    export_folder: ClassVar[str | None] = "database"
     options: PostgreSQLOptions
+
+    @classmethod
+    def export_layout(
+        cls, tree: ExportTree, node: Node, meta: Mapping[str, Any], place: Place, part: Part
+    ) -> None:
+        kind_export.export_layout(tree, node, meta, place, part)
 
     def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
         o = self.options

@@ -168,6 +168,12 @@ class RedisSource(Source):
     Options: ClassVar[type[BaseModel]] = RedisOptions
     RestoreOptions: ClassVar[type[BaseModel]] = RedisRestoreOptions
     restore_rank: ClassVar[int] = 80
+    export_folder: ClassVar[str | None] = "system/redis"
+    export_note: ClassVar[str] = (
+        "`{base}/dump.rdb`: a point-in-time Redis RDB. Restore: stop redis-server, copy it to the "
+        "server's `dir`/`dbfilename` (usually `/var/lib/redis/dump.rdb`, owner redis), start it again. "
+        "`keys.dump` (msgpack of DUMP payloads) is for safehold's own per-key restore."
+    )
     options: RedisOptions
 
     def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:

@@ -96,6 +96,15 @@ class SQLiteSource(Source):
     Options: ClassVar[type[BaseModel]] = SQLiteOptions
     RestoreOptions: ClassVar[type[BaseModel]] = SQLiteRestoreOptions
     restore_rank: ClassVar[int] = 50
+    export_folder: ClassVar[str | None] = "database"
+    export_note: ClassVar[str] = (
+        "`{base}/`: a consistent copy of the SQLite database; stop the application and copy it "
+        "back to its path (remove any stale `-wal`/`-shm` file beside it)."
+    )
+    #: the dumps of a database kind hold all of the application's data
+    export_warning: ClassVar[str | None] = (
+        "the database dumps: all of the application's data (users, password hashes, tokens)"
+    )
     options: SQLiteOptions
 
     def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:

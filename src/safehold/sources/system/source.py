@@ -189,6 +189,13 @@ class SystemSource(Source):
     Options: ClassVar[type[BaseModel]] = SystemOptions
     RestoreOptions: ClassVar[type[BaseModel]] = SystemRestoreOptions
     restore_rank: ClassVar[int] = 20
+    export_folder: ClassVar[str | None] = "system"
+    export_note: ClassVar[str] = (
+        "`{base}/<collector>/`: service configuration, each file under its path relative to `/` "
+        "(`{base}/nginx/etc/nginx` is `/etc/nginx`); `manifest.json` lists single files with mode and owner. "
+        "Restore: `cp -a {base}/<collector>/. /`, then reload the service (`nginx -t && systemctl reload "
+        "nginx`, `supervisorctl reread && supervisorctl update`, `systemctl daemon-reload`)."
+    )
     options: SystemOptions
 
     # ---------------------------------------------------------------------------------------- backup

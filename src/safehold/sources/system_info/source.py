@@ -125,6 +125,11 @@ class SystemInfoSource(Source):
     Options: ClassVar[type[BaseModel]] = SystemInfoOptions
     RestoreOptions: ClassVar[type[BaseModel]] = SystemInfoRestoreOptions
     restore_rank: ClassVar[int] = 10
+    export_folder: ClassVar[str | None] = "system/info"
+    export_note: ClassVar[str] = (
+        "`{base}/`: what was installed. Reinstall: `apt-get update && xargs apt-get install -y "
+        "< {base}/manual-packages.txt`; `npm-global.txt` and `composer-global.txt` list global packages."
+    )
     options: SystemInfoOptions
 
     def _env(self) -> dict[str, str]:

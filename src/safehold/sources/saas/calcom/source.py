@@ -39,6 +39,11 @@ class CalcomSource(Source):
     Options: ClassVar[type[BaseModel]] = CalcomOptions
     RestoreOptions: ClassVar[type[BaseModel]] = SaasRestoreOptions
     restore_rank: ClassVar[int] = 100
+    export_folder: ClassVar[str | None] = "external-services/calcom"
+    export_note: ClassVar[str] = (
+        "`{base}/`: Cal.com event types, schedules, teams, memberships and webhooks, one JSON "
+        "file per object. Recreate them through the Cal.com API v2 or its settings pages."
+    )
     compares_drift: ClassVar[bool] = True
     options: CalcomOptions
 

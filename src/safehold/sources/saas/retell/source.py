@@ -39,6 +39,12 @@ class RetellSource(Source):
     Options: ClassVar[type[BaseModel]] = RetellOptions
     RestoreOptions: ClassVar[type[BaseModel]] = SaasRestoreOptions
     restore_rank: ClassVar[int] = 90
+    export_folder: ClassVar[str | None] = "external-services/retell"
+    export_note: ClassVar[str] = (
+        "`{base}/`: Retell AI agents, LLMs, conversation flows and phone numbers, one JSON "
+        "file per object (`index.json` lists them). Recreate through the Retell API (POST the saved agent "
+        "and LLM configs) and point the phone numbers at the new agents."
+    )
     compares_drift: ClassVar[bool] = True
     options: RetellOptions
 
