@@ -7,11 +7,20 @@ original before the restore (FLUSHALL, deleted SaaS objects), names the restore 
 name, another root), and proves the result. The runner is the same for all: ``backup_components`` into
 the ``repo`` fixture, then ``source.restore(EngineComponentReader(...), SourceContext(options=...))``.
 
-A kind added to the registry without a case here fails :func:`test_every_registered_kind_has_a_case`.
+The whole contract, for every kind and the test-only kind ``test/notes`` (:mod:`tests.kinds.notes_kind`,
+registered for these tests only): :func:`test_the_contract_is_complete_and_typed` checks registration,
+the typed ``Options``/``RestoreOptions``, the restore rank, the export attributes and every method's
+signature; :func:`test_backup_restore_identical` runs preflight (findings, never raised), backup, the
+secrets note, ``plan_restore`` then ``apply`` of that very plan, a refused unknown restore option, and the
+export layout of the stored folder.
+
+A kind added to the registry without a case here fails :func:`test_every_registered_kind_has_a_case`:
+adding a kind means its package and one case in this file.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import subprocess
@@ -22,17 +31,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from safehold.engine.format.repository import Repository
+from safehold.errors import UsageError
 from safehold.operations.backup.components import EngineComponentReader, backup_components
+from safehold.operations.export.layout import Planner
 from safehold.sources import registry
-from safehold.sources.base import RestoreReport, SourceContext
+from safehold.sources.base import Finding, RestorePlan, RestoreReport, Source, SourceContext
 from tests.fakes.saas_calcom import FakeCalcom
 from tests.fakes.saas_retell import FakeRetell
 from tests.fakes.saas_seed import seed_calcom, seed_retell, snapshot_state
 from tests.fakes.saas_server import FakeClock, FakeSaasServer
 from tests.helpers.torture import make_torture_tree
 from tests.helpers.treecompare import compare_trees
+from tests.kinds.notes_kind import KIND as NOTES
 from tests.sources import test_git as gitcase
 from tests.sources import test_mysql as mycase
 from tests.sources import test_postgresql as pgcase
@@ -300,6 +313,23 @@ def calcom_case(env: Env) -> Case:
     return Case(source, verify, damage=damage)
 
 
+def notes_case(env: Env) -> Case:
+    src, target = env.tmp / "notes", env.tmp / "restored"
+    src.mkdir()
+    notes = {"a.txt": "first note\n", "b.txt": "second note\n"}
+    for name, text in notes.items():
+        (src / name).write_text(text)
+
+    def verify(_r: RestoreReport) -> None:
+        back = target / str(src).lstrip("/")
+        assert {p.name: p.read_text() for p in back.iterdir()} == notes
+
+    return Case(_source(NOTES, "notes", {"path": str(src)}), verify, {"target_root": str(target)})
+
+
+#: Kinds that exist only in the test suite, registered by the :func:`test_kinds` fixture.
+TEST_KINDS = {NOTES: "tests.kinds.notes_kind:NotesSource"}
+
 CASES: dict[str, Callable[[Env], Case]] = {
     "files": files_case,
     "mysql": mysql_case,
@@ -312,27 +342,97 @@ CASES: dict[str, Callable[[Env], Case]] = {
     "command": command_case,
     "saas/retell": retell_case,
     "saas/calcom": calcom_case,
+    NOTES: notes_case,
 }
+#: The methods of the contract; a kind that overrides one keeps its parameters.
+CONTRACT = (
+    "backup",
+    "preflight",
+    "secrets_note",
+    "plan_restore",
+    "apply",
+    "restore",
+    "restore_options",
+    "redirect",
+    "redirected_settings",
+    "restored_paths",
+    "safety_source",
+    "restore_hints",
+    "verify",
+    "cleanup_scratch",
+    "export_layout",
+    "drift",
+)
+
+
+@pytest.fixture
+def test_kinds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test-only kinds, registered for one test (the registry's list is the production one otherwise)."""
+    for kind, target in TEST_KINDS.items():
+        monkeypatch.setitem(registry._KINDS, kind, target)
 
 
 # ------------------------------------------------------------------------------------------ the suite
 def test_every_registered_kind_has_a_case() -> None:
-    assert sorted(CASES) == registry.kinds(), "a registered source kind needs a conformance case"
+    assert sorted(set(CASES) - set(TEST_KINDS)) == registry.kinds(), (
+        "a registered source kind needs a conformance case"
+    )
 
 
-@pytest.mark.usefixtures("mysql_dbs", "pg_dbs", "redis_server")
+def test_restore_ranks_order_every_kind() -> None:
+    ranks = [registry.source_class(k).restore_rank for k in registry.kinds()]
+    assert len(set(ranks)) == len(ranks), "two kinds with one restore rank restore in an arbitrary order"
+
+
+@pytest.mark.usefixtures("test_kinds")
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_the_contract_is_complete_and_typed(kind: str) -> None:
+    cls = registry.source_class(kind)
+    assert issubclass(cls, Source) and cls.kind == kind and not inspect.isabstract(cls)
+    for model in (cls.Options, cls.RestoreOptions):
+        assert issubclass(model, BaseModel) and model.model_config.get("extra") == "forbid", model
+        assert [n for n, f in model.model_fields.items() if not f.description] == [], model
+    assert isinstance(cls.restore_rank, int) and cls.restore_rank != Source.restore_rank
+    assert isinstance(cls.compares_drift, bool) and isinstance(cls.keeps_file_times, bool)
+    folder = cls.export_folder
+    assert folder is None or (folder and not folder.startswith("/") and ".." not in folder.split("/"))
+    assert "{base}" in cls.export_note and (cls.export_warning is None or cls.export_warning)
+    for name in CONTRACT:
+        want = inspect.signature(getattr(Source, name)).parameters
+        got = inspect.signature(getattr(cls, name)).parameters
+        assert list(got) == list(want), f"{kind}.{name}{tuple(got)}: the contract says {tuple(want)}"
+
+
+@pytest.mark.usefixtures("mysql_dbs", "pg_dbs", "redis_server", "test_kinds")
 @pytest.mark.parametrize("kind", sorted(CASES))
 def test_backup_restore_identical(
     kind: str, repo: Repository, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     case = CASES[kind](Env(tmp_path, request))
-    assert case.source.kind == kind
-    snap, results = backup_components(repo, [("component", case.source, False)])
+    source = case.source
+    assert source.kind == kind
+    findings = source.preflight(SourceContext())
+    assert findings and all(isinstance(f, Finding) and f.subject == source.name for f in findings)
+    snap, results = backup_components(repo, [("component", source, False)])
     assert [(r.status, r.error) for r in results] == [("ok", None)]
     assert not snap.partial and snap.components["component"]["kind"] == kind
+    note = source.secrets_note()
+    assert note is None or (isinstance(note, str) and note)
 
     case.damage()
     stored = repo.find_snapshot(snap.id)
     reader = EngineComponentReader(repo, stored, "component")
-    report = case.source.restore(reader, SourceContext(options=case.options))
+    with pytest.raises(UsageError, match=f"component {source.name} "):
+        source.restore_options({**case.options, "no_such_option": 1})
+    ctx = SourceContext(options=case.options)
+    plan = source.plan_restore(reader, ctx)  # the plan shown ...
+    assert isinstance(plan, RestorePlan) and plan.component == source.name
+    assert isinstance(plan.options, source.RestoreOptions)
+    report = source.apply(plan, reader, ctx)  # ... is the plan executed
     case.verify(report)
+
+    parts, _root = Planner(repo, stored).plan()
+    [part] = [p for p in parts if p.component == "component"]
+    assert part.kind == kind and part.entries and part.notes
+    for entry in part.entries:
+        assert entry.dest and not entry.dest.startswith("/") and ".." not in entry.dest.split("/")
