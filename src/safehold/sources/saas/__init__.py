@@ -14,7 +14,8 @@ Glossary:
 * **Write-only field** — a value the API accepts but never returns (Retell's SIP ``auth_password``): it
   cannot be backed up, and the restore report names it.
 
-Modules: :mod:`.http` (the shared API client: auth, retries, rate limits), :mod:`.common` (JSON files,
-field diffs, the generic plan/apply walk), :mod:`.diff` (:func:`diff_exports` for ``safehold diff``),
-and the kind packages :mod:`.retell` (``saas/retell``) and :mod:`.calcom` (``saas/calcom``).
+Modules: :mod:`.source` (:class:`~.source.SaasSource`, what both kinds share as sources: client, export
+bookkeeping, preflight probe, drift, drills, plan and apply), :mod:`.http` (the shared API client: auth,
+retries, rate limits), :mod:`.common` (JSON files, field diffs, the generic plan/apply walk), :mod:`.diff`
+(:func:`diff_exports` for ``safehold diff``), :mod:`.verify` (drills), and the kind packages :mod:`.retell` (``saas/retell``) and :mod:`.calcom` (``saas/calcom``).
 """

@@ -74,6 +74,8 @@ class SaasOptions(BaseModel):
         "workspace looks exactly like that).",
         examples=[False],
     )
+    #: Each service's options give their own default and description.
+    base_url: str = Field(description="The service's API base URL.")
 
 
 def dump_json(obj: Any) -> bytes:

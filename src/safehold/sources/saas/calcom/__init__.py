@@ -14,8 +14,8 @@ Every response is the envelope ``{"status": "success", "data": ...}``. Cal.com a
 60 s per key and then blocks for 60 s, so a client-side limiter (``rate_limit_per_minute``) spaces the
 requests, and a 429 waits for ``X-RateLimit-Reset-Default`` (Cal.com sends no ``Retry-After``).
 
-Modules: :mod:`.options`, :mod:`.client` (:class:`CalApi`), :mod:`.source` (:class:`CalcomSource`:
-export), :mod:`.restore` (plan and apply).
+Modules: :mod:`.options`, :mod:`.client` (:class:`CalApi`), :mod:`.source` (:class:`CalcomSource`: what
+it exports), :mod:`.restore` (the object kinds a restore walks, request bodies).
 """
 
 from safehold.sources.saas.calcom.client import CalApi

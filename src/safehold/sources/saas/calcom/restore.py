@@ -22,28 +22,18 @@ is reported as ``missing``.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from typing import Any
 
-from safehold.errors import SourceError
-from safehold.secrets import SecretRef
-from safehold.sources.base import ComponentReader, RestoreReport
+from safehold.sources.base import ComponentReader
 from safehold.sources.saas.calcom.client import CalApi
-from safehold.sources.saas.calcom.options import EVENT_TYPES_VERSION, SCHEDULES_VERSION, CalcomOptions
+from safehold.sources.saas.calcom.options import EVENT_TYPES_VERSION, SCHEDULES_VERSION
 from safehold.sources.saas.common import (
     IdMap,
     Obj,
     ObjectKind,
-    PlanEntry,
-    SaasRestoreOptions,
-    plan_and_apply,
     read_objects,
-    summarize,
 )
-from safehold.sources.saas.http import ApiClient, segment
-
-#: Opens an API client, optionally for another base URL or key reference (the source's ``client``).
-OpenClient = Callable[[str | None, SecretRef | dict[str, Any] | None], ApiClient]
+from safehold.sources.saas.http import segment
 
 EVENT_TYPE_READONLY = frozenset(
     {
@@ -97,48 +87,8 @@ def schedule_body(obj: Obj) -> Obj:
     return {k: copy.deepcopy(obj[k]) for k in SCHEDULE_FIELDS if k in obj}
 
 
-def restore(
-    component: str,
-    options: CalcomOptions,
-    open_client: OpenClient,
-    snap: ComponentReader,
-    ro: SaasRestoreOptions,
-    *,
-    dry_run: bool,
-    log: Callable[[str], None],
-    expected: list[PlanEntry] | None = None,
-) -> tuple[RestoreReport, list[PlanEntry]]:
-    """Plan and (unless ``ctx.dry_run``) apply; see the module docstring for what is restored."""
-    saved = _saved(snap)
-    if not any(saved.values()):
-        raise SourceError(
-            f"the snapshot's {component} folder holds no Cal.com export",
-            hint="Pick a snapshot in which this component's backup succeeded ('safehold snapshots').",
-        )
-    base_url = ro.base_url or options.base_url
-    api_key = ro.api_key
-    with open_client(base_url, api_key) as client:
-        entries, ids = plan_and_apply(
-            _kinds(CalApi(client)), saved, dry_run=dry_run, log=log, expected=expected
-        )
-    report = RestoreReport(component=component)
-    report.actions = [e.line() for e in entries]
-    for e in entries:
-        if e.action == "missing":
-            report.warnings.append(f"{e.kind} {e.key} is missing from the account and was not restored")
-    report.details = {
-        "service": "calcom",
-        "base_url": base_url,
-        "dry_run": dry_run,
-        "counts": summarize(entries),
-        "plan": [e.as_dict() for e in entries],
-        "id_map": ids.ids,
-        "write_only": [],
-    }
-    return report, entries
-
-
-def _saved(snap: ComponentReader) -> dict[str, list[tuple[str, Obj]]]:
+def saved(snap: ComponentReader) -> dict[str, list[tuple[str, Obj]]]:
+    """The saved objects of each folder, team event types and memberships with their team's id."""
     saved = {
         "schedules": read_objects(snap, "schedules"),
         "event-types": read_objects(snap, "event-types"),
@@ -156,7 +106,9 @@ def _saved(snap: ComponentReader) -> dict[str, list[tuple[str, Obj]]]:
     return saved
 
 
-def _kinds(api: CalApi) -> list[ObjectKind]:
+def object_kinds(api: CalApi) -> list[ObjectKind]:
+    """Schedules, event types, teams, team event types, memberships, webhooks, with their API calls."""
+
     def get(path: str, version: str | None = None) -> Any:
         return lambda key: api.call("GET", path.format(*_split(key)), version=version, allow_404=True)
 

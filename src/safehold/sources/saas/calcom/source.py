@@ -1,168 +1,72 @@
-"""The ``saas/calcom`` source: export (backup); restore is in :mod:`.restore`."""
+"""The ``saas/calcom`` source: what Cal.com exports and how its objects restore (the rest is
+:class:`~safehold.sources.saas.source.SaasSource`)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from safehold.errors import SafeholdError, SourceError
-from safehold.secrets import SecretRef
-from safehold.sources.base import (
-    ComponentReader,
-    ComponentWriter,
-    Finding,
-    RestorePlan,
-    RestoreReport,
-    Source,
-    SourceContext,
-)
-from safehold.sources.checks import Checks
+from safehold.errors import SourceError
+from safehold.sources.base import ComponentReader
+from safehold.sources.saas import refs
+from safehold.sources.saas.calcom import restore
 from safehold.sources.saas.calcom.client import CalApi, as_list
 from safehold.sources.saas.calcom.options import EVENT_TYPES_VERSION, SCHEDULES_VERSION, CalcomOptions
-from safehold.sources.saas.calcom.restore import restore
-from safehold.sources.saas.common import SaasRestoreOptions, api_key_for, dump_json, file_name
-from safehold.sources.saas.diff import diff_exports
+from safehold.sources.saas.common import ObjectKind, dump_json, file_name
 from safehold.sources.saas.http import ApiClient, Clock, SlidingWindowLimiter, SystemClock, segment
-from safehold.sources.verify import Sandbox, VerifyReport
-
-#: The preflight's side-effect-free GET: (path, query) of a small list endpoint.
-PROBE: tuple[str, dict[str, str | int | bool]] = ("/webhooks", {"skip": 0, "take": 1})
+from safehold.sources.saas.refs import Objects, References
+from safehold.sources.saas.source import SaasSource, Saved
 
 
-class CalcomSource(Source):
+class CalcomSource(SaasSource):
     """Export and restore a Cal.com account's scheduling configuration through API v2."""
 
     kind: ClassVar[str] = "saas/calcom"
     Options: ClassVar[type[BaseModel]] = CalcomOptions
-    RestoreOptions: ClassVar[type[BaseModel]] = SaasRestoreOptions
     restore_rank: ClassVar[int] = 100
     export_folder: ClassVar[str | None] = "external-services/calcom"
     export_note: ClassVar[str] = (
         "`{base}/`: Cal.com event types, schedules, teams, memberships and webhooks, one JSON "
         "file per object. Recreate them through the Cal.com API v2 or its settings pages."
     )
-    compares_drift: ClassVar[bool] = True
+    service: ClassVar[str] = "Cal.com"
+    service_id: ClassVar[str] = "calcom"
+    probe: ClassVar[tuple[str, dict[str, str | int | bool]]] = ("/webhooks", {"skip": 0, "take": 1})
+    empty_hint: ClassVar[str] = (
+        "Check that the API key belongs to the right account, or set allow_empty = true."
+    )
     options: CalcomOptions
 
     def __init__(
         self, name: str, options: CalcomOptions | Mapping[str, Any], *, clock: Clock | None = None
     ) -> None:
-        super().__init__(name, options)
-        self._clock = clock or SystemClock()
-        self._limiter = SlidingWindowLimiter(self.options.rate_limit_per_minute, 60.0, self._clock)
+        clock = clock or SystemClock()
+        super().__init__(name, options, clock=clock)
+        self._limiter = SlidingWindowLimiter(self.options.rate_limit_per_minute, 60.0, clock)
 
-    def client(
-        self, base_url: str | None = None, api_key: SecretRef | dict[str, Any] | None = None
-    ) -> ApiClient:
-        """An API client for this account (or for ``base_url`` / ``api_key`` reference overrides); the
-        key is checked for the HTTP header it goes into before any request."""
-        return ApiClient(
-            service="Cal.com",
-            base_url=base_url or self.options.base_url,
-            api_key=api_key_for(self.name, api_key or self.options.api_key),
-            timeout=self.options.timeout,
-            max_retries=self.options.max_retries,
-            clock=self._clock,
-            limiter=self._limiter,
-        )
+    def client_options(self) -> dict[str, Any]:
+        return {"limiter": self._limiter}
 
-    def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
-        """Export every object; return counts, the base URL and timings."""
-        started = time.monotonic()
-        with self.client() as client:
-            files, ids = self._export(CalApi(client))
-        if not files and not self.options.allow_empty:
-            raise SourceError(
-                f"Cal.com export of {self.name} produced no objects at all",
-                hint="Check that the API key belongs to the right account, or set allow_empty = true.",
-            )
-        for path in sorted(files):
-            out.add_bytes(path, files[path])
+    def export(self, api: ApiClient) -> tuple[dict[str, bytes], dict[str, Any]]:
+        files, ids = self._objects(CalApi(api))
         counts = {kind: len(v) for kind, v in ids.items()}
-        out.add_bytes(
-            "index.json",
-            dump_json({"format": 1, "service": "calcom", "counts": counts, "ids": ids}),
-        )
-        line = ", ".join(f"{n} {kind}" for kind, n in counts.items())
-        out.log(f"calcom: exported {line} from {client.base_url}")
-        ctx.log(f"{self.name}: exported {line}")
-        return {
-            "service": "calcom",
-            "base_url": client.base_url,
-            "counts": counts,
-            "requests": client.requests,
-            "retries": client.retries,
-            "rate_limit_wait_s": round(self._limiter.waited, 3),
-            "duration_s": round(time.monotonic() - started, 3),
-        }
+        return files, {"format": 1, "service": "calcom", "counts": counts, "ids": ids}
 
-    def preflight(self, ctx: SourceContext) -> list[Finding]:
-        """The API key resolves, and a side-effect-free GET of a small list answers with it."""
-        checks = Checks(self.name)
-        o = self.options
-        try:
-            o.api_key.resolve()
-        except SafeholdError as exc:
-            checks.problem(
-                "api_key", f"API key ({o.api_key.describe()}) does not resolve: {exc.message}", exc.hint
-            )
-            return checks.findings
+    def export_details(self, index: dict[str, Any], api: ApiClient) -> dict[str, Any]:
+        return {"rate_limit_wait_s": round(self._limiter.waited, 3)}
 
-        def probe() -> None:
-            with self.client() as api:
-                api.request("GET", PROBE[0], params=PROBE[1])
-            checks.passed(
-                "api", f"{o.base_url} answers GET {PROBE[0]} with this API key ({o.api_key.describe()})"
-            )
+    def references(self) -> Callable[[Objects], References]:
+        return refs.calcom
 
-        checks.guard("api", probe)
-        return checks.findings
+    def saved(self, snap: ComponentReader) -> Saved:
+        return restore.saved(snap)
 
-    @classmethod
-    def drift(cls, old: dict[str, bytes], new: dict[str, bytes]) -> list[str]:
-        return diff_exports(old, new)
+    def object_kinds(self, api: ApiClient) -> list[ObjectKind]:
+        return restore.object_kinds(CalApi(api))
 
-    def safety_source(self, ctx: SourceContext) -> Source | None:
-        """The live account's configuration, unless the restore goes to another one (``base_url``)."""
-        ro: SaasRestoreOptions = self.restore_options(ctx.options)
-        return None if ro.base_url else self
-
-    def verify(self, snap: ComponentReader, sandbox: Sandbox, ctx: SourceContext) -> VerifyReport:
-        """Drills: the export parses, holds exactly the objects its index lists, and its references
-        between objects resolve (no API call)."""
-        from safehold.sources.saas import refs
-        from safehold.sources.saas.verify import verify_export
-
-        return verify_export(self.name, snap, sandbox, ctx, refs.calcom)
-
-    def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
-        """Compare every saved object with the live one (``RestoreOptions`` may point at another
-        ``base_url`` / ``api_key``); changes nothing."""
-        ro: SaasRestoreOptions = self.restore_options(ctx.options)
-        report, entries = restore(self.name, self.options, self.client, snap, ro, dry_run=True, log=ctx.log)
-        return RestorePlan(
-            report.component, report.actions, report.warnings, report.details, list(entries), ro
-        )
-
-    def apply(self, plan: RestorePlan, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
-        """Apply the plan in dependency order; an object whose live state changed since the plan was made
-        stops the restore (SourceError) before it is touched."""
-        report, _entries = restore(
-            self.name,
-            self.options,
-            self.client,
-            snap,
-            plan.options,
-            dry_run=False,
-            log=ctx.log,
-            expected=plan.steps,
-        )
-        return report
-
-    def _export(self, api: CalApi) -> tuple[dict[str, bytes], dict[str, list[str]]]:
+    def _objects(self, api: CalApi) -> tuple[dict[str, bytes], dict[str, list[str]]]:
         files: dict[str, bytes] = {}
         ids: dict[str, list[str]] = {
             "event-types": [],

@@ -17,7 +17,7 @@ listed the same way and fetched one by one, so a file always holds the full obje
 are exported when an agent's ``response_engine.type`` is ``conversation-flow``.
 
 Modules: :mod:`.options`, :mod:`.client` (:class:`Exporter`: listing and fetching), :mod:`.source`
-(:class:`RetellSource`: export), :mod:`.restore` (plan and apply).
+(:class:`RetellSource`), :mod:`.restore` (the object kinds a restore walks, id remapping, warnings).
 """
 
 from safehold.sources.saas.retell.client import Exporter

@@ -28,25 +28,16 @@ import copy
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from safehold.errors import SourceError
-from safehold.secrets import SecretRef
-from safehold.sources.base import ComponentReader, RestoreReport
+from safehold.sources.base import ComponentReader
 from safehold.sources.saas.common import (
     IdMap,
     Obj,
     ObjectKind,
     PlanEntry,
-    SaasRestoreOptions,
-    plan_and_apply,
     read_objects,
-    summarize,
 )
 from safehold.sources.saas.http import ApiClient, segment
 from safehold.sources.saas.retell.client import Exporter
-from safehold.sources.saas.retell.options import RetellOptions
-
-#: Opens an API client, optionally for another base URL or key reference (the source's ``client``).
-OpenClient = Callable[[str | None, SecretRef | dict[str, Any] | None], ApiClient]
 
 AGENT_READONLY = frozenset(
     {"agent_id", "version", "is_published", "last_modification_timestamp", "base_version", "assigned_tags"}
@@ -66,62 +57,34 @@ PHONE_READONLY = frozenset(
 FOLDERS = ("llms", "conversation-flows", "agents", "phone-numbers")
 
 
-def restore(
-    component: str,
-    options: RetellOptions,
-    open_client: OpenClient,
-    snap: ComponentReader,
-    ro: SaasRestoreOptions,
-    *,
-    dry_run: bool,
-    log: Callable[[str], None],
-    expected: list[PlanEntry] | None = None,
-) -> tuple[RestoreReport, list[PlanEntry]]:
-    """Plan and (unless ``ctx.dry_run``) apply; see the module docstring for what is restored."""
-    saved = {folder: read_objects(snap, folder) for folder in FOLDERS}
-    if not any(saved.values()):
-        raise SourceError(
-            f"the snapshot's {component} folder holds no Retell export",
-            hint="Pick a snapshot in which this component's backup succeeded ('safehold snapshots').",
-        )
-    base_url = ro.base_url or options.base_url
-    api_key = ro.api_key
-    with open_client(base_url, api_key) as api:
-        entries, ids = plan_and_apply(
-            _kinds(api, Exporter(api, options)), saved, dry_run=dry_run, log=log, expected=expected
-        )
-    report = RestoreReport(component=component)
-    report.actions = [e.line() for e in entries]
-    write_only = _write_only(saved["phone-numbers"])
-    report.warnings.extend(w["message"] for w in write_only)
-    for e in entries:
-        if e.action == "missing":
-            report.warnings.append(f"{e.kind} {e.key} is missing from the account and was not restored")
+def saved(snap: ComponentReader) -> dict[str, list[tuple[str, Obj]]]:
+    """The saved objects of each folder, in restore order."""
+    return {folder: read_objects(snap, folder) for folder in FOLDERS}
+
+
+def warnings(
+    saved: dict[str, list[tuple[str, Obj]]], entries: list[PlanEntry], snap: ComponentReader
+) -> list[str]:
+    """Re-created agents that were published start as drafts; version history is not replayed."""
+    out = []
     recreated_agents = {e.key for e in entries if e.kind == "agent" and e.action == "create"}
     for _path, agent in saved["agents"]:
         if str(agent.get("agent_id")) in recreated_agents and agent.get("is_published"):
-            report.warnings.append(
+            out.append(
                 f"agent {agent.get('agent_id')} was published; its re-created copy is an unpublished draft"
                 " (publish it once checked)"
             )
     if snap.exists("agent-versions") and snap.listdir("agent-versions"):
-        report.warnings.append(
+        out.append(
             "agent version history (agent-versions/) is kept for reference; only each agent's latest "
             "configuration is restored"
         )
-    report.details = {
-        "service": "retell",
-        "base_url": base_url,
-        "dry_run": dry_run,
-        "counts": summarize(entries),
-        "plan": [e.as_dict() for e in entries],
-        "id_map": ids.ids,
-        "write_only": write_only,
-    }
-    return report, entries
+    return out
 
 
-def _kinds(api: ApiClient, lister: Exporter) -> list[ObjectKind]:
+def object_kinds(api: ApiClient, lister: Exporter) -> list[ObjectKind]:
+    """LLMs and flows, then agents, then phone numbers, with their API calls and id remapping."""
+
     def getter(path: str) -> Any:
         return lambda key: api.request("GET", f"/{path}/{segment(key)}", allow_404=True)
 
@@ -220,7 +183,7 @@ def _remap_phone(phone: Obj, ids: IdMap) -> Obj:
     return out
 
 
-def _write_only(phones: list[tuple[str, Obj]]) -> list[dict[str, str]]:
+def write_only(phones: list[tuple[str, Obj]]) -> list[dict[str, str]]:
     """Phone numbers whose SIP settings hold a write-only password that no export can contain."""
     out = []
     for _path, phone in phones:
