@@ -23,9 +23,13 @@ refused when they hold a line break or NUL (:mod:`safehold.syntax`). pg_dump, pg
 read a database name as a connection string when it contains ``=`` (``host=... dbname=...`` would
 redirect them), so names always go to them encoded as ``dbname='<name>'``.
 
-Modules: :mod:`.source`, :mod:`.export` (its layout in ``safehold export``).
+Modules: :mod:`.options` (:class:`PostgreSQLOptions`, :class:`PostgreSQLRestoreOptions`), :mod:`.client`
+(connection settings, queries, the exported snapshot), :mod:`.source` (:class:`PostgreSQLSource`: backup,
+preflight, restore), :mod:`.export` (its layout in ``safehold export``).
 """
 
-from safehold.sources.postgresql.source import PostgreSQLOptions, PostgreSQLSource, table_statistics
+from safehold.sources.postgresql.client import table_statistics
+from safehold.sources.postgresql.options import PostgreSQLOptions
+from safehold.sources.postgresql.source import PostgreSQLSource
 
 __all__ = ["PostgreSQLOptions", "PostgreSQLSource", "table_statistics"]

@@ -5,18 +5,15 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any, ClassVar, cast
 
-import psycopg
 from psycopg import sql
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from safehold import proc, syntax
 from safehold.engine.format.tree import Node
 from safehold.errors import RestoreRefused, SourceError
-from safehold.secrets import SecretRef, resolve_secret
 from safehold.sources import dbstats
 from safehold.sources.base import (
     ComponentReader,
@@ -30,179 +27,21 @@ from safehold.sources.checks import Checks, app_user_origin, report_backup_user
 from safehold.sources.database import DatabaseRestoreOptions, DatabaseSource
 from safehold.sources.export import ExportTree, Part, Place
 from safehold.sources.postgresql import export as kind_export
-
-SESSION_SETTINGS = (
-    "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; "
-    "SET extra_float_digits = 3; SET bytea_output = 'hex'"
+from safehold.sources.postgresql.client import (
+    PACKAGE,
+    PG_OBJECT_COUNTS,
+    UNREADABLE_RELATIONS,
+    UNUSABLE_SCHEMAS,
+    USER_RELATIONS,
+    USER_TABLES,
+    Conn,
+    conn_from,
+    dbname_arg,
+    exported_snapshot,
+    quote_ident,
+    table_statistics,
 )
-#: What a drill counts in a scratch database besides tables (views, functions... a dump must bring back).
-PG_OBJECT_COUNTS = {
-    "functions": "SELECT count(*) FROM information_schema.routines "
-    "WHERE routine_schema NOT IN ('pg_catalog', 'information_schema')",
-    "triggers": "SELECT count(DISTINCT trigger_name) FROM information_schema.triggers "
-    "WHERE trigger_schema NOT IN ('pg_catalog', 'information_schema')",
-    "views": "SELECT count(*) FROM information_schema.views "
-    "WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
-    "sequences": "SELECT count(*) FROM information_schema.sequences "
-    "WHERE sequence_schema NOT IN ('pg_catalog', 'information_schema')",
-}
-#: The Debian package that provides pg_dump, pg_restore and pg_dumpall (for the "not found" hint).
-PACKAGE = "postgresql-client"
-USER_TABLES = (
-    "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-    "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' ORDER BY 1, 2"
-)
-USER_RELATIONS = (
-    "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') "
-    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"
-)
-
-
-class PostgreSQLOptions(BaseModel):
-    """Settings of a ``postgresql`` component."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    databases: list[str] = Field(min_length=1, description="Databases to dump.", examples=[["app"]])
-    host: str = Field(
-        default="127.0.0.1",
-        description="Server host, or a Unix socket directory (a path).",
-        examples=["127.0.0.1", "/var/run/postgresql"],
-    )
-    port: int = Field(default=5432, description="Server port.", examples=[5432])
-    user: str = Field(default="postgres", description="Role to connect as.", examples=["backup"])
-    password: SecretRef | None = Field(
-        default=None,
-        description="Where the password comes from; none for trust/peer/.pgpass authentication.",
-        examples=[{"env": "PGPASSWORD_APP"}],
-    )
-    globals: bool = Field(
-        default=True,
-        description="Also store roles and tablespaces (pg_dumpall --globals-only).",
-        examples=[True],
-    )
-    checksums: bool = Field(
-        default=True,
-        description="Compute an md5 per table inside the dump's snapshot (reads and sorts every table).",
-        examples=[True],
-    )
-    compression: int = Field(
-        default=0, ge=0, le=9, description="pg_dump -Z level; 0 lets the repository compress.", examples=[0]
-    )
-    pg_dump: str | None = Field(default=None, description="Path of pg_dump.", examples=["/usr/bin/pg_dump"])
-    pg_restore: str | None = Field(
-        default=None, description="Path of pg_restore.", examples=["/usr/bin/pg_restore"]
-    )
-    pg_dumpall: str | None = Field(
-        default=None, description="Path of pg_dumpall.", examples=["/usr/bin/pg_dumpall"]
-    )
-    extra_dump_args: list[str] = Field(
-        default_factory=list, description="Further pg_dump arguments.", examples=[["--exclude-table=logs"]]
-    )
-
-
-class _Conn:
-    def __init__(self, host: str, port: int, user: str, password: str | None) -> None:
-        self.host, self.port, self.user, self.password = host, port, user, password
-
-    @property
-    def where(self) -> str:
-        return f"{self.user}@{self.host}:{self.port}"
-
-    def env(self) -> dict[str, str]:
-        env = {"PGCONNECT_TIMEOUT": "10"}
-        if self.password is not None:
-            env["PGPASSWORD"] = self.password
-        return env
-
-    def args(self) -> list[str]:
-        return ["--no-password", f"--host={self.host}", f"--port={self.port}", f"--username={self.user}"]
-
-    def connect(self, dbname: str, autocommit: bool = True) -> psycopg.Connection[Any]:
-        try:
-            conn = psycopg.connect(
-                host=self.host,
-                port=self.port,
-                user=self.user,
-                password=self.password,
-                dbname=dbname,
-                connect_timeout=10,
-                autocommit=autocommit,
-            )
-        except psycopg.Error as exc:
-            raise SourceError(
-                proc.redact(
-                    f"cannot connect to PostgreSQL database {dbname} as {self.where}: {exc}".strip(),
-                    [self.password],
-                ),
-                hint="Check host, port, user and the password reference.",
-            ) from None
-        return conn
-
-
-def _conn_from(
-    o: PostgreSQLOptions, overrides: dict[str, Any] | None = None, *, owner: str = "postgresql component"
-) -> _Conn:
-    """The connection settings (``overrides`` from a restore win), checked before anything connects;
-    ``owner`` names the component in errors."""
-    ov = overrides or {}
-    password = resolve_secret(ov.get("password", o.password), syntax.CREDENTIAL, owner=f"{owner}: password")
-    host, user = str(ov.get("host", o.host)), str(ov.get("user", o.user))
-    syntax.check(host, syntax.CREDENTIAL, what=f"{owner}: host")
-    syntax.check(user, syntax.CREDENTIAL, what=f"{owner}: user")
-    return _Conn(host, int(ov.get("port", o.port)), user, password)
-
-
-def dbname_arg(option: str, name: str) -> str:
-    """``--dbname=`` (or another option) with ``name`` as a connection string that can only name a
-    database: the tools would read a bare name holding ``=`` as connection settings."""
-    return f"{option}=dbname={syntax.libpq_value(name, what=f'database name {name!r}')}"
-
-
-def table_statistics(conn: psycopg.Connection[Any], checksums: bool) -> dict[str, dict[str, Any]]:
-    """``{"schema.table": {"rows": n, "checksum": md5 or None, "table_bytes": n, "index_bytes": n}}`` for
-    every user table, in ``conn``'s current transaction/snapshot (sizes: pg_table_size, pg_indexes_size)."""
-    conn.execute(SESSION_SETTINGS)
-    out: dict[str, dict[str, Any]] = {}
-    for schema, table in conn.execute(USER_TABLES).fetchall():
-        ident = sql.Identifier(schema, table)
-        if checksums:
-            q = sql.SQL(
-                "SELECT count(*), "
-                "md5(coalesce(string_agg(md5(t::text), '' ORDER BY md5(t::text)), '')) FROM {} t"
-            ).format(ident)
-        else:
-            q = sql.SQL("SELECT count(*), NULL FROM {} t").format(ident)
-        row = conn.execute(q).fetchone()
-        assert row is not None
-        out[f"{schema}.{table}"] = {"rows": int(row[0]), "checksum": row[1]}
-    for schema, table, data, index in conn.execute(
-        "SELECT n.nspname, c.relname, pg_table_size(c.oid), pg_indexes_size(c.oid) FROM pg_class c "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'm')"
-    ).fetchall():
-        entry = out.get(f"{schema}.{table}")
-        if entry is not None:  # data with TOAST, free-space and visibility maps; all its indexes
-            entry["table_bytes"], entry["index_bytes"] = int(data), int(index)
-    return out
-
-
-@contextmanager
-def _snapshot(conn: psycopg.Connection[Any]) -> Iterator[str | None]:
-    """A REPEATABLE READ transaction on ``conn`` with its exported snapshot id (None if not possible)."""
-    try:
-        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        row = conn.execute("SELECT pg_export_snapshot()").fetchone()
-        snap_id = str(row[0]) if row else None
-    except psycopg.Error:
-        conn.rollback()
-        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        snap_id = None
-    try:
-        yield snap_id
-    finally:
-        conn.rollback()
+from safehold.sources.postgresql.options import PostgreSQLOptions, PostgreSQLRestoreOptions
 
 
 class _Finder:
@@ -217,16 +56,6 @@ class _Finder:
         if not self.found:
             self.found = self.needle in self._carry + block[: len(self.needle) * 2] or self.needle in block
             self._carry = block[-len(self.needle) :]
-
-
-class PostgreSQLRestoreOptions(DatabaseRestoreOptions):
-    """What a restore of a ``postgresql`` component may be told."""
-
-    no_owner: bool | None = Field(
-        default=None,
-        description="Skip ownership and privileges (default: when restoring as another user than the backup's).",
-    )
-    admin_database: str = Field(default="postgres", description="Database to connect to for CREATE DATABASE.")
 
 
 class PostgreSQLSource(DatabaseSource):
@@ -248,7 +77,7 @@ class PostgreSQLSource(DatabaseSource):
     def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
         o = self.options
         pg_dump = proc.find_tool([o.pg_dump or "pg_dump"], package=PACKAGE)
-        ci = _conn_from(o, owner=f"component {self.name}")
+        ci = conn_from(o, owner=f"component {self.name}")
 
         def log(msg: str) -> None:
             out.log(msg)
@@ -263,7 +92,7 @@ class PostgreSQLSource(DatabaseSource):
         return meta
 
     def _backup_db(
-        self, out: ComponentWriter, log: Any, ci: _Conn, *, pg_dump: str, db: str, meta: dict[str, Any]
+        self, out: ComponentWriter, log: Any, ci: Conn, *, pg_dump: str, db: str, meta: dict[str, Any]
     ) -> dict[str, Any]:
         o = self.options
         conn = ci.connect(db, autocommit=True)
@@ -278,7 +107,7 @@ class PostgreSQLSource(DatabaseSource):
             encoding, collate, ctype = (str(x) for x in row)
             tables = [f"{s}.{t}" for s, t in conn.execute(USER_TABLES).fetchall()]
             seen = _Finder(b"TABLE DATA")
-            with _snapshot(conn) as snap_id:
+            with exported_snapshot(conn) as snap_id:
                 argv = [
                     pg_dump,
                     *ci.args(),
@@ -335,7 +164,7 @@ class PostgreSQLSource(DatabaseSource):
             "table_statistics": {t: {"rows": s["rows"], "checksum": s["checksum"]} for t, s in stats.items()},
         }
 
-    def _globals(self, out: ComponentWriter, log: Any, ci: _Conn) -> str:
+    def _globals(self, out: ComponentWriter, log: Any, ci: Conn) -> str:
         """Store globals.sql; returns "complete", "without role passwords" or "not permitted: ..."."""
         try:
             tool = proc.find_tool([self.options.pg_dumpall or "pg_dumpall"], package=PACKAGE)
@@ -358,7 +187,7 @@ class PostgreSQLSource(DatabaseSource):
         o = self.options
         dump = checks.tool([o.pg_dump] if o.pg_dump else ["pg_dump"], what="pg_dump")
         checks.tool([o.pg_restore] if o.pg_restore else ["pg_restore"], what="pg_restore (restore)")
-        ci = _conn_from(o, owner=f"component {self.name}")
+        ci = conn_from(o, owner=f"component {self.name}")
         server_major = 0
         for i, db in enumerate(o.databases):
             conn = ci.connect(db)
@@ -374,10 +203,16 @@ class PostgreSQLSource(DatabaseSource):
                 checks.passed("read", f"connected to {db} as {ci.where}; every table is readable")
                 continue
             bad_schemas = sorted({str(s) for (s,) in schemas} | {str(s) for s, _t in unreadable})
-            role = _ident(ci.user)
-            grants = [f"GRANT USAGE ON SCHEMA {_ident(s)} TO {role};" for s in bad_schemas if (s,) in schemas]
-            grants += [f"GRANT SELECT ON ALL TABLES IN SCHEMA {_ident(s)} TO {role};" for s in bad_schemas]
-            grants += [f"GRANT SELECT ON ALL SEQUENCES IN SCHEMA {_ident(s)} TO {role};" for s in bad_schemas]
+            role = quote_ident(ci.user)
+            grants = [
+                f"GRANT USAGE ON SCHEMA {quote_ident(s)} TO {role};" for s in bad_schemas if (s,) in schemas
+            ]
+            grants += [
+                f"GRANT SELECT ON ALL TABLES IN SCHEMA {quote_ident(s)} TO {role};" for s in bad_schemas
+            ]
+            grants += [
+                f"GRANT SELECT ON ALL SEQUENCES IN SCHEMA {quote_ident(s)} TO {role};" for s in bad_schemas
+            ]
             shown = ", ".join(f"{s}.{t}" for s, t in unreadable[:10]) + (
                 " ..." if len(unreadable) > 10 else ""
             )
@@ -406,7 +241,7 @@ class PostgreSQLSource(DatabaseSource):
             fix.append("GRANT pg_read_all_data TO safehold_backup;")
         else:
             for db in self.options.databases:
-                fix.append(f"GRANT CONNECT ON DATABASE {_ident(db)} TO safehold_backup;")
+                fix.append(f"GRANT CONNECT ON DATABASE {quote_ident(db)} TO safehold_backup;")
             fix.append(
                 "-- in each database: GRANT USAGE ON SCHEMA public TO safehold_backup; GRANT SELECT ON ALL "
                 "TABLES IN SCHEMA public TO safehold_backup; GRANT SELECT ON ALL SEQUENCES IN SCHEMA public "
@@ -421,13 +256,13 @@ class PostgreSQLSource(DatabaseSource):
         return [d for d in snap.listdir() if snap.exists(f"{d}/dump.pgcustom")]
 
     def count_objects(self, options: DatabaseRestoreOptions, name: str) -> dict[str, int]:
-        ci = _conn_from(self.options, options.connection(), owner=f"component {self.name}")
+        ci = conn_from(self.options, options.connection(), owner=f"component {self.name}")
         with ci.connect(name) as conn:
             return {k: int(conn.execute(q).fetchone()[0]) for k, q in PG_OBJECT_COUNTS.items()}  # type: ignore[index]
 
     def drop_database(self, options: DatabaseRestoreOptions, name: str) -> None:
         ro = cast(PostgreSQLRestoreOptions, options)
-        ci = _conn_from(self.options, ro.connection(), owner=f"component {self.name}")
+        ci = conn_from(self.options, ro.connection(), owner=f"component {self.name}")
         with ci.connect(ro.admin_database) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
@@ -435,7 +270,7 @@ class PostgreSQLSource(DatabaseSource):
         """Restore each dump with pg_restore (restore options: :class:`PostgreSQLRestoreOptions`)."""
         ro: PostgreSQLRestoreOptions = self.restore_options(ctx.options)
         plan = RestorePlan(component=self.name, options=ro)
-        ci = _conn_from(self.options, ro.connection(), owner=f"component {self.name}")
+        ci = conn_from(self.options, ro.connection(), owner=f"component {self.name}")
         dumped = self.dumped_databases(snap)
         wanted = ro.databases or dumped
         if any(d not in dumped for d in wanted):
@@ -479,7 +314,7 @@ class PostgreSQLSource(DatabaseSource):
     def apply(self, plan: RestorePlan, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
         ro: PostgreSQLRestoreOptions = plan.options
         report = RestoreReport(self.name, list(plan.actions), list(plan.warnings))
-        ci = _conn_from(self.options, ro.connection(), owner=f"component {self.name}")
+        ci = conn_from(self.options, ro.connection(), owner=f"component {self.name}")
         pg_restore = proc.find_tool([self.options.pg_restore or "pg_restore"], package=PACKAGE)
         no_owner = ro.no_owner if ro.no_owner is not None else ci.user != self.options.user
         admin = ci.connect(ro.admin_database)
@@ -528,21 +363,3 @@ class PostgreSQLSource(DatabaseSource):
             report.warnings.extend(problems)
             raise SourceError("restore verification failed: " + "; ".join(problems[:10]))
         return report
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-#: Relations the connected user cannot SELECT (preflight), and schemas it cannot use.
-UNREADABLE_RELATIONS = (
-    "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm') AND n.nspname NOT IN ('pg_catalog', "
-    "'information_schema') AND n.nspname NOT LIKE 'pg_toast%%' "
-    "AND NOT has_table_privilege(c.oid, 'SELECT') ORDER BY 1, 2"
-)
-UNUSABLE_SCHEMAS = (
-    "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema') "
-    "AND nspname NOT LIKE 'pg_toast%%' AND nspname NOT LIKE 'pg_temp%%' "
-    "AND NOT has_schema_privilege(oid, 'USAGE') ORDER BY 1"
-)
