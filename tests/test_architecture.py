@@ -74,11 +74,7 @@ SUB_RANK: dict[str, dict[str, int]] = {
 #: (importing module prefix, imported module prefix): why the upward import is allowed.
 ALLOWED: dict[tuple[str, str], str] = {}
 #: Import cycles that exist for now, with the reason.
-ALLOWED_CYCLES: dict[frozenset[str], str] = {
-    frozenset(
-        {"safehold.engine.restore.restorelinks", "safehold.engine.restore.restorer"}
-    ): "type-only (RestoreStats)",
-}
+ALLOWED_CYCLES: dict[frozenset[str], str] = {}
 #: Importing modules allowed to use another package's private names for now, with the reason.
 ALLOWED_PRIVATE: dict[str, str] = {}
 

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from safehold.engine.format.tree import DIR, FILE, SYMLINK, Node
 from safehold.engine.fs.meta import apply_metadata_at, create_special
 from safehold.engine.fs.safedir import DirTree, InTheWay
 from safehold.errors import SafeholdError
 
-if TYPE_CHECKING:
-    from safehold.engine.restore.restorer import RestoreStats
+
+class Tally(Protocol):
+    """What this step counts and reports into (the restorer's ``RestoreStats``)."""
+
+    files: int
+    files_skipped: int
+    errors: list[str]
+    warnings: list[str]
 
 
 def _already_there(
@@ -47,7 +53,7 @@ def finish_others(
     links: dict[tuple[int, int], bytes],
     overwrite: str,
     restore_owner: bool,
-    stats: RestoreStats,
+    stats: Tally,
     tree: DirTree,
 ) -> None:
     """Create each (path relative to ``tree``'s root, node) that is not a folder: ``links`` maps (device,
@@ -76,7 +82,7 @@ def _finish_one(
     links: dict[tuple[int, int], bytes],
     overwrite: str,
     restore_owner: bool,
-    stats: RestoreStats,
+    stats: Tally,
 ) -> None:
     try:
         st: os.stat_result | None = os.stat(name, dir_fd=dfd, follow_symlinks=False)
