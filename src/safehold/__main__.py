@@ -1,5 +1,5 @@
 """``python -m safehold``."""
 
-from safehold.cli.main import entry
+from safehold.cli.boot import entry
 
 entry()

@@ -1,0 +1,81 @@
+"""The ``safehold`` program's first step: derive the repository's key before importing the rest.
+
+Argon2id with RFC 9106's parameters holds 64 MiB while it runs. Derived where a command unlocks the
+repository, after the CLI, the engine, numpy and pydantic are imported (~55 MiB), it sets the process's
+peak memory (~120 MiB) for commands whose own work needs less: forget and prune. This module imports
+only the command-line option table and the key-file code (~25 MiB) and, when such a command will open
+a local repository with the passphrase from ``SAFEHOLD_PASSWORD`` and no other passphrase source, derives
+the key-encryption keys first (:func:`safehold.engine.keys.derive_ahead`: intact key files only, bounded
+parameters, cheapest first, stopping at the first that opens). The command itself then resolves the
+passphrase, reads and checks the key files and unlocks as always, and finds each derived key in a cache
+keyed by the passphrase, the parameters and the salt: anything it resolves differently is derived again,
+so this step can only save work, never change what is opened. It fails silently for the same reason.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+from safehold.cli.globalopts import GLOBAL_OPTIONS
+
+#: Commands whose own work needs less memory than the key derivation.
+COMMANDS = frozenset({"forget", "prune"})
+_VALUED = {d for o in GLOBAL_OPTIONS if not o.flag for d in o.decls}
+_OTHER_SOURCES = ("--password-file", "--password-command", "-c", "--config")
+_OTHER_ENV = ("SAFEHOLD_PASSWORD_FILE", "SAFEHOLD_PASSWORD_COMMAND")
+
+
+def local_repository(argv: Sequence[str], env: Mapping[str, str]) -> str | None:
+    """The local repository a :data:`COMMANDS` command of ``argv`` will unlock with ``SAFEHOLD_PASSWORD``,
+    or None when that is not certain (another command, help, another passphrase source, a configuration
+    file, a remote repository)."""
+    if not env.get("SAFEHOLD_PASSWORD") or any(env.get(v) for v in _OTHER_ENV):
+        return None
+    command: str | None = None
+    repo = env.get("SAFEHOLD_REPOSITORY")
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        name, eq, value = tok.partition("=")
+        if tok in ("-h", "--help") or name in _OTHER_SOURCES:
+            return None
+        if name in ("-r", "--repo"):
+            if not eq:
+                i += 1
+                value = argv[i] if i < len(argv) else ""
+            repo = value
+        elif tok.startswith("-"):
+            i += 1 if (tok in _VALUED and not eq) else 0
+        elif command is None:
+            command = tok
+        i += 1
+    if command not in COMMANDS or not repo or "://" in repo:
+        return None
+    return repo if os.path.isdir(os.path.join(repo, "keys")) else None
+
+
+def derive_ahead(argv: Sequence[str], env: Mapping[str, str]) -> int:
+    """Derive the key of :func:`local_repository` ahead; how many key files were derived."""
+    repo = local_repository(argv, env)
+    if repo is None:
+        return 0
+    from safehold.engine import keys
+
+    folder = os.path.join(repo, "keys")
+    files: list[tuple[str, bytes]] = []
+    for name in sorted(os.listdir(folder))[:64]:
+        with open(os.path.join(folder, name), "rb") as f:
+            files.append((name, f.read(1 << 16)))
+    return keys.derive_ahead(env["SAFEHOLD_PASSWORD"], files)
+
+
+def entry() -> None:
+    try:
+        derive_ahead(sys.argv[1:], os.environ)
+    except Exception:  # only a cache: the command derives what it needs itself
+        pass
+    from safehold.cli.main import entry as main_entry
+
+    main_entry()
