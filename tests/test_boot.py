@@ -14,8 +14,8 @@ import pytest
 from safehold.backends.base import FileType, Handle
 from safehold.backends.local import LocalBackend
 from safehold.cli import boot
-from safehold.engine import keys
-from safehold.engine.repository import Repository
+from safehold.engine.format import keys
+from safehold.engine.format.repository import Repository
 from safehold.engine.util import sha256_hex
 from safehold.errors import WrongPassword
 

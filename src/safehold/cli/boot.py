@@ -5,7 +5,7 @@ repository, after the CLI, the engine, numpy and pydantic are imported (~55 MiB)
 peak memory (~120 MiB) for commands whose own work needs less: forget and prune. This module imports
 only the command-line option table and the key-file code (~25 MiB) and, when such a command will open
 a local repository with the passphrase from ``SAFEHOLD_PASSWORD`` and no other passphrase source, derives
-the key-encryption keys first (:func:`safehold.engine.keys.derive_ahead`: intact key files only, bounded
+the key-encryption keys first (:func:`safehold.engine.format.keys.derive_ahead`: intact key files only, bounded
 parameters, cheapest first, stopping at the first that opens). The command itself then resolves the
 passphrase, reads and checks the key files and unlocks as always, and finds each derived key in a cache
 keyed by the passphrase, the parameters and the salt: anything it resolves differently is derived again,
@@ -61,7 +61,7 @@ def derive_ahead(argv: Sequence[str], env: Mapping[str, str]) -> int:
     repo = local_repository(argv, env)
     if repo is None:
         return 0
-    from safehold.engine import keys
+    from safehold.engine.format import keys
 
     folder = os.path.join(repo, "keys")
     files: list[tuple[str, bytes]] = []
