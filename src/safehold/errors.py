@@ -123,6 +123,14 @@ class RepositoryLocked(RepositoryError):
         "Wait for the other operation to finish. If it died, 'safehold unlock' removes stale locks."
     )
 
+    def __init__(
+        self, message: str, hint: str | None = None, *, held: float | None = None, waited: float = 0.0
+    ) -> None:
+        super().__init__(message, hint)
+        #: seconds since the conflicting lock was taken (None: unknown), and how long we waited for it
+        self.held = held
+        self.waited = waited
+
 
 class LockLost(RepositoryError):
     exit_code = EXIT_LOCK_LOST

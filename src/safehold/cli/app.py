@@ -74,6 +74,8 @@ class App:
     repos: list[Repository] = field(default_factory=list)
     #: main() closes the backends itself, after the audit record is written.
     close_later: bool = False
+    #: The status a command computed (``status``), reused after it for the textfile and breach alerts.
+    measured: Any = None
     started: float = field(default_factory=time.monotonic)
 
     # ---- configuration ---------------------------------------------------------------------------

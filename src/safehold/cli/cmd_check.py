@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import click
@@ -14,7 +13,6 @@ from safehold.engine.check.checker import Checker, parse_subset, select_packs
 from safehold.errors import ColdStorageError, IntegrityError, UsageError
 from safehold.operations.backup.bootstrap import enabled as bootstrap_enabled
 from safehold.operations.backup.bootstrap import verify_bootstrap
-from safehold.operations.observe import metrics
 from safehold.operations.observe.results import now_utc, record_check
 from safehold.operations.restore.thaw import eta, prepare
 
@@ -45,7 +43,6 @@ def check(app: App, /, read_data: bool, read_data_subset: str | None, **thaw: An
     finally:
         lock.release()
     record_check(repo, result, started, read_data=read_data, subset=read_data_subset, warn=app.warn)
-    metrics.refresh(repo, app.config(), [socket.gethostname()], app.warn)
     boot_notes, boot_problems = (
         verify_bootstrap(repo.backend, read=read_data or bool(read_data_subset))
         if bootstrap_enabled()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import click
@@ -58,7 +57,6 @@ def drill(
     1 when a component fails (or cannot be tested: the hint says why), 4 when every component passed and
     a health check failed, 5 when the drill took longer than the RTO."""
     from safehold.config.schema import Config
-    from safehold.operations.observe import metrics
     from safehold.operations.observe.drill import DrillRequest, cleanup_leftovers, run_drill
 
     local = app.config()
@@ -98,7 +96,6 @@ def drill(
     if result.sandbox:
         text += f"\nsandbox kept: {result.sandbox} (scratch databases kept too; 'safehold drill --cleanup' removes them)"
     app.emit(result.as_dict(), text)
-    metrics.refresh(repo, local, [socket.gethostname()], app.warn)
     if not result.components_ok:
         failed = [s for s in result.steps if not s.ok]
         hint = next((s.hint for s in failed if s.hint), None)  # not the backup's fault: say what to fix

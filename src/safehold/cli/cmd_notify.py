@@ -28,6 +28,12 @@ def notify_test(app: App, target: str | None) -> None:
     notifier = Notifier(config.notifications, host=socket.gethostname())
     notifier.redactor = redactor_for(config)
     deliveries = notifier.test(target)
+    from safehold.operations.observe import alerts
+
+    try:  # a target that receives the test counts as working again in 'status'
+        alerts.record_deliveries(deliveries, "test", command="notify")
+    except SafeholdError as exc:
+        app.warn(f"warning: {exc.message}")
     lines = [
         f"{'sent' if d.ok else 'FAILED':7} {d.target:24} {d.message} ({d.seconds:.1f} s)" for d in deliveries
     ]

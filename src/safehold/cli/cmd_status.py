@@ -52,6 +52,13 @@ def _text(st: Status) -> str:
         f"{human_bytes(r.added_30d_bytes)} added by {r.added_30d_backups} backup(s) in 30 days"
     )
     lines.append(f"stale locks: {len(st.stale_locks) or 'none'}")
+    if not st.notifications:
+        lines.append("notifications: no failed delivery")
+    for n in st.notifications:
+        lines.append(
+            f"notifications: FAILED to {n['target']}: {n['failures']} time(s) in a row since "
+            f"{str(n['failing_since'])[:19]}, last {n['event']} at {str(n['last'])[:19]}: {n['message']}"
+        )
     return "\n".join(lines)
 
 
@@ -62,10 +69,11 @@ def _text(st: Status) -> str:
 @pass_app
 def status(app: App, hosts: tuple[str, ...], all_hosts: bool) -> None:
     """The newest complete snapshot of each host and profile against the RPO, the newest drill against
-    the RTO, the last check, the repository's size, deduplication and growth, stale locks. Exit status 5
-    when an objective is breached. Rewrites the [status] prometheus_textfile."""
+    the RTO, the last check, the repository's size, deduplication and growth, stale locks, notification
+    targets whose last delivery failed. Exit status 5 when an objective is breached. Rewrites the [status]
+    prometheus_textfile and sends a breach's notification when the breach is new."""
     from safehold.config.schema import Config
-    from safehold.operations.observe import metrics
+    from safehold.operations.observe import alerts
     from safehold.operations.observe.status import compute_status
 
     config = app.config() or Config.model_validate({"repository": {"url": app.repo_url or "-"}})
@@ -74,7 +82,8 @@ def status(app: App, hosts: tuple[str, ...], all_hosts: bool) -> None:
     st = compute_status(repo, config, hosts=wanted)
     for w in st.warnings:
         app.warn(f"warning: {w}")
-    metrics.refresh(repo, app.config(), st.hosts, app.warn, status=st)
+    st.notifications = alerts.failing_targets()
+    app.measured = st  # the textfile and breach alerts reuse it after the command (cli.aftermath)
     app.emit(st.as_dict(), _text(st))
     if st.breached:
         names = ", ".join(

@@ -23,7 +23,8 @@ from typing import Any
 
 import click
 
-from safehold.cli import jobs
+from safehold.cli import aftermath, jobs
+from safehold.cli.aftermath import warn_failed
 from safehold.cli.app import App
 from safehold.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, SafeholdError
 from safehold.notify import Delivery, Event, Notifier, redactor_for
@@ -128,8 +129,11 @@ def event_kind(operation: str, code: int, partial: bool) -> str:
 
 
 def finish(app: App, code: int, error: SafeholdError | None) -> None:
-    """After the command: its event to the notification targets, then its audit record."""
+    """After the command: its event to the notification targets; the objectives measured again (the
+    Prometheus textfile, breach alerts) and a lock that stopped it; then its audit record."""
     deliveries = notify(app, code, error)
+    if app.ran:
+        deliveries += aftermath.run(app, error, command_line(ARGV))
     if app.ran and app.command_name not in UNRECORDED:
         record(app, code, error, deliveries)
 
@@ -216,8 +220,6 @@ def notify(app: App, code: int, error: SafeholdError | None) -> list[Delivery]:
         duration=time.monotonic() - observed.started,
     )
     deliveries = notifier.finish(event)
-    for d in deliveries:
-        if not d.ok:
-            app.warn(f"warning: notification to {d.target} failed: {d.message}")
+    warn_failed(app, deliveries, kind)
     app.operation = None
     return deliveries

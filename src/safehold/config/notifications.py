@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from safehold.config.validation import StrictModel, check_name
+from safehold.config.validation import Duration, StrictModel, check_name
 from safehold.secrets import SecretRef
 
 #: Every event kind: its class and what it means (the README's list is generated from this).
@@ -33,11 +33,14 @@ EVENT_KINDS: dict[str, tuple[str, str]] = {
     "prune.failure": ("failure", "forget/prune failed"),
     "rpo.breach": (
         "breach",
-        "the newest good snapshot is older than the recovery point objective (reserved: this version does not send it yet)",
+        "the newest complete snapshot is older than the recovery point objective (found after a backup, "
+        "check, drill, forget, prune or status run; sent once when the breach starts)",
     ),
     "rto.breach": (
         "breach",
-        "a restore drill took longer than the recovery time objective (reserved: this version does not send it yet)",
+        "the newest restore drill failed, is missing or overdue, or took longer than the recovery time "
+        "objective (found after a backup, check, drill, forget, prune or status run; sent once when the "
+        "breach starts)",
     ),
     "disk.low": (
         "warning",
@@ -45,7 +48,8 @@ EVENT_KINDS: dict[str, tuple[str, str]] = {
     ),
     "lock.held": (
         "warning",
-        "a repository lock has been held longer than expected (reserved: this version does not send it yet)",
+        "another operation's repository lock stopped a command: held longer than lock_held_after, or "
+        "waited for in vain (--lock-wait)",
     ),
     "guard.failure": (
         "failure",
@@ -139,6 +143,12 @@ class Notifications(StrictModel):
         description="Seconds a notification may take (all targets are sent at once); a failed or slow "
         "one is a warning and never fails or holds up the operation longer than this.",
         examples=[10],
+    )
+    lock_held_after: Duration = Field(
+        default="1h",
+        description="A command that finds the repository locked by another operation sends lock.held when "
+        "that lock is older than this, or when it waited for it (--lock-wait) in vain.",
+        examples=["1h"],
     )
     log_lines: int = Field(
         default=20,

@@ -207,7 +207,8 @@ class StatusSettings(_Model):
     prometheus_textfile: str | None = Field(
         default=None,
         description="A file (for node_exporter's textfile collector) rewritten with the figures of "
-        "'status' after status, drill and check runs (atomically, mode 0644).",
+        "'status' after every backup, check, drill, forget, prune and status run, also a failed one "
+        "(atomically, mode 0644).",
         examples=["/var/lib/prometheus/node-exporter/safehold.prom"],
     )
 

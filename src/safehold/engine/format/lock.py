@@ -295,7 +295,13 @@ def acquire(
             with contextlib.suppress(SafeholdError, OSError):
                 backend.remove(lock.handle)
         if time.monotonic() >= deadline:
-            raise RepositoryLocked(f"repository is locked: {conflict[0].describe()}")
+            other = conflict[0]
+            raise RepositoryLocked(
+                f"repository is locked: {other.describe()}"
+                + (f"; waited {wait:g} s for it" if wait > 0 else ""),
+                held=max(0.0, time.time() - other.created) if other.created else None,
+                waited=wait,
+            )
         time.sleep(min(1.0, max(0.05, deadline - time.monotonic())) + (os.getpid() % 7) / 100)
 
 

@@ -8,13 +8,9 @@ for the exposition format (backslash, double quote, line break).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
-from safehold.config.schema import Config
-from safehold.engine.format.repository import Repository
-from safehold.errors import SafeholdError
 from safehold.fsutil import atomic_write
-from safehold.operations.observe.status import Status, compute_status
+from safehold.operations.observe.status import Status
 
 _HELP = {
     "safehold_snapshot_last_complete_timestamp_seconds": "Time of the newest complete snapshot.",
@@ -35,6 +31,7 @@ _HELP = {
     "safehold_added_bytes_30d": "Bytes the backups of the last 30 days added.",
     "safehold_stale_locks": "Stale locks in the repository.",
     "safehold_objective_met": "1 when the objective is met.",
+    "safehold_notification_failing_targets": "Notification targets whose last delivery failed.",
     "safehold_status_timestamp_seconds": "When these figures were computed.",
 }
 
@@ -89,6 +86,7 @@ def render(status: Status) -> str:
     add("safehold_stale_locks", len(status.stale_locks))
     for o in status.objectives:
         add("safehold_objective_met", int(o.ok), objective=o.name, host=o.host, profile=o.profile)
+    add("safehold_notification_failing_targets", len(status.notifications))
     add("safehold_status_timestamp_seconds", _ts(status.time))
     lines: list[str] = []
     for name, rows in samples.items():
@@ -99,20 +97,3 @@ def render(status: Status) -> str:
 
 def write_textfile(path: str, status: Status) -> None:
     atomic_write(path, render(status).encode(), mode=0o644)
-
-
-def refresh(
-    repo: Repository,
-    config: Config | None,
-    hosts: list[str],
-    warn: Callable[[str], None],
-    status: Status | None = None,
-) -> None:
-    """Rewrite the configured textfile after an operation; a failure is a warning, never the operation's
-    failure (monitoring then sees the file's age)."""
-    if config is None or not config.status.prometheus_textfile:
-        return
-    try:
-        write_textfile(config.status.prometheus_textfile, status or compute_status(repo, config, hosts=hosts))
-    except (SafeholdError, OSError) as exc:
-        warn(f"could not write {config.status.prometheus_textfile}: {exc}")

@@ -112,6 +112,8 @@ class Status:
     stale_locks: list[dict[str, Any]]
     objectives: list[Objective]
     warnings: list[str] = field(default_factory=list)
+    #: notification targets whose last delivery failed (this host's record; the CLI fills it in)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def breached(self) -> list[Objective]:

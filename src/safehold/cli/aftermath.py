@@ -1,0 +1,168 @@
+"""After a command, before its audit record: the objectives measured again and the alerts they call for.
+
+* **The Prometheus textfile** (``[status] prometheus_textfile``) is rewritten after every operation that
+  changes what ``status`` reports (:data:`MEASURED`: backup, guard, check, drill, forget, prune, status),
+  also after a failed one, so the snapshot ages and the objectives stay current between ``status`` runs.
+* **Breaches**: the same figures decide ``rpo.breach`` and ``rto.breach``. Each breach is sent once, when
+  it starts (:mod:`safehold.operations.observe.alerts` remembers which were told), not at every run while it
+  lasts; a breach whose delivery failed is tried again next time.
+* **lock.held**: a command stopped by another operation's lock (exit 11) sends it when that lock is older
+  than ``[notifications] lock_held_after`` or when the command waited for it in vain (``--lock-wait``).
+
+Everything here is best effort: a status that cannot be computed, a textfile that cannot be written or a
+notification that fails is a warning, never a change of the exit code. The status is computed only when
+something needs it (a textfile, or a target that listens to breaches).
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from safehold.cli.app import App
+from safehold.errors import RepositoryLocked, SafeholdError
+from safehold.notify import Delivery, Event, Notifier, redactor_for
+
+#: Commands after which the objectives are measured again.
+MEASURED = {"backup", "guard", "check", "drill", "forget", "prune", "status"}
+#: Objective name -> the event its breach sends (a failed check already sends check.failure).
+BREACH_EVENTS = {"rpo": "rpo.breach", "rto": "rto.breach"}
+_BREACH_HINTS = {
+    "rpo": "Run the profile's backup now and find out why the scheduled ones did not complete "
+    "('safehold log', 'safehold snapshots').",
+    "rto": "Run 'safehold drill' and look at the slow or failed components it names.",
+}
+
+
+def run(app: App, error: SafeholdError | None, command: str) -> list[Delivery]:
+    """Do what the command's end calls for (``command``: its command line, for the messages); returns
+    the deliveries made (for the audit record)."""
+    try:
+        config = app.config()
+    except SafeholdError:
+        return []
+    if config is None:
+        return []
+    host = socket.gethostname()
+    notifier = Notifier(config.notifications, host=host)
+    if notifier.configured:
+        notifier.redactor = redactor_for(config, app.secrets)
+    deliveries: list[Delivery] = []
+    if isinstance(error, RepositoryLocked) and notifier.configured:
+        deliveries += _lock_held(app, notifier, config, error, command)
+    if app.command_name not in MEASURED or not app.repos:
+        return deliveries
+    wants_breaches = notifier.configured and any(
+        _wants(on, kind) for _, on in notifier.targets.values() for kind in BREACH_EVENTS.values()
+    )
+    status = app.measured
+    if status is None and (config.status.prometheus_textfile or wants_breaches):
+        from safehold.operations.observe.status import compute_status
+
+        try:
+            status = compute_status(app.repos[0], config, hosts=[host])
+        except SafeholdError as exc:
+            app.warn(f"warning: the objectives could not be measured after the command: {exc.message}")
+            return deliveries
+    if status is None:
+        return deliveries
+    if wants_breaches:
+        deliveries += _breaches(app, notifier, status, command)
+    if config.status.prometheus_textfile:
+        from safehold.operations.observe import alerts, metrics
+
+        status.notifications = alerts.failing_targets()
+        try:
+            metrics.write_textfile(config.status.prometheus_textfile, status)
+        except (SafeholdError, OSError) as exc:
+            app.warn(f"warning: could not write {config.status.prometheus_textfile}: {exc}")
+    return deliveries
+
+
+def _wants(on: list[str], kind: str) -> bool:
+    from safehold.config.notifications import wanted
+
+    return wanted(on, kind)
+
+
+def _breaches(app: App, notifier: Notifier, status: Any, command: str) -> list[Delivery]:
+    """Send the breaches that started since the last time they were told; remember those delivered."""
+    from safehold.operations.observe import alerts
+    from safehold.operations.observe.status import human_duration
+
+    measured = {
+        alerts.breach_key(o.name, o.host, o.profile): o for o in status.objectives if o.name in BREACH_EVENTS
+    }
+    breached = [key for key, o in measured.items() if not o.ok]
+    try:
+        new = alerts.new_breaches(breached, measured)
+    except SafeholdError as exc:
+        app.warn(f"warning: {exc.message}")
+        return []
+    deliveries: list[Delivery] = []
+    told: list[str] = []
+    for key in new:
+        o = measured[key]
+        where = "/".join(x for x in (o.host, o.profile) if x) or "repository"
+        limit = f" of {human_duration(o.limit)}" if o.limit is not None else ""
+        event = Event(
+            BREACH_EVENTS[o.name],
+            notifier.host,
+            f"the {o.name.upper()}{limit} is breached for {where}: {o.message}",
+            profile=o.profile,
+            error=o.message,
+            hint=_BREACH_HINTS[o.name],
+            command=notifier.redactor(command),
+        )
+        sent = notifier.send(event)
+        warn_failed(app, sent, event.kind)
+        deliveries += sent
+        if all(d.ok for d in sent):
+            told.append(key)
+    try:
+        alerts.remember_breaches(told)
+    except SafeholdError as exc:
+        app.warn(f"warning: {exc.message}")
+    return deliveries
+
+
+def _lock_held(
+    app: App, notifier: Notifier, config: Any, error: RepositoryLocked, command: str
+) -> list[Delivery]:
+    from safehold.config.validation import parse_duration
+    from safehold.operations.observe.status import human_duration
+
+    bound = parse_duration(config.notifications.lock_held_after).total_seconds()
+    if not (error.waited > 0 or (error.held is not None and error.held > bound)):
+        return []
+    why = (
+        f"waited {human_duration(error.waited)} in vain"
+        if error.waited > 0
+        else f"held for {human_duration(error.held)}, longer than {human_duration(bound)}"
+    )
+    event = Event(
+        "lock.held",
+        notifier.host,
+        f"{app.command_name} on {notifier.host} did not run: another operation holds the repository's lock ({why})",
+        profile=app.outcome.profile,
+        error=error.message,
+        hint=error.hint,
+        command=notifier.redactor(command),
+    )
+    sent = notifier.send(event)
+    warn_failed(app, sent, event.kind)
+    return sent
+
+
+def warn_failed(app: App, deliveries: list[Delivery], kind: str) -> None:
+    """A warning per failed delivery; every outcome remembered for 'status' (a state that cannot be
+    written is a warning too)."""
+    from safehold.operations.observe import alerts
+
+    for d in deliveries:
+        if not d.ok:
+            app.warn(f"warning: notification to {d.target} failed: {d.message}")
+    try:
+        alerts.record_deliveries(deliveries, kind, command=app.command_name)
+    except SafeholdError as exc:
+        app.warn(f"warning: {exc.message}")
