@@ -41,7 +41,7 @@ rpo = "24h"
 prometheus_textfile = "{tmp_path / "safehold.prom"}"
 [notifications]
 urls = [{{ env = "TEAM_URL" }}]
-timeout = 5
+timeout = 30
 lock_held_after = "1s"
 ''')
     return {
