@@ -27,6 +27,7 @@ output and exit codes in one place (``safehold.cli.main``); nothing else prints 
     ├── PartialResult                  3   the operation finished but some items could not be read
     ├── HealthCheckFailed              4   a health check failed (after 'restore all': all was restored)
     ├── ObjectiveBreached              5   'status': an RPO/RTO objective is not met, or the last check failed
+    ├── PreflightFailed                6   a backup would not fit: stopped before writing anything
     └── Interrupted                    130 SIGINT / SIGTERM
 """
 
@@ -41,6 +42,7 @@ EXIT_USAGE = 2
 EXIT_PARTIAL = 3
 EXIT_HEALTH = 4
 EXIT_OBJECTIVE = 5
+EXIT_PREFLIGHT = 6
 EXIT_NO_REPOSITORY = 10
 EXIT_LOCKED = 11
 EXIT_WRONG_PASSWORD = 12
@@ -57,6 +59,8 @@ EXIT_CODES: dict[int, str] = {
     "does not work yet)",
     EXIT_OBJECTIVE: "an objective is breached: a snapshot older than the RPO, a drill missing, failed, "
     "overdue or slower than the RTO, or a failed last check ('status', 'drill')",
+    EXIT_PREFLIGHT: "the backup would not fit: the repository, cache or temporary folder lacks the space or "
+    "inodes it needs (the message has the figures); stopped before anything was written",
     EXIT_NO_REPOSITORY: "no repository at the given location",
     EXIT_LOCKED: "the repository is locked by another operation",
     EXIT_WRONG_PASSWORD: "wrong passphrase (no key opens with it)",
@@ -209,6 +213,16 @@ class ObjectiveBreached(SafeholdError):
 
     exit_code = EXIT_OBJECTIVE
     default_hint = "The lines marked BREACHED say what is not met."
+
+
+class PreflightFailed(SafeholdError):
+    """A backup stopped by its preflight: a folder it writes to lacks the space or inodes it needs."""
+
+    exit_code = EXIT_PREFLIGHT
+    default_hint = (
+        "Free space there (e.g. 'safehold forget --prune' in the repository), or move the folder; "
+        "'safehold doctor' shows every figure."
+    )
 
 
 class Interrupted(SafeholdError):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import errno
 import os
+import posixpath
 from pathlib import Path
 from typing import Any
 
 import paramiko
 
 from safehold.backends.base import FileType, Handle
+from safehold.backends.space import Space
 from safehold.errors import BackendError
 
 CHUNK = 1 << 20
@@ -116,3 +118,30 @@ def fsync(sftp: paramiko.SFTPClient, f: paramiko.SFTPFile) -> None:
         if connection_lost(e, sftp):
             raise
         # SSH_FX_OP_UNSUPPORTED: the server cannot fsync; the rename still makes the write atomic.
+
+
+def statvfs(sftp: paramiko.SFTPClient, path: str, *, where: str) -> Space | str:
+    """``statvfs@openssh.com`` of ``path`` (the folder, or its nearest existing parent); the reason
+    when the server does not answer it (not OpenSSH, or the extension switched off)."""
+    request: Any = getattr(sftp, "_request", None)
+    if request is None:
+        return f"the SFTP connection to {where} cannot ask for free space"
+    probe = path
+    while True:
+        try:
+            kind, msg = request(paramiko.sftp.CMD_EXTENDED, "statvfs@openssh.com", probe)
+            break
+        except FileNotFoundError:
+            parent = posixpath.dirname(probe.rstrip("/"))
+            if not parent or parent == probe:
+                raise
+            probe = parent
+        except OSError as e:
+            if connection_lost(e, sftp):
+                raise
+            return f"the SFTP server of {where} does not report free space (statvfs@openssh.com: {e})"
+    if kind != paramiko.sftp.CMD_EXTENDED_REPLY:
+        return f"the SFTP server of {where} gave no statvfs answer"
+    bsize, frsize, blocks, _bfree, bavail, files, _ffree, favail = (msg.get_int64() for _ in range(8))
+    size = frsize or bsize
+    return Space(path, blocks * size, bavail * size, files, favail)

@@ -28,6 +28,7 @@ from safehold.backends._util import (
     temp_name,
 )
 from safehold.backends.base import BackendProperties, FileInfo, FileType, Handle
+from safehold.backends.space import Space, local_space
 from safehold.backends.spool import FileSpool
 from safehold.errors import BackendError, NotFoundError
 from safehold.fsutil import fsync_dir
@@ -74,6 +75,13 @@ class LocalBackend:
             os.makedirs(self.root.parent, DIR_MODE, exist_ok=True)
         except OSError as e:
             raise _error(e, "creating the parent folders of", self.root) from e
+
+    def space(self) -> Space:
+        """The free space and inodes of the repository's file system (see :mod:`.space`)."""
+        try:
+            return local_space(str(self.root))
+        except OSError as e:
+            raise _error(e, "reading the free space of", self.root) from e
 
     def exists(self) -> bool:
         return (self.root / "config").is_file()

@@ -42,6 +42,7 @@ from safehold.backends._sftp_io import (
     fsync,
     plain_rename,
     read_exactly,
+    statvfs,
 )
 from safehold.backends._util import (
     TEMP_PREFIX,
@@ -52,6 +53,7 @@ from safehold.backends._util import (
     temp_name,
 )
 from safehold.backends.base import BackendProperties, FileInfo, FileType, Handle, TransientBackendError
+from safehold.backends.space import Space
 from safehold.errors import BackendError, ConfigError, NotFoundError
 
 T = TypeVar("T")
@@ -304,6 +306,15 @@ class SFTPBackend:
                 raise self._error(e, "creating the repository folders") from e
 
         self._run("creating the repository", run)
+
+    def space(self) -> Space | str:
+        """The free space and inodes of the repository's file system on the server, through OpenSSH's
+        ``statvfs@openssh.com`` extension; a server without it gives the reason instead."""
+
+        def run(sftp: paramiko.SFTPClient) -> Space | str:
+            return statvfs(sftp, self.root, where=f"{self.host}:{self.root}")
+
+        return self._run(f"reading the free space of {self.root}", run)
 
     def exists(self) -> bool:
         def run(sftp: paramiko.SFTPClient) -> bool:

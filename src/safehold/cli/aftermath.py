@@ -6,6 +6,9 @@
 * **Breaches**: the same figures decide ``rpo.breach`` and ``rto.breach``. Each breach is sent once, when
   it starts (:mod:`safehold.operations.observe.alerts` remembers which were told), not at every run while it
   lasts; a breach whose delivery failed is tried again next time.
+* **disk.low** (:func:`disk_low`, called by the backup's preflight while it runs): a folder the backup
+  writes to would be fuller than ``[preflight] warn_usage``, or cannot take the backup; sent once when
+  that starts, like a breach.
 * **lock.held**: a command stopped by another operation's lock (exit 11) sends it when that lock is older
   than ``[notifications] lock_held_after`` or when the command waited for it in vain (``--lock-wait``).
 
@@ -124,6 +127,50 @@ def _breaches(app: App, notifier: Notifier, status: Any, command: str) -> list[D
     except SafeholdError as exc:
         app.warn(f"warning: {exc.message}")
     return deliveries
+
+
+def disk_low(app: App, folders: list[Any]) -> None:
+    """Send disk.low for each folder (a preflight's :class:`~safehold.operations.backup.preflight.FolderCheck`)
+    that became low or too small since the last time it was told; a folder measured fine again is
+    forgotten, so its next shortage is told again. Deliveries go into ``app.sent``."""
+    from safehold.operations.observe import alerts
+
+    try:
+        config = app.config()
+    except SafeholdError:
+        return
+    if config is None:
+        return
+    notifier = Notifier(config.notifications, host=socket.gethostname())
+    if not notifier.configured or not any(_wants(on, "disk.low") for _, on in notifier.targets.values()):
+        return
+    notifier.redactor = redactor_for(config, app.secrets)
+    measured = {f"disk:{f.role}:{f.path}": f for f in folders if f.skipped is None}
+    try:
+        new = alerts.new_breaches([k for k, f in measured.items() if f.low or not f.ok], measured)
+    except SafeholdError as exc:
+        app.warn(f"warning: {exc.message}")
+        return
+    told = []
+    for key in new:
+        f = measured[key]
+        event = Event(
+            "disk.low",
+            notifier.host,
+            f"{app.command_name} on {notifier.host}: {f.message}",
+            profile=app.outcome.profile,
+            hint=f.hint
+            or "Free space there before it runs out ('safehold forget --prune' for the repository).",
+        )
+        sent = notifier.send(event)
+        warn_failed(app, sent, event.kind)
+        app.sent += sent
+        if all(d.ok for d in sent):
+            told.append(key)
+    try:
+        alerts.remember_breaches(told)
+    except SafeholdError as exc:
+        app.warn(f"warning: {exc.message}")
 
 
 def _lock_held(

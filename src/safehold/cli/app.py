@@ -76,6 +76,8 @@ class App:
     close_later: bool = False
     #: The status a command computed (``status``), reused after it for the textfile and breach alerts.
     measured: Any = None
+    #: Notifications the command sent while it ran (disk.low), for its audit record.
+    sent: list[Any] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
     # ---- configuration ---------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from typing import TYPE_CHECKING
 
 import click
@@ -97,6 +99,7 @@ def backup(
             + ("; 'latest' will not pick this snapshot until then" if skipped else "")
         )
     repo = app.open_repo()
+    preflight(app, repo, profile=None, components=[], paths=list(paths), host=host)
     opts = BackupOptions(
         paths=list(paths),
         tags=list(tags),
@@ -136,6 +139,9 @@ def _backup_profile(app: App, profile: str | None, *, init_offsite: bool, forget
     config = app.config(required=True)
     assert config is not None
     repo = app.open_repo()
+    preflight(
+        app, repo, profile=profile or config.defaults.profile, components=config.profile_components(profile)
+    )
 
     def open_offsite(name: str) -> Repository:
         other = App(config_path=app.config_path, offsite=name)
@@ -204,6 +210,48 @@ def _backup_profile(app: App, profile: str | None, *, init_offsite: bool, forget
     require_ok(run)
     if forget_error is not None:
         raise forget_error
+
+
+def preflight(
+    app: App,
+    repo: Repository,
+    *,
+    profile: str | None,
+    components: list[str],
+    paths: list[str] | None = None,
+    host: str | None = None,
+) -> None:
+    """The checks before a backup (:mod:`safehold.operations.backup.preflight`): warnings for a folder that
+    will be nearly full and for components that cannot run (disk.low sent once when a folder gets
+    low); raises PreflightFailed, before anything is written, when the backup cannot fit."""
+    from safehold.cli import aftermath
+    from safehold.config.schema import Config
+    from safehold.operations.backup.preflight import require_room, run_preflight
+
+    config = app.config() or Config.model_validate({"repository": {"url": repo.backend.properties.location}})
+    if not config.preflight.enabled:
+        return
+    started = time.monotonic()
+    snapshots = list(repo.iter_snapshots(errors=[]))
+    report = run_preflight(
+        config,
+        backend=repo.backend,
+        snapshots=snapshots,
+        profile=profile,
+        components=components,
+        paths=[os.path.abspath(p) for p in paths] if paths else None,
+        host=host,
+    )
+    for folder in report.folders:
+        if folder.ok and folder.low:
+            app.warn(f"warning: {folder.message}")
+    for finding in report.problems:
+        app.warn(f"warning: preflight: component {finding.subject}: {finding.message}")
+        if finding.hint:
+            app.warn(f"hint: {finding.hint}")
+    app.outcome.extra["preflight_seconds"] = round(time.monotonic() - started, 3)
+    aftermath.disk_low(app, report.folders)
+    require_room(report)
 
 
 def _record(app: App, run: ProfileRun) -> None:

@@ -131,7 +131,7 @@ def event_kind(operation: str, code: int, partial: bool) -> str:
 def finish(app: App, code: int, error: SafeholdError | None) -> None:
     """After the command: its event to the notification targets; the objectives measured again (the
     Prometheus textfile, breach alerts) and a lock that stopped it; then its audit record."""
-    deliveries = notify(app, code, error)
+    deliveries = app.sent + notify(app, code, error)
     if app.ran:
         deliveries += aftermath.run(app, error, command_line(ARGV))
     if app.ran and app.command_name not in UNRECORDED:

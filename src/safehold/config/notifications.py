@@ -44,7 +44,8 @@ EVENT_KINDS: dict[str, tuple[str, str]] = {
     ),
     "disk.low": (
         "warning",
-        "a repository, cache or temporary folder is fuller than the warning level (reserved: this version does not send it yet)",
+        "the backup's preflight found a repository, cache or temporary folder that would be fuller than "
+        "[preflight] warn_usage, or that cannot take the backup (sent once when that starts)",
     ),
     "lock.held": (
         "warning",

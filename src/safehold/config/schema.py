@@ -38,6 +38,7 @@ from safehold.config.tables import (
     Hooks,
     Objectives,
     OffsiteSettings,
+    PreflightSettings,
     Profile,
     RepositorySettings,
     Retention,
@@ -72,6 +73,7 @@ __all__ = [
     "Notifications",
     "Objectives",
     "OffsiteSettings",
+    "PreflightSettings",
     "Profile",
     "RepositorySettings",
     "Retention",
@@ -187,6 +189,11 @@ class Config(StrictModel):
     )
     status: StatusSettings = Field(
         default_factory=StatusSettings, description="What 'status' publishes besides its output."
+    )
+    preflight: PreflightSettings = Field(
+        default_factory=PreflightSettings,
+        description="Checks before every backup: room on the repository, cache and temporary folders, and "
+        "each component's own checks.",
     )
     notifications: Notifications = Field(
         default_factory=Notifications,

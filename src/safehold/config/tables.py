@@ -222,6 +222,48 @@ class StatusSettings(_Model):
         return value
 
 
+class PreflightSettings(_Model):
+    """Checks before every backup: room on the repository, cache and temporary folders, and each
+    component's own checks."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Check before every backup; a backup that cannot fit stops before it writes anything "
+        "(exit code 6).",
+        examples=[True],
+    )
+    warn_usage: int = Field(
+        default=85,
+        ge=1,
+        le=100,
+        description="Warn (and send disk.low) when a folder's file system would be fuller than this percent "
+        "after the backup.",
+        examples=[85],
+    )
+    margin: int = Field(
+        default=25,
+        ge=0,
+        le=1000,
+        description="Percent added to the estimated need (what the largest of the profile's last three "
+        "backups added to the repository) before it is compared with the free space.",
+        examples=[25],
+    )
+    components: bool = Field(
+        default=True,
+        description="Also run each component's own checks (server reachable, tools present, credentials "
+        "resolve), all at once; a problem is a warning, the backup goes on (that component fails in it).",
+        examples=[True],
+    )
+    timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Seconds the components' checks may take in all; those not done by then are reported "
+        "as unfinished and the backup goes on.",
+        examples=[10],
+    )
+
+
 class Drill(_Model):
     """Restore drills: restore into a sandbox, load dumps into scratch servers, verify, time it."""
 

@@ -9,8 +9,9 @@ configuration's names or a reference's description (``env:SLACK_URL``), messages
 * **targets** — per notification target: the last delivery's time and outcome, and for a target whose
   last delivery failed, how many failed in a row, since when, for which event and why. ``status``
   shows the failing ones (:func:`failing_targets`); one successful delivery clears a target.
-* **breached** — the objectives (``rpo:host:profile``, ``rto:host:profile``) whose breach was told to
-  every target that wanted it (:func:`remember_breaches`). A breach is announced once when it starts
+* **breached** — the objectives (``rpo:host:profile``, ``rto:host:profile``) whose breach, and the
+  folders (``disk:role:path``) whose shortage of space, was told to every target that wanted it
+  (:func:`remember_breaches`). A breach is announced once when it starts
   (:func:`new_breaches`), not at every ``status`` run; when the objective is measured as met again it
   leaves the list, so the next breach is announced again. A breach whose notification failed is not
   remembered and is tried again next time. Nothing is sent while the state is locked.
