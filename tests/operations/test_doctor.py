@@ -183,6 +183,7 @@ def test_doctor_finds_missing_grants_and_is_clean_after_them(
     assert subjects == {
         *(
             "repository",
+            "room",
             "secrets",
             "permissions",
             "app",
