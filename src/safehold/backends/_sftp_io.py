@@ -142,6 +142,6 @@ def statvfs(sftp: paramiko.SFTPClient, path: str, *, where: str) -> Space | str:
             return f"the SFTP server of {where} does not report free space (statvfs@openssh.com: {e})"
     if kind != paramiko.sftp.CMD_EXTENDED_REPLY:
         return f"the SFTP server of {where} gave no statvfs answer"
-    bsize, frsize, blocks, _bfree, bavail, files, _ffree, favail = (msg.get_int64() for _ in range(8))
+    bsize, frsize, blocks, bfree, bavail, files, _ffree, favail = (msg.get_int64() for _ in range(8))
     size = frsize or bsize
-    return Space(path, blocks * size, bavail * size, files, favail)
+    return Space(path, blocks * size, bavail * size, files, favail, None, (blocks - bfree) * size)

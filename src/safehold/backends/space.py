@@ -26,15 +26,23 @@ class Space:
     total_inodes: int
     free_inodes: int
     device: int | None = None
+    #: bytes in use (blocks not free); None: unknown, then everything not ``free`` counts as used
+    used: int | None = None
 
     @property
     def used_fraction(self) -> float:
-        return 1.0 - self.free / self.total if self.total else 0.0
+        """How full it is, as ``df`` counts it: used / (used + free to the user), so blocks reserved
+        for root count neither as used nor as free."""
+        used = self.total - self.free if self.used is None else self.used
+        return used / (used + self.free) if used + self.free else 0.0
 
 
 def from_statvfs(path: str, st: os.statvfs_result, device: int | None = None) -> Space:
     size = st.f_frsize or st.f_bsize
-    return Space(path, st.f_blocks * size, st.f_bavail * size, st.f_files, st.f_favail, device)
+    return Space(
+        path, st.f_blocks * size, st.f_bavail * size, st.f_files, st.f_favail, device,
+        (st.f_blocks - st.f_bfree) * size,
+    )  # fmt: skip
 
 
 def local_space(path: str) -> Space:

@@ -145,9 +145,12 @@ def disk_low(app: App, folders: list[Any]) -> None:
     if not notifier.configured or not any(_wants(on, "disk.low") for _, on in notifier.targets.values()):
         return
     notifier.redactor = redactor_for(config, app.secrets)
+    from safehold.operations.preflight import low_file_systems
+
     measured = {f"disk:{f.role}:{f.path}": f for f in folders if f.skipped is None}
+    short = {id(f) for f in low_file_systems(folders)} | {id(f) for f in folders if not f.ok}
     try:
-        new = alerts.new_breaches([k for k, f in measured.items() if f.low or not f.ok], measured)
+        new = alerts.new_breaches([k for k, f in measured.items() if id(f) in short], measured)
     except SafeholdError as exc:
         app.warn(f"warning: {exc.message}")
         return

@@ -226,7 +226,7 @@ def preflight(
     low); raises PreflightFailed, before anything is written, when the backup cannot fit."""
     from safehold.cli import aftermath
     from safehold.config.schema import Config
-    from safehold.operations.backup.preflight import require_room, run_preflight
+    from safehold.operations.backup.preflight import low_file_systems, require_room, run_preflight
 
     config = app.config() or Config.model_validate({"repository": {"url": repo.backend.properties.location}})
     if not config.preflight.enabled:
@@ -242,15 +242,15 @@ def preflight(
         paths=[os.path.abspath(p) for p in paths] if paths else None,
         host=host,
     )
-    for folder in report.folders:
-        if folder.ok and folder.low:
+    for folder in low_file_systems(report.folders):
+        if folder.ok:
             app.warn(f"warning: {folder.message}")
     for finding in report.problems:
         app.warn(f"warning: preflight: component {finding.subject}: {finding.message}")
         if finding.hint:
             app.warn(f"hint: {finding.hint}")
     app.outcome.extra["preflight_seconds"] = round(time.monotonic() - started, 3)
-    aftermath.disk_low(app, report.folders)
+    aftermath.disk_low(app, report.folders)  # one message per file system
     require_room(report)
 
 

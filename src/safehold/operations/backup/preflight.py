@@ -83,6 +83,8 @@ class FolderCheck:
     low: bool = False
     message: str = ""
     hint: str | None = None
+    #: the roles of the other folders on the same file system (judged together)
+    shared_with: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -184,9 +186,9 @@ def _judge(
     check: FolderCheck, space: Space, need: int, need_inodes: int, shared: str, warn_usage: int
 ) -> None:
     check.need, check.need_inodes = need, need_inodes
-    used = space.total - space.free
-    pct = 100 * used / space.total if space.total else 0.0
-    after = 100 * (used + need) / space.total if space.total else 0.0
+    used = space.total - space.free if space.used is None else space.used
+    pct = 100 * space.used_fraction
+    after = 100 * (used + need) / (used + space.free) if used + space.free else 0.0
     figures = (
         f"{human_bytes(space.free)} free of {human_bytes(space.total)} ({pct:.0f}% used), "
         f"an estimated {human_bytes(need)} needed{shared}"
@@ -250,9 +252,20 @@ def check_room(
             check, space, _, _ = measured[i]
             assert space is not None
             others = [measured[j][0].role for j in members if j != i]
+            check.shared_with = others
             shared = f" (with the {' and the '.join(others)} on the same file system)" if others else ""
             _judge(check, space, need, inodes, shared, settings.warn_usage)
     return [m[0] for m in measured]
+
+
+def low_file_systems(folders: list[FolderCheck]) -> list[FolderCheck]:
+    """The low folders, one per file system (the first of the folders that share one: its message names
+    the others), so one full disk is one warning, not three."""
+    out: list[FolderCheck] = []
+    for f in folders:
+        if f.low and not any(g.role in f.shared_with for g in out):
+            out.append(f)
+    return out
 
 
 # ------------------------------------------------------------------------------------------ components
