@@ -181,7 +181,7 @@ def test_low_space_warns_and_sends_disk_low_once(
     cfg = _profile_config(
         tmp_path,
         repo_path,
-        '[preflight]\nwarn_usage = 1\n[notifications]\nurls = [{ env = "TEAM_URL" }]\ntimeout = 5\n',
+        '[preflight]\nwarn_usage = 1\n[notifications]\nurls = [{ env = "TEAM_URL" }]\ntimeout = 30\n',
     )
     env = {
         "SAFEHOLD_CONFIG": str(cfg),
