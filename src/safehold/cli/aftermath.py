@@ -145,7 +145,7 @@ def disk_low(app: App, folders: list[Any]) -> None:
     if not notifier.configured or not any(_wants(on, "disk.low") for _, on in notifier.targets.values()):
         return
     notifier.redactor = redactor_for(config, app.secrets)
-    from safehold.operations.preflight import low_file_systems
+    from safehold.operations.backup.preflight import low_file_systems
 
     measured = {f"disk:{f.role}:{f.path}": f for f in folders if f.skipped is None}
     short = {id(f) for f in low_file_systems(folders)} | {id(f) for f in folders if not f.ok}
