@@ -1,7 +1,8 @@
 """A web user plants an option-file injection in the app's .env; root's nightly profile backup runs.
 
 Through the real CLI: the database component fails with a message that names the component and the
-secret reference (never the value), no dump program starts, no library is loaded, and the rest of the
+secret reference (never the value), no dump program starts with the connection settings (the preflight's
+`--version` check is not a start), no library is loaded, and the rest of the
 profile is still backed up (the snapshot is partial, exit 1).
 """
 

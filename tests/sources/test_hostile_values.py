@@ -35,11 +35,17 @@ LEGIT = "q\"uo'te \\back\\\\slash #hash =eq ;semi $dollar ä€😀 --opt=1 \\n"
 
 
 def tracer(tmp_path: Path, real: str) -> tuple[str, Path]:
-    """A wrapper program that records that it started (and its PGPASSWORD), then runs ``real``."""
+    """A wrapper program that records that it started (and its PGPASSWORD), then runs ``real``.
+
+    A bare ``--version`` (the preflight's tool check: no option file, no password, no connection) is not
+    recorded: the tests ask whether the tool ever ran with the connection settings."""
     mark = tmp_path / f"{Path(real).name}.started"
     wrapper = tmp_path / f"trace-{Path(real).name}"
+    tool = shutil.which(real)
     wrapper.write_text(
-        f'#!/bin/sh\nprintf "%s" "$PGPASSWORD" > {mark}\nexec {shutil.which(real)} "$@"\n', encoding="utf-8"
+        f'#!/bin/sh\nif [ "$#" = 1 ] && [ "$1" = --version ]; then exec {tool} --version; fi\n'
+        f'printf "%s" "$PGPASSWORD" > {mark}\nexec {tool} "$@"\n',
+        encoding="utf-8",
     )
     wrapper.chmod(0o755)
     return str(wrapper), mark
