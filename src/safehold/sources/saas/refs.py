@@ -105,39 +105,27 @@ def retell(objects: Objects) -> References:
                     f"{who} -> agent {show(aid)} version {show(version)}: not among its exported versions",
                 )
     for llm in of_folder(objects, "llms"):
-        states = items(llm.get("states"))
-        names = {ident(s.get("name")) for s in states}
-        who = f"llm {show(llm.get('llm_id'))}"
-        if llm.get("starting_state") is not None:
-            refs.need(
-                ident(llm["starting_state"]) in names,
-                f"{who}: starting state {show(llm['starting_state'])} is not one of its states",
-            )
-        for s in states:
-            for e in items(s.get("edges")):
-                if e.get("destination_state_name") is not None:
-                    dest = e["destination_state_name"]
-                    refs.need(
-                        ident(dest) in names,
-                        f"{who}: an edge of state {show(s.get('name'))} leads to {show(dest)}, not one of its states",
-                    )
+        _graph(
+            refs,
+            f"llm {show(llm.get('llm_id'))}",
+            items(llm.get("states")),
+            llm.get("starting_state"),
+            member="name",
+            dest="destination_state_name",
+            start="starting state",
+            noun="state",
+        )
     for flow in of_folder(objects, "conversation-flows"):
-        nodes = items(flow.get("nodes"))
-        ids = {ident(n.get("id")) for n in nodes}
-        who = f"conversation flow {show(flow.get('conversation_flow_id'))}"
-        if flow.get("start_node_id") is not None:
-            refs.need(
-                ident(flow["start_node_id"]) in ids,
-                f"{who}: start node {show(flow['start_node_id'])} is not one of its nodes",
-            )
-        for n in nodes:
-            for e in items(n.get("edges")):
-                if e.get("destination_node_id") is not None:
-                    dest = e["destination_node_id"]
-                    refs.need(
-                        ident(dest) in ids,
-                        f"{who}: an edge of node {show(n.get('id'))} leads to {show(dest)}, not one of its nodes",
-                    )
+        _graph(
+            refs,
+            f"conversation flow {show(flow.get('conversation_flow_id'))}",
+            items(flow.get("nodes")),
+            flow.get("start_node_id"),
+            member="id",
+            dest="destination_node_id",
+            start="start node",
+            noun="node",
+        )
     if voices:
         refs.notes.append(
             f"{len(voices)} voice id(s) ({', '.join(sorted(map(show, voices))[:3])}) name Retell's catalogue, not exported"
@@ -188,3 +176,27 @@ def calcom(objects: Objects) -> References:
                 f"webhook {show(hook.get('id'))} -> event type {show(hook['eventTypeId'])}: not in the export",
             )
     return refs
+
+
+def _graph(
+    refs: References,
+    who: str,
+    members: list[dict[str, Any]],
+    first: Any,
+    *,
+    member: str,
+    dest: str,
+    start: str,
+    noun: str,
+) -> None:
+    """One graph of a Retell LLM (states) or conversation flow (nodes): its start and every edge lead to a member."""
+    names = {ident(m.get(member)) for m in members}
+    if first is not None:
+        refs.need(ident(first) in names, f"{who}: {start} {show(first)} is not one of its {noun}s")
+    for m in members:
+        for e in items(m.get("edges")):
+            if e.get(dest) is not None:
+                refs.need(
+                    ident(e[dest]) in names,
+                    f"{who}: an edge of {noun} {show(m.get(member))} leads to {show(e[dest])}, not one of its {noun}s",
+                )
