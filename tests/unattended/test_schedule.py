@@ -358,7 +358,9 @@ def test_status_shows_next_runs_and_the_last_run_from_the_audit_log(tmp_path: Pa
     audit.append_local(audit.Record("check", ["check"], "failed", 1, time="2026-11-30T00:20:00.000+00:00", job="check", error="pack 3f damaged"), log)  # fmt: skip
 
     r = run("--config", str(cfg), "schedule", "status", "--root", str(root), "--json", env=env, password=None)
-    assert r.code == 0, r.err
+    # the check job's last run failed: a monitor running 'schedule status' sees it in the exit code
+    assert r.code == 1, r.err
+    assert "did not succeed: check (failed, exit 1)" in r.err and "hint: " in r.err, r.err
     jobs = {j["name"]: j for j in r.json()["jobs"]}
     quick = jobs["backup-quick"]
     assert quick["last"]["time"] == "2026-12-01T00:12:00.000+00:00" and quick["last"]["result"] == "ok"
@@ -369,6 +371,9 @@ def test_status_shows_next_runs_and_the_last_run_from_the_audit_log(tmp_path: Pa
     assert dt.datetime.fromisoformat(jobs["drill"]["next_run"]).day == 1 and jobs["drill"]["last"] is None
     text = run("schedule", "status", "--root", str(root), env=env, password=None).out
     assert "ok (exit 0) snapshot abababab" in text and "never (no audit record" in text
+    audit.append_local(audit.Record("check", ["check"], "ok", 0, time="2026-12-01T00:20:00.000+00:00", job="check"), log)  # fmt: skip
+    r = run("schedule", "status", "--root", str(root), env=env, password=None)
+    assert r.code == 0 and "error" not in r.err, r.err  # the newest run of every job succeeded
 
 
 # ------------------------------------------------------------------------------------------ jobs

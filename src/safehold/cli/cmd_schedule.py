@@ -153,7 +153,8 @@ def install_cmd(app: App, root: Path, systemd: bool, cron: bool, dry_run: bool) 
 @pass_app
 def status_cmd(app: App, root: Path) -> None:
     """The installed jobs: calendar, next run (from systemd when it runs the timers, else computed), and
-    the last run of each from the audit log (time, result, exit code)."""
+    the last run of each from the audit log (time, result, exit code). Exits 1 when a job's last run did
+    not succeed (failed, partial or interrupted), so that a monitor can run it."""
     root = root.absolute()
     manifest = read_manifest(root)
     if manifest is None:
@@ -184,6 +185,18 @@ def status_cmd(app: App, root: Path) -> None:
     result = {"installed": True, "root": str(root), "mode": manifest.mode, "config": manifest.config,
               "installed_at": manifest.installed, "jobs": [vars(st) for st in found]}  # fmt: skip
     app.emit(result, "\n".join(lines))
+    failed = [st for st in found if st.last and st.last.get("exit_code") != 0]
+    if failed:
+        runs = ", ".join(
+            f"{st.name} ({st.last.get('result')}, exit {st.last.get('exit_code')})"
+            for st in failed
+            if st.last
+        )
+        raise SafeholdError(
+            f"the last run of {len(failed)} scheduled job(s) did not succeed: {runs}",
+            hint="'safehold log' shows the runs and their errors; fix the cause, then run the job's command "
+            "(in the installed cron file or systemd unit) by hand to see it succeed.",
+        )
 
 
 def _when(iso: object) -> str:
