@@ -14,6 +14,7 @@ from typing import Any
 
 from tests.drill.conftest import DrillServer
 from tests.helpers.pki import make_cert as health_pki
+from tests.helpers.slowproxy import slow_proxy
 from tests.sources.conftest import mysql_root
 
 
@@ -215,12 +216,17 @@ def test_db_host_and_port_reach_the_scratch_server_and_a_slow_drill_breaches_the
     assert "the dump was not tested" in step["message"] and step["hint"], step
     r = d.drill("--profile", "quick", "--db-host", "127.0.0.1", "--db-port", "3306")
     assert r.code == 0, r.out
-    # every component passes, but slower than the RTO: exit 5, recorded, and status says so
+    # every component passes, but slower than the RTO: exit 5, recorded, and status says so. The scratch
+    # server is reached through a proxy that holds each connection 1.2 s (a slow network), so the drill
+    # takes longer than 1 s on any machine
     d.edit_config(lambda data: data.setdefault("objectives", {}).update(rto="1s"))
-    r = d.drill("--profile", "quick")
+    with slow_proxy(("127.0.0.1", 3306), delay=1.2) as proxy:
+        r = d.drill("--profile", "quick", "--db-host", "127.0.0.1", "--db-port", str(proxy.port))
+    assert proxy.connections >= 1, proxy
     assert r.code == 5, r
     out = r.json()
     assert out["ok"] is True and out["within_rto"] is False and out["rto_seconds"] == 1, out
+    assert out["seconds"] >= 1.2, out
     assert "longer than the RTO of 1s" in r.err, r.err
     d.edit_config(lambda data: data["drill"].update(profile="quick"))
     st = d.cli("--config", str(d.s.config), "--json", "status")
