@@ -143,8 +143,8 @@ def test_dropped_connection_reconnects_through_retry(sshd: SSHServer, tmp_path: 
         b.save(Handle(FileType.INDEX, "aa"), b"index")
         inner = unwrap(b)
         assert isinstance(inner, SFTPBackend)
-        assert inner._client is not None
-        transport = inner._client.get_transport()
+        assert inner._pool.client is not None
+        transport = inner._pool.client.get_transport()
         assert transport is not None
         transport.close()  # the connection dies under the idle channels
         assert b.load(Handle(FileType.INDEX, "aa")) == b"index"

@@ -11,9 +11,10 @@ refused.
 
 A save writes ``<name>.tmp-...`` in the target folder, fsyncs it where the server offers
 ``fsync@openssh.com``, renames it into place with ``posix-rename@openssh.com`` (atomic replace) and checks
-the size of the result. One SSH connection carries up to ``connections`` SFTP channels (a pool), so the
-backend is safe to use from many threads. Network failures raise TransientBackendError and drop the
-connection; the next call (usually the retry wrapper's) connects again.
+the size of the result. One SSH connection carries up to ``connections`` SFTP channels (a pool,
+:mod:`._sftp_pool`), so the backend is safe to use from many threads. Network failures raise
+TransientBackendError and drop the connection; the next call (usually the retry wrapper's) connects again.
+Host-key policy, error classification and file I/O of a channel: :mod:`._sftp_io`.
 """
 
 from __future__ import annotations
@@ -24,12 +25,10 @@ import getpass
 import os
 import posixpath
 import re
-import socket
 import stat
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import paramiko
@@ -37,13 +36,13 @@ import paramiko
 from safehold.backends._sftp_io import (
     CHUNK,
     PREFETCH_FROM,
-    HostKeyPolicy,
     connection_lost,
     fsync,
     plain_rename,
     read_exactly,
     statvfs,
 )
+from safehold.backends._sftp_pool import ChannelPool
 from safehold.backends._util import (
     TEMP_PREFIX,
     check_handle,
@@ -56,7 +55,6 @@ from safehold.backends.base import BackendProperties, FileInfo, FileType, Handle
 from safehold.backends.space import Space
 from safehold.errors import BackendError, ConfigError, NotFoundError
 
-T = TypeVar("T")
 #: A host name (DNS labels) or an IP address; urlsplit gives IPv6 without its brackets.
 _HOST = re.compile(r"[a-z0-9_][a-z0-9_.-]*|[0-9a-f.]*:[0-9a-f:.]*(%[a-z0-9_.-]+)?", re.IGNORECASE)
 
@@ -91,161 +89,21 @@ class SFTPBackend:
             connections=max(1, connections),
             local=False,
         )
-        self._mutex = threading.Condition()
-        self._client: paramiko.SSHClient | None = None
-        self._idle: builtins.list[paramiko.SFTPClient] = []
-        self._open = 0
-        self._generation = 0
-        self._closed = False
+        self._pool = ChannelPool(
+            host,
+            port,
+            self.user,
+            identity_file=self.identity_file,
+            known_hosts=self.known_hosts,
+            accept_new_host_key=accept_new_host_key,
+            timeout=timeout,
+            size=self._properties.connections,
+            location=self._properties.location,
+        )
 
     @property
     def properties(self) -> BackendProperties:
         return self._properties
-
-    # -- connection pool ------------------------------------------------------------------------------
-
-    def _connect(self) -> paramiko.SSHClient:
-        client = paramiko.SSHClient()
-        if self.known_hosts is not None:
-            files = [self.known_hosts]
-            append_to = self.known_hosts
-        else:
-            append_to = Path("~/.ssh/known_hosts").expanduser()
-            files = [Path("/etc/ssh/ssh_known_hosts"), append_to]
-        for f in files:
-            if f.is_file():
-                client.get_host_keys().load(str(f))
-        client.set_missing_host_key_policy(HostKeyPolicy(append_to, self.accept_new_host_key, self.port))
-        try:
-            client.connect(
-                self.host,
-                port=self.port,
-                username=self.user,
-                key_filename=self.identity_file,
-                allow_agent=True,
-                look_for_keys=self.identity_file is None,
-                timeout=self.timeout,
-                banner_timeout=self.timeout,
-                auth_timeout=self.timeout,
-                channel_timeout=self.timeout,
-            )
-        except paramiko.BadHostKeyException as e:
-            client.close()
-            raise BackendError(
-                f"the SSH host key of {self.host} has CHANGED (got {e.key.fingerprint}); refusing to connect",
-                hint=(
-                    "Someone may be intercepting the connection, or the server was reinstalled. Verify "
-                    "the new key with the server's administrator and replace the old line in known_hosts."
-                ),
-            ) from None
-        except paramiko.AuthenticationException as e:
-            client.close()
-            raise BackendError(
-                f"SSH authentication failed for {self.user}@{self.host}: {e}",
-                hint="Check identity_file (or the keys in your SSH agent) and the server's authorized_keys.",
-            ) from None
-        except BackendError:
-            client.close()
-            raise
-        except socket.gaierror as e:
-            client.close()
-            raise BackendError(
-                f"cannot resolve the host name {self.host}: {e}", hint="Check the host name in the URL."
-            ) from None
-        except (paramiko.SSHException, EOFError, OSError) as e:
-            client.close()
-            raise TransientBackendError(
-                f"cannot connect to {self.host}:{self.port}: {e}",
-                hint="Check that the server is reachable and sshd is running.",
-            ) from e
-        return client
-
-    def _acquire(self) -> tuple[paramiko.SFTPClient, int]:
-        with self._mutex:
-            while True:
-                if self._closed:
-                    raise BackendError(f"{self._properties.location} is closed")
-                if self._idle:
-                    return self._idle.pop(), self._generation
-                if self._open < self._properties.connections:
-                    self._open += 1
-                    break
-                self._mutex.wait()
-            generation = self._generation
-            try:
-                if self._client is None:
-                    self._client = self._connect()
-                client = self._client
-            except BaseException:
-                self._open -= 1
-                self._mutex.notify()
-                raise
-        try:
-            sftp = client.open_sftp()
-            channel = sftp.get_channel()
-            if channel is not None:
-                channel.settimeout(self.timeout)
-        except BaseException:
-            with self._mutex:
-                self._open -= 1
-                self._mutex.notify()
-            raise
-        return sftp, generation
-
-    def _release(self, sftp: paramiko.SFTPClient, generation: int, broken: bool) -> None:
-        with self._mutex:
-            if broken or generation != self._generation or self._closed:
-                self._open -= 1
-                try:
-                    sftp.close()
-                except Exception:
-                    pass
-                if broken and generation == self._generation:
-                    self._drop_connection()
-            else:
-                self._idle.append(sftp)
-            self._mutex.notify()
-
-    def _drop_connection(self) -> None:
-        """Forget the SSH connection (called with the mutex held); channels of it close on release."""
-        self._generation += 1
-        for s in self._idle:
-            try:
-                s.close()
-            except Exception:
-                pass
-        self._open -= len(self._idle)
-        self._idle.clear()
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    def _run(self, doing: str, fn: Callable[[paramiko.SFTPClient], T]) -> T:
-        """Run ``fn`` on a pooled channel, mapping network failures to TransientBackendError."""
-        try:
-            sftp, generation = self._acquire()
-        except BackendError:
-            raise
-        except (paramiko.SSHException, EOFError, OSError) as e:
-            with self._mutex:
-                self._drop_connection()
-            raise TransientBackendError(
-                f"opening a channel for {doing} on {self._properties.location}: {e}"
-            ) from e
-        broken = False
-        try:
-            return fn(sftp)
-        except BackendError:
-            raise
-        except Exception as e:
-            if not connection_lost(e, sftp):
-                raise
-            broken = True
-            raise TransientBackendError(
-                f"connection failed while {doing} on {self._properties.location}: {e}"
-            ) from e
-        finally:
-            self._release(sftp, generation, broken)
 
     # -- paths ----------------------------------------------------------------------------------------
 
@@ -305,7 +163,7 @@ class SFTPBackend:
                     raise
                 raise self._error(e, "creating the repository folders") from e
 
-        self._run("creating the repository", run)
+        self._pool.run("creating the repository", run)
 
     def space(self) -> Space | str:
         """The free space and inodes of the repository's file system on the server, through OpenSSH's
@@ -314,7 +172,7 @@ class SFTPBackend:
         def run(sftp: paramiko.SFTPClient) -> Space | str:
             return statvfs(sftp, self.root, where=f"{self.host}:{self.root}")
 
-        return self._run(f"reading the free space of {self.root}", run)
+        return self._pool.run(f"reading the free space of {self.root}", run)
 
     def exists(self) -> bool:
         def run(sftp: paramiko.SFTPClient) -> bool:
@@ -328,7 +186,7 @@ class SFTPBackend:
                     raise
                 raise self._error(e, "looking for config") from e
 
-        return self._run("looking for config", run)
+        return self._pool.run("looking for config", run)
 
     def save(self, h: Handle, data: bytes | memoryview) -> None:
         final = self._path(h)
@@ -375,7 +233,7 @@ class SFTPBackend:
                     raise self._error(e, f"writing {h}") from e
                 raise
 
-        self._run(f"writing {h}", run)
+        self._pool.run(f"writing {h}", run)
 
     def load(self, h: Handle, offset: int = 0, length: int | None = None) -> bytes:
         path = self._path(h)
@@ -405,7 +263,7 @@ class SFTPBackend:
                 )
             return got
 
-        return self._run(f"reading {h}", run)
+        return self._pool.run(f"reading {h}", run)
 
     def stat(self, h: Handle) -> FileInfo:
         path = self._path(h)
@@ -421,7 +279,7 @@ class SFTPBackend:
                 raise self._error(e, f"reading the size of {h}") from e
             return FileInfo(h.name if h.type is not FileType.CONFIG else "config", st.st_size or 0)
 
-        return self._run(f"reading the size of {h}", run)
+        return self._pool.run(f"reading the size of {h}", run)
 
     def list(self, t: FileType) -> Iterator[FileInfo]:
         if t is FileType.CONFIG:
@@ -460,7 +318,7 @@ class SFTPBackend:
                         found.append(FileInfo(name, a.st_size or 0, a.st_mtime))
             return found
 
-        yield from self._run(f"listing {t.folder}", run)
+        yield from self._pool.run(f"listing {t.folder}", run)
 
     def remove(self, h: Handle) -> None:
         path = self._path(h)
@@ -475,13 +333,10 @@ class SFTPBackend:
                     raise
                 raise self._error(e, f"removing {h}") from e
 
-        self._run(f"removing {h}", run)
+        self._pool.run(f"removing {h}", run)
 
     def close(self) -> None:
-        with self._mutex:
-            self._closed = True
-            self._drop_connection()
-            self._mutex.notify_all()
+        self._pool.close()
 
     def scratch(self, name: str) -> SFTPBackend:
         """A backend (with its own connection) on the folder ``<root>/<name>``."""
@@ -516,7 +371,9 @@ class SFTPBackend:
                 if connection_lost(e, sftp):
                     raise
 
-        self._run("removing the scratch folder", lambda sftp: rmdirs(sftp, posixpath.join(self.root, name)))
+        self._pool.run(
+            "removing the scratch folder", lambda sftp: rmdirs(sftp, posixpath.join(self.root, name))
+        )
 
 
 def from_url(url: str, options: dict[str, Any]) -> SFTPBackend:
