@@ -16,15 +16,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from safehold.errors import SourceError
-from safehold.sources.base import (
-    ComponentReader,
-    ComponentWriter,
-    Finding,
-    RestorePlan,
-    RestoreReport,
-    Source,
-    SourceContext,
-)
+from safehold.sources.base import Finding, RestorePlan, RestoreReport, Source, SourceContext
+from safehold.sources.component import ComponentReader, ComponentWriter
 
 KIND = "test/notes"
 NOTES_CLI = [sys.executable, "-P", str(Path(__file__).resolve())]

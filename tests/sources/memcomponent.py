@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from safehold.sources.base import StreamStats
+from safehold.sources.component import StreamStats
 
 
 class MemoryComponent:

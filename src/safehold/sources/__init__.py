@@ -7,6 +7,8 @@ Glossary:
 * **Source** — the typed contract (:mod:`.base`) every kind implements: ``Options`` (pydantic, the
   component's settings), ``RestoreOptions`` (what a restore may be told), ``backup`` and ``restore``.
   Operations call the contract, never a kind's modules.
+* **Component folder** (:mod:`.component`) — what the engine hands a source: a writer at backup time, a
+  verified reader at restore time. Drills' verification records and helpers: :mod:`.verify`.
 * **Kind package** — ``sources/<kind>/`` owns everything about its kind: options, client (connection,
   queries, tools), backup, restore, verification, preflight, export layout. No module outside the package
   uses its private names.

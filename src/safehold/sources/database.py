@@ -15,15 +15,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from safehold.secrets import SecretRef
-from safehold.sources.base import (
-    ComponentReader,
-    Finding,
-    Redirect,
-    Sandbox,
-    Source,
-    SourceContext,
-    VerifyReport,
-)
+from safehold.sources.base import Finding, Redirect, Sandbox, Source, SourceContext, VerifyReport
+from safehold.sources.component import ComponentReader
 
 #: What to do when the drill cannot use its scratch database server.
 SCRATCH_HINT = (

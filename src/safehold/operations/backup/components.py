@@ -32,7 +32,8 @@ from safehold.engine.progress import Progress
 from safehold.engine.restore.restorer import Restorer
 from safehold.errors import LockLost, NotFound, SafeholdError, UsageError
 from safehold.operations.backup.paths import Session, backup_session, commit, current_user, snapshot_time
-from safehold.sources.base import Source, SourceContext, StreamStats
+from safehold.sources.base import Source, SourceContext
+from safehold.sources.component import StreamStats
 
 
 def _split(path: str) -> list[bytes]:
@@ -180,7 +181,7 @@ class EngineComponentReader:
     def restore_tree(
         self, path: str, target: Path, *, overwrite: str = "if-changed", root: Path | None = None
     ) -> None:
-        """See :class:`~safehold.sources.base.ComponentReader`. ``root``: a folder above ``target`` (the
+        """See :class:`~safehold.sources.component.ComponentReader`. ``root``: a folder above ``target`` (the
         restore's target root) from which the folders down to ``target`` are walked without following a
         symlink that root does not own."""
         node = self._node(path)

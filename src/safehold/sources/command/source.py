@@ -15,16 +15,9 @@ from safehold.engine.fs.safedir import folder_of, folder_warnings
 from safehold.errors import SourceError
 from safehold.fsutil import atomic_write
 from safehold.secrets import SecretRef
-from safehold.sources.base import (
-    ComponentReader,
-    ComponentWriter,
-    Finding,
-    RestorePlan,
-    RestoreReport,
-    Source,
-    SourceContext,
-)
+from safehold.sources.base import Finding, RestorePlan, RestoreReport, Source, SourceContext
 from safehold.sources.checks import Checks
+from safehold.sources.component import ComponentReader, ComponentWriter
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

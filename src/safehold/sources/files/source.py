@@ -11,16 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from safehold.engine.format.tree import Node
 from safehold.errors import SourceError
-from safehold.sources.base import (
-    ComponentReader,
-    ComponentWriter,
-    Finding,
-    RestorePlan,
-    RestoreReport,
-    Source,
-    SourceContext,
-)
+from safehold.sources.base import Finding, RestorePlan, RestoreReport, Source, SourceContext
 from safehold.sources.checks import Checks, unreadable
+from safehold.sources.component import ComponentReader, ComponentWriter
 from safehold.sources.export import ExportTree, Part, Place
 from safehold.sources.files import export as kind_export
 from safehold.sources.verify import Sandbox, VerifyReport, verify_restored_tree

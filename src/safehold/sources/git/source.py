@@ -24,16 +24,9 @@ from safehold.engine.fs.safedir import (
 )
 from safehold.errors import SourceError
 from safehold.fsutil import atomic_write, private_dir
-from safehold.sources.base import (
-    ComponentReader,
-    ComponentWriter,
-    Finding,
-    RestorePlan,
-    RestoreReport,
-    Source,
-    SourceContext,
-)
+from safehold.sources.base import Finding, RestorePlan, RestoreReport, Source, SourceContext
 from safehold.sources.checks import Checks
+from safehold.sources.component import ComponentReader, ComponentWriter
 from safehold.sources.verify import Check, Sandbox, VerifyReport
 
 TEXT_FILES = ("head.txt", "status.txt", "log.txt", "branches.txt", "tags.txt", "stash.txt", "remotes.txt")

@@ -24,7 +24,8 @@ from typing import Any
 from safehold import proc, syntax
 from safehold.errors import RestoreRefused, SourceError
 from safehold.sources import dbstats
-from safehold.sources.base import ComponentReader, RestorePlan, RestoreReport, SourceContext
+from safehold.sources.base import RestorePlan, RestoreReport, SourceContext
+from safehold.sources.component import ComponentReader
 from safehold.sources.mysql.client import (
     CLIENT_TOOLS,
     PACKAGE,

@@ -14,16 +14,9 @@ from safehold import proc
 from safehold.engine.format.tree import Node
 from safehold.errors import SourceError
 from safehold.sources import dbstats
-from safehold.sources.base import (
-    ComponentReader,
-    ComponentWriter,
-    Finding,
-    RestorePlan,
-    RestoreReport,
-    SourceContext,
-    stream_of,
-)
+from safehold.sources.base import Finding, RestorePlan, RestoreReport, SourceContext
 from safehold.sources.checks import Checks, app_user_origin, report_backup_user
+from safehold.sources.component import ComponentReader, ComponentWriter, stream_of
 from safehold.sources.database import DatabaseRestoreOptions, DatabaseSource
 from safehold.sources.export import ExportTree, Part, Place
 from safehold.sources.mysql import export as kind_export

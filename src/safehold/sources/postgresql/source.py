@@ -15,15 +15,9 @@ from safehold import proc, syntax
 from safehold.engine.format.tree import Node
 from safehold.errors import RestoreRefused, SourceError
 from safehold.sources import dbstats
-from safehold.sources.base import (
-    ComponentReader,
-    ComponentWriter,
-    Finding,
-    RestorePlan,
-    RestoreReport,
-    SourceContext,
-)
+from safehold.sources.base import Finding, RestorePlan, RestoreReport, SourceContext
 from safehold.sources.checks import Checks, app_user_origin, report_backup_user
+from safehold.sources.component import ComponentReader, ComponentWriter
 from safehold.sources.database import DatabaseRestoreOptions, DatabaseSource
 from safehold.sources.export import ExportTree, Part, Place
 from safehold.sources.postgresql import export as kind_export

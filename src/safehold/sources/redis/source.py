@@ -20,18 +20,9 @@ from safehold.engine.fs.safedir import folder_of, folder_warnings
 from safehold.errors import RestoreRefused, SourceError
 from safehold.fsutil import AtomicFile
 from safehold.secrets import SecretRef, resolve_secret
-from safehold.sources.base import (
-    ComponentReader,
-    ComponentWriter,
-    Finding,
-    Redirect,
-    RestorePlan,
-    RestoreReport,
-    Source,
-    SourceContext,
-    stream_of,
-)
+from safehold.sources.base import Finding, Redirect, RestorePlan, RestoreReport, Source, SourceContext
 from safehold.sources.checks import Checks
+from safehold.sources.component import ComponentReader, ComponentWriter, stream_of
 from safehold.sources.verify import Sandbox, VerifyReport
 
 EOF_MARK_LEN = 40

@@ -19,7 +19,8 @@ import msgpack
 import redis as redis_lib
 
 from safehold.errors import SourceError
-from safehold.sources.base import ComponentReader, SourceContext
+from safehold.sources.base import SourceContext
+from safehold.sources.component import ComponentReader
 from safehold.sources.verify import Check, Sandbox, VerifyReport
 
 SAMPLE = 100

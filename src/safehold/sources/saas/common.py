@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from safehold import syntax
 from safehold.errors import SourceError
 from safehold.secrets import SecretRef, resolve_secret
-from safehold.sources.base import ComponentReader
+from safehold.sources.component import ComponentReader
 
 Action = Literal["unchanged", "update", "create", "missing"]
 Obj = dict[str, Any]

@@ -19,16 +19,9 @@ from pydantic import BaseModel
 
 from safehold.errors import SafeholdError, SourceError
 from safehold.secrets import SecretRef
-from safehold.sources.base import (
-    ComponentReader,
-    ComponentWriter,
-    Finding,
-    RestorePlan,
-    RestoreReport,
-    Source,
-    SourceContext,
-)
+from safehold.sources.base import Finding, RestorePlan, RestoreReport, Source, SourceContext
 from safehold.sources.checks import Checks
+from safehold.sources.component import ComponentReader, ComponentWriter
 from safehold.sources.saas.common import (
     Obj,
     ObjectKind,

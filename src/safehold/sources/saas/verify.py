@@ -10,7 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from safehold.errors import SafeholdError
-from safehold.sources.base import ComponentReader, SourceContext
+from safehold.sources.base import SourceContext
+from safehold.sources.component import ComponentReader
 from safehold.sources.saas.common import file_name
 from safehold.sources.saas.refs import Objects, References
 from safehold.sources.verify import Check, Sandbox, VerifyReport

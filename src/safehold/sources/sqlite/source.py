@@ -16,8 +16,6 @@ from safehold.errors import RestoreRefused, SourceError
 from safehold.fsutil import AtomicFile, private_dir
 from safehold.sources import dbstats
 from safehold.sources.base import (
-    ComponentReader,
-    ComponentWriter,
     Finding,
     Redirect,
     RestorePlan,
@@ -28,6 +26,7 @@ from safehold.sources.base import (
     VerifyReport,
 )
 from safehold.sources.checks import Checks, unreadable
+from safehold.sources.component import ComponentReader, ComponentWriter
 
 
 class SQLiteOptions(BaseModel):

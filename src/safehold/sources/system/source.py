@@ -19,16 +19,9 @@ from safehold.engine.format.tree import path_problem
 from safehold.engine.fs.safedir import in_the_way_above, open_folder, step_down
 from safehold.errors import SourceError
 from safehold.fsutil import AtomicFile
-from safehold.sources.base import (
-    ComponentReader,
-    ComponentWriter,
-    Finding,
-    RestorePlan,
-    RestoreReport,
-    Source,
-    SourceContext,
-)
+from safehold.sources.base import Finding, RestorePlan, RestoreReport, Source, SourceContext
 from safehold.sources.checks import Checks, unreadable
+from safehold.sources.component import ComponentReader, ComponentWriter
 from safehold.sources.sandboxpath import Where
 from safehold.sources.system.restored import restored_checks
 from safehold.sources.verify import Sandbox, VerifyReport, verify_restored_tree

@@ -15,17 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from safehold import proc
 from safehold.errors import SourceError
-from safehold.sources.base import (
-    ComponentReader,
-    ComponentWriter,
-    Finding,
-    Redirect,
-    RestorePlan,
-    RestoreReport,
-    Source,
-    SourceContext,
-)
+from safehold.sources.base import Finding, Redirect, RestorePlan, RestoreReport, Source, SourceContext
 from safehold.sources.checks import Checks
+from safehold.sources.component import ComponentReader, ComponentWriter
 
 ItemName = Literal[
     "packages",

@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from safehold.sources.base import ComponentReader
+from safehold.sources.component import ComponentReader
 from safehold.sources.saas.calcom.client import CalApi
 from safehold.sources.saas.calcom.options import EVENT_TYPES_VERSION, SCHEDULES_VERSION
 from safehold.sources.saas.common import (

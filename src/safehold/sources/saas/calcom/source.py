@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from safehold.errors import SourceError
-from safehold.sources.base import ComponentReader
+from safehold.sources.component import ComponentReader
 from safehold.sources.saas import refs
 from safehold.sources.saas.calcom import restore
 from safehold.sources.saas.calcom.client import CalApi, as_list

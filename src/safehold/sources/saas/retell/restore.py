@@ -28,7 +28,7 @@ import copy
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from safehold.sources.base import ComponentReader
+from safehold.sources.component import ComponentReader
 from safehold.sources.saas.common import (
     IdMap,
     Obj,

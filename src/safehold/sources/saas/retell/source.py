@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from safehold.sources.base import ComponentReader
+from safehold.sources.component import ComponentReader
 from safehold.sources.saas import refs
 from safehold.sources.saas.common import ObjectKind, PlanEntry
 from safehold.sources.saas.http import ApiClient
