@@ -100,8 +100,7 @@ def test_failing_source_fails_closed(tmp_path: Path, repo: Repository) -> None:
 
 
 _RSS_SCRIPT = r"""
-import json, os, sys
-from safehold.backends.local import LocalBackend
+import json, os, resource, sys
 from safehold.backends.local import LocalBackend
 from safehold.engine.format.repository import Repository
 from safehold.operations.backup.components import backup_components
@@ -112,7 +111,12 @@ gen = ("import os,sys\nb=bytearray(os.urandom(1<<20))\nw=sys.stdout.buffer.write
        "for i in range(%d):\n b[0:8]=i.to_bytes(8,'big'); b[4096:4104]=i.to_bytes(8,'big'); w(b)\n" % size)
 src = CommandSource("db", CommandSource.Options(command=[sys.executable, "-c", gen], filename="dump.sql"))
 snap, results = backup_components(repo, [("db", src, False)])
-print(json.dumps({"status": results[0].status, "size": results[0].metadata.get("bytes"), "err": results[0].error}))
+# This process's own peak (its memory image since exec), and the largest peak of the children it waited
+# for (the dump program and the sealing helpers, all reaped by now).
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"status": results[0].status, "size": results[0].metadata.get("size"),
+                  "err": results[0].error, "peak_kib": max(hwm, kids), "self_kib": hwm, "children_kib": kids}))
 """
 
 
@@ -120,20 +124,21 @@ print(json.dumps({"status": results[0].status, "size": results[0].metadata.get("
 def test_large_dump_streams_with_bounded_memory(tmp_path: Path, mib: int) -> None:
     """A 1.1 GB dump passes through with peak RSS far below its size (no temporary copy, no buffering)."""
     Repository.init(LocalBackend(str(tmp_path / "r")), "pw")
-    out_path, err_path = tmp_path / "out", tmp_path / "err"
-    with out_path.open("w") as out_f, err_path.open("w") as err_f:
-        p = subprocess.Popen(
-            [sys.executable, "-c", _RSS_SCRIPT, str(tmp_path / "r"), str(mib)], stdout=out_f, stderr=err_f
-        )
-        _pid, status, usage = os.wait4(p.pid, 0)
-        p.returncode = os.waitstatus_to_exitcode(status)
-    assert p.returncode == 0, err_path.read_text()
-    result = json.loads(out_path.read_text())
-    assert result["status"] == "ok", result
-    peak_mib = usage.ru_maxrss / 1024
-    # The budget, whatever the dump size: ~75 MiB of interpreter and libraries; two open data packs, two
-    # finished ones held by the workers and two being written (up to ~27 MiB each with a last large blob
-    # and bytearray growth), 16 MiB of blobs in flight, the chunker's 16 MiB window. On a slow disk all
-    # of that is in use at once; on a quiet machine the peak is ~130 MiB.
-    assert peak_mib < 400, f"peak RSS {peak_mib:.0f} MiB for a {mib} MiB dump"
+    # The child measures itself: the ru_maxrss that os.wait4 would report here counts this (pytest)
+    # process's own peak too, because Linux folds the memory image a child held until exec into the
+    # child's peak; after a heavy earlier test in the same session that alone exceeded the budget.
+    p = subprocess.run(
+        [sys.executable, "-c", _RSS_SCRIPT, str(tmp_path / "r"), str(mib)], capture_output=True, check=False
+    )
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    result = json.loads(p.stdout)
+    assert result["status"] == "ok" and result["size"] == mib << 20, result
+    peak_mib = result["peak_kib"] / 1024
+    # The budget, whatever the dump size and the load: ~60 MiB of interpreter and libraries, plus
+    # Argon2id's 64 MiB while the key is derived (the peak, ~125 MiB, comes before any data moves); then
+    # 16 MiB of blobs in flight (waiting to be sealed or packed, wherever they are), the chunker's 10 MiB
+    # window, ~90 MiB in all. Packs wait in spool files, not in memory, and at most one per upload
+    # connection waits for its upload: a slow disk or a loaded CPU slows the backup, it does not make
+    # it hold more (measured with the CPUs saturated: the same ~125 MiB).
+    assert peak_mib < 256, f"peak RSS {peak_mib:.0f} MiB for a {mib} MiB dump ({result})"
     assert not list(tmp_path.glob("**/*.tmp"))
