@@ -25,9 +25,11 @@ The password goes to redis-cli in ``REDISCLI_AUTH``, never in argv; it, the host
 are refused when they hold a line break or NUL (:mod:`safehold.syntax`). Note: with diskless replication
 (the default) the server waits ``repl-diskless-sync-delay`` (5 s by default) before it sends the RDB.
 
-Modules: :mod:`.source`.
+Modules: :mod:`.options` (settings, restore options), :mod:`.client` (connection settings, clients),
+:mod:`.source` (the contract, the backup), :mod:`.restore` (plan and apply), :mod:`.verify` (drills).
 """
 
-from safehold.sources.redis.source import RDBStream, RedisOptions, RedisSource
+from safehold.sources.redis.options import RedisOptions
+from safehold.sources.redis.source import RDBStream, RedisSource
 
 __all__ = ["RDBStream", "RedisOptions", "RedisSource"]

@@ -6,87 +6,24 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import IO, Any, ClassVar, Literal, cast
+from typing import IO, Any, ClassVar, cast
 
 import msgpack
 import redis as redis_lib
-from pydantic import BaseModel, ConfigDict, Field
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from pydantic import BaseModel
 
-from safehold import proc, syntax
-from safehold.engine.fs.safedir import folder_of, folder_warnings
-from safehold.errors import RestoreRefused, SourceError
-from safehold.fsutil import AtomicFile
-from safehold.secrets import SecretRef, resolve_secret
+from safehold import proc
+from safehold.errors import SourceError
 from safehold.sources.base import Finding, Redirect, RestorePlan, RestoreReport, Source, SourceContext
 from safehold.sources.checks import Checks
 from safehold.sources.component import ComponentReader, ComponentWriter, stream_of
+from safehold.sources.redis import restore
+from safehold.sources.redis.client import BATCH, Conn
+from safehold.sources.redis.options import RedisOptions, RedisRestoreOptions
 from safehold.sources.verify import Sandbox, VerifyReport
 
 EOF_MARK_LEN = 40
 _HEX40 = re.compile(rb"[0-9a-f]{40}")
-BATCH = 500
-
-
-class RedisOptions(BaseModel):
-    """Settings of a ``redis`` component."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    host: str = Field(default="127.0.0.1", description="Server host.", examples=["127.0.0.1"])
-    port: int = Field(default=6379, description="Server port.", examples=[6379])
-    socket: str | None = Field(
-        default=None,
-        description="Unix socket path (instead of host/port).",
-        examples=["/run/redis/redis.sock"],
-    )
-    username: str | None = Field(default=None, description="ACL user name (Redis 6+).", examples=["backup"])
-    password: SecretRef | None = Field(
-        default=None, description="Where the password comes from.", examples=[{"env": "REDIS_PASSWORD"}]
-    )
-    keys_export: bool = Field(
-        default=True, description="Also export every key with DUMP/PTTL for a live restore.", examples=[True]
-    )
-    redis_cli: str | None = Field(
-        default=None, description="Path of redis-cli.", examples=["/usr/bin/redis-cli"]
-    )
-
-
-class _Conn:
-    """Connection settings (``ov`` from a restore win), checked before anything connects."""
-
-    def __init__(self, o: RedisOptions, ov: dict[str, Any], *, owner: str = "redis component") -> None:
-        self.host = str(ov.get("host", o.host))
-        self.port = int(ov.get("port", o.port))
-        self.socket = ov.get("socket", o.socket if "host" not in ov and "port" not in ov else None)
-        self.username = ov.get("username", o.username)
-        for what, value in (("host", self.host), ("socket", self.socket), ("username", self.username)):
-            if value is not None:
-                syntax.check(str(value), syntax.CREDENTIAL, what=f"{owner}: {what}")
-        ref = ov.get("password", o.password)
-        self.password = resolve_secret(ref, syntax.CREDENTIAL, owner=f"{owner}: password")
-
-    @property
-    def where(self) -> str:
-        return self.socket or f"{self.host}:{self.port}"
-
-    def client(self, db: int = 0) -> redis_lib.Redis:
-        kw: dict[str, Any] = {"db": db, "username": self.username, "password": self.password}
-        kw.update(socket_timeout=30, socket_connect_timeout=10, retry=Retry(NoBackoff(), 0))
-        if self.socket:
-            return redis_lib.Redis(unix_socket_path=self.socket, **kw)
-        return redis_lib.Redis(host=self.host, port=self.port, **kw)
-
-    def cli_args(self) -> list[str]:
-        args = ["-s", self.socket] if self.socket else ["-h", self.host, "-p", str(self.port)]
-        if self.username:
-            args += ["--user", self.username]
-        return [*args, "--no-auth-warning"]
-
-    def env(self) -> dict[str, str]:
-        return {"REDISCLI_AUTH": self.password} if self.password is not None else {}
 
 
 class RDBStream:
@@ -135,23 +72,6 @@ def _check_rdb(stream: proc.ObservedStream) -> str | None:
     return None
 
 
-class RedisRestoreOptions(BaseModel):
-    """What a restore of a ``redis`` component may be told."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    mode: Literal["live", "rdb"] = Field(
-        default="live", description="'live': RESTORE every key into a running server; 'rdb': write dump.rdb."
-    )
-    rdb_path: str | None = Field(default=None, description="With mode 'rdb': where to write dump.rdb.")
-    db: int | None = Field(default=None, ge=0, description="Put every key into this database.")
-    host: str | None = Field(default=None, description="Restore into this server.")
-    port: int | None = Field(default=None, description="Its port.")
-    socket: str | None = Field(default=None, description="Its Unix socket.")
-    username: str | None = Field(default=None, description="User to connect as.")
-    password: SecretRef | None = Field(default=None, description="Where its password comes from.")
-
-
 class RedisSource(Source):
     """RDB snapshots of a running Redis server and per-key exports; restores both ways."""
 
@@ -169,7 +89,7 @@ class RedisSource(Source):
 
     def backup(self, out: ComponentWriter, ctx: SourceContext) -> dict[str, Any]:
         cli = proc.find_tool([self.options.redis_cli or "redis-cli"], package="redis-tools")
-        ci = _Conn(self.options, {}, owner=f"component {self.name}")
+        ci = Conn(self.options, {}, owner=f"component {self.name}")
 
         def log(msg: str) -> None:
             out.log(msg)
@@ -223,7 +143,7 @@ class RedisSource(Source):
             client.close()
 
     def _export(
-        self, client: redis_lib.Redis, ci: _Conn, keyspace: dict[int, int], counts: dict[str, dict[str, int]]
+        self, client: redis_lib.Redis, ci: Conn, keyspace: dict[int, int], counts: dict[str, dict[str, int]]
     ) -> Iterator[bytes]:
         yield msgpack.packb({"format": "safehold-redis-keys", "version": 1, "created": time.time()})
         for db in sorted(keyspace):
@@ -264,7 +184,7 @@ class RedisSource(Source):
     def preflight(self, ctx: SourceContext) -> list[Finding]:
         checks = Checks(self.name)
         checks.tool([self.options.redis_cli or "redis-cli"], what="redis-cli")
-        ci = _Conn(self.options, {}, owner=f"component {self.name}")
+        ci = Conn(self.options, {}, owner=f"component {self.name}")
         client = ci.client()
         try:
             client.ping()
@@ -332,171 +252,7 @@ class RedisSource(Source):
         return cleanup_server(resource)
 
     def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
-        ro: RedisRestoreOptions = self.restore_options(ctx.options)
-        if ro.mode == "rdb":
-            return self._plan_rdb(ro, ctx)
-        return self._plan_live(ro, snap, ctx)
+        return restore.plan_restore(self.name, self.options, self.restore_options(ctx.options), snap, ctx)
 
     def apply(self, plan: RestorePlan, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
-        ro: RedisRestoreOptions = plan.options
-        report = RestoreReport(self.name, list(plan.actions), list(plan.warnings))
-        if ro.mode == "rdb":
-            ((target,),) = plan.steps
-            # the folder (the server's, which its user can change) reached without following its symlinks
-            with (
-                folder_of(target) as dfd,
-                AtomicFile(target.name, mode=0o640, dir_fd=dfd) as f,
-            ):
-                for chunk in snap.open_stream("dump.rdb"):
-                    f.write(chunk)
-                f.commit()
-            report.details = {"path": str(target), "bytes": f.size}
-            return report
-        ((clashes,),) = plan.steps
-        ci = _Conn(self.options, _overrides(ro), owner=f"component {self.name}")
-        clients: dict[int, redis_lib.Redis] = {}
-
-        def client(db: int) -> redis_lib.Redis:
-            db = ro.db if ro.db is not None else db
-            if db not in clients:
-                clients[db] = ci.client(db)
-            return clients[db]
-
-        restored = 0
-        try:
-            for batch in _batches(self._records(snap)):
-                for db in {r["db"] for r in batch}:
-                    pipe = client(db).pipeline(transaction=False)
-                    for r in batch:
-                        if r["db"] != db:
-                            continue
-                        ttl = max(int(r["pttl"]), 0)
-                        pipe.restore(r["key"], ttl, r["value"], replace=ctx.force)
-                        restored += 1
-                    pipe.execute()
-        except redis_lib.RedisError as exc:
-            raise SourceError(
-                proc.redact(f"restore into Redis at {ci.where} failed: {exc}", [ci.password])
-            ) from None
-        finally:
-            for c in clients.values():
-                c.close()
-        report.details = {"keys": restored, "replaced": clashes if ctx.force else 0}
-        ctx.log(f"restored {restored} keys into {ci.where}")
-        return report
-
-    def _records(self, snap: ComponentReader) -> Iterator[dict[str, Any]]:
-        if not snap.exists("keys.dump"):
-            raise SourceError(
-                "this snapshot has no keys.dump (keys_export was off)",
-                hint=f"Restore the RDB file instead: --set {self.name}.mode=rdb "
-                f"--set {self.name}.rdb_path=/var/lib/redis/dump.rdb.",
-            )
-        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 30)
-        first = True
-        for chunk in snap.open_stream("keys.dump"):
-            unpacker.feed(chunk)
-            for rec in unpacker:
-                if first:
-                    if rec.get("format") != "safehold-redis-keys":
-                        raise SourceError("keys.dump is not a safehold key export")
-                    first = False
-                    continue
-                yield rec
-
-    def _plan_live(self, ro: RedisRestoreOptions, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
-        ci = _Conn(self.options, _overrides(ro), owner=f"component {self.name}")
-        plan = RestorePlan(component=self.name, options=ro)
-        clients: dict[int, redis_lib.Redis] = {}
-
-        def client(db: int) -> redis_lib.Redis:
-            db = ro.db if ro.db is not None else db
-            if db not in clients:
-                clients[db] = ci.client(db)
-            return clients[db]
-
-        try:
-            total, clashes = 0, 0
-            for batch in _batches(self._records(snap)):
-                total += len(batch)
-                for db in {r["db"] for r in batch}:
-                    keys = [r["key"] for r in batch if r["db"] == db]
-                    clashes += sum(bool(x) for x in _pipe(client(db), "exists", keys))
-        except redis_lib.RedisError as exc:
-            raise SourceError(proc.redact(f"Redis at {ci.where}: {exc}", [ci.password])) from None
-        finally:
-            for c in clients.values():
-                c.close()
-        if clashes and not ctx.force:
-            raise RestoreRefused(
-                f"{clashes} of {total} keys already exist on {ci.where}",
-                hint="Restore into an empty server/database, or pass --force to replace them.",
-            )
-        how = f", replacing {clashes} existing" if clashes else ""
-        plan.actions.append(f"restore {total} keys into {ci.where}{how}")
-        plan.steps.append((clashes,))
-        return plan
-
-    def _plan_rdb(self, ro: RedisRestoreOptions, ctx: SourceContext) -> RestorePlan:
-        if not ro.rdb_path:
-            raise SourceError(
-                "mode 'rdb' needs rdb_path",
-                hint=f"Pass --set {self.name}.rdb_path=PATH, the server's dir/dbfilename "
-                "(e.g. /var/lib/redis/dump.rdb).",
-            )
-        target = Path(ro.rdb_path)
-        plan = RestorePlan(component=self.name, options=ro)
-        running = _server_using(_Conn(self.options, _overrides(ro), owner=f"component {self.name}"), target)
-        if running:
-            raise SourceError(
-                f"a Redis server at {running} is running with {target}",
-                hint="Stop it first (it would overwrite the file when it shuts down), then restore, then start it.",
-            )
-        if target.exists() and not ctx.force:
-            raise RestoreRefused(
-                f"{target} exists", hint="Pass --force to replace it (with the server stopped)."
-            )
-        plan.actions.append(f"{'replace' if target.exists() else 'write'} {target}")
-        plan.warnings += folder_warnings(target)
-        plan.warnings.append("start the Redis server with this file as its dir/dbfilename afterwards")
-        plan.steps.append((target,))
-        return plan
-
-
-def _overrides(ro: RedisRestoreOptions) -> dict[str, Any]:
-    """The connection settings a restore was told (only those given)."""
-    return ro.model_dump(exclude_none=True, include={"host", "port", "socket", "username", "password"})
-
-
-def _server_using(ci: _Conn, target: Path) -> str | None:
-    """The address of a reachable server whose RDB file is ``target``, else None (best effort)."""
-    try:
-        c = ci.client()
-        try:
-            d = c.config_get("dir").get("dir")
-            f = c.config_get("dbfilename").get("dbfilename")
-        finally:
-            c.close()
-    except redis_lib.RedisError:
-        return None
-    if d and f and Path(str(d)) / str(f) == target:
-        return ci.where
-    return None
-
-
-def _batches(records: Iterator[dict[str, Any]], size: int = BATCH) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
-    for r in records:
-        batch.append(r)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _pipe(c: redis_lib.Redis, command: str, keys: list[bytes]) -> list[Any]:
-    pipe = c.pipeline(transaction=False)
-    for k in keys:
-        getattr(pipe, command)(k)
-    return list(pipe.execute())
+        return restore.apply(self.name, self.options, plan, snap, ctx)
