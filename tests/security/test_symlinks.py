@@ -196,25 +196,98 @@ def test_planted_temporary_names_are_never_used(
 
 
 def test_temporary_names_are_unpredictable_and_left_nowhere(repo: Repository, world: World) -> None:
+    """Every file is created new (``O_EXCL | O_NOFOLLOW``): under a new temporary name each time, except a
+    file of one blob in a folder the restore itself created (the first run here), which is created under
+    its final name."""
     root = _snapshot(repo)
-    seen: set[str] = set()
+    temps: list[set[str]] = []
+    direct: list[set[str]] = []
     real_open = os.open
+    names = {os.path.basename(f) for f in FILES}
 
     def spy(path, flags, mode=0o777, *, dir_fd=None):  # type: ignore[no-untyped-def]
         name = os.fsdecode(path)
-        if name.endswith(".safehold-partial") and flags & os.O_CREAT:
+        if flags & os.O_CREAT and (name.endswith(".safehold-partial") or name in names):
             assert flags & os.O_EXCL and flags & os.O_NOFOLLOW
-            seen.add(name)
+            (temps if name.endswith(".safehold-partial") else direct)[-1].add(name)
         return real_open(path, flags, mode, dir_fd=dir_fd)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(os, "open", spy)
         for _ in range(2):
+            temps.append(set())
+            direct.append(set())
             assert _restore(repo, root, world, False, "always").errors == []
-    assert len(seen) == 2 * len(FILES)  # a new name each time
+    # first run, every folder new: one-blob files directly; the big one (pieces), the empty one by name
+    assert direct[0] == {"top.txt", "small.txt", "a.log"}
+    assert len(temps[0]) == 2
+    assert direct[1] == set() and len(temps[1]) == len(FILES)  # the folders existed: a new name each time
+    assert not temps[0] & temps[1]
+    seen = temps[0] | temps[1]
     assert not any(n in seen for n in (OLD_TEMP.format(os.path.basename(f)) for f in FILES))
     _restored_completely(world.target)
     world.assert_untouched()
+
+
+def test_direct_write_never_reuses_or_follows_what_is_at_the_name(tmp_path: Path) -> None:
+    """A file written under its final name (a folder the restore created) meets something there after
+    all: another's file is neither opened nor written into, a symlink is not followed; the file is
+    written under a temporary name and renamed over it."""
+    from safehold.engine.format.tree import FILE
+    from safehold.engine.restore.extractor import write_whole
+
+    folder = tmp_path / "new"
+    folder.mkdir(mode=0o700)
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"keep")
+    (folder / "link.txt").symlink_to(outside)
+    theirs = folder / "theirs.txt"
+    theirs.write_bytes(b"theirs")
+    held = os.open(theirs, os.O_RDWR)
+    ino = os.fstat(held).st_ino
+    dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in (b"link.txt", b"theirs.txt", b"fresh.txt"):
+            node = Node(name=name, type=FILE, mode=0o640, mtime_ns=10**18, atime_ns=10**18, size=4)
+            assert (
+                write_whole(dfd, name, b"data", node, False, str(folder / os.fsdecode(name)), direct=True)
+                == []
+            )
+    finally:
+        os.close(dfd)
+    assert outside.read_bytes() == b"keep"
+    assert os.pread(held, 16, 0) == b"theirs" and os.fstat(held).st_ino == ino
+    os.close(held)
+    for name in ("link.txt", "theirs.txt", "fresh.txt"):
+        st = os.lstat(folder / name)
+        assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o640 and st.st_mtime_ns == 10**18
+        assert (folder / name).read_bytes() == b"data"
+    assert os.lstat(folder / "theirs.txt").st_ino != ino
+    assert sorted(p.name for p in folder.iterdir()) == ["fresh.txt", "link.txt", "theirs.txt"]
+
+
+def test_a_failed_direct_write_leaves_nothing_at_the_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from safehold.engine.format.tree import FILE
+    from safehold.engine.restore import extractor
+
+    def full(fd: int, data: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(extractor, "write_all", full)
+    folder = tmp_path / "new"
+    folder.mkdir(mode=0o700)
+    dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        node = Node(name=b"f.txt", type=FILE, mode=0o644, size=4)
+        with pytest.raises(OSError):
+            extractor.write_whole(dfd, b"f.txt", b"data", node, False, str(folder / "f.txt"), direct=True)
+    finally:
+        os.close(dfd)
+    assert list(folder.iterdir()) == []
 
 
 # ---- the operation, the real CLI ------------------------------------------------------------------

@@ -196,7 +196,7 @@ def _restore_files(
     snap_ref, sub = split_snapshot_arg(arg)
     repo = app.open_repo()
     snap = repo.find_snapshot(snap_ref)
-    prepare(repo, packs_for(repo, snap, [sub]), cold, app.info)
+    prepare(repo, lambda: packs_for(repo, snap, [sub]), cold, app.info)
     opts = RestoreOptions(
         snapshot=snap.id,
         target=target,
@@ -251,7 +251,7 @@ def _restore_components(app: App, req: object, snapshot_ref: str, yes: bool, col
     else:
         snap = repo.find_snapshot(snapshot_ref)
     wanted = None if "all" in req.components else [*req.components, CONFIG_FILE]
-    prepare(repo, packs_for(repo, snap, wanted), cold, app.info)  # before anything is read or planned
+    prepare(repo, lambda: packs_for(repo, snap, wanted), cold, app.info)  # before anything is read or planned
     config = resolve_config(repo, snap, app.config())
     items = plan_restore(repo, snap, config, req)
     safety = safety_components(config, items, req)

@@ -6,9 +6,10 @@ interpreter lock. So a large restore hands each run of blobs read from a pack to
 (``python -m safehold.engine.restore.extractor``), which proves every blob (:func:`~safehold.engine.format.blobproof.
 decode_blob`, nothing unverified is written) and writes it where the plan says:
 
-* a *whole* target is a file that this one blob completes: the helper creates its temporary file (a new,
-  unpredictable name), writes it, applies owner, xattrs, mode and times through the descriptor and
-  renames it into place;
+* a *whole* target is a file that this one blob completes: the helper creates it, writes it and applies
+  owner, xattrs, mode and times through the descriptor. In a folder the restore created (new, private to
+  it) the file is created under its final name with ``O_EXCL``; elsewhere under a temporary name (new,
+  unpredictable, ``O_EXCL``) renamed into place once complete (:func:`write_whole`);
 * a *piece* goes into a temporary file the planner created and sized beforehand (a file of several
   blobs); the helper opens it again only if it is still the same inode; the planner finishes the file
   when its last piece is in.
@@ -21,8 +22,9 @@ Init frame: ``[data key, id key, restore owner, target path, [target device, tar
 frame: ``[envelope, blobs, targets]`` and the stored bytes of the run as payload, where blobs are
 ``[offset in payload, stored length, raw length, compressed, id]`` and targets ``[blob index, folder
 (relative to the target), [folder device, folder inode], temporary name or None, temporary inode, final
-name or None, offset in file, metadata or None]`` with metadata ``[mode, uid, gid, atime_ns, mtime_ns,
-xattrs]``: a whole file has a final name and metadata, a piece a temporary name. Reply: one ``[error or
+name or None, offset in file, metadata or None, direct]`` with metadata ``[mode, uid, gid, atime_ns,
+mtime_ns, xattrs]``: a whole file has a final name and metadata, a piece a temporary name; ``direct``: the
+folder is one the restore created (see :func:`write_whole`). Reply: one ``[error or
 None, warnings]`` per target, in order.
 """
 
@@ -40,7 +42,7 @@ from safehold.engine.format.crypto import SessionCache
 from safehold.engine.format.pack import DATA, PackedBlob
 from safehold.engine.format.tree import FILE, Node
 from safehold.engine.fs.meta import apply_metadata, write_sparse_aware
-from safehold.engine.fs.safedir import DirTree, create_temp, open_temp
+from safehold.engine.fs.safedir import O_TEMP, DirTree, create_temp, open_temp
 from safehold.engine.helper import HelperError, recv_frame, send_frame
 from safehold.errors import IntegrityError, SafeholdError
 
@@ -55,7 +57,7 @@ GAP = 256 * 1024
 P = TypeVar("P", bound=tuple[Any, ...])
 
 Blob = tuple[int, int, int, bool, bytes]
-Target = tuple[int, bytes, list[int], bytes | None, int, bytes | None, int, list[Any] | None]
+Target = tuple[int, bytes, list[int], bytes | None, int, bytes | None, int, list[Any] | None, bool]
 Result = tuple[str | None, list[str]]
 
 
@@ -92,23 +94,33 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
 
 
 def write_whole(
-    dfd: int, name: bytes, data: bytes | memoryview, meta: list[Any], restore_owner: bool, shown: str
+    dfd: int,
+    name: bytes,
+    data: bytes | memoryview,
+    node: Node,
+    restore_owner: bool,
+    shown: str,
+    *,
+    direct: bool,
 ) -> list[str]:
-    """Create a temporary file in folder ``dfd`` holding ``data`` with ``meta`` applied, then rename it
-    to ``name``; warnings (``shown``: the final path for them)."""
-    mode, uid, gid, atime_ns, mtime_ns, xattrs = meta
-    node = Node(
-        name=name,
-        type=FILE,
-        mode=mode,
-        uid=uid,
-        gid=gid,
-        atime_ns=atime_ns,
-        mtime_ns=mtime_ns,
-        size=len(data),
-        xattrs=[(bytes(k), bytes(v)) for k, v in xattrs],
-    )
-    tmp, fd = create_temp(dfd, name)
+    """Write ``data`` as the file ``name`` in folder ``dfd`` with ``node``'s metadata; warnings
+    (``shown``: the final path for them).
+
+    ``direct``: the folder is new and private to this restore (it created it, mode 0700 until its own
+    metadata comes last), so the file is created under its final name (``O_EXCL | O_NOFOLLOW``: never an
+    existing file, never through a symlink) and written from the proven buffer: no temporary name, no
+    rename. Otherwise, or when something is at that name already, a temporary file (new, unpredictable
+    name, ``O_EXCL``) is written and renamed into place. A failed write removes the file it created."""
+    fd = -1
+    if direct:
+        try:
+            fd = os.open(name, O_TEMP, 0o600, dir_fd=dfd)
+        except FileExistsError:
+            fd = -1
+    renamed = fd < 0
+    made = name
+    if renamed:
+        made, fd = create_temp(dfd, name)
     try:
         try:
             if len(data) <= PLAIN_WRITE:
@@ -119,14 +131,31 @@ def write_whole(
             warnings = apply_metadata(os.fsencode(shown), node, restore_owner=restore_owner, fd=fd)
         finally:
             os.close(fd)
-        os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        if renamed:
+            os.replace(made, name, src_dir_fd=dfd, dst_dir_fd=dfd)
     except BaseException:
         try:
-            os.unlink(tmp, dir_fd=dfd)
+            os.unlink(made, dir_fd=dfd)
         except OSError:
             pass
         raise
     return warnings
+
+
+def _node(name: bytes, size: int, meta: list[Any]) -> Node:
+    """The metadata a helper applies to a whole file (owner ids resolved by the restoring process)."""
+    mode, uid, gid, atime_ns, mtime_ns, xattrs = meta
+    return Node(
+        name=name,
+        type=FILE,
+        mode=mode,
+        uid=uid,
+        gid=gid,
+        atime_ns=atime_ns,
+        mtime_ns=mtime_ns,
+        size=size,
+        xattrs=[(bytes(k), bytes(v)) for k, v in xattrs],
+    )
 
 
 def write_piece(dfd: int, tmp: bytes, ino: int, offset: int, data: bytes | memoryview) -> None:
@@ -167,12 +196,16 @@ def extract(
                 results[pos] = (str(exc), [])
             continue
         for pos in by_blob.get(index, []):
-            _index, folder, folder_id, tmp, ino, name, offset, meta = targets[pos]
+            _index, folder, folder_id, tmp, ino, name, offset, meta, direct = targets[pos]
             try:
                 with tree.opened(folder, (folder_id[0], folder_id[1])) as dfd:
                     if name is not None and meta is not None:
                         shown = tree.path(folder, name)
-                        results[pos] = (None, write_whole(dfd, name, plain, meta, restore_owner, shown))
+                        node = _node(name, len(plain), meta)
+                        results[pos] = (
+                            None,
+                            write_whole(dfd, name, plain, node, restore_owner, shown, direct=bool(direct)),
+                        )
                     elif tmp is not None:
                         write_piece(dfd, tmp, ino, offset, plain)
                         results[pos] = (None, [])

@@ -10,7 +10,11 @@ that and the file writes in helper processes (:mod:`safehold.engine.restore.extr
 has planned ``helpers_from`` files and used for every batch from then on. A file is assembled
 under a temporary name next to its final path (new, unpredictable, created with ``O_EXCL``), its metadata
 applied, and only then renamed into place: a file that could not be restored completely is never left
-at its final path. Below the target nothing is looked up by path: folders are opened one name at a time
+at its final path. The exception is a file of one blob in a folder this restore created (new, mode 0700
+until its own metadata is applied at the end, so private to the restore): it is created under its final
+name with ``O_EXCL | O_NOFOLLOW`` and written from the proven blob in one go, its metadata last (a
+failed write removes it; a restore killed in between can leave it without its times, and the next run
+restores it again: its mtime differs). Below the target nothing is looked up by path: folders are opened one name at a time
 without following symlinks and every entry is made relative to its folder's descriptor
 (:mod:`safehold.engine.fs.safedir`); a symlink where a folder must be is replaced only with
 ``overwrite="always"``, else refused with everything below it. A second run after an
@@ -49,6 +53,7 @@ from safehold.engine.restore.extractor import (
     read_groups,
     same_blob_runs,
     write_all,
+    write_whole,
 )
 from safehold.engine.restore.restorelinks import finish_others
 from safehold.errors import IntegrityError, SafeholdError, UsageError
@@ -446,9 +451,10 @@ class Restorer:
                     meta = [node.mode, uid, gid, node.atime_ns, node.mtime_ns, node.xattrs]
                 folder_id = list(self._tree.ids[job.folder])
                 if whole:
-                    targets.append((index, job.folder, folder_id, None, 0, job.name, off, meta))
+                    direct = job.folder in self._tree.created
+                    targets.append((index, job.folder, folder_id, None, 0, job.name, off, meta, direct))
                 else:
-                    targets.append((index, job.folder, folder_id, job.tmp, job.ino, None, off, meta))
+                    targets.append((index, job.folder, folder_id, job.tmp, job.ino, None, off, meta, False))
                 placed.append((job, whole, raw_length))
         vp = helpers.get()
         try:
@@ -516,6 +522,18 @@ class Restorer:
                 return
             try:
                 with self._tree.opened(job.folder) as dfd:
+                    if job.tmp is None and len(job.node.content) == 1:  # the whole file in one piece
+                        shown = self._shown(job)
+                        direct = job.folder in self._tree.created
+                        self.stats.warnings += write_whole(
+                            dfd, job.name, data, job.node, self.restore_owner, shown, direct=direct
+                        )
+                        job.remaining = 0
+                        self.stats.files += 1
+                        self.progress.advance(files=1)
+                        self.stats.bytes_written += len(data)
+                        self.progress.advance(nbytes=len(data))
+                        return
                     # the first write creates the file (pre-sized, so skipped zero blocks read as zeros)
                     if job.tmp is None:
                         job.tmp, fd = create_temp(dfd, job.name)

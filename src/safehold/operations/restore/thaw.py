@@ -86,18 +86,25 @@ def packs_for(repo: Repository, snap: Snapshot, paths: list[str] | None = None) 
 
 def prepare(
     repo: Repository,
-    packs: set[str],
+    packs: set[str] | Callable[[], set[str]],
     opts: ThawOptions,
     report: Callable[[str], None],
     *,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """Make sure every pack in ``packs`` can be read (see the module docstring). Raises ColdStorageError
-    when some cannot be yet, UsageError for a tier the storage class does not offer."""
+    when some cannot be yet, UsageError for a tier the storage class does not offer. ``packs`` may be a
+    function that finds them (e.g. ``lambda: packs_for(...)``): it is called only when the storage holds
+    archived packs at all, so a local or SFTP repository does not walk the snapshot's trees for nothing."""
     be = thawing_backend(repo)
-    if be is None or not packs:
+    if be is None:
         return
-    archived = {n: c for n, c in be.archived(FileType.DATA).items() if n in packs}
+    cold = be.archived(FileType.DATA)
+    if not cold:
+        return
+    if callable(packs):
+        packs = packs()
+    archived = {n: c for n, c in cold.items() if n in packs}
     states: dict[str, ThawState] = {n: be.thaw_state(Handle(FileType.DATA, n)) for n in archived}
     pending = sorted(n for n, s in states.items() if not s.readable)
     if not pending:
