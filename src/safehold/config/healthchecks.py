@@ -10,12 +10,12 @@ snapshot carries its own configuration into ``restore all``).
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from safehold.config.validation import Duration
+from safehold.config.validation import Duration, absolute_path
 from safehold.config.validation import StrictModel as _Model
 from safehold.secrets import SecretRef
 
@@ -142,7 +142,7 @@ class HealthCheck(_Model):
         description="crontab: whose crontab is read ('crontab -l -u USER').",
         examples=["www-data"],
     )
-    path: str | None = Field(
+    path: Annotated[str, absolute_path()] | None = Field(
         default=None,
         description="sqlite: the database file (instead of a component); crontab: a cron file such as "
         "/etc/cron.d/app (instead of user); tls: a PEM certificate file; writable: a folder; log: a file; "
@@ -166,7 +166,7 @@ class HealthCheck(_Model):
         description="command: the program and its arguments (argv; no shell).",
         examples=[["php", "/var/www/app/artisan", "queue:monitor", "default"]],
     )
-    cwd: str | None = Field(
+    cwd: Annotated[str, absolute_path()] | None = Field(
         default=None, description="command: working directory of the program.", examples=["/var/www/app"]
     )
 
@@ -205,13 +205,6 @@ class HealthCheck(_Model):
     def _user(cls, value: str | None) -> str | None:
         if value is not None and not _USER.match(value):
             raise ValueError("must be a user name")
-        return value
-
-    @field_validator("path", "cwd")
-    @classmethod
-    def _path(cls, value: str | None) -> str | None:
-        if value is not None and (not value.startswith("/") or "\x00" in value):
-            raise ValueError("must be an absolute path")
         return value
 
     @model_validator(mode="after")

@@ -12,11 +12,11 @@ an environment variable or a command that prints it), never written into the con
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from safehold.config.validation import Duration, StrictModel, check_name
+from safehold.config.validation import Duration, StrictModel, named_entries
 from safehold.secrets import SecretRef
 
 #: Every event kind: its class and what it means (the README's list is generated from this).
@@ -126,7 +126,7 @@ class Notifications(StrictModel):
         "rpo.breach, disk.low, ...) or 'all' (everything but starts).",
         examples=[["failure", "partial", "breach", "warning", "backup.success"]],
     )
-    targets: dict[str, Target] = Field(
+    targets: Annotated[dict[str, Target], named_entries("notification target")] = Field(
         default_factory=dict,
         description="Named targets with their own events ('safehold notify test NAME' tests one).",
         examples=[{"oncall": {"url": {"env": "PAGER_URL"}, "on": ["failure"]}}],
@@ -158,10 +158,3 @@ class Notifications(StrictModel):
         description="How many of the last lines of the operation's log a message and a /fail ping carry.",
         examples=[20],
     )
-
-    @field_validator("targets")
-    @classmethod
-    def _target_names(cls, value: dict[str, Target]) -> dict[str, Target]:
-        for name in value:
-            check_name("notification target", name)
-        return value

@@ -16,7 +16,7 @@ problems in one combined message.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -50,10 +50,10 @@ from safehold.config.validation import (
     Duration,
     Loc,
     StrictModel,
-    check_name,
     cross_reference_problems,
     error_lines,
     format_loc,
+    named_entries,
     parse_duration,
 )
 from safehold.sources import registry
@@ -164,18 +164,18 @@ class Config(StrictModel):
 
     version: Literal[1] = Field(default=1, description="Configuration format version.", examples=[1])
     repository: RepositorySettings = Field(description="The main repository: where snapshots are written.")
-    offsite: dict[str, OffsiteSettings] = Field(
+    offsite: Annotated[dict[str, OffsiteSettings], named_entries("offsite")] = Field(
         default_factory=dict,
         description="Named off-site repositories that profiles copy snapshots to.",
         examples=[{"backupserver": {"url": "sftp://backup@backup.example.com//srv/safehold"}}],
     )
-    components: dict[str, Component] = Field(
+    components: Annotated[dict[str, Component], named_entries("component")] = Field(
         default_factory=dict,
         description="Named components, each a source of one kind: what a backup consists of. A snapshot "
         "holds one folder per component.",
         examples=[{"app": {"kind": "files", "paths": ["/var/www/app"]}}],
     )
-    profiles: dict[str, Profile] = Field(
+    profiles: Annotated[dict[str, Profile], named_entries("profile")] = Field(
         default_factory=dict,
         description="Named profiles: which components are backed up together.",
         examples=[{"quick": {"components": ["app", "database"]}}],
@@ -216,13 +216,6 @@ class Config(StrictModel):
         description="Checks that the application works, run by drills and after restores.",
         examples=[[{"name": "website", "kind": "http", "url": "https://app.example.com/health"}]],
     )
-
-    @field_validator("offsite", "components", "profiles")
-    @classmethod
-    def _names(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        for name in value:
-            check_name(str(info.field_name).rstrip("s"), name)
-        return value
 
     @model_validator(mode="after")
     def _cross_references(self, info: ValidationInfo) -> Config:

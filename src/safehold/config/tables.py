@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, field_validator
 
 from safehold.config.calendar import check_calendar
-from safehold.config.validation import Duration
+from safehold.config.validation import Duration, absolute_path
 from safehold.config.validation import StrictModel as _Model
 from safehold.secrets import SecretRef
 
@@ -204,22 +204,13 @@ class Objectives(_Model):
 class StatusSettings(_Model):
     """What 'status' publishes besides its output."""
 
-    prometheus_textfile: str | None = Field(
+    prometheus_textfile: Annotated[str, absolute_path(".prom")] | None = Field(
         default=None,
         description="A file (for node_exporter's textfile collector) rewritten with the figures of "
         "'status' after every backup, check, drill, forget, prune and status run, also a failed one "
         "(atomically, mode 0644).",
         examples=["/var/lib/prometheus/node-exporter/safehold.prom"],
     )
-
-    @field_validator("prometheus_textfile")
-    @classmethod
-    def _absolute(cls, value: str | None) -> str | None:
-        if value is not None and (
-            not value.startswith("/") or "\x00" in value or not value.endswith(".prom")
-        ):
-            raise ValueError("must be an absolute path ending in .prom")
-        return value
 
 
 class PreflightSettings(_Model):

@@ -1,4 +1,4 @@
-"""Validation helpers shared by the schema modules: durations, names, error paths, cross-references.
+"""Validation helpers shared by the schema modules: durations, names, paths, error paths, cross-references.
 
 Paths are written ``components.database.host`` with list indexes as ``hooks.before_backup[0]``; a
 message never contains the offending input (it might be a secret).
@@ -42,6 +42,29 @@ Duration = Annotated[str, AfterValidator(_check_duration)]
 def check_name(what: str, name: str) -> None:
     if not _NAME.match(name):
         raise ValueError(f"{what} name {name!r}: use lowercase letters, digits, '-' and '_'")
+
+
+def named_entries(what: str) -> AfterValidator:
+    """For a table of named entries (``[components.NAME]``, ``[notifications.targets.NAME]``): every key
+    is a name (:func:`check_name`; ``what`` says whose, in the message)."""
+
+    def check(table: dict[str, Any]) -> dict[str, Any]:
+        for name in table:
+            check_name(what, name)
+        return table
+
+    return AfterValidator(check)
+
+
+def absolute_path(ending: str = "") -> AfterValidator:
+    """For a path option: absolute, no NUL, and ending in ``ending`` when one is given."""
+
+    def check(value: str) -> str:
+        if not value.startswith("/") or "\x00" in value or not value.endswith(ending):
+            raise ValueError("must be an absolute path" + (f" ending in {ending}" if ending else ""))
+        return value
+
+    return AfterValidator(check)
 
 
 class StrictModel(BaseModel):
