@@ -30,6 +30,7 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -205,26 +206,44 @@ def build_wheel(dist: Dist, folder: Path) -> Path:
         raise
 
 
-def _cache_key(dist: Dist) -> str:
+def _cache_key(dist: Dist) -> tuple[str, int]:
     """Changes when any file of the distribution changes (name, size, mtime), so a rebuilt or edited
-    install (an editable checkout) is packed again."""
+    install (an editable checkout) is packed again; and the distribution's size in bytes."""
     h = hashlib.sha256(f"{dist.filename}\0{sys.version}".encode())
+    size = 0
     for arc, path in sorted(_files(dist)):
         st = path.stat()
+        size += st.st_size
         h.update(f"{arc}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-    return h.hexdigest()[:20]
+    return h.hexdigest()[:20], size
 
 
 def cached_wheels(cache: Path) -> list[Path]:
-    """The wheel of every distribution in the closure, built into ``cache`` when not there yet."""
+    """The wheel of every distribution in the closure, built into ``cache`` when not there yet: two at a
+    time, largest first (deflate and SHA-256 release the interpreter lock, so the building of a first
+    repository's wheels takes about half the time on two cores)."""
     out = []
+    missing: list[tuple[int, Dist, Path]] = []
     for dist in closure():
-        folder = cache / _cache_key(dist)
+        key, size = _cache_key(dist)
+        folder = cache / key
         path = folder / dist.filename
         if not path.is_file():
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            build_wheel(dist, folder)
+            missing.append((size, dist, folder))
         out.append(path)
+    missing.sort(key=lambda m: -m[0])
+
+    def build(item: tuple[int, Dist, Path]) -> Path:
+        _size, dist, folder = item
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return build_wheel(dist, folder)
+
+    if len(missing) > 1:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="safehold-wheel") as pool:
+            list(pool.map(build, missing))
+    else:
+        for item in missing:
+            build(item)
     return out
 
 
