@@ -14,7 +14,6 @@ import os
 import sqlite3
 import stat
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,8 +21,9 @@ import pytest
 from safehold.engine.format.repository import Repository
 from safehold.errors import SafeholdError
 from safehold.operations.backup.components import EngineComponentReader
-from safehold.sources.base import RestorePlan, SourceContext
+from safehold.sources.base import Source, SourceContext
 from safehold.sources.command import CommandSource
+from safehold.sources.component import ComponentReader
 from safehold.sources.git import GitSource
 from safehold.sources.redis import RedisSource
 from safehold.sources.sqlite import SQLiteSource
@@ -36,6 +36,8 @@ from tests.sources.memcomponent import MemoryComponent
 NOBODY = 65534
 CRONTAB = b"* * * * * php artisan schedule:run\n"
 SYSTAB = b"17 * * * * root run-parts /etc/cron.hourly\n"
+FORCE = pytest.mark.parametrize("force", [False, True], ids=["refused", "force"])
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's symlink needs root")
 
 
 def _meta(mode: int, uid: int = 0) -> dict[str, object]:
@@ -96,6 +98,11 @@ def _plant(world: World, where: str, to: Path, uid: int = NOBODY) -> Path:
     return link
 
 
+def _to_target(world: World, force: bool) -> SourceContext:
+    """A restore below the world's target root, with or without --force."""
+    return SourceContext(force=force, options={"target_root": str(world.target)})
+
+
 def _restored(base: Path) -> None:
     crontab = base / "var/spool/cron/crontabs/www-data"
     assert crontab.read_bytes() == CRONTAB and stat.S_IMODE(os.lstat(crontab).st_mode) == 0o600
@@ -107,16 +114,16 @@ def _restored(base: Path) -> None:
     assert [p for p in base.rglob("*") if ".safehold-tmp-" in p.name] == []
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's symlink needs root")
+@ROOT_ONLY
 @pytest.mark.parametrize("where", FOLDERS)
-@pytest.mark.parametrize("force", [False, True], ids=["refused", "force"])
+@FORCE
 def test_system_restore_never_follows_a_planted_symlink(
     repo: Repository, world: World, where: str, force: bool
 ) -> None:
     source, reader = _component(repo)
     # the folder outside has the mode a crontab folder has: a chmod through the link would show
     link = _plant(world, where, world.outside / "etc")
-    ctx = SourceContext(force=force, options={"target_root": str(world.target)})
+    ctx = _to_target(world, force)
     plan = source.restore(reader, dataclasses.replace(ctx, dry_run=True))
     assert any(
         w.startswith(f"{link}: a symlink (to {world.outside / 'etc'}) is in the way") for w in plan.warnings
@@ -135,7 +142,7 @@ def test_system_restore_never_follows_a_planted_symlink(
     world.assert_untouched()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's symlink needs root")
+@ROOT_ONLY
 @pytest.mark.parametrize("where", ["var/spool/cron/crontabs/www-data", "etc/crontab", "etc/cron.d/app"])
 def test_system_restore_replaces_a_planted_symlink_at_the_files_name(
     repo: Repository, world: World, where: str
@@ -146,7 +153,7 @@ def test_system_restore_replaces_a_planted_symlink_at_the_files_name(
     for folder in ("var/spool/cron/crontabs", "etc/cron.d"):
         (world.target / folder).mkdir(parents=True, exist_ok=True)
     link = _plant(world, where, world.outside / "secret")
-    source.restore(reader, SourceContext(options={"target_root": str(world.target)}))
+    source.restore(reader, _to_target(world, force=False))
     _restored(world.target)
     assert not os.path.islink(link) or where == "etc/cron.d/app"
     world.assert_untouched()
@@ -158,7 +165,7 @@ def test_system_restore_follows_roots_own_symlinks_above_the_files(repo: Reposit
     real = world.target / "data-spool"
     real.mkdir()
     _plant(world, "var/spool", real, uid=os.geteuid())
-    ctx = SourceContext(options={"target_root": str(world.target)})
+    ctx = _to_target(world, force=False)
     assert source.restore(reader, dataclasses.replace(ctx, dry_run=True)).warnings == []
     source.restore(reader, ctx)
     _restored(world.target)
@@ -168,13 +175,19 @@ def test_system_restore_follows_roots_own_symlinks_above_the_files(repo: Reposit
 
 
 # ---- the other kinds that write single files: sqlite, redis (an RDB file), command, git --------------
-def _refused(
-    world: World, link: Path, force: bool, restore: Callable[[], object], plan: Callable[[], RestorePlan]
-) -> None:
-    """The plan warns of the planted symlink and the restore refuses it, with or without --force (a
-    single file's folder is never made by replacing someone's symlink with an empty folder); the link is
-    left as it was and nothing outside the target is touched."""
-    warnings = plan().warnings
+@pytest.fixture
+def mem(tmp_path: Path) -> MemoryComponent:
+    """A component's folder in memory: what a backup wrote, read back by a restore."""
+    return MemoryComponent(scratch=tmp_path / "scratch")
+
+
+def _refused(world: World, where: str, source: Source, snap: ComponentReader, ctx: SourceContext) -> None:
+    """Another user's symlink planted at ``where`` (to a folder outside): the plan warns of it and the
+    restore refuses it, with or without --force (a single file's folder is never made by replacing
+    someone's symlink with an empty folder); the link is left as it was and nothing outside the target is
+    touched."""
+    link = _plant(world, where, world.outside / "etc")
+    warnings = source.restore(snap, dataclasses.replace(ctx, dry_run=True)).warnings
     assert any(
         w.startswith(
             f"{link}: a symlink (to {world.outside / 'etc'}) is in the way of a folder; not followed, never"
@@ -184,21 +197,17 @@ def _refused(
     with pytest.raises(
         SafeholdError, match=r"symlink owned by another user is in the way of a folder"
     ) as exc:
-        restore()
+        source.restore(snap, ctx)
     assert str(link) in str(exc.value) and "never replaces one" in exc.value.hint
     assert os.readlink(link) == str(world.outside / "etc")
     world.assert_untouched()
-
-
-FORCE = pytest.mark.parametrize("force", [False, True], ids=["refused", "force"])
-ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's symlink needs root")
 
 
 @ROOT_ONLY
 @FORCE
 @pytest.mark.parametrize("where", ["srv", "srv/app/database"])
 def test_sqlite_restore_never_follows_a_planted_symlink(
-    tmp_path: Path, world: World, where: str, force: bool
+    tmp_path: Path, world: World, mem: MemoryComponent, where: str, force: bool
 ) -> None:
     db = tmp_path / "live.sqlite"
     conn = sqlite3.connect(db)
@@ -206,55 +215,31 @@ def test_sqlite_restore_never_follows_a_planted_symlink(
     conn.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(10)])
     conn.commit()
     conn.close()
-    mem = MemoryComponent(scratch=tmp_path / "scratch")
     SQLiteSource("db", {"path": str(db)}).backup(mem, SourceContext())
     source = SQLiteSource("db", {"path": "/srv/app/database/app.sqlite"})
-    link = _plant(world, where, world.outside / "etc")
-    ctx = SourceContext(force=force, options={"target_root": str(world.target)})
-    _refused(
-        world,
-        link,
-        force,
-        lambda: source.restore(mem, ctx),
-        lambda: source.restore(mem, dataclasses.replace(ctx, dry_run=True)),
-    )
+    _refused(world, where, source, mem, _to_target(world, force))
 
 
 @ROOT_ONLY
 @FORCE
-def test_redis_rdb_restore_never_follows_a_planted_symlink(tmp_path: Path, world: World, force: bool) -> None:
-    mem = MemoryComponent(scratch=tmp_path / "scratch")
+def test_redis_rdb_restore_never_follows_a_planted_symlink(
+    world: World, mem: MemoryComponent, force: bool
+) -> None:
     mem.files["dump.rdb"] = b"REDIS0011 not a real dump"
     source = RedisSource("cache", {"host": "127.0.0.1", "port": free_port()})  # no server there
-    link = _plant(world, "var/lib/redis", world.outside / "etc")
     rdb = world.target / "var/lib/redis/dump.rdb"
     ctx = SourceContext(force=force, options={"mode": "rdb", "rdb_path": str(rdb)})
-    _refused(
-        world,
-        link,
-        force,
-        lambda: source.restore(mem, ctx),
-        lambda: source.restore(mem, dataclasses.replace(ctx, dry_run=True)),
-    )
+    _refused(world, "var/lib/redis", source, mem, ctx)
 
 
 @ROOT_ONLY
 @FORCE
 def test_command_restore_to_a_folder_never_follows_a_planted_symlink(
-    tmp_path: Path, world: World, force: bool
+    world: World, mem: MemoryComponent, force: bool
 ) -> None:
-    mem = MemoryComponent(scratch=tmp_path / "scratch")
     source = CommandSource("export", {"command": ["printf", "exported\\n"], "filename": "dumps/export.txt"})
     source.backup(mem, SourceContext())
-    link = _plant(world, "dumps", world.outside / "etc")
-    ctx = SourceContext(force=force, options={"target_root": str(world.target)})
-    _refused(
-        world,
-        link,
-        force,
-        lambda: source.restore(mem, ctx),
-        lambda: source.restore(mem, dataclasses.replace(ctx, dry_run=True)),
-    )
+    _refused(world, "dumps", source, mem, _to_target(world, force))
 
 
 def _git_repo(path: Path) -> None:
@@ -284,20 +269,11 @@ def _git_repo(path: Path) -> None:
     ids=["clone-above", "clone-at-the-path", "state-above", "state-at-the-folder"],
 )
 def test_git_restore_never_follows_a_planted_symlink(
-    tmp_path: Path, world: World, where: str, bundle: bool, force: bool
+    tmp_path: Path, world: World, mem: MemoryComponent, where: str, bundle: bool, force: bool
 ) -> None:
     live = tmp_path / "live"
     live.mkdir()
     _git_repo(live)
-    mem = MemoryComponent(scratch=tmp_path / "scratch")
     GitSource("app", {"path": str(live), "bundle": bundle}).backup(mem, SourceContext())
     source = GitSource("app", {"path": "/srv/app", "bundle": bundle})
-    link = _plant(world, where, world.outside / "etc")
-    ctx = SourceContext(force=force, options={"target_root": str(world.target)})
-    _refused(
-        world,
-        link,
-        force,
-        lambda: source.restore(mem, ctx),
-        lambda: source.restore(mem, dataclasses.replace(ctx, dry_run=True)),
-    )
+    _refused(world, where, source, mem, _to_target(world, force))
