@@ -32,8 +32,8 @@ import queue
 import stat
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from safehold.backends.base import FileType, Handle
@@ -195,6 +195,7 @@ class Restorer:
         self.progress.start("restore", total_files=totals[0], total_bytes=totals[1])
         planned = blobs = 0
         folder = b""
+        batches = _Batches(self._restore_contents)
         try:
             for rel, node, want in walk_wanted(self.repo, start.subtree, flt, cache=trees):
                 if node.type == DIR:
@@ -224,11 +225,13 @@ class Restorer:
                 planned += 1
                 blobs += len(node.content)
                 if len(jobs) >= self._batch[0] or blobs >= self._batch[1]:
-                    self._restore_contents(jobs, planned)
+                    batches.submit(jobs, planned)
                     jobs, blobs = [], 0
-            self._restore_contents(jobs, planned)
+            batches.submit(jobs, planned)
             jobs = []
+            batches.wait()
         finally:
+            self._drop_temps(batches.close())
             self._stop_helpers()
             self._drop_temps(jobs)
             self.progress.finish()
@@ -601,6 +604,47 @@ class Restorer:
         job.tmp = None
         self.stats.files += 1
         self.progress.advance(files=1)
+
+
+class _Batches:
+    """Restores batches of file contents in one background thread while the caller walks the trees and
+    plans the next batch (walking is Python work; restoring a batch is mostly helpers' and the kernel's):
+    one batch restores while at most one more is planned. :meth:`submit` first waits for the batch before
+    (and raises what it raised)."""
+
+    def __init__(self, restore: Callable[[list[_Job], int], None]) -> None:
+        self._restore = restore
+        self._pool: ThreadPoolExecutor | None = None
+        self._running: Future[None] | None = None
+        self._jobs: list[_Job] = []
+
+    def submit(self, jobs: list[_Job], planned: int) -> None:
+        self.wait()
+        if not jobs:
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="safehold-batch")
+        self._jobs = jobs
+        self._running = self._pool.submit(self._restore, jobs, planned)
+
+    def wait(self) -> None:
+        running, self._running = self._running, None
+        if running is not None:
+            running.result()
+
+    def close(self) -> list[_Job]:
+        """Wait for the batch under way (whatever happened to it) and end the thread; the jobs of the last
+        batch (an interrupted one may have left temporary files)."""
+        if self._running is not None:
+            try:
+                self._running.result()
+            except BaseException:  # the caller is already raising its own
+                pass
+            self._running = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        return self._jobs
 
 
 def _totals(items: Iterator[tuple[bytes, Node, bool | None]]) -> tuple[int, int]:
