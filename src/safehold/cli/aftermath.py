@@ -20,6 +20,7 @@ something needs it (a textfile, or a target that listens to breaches).
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from safehold.cli.app import App
@@ -96,19 +97,11 @@ def _breaches(app: App, notifier: Notifier, status: Any, command: str) -> list[D
     measured = {
         alerts.breach_key(o.name, o.host, o.profile): o for o in status.objectives if o.name in BREACH_EVENTS
     }
-    breached = [key for key, o in measured.items() if not o.ok]
-    try:
-        new = alerts.new_breaches(breached, measured)
-    except SafeholdError as exc:
-        app.warn(f"warning: {exc.message}")
-        return []
-    deliveries: list[Delivery] = []
-    told: list[str] = []
-    for key in new:
-        o = measured[key]
+
+    def event(o: Any) -> Event:
         where = "/".join(x for x in (o.host, o.profile) if x) or "repository"
         limit = f" of {human_duration(o.limit)}" if o.limit is not None else ""
-        event = Event(
+        return Event(
             BREACH_EVENTS[o.name],
             notifier.host,
             f"the {o.name.upper()}{limit} is breached for {where}: {o.message}",
@@ -117,8 +110,29 @@ def _breaches(app: App, notifier: Notifier, status: Any, command: str) -> list[D
             hint=_BREACH_HINTS[o.name],
             command=notifier.redactor(command),
         )
-        sent = notifier.send(event)
-        warn_failed(app, sent, event.kind)
+
+    return _tell_once(app, notifier, measured, [key for key, o in measured.items() if not o.ok], event)
+
+
+def _tell_once(
+    app: App, notifier: Notifier, measured: dict[str, Any], breached: list[str], event: Callable[[Any], Event]
+) -> list[Delivery]:
+    """Send ``event(measured[key])`` for each key of ``breached`` not told before, and remember those
+    delivered to every target (:mod:`safehold.operations.observe.alerts`; the keys of ``measured`` that
+    are not breached are forgotten, so their next breach is told again). Failures are warnings."""
+    from safehold.operations.observe import alerts
+
+    try:
+        new = alerts.new_breaches(breached, measured)
+    except SafeholdError as exc:
+        app.warn(f"warning: {exc.message}")
+        return []
+    deliveries: list[Delivery] = []
+    told: list[str] = []
+    for key in new:
+        ev = event(measured[key])
+        sent = notifier.send(ev)
+        warn_failed(app, sent, ev.kind)
         deliveries += sent
         if all(d.ok for d in sent):
             told.append(key)
@@ -133,7 +147,6 @@ def disk_low(app: App, folders: list[Any]) -> None:
     """Send disk.low for each folder (a preflight's :class:`~safehold.operations.backup.preflight.FolderCheck`)
     that became low or too small since the last time it was told; a folder measured fine again is
     forgotten, so its next shortage is told again. Deliveries go into ``app.sent``."""
-    from safehold.operations.observe import alerts
 
     try:
         config = app.config()
@@ -149,15 +162,9 @@ def disk_low(app: App, folders: list[Any]) -> None:
 
     measured = {f"disk:{f.role}:{f.path}": f for f in folders if f.skipped is None}
     short = {id(f) for f in low_file_systems(folders)} | {id(f) for f in folders if not f.ok}
-    try:
-        new = alerts.new_breaches([k for k, f in measured.items() if id(f) in short], measured)
-    except SafeholdError as exc:
-        app.warn(f"warning: {exc.message}")
-        return
-    told = []
-    for key in new:
-        f = measured[key]
-        event = Event(
+
+    def event(f: Any) -> Event:
+        return Event(
             "disk.low",
             notifier.host,
             f"{app.command_name} on {notifier.host}: {f.message}",
@@ -165,15 +172,8 @@ def disk_low(app: App, folders: list[Any]) -> None:
             hint=f.hint
             or "Free space there before it runs out ('safehold forget --prune' for the repository).",
         )
-        sent = notifier.send(event)
-        warn_failed(app, sent, event.kind)
-        app.sent += sent
-        if all(d.ok for d in sent):
-            told.append(key)
-    try:
-        alerts.remember_breaches(told)
-    except SafeholdError as exc:
-        app.warn(f"warning: {exc.message}")
+
+    app.sent += _tell_once(app, notifier, measured, [k for k, f in measured.items() if id(f) in short], event)
 
 
 def _lock_held(
