@@ -215,9 +215,9 @@ def encode_tree(nodes: list[Node]) -> bytes:
     return msgpack.packb([TREE_VERSION, [n.to_wire() for n in ordered]], use_bin_type=True)
 
 
-def decode_tree(data: bytes, tree_id: bytes | None = None) -> list[Node]:
-    """Decode a tree blob; raises IntegrityError on anything malformed, including a name that breaks the
-    path-safety rule (the message names ``tree_id`` when given)."""
+def _unpack(data: bytes, tree_id: bytes | None) -> tuple[str, list[Any]]:
+    """(how messages name the tree, its nodes in wire form) of a tree blob whose layout is checked;
+    raises IntegrityError."""
     what = f"tree {tree_id.hex()[:16]}" if tree_id is not None else "tree blob"
     try:
         obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
@@ -225,7 +225,14 @@ def decode_tree(data: bytes, tree_id: bytes | None = None) -> list[Node]:
         raise IntegrityError(f"{what} does not decode: {exc}") from exc
     if not isinstance(obj, list) or len(obj) != 2 or obj[0] != TREE_VERSION or not isinstance(obj[1], list):
         raise IntegrityError(f"{what} has an unknown layout")
-    nodes = [Node.from_wire(w) for w in obj[1]]
+    return what, obj[1]
+
+
+def decode_tree(data: bytes, tree_id: bytes | None = None) -> list[Node]:
+    """Decode a tree blob; raises IntegrityError on anything malformed, including a name that breaks the
+    path-safety rule (the message names ``tree_id`` when given)."""
+    what, wire = _unpack(data, tree_id)
+    nodes = [Node.from_wire(w) for w in wire]
     bad = _names_problem(nodes)
     if bad is not None:
         raise IntegrityError(
@@ -244,15 +251,9 @@ def tree_links(
     and every id returned are checked (32 bytes each); names are returned as stored and never become
     paths here, so the path-safety rule is not applied (:func:`decode_tree` does, for readers of names).
     Raises IntegrityError on anything malformed."""
-    what = f"tree {tree_id.hex()[:16]}" if tree_id is not None else "tree blob"
-    try:
-        obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
-    except Exception as exc:
-        raise IntegrityError(f"{what} does not decode: {exc}") from exc
-    if not isinstance(obj, list) or len(obj) != 2 or obj[0] != TREE_VERSION or not isinstance(obj[1], list):
-        raise IntegrityError(f"{what} has an unknown layout")
+    what, wire = _unpack(data, tree_id)
     out: list[tuple[str, bytes, list[bytes], bytes | None]] = []
-    for w in obj[1]:
+    for w in wire:
         if not isinstance(w, list) or len(w) != 19 or w[1] not in NODE_TYPES or type(w[0]) is not bytes:
             raise IntegrityError(f"{what}: malformed tree node")
         content, subtree = w[11], w[12]
