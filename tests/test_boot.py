@@ -1,4 +1,4 @@
-"""``safehold.cli.boot``: forget and prune derive the repository key before importing the rest of the
+"""``safehold.cli.boot``: forget, prune, backup, restore and check derive the repository key before importing the rest of the
 program (peak memory), by the rules of an unlock, and the unlock that follows finds it instead of deriving
 it again. Only a cache: a passphrase or repository it cannot be sure of is left to the command."""
 
@@ -53,9 +53,11 @@ ENV = {"SAFEHOLD_PASSWORD": PW}
         (["--repo", "R", "forget", "--keep-daily", "7", "--prune"], ENV, True),
         (["forget", "--keep-daily", "7", "--repo=R"], ENV, True),
         (["-q", "prune", "-r", "R"], ENV, True),
-        (["--lock-wait", "prune", "--repo", "R", "check"], ENV, False),  # the option's value, not a command
+        (["--lock-wait", "prune", "--repo", "R", "snapshots"], ENV, False),  # the option's value, not a command
         (["prune"], {**ENV, "SAFEHOLD_REPOSITORY": "R"}, True),
-        (["backup", "/x", "--repo", "R"], ENV, False),  # not a command that gains
+        (["backup", "/x", "--repo", "R"], ENV, True),
+        (["--repo", "R", "--json", "check", "--read-data"], ENV, True),
+        (["--repo", "R", "snapshots"], ENV, False),  # not a command that gains
         (["--repo", "R", "prune", "--help"], ENV, False),
         (["--repo", "R", "prune", "--password-file", "f"], ENV, False),  # another passphrase source
         (["--repo", "R", "prune"], {**ENV, "SAFEHOLD_PASSWORD_COMMAND": "pass x"}, False),
@@ -64,7 +66,7 @@ ENV = {"SAFEHOLD_PASSWORD": PW}
         (["--repo", "sftp://host/R", "prune"], ENV, False),
     ],
 )
-def test_only_a_local_forget_or_prune_with_the_passphrase_in_the_environment(
+def test_only_a_local_repository_command_that_gains_with_the_passphrase_in_the_environment(
     local_repo: Path, argv: list[str], env: dict[str, str], found: bool
 ) -> None:
     argv = [str(local_repo) if a == "R" else a.replace("=R", f"={local_repo}") for a in argv]
