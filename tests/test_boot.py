@@ -53,7 +53,8 @@ ENV = {"SAFEHOLD_PASSWORD": PW}
         (["--repo", "R", "forget", "--keep-daily", "7", "--prune"], ENV, True),
         (["forget", "--keep-daily", "7", "--repo=R"], ENV, True),
         (["-q", "prune", "-r", "R"], ENV, True),
-        (["--lock-wait", "prune", "--repo", "R", "snapshots"], ENV, False),  # the option's value, not a command
+        # the option's value, not a command:
+        (["--lock-wait", "prune", "--repo", "R", "snapshots"], ENV, False),
         (["prune"], {**ENV, "SAFEHOLD_REPOSITORY": "R"}, True),
         (["backup", "/x", "--repo", "R"], ENV, True),
         (["--repo", "R", "--json", "check", "--read-data"], ENV, True),
