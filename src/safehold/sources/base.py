@@ -106,6 +106,16 @@ class Redirect:
     install_packages: bool = False
 
 
+def server_moved(settings: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A component's connection ``settings`` with ``overrides`` applied (a restore redirected to another
+    server, a drill's scratch server): a host or port given there means TCP, so the socket goes."""
+    out = dict(settings)
+    if "host" in overrides or "port" in overrides:
+        out.pop("socket", None)
+    out.update(overrides)
+    return out
+
+
 @dataclass
 class Sandbox:
     """Where :meth:`Source.verify` may put things (drills): nothing outside it is changed.

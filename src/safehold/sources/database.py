@@ -15,7 +15,15 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from safehold.secrets import SecretRef
-from safehold.sources.base import Finding, Redirect, Sandbox, Source, SourceContext, VerifyReport
+from safehold.sources.base import (
+    Finding,
+    Redirect,
+    Sandbox,
+    Source,
+    SourceContext,
+    VerifyReport,
+    server_moved,
+)
 from safehold.sources.component import ComponentReader
 
 #: What to do when the drill cannot use its scratch database server.
@@ -76,12 +84,8 @@ class DatabaseSource(Source):
         return {k: v for k, v in where.db.items() if k in REDIRECT_KEYS and v is not None}
 
     def redirected_settings(self, settings: dict[str, Any], where: Redirect) -> dict[str, Any]:
-        overrides = {k: v for k, v in where.db.items() if v is not None}  # with --db-name: where it went
-        out = dict(settings)
-        if "host" in overrides or "port" in overrides:
-            out.pop("socket", None)
-        out.update(overrides)
-        return out
+        # with --db-name: where it went
+        return server_moved(settings, {k: v for k, v in where.db.items() if v is not None})
 
     def safety_source(self, ctx: SourceContext) -> Source | None:
         """The live databases, when a forced restore replaces them where they were backed up from."""
@@ -218,10 +222,8 @@ class DatabaseSource(Source):
         moved = {k: v for k, v in raw.items() if k in ("host", "port", "user", "password")}
         if raw.get("no_password"):
             settings.pop("password", None)
-        if "host" in moved or "port" in moved:
-            settings.pop("socket", None)
         settings.pop("database", None)
-        return {**settings, **moved, "databases": databases}
+        return {**server_moved(settings, moved), "databases": databases}
 
     @classmethod
     def cleanup_scratch(cls, resource: dict[str, Any]) -> str:

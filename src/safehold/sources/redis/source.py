@@ -14,7 +14,15 @@ from pydantic import BaseModel
 
 from safehold import proc
 from safehold.errors import SourceError
-from safehold.sources.base import Finding, Redirect, RestorePlan, RestoreReport, Source, SourceContext
+from safehold.sources.base import (
+    Finding,
+    Redirect,
+    RestorePlan,
+    RestoreReport,
+    Source,
+    SourceContext,
+    server_moved,
+)
 from safehold.sources.checks import Checks
 from safehold.sources.component import ComponentReader, ComponentWriter, stream_of
 from safehold.sources.redis import restore
@@ -218,12 +226,7 @@ class RedisSource(Source):
         return self._server_redirect(where)
 
     def redirected_settings(self, settings: dict[str, Any], where: Redirect) -> dict[str, Any]:
-        overrides = self._server_redirect(where)
-        out = dict(settings)
-        if "host" in overrides or "port" in overrides:
-            out.pop("socket", None)
-        out.update(overrides)
-        return out
+        return server_moved(settings, self._server_redirect(where))
 
     def safety_source(self, ctx: SourceContext) -> Source | None:
         """The live server's keys, when a forced restore replaces them there (not for an RDB file or
