@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import click
@@ -38,16 +39,21 @@ def check(app: App, /, read_data: bool, read_data_subset: str | None, **thaw: An
         prepare(repo, set(selected), cold_opts, app.info)
     lock = repo.lock(exclusive=False, operation="check")
     started = now_utc()
+    # bootstrap/ lies outside the format: its files are read and hashed (SHA-256 releases the interpreter
+    # lock) in a thread while the repository is checked
+    boot = ThreadPoolExecutor(max_workers=1, thread_name_prefix="safehold-bootstrap")
+    boot_check = boot.submit(verify_bootstrap, repo.backend, read=reading) if bootstrap_enabled() else None
     try:
-        result = Checker(repo, app.progress()).run(read_data=reading, subset=read_data_subset, packs=selected)
+        try:
+            result = Checker(repo, app.progress()).run(
+                read_data=reading, subset=read_data_subset, packs=selected
+            )
+        finally:
+            lock.release()
+        record_check(repo, result, started, read_data=read_data, subset=read_data_subset, warn=app.warn)
+        boot_notes, boot_problems = boot_check.result() if boot_check is not None else ([], [])
     finally:
-        lock.release()
-    record_check(repo, result, started, read_data=read_data, subset=read_data_subset, warn=app.warn)
-    boot_notes, boot_problems = (
-        verify_bootstrap(repo.backend, read=read_data or bool(read_data_subset))
-        if bootstrap_enabled()
-        else ([], [])
-    )
+        boot.shutdown(wait=True, cancel_futures=True)
     for problem in boot_problems:  # not damage: the data is unaffected, but a bare host cannot install
         app.warn(f"warning: {problem}")
     lines = [f"error: {e}" for e in result.errors] + [f"note: {n}" for n in [*result.notes, *boot_notes]]
