@@ -33,9 +33,11 @@ file where a folder goes is refused, or with ``--force`` replaced, and the plan 
 files and symlinks are created under a new name in that folder, given their owner, mode and time through
 their descriptor, then renamed into place.
 
-Modules: :mod:`.source`.
+Modules: :mod:`.options` (collectors, restore options), :mod:`.source` (the contract, the backup),
+:mod:`.restore` (plan and apply), :mod:`.restored` and :mod:`.nginx` (drills' checks of what was restored).
 """
 
-from safehold.sources.system.source import BUILTIN, SystemOptions, SystemSource
+from safehold.sources.system.options import BUILTIN, SystemOptions
+from safehold.sources.system.source import SystemSource
 
 __all__ = ["BUILTIN", "SystemOptions", "SystemSource"]
