@@ -21,7 +21,7 @@ from safehold import syntax
 from safehold.errors import SafeholdError, UnsafeValue
 from safehold.sources.base import SourceContext
 from safehold.sources.command import CommandSource
-from safehold.sources.git.source import _parse_remotes
+from safehold.sources.git.restore import _parse_remotes
 from safehold.sources.mysql import MySQLSource
 from safehold.sources.postgresql import PostgreSQLSource
 from safehold.sources.redis import RedisSource

@@ -20,9 +20,11 @@ the report says the code must be cloned from the remote.
 Backups are read-only: git runs with ``GIT_OPTIONAL_LOCKS=0`` (no index refresh) and, because safehold
 usually runs as root on a repository owned by the web user, with ``safe.directory`` allowing it.
 
-Modules: :mod:`.source`.
+Modules: :mod:`.options` (settings, restore options), :mod:`.source` (the contract, the backup, the drill's
+verification, running git), :mod:`.restore` (plan and apply).
 """
 
-from safehold.sources.git.source import GitOptions, GitSource, strip_credentials
+from safehold.sources.git.options import GitOptions
+from safehold.sources.git.source import GitSource, strip_credentials
 
 __all__ = ["GitOptions", "GitSource", "strip_credentials"]

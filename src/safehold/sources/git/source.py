@@ -4,33 +4,24 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from safehold import proc
-from safehold.engine.fs.safedir import (
-    SINGLE_FILE_HINT,
-    InTheWay,
-    folder_of,
-    folder_warnings,
-    open_dir_of_file,
-    step_down,
-)
 from safehold.errors import SourceError
-from safehold.fsutil import atomic_write, private_dir
 from safehold.sources.base import Finding, RestorePlan, RestoreReport, Source, SourceContext
 from safehold.sources.checks import Checks
 from safehold.sources.component import ComponentReader, ComponentWriter
+from safehold.sources.git import restore
+from safehold.sources.git.options import GitOptions, GitRestoreOptions
+from safehold.sources.git.restore import BUNDLE, TEXT_FILES
 from safehold.sources.verify import Check, Sandbox, VerifyReport
 
-TEXT_FILES = ("head.txt", "status.txt", "log.txt", "branches.txt", "tags.txt", "stash.txt", "remotes.txt")
-BUNDLE = "repo.bundle"
 _SSH_SCHEMES = {"ssh", "git+ssh", "ssh+git"}
 _SECRET_PARAM = re.compile(r"token|secret|pass|key|auth|sig|credential", re.IGNORECASE)
 _URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
@@ -66,48 +57,12 @@ def mask_urls(text: str) -> str:
     return _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}***@", text)
 
 
-class GitOptions(BaseModel):
-    """Settings of a ``git`` component."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    path: str = Field(
-        description="The repository: a work tree or a bare repository.",
-        examples=["/var/www/app"],
-    )
-    bundle: bool = Field(
-        default=False,
-        description="Also store `git bundle --all`, so the code can be recreated without the remote.",
-        examples=[True, False],
-    )
-    log_limit: int = Field(
-        default=50,
-        ge=1,
-        description="How many commits of HEAD's history go into log.txt.",
-        examples=[50],
-    )
-    timeout: float = Field(
-        default=3600.0,
-        gt=0,
-        description="Seconds after which a git command is killed and the component fails.",
-        examples=[3600],
-    )
-
-
 #: Added to the environment of every git run: stable output, no prompts, no lock files, no pager.
 GIT_ENV = {"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "GIT_PAGER": "cat"}
 
 
 def _git_argv(repo: Path, *args: str) -> list[str]:
     return ["git", "-c", "safe.directory=*", "-c", "core.quotepath=off", "-C", str(repo), *args]
-
-
-class GitRestoreOptions(BaseModel):
-    """What a restore of a ``git`` component may be told."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    target_root: str | None = Field(default=None, description="Recreate the repository below this folder.")
 
 
 class GitSource(Source):
@@ -284,7 +239,7 @@ class GitSource(Source):
                 raise SourceError(f"git bundle verify: {res.last_error()}")
             bundle.unlink()
             self.restore(snap, SourceContext(log=ctx.log, options={"target_root": str(folder / "clone")}))
-            clone = self._target(GitRestoreOptions(target_root=str(folder / "clone")))
+            clone = restore.target_of(self.options, GitRestoreOptions(target_root=str(folder / "clone")))
             head = snap.read_bytes("head.txt").decode().splitlines() if snap.exists("head.txt") else []
             got = proc.run_capture(_git_argv(clone, "rev-parse", "HEAD"), env=GIT_ENV).stdout.decode().strip()
             if len(head) > 1 and head[1] and got != head[1]:
@@ -315,179 +270,12 @@ class GitSource(Source):
         )
 
     # --------------------------------------------------------------------------------------- restore
-    def _target(self, ro: GitRestoreOptions) -> Path:
-        repo = Path(self.options.path)
-        if ro.target_root:
-            return Path(ro.target_root) / repo.resolve().relative_to(repo.resolve().anchor)
-        return repo
-
     def restored_paths(self) -> list[str]:
         return [os.path.normpath(self.options.path)]
 
     def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
-        """Clone the bundle back into place (or write the text files)."""
-        ro: GitRestoreOptions = self.restore_options(ctx.options)
-        plan = RestorePlan(component=self.name, options=ro)
-        target = self._target(ro)
-        remotes = (
-            _parse_remotes(snap.read_bytes("remotes.txt").decode()) if snap.exists("remotes.txt") else []
-        )
-        fetch_urls = [(name, url) for name, url, d in remotes if d == "fetch"]
-        if not snap.exists(BUNDLE):
-            state_dir = target.with_name(target.name + ".git-state")
-            names = [f for f in TEXT_FILES if snap.exists(f)]
-            for fname in names:
-                verb = "overwrite" if (state_dir / fname).exists() else "write"
-                plan.actions.append(f"{verb} {state_dir / fname}")
-            clone_from = fetch_urls[0][1] if fetch_urls else "<remote url>"
-            plan.warnings.append(
-                "no bundle in this snapshot: the code must come from the remote "
-                f"(git clone {clone_from} {target})"
-            )
-            plan.steps.append(("state", state_dir, names))
-            plan.warnings += folder_warnings(state_dir, ro.target_root, folder=True)
-            return plan
-
-        # another user's symlink on the way: never looked through, never replaced (refused)
-        problem = folder_warnings(target, ro.target_root, folder=True)
-        if problem:
-            plan.warnings += problem
-        elif target.exists() and (not target.is_dir() or any(target.iterdir())):
-            plan.warnings.append(f"{target} exists and is not empty: the restore would refuse")
-            plan.steps.append(("refuse", target))
-            return plan
-        head = snap.read_bytes("head.txt").decode().splitlines() if snap.exists("head.txt") else []
-        head_ref = head[0][len("ref: ") :] if head and head[0].startswith("ref: ") else ""
-        plan.actions.append(f"clone {BUNDLE} into {target} (all refs)")
-        plan.actions.append(f"check out {head_ref or (head[1] if len(head) > 1 else 'HEAD')}")
-        for name, url, direction in remotes:
-            plan.actions.append(f"set remote {name} {direction} url {url}")
-        plan.details["target"] = str(target)
-        stash = snap.read_bytes("stash.txt").decode().split("\n", 1)[0] if snap.exists("stash.txt") else ""
-        message = stash.split("\t", 2)[2] if stash.count("\t") >= 2 else ""
-        plan.steps.append(("clone", target, head_ref, head[1] if len(head) > 1 else "", remotes, message))
-        return plan
+        """Clone the bundle back into place (or write the text files): :mod:`.restore`."""
+        return restore.plan_restore(self.name, self.options, self.restore_options(ctx.options), snap)
 
     def apply(self, plan: RestorePlan, snap: ComponentReader, ctx: SourceContext) -> RestoreReport:
-        report = RestoreReport(self.name, list(plan.actions), list(plan.warnings), dict(plan.details))
-        ro: GitRestoreOptions = plan.options
-        # every folder from the target root (or /) down is opened one name at a time: another user's
-        # symlink on the way is refused, never followed or replaced
-        for step in plan.steps:
-            if step[0] == "state":
-                _, state_dir, names = step
-                fd = open_dir_of_file(os.fsencode(os.path.abspath(state_dir)), ro.target_root, folder=True)
-                try:
-                    for fname in names:  # remote URLs: private
-                        atomic_write(fname, snap.read_bytes(fname), mode=0o600, dir_fd=fd)
-                finally:
-                    os.close(fd)
-            elif step[0] == "refuse":
-                raise SourceError(
-                    f"component {self.name}: {step[1]} exists and is not empty",
-                    hint="Move it away, or restore with --target-root DIR to recreate the repository elsewhere.",
-                )
-            else:
-                _, target, head_ref, head_id, remotes, message = step
-                with (
-                    private_dir("safehold-git-") as tmp,
-                    folder_of(target, ro.target_root) as pfd,
-                ):
-                    bundle = tmp / BUNDLE
-                    with bundle.open("wb") as f:
-                        for block in snap.open_stream(BUNDLE):
-                            f.write(block)
-                    self._clone(
-                        bundle,
-                        pfd,
-                        target,
-                        head_ref=head_ref,
-                        head_id=head_id,
-                        remotes=remotes,
-                        stash_message=message,
-                    )
-        return report
-
-    def _clone(
-        self,
-        bundle: Path,
-        pfd: int,
-        target: Path,
-        *,
-        head_ref: str,
-        head_id: str,
-        remotes: list[tuple[str, str, str]],
-        stash_message: str,
-    ) -> None:
-        """Clone into ``target``, a folder in the folder open as ``pfd``: opened by name without following
-        another user's symlink, and git run in it through ``/proc/PID/fd`` (never by its path)."""
-        leaf = os.fsencode(target.name)
-        created = not _exists(pfd, leaf)
-        try:
-            tfd = step_down(pfd, os.fsencode(target), leaf, create=True, replace=False)
-        except InTheWay as exc:
-            raise InTheWay(exc.message, hint=SINGLE_FILE_HINT) from None
-        here = Path(f"/proc/{os.getpid()}/fd/{tfd}")
-        target = here  # every git call below runs in the folder just opened
-        try:
-            # a mirror clone keeps every ref of the bundle (remote-tracking branches, refs/stash too)
-            self._git(here, "clone", "--quiet", "--mirror", str(bundle), ".git")
-            self._git(target, "config", "--remove-section", "remote.origin")
-            self._git(target, "config", "core.bare", "false")
-            self._git(target, "config", "core.logallrefupdates", "true")
-            for name, url, direction in remotes:
-                if direction == "fetch":
-                    if name not in self._git(target, "remote").split():
-                        self._git(target, "remote", "add", "--", name, url)
-                    else:
-                        self._git(target, "remote", "set-url", "--add", "--", name, url)
-            for name, url, direction in remotes:
-                if direction == "push":
-                    fetch = [u for n, u, d in remotes if n == name and d == "fetch"]
-                    if url not in fetch:
-                        self._git(target, "remote", "set-url", "--add", "--push", "--", name, url)
-            stash = self._git(target, "rev-parse", "-q", "--verify", "refs/stash", check=False).strip()
-            if stash:  # git reads the stash through its reflog, which a clone does not carry
-                message = stash_message or "restored by safehold"
-                self._git(target, "update-ref", "-d", "refs/stash")
-                self._git(target, "update-ref", "--create-reflog", "-m", message, "refs/stash", stash)
-            if head_ref:
-                self._git(target, "symbolic-ref", "HEAD", head_ref)
-            elif head_id:
-                self._git(target, "update-ref", "--no-deref", "HEAD", head_id)
-            if head_id:
-                self._git(target, "reset", "--quiet", "--hard")
-        except BaseException:
-            if created:
-                shutil.rmtree(leaf, dir_fd=pfd, ignore_errors=True)
-            else:
-                shutil.rmtree(".git", dir_fd=tfd, ignore_errors=True)
-            raise
-        finally:
-            os.close(tfd)
-
-
-def _exists(dfd: int, name: bytes) -> bool:
-    try:
-        os.stat(name, dir_fd=dfd, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-#: A remote name or URL as restore passes it to ``git remote``: no leading '-' (an option), no control
-#: characters or spaces in names. remotes.txt comes from the repository, which is not trusted.
-_REMOTE_NAME = re.compile(r"[^\s\x00-\x1f\x7f-][^\s\x00-\x1f\x7f]*")
-_REMOTE_URL = re.compile(r"[^\s\x00-\x1f\x7f-][^\x00-\x1f\x7f]*")
-
-
-def _parse_remotes(text: str) -> list[tuple[str, str, str]]:
-    """``(name, url, "fetch"|"push")`` of each well-formed line; a line whose name or URL git could read
-    as an option (or that holds control characters) is left out."""
-    out = []
-    for line in text.splitlines():
-        parts = line.split("\t")
-        well_formed = len(parts) == 3 and parts[2] in ("(fetch)", "(push)")
-        if well_formed and _REMOTE_NAME.fullmatch(parts[0]) and _REMOTE_URL.fullmatch(parts[1]):
-            out.append((parts[0], parts[1], parts[2].strip("()")))
-    return out
+        return restore.apply(self.name, plan, snap, self._git)
