@@ -34,6 +34,10 @@ SCRATCH_HINT = (
     "server are the component's, else none). Give that user the right to create and drop databases, or "
     "set those options."
 )
+#: Every drill scratch database's name begins with this (then the drill's id).
+SCRATCH_PREFIX = "safehold_drill_"
+#: How long dropping a scratch database waits for a lock before it gives up with an error (seconds).
+DROP_LOCK_WAIT = 30
 #: The keys of a ``--db-*`` redirect (``restore --db-host/--db-port/--db-user/--db-name/--db-password-env``).
 REDIRECT_KEYS = ("host", "port", "user", "database", "password")
 
@@ -104,8 +108,11 @@ class DatabaseSource(Source):
         """The names of the databases whose dumps ``snap`` holds."""
 
     @abstractmethod
-    def drop_database(self, options: DatabaseRestoreOptions, name: str) -> None:
-        """Drop database ``name`` on the server ``options`` connect to (verify's clean-up)."""
+    def drop_database(self, options: DatabaseRestoreOptions, name: str) -> list[str]:
+        """Drop database ``name`` on the server ``options`` connect to (verify's clean-up), waiting a
+        bounded time for locks (SourceError naming what holds one). A drill's scratch database (a name
+        beginning with :data:`SCRATCH_PREFIX`) is dropped also while sessions still work in it (a killed
+        drill's restore client): they are ended first. Returns what was ended, for the messages."""
 
     def count_objects(self, options: DatabaseRestoreOptions, name: str) -> dict[str, int]:
         """What database ``name`` holds besides tables (routines, triggers, views...), for drills."""
@@ -229,7 +236,7 @@ class DatabaseSource(Source):
     def cleanup_scratch(cls, resource: dict[str, Any]) -> str:
         """Drop a killed drill's scratch database: only a name a drill generates (``safehold_drill_``)."""
         name = str(resource.get("database", ""))
-        if not name.startswith("safehold_drill_"):
+        if not name.startswith(SCRATCH_PREFIX):
             return f"left {name!r} alone: not a drill's scratch database"
         where = {
             k: v for k, v in resource.items() if k in ("host", "port", "user", "password") and v is not None
@@ -237,5 +244,5 @@ class DatabaseSource(Source):
         source = cls(
             "drill-cleanup", {"databases": [name], **{k: v for k, v in where.items() if k != "password"}}
         )
-        source.drop_database(source.restore_options(where), name)
-        return f"dropped scratch database {name}"
+        ended = source.drop_database(source.restore_options(where), name)
+        return f"dropped scratch database {name}" + (f" ({'; '.join(ended)})" if ended else "")

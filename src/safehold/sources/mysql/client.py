@@ -40,7 +40,11 @@ class Conn:
     def where(self) -> str:
         return f"{self.user}@{self.socket or f'{self.host}:{self.port}'}"
 
-    def connect(self, database: str | None = None) -> pymysql.connections.Connection[Any]:
+    def connect(
+        self, database: str | None = None, *, read_timeout: float | None = None
+    ) -> pymysql.connections.Connection[Any]:
+        """A connection (autocommit); ``read_timeout``: no answer within that many seconds ends a query
+        with an error instead of a wait without end."""
         try:
             return pymysql.connect(
                 host=self.host,
@@ -51,6 +55,7 @@ class Conn:
                 database=database,
                 charset="utf8mb4",
                 connect_timeout=10,
+                read_timeout=read_timeout,
                 autocommit=True,
             )
         except pymysql.MySQLError as exc:

@@ -21,11 +21,14 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import pymysql
+
 from safehold import proc, syntax
 from safehold.errors import RestoreRefused, SourceError
 from safehold.sources import dbstats
 from safehold.sources.base import RestorePlan, RestoreReport, SourceContext
 from safehold.sources.component import ComponentReader
+from safehold.sources.database import DROP_LOCK_WAIT
 from safehold.sources.mysql.client import (
     CLIENT_TOOLS,
     PACKAGE,
@@ -145,13 +148,54 @@ def count_objects(options: MySQLOptions, ro: MySQLRestoreOptions, name: str) -> 
         conn.close()
 
 
-def drop_database(options: MySQLOptions, ro: MySQLRestoreOptions, name: str) -> None:
-    """DROP DATABASE IF EXISTS ``name`` on the server ``ro`` connects to."""
-    conn = conn_from(options, ro.connection()).connect()
+def drop_database(
+    options: MySQLOptions, ro: MySQLRestoreOptions, name: str, *, end_sessions: bool = False
+) -> list[str]:
+    """DROP DATABASE IF EXISTS ``name`` on the server ``ro`` connects to, never waiting without end.
+
+    With ``end_sessions`` (a drill's scratch database) the sessions working in it are ended first
+    (``KILL CONNECTION``): a killed drill's restore client, or its server-side session that still runs a
+    statement the client will never read, would otherwise hold locks that DROP waits for. The DROP
+    waits at most :data:`DROP_LOCK_WAIT` s for a lock (``lock_wait_timeout``), then raises SourceError
+    naming what holds it. Returns what it ended ("ended session 12 of user@host (Query, 40 s)")."""
+    ci = conn_from(options, ro.connection())
+    conn = ci.connect(read_timeout=DROP_LOCK_WAIT + 30)
+    ended: list[str] = []
     try:
-        query(conn, f"DROP DATABASE IF EXISTS {quote(name)}")
+        query(conn, f"SET SESSION lock_wait_timeout = {DROP_LOCK_WAIT}")
+        if end_sessions:
+            rows = query(
+                conn,
+                "SELECT id, user, host, command, time FROM information_schema.processlist "
+                "WHERE db = %s AND id <> CONNECTION_ID()",
+                (name,),
+            )
+            for sid, user, host, command, seconds in rows:
+                try:
+                    query(conn, f"KILL CONNECTION {int(sid)}")
+                except pymysql.MySQLError as exc:
+                    if exc.args and exc.args[0] == 1094:  # unknown thread id: it ended by itself
+                        continue
+                    raise SourceError(
+                        f"cannot end session {sid} of {user}@{host} in scratch database {name}: {exc}",
+                        hint=f"End it on the server (KILL {sid}) or give the drill's scratch user the "
+                        "right to (CONNECTION ADMIN or SUPER), then run 'safehold drill --cleanup'.",
+                    ) from None
+                ended.append(f"ended session {sid} of {user}@{host} ({command}, {seconds} s)")
+        try:
+            query(conn, f"DROP DATABASE IF EXISTS {quote(name)}")
+        except pymysql.MySQLError as exc:
+            if exc.args and exc.args[0] == 1205:  # lock wait timeout exceeded
+                raise SourceError(
+                    f"cannot drop database {name} on {ci.where}: another session held a lock on it for "
+                    f"{DROP_LOCK_WAIT} s",
+                    hint="SHOW PROCESSLIST on that server shows which; end it (KILL ID), then run "
+                    "'safehold drill --cleanup'.",
+                ) from None
+            raise SourceError(f"cannot drop database {name} on {ci.where}: {exc}") from None
     finally:
         conn.close()
+    return ended
 
 
 def _restore_one(

@@ -17,7 +17,7 @@ from safehold.sources import dbstats
 from safehold.sources.base import Finding, RestorePlan, RestoreReport, SourceContext
 from safehold.sources.checks import Checks, app_user_origin, report_backup_user
 from safehold.sources.component import ComponentReader, ComponentWriter, stream_of
-from safehold.sources.database import DatabaseRestoreOptions, DatabaseSource
+from safehold.sources.database import SCRATCH_PREFIX, DatabaseRestoreOptions, DatabaseSource
 from safehold.sources.export import ExportTree, Part, Place
 from safehold.sources.mysql import export as kind_export
 from safehold.sources.mysql import restore
@@ -330,8 +330,13 @@ class MySQLSource(DatabaseSource):
     def count_objects(self, options: DatabaseRestoreOptions, name: str) -> dict[str, int]:
         return restore.count_objects(self.options, cast(MySQLRestoreOptions, options), name)
 
-    def drop_database(self, options: DatabaseRestoreOptions, name: str) -> None:
-        restore.drop_database(self.options, cast(MySQLRestoreOptions, options), name)
+    def drop_database(self, options: DatabaseRestoreOptions, name: str) -> list[str]:
+        return restore.drop_database(
+            self.options,
+            cast(MySQLRestoreOptions, options),
+            name,
+            end_sessions=name.startswith(SCRATCH_PREFIX),
+        )
 
     def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
         return restore.plan_restore(self.name, self.options, self.restore_options(ctx.options), snap, ctx)

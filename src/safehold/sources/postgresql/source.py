@@ -8,6 +8,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, cast
 
+import psycopg
 from psycopg import sql
 from pydantic import BaseModel
 
@@ -18,7 +19,7 @@ from safehold.sources import dbstats
 from safehold.sources.base import Finding, RestorePlan, RestoreReport, SourceContext
 from safehold.sources.checks import Checks, app_user_origin, report_backup_user
 from safehold.sources.component import ComponentReader, ComponentWriter
-from safehold.sources.database import DatabaseRestoreOptions, DatabaseSource
+from safehold.sources.database import DROP_LOCK_WAIT, SCRATCH_PREFIX, DatabaseRestoreOptions, DatabaseSource
 from safehold.sources.export import ExportTree, Part, Place
 from safehold.sources.postgresql import export as kind_export
 from safehold.sources.postgresql.client import (
@@ -254,11 +255,31 @@ class PostgreSQLSource(DatabaseSource):
         with ci.connect(name) as conn:
             return {k: int(conn.execute(q).fetchone()[0]) for k, q in PG_OBJECT_COUNTS.items()}  # type: ignore[index]
 
-    def drop_database(self, options: DatabaseRestoreOptions, name: str) -> None:
+    def drop_database(self, options: DatabaseRestoreOptions, name: str) -> list[str]:
         ro = cast(PostgreSQLRestoreOptions, options)
         ci = conn_from(self.options, ro.connection(), owner=f"component {self.name}")
+        ended: list[str] = []
         with ci.connect(ro.admin_database) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            admin.execute(f"SET lock_timeout = '{DROP_LOCK_WAIT}s'")
+            admin.execute(f"SET statement_timeout = '{DROP_LOCK_WAIT + 30}s'")
+            if name.startswith(SCRATCH_PREFIX):  # a killed drill's pg_restore, or its server session
+                rows = admin.execute(
+                    "SELECT pid, usename, state, pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (name,),
+                ).fetchall()
+                ended = [
+                    f"ended session {pid} of {user} ({state})" for pid, user, state, done in rows if done
+                ]
+            try:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            except psycopg.Error as exc:
+                raise SourceError(
+                    f"cannot drop database {name} on {ci.where}: {str(exc).strip()}",
+                    hint="pg_stat_activity on that server shows the sessions in it; end them "
+                    "(pg_terminate_backend), then run 'safehold drill --cleanup'.",
+                ) from None
+        return ended
 
     def plan_restore(self, snap: ComponentReader, ctx: SourceContext) -> RestorePlan:
         """Restore each dump with pg_restore (restore options: :class:`PostgreSQLRestoreOptions`)."""
