@@ -5,6 +5,9 @@ through :class:`Running`, so the rules hold everywhere:
 
 * the program runs in its own session; a deadline (``timeout``) or :meth:`Running.kill` kills its whole
   process group (a shell's children too), and ``timed_out`` says which happened;
+* it dies with safehold (:func:`die_with_parent`, Linux): a safehold killed with SIGKILL leaves no restore
+  client loading a dump, no dump tool and no server of its own running behind it (its own session keeps a
+  terminal's Ctrl-C from reaching the program directly; safehold stops it on its way out);
 * its standard error is read by a thread to EOF and only the last :data:`STDERR_TAIL` bytes are kept
   (``stdout="tail"`` merges standard output into the same tail, ``"discard"`` drops it);
 * the environment is safehold's own plus ``env`` (so that ``PGPASSWORD``/``REDISCLI_AUTH`` reach only
@@ -54,6 +57,39 @@ LOG_LINES = 50
 END_TAIL = 4096
 
 R = TypeVar("R")
+
+
+#: Told the pid (= session id) of every program :class:`Running` starts, in the thread that started it:
+#: a drill records them in its sandbox, so that the next one can end what a killed drill's programs
+#: started in turn (a shell's children outlive the shell: the parent-death signal reaches only the shell).
+ON_START: list[Callable[[int], None]] = []
+
+_PR_SET_PDEATHSIG = 1
+_SIGKILL = int(signal.SIGKILL)
+_prctl: list[Callable[..., int] | None] = []
+
+
+def die_with_parent() -> Callable[[], None]:
+    """A ``preexec_fn`` for :class:`subprocess.Popen`: the started program gets SIGKILL when the thread
+    that started it ends (prctl PR_SET_PDEATHSIG; on Linux; elsewhere nothing). Every caller waits for its
+    program in the thread that started it, so in practice that is when safehold dies, however it dies.
+    When safehold died between the fork and the prctl, the program ends at once."""
+    if not _prctl:
+        try:
+            import ctypes
+
+            _prctl.append(ctypes.CDLL(None, use_errno=True).prctl)
+        except (OSError, AttributeError):  # not Linux: no parent-death signal
+            _prctl.append(None)
+    prctl, parent = _prctl[0], os.getpid()
+
+    def child() -> None:
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
+            if os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    return child
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:
@@ -131,6 +167,7 @@ class Running:
                 env=full_env,
                 cwd=cwd,
                 start_new_session=True,
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - a prctl and two syscalls, no lock taken
             )
         except OSError as exc:
             raise SourceError(
@@ -139,15 +176,27 @@ class Running:
             ) from None
         except ValueError:  # a NUL in an argument or the environment: callers check values, this is the net
             raise SourceError(f"cannot run {self.tool}: an argument or variable holds NUL") from None
-        diag = self.proc.stdout if stdout == "tail" else self.proc.stderr
-        assert diag is not None
-        self._drainer = threading.Thread(target=self._drain, args=(diag,), daemon=True, name="stderr-tail")
-        self._drainer.start()
         self._timer: threading.Timer | None = None
-        if timeout is not None:
-            self._timer = threading.Timer(timeout, self._expire)
-            self._timer.daemon = True
-            self._timer.start()
+        try:  # from here on, whatever interrupts (Ctrl-C, a drill's deadline) takes the program with it
+            for hook in list(ON_START):
+                hook(self.proc.pid)
+            diag = self.proc.stdout if stdout == "tail" else self.proc.stderr
+            assert diag is not None
+            self._drainer = threading.Thread(
+                target=self._drain, args=(diag,), daemon=True, name="stderr-tail"
+            )
+            self._drainer.start()
+            if timeout is not None:
+                self._timer = threading.Timer(timeout, self._expire)
+                self._timer.daemon = True
+                self._timer.start()
+        except BaseException:
+            self.kill()
+            with contextlib.suppress(Exception):
+                self.proc.wait()
+            if self._timer is not None:
+                self._timer.cancel()
+            raise
 
     def _drain(self, pipe: IO[bytes]) -> None:
         fd = pipe.fileno()

@@ -280,6 +280,13 @@ class Drill(_Model):
         description="Keep the restored files and scratch databases after the drill for inspection.",
         examples=[False],
     )
+    step_timeout: Duration = Field(
+        default="6h",
+        description="Longest a drill's step (one component's restore and proof, a health check) may take: "
+        "a step still running then is stopped and fails the drill, saying so, and the next step runs "
+        "(a server that never answers, a lock never released, a stuck program cannot hang a drill).",
+        examples=["6h", "30m"],
+    )
     mysql_scratch_host: str = Field(
         default="127.0.0.1",
         description="MySQL/MariaDB server that drill dumps are loaded into (into new scratch databases).",

@@ -19,23 +19,34 @@ and the whole are timed; the total is measured against the RTO. The result is re
 Cleanup: the sandbox and everything registered in it (scratch databases, servers) are removed at the end,
 also after a failure, Ctrl-C or SIGTERM (``finally``), unless ``keep``. A drill that was killed
 (SIGKILL, power loss) leaves its sandbox with a marker whose process is gone: the next drill, or
-:func:`cleanup_leftovers` (``drill --cleanup``), removes it through each kind's ``cleanup_scratch``.
+:func:`cleanup_leftovers` (``drill --cleanup``), removes it through each kind's ``cleanup_scratch``
+(the programs it started died with it: :func:`safehold.proc.die_with_parent`; sessions still working in
+its scratch databases are ended first, and no drop waits without end). What could not be removed stays
+registered for the next one.
+
+Deadlines: each step (a component's verify, its restored-files checks, the health checks) runs under
+:func:`deadline` (``[drill] step_timeout``): a step still running then is interrupted like Ctrl-C, its own
+clean-up runs, it fails with that reason and the drill goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import stat
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from safehold import proc
 from safehold.config.schema import Config
 from safehold.engine.format.repository import Repository
 from safehold.engine.format.snapshot import Snapshot
@@ -48,7 +59,7 @@ from safehold.operations.restore.profile import resolve_config
 from safehold.sources import registry
 from safehold.sources.base import Finding, Source, SourceContext
 from safehold.sources.sandboxpath import Where
-from safehold.sources.verify import Sandbox, VerifyReport, registered
+from safehold.sources.verify import REGISTRY, Sandbox, VerifyReport, registered
 
 MARKER = ".safehold-drill.json"
 PREFIX = "drill-"
@@ -133,15 +144,74 @@ def _alive(pid: int, started: object = None) -> bool:
     return not (isinstance(started, str) and now is not None and now != started)
 
 
+#: The registry entries of the programs a drill started (``proc.ON_START``): their sessions.
+PROGRAM = "program"
+
+
+def _note_programs(root: Path) -> Callable[[int], None]:
+    """A ``proc.ON_START`` hook that registers each program's session in the sandbox at ``root``."""
+    sandbox = Sandbox(root=root)
+
+    def note(pid: int) -> None:
+        with contextlib.suppress(OSError):  # the program runs anyway; it dies with the drill (pdeathsig)
+            sandbox.register(PROGRAM, {"sid": pid, "start": _process_start(pid)})
+
+    return note
+
+
+def _end_sessions(programs: list[dict[str, Any]]) -> list[str]:
+    """SIGKILL what is left of a killed drill's program sessions (the programs died with the drill, a
+    shell's children may not have). A session id cannot be reused while a process still has it; when a
+    session's leader still runs it must be the program that was started (same start time)."""
+    wanted: set[int] = set()
+    for res in programs:
+        with contextlib.suppress(ValueError, TypeError):
+            sid, start = int(res.get("sid", 0)), res.get("start")
+            leader = _process_start(sid)
+            if sid > 1 and not (leader is not None and isinstance(start, str) and leader != start):
+                wanted.add(sid)  # (a leader with another start time: the pid names another process)
+    if not wanted:
+        return []
+    ended: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if len(fields) > 3 and fields[0] != "Z" and int(fields[3]) in wanted:  # state, ppid, pgrp, session
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry), signal.SIGKILL)
+                ended[int(fields[3])] = ended.get(int(fields[3]), 0) + 1
+    return [f"ended {n} program(s) left running in session {sid}" for sid, n in sorted(ended.items())]
+
+
 def _clean_dir(path: Path) -> list[str]:
-    """Remove what the drill in ``path`` registered (through each kind), then the folder itself."""
+    """Remove what the drill in ``path`` registered (through each kind), then the folder itself; when a
+    resource could not be removed the folder stays, with its registry, so the next drill or ``drill
+    --cleanup`` tries again (messages beginning "could not" say so)."""
     done: list[str] = []
-    for res in registered(path):
+    failed = False
+    resources = registered(path)
+    done += _end_sessions([r for r in resources if r["kind"] == PROGRAM])  # first: no client loading a dump
+    for res in [r for r in resources if r["kind"] != PROGRAM]:
         try:
             done.append(registry.source_class(res["kind"]).cleanup_scratch(res))
         except (SafeholdError, OSError, ValueError, KeyError) as exc:
-            done.append(f"could not clean {res.get('kind')} resource: {exc}")
-    shutil.rmtree(path, ignore_errors=True)
+            failed = True
+            msg = exc.message if isinstance(exc, SafeholdError) else str(exc)
+            done.append(f"could not clean {res.get('kind')} resource: {msg} (left for the next drill)")
+    if not failed:
+        shutil.rmtree(path, ignore_errors=True)
+        return done
+    for entry in os.listdir(path):  # the restored files go anyway; the marker and the registry stay
+        if entry not in (MARKER, REGISTRY):
+            full = path / entry
+            if stat.S_ISDIR(os.lstat(full).st_mode):
+                shutil.rmtree(full, ignore_errors=True)
+            else:
+                full.unlink(missing_ok=True)
     return done
 
 
@@ -192,6 +262,47 @@ def _make_sandbox(base: Path, drill_id: str) -> Path:
     }
     (path / MARKER).write_text(json.dumps(marker))
     return path
+
+
+# ------------------------------------------------------------------------------------------ deadlines
+#: After a step's deadline, how long it gets to end before it is interrupted again (it may have caught
+#: the first interruption somewhere and gone on waiting).
+AGAIN_AFTER = 60.0
+
+
+class StepTimedOut(SafeholdError):
+    """A drill step ran past ``[drill] step_timeout`` and was stopped."""
+
+    default_hint = (
+        "Something in that step waited without end (a server that does not answer, a lock that is not "
+        "released, a program that does not finish): the lines above and the server's session list say "
+        "what. If the component really needs longer, raise [drill] step_timeout."
+    )
+
+
+@contextlib.contextmanager
+def deadline(seconds: float, what: str) -> Iterator[None]:
+    """Raise :class:`StepTimedOut` in the block when it runs longer than ``seconds``, and again every
+    :data:`AGAIN_AFTER` s while it goes on. SIGALRM interrupts a blocking wait (a query, a pipe, a
+    program that does not exit) as Ctrl-C does, so the step's own clean-up runs (programs killed, scratch
+    databases dropped). Signals reach only the main thread: elsewhere the block runs without a deadline."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(_signum: int, _frame: object) -> None:
+        signal.setitimer(signal.ITIMER_REAL, AGAIN_AFTER)
+        raise StepTimedOut(
+            f"{what} was stopped after {human_duration(seconds)} ([drill] step_timeout), still running"
+        )
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 # ------------------------------------------------------------------------------------------ the drill
@@ -254,6 +365,7 @@ def run_drill(
     from safehold.config.validation import parse_duration
 
     rto_seconds = parse_duration(rto).total_seconds() if rto else None
+    step_timeout = parse_duration(settings.step_timeout).total_seconds()
     drill_id = secrets.token_hex(4)
     keep = req.keep or settings.keep_sandbox
     t0 = time.monotonic()
@@ -264,6 +376,8 @@ def run_drill(
     health = DrillHealth(list(config.health_checks), names)
     sources: dict[str, Source] = {}
     lock = repo.lock(exclusive=False, operation="drill")
+    note_programs = _note_programs(root)
+    proc.ON_START.append(note_programs)
     try:
         repo.load_index()
         for name in names:
@@ -289,22 +403,38 @@ def run_drill(
             elif name not in config.components:
                 step = _step(name, kind, False, 0, "not defined in the snapshot's configuration")
             else:
-                step = _verify_one(
-                    repo, snap, config, name, kind, root, drill_id, req, settings, keep, log, details,
-                    health, sources,
-                )  # fmt: skip
+                try:
+                    with deadline(step_timeout, f"the drill of {name}"):
+                        step = _verify_one(
+                            repo, snap, config, name, kind, root, drill_id, req, settings, keep, log,
+                            details, health, sources,
+                        )  # fmt: skip
+                except StepTimedOut as exc:  # stopped where the kind's verify does not catch it
+                    step = _step(name, kind, False, 0, exc.message, exc.hint)
                 step.seconds = round(time.monotonic() - s0, 3)
             steps.append(step)
             on_step(step)
         ok = {s.name for s in steps if s.ok}
         where = make_where(root, sources, ok)
         for name in [n for n in names if n in ok]:
-            parsed = _check_restored(sources[name], root, where, log)
+            try:
+                with deadline(step_timeout, f"the checks of the restored {name}"):
+                    parsed = _check_restored(sources[name], root, where, log)
+            except StepTimedOut as exc:
+                parsed = _step(
+                    f"{name}:parsed", sources[name].kind, False, step_timeout, exc.message, exc.hint
+                )
             if parsed is not None:
                 steps.append(parsed)
                 on_step(parsed)
-        health.run_paths(root, sources, ok, where)
+        try:
+            with deadline(step_timeout, "the health checks against the sandbox"):
+                health.run_paths(root, sources, ok, where)
+        except StepTimedOut as exc:
+            log(f"warning: {exc.message}")
+            steps.append(_step("(health checks)", "", False, step_timeout, exc.message, exc.hint))
     finally:
+        proc.ON_START.remove(note_programs)
         lock.release()
         if not keep:
             # what verify left (it drops and stops its own): only a failure to clean is news

@@ -18,6 +18,7 @@ from typing import Any
 import msgpack
 import redis as redis_lib
 
+from safehold import proc as proc_rules
 from safehold.errors import SourceError
 from safehold.sources.base import SourceContext
 from safehold.sources.component import ComponentReader
@@ -66,6 +67,7 @@ def _start(folder: Path, sandbox: Sandbox, kind: str) -> tuple[subprocess.Popen[
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=proc_rules.die_with_parent(),  # noqa: PLW1509 - a killed drill leaves no scratch server
     )
     sandbox.register(kind, {"pid": proc.pid, "port": port, "dir": str(folder)})
     return proc, port
