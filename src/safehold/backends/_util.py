@@ -1,13 +1,15 @@
-"""Helpers shared by the backends: name checks and byte-range arithmetic."""
+"""Helpers shared by the backends: name checks, byte-range arithmetic, option checks."""
 
 from __future__ import annotations
 
 import os
 import re
 import secrets
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from safehold.backends.base import FileType, Handle
-from safehold.errors import BackendError
+from safehold.errors import BackendError, ConfigError
 
 #: Prefix of temporary names; :meth:`Backend.list` never yields a name that starts with it.
 TEMP_PREFIX = ".tmp-"
@@ -69,3 +71,16 @@ def check_scratch_name(name: str) -> None:
     """Raise ValueError unless ``name`` is one safe path component."""
     if not _SCRATCH.match(name) or name in (".", ".."):
         raise ValueError(f"invalid scratch name {name!r}")
+
+
+def check_options(
+    options: Mapping[str, Any], allowed: Iterable[str], scheme: str, *, known: Iterable[str] | None = None
+) -> None:
+    """Raise ConfigError naming every key of ``options`` that is not in ``allowed`` for a ``scheme``
+    backend; its hint lists ``known`` (default: ``allowed``)."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"unknown option{'s' if len(unknown) > 1 else ''} for {scheme} backends: {', '.join(unknown)}",
+            hint=f"Known options: {', '.join(sorted(set(allowed if known is None else known)))}.",
+        )

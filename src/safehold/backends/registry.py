@@ -39,6 +39,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from safehold.backends._util import check_options
 from safehold.backends.base import Backend
 from safehold.backends.memory import MemoryBackend
 from safehold.backends.wrappers import (
@@ -140,12 +141,7 @@ def redact_url(url: str) -> str:
 
 
 def _take(options: dict[str, Any], allowed: set[str], scheme: str) -> dict[str, Any]:
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"unknown option{'s' if len(unknown) > 1 else ''} for {scheme} backends: {', '.join(unknown)}",
-            hint=f"Known options: {', '.join(sorted(allowed | _WRAPPER_OPTIONS))}.",
-        )
+    check_options(options, allowed, scheme, known=allowed | _WRAPPER_OPTIONS)
     return options
 
 

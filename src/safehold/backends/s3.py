@@ -31,7 +31,13 @@ import botocore.exceptions
 import botocore.loaders
 import botocore.session
 
-from safehold.backends._util import check_handle, check_scratch_name, is_valid_name, resolve_range
+from safehold.backends._util import (
+    check_handle,
+    check_options,
+    check_scratch_name,
+    is_valid_name,
+    resolve_range,
+)
 from safehold.backends.base import (
     ARCHIVE_CLASSES,
     BackendProperties,
@@ -451,12 +457,7 @@ def from_url(url: str, options: dict[str, Any]) -> S3Backend:
         "profile",
         "timeout",
     }
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"unknown option{'s' if len(unknown) > 1 else ''} for s3 backends: {', '.join(unknown)}",
-            hint=f"Known options: {', '.join(sorted(allowed))}.",
-        )
+    check_options(options, allowed, "s3")
     bucket, prefix = _bucket_and_prefix(url, "s3")
     return S3Backend(bucket, prefix, **options)
 
@@ -480,12 +481,7 @@ def from_gs_url(url: str, options: dict[str, Any]) -> S3Backend:
     ``endpoint_url``, ``region`` (default ``auto``), ``path_style`` (default true), ``connections``,
     ``timeout``. GCS encrypts every object itself: ``sse`` is not an option here."""
     allowed = {"endpoint_url", "region", "path_style", "storage_class", "connections", "timeout"}
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"unknown option{'s' if len(unknown) > 1 else ''} for gs backends: {', '.join(unknown)}",
-            hint=f"Known options: {', '.join(sorted(allowed))}.",
-        )
+    check_options(options, allowed, "gs")
     key_id, secret = (os.environ.get(v, "") for v in GCS_KEY_ENV)
     if not key_id or not secret:
         raise ConfigError(

@@ -46,6 +46,7 @@ from safehold.backends._sftp_pool import ChannelPool
 from safehold.backends._util import (
     TEMP_PREFIX,
     check_handle,
+    check_options,
     check_scratch_name,
     is_valid_name,
     resolve_range,
@@ -381,12 +382,7 @@ def from_url(url: str, options: dict[str, Any]) -> SFTPBackend:
     ``identity_file``, ``known_hosts``, ``accept_new_host_key``, ``connections``, ``timeout``.
     """
     allowed = {"identity_file", "known_hosts", "accept_new_host_key", "connections", "timeout"}
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"unknown option{'s' if len(unknown) > 1 else ''} for sftp backends: {', '.join(unknown)}",
-            hint=f"Known options: {', '.join(sorted(allowed))}.",
-        )
+    check_options(options, allowed, "sftp")
     parts = urlsplit(url)
     if parts.password is not None:
         raise ConfigError(
