@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +121,23 @@ def test_the_program_unlocks_once(
         boot.entry()
     assert done.value.code == 0
     assert len(derivations) == 1
+
+
+def test_the_valued_option_table_agrees_with_the_global_options() -> None:
+    from safehold.cli.globalopts import GLOBAL_OPTIONS
+
+    assert {d for o in GLOBAL_OPTIONS if not o.flag for d in o.decls} == boot.VALUED
+
+
+def test_the_key_is_derived_before_click_cryptography_and_openssl_are_imported(local_repo: Path) -> None:
+    """What is imported when the KDF runs adds to its 64 MiB: the peak of forget and prune."""
+    code = (
+        "import sys; from safehold.cli import boot\n"
+        "n = boot.derive_ahead(['--repo', sys.argv[1], 'prune'], {'SAFEHOLD_PASSWORD': sys.argv[2]})\n"
+        "heavy = ('click', 'cryptography', '_hashlib', 'numpy', 'pydantic')\n"
+        "print(n, sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(local_repo), PW], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "1 []"

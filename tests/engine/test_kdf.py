@@ -137,3 +137,9 @@ def test_new_keys_use_rfc9106_parameters_and_no_environment_switch(monkeypatch: 
         keys.use_kdf_params_for_new_keys(keys.CHEAPEST_KDF_PARAMS)
     with pytest.raises(UnsupportedRepository):
         keys.use_kdf_params_for_new_keys({"t": 0, "m": 1024, "p": 1})
+
+
+def test_the_key_files_master_length_is_the_master_keys() -> None:
+    from safehold.engine.format import crypto
+
+    assert keys.MASTER_LEN == crypto.MASTER_LEN

@@ -5,9 +5,9 @@ repository, after the CLI, the engine, numpy and pydantic are imported (~55 MiB)
 peak memory (~127 MiB) for commands whose own work needs less: forget and prune, and at the benchmark's
 sizes backup, restore and check too (measured on a no-change backup at scale 0.25: peak 127.6 -> 90.9
 MiB, wall time +3% [-1%..+14%] in 7 paired runs: the derivation no longer overlaps the numpy import, but
-with four lanes it keeps both cores busy anyway). This module imports
-only the command-line option table and the key-file code (~25 MiB) and, when such a command will open
-a local repository with the passphrase from ``SAFEHOLD_PASSWORD`` and no other passphrase source, derives
+with four lanes it keeps both cores busy anyway). This module imports only the key-file code (~14 MiB
+in all: neither click nor cryptography nor OpenSSL, so the KDF phase peaks at ~78 MiB) and, when such a
+command will open a local repository with the passphrase from ``SAFEHOLD_PASSWORD`` and no other passphrase source, derives
 the key-encryption keys first (:func:`safehold.engine.format.keys.derive_ahead`: intact key files only, bounded
 parameters, cheapest first, stopping at the first that opens). The command itself then resolves the
 passphrase, reads and checks the key files and unlocks as always, and finds each derived key in a cache
@@ -21,11 +21,13 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from safehold.cli.globalopts import GLOBAL_OPTIONS
-
 #: Commands whose own work needs less memory than the key derivation (or not much more).
 COMMANDS = frozenset({"forget", "prune", "backup", "restore", "check"})
-_VALUED = {d for o in GLOBAL_OPTIONS if not o.flag for d in o.decls}
+#: The global options that take a value (those of ``safehold.cli.globalopts.GLOBAL_OPTIONS``, which is
+#: not imported here: it imports click, ~5 MiB more under the KDF; tests/test_boot.py checks they agree).
+VALUED = frozenset(
+    {"-r", "--repo", "--password-file", "--password-command", "-c", "--config", "--offsite", "--lock-wait"}
+)
 _OTHER_SOURCES = ("--password-file", "--password-command", "-c", "--config")
 _OTHER_ENV = ("SAFEHOLD_PASSWORD_FILE", "SAFEHOLD_PASSWORD_COMMAND")
 
@@ -50,7 +52,7 @@ def local_repository(argv: Sequence[str], env: Mapping[str, str]) -> str | None:
                 value = argv[i] if i < len(argv) else ""
             repo = value
         elif tok.startswith("-"):
-            i += 1 if (tok in _VALUED and not eq) else 0
+            i += 1 if (tok in VALUED and not eq) else 0
         elif command is None:
             command = tok
         i += 1

@@ -27,7 +27,6 @@ longer decrypts); how hard a passphrase is to guess is decided when its key is c
 from __future__ import annotations
 
 import getpass
-import hashlib
 import json
 import os
 import socket
@@ -36,12 +35,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from argon2.low_level import Type, hash_secret_raw
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from safehold.engine.format.crypto import MASTER_LEN
 from safehold.errors import IntegrityError, UnsupportedRepository, UsageError
+
+# This module imports neither cryptography nor hashlib (OpenSSL) at its top, ~8 MiB: safehold.cli.boot
+# derives a key with it before the rest of the program is imported, and that memory would add to the
+# KDF's 64 MiB (the peak of forget and prune). Its users import them where they need them.
 
 #: Argon2id for new key files: t passes, m KiB of memory, p lanes (RFC 9106, second recommendation).
 DEFAULT_KDF_PARAMS: dict[str, int] = {"t": 3, "m": 64 * 1024, "p": 4}
@@ -53,6 +52,9 @@ SCRYPT_LIMITS: dict[str, tuple[int, int]] = {"n": (1 << 14, 1 << 20), "r": (1, 3
 SCRYPT_MAX_MEMORY = 1 << 30  # 128 * n * r bytes
 SALT_LEN = (16, 64)
 _KEY_AD = b"safehold/v1/keyfile"
+#: The master secret's length (:data:`safehold.engine.format.crypto.MASTER_LEN`, not imported: see above;
+#: tests/engine/test_kdf.py checks that they agree).
+MASTER_LEN = 64
 _WRAPPED_LEN = 12 + MASTER_LEN + 16  # nonce | master | tag
 
 _new_key_params: dict[str, int] = dict(DEFAULT_KDF_PARAMS)
@@ -132,7 +134,7 @@ def derive_ahead(passphrase: str, key_files: list[tuple[str, bytes]]) -> int:
     comes on top of a few MiB of imports instead of all of them. Returns how many were derived."""
     usable: list[tuple[int, str, KeyFile]] = []
     for name, raw in key_files:
-        if hashlib.sha256(raw).hexdigest() != name:
+        if _sha256_hex(raw) != name:
             continue
         try:
             kf = KeyFile.from_bytes(raw)
@@ -140,16 +142,28 @@ def derive_ahead(passphrase: str, key_files: list[tuple[str, bytes]]) -> int:
             continue
         usable.append((kdf_cost(kf.kdf, kf.params), name, kf))
     derived = 0
-    for _cost, _name, kf in sorted(usable, key=lambda x: (x[0], x[1])):
+    usable.sort(key=lambda x: (x[0], x[1]))
+    for k, (_cost, _name, kf) in enumerate(usable):
         kek = _derive(passphrase, kf.kdf, kf.params, kf.salt)
         _AHEAD[_ahead_key(passphrase, kf.kdf, kf.params, kf.salt)] = kek
         derived += 1
-        try:
-            AESGCM(kek).decrypt(kf.data[:12], kf.data[12:], _KEY_AD)
-        except InvalidTag:
-            continue
-        break
+        if k + 1 == len(usable):
+            break  # the last one: whether it opens is the unlock's question (no cryptography import here)
+        if kf.opens_with(kek):
+            break
     return derived
+
+
+def _sha256_hex(data: bytes) -> str:
+    """SHA-256 without loading OpenSSL when the interpreter has its own (see the module's imports)."""
+    try:
+        from _sha256 import sha256  # type: ignore[import-not-found]  # Python 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256  # type: ignore[import-not-found]  # 3.12 and later
+        except ImportError:
+            from hashlib import sha256
+    return str(sha256(data).hexdigest())
 
 
 def _derive(passphrase: str, kdf: str, params: dict[str, int], salt: bytes) -> bytes:
@@ -165,6 +179,8 @@ def _derive(passphrase: str, kdf: str, params: dict[str, int], salt: bytes) -> b
             type=Type.ID,
         )
     if kdf == "scrypt":
+        from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
         return Scrypt(salt=salt, length=32, n=params["n"], r=params["r"], p=params["p"]).derive(pw)
     raise UnsupportedRepository(f"key file uses an unknown KDF {kdf!r}")
 
@@ -218,12 +234,23 @@ class KeyFile:
             raise IntegrityError(f"key file's wrapped key has {len(kf.data)} bytes, not {_WRAPPED_LEN}")
         return kf
 
+    def opens_with(self, kek: bytes) -> bool:
+        """Whether the key-encryption key ``kek`` decrypts this key file."""
+        return self._unwrap_with(kek) is not None
+
+    def _unwrap_with(self, kek: bytes) -> bytes | None:
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        try:
+            return AESGCM(kek).decrypt(self.data[:12], self.data[12:], _KEY_AD)
+        except InvalidTag:
+            return None
+
     def unwrap(self, passphrase: str) -> bytes | None:
         """The master secret, or None when the passphrase does not open this key."""
-        kek = derive_kek(passphrase, self.kdf, self.params, self.salt)
-        try:
-            master = AESGCM(kek).decrypt(self.data[:12], self.data[12:], _KEY_AD)
-        except InvalidTag:
+        master = self._unwrap_with(derive_kek(passphrase, self.kdf, self.params, self.salt))
+        if master is None:
             return None
         if len(master) != MASTER_LEN:
             raise IntegrityError("key file holds a master key of the wrong length")
@@ -241,6 +268,8 @@ def require_passphrase(passphrase: str) -> str:
 
 
 def wrap_master(master: bytes, passphrase: str, params: dict[str, int] | None = None) -> KeyFile:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     require_passphrase(passphrase)
     salt = os.urandom(32)
     p = dict(params) if params is not None else new_key_params()
