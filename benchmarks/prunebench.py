@@ -102,7 +102,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "runs": [],
     }
     try:
-        tools: list[Tool] = [Safehold(work / "safehold" / "cache")]
+        safehold = Safehold(work / "safehold" / "cache")
+        if not safehold.available():  # (which also writes safehold's bytecode, as an installation does)
+            raise SystemExit(f"safehold is not installed at {safehold.exe}")
+        tools: list[Tool] = [safehold]
         for name in args.tools.split(","):
             t: Tool = Restic(work / name / "cache") if name == "restic" else ResticNew(work / name / "cache")
             if t.available():
