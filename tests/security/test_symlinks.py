@@ -196,32 +196,45 @@ def test_planted_temporary_names_are_never_used(
 
 
 def test_temporary_names_are_unpredictable_and_left_nowhere(repo: Repository, world: World) -> None:
-    """Every file is created new (``O_EXCL | O_NOFOLLOW``): under a new temporary name each time, except a
-    file of one blob in a folder the restore itself created (the first run here), which is created under
-    its final name."""
+    """Every file is created new: under a new temporary name each time (``O_EXCL | O_NOFOLLOW``), except a
+    file of one blob in a folder the restore itself created (the first run here), which is written
+    unnamed (``O_TMPFILE``) and linked in under its final name once complete."""
     root = _snapshot(repo)
     temps: list[set[str]] = []
-    direct: list[set[str]] = []
-    real_open = os.open
+    unnamed: list[int] = []
+    linked: list[set[str]] = []
+    real_open, real_link = os.open, os.link
     names = {os.path.basename(f) for f in FILES}
 
     def spy(path, flags, mode=0o777, *, dir_fd=None):  # type: ignore[no-untyped-def]
         name = os.fsdecode(path)
-        if flags & os.O_CREAT and (name.endswith(".safehold-partial") or name in names):
+        if flags & os.O_TMPFILE == os.O_TMPFILE:
+            unnamed[-1] += 1
+        elif flags & os.O_CREAT and (name.endswith(".safehold-partial") or name in names):
             assert flags & os.O_EXCL and flags & os.O_NOFOLLOW
-            (temps if name.endswith(".safehold-partial") else direct)[-1].add(name)
+            assert name.endswith(".safehold-partial")
+            temps[-1].add(name)
         return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    def link_spy(src, dst, *, src_dir_fd=None, dst_dir_fd=None, follow_symlinks=True):  # type: ignore[no-untyped-def]
+        linked[-1].add(os.fsdecode(dst))
+        return real_link(
+            src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd, follow_symlinks=follow_symlinks
+        )
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(os, "open", spy)
+        mp.setattr(os, "link", link_spy)
         for _ in range(2):
             temps.append(set())
-            direct.append(set())
+            unnamed.append(0)
+            linked.append(set())
             assert _restore(repo, root, world, False, "always").errors == []
-    # first run, every folder new: one-blob files directly; the big one (pieces), the empty one by name
-    assert direct[0] == {"top.txt", "small.txt", "a.log"}
+    # first run, every folder new: one-blob files unnamed, then linked in; the big one (pieces) and the
+    # empty one under temporary names
+    assert linked[0] == {"top.txt", "small.txt", "a.log"} and unnamed[0] == 3
     assert len(temps[0]) == 2
-    assert direct[1] == set() and len(temps[1]) == len(FILES)  # the folders existed: a new name each time
+    assert linked[1] == set() and unnamed[1] == 0 and len(temps[1]) == len(FILES)  # the folders existed
     assert not temps[0] & temps[1]
     seen = temps[0] | temps[1]
     assert not any(n in seen for n in (OLD_TEMP.format(os.path.basename(f)) for f in FILES))
@@ -230,9 +243,9 @@ def test_temporary_names_are_unpredictable_and_left_nowhere(repo: Repository, wo
 
 
 def test_direct_write_never_reuses_or_follows_what_is_at_the_name(tmp_path: Path) -> None:
-    """A file written under its final name (a folder the restore created) meets something there after
-    all: another's file is neither opened nor written into, a symlink is not followed; the file is
-    written under a temporary name and renamed over it."""
+    """A file of a folder the restore created meets something at its name after all: another's file is
+    neither opened nor written into, a symlink is not followed; the finished file is linked in under a
+    temporary name and renamed over it."""
     from safehold.engine.format.tree import FILE
     from safehold.engine.restore.extractor import write_whole
 
@@ -288,6 +301,37 @@ def test_a_failed_direct_write_leaves_nothing_at_the_name(
     finally:
         os.close(dfd)
     assert list(folder.iterdir()) == []
+
+
+def test_unnamed_files_refused_fall_back_to_temporary_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where linking an unnamed file in is refused (no /proc, a restricted container), the file is written
+    under a temporary name as elsewhere, and unnamed files are not tried again."""
+    from safehold.engine.format.tree import FILE
+    from safehold.engine.restore import extractor
+
+    monkeypatch.setattr(extractor, "_UNNAMED", [True])
+    real_link = os.link
+
+    def refused(src, dst, **kw):  # type: ignore[no-untyped-def]
+        if os.fsdecode(src).startswith("/proc/"):
+            raise PermissionError(1, "Operation not permitted")
+        return real_link(src, dst, **kw)
+
+    monkeypatch.setattr(os, "link", refused)
+    folder = tmp_path / "new"
+    folder.mkdir(mode=0o700)
+    dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in (b"a.txt", b"b.txt"):
+            node = Node(name=name, type=FILE, mode=0o600, mtime_ns=10**18, atime_ns=10**18, size=2)
+            assert extractor.write_whole(dfd, name, b"ok", node, False, name.decode(), direct=True) == []
+    finally:
+        os.close(dfd)
+    assert extractor._UNNAMED == [False]
+    assert sorted(p.name for p in folder.iterdir()) == ["a.txt", "b.txt"]
+    assert (folder / "a.txt").read_bytes() == b"ok" and (folder / "b.txt").stat().st_mtime_ns == 10**18
 
 
 # ---- the operation, the real CLI ------------------------------------------------------------------

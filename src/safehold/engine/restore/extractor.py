@@ -8,8 +8,9 @@ decode_blob`, nothing unverified is written) and writes it where the plan says:
 
 * a *whole* target is a file that this one blob completes: the helper creates it, writes it and applies
   owner, xattrs, mode and times through the descriptor. In a folder the restore created (new, private to
-  it) the file is created under its final name with ``O_EXCL``; elsewhere under a temporary name (new,
-  unpredictable, ``O_EXCL``) renamed into place once complete (:func:`write_whole`);
+  it) the file is written unnamed (``O_TMPFILE``) and linked in under its final name once complete;
+  elsewhere under a temporary name (new, unpredictable, ``O_EXCL``) renamed into place
+  (:func:`write_whole`);
 * a *piece* goes into a temporary file the planner created and sized beforehand (a file of several
   blobs); the helper opens it again only if it is still the same inode; the planner finishes the file
   when its last piece is in.
@@ -30,6 +31,7 @@ None, warnings]`` per target, in order.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
@@ -42,7 +44,7 @@ from safehold.engine.format.crypto import SessionCache
 from safehold.engine.format.pack import DATA, PackedBlob
 from safehold.engine.format.tree import FILE, Node
 from safehold.engine.fs.meta import apply_metadata, write_sparse_aware
-from safehold.engine.fs.safedir import O_TEMP, DirTree, create_temp, open_temp
+from safehold.engine.fs.safedir import DirTree, create_temp, open_temp, temp_name
 from safehold.engine.helper import HelperError, recv_frame, send_frame
 from safehold.errors import IntegrityError, SafeholdError
 
@@ -93,6 +95,11 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[os.write(fd, view) :]
 
 
+#: Whether unnamed files (``O_TMPFILE``, linked in through ``/proc/self/fd``) work here; cleared for good
+#: by the first refusal (a file system without them, no /proc), which falls back to temporary names.
+_UNNAMED = [hasattr(os, "O_TMPFILE")]
+
+
 def write_whole(
     dfd: int,
     name: bytes,
@@ -107,32 +114,32 @@ def write_whole(
     (``shown``: the final path for them).
 
     ``direct``: the folder is new and private to this restore (it created it, mode 0700 until its own
-    metadata comes last), so the file is created under its final name (``O_EXCL | O_NOFOLLOW``: never an
-    existing file, never through a symlink) and written from the proven buffer: no temporary name, no
-    rename. Otherwise, or when something is at that name already, a temporary file (new, unpredictable
-    name, ``O_EXCL``) is written and renamed into place. A failed write removes the file it created."""
-    fd = -1
-    if direct:
+    metadata comes last). The file is then written as an unnamed file of that folder (``O_TMPFILE``),
+    given its metadata, and only then linked in under its final name (``linkat``, which never replaces
+    anything and never follows a symlink at the new name): no temporary name, no rename, and a file
+    whose writing was interrupted (even by SIGKILL) is never at its final path. If something is at that
+    name already, it is linked in under a temporary name and renamed over it, as elsewhere. Otherwise a
+    temporary file (new, unpredictable name, ``O_EXCL | O_NOFOLLOW``) is written and renamed into place.
+    A failed write removes the file it created."""
+    if direct and _UNNAMED[0]:
         try:
-            fd = os.open(name, O_TEMP, 0o600, dir_fd=dfd)
-        except FileExistsError:
-            fd = -1
-    renamed = fd < 0
-    made = name
-    if renamed:
-        made, fd = create_temp(dfd, name)
+            fd = os.open(b".", os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+        except OSError:
+            _UNNAMED[0] = False
+        else:
+            try:
+                warnings = _fill(fd, data, node, restore_owner, shown)
+                if _link_in(fd, dfd, name):
+                    return warnings
+            finally:
+                os.close(fd)
+    made, fd = create_temp(dfd, name)
     try:
         try:
-            if len(data) <= PLAIN_WRITE:
-                write_all(fd, data)
-            else:
-                os.ftruncate(fd, len(data))
-                write_sparse_aware(fd, 0, data)
-            warnings = apply_metadata(os.fsencode(shown), node, restore_owner=restore_owner, fd=fd)
+            warnings = _fill(fd, data, node, restore_owner, shown)
         finally:
             os.close(fd)
-        if renamed:
-            os.replace(made, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        os.replace(made, name, src_dir_fd=dfd, dst_dir_fd=dfd)
     except BaseException:
         try:
             os.unlink(made, dir_fd=dfd)
@@ -140,6 +147,45 @@ def write_whole(
             pass
         raise
     return warnings
+
+
+def _fill(fd: int, data: bytes | memoryview, node: Node, restore_owner: bool, shown: str) -> list[str]:
+    if len(data) <= PLAIN_WRITE:
+        write_all(fd, data)
+    else:
+        os.ftruncate(fd, len(data))
+        write_sparse_aware(fd, 0, data)
+    return apply_metadata(os.fsencode(shown), node, restore_owner=restore_owner, fd=fd)
+
+
+def _link_in(fd: int, dfd: int, name: bytes) -> bool:
+    """Give the unnamed file ``fd`` the name ``name`` in folder ``dfd`` (over whatever is there: through a
+    new temporary name and a rename); False (and unnamed files off) when links from /proc are refused."""
+    proc = f"/proc/self/fd/{fd}"
+    try:
+        os.link(proc, name, dst_dir_fd=dfd, follow_symlinks=True)
+        return True
+    except FileExistsError:
+        pass
+    except OSError:
+        _UNNAMED[0] = False
+        return False
+    for _ in range(8):
+        tmp = temp_name(name)
+        try:
+            os.link(proc, tmp, dst_dir_fd=dfd, follow_symlinks=True)
+        except FileExistsError:
+            continue
+        try:
+            os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=dfd)
+            except OSError:
+                pass
+            raise
+        return True
+    raise FileExistsError(errno.EEXIST, "no free temporary name", os.fsdecode(name))
 
 
 def _node(name: bytes, size: int, meta: list[Any]) -> Node:

@@ -10,11 +10,10 @@ that and the file writes in helper processes (:mod:`safehold.engine.restore.extr
 has planned ``helpers_from`` files and used for every batch from then on. A file is assembled
 under a temporary name next to its final path (new, unpredictable, created with ``O_EXCL``), its metadata
 applied, and only then renamed into place: a file that could not be restored completely is never left
-at its final path. The exception is a file of one blob in a folder this restore created (new, mode 0700
-until its own metadata is applied at the end, so private to the restore): it is created under its final
-name with ``O_EXCL | O_NOFOLLOW`` and written from the proven blob in one go, its metadata last (a
-failed write removes it; a restore killed in between can leave it without its times, and the next run
-restores it again: its mtime differs). Below the target nothing is looked up by path: folders are opened one name at a time
+at its final path. A file of one blob in a folder this restore created (new, mode 0700 until its own
+metadata is applied at the end, so private to the restore) is written as an unnamed file of that folder
+(``O_TMPFILE``) instead and linked in under its final name once complete (``linkat``): the same promise
+without a temporary name, a random draw and a rename per file. Below the target nothing is looked up by path: folders are opened one name at a time
 without following symlinks and every entry is made relative to its folder's descriptor
 (:mod:`safehold.engine.fs.safedir`); a symlink where a folder must be is replaced only with
 ``overwrite="always"``, else refused with everything below it. A second run after an
