@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -189,11 +190,23 @@ def test_the_closure_is_remembered_only_while_nothing_is_installed(
     os.utime(site, ns=(1, 1))
     assert ensure_bootstrap(be).action == "current"
     assert calls == [1, 1]
+    sys.path.remove(str(site))  # back to the first import path: still remembered beside the other
+    assert ensure_bootstrap(be).action == "current"
+    assert calls == [1, 1]
+    sys.path.insert(0, str(site))
+    assert ensure_bootstrap(be).action == "current"
+    assert calls == [1, 1]
     cached = bootstrap._cache() / "closure.json"
-    for damaged in ("not json", '{"stamp": 1}', '{"stamp": [], "names": [3]}', "[]"):
+    for damaged in (
+        "not json",
+        '{"stamp": 1}',
+        '{"stamp": [], "names": [3]}',
+        "[]",
+        '{"stamp": [], "names": [], "others": [1, [2], {"stamp": 3}]}',
+    ):
         cached.write_text(damaged)
         assert ensure_bootstrap(be).action == "current"
-    assert len(calls) == 6
+    assert len(calls) == 7
     # a cached list that names other wheels makes the check rewrite bootstrap/, never skip it
     doc = json.loads(cached.read_text())
     doc["names"] = ["other-1.0-py3-none-any.whl"]

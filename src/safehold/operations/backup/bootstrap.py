@@ -46,6 +46,8 @@ SUMS = "SHA256SUMS"
 REQUIREMENTS = "requirements.txt"
 README = "README.md"
 FORMAT = 1
+#: Import paths whose closure is remembered (see _closure_names).
+_REMEMBERED = 4
 
 
 def enabled() -> bool:
@@ -196,21 +198,30 @@ def _install_stamp() -> list[Any]:
 
 def _closure_names(wheelmod: Any) -> list[str]:
     """The wheel names of safehold's closure, remembered in the cache while nothing was installed or
-    removed: reading every distribution's metadata costs ~0.1 s of each backup otherwise."""
+    removed: reading every distribution's metadata costs ~0.1 s of each backup otherwise. Remembered for
+    the last few import paths (``stamp``/``names`` the newest, ``others`` before it): the first entry of
+    the path is the script's folder or the working directory, so ``safehold``, ``python -m safehold`` and a
+    cron job each have their own, and taking turns must not read everything again each time."""
     stamp = _install_stamp()
     path = _cache() / "closure.json"
+    known: list[dict[str, Any]] = []
     try:
         doc = json.loads(path.read_text())
-        names = doc["names"]
-        if doc["stamp"] == stamp and isinstance(names, list) and all(isinstance(n, str) for n in names):
-            return names
-    except (OSError, ValueError, KeyError, TypeError):
+        known = [{"stamp": doc["stamp"], "names": doc["names"]}, *doc.get("others", [])]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
+    for entry in known:
+        if not isinstance(entry, dict):
+            continue
+        names = entry.get("names")
+        if entry.get("stamp") == stamp and isinstance(names, list) and all(isinstance(n, str) for n in names):
+            return names
     names = [d.filename for d in wheelmod.closure()]
+    others = [e for e in known if isinstance(e, dict) and e.get("stamp") != stamp][: _REMEMBERED - 1]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".closure.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"stamp": stamp, "names": names}))
+        tmp.write_text(json.dumps({"stamp": stamp, "names": names, "others": others}))
         os.replace(tmp, path)
     except OSError:
         pass  # an unwritable cache only costs the time
