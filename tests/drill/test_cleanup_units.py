@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -81,3 +82,67 @@ def test_a_reused_pid_is_not_the_drill(tmp_path: Path) -> None:
     done = cleanup_leftovers(tmp_path)
     assert len(done) == 1 and "drill-reused" in done[0] and "killed drill" in done[0], done
     assert same.exists() and not reused.exists()
+
+
+def _start_time(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[19]
+
+
+def _ended(p: subprocess.Popen[bytes]) -> bool:
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def test_a_killed_drills_program_sessions_are_ended_and_others_left_alone(tmp_path: Path) -> None:
+    """A program session a killed drill registered: what still runs in it is ended (a shell's child that
+    outlived the shell). Hostile or stale lines: a session whose leader runs but started at another time
+    (the pid was reused), this process's own session, pid 1, garbage: nothing else is touched."""
+    box = _box(tmp_path, "drill-progs", _dead_pid())
+    own = subprocess.Popen(["sleep", "60"], start_new_session=True)  # stands for the drill's program
+    reused = subprocess.Popen(["sleep", "60"], start_new_session=True)  # a pid the drill once had
+    try:
+        lines = [
+            {"kind": "program", "sid": own.pid, "start": _start_time(own.pid)},
+            {"kind": "program", "sid": reused.pid, "start": str(int(_start_time(reused.pid)) - 1)},
+            {"kind": "program", "sid": os.getsid(0), "start": "0"},
+            {"kind": "program", "sid": 1},
+            {"kind": "program", "sid": "x"},
+        ]
+        (box / ".safehold-drill-resources.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+        done = cleanup_leftovers(tmp_path)
+        assert len(done) == 1 and f"ended 1 program(s) left running in session {own.pid}" in done[0], done
+        assert _ended(own) and reused.poll() is None and not box.exists()
+    finally:
+        for p in (own, reused):
+            p.kill()
+            p.wait()
+
+
+def test_programs_die_with_safehold(tmp_path: Path) -> None:
+    """proc.Running's programs get SIGKILL when safehold is killed (kill -9: no finally runs)."""
+    code = (
+        "import sys, time\n"
+        "from safehold import proc\n"
+        "r = proc.Running(['sleep', '60'])\n"
+        "print(r.proc.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) as parent:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        assert Path(f"/proc/{child}").exists()
+        parent.kill()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+        except OSError:
+            break  # gone (reaped)
+        if state == "Z":
+            break  # ended, waiting to be reaped by whoever inherited it
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"program {child} outlived the safehold that started it")

@@ -149,10 +149,14 @@ PROGRAM = "program"
 
 
 def _note_programs(root: Path) -> Callable[[int], None]:
-    """A ``proc.ON_START`` hook that registers each program's session in the sandbox at ``root``."""
+    """A ``proc.ON_START`` hook that registers the session of each program the drill (the calling thread)
+    starts in the sandbox at ``root``; programs other threads start are not the drill's."""
     sandbox = Sandbox(root=root)
+    drill = threading.current_thread()
 
     def note(pid: int) -> None:
+        if threading.current_thread() is not drill:
+            return
         with contextlib.suppress(OSError):  # the program runs anyway; it dies with the drill (pdeathsig)
             sandbox.register(PROGRAM, {"sid": pid, "start": _process_start(pid)})
 
