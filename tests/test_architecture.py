@@ -3,7 +3,7 @@
 Layers (DESIGN.md, STYLE.md "layers you can see"), lowest first. A module may import modules of its own
 rank or lower, never higher:
 
-    errors < syntax < secrets, fsutil < proc < backends < engine < sources < config < notify, health < operations < cli
+    errors < syntax < secrets, secretvalue, fsutil < proc < backends < engine < sources < config < notify, health < operations < cli
 
 Inside ``engine`` and ``operations`` the folders are layers too (:data:`SUB_RANK`): the engine's format <
 fs < backup, restore < prune < check; operations' maintenance < backup < restore < export, inspect <
@@ -34,6 +34,7 @@ RANK: dict[str, int] = {
     "errors": 0,
     "syntax": 1,  # depends on errors only
     "secrets": 2,
+    "secretvalue": 2,  # reading a secret without pydantic (secrets re-uses it)
     "fsutil": 2,
     "proc": 3,
     "backends": 10,

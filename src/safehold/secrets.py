@@ -11,50 +11,25 @@ In TOML a reference is written as a table::
 The compact string forms ``"env:NAME"``, ``"file:/path"``, ``"file:/path:KEY"`` and ``"command:..."``
 (prefix case-insensitive) are references too. Any other string is a literal secret and a validation
 error: a secret value must never be written into a configuration file.
+
+Reading a secret (the variable, the file, the command) is :mod:`safehold.secretvalue`'s, which imports no
+pydantic: the passphrase of a command without a configuration file is read through it alone.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import shlex
-import subprocess
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from safehold import syntax
-from safehold.errors import ConfigError
+from safehold import secretvalue, syntax
+from safehold.secretvalue import parse_reference_string
 
 #: The message a literal (non-reference) string gets wherever a secret is expected.
 LITERAL_REFUSED = (
     "literal secrets are not allowed here: use {env=...}, {file=...} or {command=...} "
     "(or the strings 'env:NAME', 'file:/path', 'file:/path:KEY', 'command:...')"
 )
-#: Seconds a secret command (also --password-command) may run before it is killed.
-SECRET_COMMAND_TIMEOUT = 60
-_DOTENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
-
-
-def parse_reference_string(text: str) -> dict[str, str] | None:
-    """The table form of a prefix-tagged reference string, or None when ``text`` is not one.
-
-    ``"env:NAME"`` -> ``{"env": "NAME"}``; ``"file:/p"`` -> ``{"file": "/p"}``; ``"file:/p:KEY"`` ->
-    ``{"file": "/p", "key": "KEY"}`` (the part after the last ':' is a key when it looks like a dotenv
-    key); ``"command:..."`` -> ``{"command": "..."}``.
-    """
-    tag, sep, rest = text.partition(":")
-    tag = tag.strip().lower()
-    if not sep or tag not in ("env", "file", "command") or not rest.strip():
-        return None
-    rest = rest.strip()
-    if tag == "file":
-        path, colon, key = rest.rpartition(":")
-        if colon and path and _DOTENV_KEY.match(key) and "/" not in key:
-            return {"file": path, "key": key}
-        return {"file": rest}
-    return {tag: rest}
 
 
 class SecretRef(BaseModel):
@@ -102,27 +77,24 @@ class SecretRef(BaseModel):
             raise ValueError("'key' is only valid together with 'file'")
         return self
 
+    @classmethod
+    def of(cls, source: secretvalue.SecretSource) -> SecretRef:
+        """``source`` as a SecretRef (a :class:`~safehold.secretvalue.Reference` the program made, e.g. for
+        the passphrase variable, becomes one to write into a configuration)."""
+        if isinstance(source, SecretRef):
+            return source
+        if isinstance(source, secretvalue.Reference):
+            fields = {"env": source.env, "file": source.file, "key": source.key, "command": source.command}
+            return cls(**{k: v for k, v in fields.items() if v is not None})
+        raise TypeError(f"not a secret reference: {type(source).__name__}")
+
     def describe(self) -> str:
         """Where the secret comes from, safe to show (never the value)."""
-        if self.env:
-            return f"env:{self.env}"
-        if self.file:
-            return f"file:{self.file}" + (f":{self.key}" if self.key else "")
-        return f"command:{_program(self.command or '')}"
+        return secretvalue.describe(self)
 
     def resolve(self) -> str:
         """Return the secret value; raises ConfigError (without the value) when it cannot be read."""
-        if self.env:
-            value = os.environ.get(self.env)
-            if value is None:
-                raise ConfigError(
-                    f"environment variable {self.env} is not set",
-                    hint=f"Export {self.env} before running safehold, or point the setting elsewhere.",
-                )
-            return value
-        if self.file:
-            return _read_file_secret(Path(self.file), self.key)
-        return _run_secret_command(self.command or "")
+        return secretvalue.resolve(self)
 
     def resolve_for(self, into: syntax.Syntax, *, owner: str) -> str:
         """The secret, checked for the syntax it goes ``into``; UnsafeValue otherwise.
@@ -141,110 +113,3 @@ def resolve_secret(ref: SecretRef | dict[str, Any] | None, into: syntax.Syntax, 
     if not isinstance(ref, SecretRef):
         ref = SecretRef.model_validate(ref)
     return ref.resolve_for(into, owner=owner)
-
-
-def _read_file_secret(path: Path, key: str | None) -> str:
-    try:
-        text = path.read_bytes().decode("utf-8")  # bytes as they are: no newline translation of a CR
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read secret file {path}: {exc.strerror}", hint="Check the path and its permissions."
-        ) from None
-    except UnicodeDecodeError:
-        raise ConfigError(
-            f"secret file {path} is not UTF-8 text", hint="Secrets are read as UTF-8 text."
-        ) from None
-    if key is None:
-        return text.rstrip("\r\n")
-    value = parse_dotenv(text).get(key)
-    if value is None:
-        raise ConfigError(f"key {key} not found in {path}", hint="Check the key name in the dotenv file.")
-    return value
-
-
-def _program(command: str) -> str:
-    """The program a command runs, for messages (the arguments may hold secrets; never shown)."""
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        words = command.split()
-    return words[0] if words else ""
-
-
-def _run_secret_command(command: str) -> str:
-    """The standard output of ``command`` (split like a shell, run without one), trailing newline removed;
-    ConfigError with a hint when it cannot be split, is not found, fails or outlasts the timeout."""
-    shown = f"secret command {_program(command) or repr(command)}"
-    try:
-        argv = shlex.split(command)
-    except ValueError as exc:
-        raise ConfigError(
-            f"{shown} cannot be split into arguments: {exc}",
-            hint="Quote it as a shell would; it runs without a shell (no pipes, no variables).",
-        ) from None
-    if not argv:
-        raise ConfigError("secret command is empty", hint="Give the program that prints the secret.")
-    try:
-        proc = subprocess.run(argv, capture_output=True, timeout=SECRET_COMMAND_TIMEOUT, check=False)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{shown}: program not found",
-            hint="It runs without a shell: give the program's full path or put it on PATH.",
-        ) from None
-    except subprocess.TimeoutExpired:
-        raise ConfigError(
-            f"{shown} did not finish within {SECRET_COMMAND_TIMEOUT} s and was killed",
-            hint="Run the command by hand; it must print the secret without waiting for input.",
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(
-            f"{shown} could not run: {getattr(exc, 'strerror', None) or exc}",
-            hint="Check the command and the program's permissions.",
-        ) from None
-    if proc.returncode != 0:
-        status = (
-            f"was killed by signal {-proc.returncode}"
-            if proc.returncode < 0
-            else f"exited with status {proc.returncode}"
-        )
-        raise ConfigError(f"{shown} {status}", hint="Run the command by hand to see why it fails.")
-    try:
-        return proc.stdout.decode("utf-8").rstrip("\r\n")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{shown} printed no UTF-8 text", hint="Secrets are read as UTF-8 text.") from None
-
-
-def resolve_passphrase(ref: SecretRef) -> str:
-    """A repository passphrase from ``ref``; ConfigError when it is empty (an empty passphrase protects
-    nothing, and when opening it is a mistake, not a wrong passphrase).
-
-    A passphrase enters no other syntax (it goes into the KDF), so any other character is fine.
-    """
-    value = ref.resolve()
-    if not value:
-        raise ConfigError(
-            f"the passphrase from {ref.describe()} is empty",
-            hint="Put the passphrase there (an empty one is never accepted), or unset it to be asked for it.",
-        )
-    return value
-
-
-def parse_dotenv(text: str) -> dict[str, str]:
-    """Parse a dotenv file (KEY=value, optional quotes, comments, ``export`` prefix) into a dict."""
-    out: dict[str, str] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
-        k, v = line.split("=", 1)
-        k, v = k.strip(), v.strip()
-        if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'":
-            v = v[1:-1]
-            if raw.strip().split("=", 1)[1].strip().startswith('"'):
-                v = v.replace("\\n", "\n").replace('\\"', '"')
-        elif " #" in v:
-            v = v.split(" #", 1)[0].rstrip()
-        out[k] = v
-    return out

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from safehold import secrets
+from safehold import secrets, secretvalue
 from safehold.backends.memory import MemoryBackend
 from safehold.cli.app import App
 from safehold.engine.format.repository import Repository
@@ -129,7 +129,7 @@ def test_password_command_failures_are_configuration_errors(run: Any, command: s
 
 
 def test_password_command_has_the_secret_command_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(secrets, "SECRET_COMMAND_TIMEOUT", 0.3)
+    monkeypatch.setattr(secretvalue, "SECRET_COMMAND_TIMEOUT", 0.3)
     started = time.monotonic()
     with pytest.raises(ConfigError, match=r"secret command sleep did not finish within 0.3 s") as exc:
         App(password_command="sleep 30").get_password()

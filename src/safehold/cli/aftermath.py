@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safehold.cli.app import App
 from safehold.errors import RepositoryLocked, SafeholdError
-from safehold.notify import Delivery, Event, Notifier, redactor_for
+
+if TYPE_CHECKING:  # the notification code is imported only when a configuration is there
+    from safehold.notify import Delivery, Event, Notifier
 
 #: Commands after which the objectives are measured again.
 MEASURED = {"backup", "guard", "check", "drill", "forget", "prune", "status"}
@@ -47,6 +49,8 @@ def run(app: App, error: SafeholdError | None, command: str) -> list[Delivery]:
         return []
     if config is None:
         return []
+    from safehold.notify import Notifier, redactor_for
+
     host = socket.gethostname()
     notifier = Notifier(config.notifications, host=host)
     if notifier.configured:
@@ -97,6 +101,8 @@ def _breaches(app: App, notifier: Notifier, status: Any, command: str) -> list[D
     measured = {
         alerts.breach_key(o.name, o.host, o.profile): o for o in status.objectives if o.name in BREACH_EVENTS
     }
+
+    from safehold.notify import Event
 
     def event(o: Any) -> Event:
         where = "/".join(x for x in (o.host, o.profile) if x) or "repository"
@@ -154,6 +160,8 @@ def disk_low(app: App, folders: list[Any]) -> None:
         return
     if config is None:
         return
+    from safehold.notify import Notifier, redactor_for
+
     notifier = Notifier(config.notifications, host=socket.gethostname())
     if not notifier.configured or not any(_wants(on, "disk.low") for _, on in notifier.targets.values()):
         return
@@ -162,6 +170,8 @@ def disk_low(app: App, folders: list[Any]) -> None:
 
     measured = {f"disk:{f.role}:{f.path}": f for f in folders if f.skipped is None}
     short = {id(f) for f in low_file_systems(folders)} | {id(f) for f in folders if not f.ok}
+
+    from safehold.notify import Event
 
     def event(f: Any) -> Event:
         return Event(
@@ -190,6 +200,8 @@ def _lock_held(
         if error.waited > 0
         else f"held for {human_duration(error.held)}, longer than {human_duration(bound)}"
     )
+    from safehold.notify import Event
+
     event = Event(
         "lock.held",
         notifier.host,

@@ -18,7 +18,7 @@ from safehold.backends.base import Backend
 from safehold.engine.format.repository import Repository
 from safehold.engine.progress import NullProgress, Progress
 from safehold.errors import ConfigError, RepositoryNotFound, UsageError
-from safehold.secrets import SecretRef, resolve_passphrase
+from safehold.secretvalue import Reference, SecretSource, resolve_passphrase
 
 if TYPE_CHECKING:
     from safehold.config.schema import Config
@@ -48,7 +48,7 @@ class Outcome:
 class App:
     repo_url: str | None = None
     #: a reference that wins over every other source (e.g. SAFEHOLD_OTHER_PASSWORD for copy's other side)
-    password_from: SecretRef | None = None
+    password_from: SecretSource | None = None
     password_file: str | None = None
     password_command: str | None = None
     json: bool = False
@@ -173,7 +173,7 @@ class App:
             )
         return cfg.offsite[self.offsite]
 
-    def password_ref(self, *, include_config: bool = True) -> SecretRef | None:
+    def password_ref(self, *, include_config: bool = True) -> SecretSource | None:
         """Where the passphrase comes from, the first of: ``password_from`` (another repository's own
         variable), an off-site repository's reference, ``--password-file`` / SAFEHOLD_PASSWORD_FILE,
         ``--password-command`` / SAFEHOLD_PASSWORD_COMMAND, the variable SAFEHOLD_PASSWORD, and (with
@@ -183,15 +183,15 @@ class App:
         if self.offsite and not self.repo_url:
             site = self._offsite_settings()
             if site.password is not None:
-                return cast(SecretRef, site.password)
+                return cast(SecretSource, site.password)
         pw_file = self.password_file or os.environ.get("SAFEHOLD_PASSWORD_FILE")
         if pw_file:
-            return SecretRef(file=str(Path(pw_file).absolute()))
+            return Reference(file=str(Path(pw_file).absolute()))
         pw_cmd = self.password_command or os.environ.get("SAFEHOLD_PASSWORD_COMMAND")
         if pw_cmd:
-            return SecretRef(command=pw_cmd)
+            return Reference(command=pw_cmd)
         if os.environ.get("SAFEHOLD_PASSWORD") is not None:
-            return SecretRef(env="SAFEHOLD_PASSWORD")
+            return Reference(env="SAFEHOLD_PASSWORD")
         cfg = self.config() if include_config and not self.repo_url else None
         if cfg is not None and cfg.repository.password is not None:
             return cfg.repository.password
@@ -248,10 +248,10 @@ class App:
         return RichProgress()
 
 
-def other_password_env() -> SecretRef | None:
+def other_password_env() -> SecretSource | None:
     """SAFEHOLD_OTHER_PASSWORD as a reference, when it is set (the other repository of copy and
     init --copy-chunker-params-from); otherwise that side falls back to the usual sources."""
-    return SecretRef(env="SAFEHOLD_OTHER_PASSWORD") if "SAFEHOLD_OTHER_PASSWORD" in os.environ else None
+    return Reference(env="SAFEHOLD_OTHER_PASSWORD") if "SAFEHOLD_OTHER_PASSWORD" in os.environ else None
 
 
 pass_app = click.make_pass_decorator(App)

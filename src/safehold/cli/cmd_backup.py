@@ -225,11 +225,11 @@ def preflight(
     will be nearly full and for components that cannot run (disk.low sent once when a folder gets
     low); raises PreflightFailed, before anything is written, when the backup cannot fit."""
     from safehold.cli import aftermath
-    from safehold.config.schema import Config
+    from safehold.config.defaults import PREFLIGHT
     from safehold.operations.backup.preflight import low_file_systems, require_room, run_preflight
 
-    config = app.config() or Config.model_validate({"repository": {"url": repo.backend.properties.location}})
-    if not config.preflight.enabled:
+    config = app.config()
+    if not (config.preflight if config is not None else PREFLIGHT).enabled:
         return
     started = time.monotonic()
     snapshots = list(repo.iter_snapshots(errors=[]))

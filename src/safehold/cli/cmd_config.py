@@ -14,6 +14,7 @@ from safehold.config.inert import inert_settings
 from safehold.config.loader import ConfigInvalid, default_config_path, find_config, load_config
 from safehold.errors import UsageError
 from safehold.fsutil import atomic_write
+from safehold.secrets import SecretRef
 
 
 @click.group("config")
@@ -103,7 +104,8 @@ def run_init_preset(
 
     root = root or Path("/")
     url = repo_url or app.repo_url
-    ref = app.password_ref(include_config=False)
+    source = app.password_ref(include_config=False)
+    ref = None if source is None else SecretRef.of(source)
     if preset == "laravel":
         if app_dir is None:
             raise UsageError(

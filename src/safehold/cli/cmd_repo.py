@@ -17,7 +17,7 @@ from safehold.engine.format.lock import read_locks
 from safehold.engine.format.repository import RepoConfig
 from safehold.engine.format.treewalk import load_tree
 from safehold.errors import NotFound, UsageError
-from safehold.secrets import SecretRef, resolve_passphrase
+from safehold.secretvalue import Reference, resolve_passphrase
 
 
 @click.command()
@@ -140,7 +140,7 @@ def _new_passphrase(path: str | None) -> str:
     """The new passphrase: from ``--new-password-file``, else asked twice on a terminal. Never from the
     SAFEHOLD_PASSWORD* variables, which name the passphrase in use."""
     if path:
-        return resolve_passphrase(SecretRef(file=path))
+        return resolve_passphrase(Reference(file=path))
     if not sys.stdin.isatty():
         raise UsageError(
             "no new passphrase given", hint="Pass --new-password-file FILE (or run on a terminal)."

@@ -19,7 +19,7 @@ import shlex
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -27,8 +27,10 @@ from safehold.cli import aftermath, jobs
 from safehold.cli.aftermath import warn_failed
 from safehold.cli.app import App
 from safehold.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, SafeholdError
-from safehold.notify import Delivery, Event, Notifier, redactor_for
 from safehold.operations.observe.audit import JOB_ENV
+
+if TYPE_CHECKING:  # the notification code is imported only when a configuration notifies
+    from safehold.notify import Delivery, Notifier
 
 #: Command name -> the operation its events are named after.
 NOTIFIED: dict[str, str] = {
@@ -106,6 +108,8 @@ def begin(app: App, operation: str, *, profile: str | None = None) -> None:
         return
     if config is None:
         return
+    from safehold.notify import Notifier, redactor_for
+
     notifier = Notifier(config.notifications, host=socket.gethostname())
     if not notifier.configured:
         return
@@ -148,7 +152,7 @@ def result_word(code: int, partial: bool) -> str:
 
 def record(app: App, code: int, error: SafeholdError | None, deliveries: list[Delivery]) -> None:
     """Append the command's audit record locally and, when it may change the repository, there too."""
-    from safehold.notify import Redactor
+    from safehold.notify.redact import Redactor
     from safehold.operations.observe import audit
 
     redactor = app.operation.notifier.redactor if app.operation else Redactor(app.secrets)
@@ -206,6 +210,8 @@ def notify(app: App, code: int, error: SafeholdError | None) -> list[Delivery]:
     if error is not None:
         tail.append(f"error: {error.message}")
     lines = notifier.settings.log_lines
+    from safehold.notify import Event
+
     event = Event(
         kind,
         notifier.host,

@@ -4,6 +4,9 @@ Search order of :func:`load_config`: the explicit path, ``$SAFEHOLD_CONFIG``, ``
 ``~/.config/safehold/safehold.toml``. An invalid file raises :class:`ConfigInvalid` (a ConfigError, exit
 code 2) whose message holds one line per problem: ``At 'components.database.host': Input should be a
 valid string``. Secret values are never part of a message (pydantic's input echo is switched off).
+
+The schema (pydantic and every model) is imported only when a file is validated: finding that there is
+no configuration, what most commands do first, costs no import.
 """
 
 from __future__ import annotations
@@ -11,20 +14,12 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
-
-from safehold.config.schema import (
-    COLLECT,
-    Config,
-    cross_reference_problems,
-    error_lines,
-    fold_component,
-    format_loc,
-)
 from safehold.errors import ConfigError
-from safehold.sources import registry
+
+if TYPE_CHECKING:
+    from safehold.config.schema import Config
 
 ENV_VAR = "SAFEHOLD_CONFIG"
 SYSTEM_PATH = Path("/etc/safehold/safehold.toml")
@@ -90,6 +85,18 @@ def parse_toml(text: str, source: str = "configuration") -> dict[str, Any]:
 
 def problems(data: Any) -> list[str]:
     """Every problem of the document ``data`` as ``At '<path>': <message>``; empty when it is valid."""
+    from pydantic import BaseModel, ValidationError
+
+    from safehold.config.schema import (
+        COLLECT,
+        Config,
+        cross_reference_problems,
+        error_lines,
+        fold_component,
+        format_loc,
+    )
+    from safehold.sources import registry
+
     found: list[tuple[str, str]] = []
     try:
         Config.model_validate(data, context={COLLECT: True})
@@ -123,6 +130,8 @@ def problems(data: Any) -> list[str]:
 
 def validate(data: Any, source: str = "configuration") -> Config:
     """A Config from the document ``data``; raises ConfigInvalid listing every problem."""
+    from safehold.config.schema import COLLECT, Config
+
     found = problems(data)
     if found:
         raise ConfigInvalid(source, found)

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, field_validator
 
 from safehold.config.calendar import check_calendar
+from safehold.config.defaults import PREFLIGHT
 from safehold.config.validation import Duration, absolute_path
 from safehold.config.validation import StrictModel as _Model
 from safehold.secrets import SecretRef
@@ -218,13 +219,13 @@ class PreflightSettings(_Model):
     component's own checks."""
 
     enabled: bool = Field(
-        default=True,
+        default=PREFLIGHT.enabled,
         description="Check before every backup; a backup that cannot fit stops before it writes anything "
         "(exit code 6).",
         examples=[True],
     )
     warn_usage: int = Field(
-        default=85,
+        default=PREFLIGHT.warn_usage,
         ge=1,
         le=100,
         description="Warn (and send disk.low) when a folder's file system would be fuller than this percent "
@@ -232,7 +233,7 @@ class PreflightSettings(_Model):
         examples=[85],
     )
     margin: int = Field(
-        default=25,
+        default=PREFLIGHT.margin,
         ge=0,
         le=1000,
         description="Percent added to the estimated need (what the largest of the profile's last three "
@@ -240,13 +241,13 @@ class PreflightSettings(_Model):
         examples=[25],
     )
     components: bool = Field(
-        default=True,
+        default=PREFLIGHT.components,
         description="Also run each component's own checks (server reachable, tools present, credentials "
         "resolve), all at once; a problem is a warning, the backup goes on (that component fails in it).",
         examples=[True],
     )
     timeout: float = Field(
-        default=10.0,
+        default=PREFLIGHT.timeout,
         gt=0,
         le=600,
         description="Seconds the components' checks may take in all; those not done by then are reported "

@@ -14,11 +14,28 @@ Glossary:
   leaves the process.
 * **notifier** (:class:`~safehold.notify.notifier.Notifier`) — all of it for one configuration, with
   one deadline.
+
+Names are imported lazily: the redactor, which every command's audit record uses, comes without the
+notification settings' pydantic models and the delivery code.
 """
 
-from safehold.notify.deliver import Delivery
-from safehold.notify.event import Event
-from safehold.notify.notifier import Notifier, redactor_for
-from safehold.notify.redact import Redactor
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from safehold.notify.deliver import Delivery
+    from safehold.notify.event import Event
+    from safehold.notify.notifier import Notifier, redactor_for
+    from safehold.notify.redact import Redactor
 
 __all__ = ["Delivery", "Event", "Notifier", "Redactor", "redactor_for"]
+_HOME = {"Delivery": "deliver", "Event": "event", "Notifier": "notifier", "redactor_for": "notifier",
+         "Redactor": "redact"}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(name)
+    return getattr(importlib.import_module(f"safehold.notify.{_HOME[name]}"), name)

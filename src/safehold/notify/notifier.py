@@ -185,7 +185,7 @@ def redactor_for(config: Any, secrets: list[str] | None = None) -> Redactor:
 
 def _references(data: Any) -> list[SecretRef]:
     """Every secret reference in a dumped configuration (table form or ``env:``/``file:`` strings)."""
-    from safehold.secrets import parse_reference_string
+    from safehold.secretvalue import parse_reference_string
 
     found: list[SecretRef] = []
     if isinstance(data, dict):

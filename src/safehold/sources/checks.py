@@ -11,7 +11,8 @@ from typing import Any
 
 from safehold import proc
 from safehold.errors import SafeholdError
-from safehold.secrets import SecretRef, parse_dotenv
+from safehold.secrets import SecretRef
+from safehold.secretvalue import parse_dotenv
 from safehold.sources.base import Finding
 
 

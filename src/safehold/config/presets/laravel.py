@@ -1,6 +1,6 @@
 """The ``laravel`` preset: a Laravel application and the server around it.
 
-Read from ``APP_DIR/.env`` (with :func:`~safehold.secrets.parse_dotenv`): ``DB_*`` (mysql,
+Read from ``APP_DIR/.env`` (with :func:`~safehold.secretvalue.parse_dotenv`): ``DB_*`` (mysql,
 mariadb, pgsql or sqlite), ``REDIS_*``, ``APP_URL`` (its host names the Let's Encrypt certificate),
 ``RETELL_API_KEY``/``RETELL_TOKEN`` and ``RETELL_BASE_URL``, ``CALCOM_API_KEY`` and ``CALCOM_BASE_URL``.
 Passwords and keys become references to the .env (``{file = APP_DIR/.env, key = ...}``), never values.
@@ -41,7 +41,8 @@ from safehold.config.presets.discovery import (
     repository_table,
     system_component,
 )
-from safehold.secrets import SecretRef, parse_dotenv
+from safehold.secrets import SecretRef
+from safehold.secretvalue import parse_dotenv
 
 RETELL_DEFAULT = "https://api.retellai.com"
 CALCOM_DEFAULT = "https://api.cal.com/v2"

@@ -32,18 +32,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safehold.backends.base import Backend
 from safehold.backends.space import Space, local_space, space_of
-from safehold.config.schema import Config
-from safehold.config.tables import PreflightSettings
+from safehold.config.defaults import PREFLIGHT, PreflightDefaults
 from safehold.engine.backup.filescache import cache_root
 from safehold.engine.format.snapshot import Snapshot
 from safehold.engine.util import human_bytes
 from safehold.errors import PreflightFailed, SafeholdError
-from safehold.sources.base import Finding, SourceContext
-from safehold.sources.checks import BACKUP_USER_CHECK
+
+if TYPE_CHECKING:  # a backup without a configuration file (no components) imports no pydantic model
+    from safehold.config.schema import Config
+    from safehold.config.tables import PreflightSettings
+    from safehold.sources.base import Finding
 
 #: How many earlier backups of the same host and profile the estimate looks at.
 HISTORY = 3
@@ -220,7 +222,7 @@ def _judge(
 def check_room(
     backend: Backend | None,
     estimate: Estimate,
-    settings: PreflightSettings,
+    settings: PreflightSettings | PreflightDefaults,
     *,
     cache_dir: str | None = None,
     temp_dir: str | None = None,
@@ -275,6 +277,9 @@ def component_findings(
     """Each component's own preflight, all at once (daemon threads: one that hangs is reported as
     unfinished after ``timeout`` seconds and left behind). Before a backup (``doctor`` false) the backup
     user's hygiene finding is left out. Never raises."""
+    from safehold.sources.base import Finding, SourceContext
+    from safehold.sources.checks import BACKUP_USER_CHECK
+
     results: dict[str, list[Finding]] = {}
     lock = threading.Lock()
 
@@ -308,7 +313,7 @@ def component_findings(
 
 # ------------------------------------------------------------------------------------------ together
 def run_preflight(
-    config: Config,
+    config: Config | None,
     *,
     backend: Backend | None,
     snapshots: list[Snapshot],
@@ -318,16 +323,17 @@ def run_preflight(
     doctor: bool = False,
     host: str | None = None,
 ) -> PreflightReport:
-    """Everything above for one backup (or, with ``doctor``, on demand: every finding kept)."""
+    """Everything above for one backup (or, with ``doctor``, on demand: every finding kept). Without a
+    configuration (a backup of paths): the default settings, and no components."""
     started = time.monotonic()
-    settings = config.preflight
+    settings = config.preflight if config is not None else PREFLIGHT
     estimate = estimate_need(
         snapshots, host=host or socket.gethostname(), profile=profile, paths=paths, margin=settings.margin
     )
     folders = check_room(backend, estimate, settings, cache_dir=os.environ.get("SAFEHOLD_CACHE_DIR"))
     findings = (
         component_findings(config, components, timeout=settings.timeout, doctor=doctor)
-        if settings.components or doctor
+        if config is not None and (settings.components or doctor)
         else []
     )
     return PreflightReport(estimate, folders, findings, time.monotonic() - started)
