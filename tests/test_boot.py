@@ -141,3 +141,24 @@ def test_the_key_is_derived_before_click_cryptography_and_openssl_are_imported(l
         [sys.executable, "-c", code, str(local_repo), PW], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "1 []"
+
+
+def test_forget_and_prune_without_a_configuration_import_no_pydantic(
+    local_repo: Path, tmp_path: Path
+) -> None:
+    """Their peak after the KDF is their imports plus the index: pydantic (~8 MiB) has no part in it."""
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('pydantic' in sys.modules, file=sys.stderr))\n"
+        "sys.argv = ['safehold', '--repo', sys.argv[1], 'forget', '--keep-daily', '7', '--prune',"
+        " '--lock-wait', '1m']\n"
+        "from safehold.cli import boot\n"
+        "boot.entry()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAFEHOLD_")}
+    env.update(SAFEHOLD_PASSWORD=PW, SAFEHOLD_AUDIT_LOG=os.devnull, SAFEHOLD_CONFIG="", HOME=str(tmp_path))
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(local_repo)], env=env, capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.strip().splitlines()[-1] == "False", out.stderr

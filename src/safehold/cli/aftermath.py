@@ -189,7 +189,7 @@ def disk_low(app: App, folders: list[Any]) -> None:
 def _lock_held(
     app: App, notifier: Notifier, config: Any, error: RepositoryLocked, command: str
 ) -> list[Delivery]:
-    from safehold.config.validation import parse_duration
+    from safehold.config.duration import parse_duration
     from safehold.operations.observe.status import human_duration
 
     bound = parse_duration(config.notifications.lock_held_after).total_seconds()

@@ -141,7 +141,7 @@ class App:
         """``--lock-wait`` in seconds (0 when not given)."""
         if not self.lock_wait or self.lock_wait.strip() == "0":
             return 0.0
-        from safehold.config.validation import parse_duration
+        from safehold.config.duration import parse_duration
 
         try:
             return parse_duration(self.lock_wait.strip()).total_seconds()

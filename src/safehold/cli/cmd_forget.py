@@ -19,7 +19,7 @@ from safehold.operations.maintenance.prune import prune
 def _duration(option: str, value: str | None) -> timedelta | None:
     if value is None:
         return None
-    from safehold.config.validation import parse_duration
+    from safehold.config.duration import parse_duration
 
     try:
         return parse_duration(value)

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from safehold.cli.app import App, pass_app
-from safehold.config.validation import parse_duration
+from safehold.config.duration import parse_duration
 from safehold.errors import IntegrityError, SafeholdError, UsageError
 from safehold.operations.observe import audit
 

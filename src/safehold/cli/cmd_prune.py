@@ -58,7 +58,7 @@ def prune_options(f: Any) -> Any:
 
 
 def options_from(params: dict[str, Any], dry_run: bool) -> PruneOptions:
-    from safehold.config.validation import parse_duration
+    from safehold.config.duration import parse_duration
 
     grace_text = str(params.get("pack_grace") or "1h")
     try:

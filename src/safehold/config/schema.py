@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from safehold.config import tomlwrite
+from safehold.config.duration import parse_duration
 from safehold.config.healthchecks import HealthCheck
 from safehold.config.notifications import Notifications, Target
 from safehold.config.tables import (
@@ -54,7 +55,6 @@ from safehold.config.validation import (
     error_lines,
     format_loc,
     named_entries,
-    parse_duration,
 )
 from safehold.sources import registry
 from safehold.sources.base import Source

@@ -7,28 +7,16 @@ message never contains the offending input (it might be a secret).
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+
+from safehold.config.duration import parse_duration
 
 #: Validation context key: when set, the models skip the checks :func:`loader.validate` does itself.
 COLLECT = "safehold_collect_errors"
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
-_DURATION = re.compile(r"^\s*(\d+\s*[smhdw]\s*)+$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``"90m"``, ``"24h"``, ``"7d"``, ``"1h30m"``, ``"2w"`` -> timedelta; raises ValueError otherwise."""
-    if not _DURATION.match(text):
-        raise ValueError(f"{text!r} is not a duration: write a number and a unit s, m, h, d or w ('24h')")
-    seconds = sum(int(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text))
-    if seconds <= 0:
-        raise ValueError(f"{text!r}: a duration must be longer than zero")
-    return timedelta(seconds=seconds)
 
 
 def _check_duration(text: str) -> str:

@@ -12,8 +12,8 @@ import os
 import tempfile
 import time
 
+from safehold.config.duration import parse_duration
 from safehold.config.healthchecks import HealthCheck
-from safehold.config.validation import parse_duration
 from safehold.health.base import CheckFailed, Targets, program_output
 from safehold.proc import run_capture
 

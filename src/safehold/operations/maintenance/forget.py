@@ -46,7 +46,7 @@ DEFAULT_SAFETY = Policy(within=timedelta(days=30))
 
 def policy_of(r: Retention) -> Policy:
     """The engine's policy for a configuration's ``retention`` table."""
-    from safehold.config.validation import parse_duration
+    from safehold.config.duration import parse_duration
 
     def span(v: str | None) -> timedelta | None:
         return parse_duration(v) if v else None

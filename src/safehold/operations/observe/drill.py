@@ -366,7 +366,7 @@ def run_drill(
         _record(repo, result, started, log)
         return result
     rto = local.objectives.rto if local else config.objectives.rto
-    from safehold.config.validation import parse_duration
+    from safehold.config.duration import parse_duration
 
     rto_seconds = parse_duration(rto).total_seconds() if rto else None
     step_timeout = parse_duration(settings.step_timeout).total_seconds()

@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from safehold.backends.base import FileType
+from safehold.config.duration import parse_duration
 from safehold.config.schema import Config
-from safehold.config.validation import parse_duration
 from safehold.engine.format.crypto import SessionCache
 from safehold.engine.format.lock import read_locks
 from safehold.engine.format.repository import Repository

@@ -29,8 +29,8 @@ import re
 from dataclasses import dataclass, field
 
 from safehold.config.calendar import OFF, Calendar, parse_calendar
+from safehold.config.duration import parse_duration
 from safehold.config.schema import Config
-from safehold.config.validation import parse_duration
 from safehold.errors import ConfigError, UnsafeValue
 from safehold.operations.observe.audit import JOB_ENV
 from safehold.syntax import cron_arg, systemd_exec_arg
