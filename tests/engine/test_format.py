@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -318,7 +320,17 @@ def _index_file(records: list[list[object]]) -> bytes:
     return zstandard.ZstdCompressor().compress(msgpack.packb([1, records], use_bin_type=True))
 
 
-def test_index_file_loads_column_by_column_like_decode_index() -> None:
+@pytest.fixture(params=["dict", "arrays"])
+def index_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test that uses it runs twice: a small index in the dict (no numpy) and in the arrays."""
+    from safehold.engine.format import index as index_mod
+
+    if request.param == "arrays":
+        monkeypatch.setattr(index_mod, "_SMALL", 0)
+    return str(request.param)
+
+
+def test_index_file_loads_column_by_column_like_decode_index(index_path: str) -> None:
     rng = random.Random(3)
     packs = [
         (os.urandom(32), os.urandom(17),
@@ -336,6 +348,53 @@ def test_index_file_loads_column_by_column_like_decode_index() -> None:
     assert dict(by_columns.iter_packs()) == dict(by_objects.iter_packs())
     by_columns.add_index_file(_index_file([]))  # an empty index file adds nothing
     assert len(by_columns) == len(ids) - 1
+    assert by_columns.has_many(ids) == [by_objects.has(i) for i in ids]
+    assert by_columns.pack_ids() == by_objects.pack_ids()
+    by_columns.compact()
+    assert (len(by_columns._segments) == 0) == (index_path == "dict")
+    assert dict(by_columns.iter_packs()) == dict(by_objects.iter_packs())
+
+
+def test_small_index_with_a_blob_stored_twice_keeps_both_copies() -> None:
+    blob = os.urandom(32)
+    packs = [(os.urandom(32), b"e" * 17, [PackedBlob(DATA, blob, 0, 5, 9, True)]),
+             (os.urandom(32), b"f" * 17, [PackedBlob(DATA, blob, 40, 5, 9, True)])]  # fmt: skip
+    by_objects = MasterIndex()
+    by_objects.add_packs(packs)
+    for files in ([packs], [packs[:1], packs[1:]]):  # twice in one index file, or in two
+        idx = MasterIndex()
+        for f in files:
+            idx.add_index_file(encode_index(f))
+        assert dict(idx.iter_packs()) == dict(by_objects.iter_packs()) and len(idx) == 2
+
+
+def test_small_index_needs_no_numpy() -> None:
+    code = """
+import os, sys
+from safehold.engine.format.index import MasterIndex, encode_index
+from safehold.engine.format.pack import PackedBlob
+packs = [(os.urandom(32), b"e" * 17, [PackedBlob(0, os.urandom(32), i, 1, 2, True) for i in range(n)]) for n in (3, 0, 50)]
+idx = MasterIndex()
+idx.add_index_file(encode_index(packs))
+idx.compact()
+ids = [e.id for _, _, es in packs for e in es]
+assert idx.has_many(ids) == [True] * 53 and all(idx.lookup_many(ids)) and idx.has(ids[0])
+assert len(dict(idx.iter_packs())) == 2 == len(idx.pack_ids())
+idx.add_pack(os.urandom(32), b"g" * 17, [PackedBlob(1, os.urandom(32), 0, 1, 1, False)])
+assert len(idx) == 54
+print("numpy" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def _refusal(entry: object) -> str:
+    good = [0, b"g" * 32, 0, 1, 1, False]
+    try:
+        MasterIndex().add_index_file(_index_file([[b"p" * 32, b"e" * 17, [good, entry]]]))
+    except ValueError as exc:
+        return str(exc)
+    raise AssertionError("accepted")
 
 
 @pytest.mark.parametrize(
@@ -357,7 +416,15 @@ def test_index_file_loads_column_by_column_like_decode_index() -> None:
         "entry",
     ],
 )
-def test_index_file_with_a_malformed_entry_is_refused_whole(entry: object) -> None:
+def test_index_file_with_a_malformed_entry_is_refused_whole(
+    entry: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safehold.engine.format import index as index_mod
+
+    in_dict = _refusal(entry)
+    monkeypatch.setattr(index_mod, "_SMALL", 0)
+    assert _refusal(entry) == in_dict  # the dict and the arrays refuse it with the same message
+    monkeypatch.undo()
     good = [0, b"g" * 32, 0, 1, 1, False]
     idx = MasterIndex()
     with pytest.raises(ValueError):
@@ -369,13 +436,16 @@ def test_index_file_with_a_malformed_entry_is_refused_whole(entry: object) -> No
     assert len(idx) == 0 and idx.lookup(b"g" * 32) is None
 
 
-def test_index_file_in_small_chunks_and_damaged_documents(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_index_file_in_small_chunks_and_damaged_documents(
+    monkeypatch: pytest.MonkeyPatch, index_path: str
+) -> None:
     import msgpack
     import zstandard
 
     from safehold.engine.format import index as index_mod
 
-    monkeypatch.setattr(index_mod, "_CHUNK", 7)  # chunks that end inside and across pack records
+    if index_path == "arrays":
+        monkeypatch.setattr(index_mod, "_CHUNK", 7)  # chunks that end inside and across pack records
     packs = [(os.urandom(32), b"e" * 17, [PackedBlob(DATA, os.urandom(32), i, 1, 2, True) for i in range(n)])
              for n in (3, 0, 11, 7, 1)]  # fmt: skip
     idx = MasterIndex()

@@ -5,11 +5,13 @@ packs and their blobs (the same entries as the packs' own headers, so the index 
 from the packs). In memory, :class:`MasterIndex` keeps entries in sorted numpy arrays (57 bytes per
 blob: 32-byte id, 8-byte search prefix, pack number, offset, length, raw length, flags) instead of a dict
 of Python objects, plus a small dict of this session's unsaved entries that is folded into the arrays as
-it grows.
+it grows. An index of at most :data:`_SMALL` entries is loaded into that dict alone, without numpy (its
+import, ~0.1 s and ~17 MiB, would cost a small repository's command more than the arrays save).
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -29,6 +31,8 @@ INDEX_VERSION = 1
 _FOLD_AT = 8192
 #: More segments than this are merged (a lookup searches each).
 _MAX_SEGMENTS = 4
+#: An index of at most this many entries (without a blob stored twice) is kept in the dict, without numpy.
+_SMALL = 65536
 BLOB_TYPES = frozenset(BLOB_TYPE_NAMES)
 
 
@@ -117,10 +121,9 @@ def _u32_column(values: tuple[object, ...], what: str) -> npt.NDArray[np.uint32]
 _CHUNK = 65536
 
 
-def _columns(flat: list[Any]) -> tuple[npt.NDArray[Any], ...]:
-    """(ids, offset, length, raw length, flags) of index entries, each entry checked by column."""
-    import numpy as np
-
+def _checked(flat: list[Any]) -> tuple[tuple[Any, ...], ...]:
+    """(types, ids, offsets, lengths, raw lengths, compressed) of index entries, each checked by column
+    but for the ranges of the last three (:func:`_u32_column`, :func:`_u32_checked`)."""
     if set(map(type, flat)) != {list} or set(map(len, flat)) != {6}:
         raise ValueError("malformed pack header entry")
     types, ids, offsets, lengths, raws, compressed = zip(*flat, strict=True)
@@ -130,6 +133,22 @@ def _columns(flat: list[Any]) -> tuple[npt.NDArray[Any], ...]:
         raise ValueError("malformed pack header entry")
     if not set(map(type, compressed)) <= {bool}:
         raise ValueError("malformed pack header entry")
+    return types, ids, offsets, lengths, raws, compressed
+
+
+def _u32_checked(values: tuple[Any, ...], what: str) -> None:
+    """:func:`_u32_column`'s checks, without numpy."""
+    if not set(map(type, values)) <= {int}:
+        raise ValueError(f"index entry has a malformed {what}")
+    if values and (min(values) < 0 or max(values) >= _U32):
+        raise ValueError(f"index entry has an out-of-range {what}")
+
+
+def _columns(flat: list[Any]) -> tuple[npt.NDArray[Any], ...]:
+    """(ids, offset, length, raw length, flags) of index entries, each entry checked by column."""
+    import numpy as np
+
+    types, ids, offsets, lengths, raws, compressed = _checked(flat)
     id_arr = np.frombuffer(b"".join(ids), dtype=np.uint8).reshape(len(flat), 32).copy()
     flags = np.array(types, dtype=np.uint8) | (np.array(compressed, dtype=np.uint8) << np.uint8(7))
     return (
@@ -223,6 +242,8 @@ class MasterIndex:
         self._pack_no: dict[bytes, int] = {}
         self._segments: list[_Segment] = []
         self._pending: dict[bytes, tuple[int, int, int, int, int]] = {}
+        #: ``_pending`` is folded into a segment at this size (more after a small index was loaded into it)
+        self._fold_at = _FOLD_AT
         self._lock = threading.Lock()
 
     def _pack_number(self, pack_id: bytes, envelope: bytes) -> int:
@@ -253,9 +274,8 @@ class MasterIndex:
         ``_CHUNK`` entries read one after another: no Python object per entry survives, and at most one
         chunk of them exists at once, so loading costs about a microsecond per blob and the memory of
         the columns. Raises ``ValueError`` for anything malformed (then nothing of the file is added).
+        A small index (see :data:`_SMALL`) goes into the dict instead, with the same checks.
         """
-        import numpy as np
-
         doc = zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 31)
         up = msgpack.Unpacker(raw=False, max_buffer_size=max(len(doc), 1 << 20))
         up.feed(doc)
@@ -285,10 +305,14 @@ class MasterIndex:
                 raise ValueError("index file has data after its end")
         except (msgpack.UnpackException, StopIteration) as exc:
             raise ValueError(f"index file does not decode: {exc}") from None
+        if not chunks and self._add_small(flat, records, counts):
+            return
         if flat:
             chunks.append(_columns(flat))
         if not chunks:
             return
+        import numpy as np
+
         ids, offset, length, raw, flags = (np.concatenate(col) for col in zip(*chunks, strict=True))
         n = len(ids)
         with self._lock:
@@ -304,18 +328,44 @@ class MasterIndex:
             prefix = ids[:, :8].copy().view(">u8").reshape(n).astype(np.uint64)
             self._add_segment(_Segment(prefix, ids, pack, offset, length, raw, flags))
 
+    def _add_small(self, flat: list[Any], records: list[tuple[bytes, bytes]], counts: list[int]) -> bool:
+        """Add the entries of an index file to the dict when the index stays small (no segment yet, at
+        most :data:`_SMALL` entries, no id twice: the arrays keep every copy of a blob stored twice,
+        which a dict cannot); False (nothing added) otherwise. Raises ValueError like :func:`_columns`."""
+        if not flat:
+            return True
+        if self._segments or len(self._pending) + len(flat) > _SMALL:
+            return False
+        types, ids, offsets, lengths, raws, compressed = _checked(flat)
+        _u32_checked(offsets, "offset")
+        _u32_checked(lengths, "length")
+        _u32_checked(raws, "raw length")
+        with self._lock:
+            if self._segments or len(set(ids)) != len(ids) or not self._pending.keys().isdisjoint(ids):
+                return False
+            rows = iter(zip(ids, offsets, lengths, raws, types, compressed, strict=True))
+            for (pid, env), n in zip(records, counts, strict=True):
+                if not n:
+                    continue
+                pn = self._pack_number(pid, env)
+                for blob_id, off, ln, raw, t, c in itertools.islice(rows, n):
+                    self._pending[blob_id] = (pn, off, ln, raw, t | (0x80 if c else 0))
+            self._fold_at = _FOLD_AT + len(self._pending)
+        return True
+
     def add_pack(self, pack_id: bytes, envelope: bytes, entries: list[PackedBlob]) -> None:
         """Add the entries of a pack this session just wrote."""
         with self._lock:
             n = self._pack_number(pack_id, envelope)
             for e in entries:
                 self._pending[e.id] = (n, e.offset, e.length, e.raw_length, _flags(e))
-            if len(self._pending) >= _FOLD_AT:
+            if len(self._pending) >= self._fold_at:
                 self._fold()
 
     def _fold(self) -> None:
         rows = [(k, *v) for k, v in self._pending.items()]
         self._pending.clear()
+        self._fold_at = _FOLD_AT
         self._add_segment(_Segment.build(rows))
 
     def _add_segment(self, seg: _Segment) -> None:
@@ -327,9 +377,9 @@ class MasterIndex:
             self._segments = [base, recent] if recent.n < base.n else [_Segment.merge([base, recent])]
 
     def compact(self) -> None:
-        """Fold everything into one segment (after loading)."""
+        """Fold everything into one segment (after loading); a small index stays in the dict."""
         with self._lock:
-            if self._pending:
+            if self._pending and self._segments:
                 self._fold()
             if len(self._segments) > 1:
                 self._segments = [_Segment.merge(self._segments)]
@@ -358,8 +408,6 @@ class MasterIndex:
 
     def lookup_many(self, blob_ids: list[bytes]) -> list[BlobLocation | None]:
         """:meth:`lookup` for many ids at once (vectorised: what a restore plan or a folder needs)."""
-        import numpy as np
-
         out: list[BlobLocation | None] = [None] * len(blob_ids)
         todo = []
         for k, blob_id in enumerate(blob_ids):
@@ -369,6 +417,8 @@ class MasterIndex:
                 todo.append(k)
         if not todo or not self._segments:
             return out
+        import numpy as np
+
         ids = np.frombuffer(b"".join(blob_ids[k] for k in todo), dtype=np.uint8).reshape(len(todo), 32)
         prefix = ids[:, :8].copy().view(">u8").reshape(len(todo)).astype(np.uint64)
         missing = np.ones(len(todo), dtype=bool)
@@ -405,13 +455,13 @@ class MasterIndex:
     def has_many(self, blob_ids: list[bytes]) -> list[bool]:
         """:meth:`has` for many ids at once: one vectorised search per segment instead of one per id
         (what a backup of small files asks for every batch of blobs)."""
-        import numpy as np
-
         out = [b in self._pending for b in blob_ids]
         todo = [k for k, hit in enumerate(out) if not hit]
         segs = [seg for seg in self._segments if seg.n]
         if not todo or not segs:
             return out
+        import numpy as np
+
         ids = np.frombuffer(b"".join(blob_ids[k] for k in todo), dtype=np.uint8).reshape(len(todo), 32)
         prefix = ids[:, :8].copy().view(">u8").reshape(len(todo)).astype(np.uint64)
         found = np.zeros(len(todo), dtype=bool)
@@ -436,14 +486,25 @@ class MasterIndex:
     def iter_packs(self) -> Iterator[tuple[bytes, list[PackedBlob]]]:
         """Every pack with entries and its entries by offset (for check and rebuild), one pack at a time:
         only one pack's entries exist as objects at once. Duplicates across index files come once."""
-        import numpy as np
-
+        packs: list[tuple[bytes, list[PackedBlob]]] = []
         with self._lock:
-            if self._pending:
+            if not self._segments:  # a small index: all in the dict
+                by_pack: dict[int, list[PackedBlob]] = {}
+                for blob_id, (pn, off, ln, raw, fl) in self._pending.items():
+                    by_pack.setdefault(pn, []).append(
+                        PackedBlob(fl & 0x7F, blob_id, off, ln, raw, bool(fl & 0x80))
+                    )
+                packs = [
+                    (self._packs[pn], sorted(by_pack[pn], key=lambda e: e.offset)) for pn in sorted(by_pack)
+                ]
+            elif self._pending:
                 self._fold()
             segs = list(self._segments)
         if not segs:
+            yield from packs
             return
+        import numpy as np
+
         packnum = np.concatenate([seg.pack for seg in segs]).astype(np.int64)
         where = np.concatenate([np.arange(seg.n) + (k << 40) for k, seg in enumerate(segs)])
         order = np.argsort(packnum, kind="stable")
@@ -474,9 +535,11 @@ class MasterIndex:
 
     def pack_ids(self) -> set[bytes]:
         """The packs that index entries name."""
-        import numpy as np
-
         with self._lock:
+            if not self._segments:  # a small index: all in the dict
+                return {self._packs[v[0]] for v in self._pending.values()}
+            import numpy as np
+
             if self._pending:
                 self._fold()
             return {self._packs[n] for seg in self._segments for n in np.unique(seg.pack).tolist()}

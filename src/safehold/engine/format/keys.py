@@ -247,6 +247,11 @@ class KeyFile:
         except InvalidTag:
             return None
 
+    def derived_ahead(self, passphrase: str) -> bool:
+        """Whether :func:`derive_ahead` already derived this key's key-encryption key for ``passphrase``
+        (then :meth:`unwrap` is quick)."""
+        return _ahead_key(passphrase, self.kdf, self.params, self.salt) in _AHEAD
+
     def unwrap(self, passphrase: str) -> bytes | None:
         """The master secret, or None when the passphrase does not open this key."""
         master = self._unwrap_with(derive_kek(passphrase, self.kdf, self.params, self.salt))

@@ -160,7 +160,10 @@ def _find_key(backend: Backend, password: str) -> tuple[str, bytes]:
 def _unwrap_preloading(kf: KeyFile, password: str) -> bytes | None:
     """``kf.unwrap(password)``, with the index's numpy imported meanwhile: the key derivation (Argon2id,
     a few hundred ms by design) runs in a thread without the interpreter lock, so the other core
-    does the import."""
+    does the import. Not when the key was derived ahead (``safehold.cli.boot``): the unwrap is then quick,
+    and a small index needs no numpy at all."""
+    if kf.derived_ahead(password):
+        return kf.unwrap(password)
     box: list[bytes | None] = []
     failure: list[BaseException] = []
 
