@@ -196,12 +196,14 @@ def _install_stamp() -> list[Any]:
     return stamp
 
 
-def _closure_names(wheelmod: Any) -> list[str]:
+def _closure_names(wheels: Callable[[], Any]) -> list[str]:
     """The wheel names of safehold's closure, remembered in the cache while nothing was installed or
     removed: reading every distribution's metadata costs ~0.1 s of each backup otherwise. Remembered for
     the last few import paths (``stamp``/``names`` the newest, ``others`` before it): the first entry of
     the path is the script's folder or the working directory, so ``safehold``, ``python -m safehold`` and a
-    cron job each have their own, and taking turns must not read everything again each time."""
+    cron job each have their own, and taking turns must not read everything again each time.
+    ``wheels()`` gives the wheels module, imported only when the names are not remembered (it imports
+    packaging and importlib.metadata, ~20 ms of every backup otherwise)."""
     stamp = _install_stamp()
     path = _cache() / "closure.json"
     known: list[dict[str, Any]] = []
@@ -216,7 +218,7 @@ def _closure_names(wheelmod: Any) -> list[str]:
         names = entry.get("names")
         if entry.get("stamp") == stamp and isinstance(names, list) and all(isinstance(n, str) for n in names):
             return names
-    names = [d.filename for d in wheelmod.closure()]
+    names = [d.filename for d in wheels().closure()]
     others = [e for e in known if isinstance(e, dict) and e.get("stamp") != stamp][: _REMEMBERED - 1]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -228,6 +230,12 @@ def _closure_names(wheelmod: Any) -> list[str]:
     return names
 
 
+def _wheels() -> Any:
+    from safehold.operations.backup import wheels
+
+    return wheels
+
+
 def ensure_bootstrap(
     backend: Backend, *, build: Callable[[Path], list[Path]] | None = None
 ) -> BootstrapResult:
@@ -236,14 +244,13 @@ def ensure_bootstrap(
     if not enabled():
         return BootstrapResult("disabled", f"bootstrap/ not written ({ENV}=0)")
     try:
-        from safehold.operations.backup import wheels as wheelmod
-
-        names = _closure_names(wheelmod)
+        names = _closure_names(_wheels)
         current = read_manifest(backend)
         if current is not None and _manifest(names) == {k: current.get(k) for k in _manifest(names)}:
             stored = {fi.name for fi in backend.list(FileType.BOOTSTRAP)}
             if stored >= {*names, README, REQUIREMENTS, SUMS, MANIFEST}:
                 return BootstrapResult("current", "bootstrap/ is up to date")
+        wheelmod = _wheels()
         names = [d.filename for d in wheelmod.closure()]  # what is written comes from the installation
         paths = (build or wheelmod.cached_wheels)(_cache())
         return _write(backend, paths, names, wheelmod)
