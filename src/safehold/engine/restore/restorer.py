@@ -2,7 +2,8 @@
 
 Walk the trees (applying include/exclude patterns and the overwrite policy) and restore file contents in
 batches on the way: once a batch holds ``batch_files`` files or ``batch_blobs`` blobs, it is restored and
-dropped, so the plan held in memory does not grow with the snapshot. For each batch, every pack it needs
+dropped, so the plan held in memory does not grow with the snapshot; a batch is restored in a background
+thread while the walk plans the next one (:class:`_Batches`). For each batch, every pack it needs
 is read once, runs of nearby blobs at a time, ``workers`` packs in parallel (2 on local storage, the
 backend's ``connections`` on remote storage, whose trees are fetched in bulk first). Every blob is
 decrypted, decompressed and checked against its id before a byte of it is written; a large restore does
@@ -13,10 +14,10 @@ applied, and only then renamed into place: a file that could not be restored com
 at its final path. A file of one blob in a folder this restore created (new, mode 0700 until its own
 metadata is applied at the end, so private to the restore) is written as an unnamed file of that folder
 (``O_TMPFILE``) instead and linked in under its final name once complete (``linkat``): the same promise
-without a temporary name, a random draw and a rename per file. Below the target nothing is looked up by path: folders are opened one name at a time
-without following symlinks and every entry is made relative to its folder's descriptor
-(:mod:`safehold.engine.fs.safedir`); a symlink where a folder must be is replaced only with
-``overwrite="always"``, else refused with everything below it. A second run after an
+without a temporary name, a random draw and a rename per file. Below the target nothing is looked up by
+path: folders are opened one name at a time without following symlinks and every entry is made relative
+to its folder's descriptor (:mod:`safehold.engine.fs.safedir`); a symlink where a folder must be is
+replaced only with ``overwrite="always"``, else refused with everything below it. A second run after an
 interruption skips files already complete (same type, size and mtime) under ``if-changed``. A progress
 that ``wants_totals`` gets them from a first, metadata-only walk.
 
