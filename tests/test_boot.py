@@ -1,4 +1,4 @@
-"""``safehold.cli.boot``: forget, prune, backup, restore and check derive the repository key before importing the rest of the
+"""``safehold.cli.boot``: forget, prune, backup, restore, check and snapshots derive the repository key before importing the rest of the
 program (peak memory), by the rules of an unlock, and the unlock that follows finds it instead of deriving
 it again. Only a cache: a passphrase or repository it cannot be sure of is left to the command."""
 
@@ -56,11 +56,12 @@ ENV = {"SAFEHOLD_PASSWORD": PW}
         (["forget", "--keep-daily", "7", "--repo=R"], ENV, True),
         (["-q", "prune", "-r", "R"], ENV, True),
         # the option's value, not a command:
-        (["--lock-wait", "prune", "--repo", "R", "snapshots"], ENV, False),
+        (["--lock-wait", "prune", "--repo", "R", "ls"], ENV, False),
         (["prune"], {**ENV, "SAFEHOLD_REPOSITORY": "R"}, True),
         (["backup", "/x", "--repo", "R"], ENV, True),
         (["--repo", "R", "--json", "check", "--read-data"], ENV, True),
-        (["--repo", "R", "snapshots"], ENV, False),  # not a command that gains
+        (["--repo", "R", "snapshots"], ENV, True),
+        (["--repo", "R", "ls", "latest"], ENV, False),  # not a command that gains
         (["--repo", "R", "prune", "--help"], ENV, False),
         (["--repo", "R", "prune", "--password-file", "f"], ENV, False),  # another passphrase source
         (["--repo", "R", "prune"], {**ENV, "SAFEHOLD_PASSWORD_COMMAND": "pass x"}, False),
