@@ -33,9 +33,9 @@ typecheck: $(STAMP)
 test: $(STAMP) system-deps lint typecheck
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
-## test-slow: the long soak/stress variants
+## test-slow: the long soak/stress variants (each may take up to 2 hours on a loaded 2-core machine)
 test-slow: $(STAMP) system-deps
-	$(BIN)/pytest -m slow $(PYTEST_ARGS)
+	$(BIN)/pytest -m slow --timeout 7200 $(PYTEST_ARGS)
 
 ## bench: the benchmark against restic and borg (installs them from Debian's packages)
 bench: $(STAMP)
