@@ -142,7 +142,7 @@ class Checker:
                         else "left by an interrupted backup; prune deletes it once it is an hour old"
                     )
                 )
-            from safehold.engine.prune.pruner import temporary_leftovers
+            from safehold.engine.prune.leftovers import temporary_leftovers
 
             left = temporary_leftovers(repo.backend)
             if left:

@@ -63,8 +63,7 @@ import blake3
 import numpy as np
 import numpy.typing as npt
 
-from safehold.backends.base import Backend, FileInfo, FileType, Handle
-from safehold.backends.wrappers import unwrap
+from safehold.backends.base import FileInfo, FileType, Handle
 from safehold.engine.backup.writer import BlobWriter
 from safehold.engine.format.crypto import blob_ad
 from safehold.engine.format.index import IndexColumns, encode_index
@@ -82,25 +81,6 @@ DEFAULT_GRACE = 3600.0
 DEFAULT_MAX_UNUSED = 0.05
 #: Entries per index file written by prune.
 INDEX_ENTRIES = 100_000
-#: Temporary files of interrupted writes older than this are removed by prune and reported by check.
-LEFTOVER_AGE = 86400.0
-
-
-def temporary_leftovers(backend: Backend, older_than: float = LEFTOVER_AGE) -> list[FileInfo]:
-    """Temporary files that interrupted writes left in the storage (``.tmp-*`` of a local repository),
-    older than ``older_than`` seconds; [] for a storage that leaves none or cannot list them."""
-    find = getattr(unwrap(backend), "leftovers", None)
-    return list(find(older_than)) if find is not None else []
-
-
-def remove_leftovers(backend: Backend, files: list[FileInfo], check: Callable[[], None]) -> int:
-    remove = getattr(unwrap(backend), "remove_leftover", None)
-    if remove is None:
-        return 0
-    for fi in files:
-        check()
-        remove(fi.name)
-    return len(files)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from safehold.engine.format.crypto import SessionCache
 from safehold.engine.format.lock import remove_stale
 from safehold.engine.format.repository import Repository
 from safehold.engine.progress import Progress
+from safehold.engine.prune.leftovers import remove_leftovers, temporary_leftovers
 from safehold.engine.prune.pruner import (
     DEFAULT_GRACE,
     DEFAULT_MAX_UNUSED,
@@ -25,8 +26,6 @@ from safehold.engine.prune.pruner import (
     PruneResult,
     execute_prune,
     plan_prune,
-    remove_leftovers,
-    temporary_leftovers,
 )
 from safehold.errors import IntegrityError
 
