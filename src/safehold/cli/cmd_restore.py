@@ -20,7 +20,6 @@ from safehold.cli.thaw_options import from_params, thaw_options
 from safehold.engine.restore.restorer import OVERWRITE_POLICIES
 from safehold.engine.util import human_bytes
 from safehold.errors import HealthCheckFailed, SafeholdError, UsageError
-from safehold.operations.backup.profile import CONFIG_FILE
 from safehold.operations.restore.snapshot import RestoreOptions, restore_snapshot, split_snapshot_arg
 from safehold.operations.restore.thaw import ThawOptions, packs_for, prepare
 
@@ -250,6 +249,8 @@ def _restore_components(app: App, req: object, snapshot_ref: str, yes: bool, col
         snap = choice.snapshot
     else:
         snap = repo.find_snapshot(snapshot_ref)
+    from safehold.operations.backup.profile import CONFIG_FILE  # the schema: only a component restore's
+
     wanted = None if "all" in req.components else [*req.components, CONFIG_FILE]
     prepare(repo, lambda: packs_for(repo, snap, wanted), cold, app.info)  # before anything is read or planned
     config = resolve_config(repo, snap, app.config())
