@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from safehold.operations.observe.drill import MARKER, cleanup_leftovers
+from safehold.operations.observe.drill import cleanup_leftovers
+from safehold.operations.observe.drill_sandbox import MARKER
 from safehold.sources.redis.verify import _start, _wait, stop
 from safehold.sources.verify import Sandbox
 

@@ -1,11 +1,12 @@
 """Restore drills: prove that a snapshot restores, component by component, into a sandbox, and time it.
 
 A drill picks a snapshot (the newest of the drill profile, or ``--snapshot``), makes its own sandbox
-``<drill.sandbox>/drill-<id>`` (mode 0700, a marker file naming the process), and hands each component
-of the profile to its kind's :meth:`Source.verify` with a :class:`~safehold.sources.verify.Sandbox`:
-files are restored below the sandbox and compared with the snapshot, dumps are loaded into scratch
-databases with generated names on the drill's scratch servers and compared with the statistics recorded
-at backup time, Redis is loaded by a scratch redis-server, git bundles are cloned, SaaS exports parsed.
+``<drill.sandbox>/drill-<id>`` (mode 0700, a marker file naming the process:
+:mod:`safehold.operations.observe.drill_sandbox`), and hands each component of the profile to its kind's
+:meth:`Source.verify` with a :class:`~safehold.sources.verify.Sandbox`: files are restored below the
+sandbox and compared with the snapshot, dumps are loaded into scratch databases with generated names on
+the drill's scratch servers and compared with the statistics recorded at backup time, Redis is loaded by
+a scratch redis-server, git bundles are cloned, SaaS exports parsed.
 This module never names a kind: everything kind-specific is the kind's ``verify``.
 
 Then the configured health checks that say something about a restore run against the sandbox
@@ -25,23 +26,20 @@ its scratch databases are ended first, and no drop waits without end). What coul
 registered for the next one.
 
 Deadlines: each step (a component's verify, its restored-files checks, the health checks) runs under
-:func:`deadline` (``[drill] step_timeout``): a step still running then is interrupted like Ctrl-C, its own
-clean-up runs, it fails with that reason and the drill goes on.
+:func:`~safehold.operations.observe.drill_deadline.deadline` (``[drill] step_timeout``): a step still
+running then is interrupted like Ctrl-C, its own clean-up runs, it fails with that reason and the drill
+goes on.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
-import shutil
-import signal
 import socket
 import stat
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,19 +48,16 @@ from safehold import proc
 from safehold.config.schema import Config
 from safehold.engine.format.repository import Repository
 from safehold.engine.format.snapshot import Snapshot
-from safehold.errors import NotFound, SafeholdError, UsageError
+from safehold.errors import NotFound, SafeholdError
 from safehold.operations.backup.components import EngineComponentReader
-from safehold.operations.observe import results
+from safehold.operations.observe import drill_sandbox, results
+from safehold.operations.observe.drill_deadline import StepTimedOut, deadline
 from safehold.operations.observe.drill_health import DrillHealth, make_where
 from safehold.operations.observe.status import human_duration
 from safehold.operations.restore.profile import resolve_config
-from safehold.sources import registry
 from safehold.sources.base import Finding, Source, SourceContext
 from safehold.sources.sandboxpath import Where
-from safehold.sources.verify import REGISTRY, Sandbox, VerifyReport, registered
-
-MARKER = ".safehold-drill.json"
-PREFIX = "drill-"
+from safehold.sources.verify import Sandbox, VerifyReport
 
 
 @dataclass
@@ -121,104 +116,6 @@ class DrillResult:
 
 
 # ------------------------------------------------------------------------------------------ sandboxes
-def _process_start(pid: int) -> str | None:
-    """When process ``pid`` started (clock ticks since boot, /proc/PID/stat field 22); None if unknown."""
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat_line.rsplit(")", 1)[-1].split()
-    return fields[19] if len(fields) > 19 else None
-
-
-def _alive(pid: int, started: object = None) -> bool:
-    """Whether the drill that wrote a marker still runs: its pid exists and, when the marker recorded the
-    process's start time, it is the same process (a pid reused by another process is not the drill)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    now = _process_start(pid)
-    return not (isinstance(started, str) and now is not None and now != started)
-
-
-#: The registry entries of the programs a drill started (``proc.ON_START``): their sessions.
-PROGRAM = "program"
-
-
-def _note_programs(root: Path) -> Callable[[int], None]:
-    """A ``proc.ON_START`` hook that registers the session of each program the drill (the calling thread)
-    starts in the sandbox at ``root``; programs other threads start are not the drill's."""
-    sandbox = Sandbox(root=root)
-    drill = threading.current_thread()
-
-    def note(pid: int) -> None:
-        if threading.current_thread() is not drill:
-            return
-        with contextlib.suppress(OSError):  # the program runs anyway; it dies with the drill (pdeathsig)
-            sandbox.register(PROGRAM, {"sid": pid, "start": _process_start(pid)})
-
-    return note
-
-
-def _end_sessions(programs: list[dict[str, Any]]) -> list[str]:
-    """SIGKILL what is left of a killed drill's program sessions (the programs died with the drill, a
-    shell's children may not have). A session id cannot be reused while a process still has it; when a
-    session's leader still runs it must be the program that was started (same start time)."""
-    wanted: set[int] = set()
-    for res in programs:
-        with contextlib.suppress(ValueError, TypeError):
-            sid, start = int(res.get("sid", 0)), res.get("start")
-            leader = _process_start(sid)
-            if sid > 1 and not (leader is not None and isinstance(start, str) and leader != start):
-                wanted.add(sid)  # (a leader with another start time: the pid names another process)
-    if not wanted:
-        return []
-    ended: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[-1].split()
-        except OSError:
-            continue
-        if len(fields) > 3 and fields[0] != "Z" and int(fields[3]) in wanted:  # state, ppid, pgrp, session
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(int(entry), signal.SIGKILL)
-                ended[int(fields[3])] = ended.get(int(fields[3]), 0) + 1
-    return [f"ended {n} program(s) left running in session {sid}" for sid, n in sorted(ended.items())]
-
-
-def _clean_dir(path: Path) -> list[str]:
-    """Remove what the drill in ``path`` registered (through each kind), then the folder itself; when a
-    resource could not be removed the folder stays, with its registry, so the next drill or ``drill
-    --cleanup`` tries again (messages beginning "could not" say so)."""
-    done: list[str] = []
-    failed = False
-    resources = registered(path)
-    done += _end_sessions([r for r in resources if r["kind"] == PROGRAM])  # first: no client loading a dump
-    for res in [r for r in resources if r["kind"] != PROGRAM]:
-        try:
-            done.append(registry.source_class(res["kind"]).cleanup_scratch(res))
-        except (SafeholdError, OSError, ValueError, KeyError) as exc:
-            failed = True
-            msg = exc.message if isinstance(exc, SafeholdError) else str(exc)
-            done.append(f"could not clean {res.get('kind')} resource: {msg} (left for the next drill)")
-    if not failed:
-        shutil.rmtree(path, ignore_errors=True)
-        return done
-    for entry in os.listdir(path):  # the restored files go anyway; the marker and the registry stay
-        if entry not in (MARKER, REGISTRY):
-            full = path / entry
-            if stat.S_ISDIR(os.lstat(full).st_mode):
-                shutil.rmtree(full, ignore_errors=True)
-            else:
-                full.unlink(missing_ok=True)
-    return done
-
-
 def cleanup_leftovers(base: Path, *, kept: bool = False) -> list[str]:
     """Remove the sandboxes (and their scratch databases and servers) of drills that are no longer
     running on this host; those kept with ``--keep`` only with ``kept``. Only folders named
@@ -230,83 +127,26 @@ def cleanup_leftovers(base: Path, *, kept: bool = False) -> list[str]:
         return out
     for name in entries:
         path = base / name
-        if not name.startswith(PREFIX) or not stat.S_ISDIR(os.lstat(path).st_mode):
+        if not name.startswith(drill_sandbox.PREFIX) or not stat.S_ISDIR(os.lstat(path).st_mode):
             continue
         try:
-            marker = json.loads((path / MARKER).read_text())
+            marker = json.loads((path / drill_sandbox.MARKER).read_text())
             pid, host = int(marker["pid"]), str(marker["host"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if (
             host != socket.gethostname()
-            or _alive(pid, marker.get("pid_start"))
+            or drill_sandbox.alive(pid, marker.get("pid_start"))
             or (marker.get("kept") and not kept)
         ):
             continue  # a drill that is still running (or another host's, on shared storage), or kept
-        cleaned = _clean_dir(path)
+        cleaned = drill_sandbox.clean_dir(path)
         what = "a kept drill" if marker.get("kept") else "a killed drill"
         out.append(
             f"removed the sandbox of {what} ({name}, pid {pid})"
             + (f": {'; '.join(cleaned)}" if cleaned else "")
         )
     return out
-
-
-def _make_sandbox(base: Path, drill_id: str) -> Path:
-    base.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not stat.S_ISDIR(os.lstat(base).st_mode):
-        raise UsageError(f"the drill sandbox folder {base} is not a folder")
-    path = base / f"{PREFIX}{drill_id}"
-    path.mkdir(mode=0o700)
-    marker = {
-        "pid": os.getpid(),
-        "pid_start": _process_start(os.getpid()),
-        "host": socket.gethostname(),
-        "started": time.time(),
-    }
-    (path / MARKER).write_text(json.dumps(marker))
-    return path
-
-
-# ------------------------------------------------------------------------------------------ deadlines
-#: After a step's deadline, how long it gets to end before it is interrupted again (it may have caught
-#: the first interruption somewhere and gone on waiting).
-AGAIN_AFTER = 60.0
-
-
-class StepTimedOut(SafeholdError):
-    """A drill step ran past ``[drill] step_timeout`` and was stopped."""
-
-    default_hint = (
-        "Something in that step waited without end (a server that does not answer, a lock that is not "
-        "released, a program that does not finish): the lines above and the server's session list say "
-        "what. If the component really needs longer, raise [drill] step_timeout."
-    )
-
-
-@contextlib.contextmanager
-def deadline(seconds: float, what: str) -> Iterator[None]:
-    """Raise :class:`StepTimedOut` in the block when it runs longer than ``seconds``, and again every
-    :data:`AGAIN_AFTER` s while it goes on. SIGALRM interrupts a blocking wait (a query, a pipe, a
-    program that does not exit) as Ctrl-C does, so the step's own clean-up runs (programs killed, scratch
-    databases dropped). Signals reach only the main thread: elsewhere the block runs without a deadline."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(_signum: int, _frame: object) -> None:
-        signal.setitimer(signal.ITIMER_REAL, AGAIN_AFTER)
-        raise StepTimedOut(
-            f"{what} was stopped after {human_duration(seconds)} ([drill] step_timeout), still running"
-        )
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 # ------------------------------------------------------------------------------------------ the drill
@@ -375,12 +215,12 @@ def run_drill(
     t0 = time.monotonic()
     steps: list[results.StepResult] = []
     details: dict[str, Any] = {}
-    root = _make_sandbox(base, drill_id)
+    root = drill_sandbox.make_sandbox(base, drill_id)
     names = _components(snap, config)
     health = DrillHealth(list(config.health_checks), names)
     sources: dict[str, Source] = {}
     lock = repo.lock(exclusive=False, operation="drill")
-    note_programs = _note_programs(root)
+    note_programs = drill_sandbox.note_programs(root)
     proc.ON_START.append(note_programs)
     try:
         repo.load_index()
@@ -442,10 +282,10 @@ def run_drill(
         lock.release()
         if not keep:
             # what verify left (it drops and stops its own): only a failure to clean is news
-            cleaned += [m for m in _clean_dir(root) if m.startswith("could not")]
+            cleaned += [m for m in drill_sandbox.clean_dir(root) if m.startswith("could not")]
         else:
-            marker = json.loads((root / MARKER).read_text())
-            (root / MARKER).write_text(json.dumps({**marker, "kept": True}))
+            marker = json.loads((root / drill_sandbox.MARKER).read_text())
+            (root / drill_sandbox.MARKER).write_text(json.dumps({**marker, "kept": True}))
     seconds = round(time.monotonic() - t0, 3)
     result = DrillResult(
         snap,
