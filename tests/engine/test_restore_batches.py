@@ -12,7 +12,7 @@ import pytest
 from safehold.engine.format.pack import TREE
 from safehold.engine.format.repository import Repository
 from safehold.engine.format.tree import DIR, Node, decode_tree
-from safehold.engine.restore import restorer as restorer_mod
+from safehold.engine.restore import filecontents
 from safehold.engine.restore.restorer import Restorer
 from safehold.operations.backup.paths import BackupOptions, backup_paths
 from tests.helpers.treecompare import assert_trees_equal
@@ -101,7 +101,7 @@ def _spy(monkeypatch: pytest.MonkeyPatch) -> tuple[list[list[Any]], list[bool], 
         if jobs:
             with_helpers.append(self._helpers is not None)
 
-    class CountingExtractor(restorer_mod.ExtractorProcess):
+    class CountingExtractor(filecontents.ExtractorProcess):
         def __init__(self, *args: Any) -> None:
             super().__init__(*args)
             helpers[0] += 1
@@ -111,7 +111,7 @@ def _spy(monkeypatch: pytest.MonkeyPatch) -> tuple[list[list[Any]], list[bool], 
             super().close()
 
     monkeypatch.setattr(Restorer, "_restore_contents", contents)
-    monkeypatch.setattr(restorer_mod, "ExtractorProcess", CountingExtractor)
+    monkeypatch.setattr(filecontents, "ExtractorProcess", CountingExtractor)
     return batches, with_helpers, helpers
 
 

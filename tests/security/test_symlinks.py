@@ -21,7 +21,8 @@ import pytest
 
 from safehold.engine.format.repository import Repository
 from safehold.engine.format.tree import DIR, Node
-from safehold.engine.restore.restorer import Restorer, RestoreStats
+from safehold.engine.restore.filecontents import RestoreStats
+from safehold.engine.restore.restorer import Restorer
 from safehold.errors import SafeholdError
 from safehold.operations.backup.components import EngineComponentReader
 from safehold.sources.base import SourceContext

@@ -23,6 +23,10 @@ that ``wants_totals`` gets them from a first, metadata-only walk.
 
 Order: folders, then file contents, then hard links, symlinks and special files, then folder metadata
 from the deepest folder up (writing into a folder changes its mtime).
+
+This module walks, plans and orders; restoring a batch of file contents (reading packs, proving blobs,
+writing files under temporary or no names) is :class:`~safehold.engine.restore.filecontents.FileContents`,
+which :class:`Restorer` extends.
 """
 
 from __future__ import annotations
@@ -34,29 +38,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 
-from safehold.backends.base import FileType, Handle
-from safehold.engine.format.pack import DATA, PackedBlob
 from safehold.engine.format.repository import Repository
 from safehold.engine.format.tree import DIR, FILE, Node
 from safehold.engine.format.treewalk import PathFilter, prefetch_trees, walk_wanted
-from safehold.engine.fs.meta import apply_metadata, owner_ids, write_sparse_aware
-from safehold.engine.fs.safedir import DirTree, InTheWay, create_temp, open_temp
-from safehold.engine.memtune import release_memory, tune_malloc
+from safehold.engine.fs.meta import apply_metadata
+from safehold.engine.fs.safedir import DirTree, InTheWay
+from safehold.engine.memtune import tune_malloc
 from safehold.engine.progress import NullProgress, Progress
-from safehold.engine.restore.extractor import (
-    PLAIN_WRITE,
-    Blob,
-    ExtractorProcess,
-    Target,
-    read_groups,
-    same_blob_runs,
-    write_all,
-    write_whole,
-)
+from safehold.engine.restore.extractor import ExtractorProcess
+from safehold.engine.restore.filecontents import LOCK_STRIPES, FileContents, Job, RestoreStats
 from safehold.engine.restore.restorelinks import finish_others
-from safehold.errors import IntegrityError, SafeholdError, UsageError
+from safehold.errors import UsageError
 
 OVERWRITE_POLICIES = ("never", "if-changed", "always")
 #: Largest read from a local pack: bounds the memory each reader holds (remote reads stay whole-pack,
@@ -67,46 +60,9 @@ HELPERS_FROM = 256
 #: File contents are restored in batches of at most this many files or blobs (a file's blobs count whole).
 BATCH_FILES = 4096
 BATCH_BLOBS = 8192
-#: Jobs share this many locks (a lock per file would cost more memory than the rest of its plan).
-_LOCK_STRIPES = 64
 
 
-@dataclass
-class RestoreStats:
-    files: int = 0
-    files_skipped: int = 0
-    dirs: int = 0
-    bytes_written: int = 0
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, object]:
-        return dict(self.__dict__)
-
-
-@dataclass(slots=True)
-class _Job:
-    """One regular file to restore (one per file: slots keep a plan of millions of files small)."""
-
-    folder: bytes  # relative to the target (one object shared by the files of a folder)
-    name: bytes
-    node: Node
-    remaining: int
-    tmp: bytes | None = None  # the temporary file's name once created
-    ino: int = 0  # and its inode
-    failed: bool = False
-
-    @property
-    def created(self) -> bool:
-        return self.tmp is not None
-
-
-#: One blob's place in one file: (offset in pack, stored length, raw length, compressed, blob id, job,
-#: offset in the file).
-_Piece = tuple[int, int, int, bool, bytes, _Job, int]
-
-
-class Restorer:
+class Restorer(FileContents):
     def __init__(
         self,
         repo: Repository,
@@ -137,13 +93,10 @@ class Restorer:
         self._batch = (batch_files, batch_blobs)
         self._helpers: queue.SimpleQueue[ExtractorProcess] | None = None
         self._started: list[ExtractorProcess] = []
-        self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
         self._tree: DirTree  # the folders below the target (set by restore)
         self._started_ns = 0
         self.stats = RestoreStats()
-
-    def _lock(self, job: _Job) -> threading.Lock:
-        return self._locks[id(job) // 64 % _LOCK_STRIPES]
 
     # ---- planning --------------------------------------------------------------------------------
     def restore(
@@ -185,7 +138,7 @@ class Restorer:
         flt = PathFilter(includes or [], excludes or [], base)
         dirs: list[tuple[bytes, Node]] = []
         later: list[tuple[bytes, Node]] = []
-        jobs: list[_Job] = []
+        jobs: list[Job] = []
         links: dict[tuple[int, int], bytes] = {}
         local = self.repo.backend.properties.local
         trees = None if local else prefetch_trees(self.repo, start.subtree, self.workers)
@@ -207,7 +160,7 @@ class Restorer:
                 if want is None:
                     continue
                 parent, name = os.path.split(rel)
-                if parent != folder:  # the files of one folder share one object (see _Job)
+                if parent != folder:  # the files of one folder share one object (see Job)
                     folder = parent
                 if not self._ensure_parent(folder, later, dirs):
                     continue
@@ -221,7 +174,7 @@ class Restorer:
                     self.stats.files_skipped += 1
                     self.progress.advance(files=1, nbytes=node.size)
                     continue
-                jobs.append(_Job(folder, name, node, len(node.content)))
+                jobs.append(Job(folder, name, node, len(node.content)))
                 planned += 1
                 blobs += len(node.content)
                 if len(jobs) >= self._batch[0] or blobs >= self._batch[1]:
@@ -318,7 +271,7 @@ class Restorer:
         if node.type == FILE:
             if not self._skip_existing(b"", node.name, node):
                 self.progress.start("restore", total_files=1, total_bytes=node.size)
-                jobs = [_Job(b"", node.name, node, len(node.content))]
+                jobs = [Job(b"", node.name, node, len(node.content))]
                 try:
                     self._restore_contents(jobs, 1)
                 finally:
@@ -328,283 +281,6 @@ class Restorer:
             finish_others([(node.name, node)], {}, self.overwrite, self.restore_owner, self.stats, self._tree)
         return self.stats
 
-    def _shown(self, job: _Job) -> str:
-        return self._tree.path(job.folder, job.name)
-
-    def _drop_temps(self, jobs: list[_Job]) -> None:
-        """Remove the temporary files of ``jobs`` that were not completed (an interrupted batch)."""
-        for job in jobs:
-            if job.tmp is not None and (job.failed or job.remaining):
-                self._unlink_temp(job)
-
-    def _unlink_temp(self, job: _Job) -> None:
-        if job.tmp is None:
-            return
-        try:
-            with self._tree.opened(job.folder) as dfd:
-                os.unlink(job.tmp, dir_fd=dfd)
-        except (OSError, InTheWay):
-            pass
-        job.tmp = None
-
-    # ---- contents --------------------------------------------------------------------------------
-    def _restore_contents(self, jobs: list[_Job], planned: int) -> None:
-        """Restore one batch; ``planned``: files of the restore so far (helpers start at ``helpers_from``)."""
-        if not jobs:
-            return
-        # Per pack, one flat tuple per (blob, place in a file): a restore plan holds one per chunk of
-        # every file, so no objects beyond the tuple (see _Piece).
-        by_pack: dict[bytes, list[_Piece]] = {}
-        envelopes: dict[bytes, bytes] = {}
-        locs = iter(self.repo.index.lookup_many([b for job in jobs for b in job.node.content]))
-        for job in jobs:
-            if not job.node.content:
-                if self._create(job):
-                    self._complete(job)
-                continue
-            off = 0
-            found = [next(locs) for _ in job.node.content]
-            for blob_id, loc in zip(job.node.content, found, strict=True):
-                if loc is None or loc.type != DATA:
-                    job.failed = True
-                    self.stats.errors.append(
-                        f"{self._shown(job)}: blob {blob_id.hex()[:16]} is missing from the repository"
-                    )
-                    break
-                envelopes[loc.pack_id] = loc.envelope
-                by_pack.setdefault(loc.pack_id, []).append(
-                    (loc.offset, loc.length, loc.raw_length, loc.compressed, blob_id, job, off)
-                )
-                off += loc.raw_length
-        release_memory()  # what walking freed (decoded trees), before the readers allocate
-        work = [(pid, envelopes[pid], pieces) for pid, pieces in by_pack.items()]
-        del by_pack
-        if self._helpers is None and planned >= self._helpers_from:
-            self._helpers = queue.SimpleQueue()
-            root_id = self._tree.ids[b""]
-            for _ in range(self.workers):  # once per restore: _stop_helpers ends them
-                vp = ExtractorProcess(
-                    self.repo.keys.data, self.repo.keys.blob_id, self.restore_owner, self._tree.root, root_id
-                )
-                self._started.append(vp)
-                self._helpers.put(vp)
-        helpers = self._helpers
-        if helpers is not None:
-            for job in jobs:
-                if len(job.node.content) > 1 and not job.failed:
-                    self._create(job)  # pieces of one file may arrive from several helpers
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="safehold-restore") as pool:
-            list(pool.map(lambda item: self._restore_pack(item, helpers), work))
-        for job in jobs:
-            if job.failed:
-                self._unlink_temp(job)
-
-    def _stop_helpers(self) -> None:
-        self._helpers = None
-        while self._started:
-            self._started.pop().close()
-
-    def _restore_pack(
-        self, item: tuple[bytes, bytes, list[_Piece]], helpers: queue.SimpleQueue[ExtractorProcess] | None
-    ) -> None:
-        pack_id, envelope, pieces = item
-        h = Handle(FileType.DATA, pack_id.hex())
-        for group in read_groups(pieces, self._max_read):
-            first, last = group[0], group[-1]
-            try:
-                data = self.repo.backend.load(h, first[0], last[0] + last[1] - first[0])
-            except SafeholdError as exc:
-                self._fail_all(group, f"pack {pack_id.hex()[:16]} unreadable: {exc}")
-                continue
-            if helpers is not None:
-                self._extract(helpers, envelope, group, data)
-                continue
-            mv = memoryview(data)
-            for i, same in same_blob_runs(group):
-                offset, length, raw_length, compressed, blob_id, _job, _off = group[i]
-                start = offset - first[0]
-                loc = PackedBlob(DATA, blob_id, offset, length, raw_length, compressed)
-                try:
-                    plain = self.repo.decode_blob(blob_id, loc, envelope, mv[start : start + length])
-                except IntegrityError as exc:
-                    self._fail_all(group[i:same], str(exc))
-                else:
-                    for p in group[i:same]:
-                        self._write(p[5], p[6], plain)
-
-    def _extract(
-        self, helpers: queue.SimpleQueue[ExtractorProcess], envelope: bytes, group: list[_Piece], data: bytes
-    ) -> None:
-        """Hand one run of blobs to a helper process (see :mod:`safehold.engine.restore.extractor`)."""
-        base = group[0][0]
-        blobs: list[Blob] = []
-        targets: list[Target] = []
-        placed: list[tuple[_Job, bool, int]] = []
-        for i, same in same_blob_runs(group):
-            offset, length, raw_length, compressed, blob_id, _job, _off = group[i]
-            index = len(blobs)
-            blobs.append((offset - base, length, raw_length, compressed, blob_id))
-            for p in group[i:same]:
-                job, off = p[5], p[6]
-                whole = len(job.node.content) == 1  # this blob is the whole file: the helper finishes it
-                meta = None
-                if whole:
-                    node = job.node
-                    uid, gid = owner_ids(node)
-                    meta = [node.mode, uid, gid, node.atime_ns, node.mtime_ns, node.xattrs]
-                folder_id = list(self._tree.ids[job.folder])
-                if whole:
-                    direct = job.folder in self._tree.created
-                    targets.append((index, job.folder, folder_id, None, 0, job.name, off, meta, direct))
-                else:
-                    targets.append((index, job.folder, folder_id, job.tmp, job.ino, None, off, meta, False))
-                placed.append((job, whole, raw_length))
-        vp = helpers.get()
-        try:
-            results = vp.extract(envelope, blobs, targets, data)
-        finally:
-            helpers.put(vp)
-        for (job, whole, nbytes), (err, warnings) in zip(placed, results, strict=True):
-            self.stats.warnings += warnings
-            with self._lock(job):
-                if err is not None:
-                    if not job.failed:
-                        job.failed = True
-                        self.stats.errors.append(f"{self._shown(job)}: not restored: {err}")
-                    continue
-                self.stats.bytes_written += nbytes
-                self.progress.advance(nbytes=nbytes)
-                if whole:
-                    self.stats.files += 1
-                    self.progress.advance(files=1)
-                    continue
-                job.remaining -= 1
-                if job.remaining == 0 and not job.failed:
-                    self._complete(job)
-
-    def _fail_all(self, pieces: list[_Piece], msg: str) -> None:
-        for p in pieces:
-            job = p[5]
-            with self._lock(job):
-                if not job.failed:
-                    job.failed = True
-                    self.stats.errors.append(f"{self._shown(job)}: not restored: {msg}")
-
-    def _create(self, job: _Job) -> bool:
-        """Create the job's temporary file at its full size; False (and the job failed) if impossible.
-        An empty file gets its metadata here too."""
-        try:
-            with self._tree.opened(job.folder) as dfd:
-                job.tmp, fd = create_temp(dfd, job.name)
-                try:
-                    job.ino = os.fstat(fd).st_ino
-                    if job.node.size:
-                        os.ftruncate(fd, job.node.size)
-                    else:
-                        self._metadata(job, fd)
-                finally:
-                    os.close(fd)
-        except InTheWay as exc:
-            job.failed = True
-            if not exc.reported:
-                self.stats.errors.append(str(exc))
-            return False
-        except OSError as exc:
-            job.failed = True
-            self.stats.errors.append(f"{self._shown(job)}: cannot create: {exc.strerror}")
-            return False
-        return True
-
-    def _metadata(self, job: _Job, fd: int) -> None:
-        shown = os.fsencode(self._shown(job))
-        self.stats.warnings += apply_metadata(shown, job.node, restore_owner=self.restore_owner, fd=fd)
-
-    def _write(self, job: _Job, offset: int, data: bytes) -> None:
-        with self._lock(job):
-            if job.failed:
-                return
-            try:
-                with self._tree.opened(job.folder) as dfd:
-                    if job.tmp is None and len(job.node.content) == 1:  # the whole file in one piece
-                        shown = self._shown(job)
-                        direct = job.folder in self._tree.created
-                        self.stats.warnings += write_whole(
-                            dfd, job.name, data, job.node, self.restore_owner, shown, direct=direct
-                        )
-                        job.remaining = 0
-                        self.stats.files += 1
-                        self.progress.advance(files=1)
-                        self.stats.bytes_written += len(data)
-                        self.progress.advance(nbytes=len(data))
-                        return
-                    # the first write creates the file (pre-sized, so skipped zero blocks read as zeros)
-                    if job.tmp is None:
-                        job.tmp, fd = create_temp(dfd, job.name)
-                        job.ino = os.fstat(fd).st_ino if job.remaining > 1 else 0
-                        fresh = True
-                    else:
-                        fd = open_temp(dfd, job.tmp, job.ino)
-                        fresh = False
-                    try:
-                        whole = fresh and offset == 0 and len(data) == job.node.size
-                        if whole and len(data) <= PLAIN_WRITE:
-                            write_all(fd, data)  # a small file in one piece: holes are not worth it
-                        else:
-                            if fresh:
-                                os.ftruncate(fd, job.node.size)
-                            write_sparse_aware(fd, offset, data)
-                        job.remaining -= 1
-                        if job.remaining == 0:  # the last piece: metadata through this descriptor
-                            self._metadata(job, fd)
-                    finally:
-                        os.close(fd)
-                    if job.remaining == 0:
-                        self._rename(job, dfd)
-            except InTheWay as exc:
-                job.failed = True
-                if not exc.reported:
-                    self.stats.errors.append(str(exc))
-                return
-            except OSError as exc:
-                job.failed = True
-                self.stats.errors.append(f"{self._shown(job)}: write failed: {exc.strerror}")
-                return
-            self.stats.bytes_written += len(data)
-            self.progress.advance(nbytes=len(data))
-
-    def _complete(self, job: _Job) -> None:
-        """Finish a job whose contents are all written (by helpers, or an empty file): metadata (unless
-        already applied, for an empty file) and the rename into place."""
-        assert job.tmp is not None
-        try:
-            with self._tree.opened(job.folder) as dfd:
-                if job.node.size:
-                    fd = open_temp(dfd, job.tmp, job.ino)
-                    try:
-                        self._metadata(job, fd)
-                    finally:
-                        os.close(fd)
-                self._rename(job, dfd)
-        except InTheWay as exc:
-            job.failed = True
-            if not exc.reported:
-                self.stats.errors.append(str(exc))
-        except OSError as exc:
-            job.failed = True
-            self.stats.errors.append(f"{self._shown(job)}: not restored: {exc.strerror}")
-
-    def _rename(self, job: _Job, dfd: int) -> None:
-        assert job.tmp is not None
-        try:
-            os.replace(job.tmp, job.name, src_dir_fd=dfd, dst_dir_fd=dfd)
-        except IsADirectoryError:
-            job.failed = True
-            self.stats.errors.append(f"{self._shown(job)}: a folder is in the way of a file")
-            return
-        job.tmp = None
-        self.stats.files += 1
-        self.progress.advance(files=1)
-
 
 class _Batches:
     """Restores batches of file contents in one background thread while the caller walks the trees and
@@ -612,13 +288,13 @@ class _Batches:
     one batch restores while at most one more is planned. :meth:`submit` first waits for the batch before
     (and raises what it raised)."""
 
-    def __init__(self, restore: Callable[[list[_Job], int], None]) -> None:
+    def __init__(self, restore: Callable[[list[Job], int], None]) -> None:
         self._restore = restore
         self._pool: ThreadPoolExecutor | None = None
         self._running: Future[None] | None = None
-        self._jobs: list[_Job] = []
+        self._jobs: list[Job] = []
 
-    def submit(self, jobs: list[_Job], planned: int) -> None:
+    def submit(self, jobs: list[Job], planned: int) -> None:
         self.wait()
         if not jobs:
             return
@@ -632,7 +308,7 @@ class _Batches:
         if running is not None:
             running.result()
 
-    def close(self) -> list[_Job]:
+    def close(self) -> list[Job]:
         """Wait for the batch under way (whatever happened to it) and end the thread; the jobs of the last
         batch (an interrupted one may have left temporary files)."""
         if self._running is not None:

@@ -9,7 +9,8 @@ from safehold.engine.format.repository import Repository
 from safehold.engine.format.snapshot import Snapshot
 from safehold.engine.format.treewalk import find_node
 from safehold.engine.progress import Progress
-from safehold.engine.restore.restorer import Restorer, RestoreStats
+from safehold.engine.restore.filecontents import RestoreStats
+from safehold.engine.restore.restorer import Restorer
 
 
 @dataclass
