@@ -139,14 +139,27 @@ def write_whole(
             warnings = _fill(fd, data, node, restore_owner, shown)
         finally:
             os.close(fd)
-        os.replace(made, name, src_dir_fd=dfd, dst_dir_fd=dfd)
     except BaseException:
-        try:
-            os.unlink(made, dir_fd=dfd)
-        except OSError:
-            pass
+        _drop(dfd, made)
         raise
+    _replace_or_drop(dfd, made, name)
     return warnings
+
+
+def _drop(dfd: int, tmp: bytes) -> None:
+    try:
+        os.unlink(tmp, dir_fd=dfd)
+    except OSError:
+        pass
+
+
+def _replace_or_drop(dfd: int, tmp: bytes, name: bytes) -> None:
+    """Rename our temporary file ``tmp`` to ``name`` in folder ``dfd``; on any failure remove it."""
+    try:
+        os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+    except BaseException:
+        _drop(dfd, tmp)
+        raise
 
 
 def _fill(fd: int, data: bytes | memoryview, node: Node, restore_owner: bool, shown: str) -> list[str]:
@@ -176,14 +189,7 @@ def _link_in(fd: int, dfd: int, name: bytes) -> bool:
             os.link(proc, tmp, dst_dir_fd=dfd, follow_symlinks=True)
         except FileExistsError:
             continue
-        try:
-            os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-        except BaseException:
-            try:
-                os.unlink(tmp, dir_fd=dfd)
-            except OSError:
-                pass
-            raise
+        _replace_or_drop(dfd, tmp, name)
         return True
     raise FileExistsError(errno.EEXIST, "no free temporary name", os.fsdecode(name))
 
