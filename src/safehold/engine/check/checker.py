@@ -22,11 +22,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from safehold.backends.base import FileType, Handle
+from safehold.engine.check.trees import TreeReader
 from safehold.engine.format.blobproof import PackProof, VerifierProcess, read_tail
+from safehold.engine.format.index import BlobLocation
 from safehold.engine.format.pack import DATA, TREE, PackedBlob
 from safehold.engine.format.repository import Repository
 from safehold.engine.format.snapshot import Snapshot
-from safehold.engine.format.tree import DIR, FILE, decode_tree
+from safehold.engine.format.tree import DIR, FILE, tree_refs
 from safehold.engine.helper import HelperError
 from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.util import human_bytes
@@ -91,6 +93,7 @@ class Checker:
         self.workers = workers
         self.result = CheckResult()
         self._missing: set[bytes] = set()  # packs the index names that storage does not have
+        self._trees = TreeReader(repo, {})  # (run gives it the packs' sizes)
 
     def run(
         self,
@@ -105,6 +108,7 @@ class Checker:
         repo = self.repo
         repo.load_index(errors=r.errors)
         stored = {fi.name: fi.size for fi in repo.backend.list(FileType.DATA)}
+        self._trees = TreeReader(repo, stored)
         if not read_data:
             selected = []
         elif packs is not None:
@@ -231,48 +235,62 @@ class Checker:
         # per folder). Local reads are cheap, and holding every tree of a snapshot costs memory.
         remote = not self.repo.backend.properties.local
         cache = self._prefetch(root) if remote and root not in seen else {}
+        index = self.repo.index
+        missing = self._missing
         while stack:
             tree_id, where = stack.pop()
             if tree_id in seen:
                 continue
             seen.add(tree_id)
             r.trees += 1
-            loc = self.repo.index.lookup(tree_id)
+            loc = index.lookup(tree_id)
             if loc is None or loc.type != TREE:
                 r.errors.append(f"{where}: tree {tree_id.hex()[:16]} is not in the index")
                 continue
             try:
                 raw = cache.get(tree_id)
                 if raw is None:
-                    raw = self.repo.load_blob(TREE, tree_id)
+                    raw = self._trees.load(tree_id, loc)
             except SafeholdError as exc:
                 r.errors.append(f"{where}: tree {tree_id.hex()[:16]}: {exc}")
                 continue
             try:
-                nodes = decode_tree(raw, tree_id)  # names the tree, and a name that breaks the rule
+                names, types, contents, subtrees = tree_refs(raw, tree_id)  # and a name that breaks the rule
             except SafeholdError as exc:
                 r.errors.append(f"{where}: {exc}")
                 continue
-            files = [n for n in nodes if n.type == FILE]
-            locs = iter(self.repo.index.lookup_many([b for n in files for b in n.content]))
-            for n in files:
-                for b in n.content:
-                    bl = next(locs)
-                    if bl is None or bl.type != DATA:
-                        r.errors.append(
-                            f"{where}/{n.display_name}: data blob {b.hex()[:16]} is not in the index"
-                        )
-                    elif bl.pack_id in self._missing:
-                        r.errors.append(
-                            f"{where}/{n.display_name}: data blob {b.hex()[:16]} is in pack "
-                            f"{bl.pack_id.hex()[:16]}, which is missing"
-                        )
-            for n in nodes:
-                if n.type == DIR:
-                    if n.subtree is None:
-                        r.errors.append(f"{where}/{n.display_name}: folder without a tree")
+            files = [k for k, t in enumerate(types) if t == FILE]
+            ids = [b for k in files for b in contents[k]]
+            locs = index.lookup_many(ids)
+            if None in locs or any(bl.type != DATA or bl.pack_id in missing for bl in locs):  # type: ignore[union-attr]
+                self._report_blobs(where, [(names[k], contents[k]) for k in files], locs)
+            for k, t in enumerate(types):
+                if t == DIR:
+                    sub = subtrees[k]
+                    shown = names[k].decode("utf-8", "surrogateescape")
+                    if sub is None:
+                        r.errors.append(f"{where}/{shown}: folder without a tree")
                     else:
-                        stack.append((n.subtree, f"{where}/{n.display_name}"))
+                        stack.append((sub, f"{where}/{shown}"))
+
+    def _report_blobs(
+        self, where: str, files: list[tuple[bytes, list[bytes]]], locs: list[BlobLocation | None]
+    ) -> None:
+        """The errors about the content blobs of a tree's files (``locs``: their index entries, in order)."""
+        it = iter(locs)
+        for name, content in files:
+            shown = name.decode("utf-8", "surrogateescape")
+            for b in content:
+                bl = next(it)
+                if bl is None or bl.type != DATA:
+                    self.result.errors.append(
+                        f"{where}/{shown}: data blob {b.hex()[:16]} is not in the index"
+                    )
+                elif bl.pack_id in self._missing:
+                    self.result.errors.append(
+                        f"{where}/{shown}: data blob {b.hex()[:16]} is in pack "
+                        f"{bl.pack_id.hex()[:16]}, which is missing"
+                    )
 
     def _prefetch(self, root: bytes) -> dict[bytes, bytes]:
         """All trees of a snapshot, read pack by pack; on any problem {} (the per-tree walk then loads and

@@ -17,10 +17,11 @@ damage) all see the rule enforced before any name becomes a path.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -159,6 +160,7 @@ class Node:
 
 
 _BAD_NAMES = (b"", b".", b"..")
+_BAD_NAME_SET = frozenset(_BAD_NAMES)
 
 
 def name_problem(name: object) -> str | None:
@@ -241,6 +243,73 @@ def decode_tree(data: bytes, tree_id: bytes | None = None) -> list[Node]:
             "turn it into paths. 'safehold check' lists every such tree.",
         )
     return nodes
+
+
+class TreeRefs(NamedTuple):
+    """The columns of a tree that :func:`tree_refs` returns: one item per node, in the tree's order."""
+
+    names: tuple[bytes, ...]
+    types: tuple[str, ...]
+    contents: tuple[list[bytes], ...]
+    subtrees: tuple[bytes | None, ...]
+
+
+_NO_REFS = TreeRefs((), (), (), ())
+_NODE_TYPE_SET = frozenset(NODE_TYPES)
+_REF_TYPES = {type(None), bytes}
+
+
+def tree_refs(data: bytes, tree_id: bytes | None = None) -> TreeRefs:
+    """Names, types, content blob ids and subtree ids of a tree blob's nodes, column by column, without
+    building :class:`Node` objects: for ``check``, which reads every tree of every snapshot. Whatever
+    :func:`decode_tree` refuses is refused here too (the same IntegrityError: a tree that fails the
+    column checks below is decoded by :func:`decode_tree`, which names the problem); a content id that is
+    not 32 bytes is refused as well. Checked by column (C loops over the tree): every node is a list of
+    19 fields; types are node types; names are byte strings that pass the path-safety rule, unique and in
+    order; folder and symlink targets are None or bytes (a target without NUL); content lists hold 32-byte
+    ids. A tree with extended attributes goes through :func:`decode_tree` (rare; it checks their shape)."""
+    what, wire = _unpack(data, tree_id)
+    if not wire:
+        return _NO_REFS
+    if set(map(type, wire)) == {list} and set(map(len, wire)) == {19}:
+        cols = tuple(zip(*wire, strict=True))
+        names, types, contents, subtrees, targets, xattrs = (
+            cols[0], cols[1], cols[11], cols[12], cols[13], cols[18]
+        )  # fmt: skip
+        if (
+            set(map(type, types)) == {str}
+            and set(types) <= _NODE_TYPE_SET
+            and set(map(type, names)) == {bytes}
+            and not any(xattrs)
+            and set(map(type, subtrees)) <= _REF_TYPES
+            and set(map(type, targets)) <= _REF_TYPES
+            and b"\0" not in b"".join(t for t in targets if t)
+            and _names_ok(names)
+            and set(map(type, contents)) == {list}
+        ):
+            ids = list(itertools.chain.from_iterable(contents))
+            if set(map(type, ids)) <= {bytes} and set(map(len, ids)) <= {32}:
+                return TreeRefs(names, types, contents, subtrees)
+    nodes = decode_tree(data, tree_id)  # raises what is wrong (the same error as for any reader)
+    if any(type(b) is not bytes or len(b) != 32 for n in nodes for b in n.content):
+        raise IntegrityError(f"{what}: malformed content ids")
+    return TreeRefs(
+        tuple(n.name for n in nodes),
+        tuple(n.type for n in nodes),
+        tuple(n.content for n in nodes),
+        tuple(n.subtree for n in nodes),
+    )
+
+
+def _names_ok(names: tuple[bytes, ...]) -> bool:
+    """:func:`_names_problem` finds nothing (byte strings given): checked with C loops over the names."""
+    joined = b"".join(names)
+    return (
+        b"/" not in joined
+        and b"\0" not in joined
+        and not _BAD_NAME_SET.intersection(names)
+        and names == tuple(sorted(set(names)))
+    )
 
 
 def tree_links(
