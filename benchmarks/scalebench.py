@@ -125,7 +125,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         repo = work / "safehold" / "repo"
         _backups(safehold, repo, src, result, args.no_change, log)
         env = safehold.env()
-        _step(result, "safehold", "check", measure([safehold.exe, "--repo", str(repo), "check"], env=env, log=log))
+        _step(
+            result,
+            "safehold",
+            "check",
+            measure([safehold.exe, "--repo", str(repo), "check"], env=env, log=log),
+        )
         if args.read_data:
             _step(result, "safehold", "check --read-data", measure(safehold.check(repo), env=env, log=log))
         if args.restore:
