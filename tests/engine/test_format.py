@@ -388,6 +388,20 @@ print("numpy" in sys.modules)
     assert out.strip() == "False"
 
 
+def test_path_filter_imports_pathspec_only_for_patterns() -> None:
+    code = """
+import sys
+from safehold.engine.format.treewalk import PathFilter
+f = PathFilter([], [], b"")
+assert f.wanted(b"a/b", False) is True
+print("pathspec" in sys.modules)
+f = PathFilter(["a/*"], ["a/x"], b"")
+print("pathspec" in sys.modules, f.wanted(b"a/b", False), f.wanted(b"a/x", False), f.wanted(b"c", False))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:2] == ["False", "True True False None"]
+
+
 def _refusal(entry: object) -> str:
     good = [0, b"g" * 32, 0, 1, 1, False]
     try:
