@@ -20,7 +20,8 @@ from safehold.backends.spool import open_spool
 from safehold.engine.backup.filescache import FilesCache
 from safehold.engine.backup.writer import BlobWriter
 from safehold.engine.format.crypto import MasterKeys, Session, SessionCache, open_file, seal_file
-from safehold.engine.format.index import MasterIndex, decode_index, encode_index
+from safehold.engine.format.index import MasterIndex
+from safehold.engine.format.indexfile import decode_index, encode_index
 from safehold.engine.format.lock import read_locks
 from safehold.engine.format.pack import DATA, TREE, PackBuilder, PackedBlob
 from safehold.engine.format.repository import Repository
@@ -371,7 +372,8 @@ def test_small_index_with_a_blob_stored_twice_keeps_both_copies() -> None:
 def test_small_index_needs_no_numpy() -> None:
     code = """
 import os, sys
-from safehold.engine.format.index import MasterIndex, encode_index
+from safehold.engine.format.index import MasterIndex
+from safehold.engine.format.indexfile import encode_index
 from safehold.engine.format.pack import PackedBlob
 packs = [(os.urandom(32), b"e" * 17, [PackedBlob(0, os.urandom(32), i, 1, 2, True) for i in range(n)]) for n in (3, 0, 50)]
 idx = MasterIndex()

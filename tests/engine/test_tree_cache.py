@@ -16,7 +16,7 @@ import pytest
 from safehold.backends.base import FileType, Handle
 from safehold.engine.backup import archiver as archiver_mod
 from safehold.engine.backup.filescache import FilesCache
-from safehold.engine.format.index import decode_index, encode_index
+from safehold.engine.format.indexfile import decode_index, encode_index
 from safehold.engine.format.pack import TREE
 from safehold.engine.format.repository import Repository
 from safehold.engine.format.tree import decode_tree

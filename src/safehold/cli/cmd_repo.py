@@ -246,7 +246,7 @@ def cat(app: App, what: str, object_id: str | None) -> None:
         key_doc["data"] = "(wrapped master key)"
         obj = key_doc
     elif what == "index":
-        from safehold.engine.format.index import decode_index
+        from safehold.engine.format.indexfile import decode_index
 
         obj = [
             {

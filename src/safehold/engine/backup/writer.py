@@ -32,7 +32,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from safehold.backends.base import FileType, Handle
 from safehold.backends.spool import open_spool
 from safehold.engine.format.crypto import Session
-from safehold.engine.format.index import PackRecord, encode_index
+from safehold.engine.format.indexfile import PackRecord, encode_index
 from safehold.engine.format.pack import DATA, TREE, PackBuilder
 from safehold.engine.format.repository import Repository
 from safehold.engine.format.sealer import Item, Sealed, Sealer, SealerError, SealerProcess

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from safehold.backends.base import FileType, Handle
 from safehold.engine.backup.writer import BlobWriter
-from safehold.engine.format.index import PackRecord, encode_index
+from safehold.engine.format.indexfile import PackRecord, encode_index
 from safehold.engine.format.pack import DATA, TREE
 from safehold.engine.format.repository import Repository
 from safehold.engine.format.snapshot import Snapshot

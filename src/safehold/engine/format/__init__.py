@@ -8,6 +8,7 @@ Glossary:
 * :mod:`.blobproof` — proving a blob: decrypt, decompress, re-hash (one blob, a pack, helper processes).
 * :mod:`.pack` — many sealed blobs in one file with an encrypted header at its end.
 * :mod:`.index` — which pack holds each blob, in a compact columnar form.
+* :mod:`.indexfile` — index files: their encoding, and the column checks of their entries.
 * :mod:`.tree` — tree nodes and their deterministic encoding; the path-safety rule for stored names.
 * :mod:`.treewalk` — reading a snapshot's trees: find a path, walk, prefetch.
 * :mod:`.snapshot` — the root record of one backup; what ``latest`` means.

@@ -19,13 +19,19 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import msgpack
 import zstandard
 
-from safehold.engine.format.pack import BLOB_TYPE_NAMES, PackedBlob, pack_entries
+from safehold.engine.format.indexfile import (
+    INDEX_VERSION,
+    PackRecord,
+    checked_entries,
+    entry_columns,
+    u32_checked,
+)
+from safehold.engine.format.pack import PackedBlob
 
 if TYPE_CHECKING:  # numpy is imported where it is first used: see preload()
     import numpy as np
     import numpy.typing as npt
 
-INDEX_VERSION = 1
 #: Entries added one pack at a time wait in a dict (~250 bytes each) until this many are folded into a
 #: sorted segment (~60 bytes each).
 _FOLD_AT = 8192
@@ -33,7 +39,6 @@ _FOLD_AT = 8192
 _MAX_SEGMENTS = 4
 #: An index of at most this many entries (without a blob stored twice) is kept in the dict, without numpy.
 _SMALL = 65536
-BLOB_TYPES = frozenset(BLOB_TYPE_NAMES)
 
 
 class BlobLocation(NamedTuple):
@@ -48,54 +53,6 @@ class BlobLocation(NamedTuple):
     compressed: bool
 
 
-PackRecord = tuple[bytes, bytes, list[PackedBlob]]
-"""One pack as the index records it: (pack id, key envelope, blobs)."""
-
-
-def encode_index(packs: list[PackRecord]) -> bytes:
-    """``[INDEX_VERSION, [[pack id, envelope, [entry wire, ...]], ...]]`` in msgpack, zstd-compressed.
-
-    Packed entry by entry (see :func:`~safehold.engine.format.pack.pack_entries`) into one buffer that is
-    compressed with one call.
-    """
-    packer = msgpack.Packer(use_bin_type=True, autoreset=False)
-    packer.pack_array_header(2)
-    packer.pack(INDEX_VERSION)
-    packer.pack_array_header(len(packs))
-    for pid, env, entries in packs:
-        packer.pack_array_header(3)
-        packer.pack(pid)
-        packer.pack(env)
-        pack_entries(packer, entries)
-    doc = packer.getbuffer()
-    try:
-        return zstandard.ZstdCompressor(level=3).compress(doc)
-    finally:
-        doc.release()
-
-
-def decode_index(data: bytes) -> list[PackRecord]:
-    """Every pack record of an index file as objects (for tools that show or copy them; loading the index
-    for use goes through :meth:`MasterIndex.add_index_file`)."""
-    out: list[PackRecord] = []
-    records: list[Any] = _unpack_index(data)
-    for pid, env, entries in records:
-        if not isinstance(pid, bytes) or len(pid) != 32 or not isinstance(env, bytes):
-            raise ValueError("index file names a malformed pack id")
-        out.append((pid, env, [PackedBlob.from_wire(w) for w in entries]))
-    return out
-
-
-def _unpack_index(data: bytes) -> list[Any]:
-    raw = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 31), raw=False)
-    if not isinstance(raw, list) or len(raw) != 2 or raw[0] != INDEX_VERSION or not isinstance(raw[1], list):
-        raise ValueError("index file has an unknown layout")
-    return raw[1]
-
-
-_U32 = 1 << 32
-
-
 def preload() -> None:
     """Import numpy, which the index's arrays need, now: a caller with time to spare (while a key is
     derived in another thread) takes the ~0.1 s import off the way to its first index load. This
@@ -103,61 +60,8 @@ def preload() -> None:
     import numpy  # noqa: F401
 
 
-def _u32_column(values: tuple[object, ...], what: str) -> npt.NDArray[np.uint32]:
-    import numpy as np
-
-    if not set(map(type, values)) <= {int}:
-        raise ValueError(f"index entry has a malformed {what}")
-    try:
-        col = np.array(values, dtype=np.int64)
-    except OverflowError:
-        raise ValueError(f"index entry has an out-of-range {what}") from None
-    if len(col) and (int(col.min()) < 0 or int(col.max()) >= _U32):
-        raise ValueError(f"index entry has an out-of-range {what}")
-    return col.astype(np.uint32)
-
-
 #: Index entries decoded into Python objects at once while an index file is loaded.
 _CHUNK = 65536
-
-
-def _checked(flat: list[Any]) -> tuple[tuple[Any, ...], ...]:
-    """(types, ids, offsets, lengths, raw lengths, compressed) of index entries, each checked by column
-    but for the ranges of the last three (:func:`_u32_column`, :func:`_u32_checked`)."""
-    if set(map(type, flat)) != {list} or set(map(len, flat)) != {6}:
-        raise ValueError("malformed pack header entry")
-    types, ids, offsets, lengths, raws, compressed = zip(*flat, strict=True)
-    if not set(map(type, types)) <= {int} or not set(types) <= BLOB_TYPES:
-        raise ValueError("malformed pack header entry")
-    if set(map(type, ids)) != {bytes} or set(map(len, ids)) != {32}:
-        raise ValueError("malformed pack header entry")
-    if not set(map(type, compressed)) <= {bool}:
-        raise ValueError("malformed pack header entry")
-    return types, ids, offsets, lengths, raws, compressed
-
-
-def _u32_checked(values: tuple[Any, ...], what: str) -> None:
-    """:func:`_u32_column`'s checks, without numpy."""
-    if not set(map(type, values)) <= {int}:
-        raise ValueError(f"index entry has a malformed {what}")
-    if values and (min(values) < 0 or max(values) >= _U32):
-        raise ValueError(f"index entry has an out-of-range {what}")
-
-
-def _columns(flat: list[Any]) -> tuple[npt.NDArray[Any], ...]:
-    """(ids, offset, length, raw length, flags) of index entries, each entry checked by column."""
-    import numpy as np
-
-    types, ids, offsets, lengths, raws, compressed = _checked(flat)
-    id_arr = np.frombuffer(b"".join(ids), dtype=np.uint8).reshape(len(flat), 32).copy()
-    flags = np.array(types, dtype=np.uint8) | (np.array(compressed, dtype=np.uint8) << np.uint8(7))
-    return (
-        id_arr,
-        _u32_column(offsets, "offset"),
-        _u32_column(lengths, "length"),
-        _u32_column(raws, "raw length"),
-        flags,
-    )
 
 
 class _Segment:
@@ -269,7 +173,7 @@ class MasterIndex:
     def add_index_file(self, data: bytes) -> None:
         """Add the entries of one (decrypted) index file, decoded column by column.
 
-        The same checks as :func:`decode_index` (every entry ``[type, 32-byte id, offset, length,
+        The same checks as :func:`~safehold.engine.format.indexfile.decode_index` (every entry ``[type, 32-byte id, offset, length,
         raw length, compressed]`` with the right types and ranges), made over whole columns of up to
         ``_CHUNK`` entries read one after another: no Python object per entry survives, and at most one
         chunk of them exists at once, so loading costs about a microsecond per blob and the memory of
@@ -299,7 +203,7 @@ class MasterIndex:
                 for _ in range(n):
                     flat.append(up.unpack())
                     if len(flat) == _CHUNK:
-                        chunks.append(_columns(flat))
+                        chunks.append(entry_columns(flat))
                         flat.clear()
             if up.tell() != len(doc):
                 raise ValueError("index file has data after its end")
@@ -308,7 +212,7 @@ class MasterIndex:
         if not chunks and self._add_small(flat, records, counts):
             return
         if flat:
-            chunks.append(_columns(flat))
+            chunks.append(entry_columns(flat))
         if not chunks:
             return
         import numpy as np
@@ -336,10 +240,10 @@ class MasterIndex:
             return True
         if self._segments or len(self._pending) + len(flat) > _SMALL:
             return False
-        types, ids, offsets, lengths, raws, compressed = _checked(flat)
-        _u32_checked(offsets, "offset")
-        _u32_checked(lengths, "length")
-        _u32_checked(raws, "raw length")
+        types, ids, offsets, lengths, raws, compressed = checked_entries(flat)
+        u32_checked(offsets, "offset")
+        u32_checked(lengths, "length")
+        u32_checked(raws, "raw length")
         with self._lock:
             if self._segments or len(set(ids)) != len(ids) or not self._pending.keys().isdisjoint(ids):
                 return False
