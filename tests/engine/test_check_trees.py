@@ -1,5 +1,6 @@
-"""check's tree walk: ``tree_refs`` refuses whatever ``decode_tree`` refuses (hostile trees: repository
-contents are untrusted), and trees read through pack windows are still proven one by one."""
+"""check's tree walk and pack headers: ``tree_refs`` refuses whatever ``decode_tree`` refuses and
+``decode_header``'s column checks whatever ``PackedBlob.from_wire`` refuses (hostile trees and headers:
+repository contents are untrusted), and trees read through pack windows are still proven one by one."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 
 from safehold.backends.base import FileType, Handle
 from safehold.engine.check.checker import Checker
-from safehold.engine.format.pack import TREE
+from safehold.engine.format.crypto import Session, SessionCache
+from safehold.engine.format.pack import HEADER_AD, TRAILER_LEN, TREE, PackedBlob, decode_header
 from safehold.engine.format.repository import Repository
 from safehold.engine.format.tree import DIR, FILE, SYMLINK, TREE_VERSION, Node, decode_tree, tree_refs
 from safehold.errors import IntegrityError
@@ -132,3 +134,57 @@ def test_check_reads_trees_through_windows_and_proves_each(repo: Repository, rep
     assert any(f"tree {tree_id.hex()[:16]}" in e and "failed authentication" in e for e in result.errors)
     assert result.trees >= 300 - 1  # the walk went on past the damaged folder
     assert repo.backend.stat(Handle(FileType.DATA, loc.pack_id.hex())).size == len(raw)
+
+
+def _header_mutations() -> dict[str, list[Any]]:
+    good = [[0, ID, 0, 40, 30, True], [1, bytes(32), 40, 60, 90, False]]
+    out: dict[str, list[Any]] = {"good": good, "empty": []}
+    bad: dict[str, tuple[int, int, Any]] = {
+        "type-unknown": (0, 0, 2),
+        "type-str": (0, 0, "0"),
+        "type-bool": (1, 0, True),  # from_wire accepts True as type 1 (an int); so must the columns
+        "id-short": (0, 1, b"x"),
+        "id-str": (0, 1, "x" * 32),
+        "offset-negative": (0, 2, -1),
+        "offset-str": (0, 2, "0"),
+        "offset-float": (0, 2, 0.0),
+        "length-zero": (1, 3, 0),
+        "length-outside": (1, 3, 10_000),
+        "raw-str": (0, 4, "30"),
+        "compressed-int": (0, 5, 1),
+    }
+    for name, (row, col, value) in bad.items():
+        w = copy.deepcopy(good)
+        w[row][col] = value
+        out[name] = w
+    out["entry-short"] = [good[0][:5], good[1]]
+    out["entry-dict"] = [good[0], {"a": 1}]
+    return out
+
+
+def _reference_header(raw: list[Any], limit: int) -> list[PackedBlob]:
+    """decode_header as it was, entry by entry through from_wire."""
+    entries = [PackedBlob.from_wire(w) for w in raw]
+    for e in entries:
+        if e.offset < 0 or e.length <= 0 or e.offset + e.length > limit:
+            raise ValueError("pack header entry points outside the pack")
+    return entries
+
+
+@pytest.mark.parametrize("case", sorted(_header_mutations()))
+def test_decode_header_refuses_what_from_wire_refuses(case: str) -> None:
+    raw = _header_mutations()[case]
+    session = Session(bytes(32))
+    ct = session.seal(msgpack.packb(raw, use_bin_type=True), HEADER_AD)
+    size = 1000 + len(ct) + TRAILER_LEN
+    limit = size - TRAILER_LEN - len(ct)
+    try:
+        expected: Any = _reference_header(raw, limit)
+    except (ValueError, TypeError) as exc:
+        expected = ValueError
+        assert isinstance(exc, ValueError), "from_wire raises ValueError for every malformed entry"
+    if expected is ValueError:
+        with pytest.raises(ValueError):
+            decode_header(SessionCache(bytes(32)), session.envelope, ct, size)
+    else:
+        assert decode_header(SessionCache(bytes(32)), session.envelope, ct, size) == expected

@@ -7,11 +7,18 @@ low (128 KiB, as this module once did), every blob buffer is a fresh mmap whose 
 in and zeroes: measured on the benchmark, a third of a backup's CPU time went to page faults. The
 threshold is therefore pinned at 4 MiB: typical chunks (about 1 MiB) reuse heap memory, larger buffers
 still go back to the kernel when freed. Arenas are limited to 2. No-op where mallopt is unavailable.
+
+:func:`gc_paused` pauses Python's cyclic garbage collector for work that builds a great many acyclic
+containers that live a while (pack headers of ~100,000 entries, their sets, tree columns): the collector
+would otherwise traverse them again and again for nothing.
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
@@ -46,3 +53,18 @@ def release_memory() -> None:
             _libc.malloc_trim(0)
         except AttributeError:
             pass
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off inside (reference counting still frees everything that is
+    not in a cycle; cycles made meanwhile are collected once it runs again). Measured on ``check
+    --read-data`` of 250,000 files: 4.0 -> 3.0 CPU seconds, same peak memory. Nested or overlapping uses
+    (threads) at worst turn it back on early."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()

@@ -14,6 +14,7 @@ bytes (a reader holds one part and one blob, not a pack); remote packs in one re
 
 from __future__ import annotations
 
+import operator
 import queue
 import random
 import re
@@ -30,12 +31,15 @@ from safehold.engine.format.repository import Repository
 from safehold.engine.format.snapshot import Snapshot
 from safehold.engine.format.tree import DIR, FILE, tree_refs
 from safehold.engine.helper import HelperError
+from safehold.engine.memtune import gc_paused
 from safehold.engine.progress import NullProgress, Progress
 from safehold.engine.util import human_bytes
 from safehold.errors import ColdStorageError, IntegrityError, SafeholdError, UsageError
 
 #: ``--read-data`` of at least this many packs runs in helper processes (fewer are not worth starting them).
 HELPERS_FROM = 4
+#: What the structure check compares of each blob in a pack's header and the index: type, id, offset, length.
+_PLACE = operator.itemgetter(0, 1, 2, 3)
 #: Largest read from a local pack at ``--read-data``.
 READ_PART = 2 * 1024 * 1024
 
@@ -103,7 +107,13 @@ class Checker:
         packs: list[str] | None = None,
     ) -> CheckResult:
         """Check; with ``read_data`` also read the packs: ``packs`` when given (a selection made earlier,
-        e.g. to thaw them first), else ``subset`` of them (:func:`select_packs`)."""
+        e.g. to thaw them first), else ``subset`` of them (:func:`select_packs`). Runs with the cyclic
+        garbage collector paused (:func:`~safehold.engine.memtune.gc_paused`): pack headers, index and
+        tree columns are many acyclic objects."""
+        with gc_paused():
+            return self._run(read_data, subset, packs)
+
+    def _run(self, read_data: bool, subset: str | None, packs: list[str] | None) -> CheckResult:
         r = self.result
         repo = self.repo
         repo.load_index(errors=r.errors)
@@ -204,9 +214,7 @@ class Checker:
         except (IntegrityError, SafeholdError) as exc:
             self.result.errors.append(f"pack {name[:16]}: header unreadable: {exc}")
             return
-        if {(e.id, e.offset, e.length, e.type) for e in header} != {
-            (e.id, e.offset, e.length, e.type) for e in entries
-        }:
+        if set(map(_PLACE, header)) != set(map(_PLACE, entries)):
             self.result.errors.append(f"pack {name[:16]}: header and index disagree")
 
     def _check_snapshots(self) -> None:

@@ -11,7 +11,9 @@ import, ~0.1 s and ~17 MiB, would cost a small repository's command more than th
 
 from __future__ import annotations
 
+import functools
 import itertools
+import operator
 import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -53,12 +55,20 @@ class BlobLocation(NamedTuple):
     compressed: bool
 
 
+#: ``BlobLocation`` from a tuple of its fields, in C (``_make`` is a Python function).
+_new_location = functools.partial(tuple.__new__, BlobLocation)
+#: ``PackedBlob`` from a tuple of its fields, in C.
+_new_packed = functools.partial(tuple.__new__, PackedBlob)
+
+
 def preload() -> None:
     """Import numpy, which the index's arrays need, now: a caller with time to spare (while a key is
     derived in another thread) takes the ~0.1 s import off the way to its first index load. This
     module imports it only where it is used, so that opening a repository need not wait for it."""
     import numpy  # noqa: F401
 
+
+_OFFSET = operator.attrgetter("offset")
 
 #: Index entries decoded into Python objects at once while an index file is loaded.
 _CHUNK = 65536
@@ -313,17 +323,20 @@ class MasterIndex:
     def lookup_many(self, blob_ids: list[bytes]) -> list[BlobLocation | None]:
         """:meth:`lookup` for many ids at once (vectorised: what a restore plan or a folder needs)."""
         out: list[BlobLocation | None] = [None] * len(blob_ids)
-        todo = []
-        for k, blob_id in enumerate(blob_ids):
-            if blob_id in self._pending:
-                out[k] = self.lookup(blob_id)
-            else:
-                todo.append(k)
+        todo: list[int] | range = range(len(blob_ids))
+        if self._pending:
+            todo = []
+            for k, blob_id in enumerate(blob_ids):
+                if blob_id in self._pending:
+                    out[k] = self.lookup(blob_id)
+                else:
+                    todo.append(k)
         if not todo or not self._segments:
             return out
         import numpy as np
 
-        ids = np.frombuffer(b"".join(blob_ids[k] for k in todo), dtype=np.uint8).reshape(len(todo), 32)
+        joined = b"".join(blob_ids) if isinstance(todo, range) else b"".join(blob_ids[k] for k in todo)
+        ids = np.frombuffer(joined, dtype=np.uint8).reshape(len(todo), 32)
         prefix = ids[:, :8].copy().view(">u8").reshape(len(todo)).astype(np.uint64)
         missing = np.ones(len(todo), dtype=bool)
         for seg in self._segments:
@@ -331,19 +344,23 @@ class MasterIndex:
             hit = missing & (seg.prefix[pos] == prefix) & (seg.ids[pos] == ids).all(axis=1)
             rows = np.flatnonzero(hit)
             at = pos[rows]
-            cols = zip(
-                rows.tolist(),
-                seg.pack[at].tolist(),
-                seg.flags[at].tolist(),
-                seg.offset[at].tolist(),
-                seg.length[at].tolist(),
-                seg.raw[at].tolist(),
-                strict=True,
+            pns = seg.pack[at].tolist()
+            fl = seg.flags[at]
+            locs = map(
+                _new_location,
+                zip(
+                    map(self._packs.__getitem__, pns),
+                    map(self._envelopes.__getitem__, pns),
+                    (fl & 0x7F).tolist(),
+                    seg.offset[at].tolist(),
+                    seg.length[at].tolist(),
+                    seg.raw[at].tolist(),
+                    ((fl & 0x80) != 0).tolist(),
+                    strict=True,
+                ),
             )
-            for r, pn, fl, off, ln, raw in cols:
-                out[todo[r]] = BlobLocation(
-                    self._packs[pn], self._envelopes[pn], fl & 0x7F, off, ln, raw, bool(fl & 0x80)
-                )
+            for r, loc in zip(rows.tolist(), locs, strict=True):
+                out[todo[r]] = loc
             missing &= ~hit
         # Ids whose 64-bit prefix another id shares may sit after the first match: look those up one by one.
         for r in np.flatnonzero(missing).tolist():
@@ -398,9 +415,7 @@ class MasterIndex:
                     by_pack.setdefault(pn, []).append(
                         PackedBlob(fl & 0x7F, blob_id, off, ln, raw, bool(fl & 0x80))
                     )
-                packs = [
-                    (self._packs[pn], sorted(by_pack[pn], key=lambda e: e.offset)) for pn in sorted(by_pack)
-                ]
+                packs = [(self._packs[pn], sorted(by_pack[pn], key=_OFFSET)) for pn in sorted(by_pack)]
             elif self._pending:
                 self._fold()
             segs = list(self._segments)
@@ -409,28 +424,34 @@ class MasterIndex:
             return
         import numpy as np
 
-        packnum = np.concatenate([seg.pack for seg in segs]).astype(np.int64)
-        where = np.concatenate([np.arange(seg.n) + (k << 40) for k, seg in enumerate(segs)])
-        order = np.argsort(packnum, kind="stable")
+        def joined(col: str) -> npt.NDArray[Any]:
+            arrays = [getattr(seg, col) for seg in segs]
+            return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+        ids, offset, length, raws, flags = (joined(c) for c in ("ids", "offset", "length", "raw", "flags"))
+        packnum = joined("pack").astype(np.int64)
+        order = np.lexsort((offset, packnum))  # by pack, then by offset
+        if not len(order):
+            return
         for group in np.split(order, np.flatnonzero(np.diff(packnum[order])) + 1):
-            found: dict[tuple[bytes, int], PackedBlob] = {}
-            w = where[group]
-            segno, row = w >> 40, w & ((1 << 40) - 1)
-            for k in np.unique(segno).tolist():
-                seg, at = segs[k], row[segno == k]
-                raw_ids = seg.ids[at].tobytes()
-                ids = [raw_ids[i : i + 32] for i in range(0, len(raw_ids), 32)]
-                cols = zip(
-                    seg.flags[at].tolist(),
-                    ids,
-                    seg.offset[at].tolist(),
-                    seg.length[at].tolist(),
-                    seg.raw[at].tolist(),
-                    strict=True,
-                )
-                for fl, blob_id, off, ln, raw in cols:
-                    found[(blob_id, off)] = PackedBlob(fl & 0x7F, blob_id, off, ln, raw, bool(fl & 0x80))
-            yield self._packs[int(packnum[group[0]])], sorted(found.values(), key=lambda e: e.offset)
+            gids, goff = ids[group], offset[group]
+            # an entry that two index files name (same offset, same id) comes once
+            same = (goff[1:] == goff[:-1]) & (gids[1:] == gids[:-1]).all(axis=1)
+            if same.any():
+                group = group[np.concatenate(([True], ~same))]
+                gids, goff = ids[group], offset[group]
+            raw_ids = gids.tobytes()
+            gfl = flags[group]
+            cols = zip(
+                (gfl & 0x7F).tolist(),
+                [raw_ids[i : i + 32] for i in range(0, len(raw_ids), 32)],
+                goff.tolist(),
+                length[group].tolist(),
+                raws[group].tolist(),
+                ((gfl & 0x80) != 0).tolist(),
+                strict=True,
+            )
+            yield self._packs[int(packnum[group[0]])], list(map(_new_packed, cols))
 
     def columns(self) -> IndexColumns:
         """Every entry as sorted columns (folding everything into one segment first); the arrays are this
