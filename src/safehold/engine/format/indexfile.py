@@ -4,12 +4,13 @@ An index file (``index/<sha256>``) is an encrypted, zstd-compressed msgpack docu
 their blobs: ``[INDEX_VERSION, [[pack id, envelope, [entry wire, ...]], ...]]``, each entry as a pack
 header lists it. :func:`encode_index` writes one, :func:`decode_index` reads one into objects (for tools);
 :class:`~safehold.engine.format.index.MasterIndex` loads them for use, chunk by chunk, through
-:func:`checked_entries` and :func:`entry_columns`.
+:func:`checked_entries` and :func:`entry_columns`. :class:`IndexColumns` is every entry of a loaded index
+as columns (what prune marks and counts over).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgpack
 import zstandard
@@ -123,3 +124,52 @@ def entry_columns(flat: list[Any]) -> tuple[npt.NDArray[Any], ...]:
         _u32_column(raws, "raw length"),
         flags,
     )
+
+
+class IndexColumns(NamedTuple):
+    """Every entry of an index as columns, sorted by id prefix (:meth:`MasterIndex.columns`): what prune
+    marks and counts over without making an object per blob. ``pack`` numbers index ``packs`` and
+    ``envelopes``; ``flags`` holds the blob type in its low bits and "compressed" in bit 7."""
+
+    prefix: npt.NDArray[np.uint64]
+    ids: npt.NDArray[np.uint8]
+    pack: npt.NDArray[np.uint32]
+    offset: npt.NDArray[np.uint32]
+    length: npt.NDArray[np.uint32]
+    raw: npt.NDArray[np.uint32]
+    flags: npt.NDArray[np.uint8]
+    packs: list[bytes]
+    envelopes: list[bytes]
+
+    @property
+    def rows(self) -> int:
+        return len(self.prefix)
+
+    def find(self, ids: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
+        """Row of each id (an ``(n, 32)`` array) in these columns, -1 where absent. Where an id is stored
+        more than once, the first of its rows (they are adjacent)."""
+        import numpy as np
+
+        n = len(ids)
+        out = np.full(n, -1, dtype=np.int64)
+        if n == 0 or len(self.prefix) == 0:
+            return out
+        prefix = ids[:, :8].copy().view(">u8").reshape(n).astype(np.uint64)
+        pos = np.searchsorted(self.prefix, prefix)
+        at = np.minimum(pos, len(self.prefix) - 1)
+        hit = (self.prefix[at] == prefix) & (self.ids[at] == ids).all(axis=1)
+        out[hit] = at[hit]
+        # another id with the same 64-bit prefix may come first: look further along that prefix's run
+        for k in np.flatnonzero(~hit & (self.prefix[at] == prefix)).tolist():
+            i = int(at[k]) + 1
+            while i < len(self.prefix) and self.prefix[i] == prefix[k]:
+                if (self.ids[i] == ids[k]).all():
+                    out[k] = i
+                    break
+                i += 1
+        return out
+
+    def blob_type(self) -> npt.NDArray[np.uint8]:
+        import numpy as np
+
+        return self.flags & np.uint8(0x7F)

@@ -60,8 +60,7 @@ import numpy as np
 import numpy.typing as npt
 
 from safehold.backends.base import FileInfo, FileType, Handle
-from safehold.engine.format.index import IndexColumns
-from safehold.engine.format.indexfile import encode_index
+from safehold.engine.format.indexfile import IndexColumns, encode_index
 from safehold.engine.format.pack import PackedBlob
 from safehold.engine.format.repository import Repository
 from safehold.engine.memtune import release_memory

@@ -15,7 +15,7 @@ import numpy.typing as npt
 from safehold.backends.base import FileType, Handle
 from safehold.engine.backup.writer import BlobWriter
 from safehold.engine.format.crypto import blob_ad
-from safehold.engine.format.index import IndexColumns
+from safehold.engine.format.indexfile import IndexColumns
 from safehold.engine.format.repository import Repository
 from safehold.engine.format.sealer import Sealed
 from safehold.engine.progress import Progress

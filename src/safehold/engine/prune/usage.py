@@ -24,7 +24,8 @@ import numpy as np
 import numpy.typing as npt
 
 from safehold.backends.base import FileType, Handle
-from safehold.engine.format.index import BlobLocation, IndexColumns
+from safehold.engine.format.index import BlobLocation
+from safehold.engine.format.indexfile import IndexColumns
 from safehold.engine.format.pack import DATA, TREE
 from safehold.engine.format.repository import Repository
 from safehold.engine.format.tree import DIR, FILE, tree_links
