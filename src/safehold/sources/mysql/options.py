@@ -102,3 +102,10 @@ class MySQLRestoreOptions(DatabaseRestoreOptions):
     strip_definers: bool = Field(
         default=False, description="Drop DEFINER= clauses (restore as a user without SUPER / SET USER)."
     )
+    parallel: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Clients that load tables at once (default 2, 1 on a one-core machine); 1 loads the "
+        "whole dump through one client.",
+    )

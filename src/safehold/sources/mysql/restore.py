@@ -6,7 +6,10 @@ Restore options (:class:`~safehold.sources.mysql.options.MySQLRestoreOptions`, a
 * ``database`` — target name when one database is restored; ``database_map`` — ``{dumped: target}``;
 * ``host``, ``port``, ``socket``, ``user``, ``password`` (a SecretRef or its dict) — another server/user;
 * ``strip_definers`` — drop ``DEFINER=`` clauses (restore as a user without SUPER / SET USER);
-* ``verify`` — compare row counts (and exact checksums) with ``table_statistics.json`` (default true).
+* ``verify`` — compare row counts (and exact checksums) with ``table_statistics.json`` (default true);
+* ``parallel`` — clients that load tables at once (default 2, 1 on a one-core machine): the dump is cut
+  at its tables (:mod:`.split`, which falls back to one client for a dump it cannot cut exactly) and
+  loaded by :mod:`.parallel`.
 
 Rules: a missing database is created with the dumped character set and collation; an existing database
 that holds tables is refused unless ``ctx.force`` (then the plan drops it and creates it again);
@@ -17,6 +20,7 @@ SourceError after the load (the report is in the message).
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -29,6 +33,7 @@ from safehold.sources import dbstats
 from safehold.sources.base import RestorePlan, RestoreReport, SourceContext
 from safehold.sources.component import ComponentReader
 from safehold.sources.database import DROP_LOCK_WAIT
+from safehold.sources.mysql import parallel, split
 from safehold.sources.mysql.client import (
     CLIENT_TOOLS,
     PACKAGE,
@@ -219,23 +224,43 @@ def _restore_one(
     if not (re.fullmatch(r"\w+", charset) and re.fullmatch(r"\w+", collation)):
         raise SourceError(f"bad character set {charset!r} / collation {collation!r} in table_statistics.json")
     query(conn, f"CREATE DATABASE IF NOT EXISTS {quote(target)} CHARACTER SET {charset} COLLATE {collation}")
-    chunks = snap.open_stream(f"{dumped}/full_dump.sql")
-    if not is_mariadb_client(proc.tool_version(client)):  # MySQL's client stops at MariaDB's first line
-        chunks = without_sandbox_line(chunks)
-    if ro.strip_definers:
-        chunks = definer_filter(chunks)
+    mariadb_client = is_mariadb_client(proc.tool_version(client))
+
+    def source() -> Iterator[bytes]:
+        chunks: Iterator[bytes] = iter(snap.open_stream(f"{dumped}/full_dump.sql"))
+        if not mariadb_client:  # MySQL's client stops at MariaDB's first line
+            chunks = without_sandbox_line(chunks)
+        if ro.strip_definers:
+            chunks = definer_filter(chunks)
+        return chunks
 
     def progress(n: int) -> None:
         ctx.log(f"restoring {target}: {n / (1 << 20):.0f} MiB loaded")
 
-    res = proc.feed(
-        [client, f"--defaults-file={cnf}", "--default-character-set=utf8mb4", "--", target],
-        chunks,
-        secrets=[ci.password],
-        progress=progress,
-        log=ctx.log,
-    )
+    argv = [client, f"--defaults-file={cnf}", "--default-character-set=utf8mb4", "--", target]
+    clients = ro.parallel if ro.parallel is not None else min(2, os.cpu_count() or 1)
+    layout = None
+    if clients > 1:
+        try:
+            res, layout = parallel.load(
+                source, argv, clients=clients, secrets=[ci.password], progress=progress, log=ctx.log
+            )
+        except split.Unsplittable as exc:
+            restart = len(exc.args) > 1 and exc.args[1]
+            again = (
+                " (the database is emptied first: the tables loaded so far are dropped)" if restart else ""
+            )
+            ctx.log(f"restoring {target} through one client: {exc.args[0]}{again}")
+            if restart:
+                query(conn, f"DROP DATABASE {quote(target)}")
+                query(conn, f"CREATE DATABASE {quote(target)} CHARACTER SET {charset} COLLATE {collation}")
+    if layout is None:
+        res = proc.feed(argv, source(), secrets=[ci.password], progress=progress, log=ctx.log)
+    else:
+        n_tables = sum(not s.view for s in layout.sections)
+        ctx.log(f"restored {target}: {n_tables} tables through {min(clients, len(layout.sections))} clients")
     detail: dict[str, Any] = {"bytes": res.size, "seconds": round(res.seconds, 3), "problems": []}
+    detail["clients"] = min(clients, len(layout.sections)) if layout is not None else 1
     if ro.verify:
         tables = base_tables(conn, target)
         rows = row_counts(conn, target, tables)

@@ -29,7 +29,7 @@ bounded by the longest line (as for :class:`~safehold.sources.dbstats.MySQLDumpT
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 #: A single-quoted or double-quoted string with backslash escapes; a backquoted name (no backslash).
@@ -464,8 +464,14 @@ class _Scanner:
         return True
 
 
-def scan(chunks: Iterable[bytes]) -> Layout:
-    """The parts of the dump ``chunks`` (see the module docstring); raises :class:`Unsplittable`."""
+def scan(
+    chunks: Iterable[bytes], watch: Callable[[list[Section], int, bytes | bytearray], None] | None = None
+) -> Layout:
+    """The parts of the dump ``chunks`` (see the module docstring); raises :class:`Unsplittable`.
+
+    ``watch(sections, checked, head)`` is called after each block: the sections found so far (the last
+    one's ``end`` is -1 while it is open), the offset up to which every byte is checked (a clean cut
+    after a statement), and the first bytes of the stream (which hold the preamble)."""
     sc = _Scanner()
     partial = b""
     for chunk in chunks:
@@ -474,6 +480,9 @@ def scan(chunks: Iterable[bytes]) -> Layout:
         partial = data[cut:]
         if cut:
             sc.feed(data[:cut] if cut < len(data) else data)
+            if watch is not None:
+                closed = sc.sections[-1].end if sc.sections else 0
+                watch(sc.sections, sc.boundary if sc.part != "tail" else closed, sc.head)
         if len(partial) > MAX_LINE:
             raise Unsplittable("a line longer than 256 MiB")
     if partial:
