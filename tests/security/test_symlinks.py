@@ -248,7 +248,7 @@ def test_direct_write_never_reuses_or_follows_what_is_at_the_name(tmp_path: Path
     neither opened nor written into, a symlink is not followed; the finished file is linked in under a
     temporary name and renamed over it."""
     from safehold.engine.format.tree import FILE
-    from safehold.engine.restore.extractor import write_whole
+    from safehold.engine.restore.extractor import file_meta, write_whole
 
     folder = tmp_path / "new"
     folder.mkdir(mode=0o700)
@@ -264,7 +264,15 @@ def test_direct_write_never_reuses_or_follows_what_is_at_the_name(tmp_path: Path
         for name in (b"link.txt", b"theirs.txt", b"fresh.txt"):
             node = Node(name=name, type=FILE, mode=0o640, mtime_ns=10**18, atime_ns=10**18, size=4)
             assert (
-                write_whole(dfd, name, b"data", node, False, str(folder / os.fsdecode(name)), direct=True)
+                write_whole(
+                    dfd,
+                    name,
+                    b"data",
+                    file_meta(node, False),
+                    False,
+                    bytes(folder) + b"/" + name,
+                    direct=True,
+                )
                 == []
             )
     finally:
@@ -298,7 +306,9 @@ def test_a_failed_direct_write_leaves_nothing_at_the_name(
     try:
         node = Node(name=b"f.txt", type=FILE, mode=0o644, size=4)
         with pytest.raises(OSError):
-            extractor.write_whole(dfd, b"f.txt", b"data", node, False, str(folder / "f.txt"), direct=True)
+            extractor.write_whole(
+                dfd, b"f.txt", b"data", extractor.file_meta(node, False), False, b"f.txt", direct=True
+            )
     finally:
         os.close(dfd)
     assert list(folder.iterdir()) == []
@@ -327,7 +337,8 @@ def test_unnamed_files_refused_fall_back_to_temporary_names(
     try:
         for name in (b"a.txt", b"b.txt"):
             node = Node(name=name, type=FILE, mode=0o600, mtime_ns=10**18, atime_ns=10**18, size=2)
-            assert extractor.write_whole(dfd, name, b"ok", node, False, name.decode(), direct=True) == []
+            meta = extractor.file_meta(node, False)
+            assert extractor.write_whole(dfd, name, b"ok", meta, False, name, direct=True) == []
     finally:
         os.close(dfd)
     assert extractor._UNNAMED == [False]

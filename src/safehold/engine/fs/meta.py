@@ -172,6 +172,19 @@ def apply_metadata(path: bytes, node: Node, *, restore_owner: bool, fd: int | No
     read-only mode would stop the restore). With ``fd`` (an open descriptor of ``path``, a regular file
     whose contents are complete) every step goes through the descriptor: no path lookups.
     """
+    if fd is not None and node.type != SYMLINK:
+        uid, gid = owner_ids(node) if restore_owner else (-1, -1)
+        return apply_file_metadata(
+            fd,
+            path,
+            node.mode,
+            uid,
+            gid,
+            node.atime_ns,
+            node.mtime_ns,
+            node.xattrs,
+            restore_owner=restore_owner,
+        )
     warnings: list[str] = []
     shown = os.fsdecode(path)
     is_link = node.type == SYMLINK
@@ -197,6 +210,43 @@ def apply_metadata(path: bytes, node: Node, *, restore_owner: bool, fd: int | No
         os.utime(target, ns=(node.atime_ns, node.mtime_ns), follow_symlinks=follow)
     except OSError as exc:
         warnings.append(f"{shown}: cannot set times: {exc.strerror}")
+    return warnings
+
+
+def apply_file_metadata(
+    fd: int,
+    path: bytes,
+    mode: int,
+    uid: int,
+    gid: int,
+    atime_ns: int,
+    mtime_ns: int,
+    xattrs: list[tuple[bytes, bytes]],
+    *,
+    restore_owner: bool,
+) -> list[str]:
+    """:func:`apply_metadata` for the open regular file ``fd`` from the metadata itself (owner ids already
+    resolved, see :func:`owner_ids`): the same steps in the same order, each through the descriptor;
+    ``path`` only names the file in warnings."""
+    warnings: list[str] = []
+    if restore_owner:
+        try:
+            os.fchown(fd, uid, gid)
+        except OSError as exc:
+            warnings.append(f"{os.fsdecode(path)}: cannot set owner {uid}:{gid}: {exc.strerror}")
+    for key, value in xattrs:
+        try:
+            os.setxattr(fd, key, value)
+        except OSError as exc:
+            warnings.append(f"{os.fsdecode(path)}: cannot set xattr {os.fsdecode(key)}: {exc.strerror}")
+    try:
+        os.fchmod(fd, mode)
+    except OSError as exc:
+        warnings.append(f"{os.fsdecode(path)}: cannot set mode {mode:#o}: {exc.strerror}")
+    try:
+        os.utime(fd, ns=(atime_ns, mtime_ns))
+    except OSError as exc:
+        warnings.append(f"{os.fsdecode(path)}: cannot set times: {exc.strerror}")
     return warnings
 
 

@@ -31,6 +31,7 @@ None, warnings]`` per target, in order.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from collections.abc import Iterator, Sequence
@@ -42,8 +43,8 @@ from safehold.engine import helper
 from safehold.engine.format.blobproof import decode_blob
 from safehold.engine.format.crypto import SessionCache
 from safehold.engine.format.pack import DATA, PackedBlob
-from safehold.engine.format.tree import FILE, Node
-from safehold.engine.fs.meta import apply_metadata, write_sparse_aware
+from safehold.engine.format.tree import Node
+from safehold.engine.fs.meta import apply_file_metadata, owner_ids, write_sparse_aware
 from safehold.engine.fs.safedir import DirTree, create_temp, open_temp, temp_name
 from safehold.engine.helper import HelperError, recv_frame, send_frame
 from safehold.errors import IntegrityError, SafeholdError
@@ -59,7 +60,9 @@ GAP = 256 * 1024
 P = TypeVar("P", bound=tuple[Any, ...])
 
 Blob = tuple[int, int, int, bool, bytes]
-Target = tuple[int, bytes, list[int], bytes | None, int, bytes | None, int, list[Any] | None, bool]
+#: The metadata of a whole file (see :func:`file_meta`; a list once it came through the pipe).
+Meta = tuple[int, int, int, int, int, list[tuple[bytes, bytes]]]
+Target = tuple[int, bytes, list[int], bytes | None, int, bytes | None, int, Meta | None, bool]
 Result = tuple[str | None, list[str]]
 
 
@@ -90,9 +93,11 @@ def same_blob_runs(group: Sequence[P]) -> Iterator[tuple[int, int]]:
 
 
 def write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    n = os.write(fd, data)  # all of it, for almost every call
+    if n < len(data):
+        view = memoryview(data)[n:]
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 #: Whether unnamed files (``O_TMPFILE``, linked in through ``/proc/self/fd``) work here; cleared for good
@@ -104,14 +109,14 @@ def write_whole(
     dfd: int,
     name: bytes,
     data: bytes | memoryview,
-    node: Node,
+    meta: Meta,
     restore_owner: bool,
-    shown: str,
+    path: bytes,
     *,
     direct: bool,
 ) -> list[str]:
-    """Write ``data`` as the file ``name`` in folder ``dfd`` with ``node``'s metadata; warnings
-    (``shown``: the final path for them).
+    """Write ``data`` as the file ``name`` in folder ``dfd`` with metadata ``meta`` (see :func:`file_meta`);
+    warnings (``path``: the final path for them).
 
     ``direct``: the folder is new and private to this restore (it created it, mode 0700 until its own
     metadata comes last). The file is then written as an unnamed file of that folder (``O_TMPFILE``),
@@ -128,7 +133,7 @@ def write_whole(
             _UNNAMED[0] = False
         else:
             try:
-                warnings = _fill(fd, data, node, restore_owner, shown)
+                warnings = _fill(fd, data, meta, restore_owner, path)
                 if _link_in(fd, dfd, name):
                     return warnings
             finally:
@@ -136,7 +141,7 @@ def write_whole(
     made, fd = create_temp(dfd, name)
     try:
         try:
-            warnings = _fill(fd, data, node, restore_owner, shown)
+            warnings = _fill(fd, data, meta, restore_owner, path)
         finally:
             os.close(fd)
     except BaseException:
@@ -162,13 +167,16 @@ def _replace_or_drop(dfd: int, tmp: bytes, name: bytes) -> None:
         raise
 
 
-def _fill(fd: int, data: bytes | memoryview, node: Node, restore_owner: bool, shown: str) -> list[str]:
+def _fill(fd: int, data: bytes | memoryview, meta: Meta, restore_owner: bool, path: bytes) -> list[str]:
     if len(data) <= PLAIN_WRITE:
         write_all(fd, data)
     else:
         os.ftruncate(fd, len(data))
         write_sparse_aware(fd, 0, data)
-    return apply_metadata(os.fsencode(shown), node, restore_owner=restore_owner, fd=fd)
+    mode, uid, gid, atime_ns, mtime_ns, xattrs = meta
+    return apply_file_metadata(
+        fd, path, mode, uid, gid, atime_ns, mtime_ns, xattrs, restore_owner=restore_owner
+    )
 
 
 def _link_in(fd: int, dfd: int, name: bytes) -> bool:
@@ -194,20 +202,12 @@ def _link_in(fd: int, dfd: int, name: bytes) -> bool:
     raise FileExistsError(errno.EEXIST, "no free temporary name", os.fsdecode(name))
 
 
-def _node(name: bytes, size: int, meta: list[Any]) -> Node:
-    """The metadata a helper applies to a whole file (owner ids resolved by the restoring process)."""
-    mode, uid, gid, atime_ns, mtime_ns, xattrs = meta
-    return Node(
-        name=name,
-        type=FILE,
-        mode=mode,
-        uid=uid,
-        gid=gid,
-        atime_ns=atime_ns,
-        mtime_ns=mtime_ns,
-        size=size,
-        xattrs=[(bytes(k), bytes(v)) for k, v in xattrs],
-    )
+def file_meta(node: Node, restore_owner: bool) -> Meta:
+    """The metadata :func:`write_whole` applies: ``(mode, uid, gid, atime_ns, mtime_ns, xattrs)``, the
+    owner ids resolved here (see :func:`~safehold.engine.fs.meta.owner_ids`; -1 without
+    ``restore_owner``)."""
+    uid, gid = owner_ids(node) if restore_owner else (-1, -1)
+    return (node.mode, uid, gid, node.atime_ns, node.mtime_ns, node.xattrs)
 
 
 def write_piece(dfd: int, tmp: bytes, ino: int, offset: int, data: bytes | memoryview) -> None:
@@ -239,34 +239,67 @@ def extract(
     for pos, target in enumerate(targets):
         by_blob.setdefault(target[0], []).append(pos)
     results: list[Result] = [("no such blob in the request", [])] * len(targets)
-    for index, (start, length, raw_length, compressed, blob_id) in enumerate(blobs):
-        loc = PackedBlob(DATA, blob_id, start, length, raw_length, compressed)
-        try:
-            plain = decode_blob(sessions, id_key, dctx, blob_id, loc, envelope, view[start : start + length])
-        except IntegrityError as exc:
-            for pos in by_blob.get(index, []):
-                results[pos] = (str(exc), [])
-            continue
-        for pos in by_blob.get(index, []):
-            _index, folder, folder_id, tmp, ino, name, offset, meta, direct = targets[pos]
+    folders = _Folders(tree)
+    try:
+        for index, (start, length, raw_length, compressed, blob_id) in enumerate(blobs):
+            loc = PackedBlob(DATA, blob_id, start, length, raw_length, compressed)
             try:
-                with tree.opened(folder, (folder_id[0], folder_id[1])) as dfd:
+                plain = decode_blob(
+                    sessions, id_key, dctx, blob_id, loc, envelope, view[start : start + length]
+                )
+            except IntegrityError as exc:
+                for pos in by_blob.get(index, []):
+                    results[pos] = (str(exc), [])
+                continue
+            for pos in by_blob.get(index, []):
+                _index, folder, folder_id, tmp, ino, name, offset, meta, direct = targets[pos]
+                try:
+                    dfd = folders.open(folder, folder_id)
                     if name is not None and meta is not None:
-                        shown = tree.path(folder, name)
-                        node = _node(name, len(plain), meta)
-                        results[pos] = (
-                            None,
-                            write_whole(dfd, name, plain, node, restore_owner, shown, direct=bool(direct)),
+                        path = folders.prefix + name
+                        warnings = write_whole(
+                            dfd, name, plain, meta, restore_owner, path, direct=bool(direct)
                         )
+                        results[pos] = (None, warnings)
                     elif tmp is not None:
                         write_piece(dfd, tmp, ino, offset, plain)
                         results[pos] = (None, [])
-            except OSError as exc:
-                results[pos] = (f"write failed: {exc.strerror}", [])
-            except SafeholdError as exc:
-                results[pos] = (str(exc), [])
-        del plain
+                except OSError as exc:
+                    results[pos] = (f"write failed: {exc.strerror}", [])
+                except SafeholdError as exc:
+                    results[pos] = (str(exc), [])
+            del plain
+    finally:
+        folders.close()
     return results
+
+
+class _Folders:
+    """The folder a run of targets is written to, held open while the next target is in the same folder
+    (targets come in pack order, and the files of a folder are mostly neighbours there)."""
+
+    def __init__(self, tree: DirTree) -> None:
+        self._tree = tree
+        self._held: contextlib.AbstractContextManager[int] | None = None
+        self._rel: bytes | None = None
+        self._fd = -1
+        #: The held folder's path with a trailing slash (for warnings about its files).
+        self.prefix = b""
+
+    def open(self, rel: bytes, folder_id: list[int]) -> int:
+        if rel == self._rel:
+            return self._fd
+        self.close()
+        held = self._tree.opened(rel, (folder_id[0], folder_id[1]))
+        self._fd = held.__enter__()
+        self._held, self._rel = held, rel
+        self.prefix = os.path.join(self._tree.root, rel, b"")
+        return self._fd
+
+    def close(self) -> None:
+        held, self._held, self._rel = self._held, None, None
+        if held is not None:
+            held.__exit__(None, None, None)
 
 
 class ExtractorProcess(helper.Client):

@@ -23,7 +23,7 @@ from safehold.backends.base import FileType, Handle
 from safehold.engine.format.pack import DATA, PackedBlob
 from safehold.engine.format.repository import Repository
 from safehold.engine.format.tree import Node
-from safehold.engine.fs.meta import apply_metadata, owner_ids, write_sparse_aware
+from safehold.engine.fs.meta import apply_metadata, write_sparse_aware
 from safehold.engine.fs.safedir import DirTree, InTheWay, create_temp, open_temp
 from safehold.engine.memtune import release_memory
 from safehold.engine.progress import Progress
@@ -32,6 +32,7 @@ from safehold.engine.restore.extractor import (
     Blob,
     ExtractorProcess,
     Target,
+    file_meta,
     read_groups,
     same_blob_runs,
     write_all,
@@ -216,11 +217,7 @@ class FileContents:
             for p in group[i:same]:
                 job, off = p[5], p[6]
                 whole = len(job.node.content) == 1  # this blob is the whole file: the helper finishes it
-                meta = None
-                if whole:
-                    node = job.node
-                    uid, gid = owner_ids(node)
-                    meta = [node.mode, uid, gid, node.atime_ns, node.mtime_ns, node.xattrs]
+                meta = file_meta(job.node, self.restore_owner) if whole else None
                 folder_id = list(self._tree.ids[job.folder])
                 if whole:
                     direct = job.folder in self._tree.created
@@ -295,10 +292,11 @@ class FileContents:
             try:
                 with self._tree.opened(job.folder) as dfd:
                     if job.tmp is None and len(job.node.content) == 1:  # the whole file in one piece
-                        shown = self._shown(job)
+                        path = os.fsencode(self._shown(job))
                         direct = job.folder in self._tree.created
+                        meta = file_meta(job.node, self.restore_owner)
                         self.stats.warnings += write_whole(
-                            dfd, job.name, data, job.node, self.restore_owner, shown, direct=direct
+                            dfd, job.name, data, meta, self.restore_owner, path, direct=direct
                         )
                         job.remaining = 0
                         self.stats.files += 1
