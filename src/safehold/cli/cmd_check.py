@@ -14,7 +14,7 @@ from safehold.engine.check.checker import Checker, parse_subset, select_packs
 from safehold.errors import ColdStorageError, IntegrityError, UsageError
 from safehold.operations.backup.bootstrap import enabled as bootstrap_enabled
 from safehold.operations.backup.bootstrap import verify_bootstrap
-from safehold.operations.observe.results import now_utc, record_check
+from safehold.operations.observe.checkrecord import now_utc, record_check
 from safehold.operations.restore.thaw import eta, prepare
 
 

@@ -51,6 +51,7 @@ from safehold.engine.format.snapshot import Snapshot
 from safehold.errors import NotFound, SafeholdError
 from safehold.operations.backup.components import EngineComponentReader
 from safehold.operations.observe import drill_sandbox, results
+from safehold.operations.observe.checkrecord import now_utc
 from safehold.operations.observe.drill_deadline import StepTimedOut, deadline
 from safehold.operations.observe.drill_health import DrillHealth, make_where
 from safehold.operations.observe.status import human_duration
@@ -194,7 +195,7 @@ def run_drill(
     cleaned = cleanup_leftovers(base)
     profile = req.profile or settings.profile or (local.defaults.profile if local else None)
     snap = pick_snapshot(repo, profile, req.snapshot)
-    started = results.now_utc()
+    started = now_utc()
     try:
         config = resolve_config(repo, snap, local)
     except SafeholdError as exc:  # e.g. the stored configuration does not decrypt: the drill has failed

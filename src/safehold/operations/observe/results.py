@@ -23,10 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from safehold.backends.base import FileType, Handle
 from safehold.engine.format.repository import Repository
 from safehold.errors import SafeholdError
-
-#: How many results of one (type, host, profile) are kept.
-KEEP = 50
-RESULT_VERSION = 1
+from safehold.operations.observe.checkrecord import KEEP, RESULT_VERSION
 
 ResultType = Literal["drill", "check"]
 
@@ -88,10 +85,6 @@ class Result(BaseModel):
         return {"id": self.id, **self.model_dump(mode="json")}
 
 
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def record(repo: Repository, result: Result) -> str:
     """Write ``result`` into the repository and thin out older ones of its kind; returns its id."""
     name = repo.save_file(
@@ -134,39 +127,3 @@ def newest(results: list[Result], type_: ResultType, **match: Any) -> Result | N
     """The newest result of ``type_`` whose fields equal ``match`` (e.g. ``host=..., profile=...``)."""
     found = [r for r in results if r.type == type_ and all(getattr(r, k) == v for k, v in match.items())]
     return max(found, key=lambda r: r.started) if found else None
-
-
-def record_check(
-    repo: Repository,
-    result: Any,
-    started: dt.datetime,
-    *,
-    read_data: bool,
-    subset: str | None,
-    warn: Callable[[str], None],
-) -> None:
-    """Record a check's outcome (``result``: the checker's CheckResult); a repository that cannot be
-    written (read-only storage, an off-site copy) only costs a warning."""
-    import socket
-
-    what = "read-data" if read_data else (f"read-data-subset {subset}" if subset else "structure")
-    errors = list(result.errors)
-    doc = Result(
-        type="check",
-        time=started.isoformat(timespec="seconds"),
-        host=socket.gethostname(),
-        ok=bool(result.ok),
-        seconds=round((now_utc() - started).total_seconds(), 3),
-        message=f"{what}: "
-        + (f"{len(errors)} error(s), first: {errors[0]}" if errors else "no errors")[:1900],
-        details={
-            "mode": what,
-            "snapshots": result.snapshots,
-            "packs": result.packs,
-            "packs_read": result.packs_read,
-        },
-    )
-    try:
-        record(repo, doc)
-    except SafeholdError as exc:
-        warn(f"warning: the check's result was not recorded in the repository: {exc.message}")
