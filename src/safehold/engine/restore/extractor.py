@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
@@ -325,6 +326,7 @@ class ExtractorProcess(helper.Client):
 
 
 def serve(rfd: int, wfd: int) -> None:
+    gc.disable()  # nothing it keeps or drops is cyclic: collecting found nothing and cost ~2% of its CPU
     data_key, id_key, restore_owner, root, root_id = helper.recv_init(rfd, 5, "extractor")
     sessions = SessionCache(data_key)
     dctx = zstandard.ZstdDecompressor()
