@@ -1,7 +1,7 @@
 """Parallel per-table restore of the mysql source against the real MariaDB at 127.0.0.1:3306.
 
 A database with foreign keys, binary data, a view on a view, triggers, routines and an event is dumped,
-dropped and restored through two clients: the same rows and checksums, every object back and working.
+dropped and restored over two connections: the same rows and checksums, every object back and working.
 Hostile dumps (fake table headers inside values and names, statements a cut could reorder) load exactly
 as a single client loads them; a failing client stops the others with its error and no password.
 """
@@ -124,7 +124,7 @@ def test_parallel_restore_equals_the_source(mysql_dbs: Any, mem: MemoryComponent
     log: list[str] = []
     report = src.restore(mem, SourceContext(log=log.append, options={"parallel": 2}))
     assert report.details[db]["clients"] == 2 and report.details[db]["problems"] == []
-    assert any("5 tables through 2 clients" in line for line in log), log
+    assert any("5 tables through 2 connections" in line for line in log), log
     assert state(db) == before
     triggers_fire(db)
 
@@ -184,14 +184,14 @@ def test_hostile_dumps_load_as_one_client_loads_them(mysql_dbs: Any, mem: Memory
             except SourceError as exc:
                 results[clients] = {"error": str(exc).split(":", 1)[0]}
             if clients == 2:
-                cut[what] = any("through 2 clients" in line for line in log)
+                cut[what] = any("through 2 connections" in line for line in log)
         assert results[2] == results[1], what
     # both ways are taken: the genuine dump is cut, a dump with a statement that could be reordered not
     assert cut["genuine"] and not cut["subquery in a row"] and not cut["unrestored character set"], cut
 
 
 class SlowComponent(MemoryComponent):
-    """Streams in 16 KiB chunks, slowly after the first: the clients start before the scan ends."""
+    """Streams in 16 KiB chunks, slowly after the first: the loaders start before the scan ends."""
 
     def open_stream(self, path: str) -> Iterator[bytes]:
         data = self.read_bytes(path)

@@ -113,6 +113,35 @@ def test_cuts_before_each_table_header(step: int) -> None:
     )
 
 
+def test_statements_are_recorded_as_a_client_sends_them() -> None:
+    """Each statement from its first byte to its delimiter (left out), comments before it and LOCK /
+    UNLOCK TABLES not among them; the trigger's with its ;; delimiter."""
+    data = dump(table(b"a"), table(b"b", trigger=trigger_block(b"b")))
+    layout = scan(data, 11)
+    pre = [layout.preamble[x:y] for x, y in layout.preamble_statements]
+    assert pre[0] == b"/*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */"
+    assert len(pre) == 8 and all(p.startswith(b"/*!") and p.endswith(b"*/") for p in pre)
+    a, b = layout.sections
+    texts = [data[x:y] for x, y in zip(a.statements[::2], a.statements[1::2], strict=True)]
+    assert texts == [
+        b"DROP TABLE IF EXISTS `a`",
+        b"/*!40101 SET @saved_cs_client     = @@character_set_client */",
+        b"/*!40101 SET character_set_client = utf8mb4 */",
+        texts[3],
+        b"/*!40101 SET character_set_client = @saved_cs_client */",
+        b"/*!40000 ALTER TABLE `a` DISABLE KEYS */",
+        b"INSERT INTO `a` VALUES\n(1,'a'),\n(2,0x00FF)",
+        b"/*!40000 ALTER TABLE `a` ENABLE KEYS */",
+    ]
+    assert texts[3].startswith(b"CREATE TABLE `a` (") and texts[3].endswith(b"DEFAULT CHARSET=utf8mb4")
+    last = data[b.statements[-6] : b.statements[-5]]
+    assert last.startswith(b"/*!50003 CREATE*/") and last.endswith(b"\n*/")  # the trigger, without ;;
+    assert (
+        data[b.statements[-2] : b.statements[-1]]
+        == b"/*!50003 SET character_set_client  = @saved_cs_client */ "
+    )
+
+
 def test_fake_boundaries_inside_values_and_names_are_not_cuts() -> None:
     """Strings (escaped as mariadb-dump writes them, or with raw line breaks as a trigger's body may hold
     them) and names that contain header-looking text stay inside their table's part."""

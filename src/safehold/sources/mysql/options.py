@@ -106,6 +106,6 @@ class MySQLRestoreOptions(DatabaseRestoreOptions):
         default=None,
         ge=1,
         le=64,
-        description="Clients that load tables at once (default 2, 1 on a one-core machine); 1 loads the "
-        "whole dump through one client.",
+        description="Connections that load tables at once (default 2, 1 on a one-core machine); 1 loads "
+        "the whole dump through one mariadb client.",
     )

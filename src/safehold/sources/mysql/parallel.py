@@ -1,33 +1,36 @@
-"""Load a mariadb-dump stream through several clients at once, cut by :mod:`.split` while it loads.
+"""Load a mariadb-dump stream through several connections at once, cut by :mod:`.split` while it loads.
 
-One thread runs :func:`~.split.scan` over the stream; every table client reads the stream itself
+One thread runs :func:`~.split.scan` over the stream. Every table loader reads the stream itself
 (``source`` opens it afresh; the repository gives the same bytes each time, checked by hash), takes the
-next section nobody has taken yet (in stream order, so it only ever reads forward) and writes it behind
-the preamble into its own ``mariadb`` process, never a byte the scan has not checked yet (a client waits
-for the scan where it is behind). Memory stays bounded by one chunk per reader. The client that holds
+next section nobody has taken yet (in stream order, so it only ever reads forward) and sends its
+statements, each as the scan checked it, one by one over its own connection behind the preamble's SET
+statements — exactly the text a client sends, delimiter left out, without a client program parsing
+every byte once more (the ``mariadb`` client costs about as much CPU as the server's parse on a dump of
+large INSERTs). Memory stays bounded by one chunk and one statement per loader. The loader that holds
 the last section when the scan ends keeps reading and spools the tail (views, routines, events: small)
-to a temporary file that spills to disk beyond 16 MiB. When every table client has exited 0, one more
-client loads the preamble, the prelude and the tail.
+to a temporary file that spills to disk beyond 16 MiB; when every loader is done, a ``mariadb`` client
+loads the preamble, the prelude and the tail (client commands such as DELIMITER are the client's).
 
-The first client that fails stops the others; its redacted error output is in the
-:class:`~safehold.errors.SourceError`. When the scan finds the dump cannot be cut after clients started,
-they are stopped and :class:`~.split.Unsplittable` is raised with ``started`` set: what they loaded were
-only checked statements on the target database's own tables, so the caller empties that database and
-loads the dump through one client.
+The first loader that fails stops the others; the server's error is in the
+:class:`~safehold.errors.SourceError`. When the scan finds the dump cannot be cut after loaders started,
+they are stopped and :class:`~.split.Unsplittable` is raised with ``args[1]`` true: what they loaded
+were only checked statements on the target database's own tables, so the caller empties that database
+and loads the dump through one client.
 """
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import IO
+from typing import IO, Any
+
+import pymysql
 
 from safehold import proc
 from safehold.errors import SourceError
-from safehold.sources.mysql.split import MAX_PREAMBLE, Layout, Section, Unsplittable, scan
+from safehold.sources.mysql.split import MAX_PREAMBLE, Layout, Scanner, Section, Unsplittable, scan
 
 #: The tail stays in memory up to this size, then goes to a temporary file.
 TAIL_IN_MEMORY = 16 << 20
@@ -38,16 +41,16 @@ class Stopped(Exception):
 
 
 class _Shared:
-    """What the scan and the table clients share (under :attr:`cond`)."""
+    """What the scan and the table loaders share (under :attr:`cond`)."""
 
     def __init__(self, progress: Callable[[int], None] | None, every: int) -> None:
         self.cond = threading.Condition()
-        self.sections: list[Section] = []
-        self.checked = 0
+        self.sections: list[Section] = []  # the scanner's own list: appended to, never changed
         self.preamble: bytes | None = None
+        self.preamble_statements: list[bytes] = []
         self.layout: Layout | None = None  # set when the scan is complete
         self.next = 0
-        self.started = False  # a client has been given a section
+        self.started = False  # a loader has been given a section
         self.failure: BaseException | None = None
         self.sent = 0
         self.progress = progress
@@ -55,21 +58,17 @@ class _Shared:
         self.next_report = every
 
     # -- the scan's side
-    def watch(self, sections: list[Section], checked: int, head: bytes | bytearray) -> None:
+    def watch(self, sc: Scanner) -> None:
         with self.cond:
             if self.failure is not None:
                 raise Stopped
-            have = len(self.sections)
-            if have:  # the last one known may have been closed (or given skips) since
-                last = sections[have - 1]
-                self.sections[have - 1] = Section(last.name, last.start, last.end, last.view, list(last.skip))
-            for s in sections[have:]:
-                self.sections.append(Section(s.name, s.start, s.end, s.view, list(s.skip)))
-            if self.preamble is None and sections:
-                if sections[0].start > min(len(head), MAX_PREAMBLE):
+            self.sections = sc.sections
+            if self.preamble is None and sc.sections:
+                first = sc.sections[0].start
+                if first > min(len(sc.head), MAX_PREAMBLE):
                     raise Unsplittable("a preamble longer than 64 KiB")
-                self.preamble = bytes(head[: sections[0].start])
-            self.checked = checked
+                self.preamble = bytes(sc.head[:first])
+                self.preamble_statements = [self.preamble[a:b] for a, b in sc.preamble_statements]
             self.cond.notify_all()
 
     def done(self, layout: Layout | None, failure: BaseException | None) -> None:
@@ -77,10 +76,10 @@ class _Shared:
             if failure is not None and self.failure is None:
                 self.failure = failure
             if layout is not None:
-                self.layout, self.sections, self.checked = layout, layout.sections, layout.size
+                self.layout, self.sections = layout, layout.sections
             self.cond.notify_all()
 
-    # -- the clients' side
+    # -- the loaders' side
     def take(self) -> tuple[int, Section] | None:
         """The next section (waiting for the scan to find it); None when there is none."""
         with self.cond:
@@ -95,15 +94,17 @@ class _Shared:
                     return None
                 self.cond.wait()
 
-    def section(self, k: int, upto: int) -> tuple[Section, int]:
-        """Section ``k`` as known now, once the scan has checked past ``upto`` or closed it."""
+    def statement(self, sec: Section, i: int) -> tuple[int, int] | None:
+        """Where statement ``i`` of ``sec`` is, once the scan has checked it; None after the last."""
         with self.cond:
             while True:
                 if self.failure is not None:
                     raise Stopped
-                sec = self.sections[k]
-                if self.checked >= upto or sec.end >= 0:
-                    return sec, self.checked
+                closed = sec.end >= 0  # (read before the statements: they are all in when it is set)
+                if 2 * i + 1 < len(sec.statements):
+                    return sec.statements[2 * i], sec.statements[2 * i + 1]
+                if closed:
+                    return None
                 self.cond.wait()
 
     def fail(self, exc: BaseException) -> None:
@@ -124,34 +125,36 @@ class _Shared:
 
 def load(
     source: Callable[[], Iterator[bytes]],
+    connect: Callable[[], Any],
     argv: list[str],
     *,
-    clients: int,
+    loaders: int,
     secrets: list[str | None],
     progress: Callable[[int], None] | None = None,
     progress_every: int = 64 << 20,
     log: Callable[[str], None] | None = None,
-) -> tuple[proc.ProgramResult, Layout]:
-    """Load the dump ``source()`` through ``clients`` processes of ``argv`` (see the module docstring);
-    returns the bytes of the stream with the seconds taken, and the layout. Raises
-    :class:`~.split.Unsplittable` (``args[1]``: whether clients had started) or SourceError."""
+) -> tuple[proc.ProgramResult, Layout, int]:
+    """Load the dump ``source()`` through ``loaders`` connections from ``connect()`` and the tail through
+    the client ``argv`` (see the module docstring). Returns the bytes of the stream with the seconds
+    taken, the layout and the number of loaders that had work. Raises :class:`~.split.Unsplittable` or
+    SourceError."""
     started = time.monotonic()
     shared = _Shared(progress, progress_every)
+    used: list[int] = []
     with tempfile.SpooledTemporaryFile(max_size=TAIL_IN_MEMORY, prefix="safehold-tail-") as spool:
-        scanner = threading.Thread(target=_scan, args=(shared, source), name="mysql-split", daemon=True)
-        workers = [
+        threads = [threading.Thread(target=_scan, args=(shared, source), name="mysql-split", daemon=True)]
+        threads += [
             threading.Thread(
-                target=_table_client, args=(shared, source, argv, secrets, spool, log), name=f"mysql-load-{i}"
+                target=_loader, args=(shared, source, connect, spool, used), name=f"mysql-load-{i}"
             )
-            for i in range(max(1, clients))
+            for i in range(max(1, loaders))
         ]
-        threads = [scanner, *workers]
         try:
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
-        except BaseException as exc:  # Ctrl-C, a drill's deadline: the clients stop too
+        except BaseException as exc:  # Ctrl-C, a drill's deadline: the loaders stop too
             shared.fail(exc)
             for t in threads:
                 if t.is_alive():
@@ -174,7 +177,8 @@ def load(
         shared.count(res.size - len(layout.preamble) - len(layout.prelude))
     if progress is not None:
         progress(shared.sent)
-    return proc.ProgramResult(res.tool, layout.size, time.monotonic() - started, res.stderr), layout
+    seconds = time.monotonic() - started
+    return proc.ProgramResult(res.tool, layout.size, seconds, res.stderr), layout, len(used)
 
 
 def _scan(shared: _Shared, source: Callable[[], Iterator[bytes]]) -> None:
@@ -187,127 +191,106 @@ def _scan(shared: _Shared, source: Callable[[], Iterator[bytes]]) -> None:
         shared.done(None, exc)
         return
     finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
+        _close(stream)
     shared.done(layout, None)
 
 
-def _table_client(
+class _Reader:
+    """Byte ranges of a stream read forward (a chunk at a time)."""
+
+    def __init__(self, stream: Iterator[bytes]) -> None:
+        self.stream = stream
+        self.chunk = b""
+        self.start = 0  # the offset of ``chunk``
+
+    def read(self, a: int, b: int, what: str) -> bytes:
+        parts = []
+        while True:
+            end = self.start + len(self.chunk)
+            if a < end and b > self.start:
+                parts.append(self.chunk[max(a, self.start) - self.start : min(b, end) - self.start])
+            if b <= end:
+                return parts[0] if len(parts) == 1 else b"".join(parts)
+            nxt = next(self.stream, None)
+            if nxt is None:
+                raise SourceError(f"the dump ended inside {what}")
+            self.start, self.chunk = end, nxt
+
+    def rest(self, a: int) -> Iterator[bytes]:
+        """Everything from offset ``a`` to the end (``a`` not before the current chunk)."""
+        end = self.start + len(self.chunk)
+        if end > a:
+            yield self.chunk[max(a, self.start) - self.start :]
+        for nxt in self.stream:
+            self.start, self.chunk = end, nxt
+            end += len(nxt)
+            if end > a:
+                yield nxt[max(a, self.start) - self.start :]
+        self.chunk = b""
+        self.start = end
+
+
+def _loader(
     shared: _Shared,
     source: Callable[[], Iterator[bytes]],
-    argv: list[str],
-    secrets: list[str | None],
+    connect: Callable[[], Any],
     spool: IO[bytes],
-    log: Callable[[str], None] | None,
+    used: list[int],
 ) -> None:
-    """One table client: take sections in stream order and write them; see the module docstring."""
+    """One table loader: take sections in stream order and send their statements."""
     try:
         taken = shared.take()
+        if taken is None:
+            return
+        used.append(1)
+        conn = connect()
     except Stopped:
         return
-    if taken is None:
-        return
-    try:
-        run = proc.Running(argv, stdin=True, stdout="discard")
     except BaseException as exc:
         shared.fail(exc)
         return
-    broken = False
-    try:
-        _write_sections(shared, source, run, spool, taken)
-    except Stopped:
-        run.abort()
-        return
-    except BrokenPipeError:
-        broken = True  # the client ended: its status and error output say why
-    except BaseException as exc:
-        run.abort()
-        shared.fail(exc)
-        return
-    with contextlib.suppress(BrokenPipeError):
-        run.stdin.close()
-    code = run.finish()
-    tail = run.tail(secrets)
-    run.log_tail(tail, log)
-    if code != 0 or run.timed_out:
-        shared.fail(run.failure(proc.status_text(code, run.timed_out), tail))
-    elif broken:
-        shared.fail(run.failure("stopped reading its input before the end", tail))
-
-
-def _write_sections(
-    shared: _Shared,
-    source: Callable[[], Iterator[bytes]],
-    run: proc.Running,
-    spool: IO[bytes],
-    taken: tuple[int, Section],
-) -> None:
-    assert shared.preamble is not None
-    run.stdin.write(shared.preamble)
-    k, sec = taken
-    offset = 0
     stream = source()
     try:
-        for chunk in stream:
-            start, offset = offset, offset + len(chunk)
-            view = memoryview(chunk)
-            pos = start  # the next byte of this chunk to consider
-            while True:
-                if sec.end < 0 or sec.end > pos:  # this chunk holds bytes of section k
-                    sec, checked = shared.section(k, min(offset, sec.end) if sec.end >= 0 else offset)
-                    upto = min(offset, checked if sec.end < 0 else sec.end)
-                    for a, b in _pieces(sec, pos, upto):
-                        run.stdin.write(view[a - start : b - start])
-                        shared.count(b - a)
-                    pos = max(pos, upto)
-                    if pos < offset and sec.end < 0:
-                        continue  # wait for the scan to check more of this chunk
-                    if sec.end < 0 or sec.end > pos:
-                        break  # the section goes on in the next chunk
-                taken_next = shared.take()
-                if taken_next is None:
-                    layout = shared.layout
-                    assert layout is not None
-                    if k != len(layout.sections) - 1:
-                        return
-                    _spool(spool, view, start, offset, layout.tail_start)
-                    for rest in stream:  # the client of the last section spools the tail
-                        start, offset = offset, offset + len(rest)
-                        _spool(spool, memoryview(rest), start, offset, layout.tail_start)
-                    if offset != layout.size:
-                        raise SourceError(
-                            f"the dump read {offset} bytes, {layout.size} when it was scanned",
-                            hint="The repository gave different bytes for the same file: run 'safehold check'.",
-                        )
-                    return
-                k, sec = taken_next
-                if sec.start >= offset:
-                    break
-        raise SourceError(f"the dump ended before {sec.name} did")
+        for stmt in shared.preamble_statements:
+            conn.query(stmt)
+        reader = _Reader(iter(stream))
+        while taken is not None:
+            k, sec = taken
+            i = 0
+            while (where := shared.statement(sec, i)) is not None:
+                text = reader.read(where[0], where[1], f"a statement of {sec.name}")
+                try:
+                    conn.query(text)
+                except pymysql.MySQLError as exc:
+                    raise SourceError(
+                        f"the server refused a statement of {'view' if sec.view else 'table'} {sec.name} "
+                        f"(at byte {where[0]} of the dump): {exc}"
+                    ) from None
+                shared.count(where[1] - where[0])
+                i += 1
+            taken = shared.take()
+        layout = shared.layout
+        assert layout is not None
+        if k == len(layout.sections) - 1:  # the loader of the last section spools the tail
+            for block in reader.rest(layout.tail_start):
+                spool.write(block)
+            if reader.start + len(reader.chunk) != layout.size:
+                raise SourceError(
+                    f"the dump read {reader.start + len(reader.chunk)} bytes, {layout.size} when it was scanned",
+                    hint="The repository gave different bytes for the same file: run 'safehold check'.",
+                )
+    except Stopped:
+        return
+    except pymysql.MySQLError as exc:
+        shared.fail(SourceError(f"loading the dump failed: {exc}"))
+    except BaseException as exc:
+        shared.fail(exc)
     finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
+        _close(stream)
+        conn.close()
 
 
-def _pieces(sec: Section, lo: int, hi: int) -> list[tuple[int, int]]:
-    """The bytes of ``sec`` within [lo, hi) that are loaded (its skips left out)."""
-    out = []
-    at = max(lo, sec.start)
-    for a, b in sec.skip:
-        if b <= at:
-            continue
-        if a >= hi:
-            break
-        if a > at:
-            out.append((at, min(a, hi)))
-        at = max(at, b)
-    if hi > at:
-        out.append((at, hi))
-    return out
-
-
-def _spool(spool: IO[bytes], view: memoryview, start: int, end: int, tail_at: int) -> None:
-    if end > tail_at:
-        spool.write(view[max(start, tail_at) - start :])
+def _close(stream: Any) -> None:
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()

@@ -5,9 +5,9 @@ per table (and per view stand-in), the tail — or raises :class:`Unsplittable` 
 must be loaded by one client. The parts are contiguous byte ranges of the stream: ``preamble | section 1
 | ... | section n | tail``. Each section goes to one client after the preamble; the tail (final views,
 routines, events, the closing SET statements) goes to one client after every section is loaded, behind
-the preamble and :attr:`Layout.prelude`. Of a table's section, ``LOCK TABLES`` and ``UNLOCK TABLES`` are
-left out (:attr:`Section.skip`): with another client creating a table that refers to it, a locked
-table's inserts would need that table locked too.
+the preamble and :attr:`Layout.prelude`. The scan also records where each statement of the preamble and
+of the sections begins and ends (:attr:`Section.statements`), so that a loader can send them to the
+server one by one without a client program (LOCK TABLES and UNLOCK TABLES left out, see there).
 
 A cut is only made where loading the parts gives what a single ``mariadb`` client loads from the whole
 stream. The scanner mirrors the client's lexer (``client/mysql.cc``: quotes with backslash escapes,
@@ -29,6 +29,7 @@ bounded by the longest line (as for :class:`~safehold.sources.dbstats.MySQLDumpT
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -85,20 +86,11 @@ class Section:
     end: int = -1
     #: the stand-in of a view (``CREATE VIEW ... AS SELECT NULL AS ...``), not a table
     view: bool = False
-    #: byte ranges left out: LOCK TABLES and UNLOCK TABLES (with a table's rows coming in from another
-    #: client, a locked table's inserts would need the other client's tables locked too)
-    skip: list[tuple[int, int]] = field(default_factory=list)
-
-    def pieces(self) -> list[tuple[int, int]]:
-        """The byte ranges of the section that are loaded."""
-        out, at = [], self.start
-        for a, b in self.skip:
-            if a > at:
-                out.append((at, a))
-            at = b
-        if self.end > at:
-            out.append((at, self.end))
-        return out
+    #: where its statements are, as ``start, end`` pairs (from the first byte to the delimiter, which
+    #: is left out as a client leaves it out). LOCK TABLES and UNLOCK TABLES are not among them: with
+    #: another client creating a table that refers to this one, a locked table's inserts would need
+    #: that table locked too. Appended to while the scan runs (``extend``: a pair at a time).
+    statements: array[int] = field(default_factory=lambda: array("q"))
 
 
 @dataclass
@@ -110,6 +102,8 @@ class Layout:
     size: int
     #: SET statements that give the tail's client the user variables the sections left behind.
     prelude: bytes = b""
+    #: where the preamble's statements are (``start, end`` pairs, as in :attr:`Section.statements`)
+    preamble_statements: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def tail_start(self) -> int:
@@ -141,8 +135,10 @@ def _sql_mode_ok(value: bytes) -> bool:
     return b"ANSI" not in upper and b"NO_BACKSLASH_ESCAPES" not in upper
 
 
-class _Scanner:
-    """The lexer and the part assignment; :func:`scan` feeds it whole lines."""
+class Scanner:
+    """The lexer and the part assignment; :func:`scan` feeds it whole lines. A ``watch`` of :func:`scan`
+    may read :attr:`sections` (the last one's ``end`` is -1 while it is open; statements are appended as
+    they are checked), :attr:`head` (the first bytes: the preamble) and :attr:`preamble_statements`."""
 
     def __init__(self) -> None:
         self.base = 0  # absolute offset of the block being lexed
@@ -168,7 +164,9 @@ class _Scanner:
         self.section_users: dict[bytes, bytes] = {}
         self.head = bytearray()
         self.delim_from = self.delim_to = -1
-        self.hole = -1  # where a statement to leave out began
+        self.leave_out = False  # LOCK/UNLOCK TABLES: not among the section's statements
+        self.stmt_start = self.term_at = 0
+        self.preamble_statements: list[tuple[int, int]] = []
 
     # ---- lexing ----------------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -182,6 +180,8 @@ class _Scanner:
             m = _SANDBOX.match(data)
             if m:
                 pos = self.boundary = m.end()
+        if self.part != "tail" and (b"\x00" in data or b"\r" in data):  # sent as is, read otherwise
+            self._uncertain(pos, "a NUL or carriage return byte outside the tail")
         while pos < n:
             if self.part == "tail":
                 if _TAIL_HEADER.search(data, pos):
@@ -214,6 +214,7 @@ class _Scanner:
                 return pos + 1
             if self.comment:
                 return self._uncertain(pos, "a statement ends inside /*! ... */")
+            self.term_at = self.base + pos
             self._end_statement()
             return self._after_terminator(data, pos + len(self.delimiter))
         if c in b"'\"`":
@@ -256,9 +257,11 @@ class _Scanner:
 
     def _text(self, data: bytes, start: int, end: int) -> None:
         if not self.pending:
-            if not data[start:end].strip():
+            seg = data[start:end]
+            if not seg.strip():
                 return
             self.pending = True
+            self.stmt_start = self.base + start + len(seg) - len(seg.lstrip())
             self.stmt_boundary = self.boundary if self.clean else -1
             self.stmt = bytearray()
         self.stmt += data[start:end]
@@ -268,12 +271,9 @@ class _Scanner:
     def _after_terminator(self, data: bytes, pos: int) -> int:
         nl = data.find(b"\n", pos)
         if data[pos:nl].strip():
-            self.clean, self.hole = False, -1
+            self.clean = False
             return pos
         self.boundary, self.clean = self.base + nl + 1, True
-        if self.hole >= 0:
-            self.sections[-1].skip.append((self.hole, self.boundary))
-        self.hole = -1
         return nl + 1
 
     def _statement_start(self, data: bytes, pos: int) -> int:
@@ -299,6 +299,7 @@ class _Scanner:
             m = _INSERT_HEAD.match(line)
             if m:
                 self.pending, self.stmt_boundary = True, self.boundary if self.clean else -1
+                self.stmt_start = self.base + pos
                 if (
                     self.part == "section"
                     and m.group(1) == self.current
@@ -316,6 +317,8 @@ class _Scanner:
         pos = _ROWS.match(data, pos).end()  # type: ignore[union-attr]
         last = _LAST_ROW.match(data, pos)
         if last:
+            term = self.base + data.rindex(b";", pos, last.end())
+            self.sections[-1].statements.extend((self.stmt_start, term))
             self.rows = self.pending = False
             self.boundary, self.clean = self.base + last.end(), True
             return last.end()
@@ -356,9 +359,16 @@ class _Scanner:
     def _end_statement(self) -> None:
         stmt = bytes(self.stmt).strip()
         self.pending, self.stmt = False, bytearray()
-        fits = self._preamble_set if self.part == "preamble" else self._section_statement
-        if self.part != "tail" and not fits(stmt):
+        part, self.leave_out = self.part, False
+        fits = self._preamble_set if part == "preamble" else self._section_statement
+        if part == "tail":
+            return
+        if not fits(stmt):
             self._leave()
+        elif part == "preamble":
+            self.preamble_statements.append((self.stmt_start, self.term_at))
+        elif not self.leave_out:
+            self.sections[-1].statements.extend((self.stmt_start, self.term_at))
 
     def _leave(self) -> None:
         """A statement that belongs to no table: the tail starts at the clean boundary before it."""
@@ -413,7 +423,7 @@ class _Scanner:
         if self.triggered:  # after a trigger only its SET lines and further triggers
             return self._trigger(stmt)
         if stmt in (b"LOCK TABLES " + name + b" WRITE", b"UNLOCK TABLES"):
-            self.hole = self.stmt_boundary
+            self.leave_out = True
             return True
         if stmt in (
             b"DROP TABLE IF EXISTS " + name,
@@ -464,15 +474,10 @@ class _Scanner:
         return True
 
 
-def scan(
-    chunks: Iterable[bytes], watch: Callable[[list[Section], int, bytes | bytearray], None] | None = None
-) -> Layout:
+def scan(chunks: Iterable[bytes], watch: Callable[[Scanner], None] | None = None) -> Layout:
     """The parts of the dump ``chunks`` (see the module docstring); raises :class:`Unsplittable`.
-
-    ``watch(sections, checked, head)`` is called after each block: the sections found so far (the last
-    one's ``end`` is -1 while it is open), the offset up to which every byte is checked (a clean cut
-    after a statement), and the first bytes of the stream (which hold the preamble)."""
-    sc = _Scanner()
+    ``watch(scanner)`` is called after each block (see :class:`Scanner`)."""
+    sc = Scanner()
     partial = b""
     for chunk in chunks:
         data = partial + chunk if partial else chunk
@@ -481,8 +486,7 @@ def scan(
         if cut:
             sc.feed(data[:cut] if cut < len(data) else data)
             if watch is not None:
-                closed = sc.sections[-1].end if sc.sections else 0
-                watch(sc.sections, sc.boundary if sc.part != "tail" else closed, sc.head)
+                watch(sc)
         if len(partial) > MAX_LINE:
             raise Unsplittable("a line longer than 256 MiB")
     if partial:
@@ -497,4 +501,4 @@ def scan(
     if first > len(sc.head):
         raise Unsplittable("a preamble longer than 64 KiB")
     prelude = b"".join(b"SET @" + var + b" = " + value + b";\n" for var, value in sorted(sc.saved.items()))
-    return Layout(preamble=bytes(sc.head[:first]), sections=sc.sections, size=sc.size, prelude=prelude)
+    return Layout(bytes(sc.head[:first]), sc.sections, sc.size, prelude, sc.preamble_statements)
