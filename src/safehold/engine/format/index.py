@@ -12,6 +12,7 @@ import, ~0.1 s and ~17 MiB, would cost a small repository's command more than th
 from __future__ import annotations
 
 import functools
+import io
 import itertools
 import operator
 import threading
@@ -121,17 +122,18 @@ class _Segment:
 
     @classmethod
     def merge(cls, segs: list[_Segment]) -> _Segment:
+        """One segment of all of ``segs``, made column by column: at most one unsorted column exists at
+        a time beside the old segments and the new one (not all seven: ~25 MiB less at 1M blobs)."""
         import numpy as np
 
-        return cls(
-            np.concatenate([s.prefix for s in segs]),
-            np.concatenate([s.ids for s in segs]),
-            np.concatenate([s.pack for s in segs]),
-            np.concatenate([s.offset for s in segs]),
-            np.concatenate([s.length for s in segs]),
-            np.concatenate([s.raw for s in segs]),
-            np.concatenate([s.flags for s in segs]),
-        )
+        prefix = np.concatenate([s.prefix for s in segs])
+        order = np.argsort(prefix, kind="stable")
+        out = cls.__new__(cls)
+        out.prefix, out.n = prefix[order], len(prefix)
+        del prefix
+        for col in ("ids", "pack", "offset", "length", "raw", "flags"):
+            setattr(out, col, np.concatenate([getattr(s, col) for s in segs])[order])
+        return out
 
     def find(self, blob_id: bytes, prefix: int) -> int:
         import numpy as np
@@ -192,9 +194,9 @@ class MasterIndex:
         A small index (see :data:`_SMALL`) goes into the dict instead, with the same checks.
         """
         doc = zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 31)
-        up = msgpack.Unpacker(raw=False, max_buffer_size=max(len(doc), 1 << 20))
-        up.feed(doc)
         del data
+        # read from the document (fed, the unpacker would hold a second copy of it)
+        up = msgpack.Unpacker(io.BytesIO(doc), raw=False, max_buffer_size=max(len(doc), 1 << 20))
         records: list[tuple[bytes, bytes]] = []
         counts: list[int] = []
         chunks: list[tuple[npt.NDArray[Any], ...]] = []
@@ -229,6 +231,8 @@ class MasterIndex:
         import numpy as np
 
         ids, offset, length, raw, flags = (np.concatenate(col) for col in zip(*chunks, strict=True))
+        del doc, up
+        chunks.clear()
         n = len(ids)
         with self._lock:
             # A pack record without entries names no blob: like add_packs, it gets no pack number.
