@@ -137,8 +137,8 @@ class BlobWriter:
         """Queue a reserved blob for writing; blocks while too many bytes are in flight.
 
         Small blobs are batched (one work item per ~1 MiB or 64 blobs of one type): per-item overhead,
-        not bytes, dominates small files. ``fast`` compresses with zstd level 1 instead of the
-        repository's level (for streams such as database dumps, whose producer holds a transaction open
+        not bytes, dominates small files. ``fast`` compresses with zstd level 2 (``STREAM_LEVEL``) instead of
+        the repository's level (for streams such as database dumps, whose producer holds a transaction open
         while we keep up). ``data`` may be a writable view the caller reuses once this returns (a
         chunking window): the writer copies it when it keeps it, and a helper process receives it
         without a copy. Called from one thread (the archiver's).
