@@ -94,10 +94,10 @@ def _spy(monkeypatch: pytest.MonkeyPatch) -> tuple[list[list[Any]], list[bool], 
     helpers = [0, 0]
     real = Restorer._restore_contents
 
-    def contents(self: Restorer, jobs: list[Any], planned: int) -> None:
+    def contents(self: Restorer, jobs: list[Any]) -> None:
         if jobs:
             batches.append(list(jobs))
-        real(self, jobs, planned)
+        real(self, jobs)
         if jobs:
             with_helpers.append(self._helpers is not None)
 
@@ -179,13 +179,14 @@ def _most_blobs(repo: Repository, tree: bytes | None) -> int:
     return max((max(len(n.content), _most_blobs(repo, n.subtree)) for n in nodes), default=0)
 
 
-def test_default_bounds_are_one_batch_for_a_small_restore(
+def test_default_bounds_are_one_batch_without_helpers_for_a_small_restore(
     tmp_path: Path, repo: Repository, snapshot: tuple[Path, Node], monkeypatch
 ) -> None:
     _, root = snapshot
     batches, with_helpers, helpers = _spy(monkeypatch)
     Restorer(repo, restore_owner=False, workers=2).restore(root, os.fsencode(tmp_path / "t"))
-    assert len(batches) == 1 and with_helpers == [True] and helpers == [2, 2]  # 300+ files >= 256
+    # 300+ files: one batch, in this process (helper processes start from HELPERS_FROM files)
+    assert len(batches) == 1 and with_helpers == [False] and helpers == [0, 0]
 
 
 def test_progress_totals_and_advances(tmp_path: Path, repo: Repository, snapshot: tuple[Path, Node]) -> None:
@@ -251,10 +252,10 @@ def test_interrupted_restore_stops_helpers(
     batches, _, helpers = _spy(monkeypatch)
     spied = Restorer._restore_contents
 
-    def interrupted(self: Restorer, jobs: list[Any], planned: int) -> None:
+    def interrupted(self: Restorer, jobs: list[Any]) -> None:
         if len(batches) == 3:
             raise KeyboardInterrupt
-        spied(self, jobs, planned)
+        spied(self, jobs)
 
     monkeypatch.setattr(Restorer, "_restore_contents", interrupted)
     progress = _Recorder()

@@ -89,7 +89,6 @@ class FileContents:
     workers: int
     stats: RestoreStats
     _max_read: int | None
-    _helpers_from: int
     _helpers: queue.SimpleQueue[ExtractorProcess] | None
     _started: list[ExtractorProcess]
     _locks: list[threading.Lock]
@@ -118,8 +117,23 @@ class FileContents:
         job.tmp = None
 
     # ---- contents --------------------------------------------------------------------------------
-    def _restore_contents(self, jobs: list[Job], planned: int) -> None:
-        """Restore one batch; ``planned``: files of the restore so far (helpers start at ``helpers_from``)."""
+    def _start_helpers(self) -> None:
+        """Start the helper processes (once per restore: :meth:`_stop_helpers` ends them); the batches
+        that begin from then on use them."""
+        if self._helpers is not None:
+            return
+        helpers: queue.SimpleQueue[ExtractorProcess] = queue.SimpleQueue()
+        root_id = self._tree.ids[b""]
+        for _ in range(self.workers):
+            vp = ExtractorProcess(
+                self.repo.keys.data, self.repo.keys.blob_id, self.restore_owner, self._tree.root, root_id
+            )
+            self._started.append(vp)
+            helpers.put(vp)
+        self._helpers = helpers
+
+    def _restore_contents(self, jobs: list[Job]) -> None:
+        """Restore one batch (in helper processes once they are started)."""
         if not jobs:
             return
         # Per pack, one flat tuple per (blob, place in a file): a restore plan holds one per chunk of
@@ -149,15 +163,6 @@ class FileContents:
         release_memory()  # what walking freed (decoded trees), before the readers allocate
         work = [(pid, envelopes[pid], pieces) for pid, pieces in by_pack.items()]
         del by_pack
-        if self._helpers is None and planned >= self._helpers_from:
-            self._helpers = queue.SimpleQueue()
-            root_id = self._tree.ids[b""]
-            for _ in range(self.workers):  # once per restore: _stop_helpers ends them
-                vp = ExtractorProcess(
-                    self.repo.keys.data, self.repo.keys.blob_id, self.restore_owner, self._tree.root, root_id
-                )
-                self._started.append(vp)
-                self._helpers.put(vp)
         helpers = self._helpers
         if helpers is not None:
             for job in jobs:

@@ -7,8 +7,8 @@ thread while the walk plans the next one (:class:`_Batches`). For each batch, ev
 is read once, runs of nearby blobs at a time, ``workers`` packs in parallel (2 on local storage, the
 backend's ``connections`` on remote storage, whose trees are fetched in bulk first). Every blob is
 decrypted, decompressed and checked against its id before a byte of it is written; a large restore does
-that and the file writes in helper processes (:mod:`safehold.engine.restore.extractor`), started once the walk
-has planned ``helpers_from`` files and used for every batch from then on. A file is assembled
+that and the file writes in helper processes (:mod:`safehold.engine.restore.extractor`), started as soon as
+the walk has planned ``helpers_from`` files and used for every batch that begins from then on. A file is assembled
 under a temporary name next to its final path (new, unpredictable, created with ``O_EXCL``), its metadata
 applied, and only then renamed into place: a file that could not be restored completely is never left
 at its final path. A file of one blob in a folder this restore created (new, mode 0700 until its own
@@ -55,8 +55,11 @@ OVERWRITE_POLICIES = ("never", "if-changed", "always")
 #: Largest read from a local pack: bounds the memory each reader holds (remote reads stay whole-pack,
 #: where every request is a round trip).
 _LOCAL_READ = 2 * 1024 * 1024
-#: Restores of at least this many files prove and write in helper processes.
-HELPERS_FROM = 256
+#: Restores of at least this many files prove and write in helper processes (started when the walk has
+#: planned that many; the batches before go on in this process meanwhile). Below it one process is
+#: faster: on the real corpus, 1,054 / 3,527 / 5,722 files took 0.76x-0.85x of the CPU and 0.59x-0.87x of
+#: the time with helpers, and 200 files of 1 MiB no longer; 43,537 files took 1.32x the time without.
+HELPERS_FROM = 8192
 #: File contents are restored in batches of at most this many files or blobs (a file's blobs count whole).
 BATCH_FILES = 4096
 BATCH_BLOBS = 8192
@@ -180,11 +183,13 @@ class Restorer(FileContents):
                     continue
                 jobs.append(Job(folder, name, node, len(node.content)))
                 planned += 1
+                if planned >= self._helpers_from and self._helpers is None:
+                    self._start_helpers()  # starting up while the batches before go on in this process
                 blobs += len(node.content)
                 if len(jobs) >= self._batch[0] or blobs >= self._batch[1]:
-                    batches.submit(jobs, planned)
+                    batches.submit(jobs)
                     jobs, blobs = [], 0
-            batches.submit(jobs, planned)
+            batches.submit(jobs)
             jobs = []
             batches.wait()
         finally:
@@ -277,7 +282,9 @@ class Restorer(FileContents):
                 self.progress.start("restore", total_files=1, total_bytes=node.size)
                 jobs = [Job(b"", node.name, node, len(node.content))]
                 try:
-                    self._restore_contents(jobs, 1)
+                    if self._helpers_from <= 1:
+                        self._start_helpers()
+                    self._restore_contents(jobs)
                 finally:
                     self._stop_helpers()
                     self.progress.finish()
@@ -292,20 +299,20 @@ class _Batches:
     one batch restores while at most one more is planned. :meth:`submit` first waits for the batch before
     (and raises what it raised)."""
 
-    def __init__(self, restore: Callable[[list[Job], int], None]) -> None:
+    def __init__(self, restore: Callable[[list[Job]], None]) -> None:
         self._restore = restore
         self._pool: ThreadPoolExecutor | None = None
         self._running: Future[None] | None = None
         self._jobs: list[Job] = []
 
-    def submit(self, jobs: list[Job], planned: int) -> None:
+    def submit(self, jobs: list[Job]) -> None:
         self.wait()
         if not jobs:
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="safehold-batch")
         self._jobs = jobs
-        self._running = self._pool.submit(self._restore, jobs, planned)
+        self._running = self._pool.submit(self._restore, jobs)
 
     def wait(self) -> None:
         running, self._running = self._running, None
