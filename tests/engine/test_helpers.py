@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyfastcdc
 import pytest
+import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,7 @@ from safehold.backends.spool import TempSpool, open_spool
 from safehold.backends.wrappers import ReadOnlyBackend
 from safehold.engine.backup.chunker import Chunker
 from safehold.engine.backup.writer import BlobWriter
-from safehold.engine.format.crypto import NONCE_LEN, Session
+from safehold.engine.format.crypto import NONCE_LEN, Session, blob_ad
 from safehold.engine.format.pack import DATA, TREE
 from safehold.engine.format.repository import Repository
 from safehold.engine.format.sealer import SealerError
@@ -47,6 +48,54 @@ def test_helper_processes_write_blobs_that_read_back(repo: Repository) -> None:
     assert w.stats.blobs_new == len(set(ids))
     for i, (blob_id, data) in enumerate(zip(ids, blobs, strict=True)):
         assert repo.load_blob(DATA if i % 7 else TREE, blob_id) == data
+
+
+def test_submit_queues_while_the_helper_does_not_read_and_close_waits_for_every_reply() -> None:
+    """The caller goes on while a helper's pipe is full (a sending thread writes it); a view the caller
+    reuses after submit is sent as it was; close(wait=True) sends and collects everything queued."""
+    import signal
+    import threading
+
+    from safehold.engine.format.sealer import Item, Sealed, SealerProcess
+
+    session = Session(os.urandom(32))
+    id_key = os.urandom(32)
+    results: list[tuple[list[Sealed], bytearray]] = []
+    errors: list[BaseException] = []
+    sp = SealerProcess(session, 1, id_key, 3, lambda m, p: results.append((m, p)), errors.append)
+    os.kill(sp._proc.pid, signal.SIGSTOP)  # reads nothing until SIGCONT
+    window = bytearray(os.urandom(3 * 1024 * 1024))
+    blobs = []
+    done = threading.Event()
+
+    def feed() -> None:
+        for k in range(8):  # 8 x 3 MiB: far more than the pipe holds
+            view = memoryview(window)
+            blobs.append(bytes(view))
+            sp.submit([Item(DATA, blob_id(id_key, blobs[-1]), view, False)])
+            window[:16] = os.urandom(16)  # the caller reuses its window at once
+        done.set()
+
+    t = threading.Thread(target=feed, daemon=True)
+    t.start()
+    try:
+        assert done.wait(20), "submit blocked on the helper's full pipe"
+    finally:
+        os.kill(sp._proc.pid, signal.SIGCONT)
+    sp.close(wait=True)
+    t.join()
+    assert not errors
+    assert [m[0].id for m, _ in results] == [blob_id(id_key, b) for b in blobs]
+    for (metas, payload), data in zip(results, blobs, strict=True):
+        (m,) = metas
+        plain = session.open(bytes(payload), blob_ad(DATA, m.id))
+        assert (zstandard.ZstdDecompressor().decompress(plain) if m.compressed else plain) == data
+
+
+def blob_id(key: bytes, data: bytes) -> bytes:
+    import blake3
+
+    return blake3.blake3(data, key=key).digest()
 
 
 def test_nonce_partitions_never_overlap() -> None:

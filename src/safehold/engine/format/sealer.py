@@ -143,10 +143,13 @@ def serve(rfd: int, wfd: int) -> None:
 
 
 class SealerProcess(helper.Client):
-    """One helper process and the thread that collects its replies.
+    """One helper process, the thread that sends it batches and the thread that collects its replies.
 
-    :meth:`submit` (one caller thread) sends a batch; ``on_result(metas, payload)`` runs in the
-    collector thread for each batch in order, ``on_error(exc)`` once if the helper fails.
+    :meth:`submit` (one caller thread) queues a batch and returns: the sending thread writes it to the
+    helper's pipe, so the caller goes on walking files while the pipe is full, up to the writer's
+    in-flight budget, instead of waiting for the helper to take the next batch. ``on_result(metas,
+    payload)`` runs in the collector thread for each batch in order, ``on_error(exc)`` if the helper
+    fails.
     """
 
     error = SealerError
@@ -168,21 +171,46 @@ class SealerProcess(helper.Client):
         self.pending_bytes = 0
         self._on_result = on_result
         self._on_error = on_error
+        self._outbox: deque[tuple[list[list[object]], list[bytes | memoryview]]] = deque()
+        self._send_cond = threading.Condition()
+        self._closing = False
+        self._failed: BaseException | None = None
+        self._sender = threading.Thread(target=self._send, name="safehold-sealer-send", daemon=True)
+        self._sender.start()
         self._thread = threading.Thread(target=self._collect, name="safehold-sealer-collect", daemon=True)
         self._thread.start()
 
     def submit(self, items: list[Item]) -> None:
-        """Send a batch; its bytes are not held after this returns (only type, id and length are)."""
-        n = sum(len(i.data) for i in items)
+        """Queue a batch for the sending thread. A writable view is copied (the caller may reuse it once
+        this returns, as a chunking window is); other bytes are sent as they are."""
+        if self._failed is not None:
+            raise self._failed
+        header: list[list[object]] = [[i.type, i.id, len(i.data), i.fast] for i in items]
+        parts = [
+            bytes(d) if isinstance(d, memoryview) and not d.readonly else d for d in (i.data for i in items)
+        ]
         with self._cond:
             self._pending.append([(i.type, i.id, len(i.data)) for i in items])
-            self.pending_bytes += n
+            self.pending_bytes += sum(len(p) for p in parts)
+        with self._send_cond:
+            self._outbox.append((header, parts))
+            self._send_cond.notify()
+
+    def _send(self) -> None:
         try:
-            send_frame(
-                self._wfd, [[i.type, i.id, len(i.data), i.fast] for i in items], [i.data for i in items]
-            )
+            while True:
+                with self._send_cond:
+                    while not self._outbox and not self._closing:
+                        self._send_cond.wait()
+                    if not self._outbox:
+                        return
+                    header, parts = self._outbox.popleft()
+                send_frame(self._wfd, header, parts)
+                del header, parts
         except OSError as e:
-            raise self.exited(e.strerror) from e
+            self._failed = self.exited(e.strerror)
+            self._on_error(self._failed)
+            self._proc.kill()  # the collector then sees the end of the replies
 
     def _collect(self) -> None:
         try:
@@ -213,7 +241,15 @@ class SealerProcess(helper.Client):
             self._proc.kill()
 
     def close(self, *, wait: bool = True) -> None:
-        """End the helper: after all replies (``wait``) or at once."""
+        """End the helper: after all queued batches are sent and answered (``wait``) or at once."""
+        with self._send_cond:
+            self._closing = True
+            if not wait:
+                self._outbox.clear()
+            self._send_cond.notify()
+        if not wait:
+            self._proc.kill()  # a send blocked on the full pipe fails now
+        self._sender.join()
         helper.stop(self._proc, kill=not wait)
         self._thread.join()
         helper.reap(self._proc)
