@@ -215,43 +215,57 @@ class FileContents:
         blobs: list[Blob] = []
         targets: list[Target] = []
         placed: list[tuple[Job, bool, int]] = []
+        tree = self._tree
+        folder: bytes | None = None
+        folder_id: list[int] = []
+        direct = False
         for i, same in same_blob_runs(group):
             offset, length, raw_length, compressed, blob_id, _job, _off = group[i]
             index = len(blobs)
             blobs.append((offset - base, length, raw_length, compressed, blob_id))
             for p in group[i:same]:
                 job, off = p[5], p[6]
+                if job.folder != folder:  # the files of a folder are mostly neighbours in a pack
+                    folder = job.folder
+                    folder_id, direct = list(tree.ids[folder]), folder in tree.created
                 whole = len(job.node.content) == 1  # this blob is the whole file: the helper finishes it
-                meta = file_meta(job.node, self.restore_owner) if whole else None
-                folder_id = list(self._tree.ids[job.folder])
                 if whole:
-                    direct = job.folder in self._tree.created
-                    targets.append((index, job.folder, folder_id, None, 0, job.name, off, meta, direct))
+                    meta = file_meta(job.node, self.restore_owner)
+                    targets.append((index, folder, folder_id, None, 0, job.name, off, meta, direct))
                 else:
-                    targets.append((index, job.folder, folder_id, job.tmp, job.ino, None, off, meta, False))
+                    targets.append((index, folder, folder_id, job.tmp, job.ino, None, off, None, False))
                 placed.append((job, whole, raw_length))
         vp = helpers.get()
         try:
             results = vp.extract(envelope, blobs, targets, data)
         finally:
             helpers.put(vp)
+        files = written = 0
         for (job, whole, nbytes), (err, warnings) in zip(placed, results, strict=True):
-            self.stats.warnings += warnings
+            if warnings:
+                self.stats.warnings += warnings
+            if whole:  # a file of one blob: no other piece, so no other thread, touches its job
+                if err is None:
+                    files += 1
+                    written += nbytes
+                elif not job.failed:
+                    job.failed = True
+                    self.stats.errors.append(f"{self._shown(job)}: not restored: {err}")
+                continue
             with self._lock(job):
                 if err is not None:
                     if not job.failed:
                         job.failed = True
                         self.stats.errors.append(f"{self._shown(job)}: not restored: {err}")
                     continue
-                self.stats.bytes_written += nbytes
-                self.progress.advance(nbytes=nbytes)
-                if whole:
-                    self.stats.files += 1
-                    self.progress.advance(files=1)
-                    continue
+                written += nbytes
                 job.remaining -= 1
                 if job.remaining == 0 and not job.failed:
                     self._complete(job)
+        self.stats.files += files
+        self.stats.bytes_written += written
+        if files or written:
+            self.progress.advance(files=files, nbytes=written)
 
     def _fail_all(self, pieces: list[Piece], msg: str) -> None:
         for p in pieces:
