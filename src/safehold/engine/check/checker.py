@@ -14,7 +14,6 @@ bytes (a reader holds one part and one blob, not a pack); remote packs in one re
 
 from __future__ import annotations
 
-import operator
 import queue
 import random
 import re
@@ -26,7 +25,8 @@ from safehold.backends.base import FileType, Handle
 from safehold.engine.check.trees import TreeReader
 from safehold.engine.format.blobproof import PackProof, VerifierProcess, read_tail
 from safehold.engine.format.index import BlobLocation
-from safehold.engine.format.pack import DATA, TREE, PackedBlob
+from safehold.engine.format.indexpacks import PackColumns, same_places
+from safehold.engine.format.pack import DATA, TREE
 from safehold.engine.format.repository import Repository
 from safehold.engine.format.snapshot import Snapshot
 from safehold.engine.format.tree import DIR, FILE, tree_refs
@@ -38,8 +38,6 @@ from safehold.errors import ColdStorageError, IntegrityError, SafeholdError, Usa
 
 #: ``--read-data`` of at least this many packs runs in helper processes (fewer are not worth starting them).
 HELPERS_FROM = 4
-#: What the structure check compares of each blob in a pack's header and the index: type, id, offset, length.
-_PLACE = operator.itemgetter(0, 1, 2, 3)
 #: Largest read from a local pack at ``--read-data``.
 READ_PART = 2 * 1024 * 1024
 
@@ -132,7 +130,7 @@ class Checker:
             self._missing = {p for p in indexed if p.hex() not in stored}
             r.packs = len(stored)
             self.progress.start("check packs", total_files=len(indexed))
-            for pid, entries in repo.index.iter_packs():
+            for pid, entries in repo.index.iter_pack_columns():
                 name = pid.hex()
                 if name not in stored:
                     r.errors.append(f"pack {name[:16]} is named by the index but missing from storage")
@@ -205,16 +203,17 @@ class Checker:
                 "without the damaged blobs"
             )
 
-    def _check_header(self, name: str, size: int, entries: list[PackedBlob]) -> None:
+    def _check_header(self, name: str, size: int, entries: PackColumns) -> None:
         try:
-            _env, header = self.repo.read_pack_header(name, size)
+            _env, header = self.repo.read_pack_header_wires(name, size)
         except ColdStorageError:
             self.result.cold.append(name)
             return
         except (IntegrityError, SafeholdError) as exc:
             self.result.errors.append(f"pack {name[:16]}: header unreadable: {exc}")
             return
-        if set(map(_PLACE, header)) != set(map(_PLACE, entries)):
+        # compared as columns: as objects, one pack of ~84,000 small files cost ~50 MiB beside the index
+        if not same_places(header, entries):
             self.result.errors.append(f"pack {name[:16]}: header and index disagree")
 
     def _check_snapshots(self) -> None:

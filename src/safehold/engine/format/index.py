@@ -30,6 +30,7 @@ from safehold.engine.format.indexfile import (
     entry_columns,
     u32_checked,
 )
+from safehold.engine.format.indexpacks import PackColumns, from_packed, pack_groups, to_packed
 from safehold.engine.format.pack import PackedBlob
 
 if TYPE_CHECKING:  # numpy is imported where it is first used: see preload()
@@ -59,8 +60,6 @@ class BlobLocation(NamedTuple):
 
 #: ``BlobLocation`` from a tuple of its fields, in C (``_make`` is a Python function).
 _new_location = functools.partial(tuple.__new__, BlobLocation)
-#: ``PackedBlob`` from a tuple of its fields, in C.
-_new_packed = functools.partial(tuple.__new__, PackedBlob)
 
 
 def preload() -> None:
@@ -412,7 +411,25 @@ class MasterIndex:
     def iter_packs(self) -> Iterator[tuple[bytes, list[PackedBlob]]]:
         """Every pack with entries and its entries by offset (for check and rebuild), one pack at a time:
         only one pack's entries exist as objects at once. Duplicates across index files come once."""
-        packs: list[tuple[bytes, list[PackedBlob]]] = []
+        small, groups = self._pack_groups()
+        if small is not None:
+            yield from small
+        for pid, cols in groups:
+            yield pid, to_packed(cols)
+
+    def iter_pack_columns(self) -> Iterator[tuple[bytes, PackColumns]]:
+        """:meth:`iter_packs` with each pack's entries as columns (no object per entry: what check
+        compares pack headers with)."""
+        small, groups = self._pack_groups()
+        if small is not None:
+            for pid, entries in small:
+                yield pid, from_packed(entries)
+        yield from groups
+
+    def _pack_groups(
+        self,
+    ) -> tuple[list[tuple[bytes, list[PackedBlob]]] | None, Iterator[tuple[bytes, PackColumns]]]:
+        """A small index's packs as objects (else None), and the segments' packs as columns."""
         with self._lock:
             if not self._segments:  # a small index: all in the dict
                 by_pack: dict[int, list[PackedBlob]] = {}
@@ -420,13 +437,14 @@ class MasterIndex:
                     by_pack.setdefault(pn, []).append(
                         PackedBlob(fl & 0x7F, blob_id, off, ln, raw, bool(fl & 0x80))
                     )
-                packs = [(self._packs[pn], sorted(by_pack[pn], key=_OFFSET)) for pn in sorted(by_pack)]
-            elif self._pending:
+                small = [(self._packs[pn], sorted(by_pack[pn], key=_OFFSET)) for pn in sorted(by_pack)]
+                return small, iter(())
+            if self._pending:
                 self._fold()
             segs = list(self._segments)
-        if not segs:
-            yield from packs
-            return
+        return None, self._segment_groups(segs)
+
+    def _segment_groups(self, segs: list[_Segment]) -> Iterator[tuple[bytes, PackColumns]]:
         import numpy as np
 
         def joined(col: str) -> npt.NDArray[Any]:
@@ -434,29 +452,8 @@ class MasterIndex:
             return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
         ids, offset, length, raws, flags = (joined(c) for c in ("ids", "offset", "length", "raw", "flags"))
-        packnum = joined("pack").astype(np.int64)
-        order = np.lexsort((offset, packnum))  # by pack, then by offset
-        if not len(order):
-            return
-        for group in np.split(order, np.flatnonzero(np.diff(packnum[order])) + 1):
-            gids, goff = ids[group], offset[group]
-            # an entry that two index files name (same offset, same id) comes once
-            same = (goff[1:] == goff[:-1]) & (gids[1:] == gids[:-1]).all(axis=1)
-            if same.any():
-                group = group[np.concatenate(([True], ~same))]
-                gids, goff = ids[group], offset[group]
-            raw_ids = gids.tobytes()
-            gfl = flags[group]
-            cols = zip(
-                (gfl & 0x7F).tolist(),
-                [raw_ids[i : i + 32] for i in range(0, len(raw_ids), 32)],
-                goff.tolist(),
-                length[group].tolist(),
-                raws[group].tolist(),
-                ((gfl & 0x80) != 0).tolist(),
-                strict=True,
-            )
-            yield self._packs[int(packnum[group[0]])], list(map(_new_packed, cols))
+        for pn, cols in pack_groups(ids, offset, length, raws, flags, joined("pack").astype(np.int64)):
+            yield self._packs[pn], cols
 
     def columns(self) -> IndexColumns:
         """Every entry as sorted columns (folding everything into one segment first); the arrays are this

@@ -16,7 +16,7 @@ import operator
 import struct
 import threading
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -136,6 +136,14 @@ def decode_header(
 
     Entries are checked column by column (C loops over the header, which lists ~100,000 blobs in a pack
     of small files), as strictly as :meth:`PackedBlob.from_wire` checks one."""
+    return list(map(_new_packed, header_wires(sessions, envelope, header_ct, pack_size)))
+
+
+def header_wires(
+    sessions: SessionCache, envelope: bytes, header_ct: bytes, pack_size: int
+) -> list[list[Any]]:
+    """:func:`decode_header`'s entries as their checked wire lists ``[type, id, offset, length, raw length,
+    compressed]`` (no :class:`PackedBlob` per entry: what check turns into columns)."""
     plain = sessions.for_envelope(envelope).open(header_ct, HEADER_AD, "pack header")
     raw = msgpack.unpackb(plain, raw=False)
     if not isinstance(raw, list):
@@ -159,4 +167,4 @@ def decode_header(
     limit = pack_size - TRAILER_LEN - len(header_ct)
     if min(offsets) < 0 or min(lengths) <= 0 or max(map(operator.add, offsets, lengths)) > limit:
         raise ValueError("pack header entry points outside the pack")
-    return list(map(_new_packed, raw))
+    return raw

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import zstandard
 
@@ -31,7 +31,14 @@ from safehold.engine.format.index import BlobLocation, MasterIndex
 from safehold.engine.format.index import preload as preload_index
 from safehold.engine.format.keys import KeyFile, kdf_cost, require_passphrase, wrap_master
 from safehold.engine.format.lock import Clock, Lock, acquire
-from safehold.engine.format.pack import BLOB_TYPE_NAMES, TRAILER_LEN, PackedBlob, decode_header, parse_trailer
+from safehold.engine.format.pack import (
+    BLOB_TYPE_NAMES,
+    TRAILER_LEN,
+    PackedBlob,
+    decode_header,
+    header_wires,
+    parse_trailer,
+)
 from safehold.engine.format.snapshot import Snapshot, newest
 from safehold.engine.memtune import release_memory
 from safehold.engine.util import sha256_hex
@@ -48,6 +55,8 @@ from safehold.errors import (
 REPO_VERSION = 1
 #: Feature flags this safehold understands; a repository requiring any other is refused.
 KNOWN_FEATURES: frozenset[str] = frozenset()
+#: What a pack header decodes into (:meth:`Repository.read_pack_header` and its ``_wires`` twin).
+_H = TypeVar("_H")
 
 MIN_CHUNK = 512 * 1024
 AVG_CHUNK = 1024 * 1024
@@ -319,6 +328,15 @@ class Repository:
 
     def read_pack_header(self, pack_id: str, size: int | None = None) -> tuple[bytes, list[PackedBlob]]:
         """Return ``(envelope, entries)`` of a pack, read from its trailer and header."""
+        return self._read_header(pack_id, size, decode_header)
+
+    def read_pack_header_wires(self, pack_id: str, size: int | None = None) -> tuple[bytes, list[list[Any]]]:
+        """:meth:`read_pack_header` with the entries as their checked wire lists (``header_wires``)."""
+        return self._read_header(pack_id, size, header_wires)
+
+    def _read_header(
+        self, pack_id: str, size: int | None, decode: Callable[[SessionCache, bytes, bytes, int], _H]
+    ) -> tuple[bytes, _H]:
         h = Handle(FileType.DATA, pack_id)
         if size is None:
             size = self.backend.stat(h).size
@@ -327,7 +345,7 @@ class Repository:
         try:
             envelope, hlen = parse_trailer(self.backend.load(h, size - TRAILER_LEN, TRAILER_LEN), size)
             header_ct = self.backend.load(h, size - TRAILER_LEN - hlen, hlen)
-            return envelope, decode_header(self.sessions, envelope, header_ct, size)
+            return envelope, decode(self.sessions, envelope, header_ct, size)
         except ValueError as exc:
             raise IntegrityError(f"pack {pack_id[:16]}: {exc}") from None
 
