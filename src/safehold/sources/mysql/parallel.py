@@ -6,7 +6,8 @@ next section nobody has taken yet (in stream order, so it only ever reads forwar
 statements, each as the scan checked it, one by one over its own connection behind the preamble's SET
 statements — exactly the text a client sends, delimiter left out, without a client program parsing
 every byte once more (the ``mariadb`` client costs about as much CPU as the server's parse on a dump of
-large INSERTs). Memory stays bounded by one chunk and one statement per loader. The loader that holds
+large INSERTs); a second thread per loader reads the next statements while the server runs one. Memory
+stays bounded by one chunk and :data:`READ_AHEAD` + 1 statements per loader. The loader that holds
 the last section when the scan ends keeps reading and spools the tail (views, routines, events: small)
 to a temporary file that spills to disk beyond 16 MiB; when every loader is done, a ``mariadb`` client
 loads the preamble, the prelude and the tail (client commands such as DELIMITER are the client's).
@@ -20,6 +21,8 @@ and loads the dump through one client.
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import tempfile
 import threading
 import time
@@ -34,6 +37,8 @@ from safehold.sources.mysql.split import MAX_PREAMBLE, Layout, Scanner, Section,
 
 #: The tail stays in memory up to this size, then goes to a temporary file.
 TAIL_IN_MEMORY = 16 << 20
+#: Statements a loader reads ahead of the one the server runs.
+READ_AHEAD = 3
 
 
 class Stopped(Exception):
@@ -237,7 +242,8 @@ def _loader(
     spool: IO[bytes],
     used: list[int],
 ) -> None:
-    """One table loader: take sections in stream order and send their statements."""
+    """One table loader: take sections in stream order and send their statements, read ahead by a
+    second thread (:func:`_read_ahead`) while the server runs the one before."""
     try:
         taken = shared.take()
         if taken is None:
@@ -249,36 +255,26 @@ def _loader(
     except BaseException as exc:
         shared.fail(exc)
         return
-    stream = source()
+    ahead: queue.Queue[tuple[Section, int, bytes] | BaseException | None] = queue.Queue(READ_AHEAD)
+    reader = threading.Thread(
+        target=_read_ahead, args=(shared, source, spool, taken, ahead), name="mysql-read-ahead", daemon=True
+    )
+    reader.start()
     try:
         for stmt in shared.preamble_statements:
             conn.query(stmt)
-        reader = _Reader(iter(stream))
-        while taken is not None:
-            k, sec = taken
-            i = 0
-            while (where := shared.statement(sec, i)) is not None:
-                text = reader.read(where[0], where[1], f"a statement of {sec.name}")
-                try:
-                    conn.query(text)
-                except pymysql.MySQLError as exc:
-                    raise SourceError(
-                        f"the server refused a statement of {'view' if sec.view else 'table'} {sec.name} "
-                        f"(at byte {where[0]} of the dump): {exc}"
-                    ) from None
-                shared.count(where[1] - where[0])
-                i += 1
-            taken = shared.take()
-        layout = shared.layout
-        assert layout is not None
-        if k == len(layout.sections) - 1:  # the loader of the last section spools the tail
-            for block in reader.rest(layout.tail_start):
-                spool.write(block)
-            if reader.start + len(reader.chunk) != layout.size:
+        while (item := _next(shared, ahead, reader)) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            sec, at, text = item
+            try:
+                conn.query(text)
+            except pymysql.MySQLError as exc:
                 raise SourceError(
-                    f"the dump read {reader.start + len(reader.chunk)} bytes, {layout.size} when it was scanned",
-                    hint="The repository gave different bytes for the same file: run 'safehold check'.",
-                )
+                    f"the server refused a statement of {'view' if sec.view else 'table'} {sec.name} "
+                    f"(at byte {at} of the dump): {exc}"
+                ) from None
+            shared.count(len(text))
     except Stopped:
         return
     except pymysql.MySQLError as exc:
@@ -286,8 +282,74 @@ def _loader(
     except BaseException as exc:
         shared.fail(exc)
     finally:
-        _close(stream)
         conn.close()
+        reader.join()
+
+
+def _next(
+    shared: _Shared,
+    ahead: queue.Queue[tuple[Section, int, bytes] | BaseException | None],
+    reader: threading.Thread,
+) -> tuple[Section, int, bytes] | BaseException | None:
+    """The next item the read-ahead thread put, or Stopped once another part failed or it ended."""
+    while True:
+        try:
+            return ahead.get(timeout=0.5)
+        except queue.Empty:
+            if shared.failure is not None or not reader.is_alive():
+                return Stopped()
+
+
+def _read_ahead(
+    shared: _Shared,
+    source: Callable[[], Iterator[bytes]],
+    spool: IO[bytes],
+    taken: tuple[int, Section] | None,
+    ahead: queue.Queue[tuple[Section, int, bytes] | BaseException | None],
+) -> None:
+    """Put the statements of the sections this loader takes into ``ahead`` (then None, or the error);
+    the loader of the last section spools the tail."""
+
+    def put(item: tuple[Section, int, bytes] | BaseException | None) -> None:
+        while True:
+            try:
+                ahead.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                if shared.failure is not None:
+                    raise Stopped from None
+
+    stream = source()
+    try:
+        reader = _Reader(iter(stream))
+        k = -1
+        while taken is not None:
+            k, sec = taken
+            i = 0
+            while (where := shared.statement(sec, i)) is not None:
+                put((sec, where[0], reader.read(where[0], where[1], f"a statement of {sec.name}")))
+                i += 1
+            taken = shared.take()
+        layout = shared.layout
+        assert layout is not None
+        if k == len(layout.sections) - 1:
+            for block in reader.rest(layout.tail_start):
+                spool.write(block)
+            if reader.start + len(reader.chunk) != layout.size:
+                raise SourceError(
+                    f"the dump read {reader.start + len(reader.chunk)} bytes, {layout.size} when it was scanned",
+                    hint="The repository gave different bytes for the same file: run 'safehold check'.",
+                )
+        put(None)
+    except Stopped:
+        with contextlib.suppress(queue.Full):
+            ahead.put_nowait(Stopped())
+    except BaseException as exc:
+        shared.fail(exc)
+        with contextlib.suppress(queue.Full):
+            ahead.put_nowait(Stopped())
+    finally:
+        _close(stream)
 
 
 def _close(stream: Any) -> None:
