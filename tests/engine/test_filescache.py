@@ -73,3 +73,35 @@ def test_rows_of_the_wrong_type_or_range_are_ignored(tmp_path: Path) -> None:
     c = FilesCache(path, key, time.time_ns())
     assert set(c.lookup_dir(b"/d")) == {b"good"}
     c.close()
+
+
+def test_rows_inserted_in_the_background_while_the_walk_looks_up_all_arrive(tmp_path: Path) -> None:
+    """Rows go to SQLite in batches of 5,000 from a background thread while lookups of other folders go
+    on; after commit every row is there and trusted by the next backup."""
+    key, path = os.urandom(32), tmp_path / "fc.sqlite"
+    c = FilesCache(path, key, time.time_ns())
+    c.record(b"/seed", b"x", 1, OLD, OLD, 1, [os.urandom(32)])
+    c.commit()
+    c.close()
+    c = FilesCache(path, key, time.time_ns())
+    c.bind_index([])
+    want = {}
+    for d in range(60):
+        folder = b"/t/%d" % d
+        assert c.lookup_dir(folder) == {}  # a folder not seen before, looked up while batches insert
+        for f in range(250):  # 15,000 rows: three batches go to the inserting thread mid-walk
+            ids = [os.urandom(32)]
+            c.record(folder, b"f%d" % f, f, OLD, OLD, d * 1000 + f, ids)
+            want[(folder, b"f%d" % f)] = (f, OLD, OLD, d * 1000 + f, ids)
+        c.record_tree(folder, b"digest", b"t" * 32)
+    c.commit()
+    c.close()
+    c = FilesCache(path, key, time.time_ns())
+    c.bind_index([])
+    for d in range(60):
+        rows = c.lookup_dir(b"/t/%d" % d)
+        assert len(rows) == 250
+        for name, row in rows.items():
+            assert row[:5] == want[(b"/t/%d" % d, name)] and row[5]
+        assert c.lookup_tree(b"/t/%d" % d, b"digest") == b"t" * 32
+    c.close()

@@ -31,7 +31,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import struct
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import blake3
@@ -92,6 +93,8 @@ class FilesCache:
         self._pending_trees: list[tuple[bytes, bytes, bytes, bytes, int]] = []
         self._touched_trees: list[tuple[int, bytes]] = []
         self._purge: list[tuple[bytes, int]] = []
+        self._lock = threading.Lock()  # the connection: the walk's lookups and the inserting thread
+        self._inserting: threading.Thread | None = None
         self.hits = 0
 
     def _upgrade(self) -> None:
@@ -143,9 +146,10 @@ class FilesCache:
         if self._empty:
             return out
         try:
-            rows = self._db.execute(
-                "SELECT name, size, mtime, ctime, inode, ids, mac, gen FROM files WHERE dir=?", (d,)
-            ).fetchall()
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT name, size, mtime, ctime, inode, ids, mac, gen FROM files WHERE dir=?", (d,)
+                ).fetchall()
         except sqlite3.Error:
             return out
         for name, size, mtime, ctime, inode, ids, mac, gen in rows:
@@ -197,7 +201,10 @@ class FilesCache:
         if not self._intact:
             return None
         try:
-            row = self._db.execute("SELECT digest, tree, mac, gen FROM trees WHERE dir=?", (d,)).fetchone()
+            with self._lock:
+                row = self._db.execute(
+                    "SELECT digest, tree, mac, gen FROM trees WHERE dir=?", (d,)
+                ).fetchone()
         except sqlite3.Error:
             return None
         try:
@@ -223,17 +230,32 @@ class FilesCache:
 
     # ---- persistence -----------------------------------------------------------------------------
     def _write(self) -> None:
+        """Hand the pending rows to a thread that inserts them (SQLite lets go of the interpreter lock
+        while it works, so the walk goes on); one batch at a time, the next waits for the one before."""
         if not (self._pending or self._pending_trees):
             return
-        try:
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?)", self._pending)
-            self._db.executemany("INSERT OR REPLACE INTO trees VALUES (?,?,?,?,?)", self._pending_trees)
-            self._db.execute("COMMIT")
-        except sqlite3.Error:
-            self._db.execute("ROLLBACK") if self._db.in_transaction else None
-        self._pending.clear()
-        self._pending_trees.clear()
+        rows, trees = self._pending, self._pending_trees
+        self._pending, self._pending_trees = [], []
+        self._wait_inserted()
+        self._inserting = threading.Thread(
+            target=self._insert, args=(rows, trees), name="safehold-filescache", daemon=True
+        )
+        self._inserting.start()
+
+    def _wait_inserted(self) -> None:
+        if self._inserting is not None:
+            self._inserting.join()
+            self._inserting = None
+
+    def _insert(self, rows: Sequence[tuple[object, ...]], trees: Sequence[tuple[object, ...]]) -> None:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN")
+                self._db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?)", rows)
+                self._db.executemany("INSERT OR REPLACE INTO trees VALUES (?,?,?,?,?)", trees)
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                self._db.execute("ROLLBACK") if self._db.in_transaction else None
 
     def commit(self, index_files: Iterable[str] | None = None) -> None:
         """Persist this backup's rows (only after its snapshot is saved) and expire old ones.
@@ -244,6 +266,7 @@ class FilesCache:
         if index_files is None:
             index_files = self._index_files
         self._write()
+        self._wait_inserted()
         gen = self._gen
         try:
             self._db.execute("BEGIN")
@@ -276,4 +299,5 @@ class FilesCache:
         self._purge.append((d, self._gen))
 
     def close(self) -> None:
+        self._wait_inserted()
         self._db.close()
