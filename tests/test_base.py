@@ -8,6 +8,7 @@ import stat
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,6 +77,48 @@ def test_drain_fails_closed_and_masks_secrets_in_message_and_log() -> None:
         proc.drain(["true"], lambda stream: stream.read())
     data, res = proc.drain(["printf", "x-- end"], lambda stream: stream.read(), end_marker=b"-- end")
     assert data == b"x-- end" and res.size == 7
+
+
+_WRITER = (
+    "import os, sys\n"
+    "for i in range(2000): os.write(1, (b'%06d' % i) * 700)\n"  # 8.4 MB in 4,200-byte writes
+    "os.write(1, b'-- end')\n"
+    "sys.exit(int(sys.argv[1]))"
+)
+
+
+def test_drain_with_read_ahead_streams_everything_and_fails_closed() -> None:
+    expected = b"".join((b"%06d" % i) * 700 for i in range(2000)) + b"-- end"
+    seen: list[bytes] = []
+
+    def consume(stream: Any) -> bytes:
+        got, buf = [], bytearray(300_000)
+        while n := stream.readinto(memoryview(buf)[: 1 + len(got) % 300_000]):
+            got.append(bytes(buf[:n]))
+        return b"".join(got)
+
+    data, res = proc.drain(
+        [sys.executable, "-c", _WRITER, "0"], consume, end_marker=b"-- end", observer=seen.append,
+        read_ahead=1 << 20,
+    )  # fmt: skip
+    assert data == expected and res.size == len(expected) and b"".join(seen) == expected
+    # the program failing after its output is still a failure (however much was read ahead)
+    with pytest.raises(SourceError, match="exited with status 3"):
+        proc.drain([sys.executable, "-c", _WRITER, "3"], consume, read_ahead=1 << 20)
+    # a consumer that fails stops the program; one that stops early gets no end marker
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="consumer"):
+        proc.drain(
+            [sys.executable, "-c", "import os\nwhile True: os.write(1, b'x' * 65536)"],
+            lambda stream: stream.read(10) and (_ for _ in ()).throw(ValueError("consumer")),
+            read_ahead=1 << 20,
+        )
+    with pytest.raises(SourceError, match="truncated"):
+        proc.drain(
+            [sys.executable, "-c", _WRITER, "0"], lambda s: s.read(100), end_marker=b"-- end",
+            read_ahead=1 << 16,
+        )  # fmt: skip
+    assert time.monotonic() - started < 30
 
 
 def test_feed_fails_when_the_program_stops_reading() -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 from types import TracebackType
 
 _F_SETPIPE_SZ = 1031  # Linux
+_F_GETPIPE_SZ = 1032
 PIPE_SIZE = 1024 * 1024
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -247,9 +248,14 @@ def sweep_private_dirs(
     return removed
 
 
-def grow_pipe(fd: int, size: int = PIPE_SIZE) -> None:
-    """Ask for a larger pipe buffer (fewer, larger reads and writes); harmless where it is refused."""
+def grow_pipe(fd: int, size: int = PIPE_SIZE) -> int:
+    """Ask for a larger pipe buffer (fewer, larger reads and writes); harmless where it is refused.
+    Returns the pipe's buffer size afterwards (0 when unknown: not a pipe, or not Linux)."""
     try:
-        fcntl.fcntl(fd, _F_SETPIPE_SZ, size)
+        return int(fcntl.fcntl(fd, _F_SETPIPE_SZ, size))
     except OSError:
         pass
+    try:
+        return int(fcntl.fcntl(fd, _F_GETPIPE_SZ))
+    except OSError:
+        return 0

@@ -39,6 +39,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,11 @@ MESSAGE_TAIL = 1500
 LOG_LINES = 50
 #: How many bytes of the end of a stream :class:`ObservedStream` keeps (completion markers).
 END_TAIL = 4096
+#: :class:`ReadAheadStream`: after a read shorter than a quarter of the pipe, wait this long before the
+#: next (mariadb-dump writes 4-8 KiB at a time: ~60,000 reads of a 765 MB dump without the pause,
+#: ~3,300 with it, 1 CPU-s less between the two processes), when the pipe holds at least SHORT_READ_PIPE.
+SHORT_READ_PAUSE = 0.002
+SHORT_READ_PIPE = 512 * 1024
 
 R = TypeVar("R")
 
@@ -314,6 +320,125 @@ class ObservedStream:
             self._observer(bytes(block))  # a copy only for an observer (the row tally)
 
 
+class ReadAheadStream(ObservedStream):
+    """An :class:`ObservedStream` of a pipe read by a thread up to ``limit`` bytes ahead of the consumer.
+
+    The program writing the pipe goes on while the consumer works (chunking, hashing, handing blocks to
+    sealing helpers) instead of stopping whenever the pipe's buffer is full; ``observer`` (a row tally)
+    runs in the reading thread. Size, head and tail are counted on the consumer's side, so they are what
+    the consumer received. The thread reads its own duplicate of the descriptor: closing the original
+    (``Running.finish``) never races a read. After a short read it pauses briefly (when the pipe holds at
+    least ``pipe_size``), so that a producer's small writes arrive in fewer, larger reads.
+    """
+
+    def __init__(
+        self,
+        raw: IO[bytes],
+        observer: Callable[[bytes], None] | None,
+        limit: int,
+        pipe_size: int = 0,
+    ) -> None:
+        super().__init__(raw, None)
+        self._fd = os.dup(raw.fileno())
+        self._watch = observer
+        self._limit = max(1, limit)
+        self._read_size = max(pipe_size, 65536)
+        self._short = pipe_size // 4 if pipe_size >= SHORT_READ_PIPE else 0
+        self._blocks: deque[bytes] = deque()
+        self._offset = 0  # bytes of the first block already consumed
+        self._queued = 0
+        self._cond = threading.Condition()
+        self._done = False
+        self._stopping = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="stream-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while self._queued >= self._limit and not self._stopping:
+                        self._cond.wait()
+                    stopping = self._stopping
+                block = os.read(self._fd, self._read_size)
+                if not block:
+                    return
+                if stopping:
+                    continue  # the consumer is gone: read to the end so the program can finish
+                if self._watch is not None:
+                    self._watch(block)
+                with self._cond:
+                    self._blocks.append(block)
+                    self._queued += len(block)
+                    self._cond.notify_all()
+                if len(block) < self._short:
+                    time.sleep(SHORT_READ_PAUSE)
+        except BaseException as exc:  # raised in the consumer's next read
+            self._error = exc
+        finally:
+            os.close(self._fd)
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def _take(self, n: int, into: memoryview | None) -> bytes | int:
+        """Up to ``n`` queued bytes (waiting only while none are queued): copied into ``into`` (returns
+        the count) or returned as bytes."""
+        parts: list[bytes | memoryview] = []
+        got = 0
+        with self._cond:
+            while not self._blocks and not self._done:
+                self._cond.wait()
+            while self._blocks and got < n:
+                block = self._blocks[0]
+                k = min(len(block) - self._offset, n - got)
+                piece = memoryview(block)[self._offset : self._offset + k]
+                if into is not None:
+                    into[got : got + k] = piece
+                else:
+                    parts.append(piece)
+                got += k
+                self._offset += k
+                if self._offset == len(block):
+                    self._blocks.popleft()
+                    self._offset = 0
+            self._queued -= got
+            self._cond.notify_all()
+            if not got and self._error is not None:
+                raise self._error
+        if into is not None:
+            if got:
+                self._see(into[:got])
+            return got
+        data = b"".join(parts)
+        if data:
+            self._see(data)
+        return data
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._take(1 << 20 if n is None or n < 0 else n, None)
+        assert isinstance(data, bytes)
+        return data
+
+    def readinto(self, buf: Any) -> int:
+        view = memoryview(buf).cast("B")
+        got = self._take(len(view), view)
+        assert isinstance(got, int)
+        return got
+
+    def stop(self) -> None:
+        """The consumer reads no more: the thread reads the rest of the pipe (discarding it) and ends."""
+        with self._cond:
+            self._stopping = True
+            self._blocks.clear()
+            self._queued = 0
+            self._cond.notify_all()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+
 @dataclass
 class ProgramResult:
     """What a program did: bytes moved through its stdin or stdout, duration, the (redacted) stderr tail."""
@@ -339,6 +464,7 @@ def drain(
     allow_empty: bool = False,
     log: Callable[[str], None] | None = None,
     wrap: Callable[[IO[bytes]], IO[bytes]] | None = None,
+    read_ahead: int = 0,
 ) -> tuple[R, ProgramResult]:
     """Run ``argv`` and hand its standard output, as a readable stream, to ``consume``; fail closed.
 
@@ -347,16 +473,33 @@ def drain(
     ``end_marker`` within its last bytes, or ``validate`` returns a reason. The stderr tail is in the
     message and its last lines in ``log`` (redacted). ``wrap`` may filter the output before it is
     observed and consumed. An exception from ``consume`` kills the program and propagates.
+    ``read_ahead`` (bytes, without ``wrap``): a thread reads the output up to that far ahead of
+    ``consume`` and runs ``observer`` (:class:`ReadAheadStream`), so the program is not held up by it.
     """
     secrets = list(secrets)
     run = Running(argv, env=env, cwd=cwd, timeout=timeout)
-    grow_pipe(run.stdout.fileno())
-    stream = ObservedStream(wrap(run.stdout) if wrap else run.stdout, observer)
+    pipe_size = grow_pipe(run.stdout.fileno())
+    stream: ObservedStream
+    if read_ahead > 0 and wrap is None:
+        try:
+            stream = ReadAheadStream(run.stdout, observer, read_ahead, pipe_size)
+        except BaseException:
+            run.abort()
+            raise
+    else:
+        stream = ObservedStream(wrap(run.stdout) if wrap else run.stdout, observer)
     try:
         consumed = consume(cast(IO[bytes], stream))
     except BaseException:
+        if isinstance(stream, ReadAheadStream):
+            stream.stop()
+            run.kill()
+            stream.join(timeout=10)
         run.abort()
         raise
+    if isinstance(stream, ReadAheadStream):
+        stream.stop()  # normally at the end already; otherwise the rest is read and dropped
+        stream.join()
     code = run.finish()
     tail = run.tail(secrets, scrub)
     run.log_tail(tail, log)

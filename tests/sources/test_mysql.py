@@ -290,6 +290,37 @@ def test_tally_counts_tricky_rows() -> None:
     assert {k: v["rows"] for k, v in res.items()} == {"a`b": 3, "c": 1, "empty": 0}
 
 
+def test_tally_counts_large_mariadb_inserts_in_any_blocks() -> None:
+    """Large INSERTs (numpy's count), values holding ``;``, ``;\\n`` and ``\\n(`` escaped, and
+    every way a block can end: the counts equal those of the whole dump in one block."""
+    rows = [
+        b"(%d,'a;b;c;;',0x3B0A28,'x\\n(y;\\n')" % i if i % 3 else b"(%d,'%s')" % (i, b";" * 100)
+        for i in range(20_000)
+    ]
+    dump = (
+        b"CREATE TABLE `t` (\n  `x` int\n);\n"
+        + b"INSERT INTO `t` VALUES\n"
+        + b",\n".join(rows)
+        + b";\n"
+        + b"INSERT INTO `u` VALUES\n(1),\n(2);\n"
+        + b"INSERT INTO `t` VALUES\n"
+        + b",\n".join(rows[:5000])
+        + b";\n"
+    )
+    assert len(dump) > 1 << 20
+
+    def counts(block: int) -> dict[str, int]:
+        tally = MySQLDumpTally()
+        for i in range(0, len(dump), block):
+            tally(dump[i : i + block])
+        return {k: v["rows"] for k, v in tally.result().items()}
+
+    expected = {"t": 25_000, "u": 2}
+    assert counts(len(dump)) == expected
+    for block in (4095, 65536, 65537, 300_001, 1 << 20):
+        assert counts(block) == expected, block
+
+
 def test_definer_filter() -> None:
     chunks = [
         b"/*!50017 DEFINER=`root`@`local",

@@ -26,6 +26,39 @@ _INSERT_NL = re.compile(rb"^INSERT INTO `((?:[^`]|``)+)` (?:\([^)]*\) )?VALUES$"
 _CREATE = re.compile(rb"^CREATE TABLE `((?:[^`]|``)+)` \(")
 
 
+#: Below this many bytes a range is counted with ``bytes.count`` (numpy's fixed cost is larger).
+_NUMPY_FROM = 64 * 1024
+#: Semicolons inside values tried one by one before the end of a statement is searched as ``;\n``.
+_SEMICOLONS = 64
+
+
+def _statement_end(data: bytes, pos: int) -> int:
+    """The position of the first ``;\n`` at or after ``pos`` (-1: none). A one-byte search is memchr
+    and ``;`` is rare in a dump's rows; ``bytes.find`` of two bytes reads at a fraction of that speed
+    (0.67 s for a 765 MB dump against 0.04 s)."""
+    for _ in range(_SEMICOLONS):
+        at = data.find(b";", pos)
+        if at < 0 or at + 1 == len(data):
+            return -1
+        if data[at + 1] == 0x0A:
+            return at
+        pos = at + 1
+    return data.find(b";\n", pos)
+
+
+def _line_starts(data: bytes, start: int, end: int) -> int:
+    """How many ``\n(`` are in ``data[start:end]`` (rows of a MariaDB INSERT, one per line): numpy for
+    a large range (0.21 s for a 765 MB dump against 0.67 s for ``bytes.count``, and without holding
+    the interpreter lock while it compares)."""
+    if end - start < _NUMPY_FROM:
+        return data.count(b"\n(", start, end)
+    import numpy as np
+
+    view = np.frombuffer(data, np.uint8, count=end - start, offset=start)
+    newlines = np.flatnonzero(view[:-1] == 0x0A)
+    return int(np.count_nonzero(view[newlines + 1] == 0x28))
+
+
 def _ident(raw: bytes) -> str:
     return raw.replace(b"``", b"`").decode("utf-8", errors="surrogateescape")
 
@@ -60,7 +93,7 @@ class MySQLDumpTally:
         pos, n = 0, len(data)
         while pos < n:
             if self._current is not None:
-                end = data.find(b";\n", pos)
+                end = _statement_end(data, pos)
                 if end < 0:
                     last = data.rfind(b"\n", pos)
                     if last >= 0:
@@ -125,7 +158,7 @@ class MySQLDumpTally:
         Works on the block in place (no slice): this runs over every byte of the dump.
         """
         tally.data_bytes += end - start
-        tally.rows += data.count(b"\n(", start, end) + (1 if data.startswith(b"(", start, end) else 0)
+        tally.rows += _line_starts(data, start, end) + (1 if data.startswith(b"(", start, end) else 0)
 
     def result(self) -> dict[str, dict[str, Any]]:
         """``{table: {"rows": n, "data_bytes": n}}`` in table-name order."""

@@ -37,6 +37,10 @@ from safehold.sources.mysql.client import (
 )
 from safehold.sources.mysql.options import MySQLOptions, MySQLRestoreOptions
 
+#: How far a thread reads the dump ahead of chunking and sealing (see proc.ReadAheadStream): without it
+#: mariadb-dump stops whenever the 1 MiB pipe is full, so the dump and our work on it took turns.
+READ_AHEAD = 16 * 1024 * 1024
+
 
 def _insufficient(notes: list[str]) -> str | None:
     """Why a dump that notes objects it could not read is incomplete (None when it noted none)."""
@@ -145,6 +149,7 @@ class MySQLSource(DatabaseSource):
             observer=tally,
             validate=lambda _stream: _insufficient(tally.insufficient),
             log=log,
+            read_ahead=READ_AHEAD,
         )
         if "insufficient privileges" in res.stderr:  # a warning of a tool that still exited 0
             raise SourceError(
@@ -192,6 +197,7 @@ class MySQLSource(DatabaseSource):
                 secrets=[ci.password],
                 end_marker=END_MARKER,
                 log=log,
+                read_ahead=READ_AHEAD,
             )
             entry["schema_bytes"] = schema.size
         exports = o.exports_for(db)
