@@ -17,6 +17,7 @@ from typing import Any
 import pymysql
 import pytest
 
+from safehold.sources.verify import registered
 from tests.drill.conftest import DrillServer
 from tests.e2e.conftest import PASSPHRASE
 from tests.helpers.cli import SAFEHOLD
@@ -185,6 +186,7 @@ def _interrupted_and_killed(d: DrillServer, started: list[subprocess.Popen[str]]
     started.append(proc)
     box = _wait_for_scratch_db(d, proc)
     _wait_for_lines(children, len(_lines(children)) + 1)  # the client's own child runs
+    _wait_for_program(box, int(_lines(pids)[-1]))  # and the drill has registered the client's session
     proc.kill()
     proc.communicate()
     _programs_ended(pids)  # the programs it started died with it
@@ -238,6 +240,16 @@ def _wait_for_lines(path: Path, n: int) -> None:
     deadline = time.monotonic() + 60
     while len(_lines(path)) < n:
         assert time.monotonic() < deadline, f"{path} never had {n} lines"
+        time.sleep(0.05)
+
+
+def _wait_for_program(box: Path, pid: int) -> None:
+    """The drill registers a program's session right after starting it; a loaded machine can run the
+    client's first lines before that: a drill killed in between leaves no record of that session, which is
+    the window this test is not about."""
+    deadline = time.monotonic() + 60
+    while not any(r.get("kind") == "program" and r.get("sid") == pid for r in registered(box)):
+        assert time.monotonic() < deadline, f"the drill never registered the session of {pid}"
         time.sleep(0.05)
 
 

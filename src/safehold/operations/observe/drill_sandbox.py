@@ -57,7 +57,10 @@ PROGRAM = "program"
 
 def note_programs(root: Path) -> Callable[[int], None]:
     """A ``proc.ON_START`` hook that registers the session of each program the drill (the calling thread)
-    starts in the sandbox at ``root``; programs other threads start are not the drill's."""
+    starts in the sandbox at ``root``; programs other threads start are not the drill's. It runs right
+    after the program started: a drill killed before the line is written (a few milliseconds) leaves no
+    record of that session, so what the program itself started by then is not ended by the clean-up (the
+    program dies with the drill)."""
     sandbox = Sandbox(root=root)
     drill = threading.current_thread()
 
