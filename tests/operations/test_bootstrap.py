@@ -27,7 +27,7 @@ def fake_wheels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     out = tmp_path / "fake-wheels"
     out.mkdir()
 
-    def build(_cache: Path) -> list[Path]:
+    def build(_cache: Path, _dists: object = None) -> list[Path]:
         paths = []
         for name in names:
             (out / name).write_bytes(b"wheel " + name.encode())
@@ -94,7 +94,7 @@ def test_a_failure_is_a_warning_and_never_fails_init_or_backup(
     monkeypatch.setenv("SAFEHOLD_BOOTSTRAP", "1")
     monkeypatch.setenv("SAFEHOLD_PASSWORD", "pw")
 
-    def broken(_cache: Path) -> list[Path]:
+    def broken(_cache: Path, _dists: object = None) -> list[Path]:
         raise wheels.WheelError("numpy lists no installed files")
 
     monkeypatch.setattr(wheels, "cached_wheels", broken)

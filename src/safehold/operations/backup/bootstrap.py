@@ -30,7 +30,7 @@ import json
 import os
 import platform
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -196,14 +196,15 @@ def _install_stamp() -> list[Any]:
     return stamp
 
 
-def _closure_names(wheels: Callable[[], Any]) -> list[str]:
+def _closure_names(closure: Callable[[], Any]) -> list[str]:
     """The wheel names of safehold's closure, remembered in the cache while nothing was installed or
     removed: reading every distribution's metadata costs ~0.1 s of each backup otherwise. Remembered for
     the last few import paths (``stamp``/``names`` the newest, ``others`` before it): the first entry of
     the path is the script's folder or the working directory, so ``safehold``, ``python -m safehold`` and a
     cron job each have their own, and taking turns must not read everything again each time.
-    ``wheels()`` gives the wheels module, imported only when the names are not remembered (it imports
-    packaging and importlib.metadata, ~20 ms of every backup otherwise)."""
+    ``closure()`` gives :func:`safehold.operations.backup.wheels.closure`'s list, its module imported only
+    when the names are not remembered (it imports packaging and importlib.metadata, ~20 ms of every backup
+    otherwise)."""
     stamp = _install_stamp()
     path = _cache() / "closure.json"
     known: list[dict[str, Any]] = []
@@ -218,7 +219,7 @@ def _closure_names(wheels: Callable[[], Any]) -> list[str]:
         names = entry.get("names")
         if entry.get("stamp") == stamp and isinstance(names, list) and all(isinstance(n, str) for n in names):
             return names
-    names = [d.filename for d in wheels().closure()]
+    names = [d.filename for d in closure()]
     others = [e for e in known if isinstance(e, dict) and e.get("stamp") != stamp][: _REMEMBERED - 1]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -237,43 +238,55 @@ def _wheels() -> Any:
 
 
 def ensure_bootstrap(
-    backend: Backend, *, build: Callable[[Path], list[Path]] | None = None
+    backend: Backend, *, build: Callable[[Path], Iterable[Path]] | None = None
 ) -> BootstrapResult:
     """Write ``bootstrap/`` when it is missing, incomplete or for other versions. Never raises for a
     failure (no wheel can be built, the storage refuses): the result says what happened."""
     if not enabled():
         return BootstrapResult("disabled", f"bootstrap/ not written ({ENV}=0)")
+    found: list[Any] = []
+
+    def closure() -> Any:  # read once per call (~0.1 s): the names, the wheels and the pins need it
+        if not found:
+            found.append(_wheels().closure())
+        return found[0]
+
     try:
-        names = _closure_names(_wheels)
+        names = _closure_names(closure)
         current = read_manifest(backend)
         if current is not None and _manifest(names) == {k: current.get(k) for k in _manifest(names)}:
             stored = {fi.name for fi in backend.list(FileType.BOOTSTRAP)}
             if stored >= {*names, README, REQUIREMENTS, SUMS, MANIFEST}:
                 return BootstrapResult("current", "bootstrap/ is up to date")
-        wheelmod = _wheels()
-        names = [d.filename for d in wheelmod.closure()]  # what is written comes from the installation
-        paths = (build or wheelmod.cached_wheels)(_cache())
-        return _write(backend, paths, names, wheelmod)
+        dists = closure()  # what is written comes from the installation, not from the remembered names
+        names = [d.filename for d in dists]
+        paths = build(_cache()) if build else _wheels().cached_wheels(_cache(), dists)
+        return _write(backend, paths, names, dists)
     except SafeholdError as exc:
         return BootstrapResult("failed", f"bootstrap/ not written: {exc.message}", warnings=[exc.hint])
     except OSError as exc:
         return BootstrapResult("failed", f"bootstrap/ not written: {exc}")
 
 
-def _write(backend: Backend, paths: list[Path], names: list[str], wheelmod: Any) -> BootstrapResult:
+def _write(backend: Backend, paths: Iterable[Path], names: list[str], dists: list[Any]) -> BootstrapResult:
+    """Store the wheels as ``paths`` gives them (the next ones are being built meanwhile), then the files
+    that list them, ``bootstrap.json`` last."""
     sums: list[str] = []
-    pins: list[str] = []
+    pins: dict[str, str] = {}
     total = 0
-    by_name = {d.filename: d for d in wheelmod.closure()}
+    by_name = {d.filename: d for d in dists}
+    wheels = 0
     for path in paths:
+        wheels += 1
         data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         backend.save(Handle(FileType.BOOTSTRAP, path.name), data)
         sums.append(f"{digest}  {path.name}")
         dist = by_name[path.name]
-        pins.append(f"{dist.name}=={dist.version} --hash=sha256:{digest}")
+        pins[path.name] = f"{dist.name}=={dist.version} --hash=sha256:{digest}"
         total += len(data)
-    for name, text in ((README, readme(names)), (REQUIREMENTS, "\n".join(pins) + "\n")):
+    pinned = "\n".join(pins[d.filename] for d in dists if d.filename in pins) + "\n"
+    for name, text in ((README, readme(names)), (REQUIREMENTS, pinned)):
         raw = text.encode()
         backend.save(Handle(FileType.BOOTSTRAP, name), raw)
         sums.append(f"{hashlib.sha256(raw).hexdigest()}  {name}")
@@ -289,9 +302,9 @@ def _write(backend: Backend, paths: list[Path], names: list[str], wheelmod: Any)
     sums_sha = hashlib.sha256(sums_raw).hexdigest()
     return BootstrapResult(
         "written",
-        f"wrote bootstrap/ for safehold {__version__} ({len(paths)} wheels, {total >> 20} MiB); "
+        f"wrote bootstrap/ for safehold {__version__} ({wheels} wheels, {total >> 20} MiB); "
         f"sha256 of {SUMS}: {sums_sha}",
-        files=len(paths) + 4,
+        files=wheels + 4,
         bytes=total,
         sums_sha256=sums_sha,
     )

@@ -28,9 +28,8 @@ import shutil
 import stat
 import sys
 import tempfile
-import zipfile
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -39,6 +38,7 @@ from packaging.tags import parse_tag
 from packaging.utils import canonicalize_name
 
 from safehold.errors import SafeholdError
+from safehold.operations.backup.wheelzip import WheelZip
 
 #: The one distribution whose closure is packed.
 ROOT = "safehold"
@@ -128,6 +128,7 @@ def _files(dist: Dist) -> Iterator[tuple[str, Path]]:
     site = Path(str(d.locate_file(""))).resolve()
     info_dir = None
     scripts = _entry_point_scripts(d)
+    editable = _is_editable(d)
     data_dir = f"{dist.filename.split('-')[0]}-{dist.version}.data"
     if d.files is None:
         raise WheelError(f"{dist.name} {dist.version} lists no installed files (not installed by pip?)")
@@ -149,10 +150,10 @@ def _files(dist: Dist) -> Iterator[tuple[str, Path]]:
             else:
                 yield f"{data_dir}/data/{rest}", site / str(f)
             continue
-        if _is_editable(d) and (rel.name.startswith("__editable__") or rel.suffix == ".pth"):
+        if editable and (rel.name.startswith("__editable__") or rel.suffix == ".pth"):
             continue
         yield str(rel), site / str(f)
-    if _is_editable(d):
+    if editable:
         yield from _editable_files(d)
     if info_dir is None:
         raise WheelError(f"{dist.name} {dist.version} has no .dist-info folder in its file list")
@@ -176,28 +177,24 @@ def _editable_files(d: md.Distribution) -> Iterator[tuple[str, Path]]:
             yield Path(spec.origin).name, Path(spec.origin)
 
 
-def build_wheel(dist: Dist, folder: Path) -> Path:
-    """Write ``dist``'s wheel into ``folder`` (atomically) and return its path."""
-    entries = sorted(_files(dist), key=lambda e: (".dist-info/" in e[0], e[0]))
+def build_wheel(dist: Dist, folder: Path, files: list[tuple[str, Path]] | None = None) -> Path:
+    """Write ``dist``'s wheel into ``folder`` (atomically) and return its path (``files``: its
+    :func:`_files`, when read already)."""
+    entries = sorted(_files(dist) if files is None else files, key=lambda e: (".dist-info/" in e[0], e[0]))
     info_dir = next(p.split("/", 1)[0] for p, _ in entries if p.split("/", 1)[0].endswith(".dist-info"))
     record: list[str] = []
     fd, tmp = tempfile.mkstemp(prefix=".wheel-", suffix=".tmp", dir=folder)
-    os.close(fd)
     try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with os.fdopen(fd, "wb") as f:
+            zf = WheelZip(f, _ZIP_TIME)
             for arc, path in entries:
                 data = path.read_bytes()
-                zi = zipfile.ZipInfo(arc, _ZIP_TIME)
-                zi.compress_type = zipfile.ZIP_DEFLATED
                 mode = 0o755 if path.stat().st_mode & stat.S_IXUSR else 0o644
-                zi.external_attr = (stat.S_IFREG | mode) << 16
-                zf.writestr(zi, data)
+                zf.add(arc, data, stat.S_IFREG | mode)
                 record.append(f"{arc},{_record_hash(data)},{len(data)}")
             record.append(f"{info_dir}/RECORD,,")
-            zi = zipfile.ZipInfo(f"{info_dir}/RECORD", _ZIP_TIME)
-            zi.compress_type = zipfile.ZIP_DEFLATED
-            zi.external_attr = (stat.S_IFREG | 0o644) << 16
-            zf.writestr(zi, "\n".join(record) + "\n")
+            zf.add(f"{info_dir}/RECORD", ("\n".join(record) + "\n").encode(), stat.S_IFREG | 0o644)
+            zf.close()
         out = folder / dist.filename
         os.replace(tmp, out)
         return out
@@ -206,45 +203,46 @@ def build_wheel(dist: Dist, folder: Path) -> Path:
         raise
 
 
-def _cache_key(dist: Dist) -> tuple[str, int]:
+def _cache_key(dist: Dist, files: list[tuple[str, Path]]) -> str:
     """Changes when any file of the distribution changes (name, size, mtime), so a rebuilt or edited
-    install (an editable checkout) is packed again; and the distribution's size in bytes."""
+    install (an editable checkout) is packed again."""
     h = hashlib.sha256(f"{dist.filename}\0{sys.version}".encode())
-    size = 0
-    for arc, path in sorted(_files(dist)):
+    for arc, path in sorted(files):
         st = path.stat()
-        size += st.st_size
         h.update(f"{arc}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-    return h.hexdigest()[:20], size
+    return h.hexdigest()[:20]
 
 
-def cached_wheels(cache: Path) -> list[Path]:
-    """The wheel of every distribution in the closure, built into ``cache`` when not there yet: two at a
-    time, largest first (deflate and SHA-256 release the interpreter lock, so the building of a first
-    repository's wheels takes about half the time on two cores)."""
-    out = []
-    missing: list[tuple[int, Dist, Path]] = []
-    for dist in closure():
-        key, size = _cache_key(dist)
-        folder = cache / key
-        path = folder / dist.filename
-        if not path.is_file():
-            missing.append((size, dist, folder))
-        out.append(path)
-    missing.sort(key=lambda m: -m[0])
+def _recorded_size(dist: Dist) -> int:
+    """The distribution's size in bytes as pip recorded it (its editable packages not counted), read
+    straight from RECORD: only the order of the builds depends on it, largest first, so that the last one
+    to finish is a small one."""
+    text = dist.distribution.read_text("RECORD") or ""
+    return sum(int(size) for line in text.splitlines() if (size := line.rpartition(",")[2]).isdigit())
 
-    def build(item: tuple[int, Dist, Path]) -> Path:
-        _size, dist, folder = item
+
+def _cached_wheel(cache: Path, dist: Dist) -> Path:
+    files = list(_files(dist))
+    folder = cache / _cache_key(dist, files)
+    path = folder / dist.filename
+    if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return build_wheel(dist, folder)
+        build_wheel(dist, folder, files)
+    return path
 
-    if len(missing) > 1:
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="safehold-wheel") as pool:
-            list(pool.map(build, missing))
-    else:
-        for item in missing:
-            build(item)
-    return out
+
+def cached_wheels(cache: Path, dists: list[Dist] | None = None) -> Iterator[Path]:
+    """The wheel of every distribution in the closure (``dists``, or read now), each as soon as it is in
+    ``cache``, built there when not there yet: two at a time, largest first (deflate, reading and SHA-256
+    let go of the interpreter lock, so a first repository's wheels take about half the time on two cores),
+    while the caller stores the finished ones."""
+    todo = sorted(closure() if dists is None else dists, key=_recorded_size, reverse=True)
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="safehold-wheel")
+    try:
+        for done in as_completed([pool.submit(_cached_wheel, cache, dist) for dist in todo]):
+            yield done.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def prune_cache(cache: Path, keep: list[Path]) -> None:
