@@ -216,3 +216,42 @@ def test_the_closure_is_remembered_only_while_nothing_is_installed(
         json.loads((tmp_path / "repo" / "bootstrap" / "bootstrap.json").read_text())["wheels"] == fake_wheels
     )
     assert _names(be) == {*fake_wheels, "README.md", "requirements.txt", "SHA256SUMS", "bootstrap.json"}
+
+
+def test_init_builds_the_wheels_while_the_key_is_derived_and_stops_when_it_fails(
+    tmp_path: Path,
+    fake_wheels: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("SAFEHOLD_PASSWORD", "pw")
+    started: list[bootstrap.EarlyWheels] = []
+    real_init = bootstrap.EarlyWheels.__init__
+
+    def tracked(self: bootstrap.EarlyWheels) -> None:
+        real_init(self)
+        started.append(self)
+
+    monkeypatch.setattr(bootstrap.EarlyWheels, "__init__", tracked)
+    repo = str(tmp_path / "repo")
+    assert main(["init", "--repo", repo]) == 0
+    assert "wrote bootstrap/" in capsys.readouterr().err
+    assert len(started) == 1
+    started[0].thread.join(10)
+    assert not started[0].thread.is_alive()
+    assert _names(LocalBackend(repo)) == {
+        *fake_wheels,
+        "README.md",
+        "requirements.txt",
+        "SHA256SUMS",
+        "bootstrap.json",
+    }
+    assert main(["init", "--repo", repo]) != 0  # exists already: the early wheels are let go
+    assert len(started) == 2
+    started[1].thread.join(10)
+    assert not started[1].thread.is_alive()
+    # a failure to read the closure reaches ensure_bootstrap, which warns
+    monkeypatch.setattr(wheels, "closure", lambda: (_ for _ in ()).throw(wheels.WheelError("no closure")))
+    early = bootstrap.EarlyWheels()
+    result = ensure_bootstrap(LocalBackend(str(tmp_path / "other")), early=early)
+    assert result.action == "failed" and "no closure" in result.message

@@ -8,7 +8,7 @@ from safehold.backends.local import LocalBackend
 from safehold.backends.wrappers import unwrap
 from safehold.cli.app import App
 from safehold.engine.format.repository import RepoConfig, Repository
-from safehold.operations.backup.bootstrap import BootstrapResult, ensure_bootstrap
+from safehold.operations.backup.bootstrap import BootstrapResult, EarlyWheels, enabled, ensure_bootstrap
 
 
 def create_repository(
@@ -19,15 +19,21 @@ def create_repository(
     inner = unwrap(backend)
     if isinstance(inner, LocalBackend):
         inner.create_parents()
-    repo = Repository.init(backend, password, chunker_from=chunker_from)
+    early = EarlyWheels() if enabled() else None  # built while the key is derived
+    try:
+        repo = Repository.init(backend, password, chunker_from=chunker_from)
+    except BaseException:
+        if early is not None:
+            early.cancel()
+        raise
     app.repos.append(repo)
-    return repo, write_bootstrap(app, backend)
+    return repo, write_bootstrap(app, backend, early)
 
 
-def write_bootstrap(app: App, backend: Backend) -> BootstrapResult:
+def write_bootstrap(app: App, backend: Backend, early: EarlyWheels | None = None) -> BootstrapResult:
     """Write or refresh the repository's ``bootstrap/`` (see :mod:`safehold.operations.backup.bootstrap`); a
     failure is a warning, never an error: the repository and its snapshots are fine without it."""
-    result = ensure_bootstrap(backend)
+    result = ensure_bootstrap(backend, early=early)
     where = backend.properties.location
     if result.action == "failed":
         app.warn(f"warning: {result.message} (in {where}); a new host cannot install safehold from it")

@@ -29,8 +29,10 @@ import hashlib
 import json
 import os
 import platform
+import queue
 import sys
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -237,18 +239,70 @@ def _wheels() -> Any:
     return wheels
 
 
+class EarlyWheels:
+    """The closure read and its wheels built in the background from now on, for :func:`ensure_bootstrap`
+    later: ``init`` starts them before it creates the repository, whose key derivation (argon2id, one
+    core) leaves the other core to them. :meth:`cancel` when they will not be used."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="safehold-early-wheels", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            wheelmod = _wheels()
+            dists = wheelmod.closure()
+            self._queue.put(("dists", dists))
+            if self._stop.is_set():
+                return
+            for path in wheelmod.cached_wheels(_cache(), dists):
+                self._queue.put(("path", path))
+                if self._stop.is_set():
+                    return  # closing the generator cancels the builds not started
+            self._queue.put(("end", None))
+        except BaseException as exc:
+            self._queue.put(("error", exc))
+
+    def _next(self) -> tuple[str, Any]:
+        kind, value = self._queue.get()
+        if kind == "error":
+            self._queue.put((kind, value))  # and again to whoever asks next
+            raise value
+        return kind, value
+
+    def dists(self) -> list[Any]:
+        """The closure (:func:`safehold.operations.backup.wheels.closure`); call once, first."""
+        return list(self._next()[1])
+
+    def paths(self) -> Iterator[Path]:
+        """The wheels, each as soon as it is in the cache; after :meth:`dists`."""
+        while (item := self._next())[0] == "path":
+            yield item[1]
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+
 def ensure_bootstrap(
-    backend: Backend, *, build: Callable[[Path], Iterable[Path]] | None = None
+    backend: Backend,
+    *,
+    build: Callable[[Path], Iterable[Path]] | None = None,
+    early: EarlyWheels | None = None,
 ) -> BootstrapResult:
-    """Write ``bootstrap/`` when it is missing, incomplete or for other versions. Never raises for a
-    failure (no wheel can be built, the storage refuses): the result says what happened."""
+    """Write ``bootstrap/`` when it is missing, incomplete or for other versions (with the wheels of
+    ``early`` when given). Never raises for a failure (no wheel can be built, the storage refuses): the
+    result says what happened."""
     if not enabled():
+        if early is not None:
+            early.cancel()
         return BootstrapResult("disabled", f"bootstrap/ not written ({ENV}=0)")
     found: list[Any] = []
 
     def closure() -> Any:  # read once per call (~0.1 s): the names, the wheels and the pins need it
         if not found:
-            found.append(_wheels().closure())
+            found.append(early.dists() if early is not None else _wheels().closure())
         return found[0]
 
     try:
@@ -260,12 +314,18 @@ def ensure_bootstrap(
                 return BootstrapResult("current", "bootstrap/ is up to date")
         dists = closure()  # what is written comes from the installation, not from the remembered names
         names = [d.filename for d in dists]
-        paths = build(_cache()) if build else _wheels().cached_wheels(_cache(), dists)
+        if early is not None:
+            paths: Iterable[Path] = early.paths()
+        else:
+            paths = build(_cache()) if build else _wheels().cached_wheels(_cache(), dists)
         return _write(backend, paths, names, dists)
     except SafeholdError as exc:
         return BootstrapResult("failed", f"bootstrap/ not written: {exc.message}", warnings=[exc.hint])
     except OSError as exc:
         return BootstrapResult("failed", f"bootstrap/ not written: {exc}")
+    finally:
+        if early is not None:
+            early.cancel()
 
 
 def _write(backend: Backend, paths: Iterable[Path], names: list[str], dists: list[Any]) -> BootstrapResult:
