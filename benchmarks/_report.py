@@ -1,5 +1,6 @@
 """The runner's table: per row, the median of the runs (lowest-highest in brackets) for every tool, the
-baselines measured on the same tree in the same runs, and the per-run ratios of safehold to each restic."""
+baselines measured on the same tree in the same runs, and the per-run ratios of safehold to each restic; the
+"CPU:" rows are user + system seconds of each timed step (the command and the helpers it waited for)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,21 @@ def _seconds(step: dict[str, Any] | None) -> float | None:
     return step["seconds"] if step and step["returncode"] == 0 else None
 
 
+def _cpu(step: dict[str, Any] | None) -> float | None:
+    """User + system seconds of a step's command and the helpers it waited for."""
+    if not step or step["returncode"] != 0 or "user" not in step:
+        return None
+    return float(step["user"] + step["sys"])
+
+
 def _rows(change_label: str) -> list[tuple[str, str, Callable[[dict[str, Any]], float | None], str | None]]:
     """(label, format, value of a tool's run record, baseline key) per row."""
 
     def step(key: str) -> Callable[[dict[str, Any]], float | None]:
         return lambda r: _seconds(r["steps"].get(key))
+
+    def cpu(key: str) -> Callable[[dict[str, Any]], float | None]:
+        return lambda r: _cpu(r["steps"].get(key))
 
     def field(key: str, div: float) -> Callable[[dict[str, Any]], float | None]:
         return lambda r: r[key] / div if r.get(key) else None
@@ -38,6 +49,13 @@ def _rows(change_label: str) -> list[tuple[str, str, Callable[[dict[str, Any]], 
         ("peak RSS, any step (MiB)", ".0f", field("peak_rss_kib", 1024), None),
         ("peak PSS, all processes (MiB)", ".0f", field("peak_tree_pss_kib", 1024), None),
         ("start to first file read (s)", ".2f", field("first_read_s", 1), None),
+        ("CPU: init (s)", ".2f", cpu("init"), None),
+        ("CPU: initial backup (s)", ".2f", cpu("backup_initial"), None),
+        ("CPU: no-change backup (s)", ".2f", cpu("backup_nochange"), None),
+        ("CPU: " + change_label.removesuffix(" (s)") + " (s)", ".2f", cpu("backup_change"), None),
+        ("CPU: restore to disk (s)", ".2f", cpu("restore_disk"), None),
+        ("CPU: restore to tmpfs (s)", ".2f", cpu("restore_tmpfs"), None),
+        ("CPU: check, read all data (s)", ".2f", cpu("check"), None),
     ]
 
 

@@ -152,7 +152,7 @@ def test_table_gives_medians_spread_and_per_run_ratios() -> None:
     from benchmarks._report import table
 
     def tool(sec: float) -> dict[str, object]:
-        step = {"seconds": sec, "returncode": 0}
+        step = {"seconds": sec, "returncode": 0, "user": sec / 2, "sys": sec / 4}
         return {"steps": {"backup_initial": step}, "restore_ok": True, "version": "v"}
 
     runs = [{"tools": {"safehold": tool(s), "restic": tool(r)}, "baseline": {}}
@@ -163,6 +163,9 @@ def test_table_gives_medians_spread_and_per_run_ratios() -> None:
     # safehold's median 2.00 of 1-3; restic's 4.00 of 2-4; ratio: median of 0.25, 0.75, 1.0 (per run)
     assert cells[1:3] == ["2.00 [1.00-3.00]", "4.00 [2.00-4.00]"]
     assert cells[-1] == "0.75x [0.25-1.00]"
+    cpu = next(line for line in text.splitlines() if line.startswith("| CPU: initial backup"))
+    cells = [c.strip() for c in cpu.split("|")[1:-1]]
+    assert cells[1:3] == ["1.50 [0.75-2.25]", "3.00 [1.50-3.00]"] and cells[-1] == "0.75x [0.25-1.00]"
 
 
 def test_measure_reports_the_childs_own_peak_rss(tmp_path: Path) -> None:
