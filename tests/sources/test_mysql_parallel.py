@@ -135,6 +135,50 @@ def test_parallel_restore_equals_the_source(mysql_dbs: Any, mem: MemoryComponent
     assert state(other) == before
 
 
+def fill_bulk(db: str, rows: int = 6000) -> None:
+    """A table of ~8 MiB in its dump (mariadb-dump writes its rows in several INSERTs) with a trigger that counts
+    inserts: created after the rows, it must not have run for any of them."""
+    with mysql_root(db) as c, c.cursor() as cur:
+        cur.execute("CREATE TABLE bulk (id INT PRIMARY KEY AUTO_INCREMENT, body BLOB, note VARCHAR(20))")
+        cur.execute("CREATE TABLE bulk_count (n INT NOT NULL)")
+        cur.execute("INSERT INTO bulk_count VALUES (0)")
+        cur.execute(
+            "CREATE TRIGGER bulk_ai AFTER INSERT ON bulk FOR EACH ROW UPDATE bulk_count SET n = n + 1"
+        )
+        cur.executemany(
+            "INSERT INTO bulk (body, note) VALUES (%s, %s)",
+            [(BLOB[: 300 + i % 700] + i.to_bytes(4, "big"), None if i % 3 else f"n{i}") for i in range(rows)],
+        )
+
+
+def test_rows_of_a_big_table_go_over_both_connections(mysql_dbs: Any, mem: MemoryComponent) -> None:
+    """The INSERTs of one table are shared by the connections (after its CREATE TABLE, before its
+    trigger): the same rows, the trigger created after them, the same as one client's load."""
+    db = mysql_dbs()
+    fill(db, customers=20)
+    fill_bulk(db)
+    before = state(db)
+    src = MySQLSource("database", {"databases": [db], "checksums": True, "schema_only": False})
+    src.backup(mem, SourceContext())
+    assert mem.files[f"{db}/full_dump.sql"].count(b"INSERT INTO `bulk` VALUES") >= 6
+    for clients in (2, 1):
+        target = mysql_dbs(create=False)
+        log: list[str] = []
+        report = src.restore(
+            mem, SourceContext(log=log.append, options={"database": target, "parallel": clients})
+        )
+        assert report.details[target]["problems"] == []
+        assert state(target) == before, clients
+        if clients == 2:
+            assert any("7 tables through 2 connections at once (the rows of" in x for x in log), log
+    with mysql_root(target) as c, c.cursor() as cur:
+        cur.execute("SELECT n FROM bulk_count")
+        assert cur.fetchone()[0] == 6000
+        cur.execute("INSERT INTO bulk (body) VALUES ('x')")
+        cur.execute("SELECT n FROM bulk_count")
+        assert cur.fetchone()[0] == 6001
+
+
 def test_hostile_dumps_load_as_one_client_loads_them(mysql_dbs: Any, mem: MemoryComponent) -> None:
     """Dumps edited by a hostile repository writer: what the parallel restore loads equals what one
     client loads from the same stream, whether the dump is cut or not."""

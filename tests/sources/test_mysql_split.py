@@ -221,3 +221,51 @@ def test_strip_definers_output_is_cut() -> None:
     data = b"".join(definer_filter([dump(table(b"a", trigger=trigger_block(b"`a`")))]))
     assert b"DEFINER" not in data.split(b"Dumping routines")[0]
     assert [s.name for s in scan(data).sections] == ["a"]
+
+
+def _many_inserts(name: bytes, head: bytes = b"INSERT INTO `t` VALUES") -> bytes:
+    """Table ``t`` with its rows in three INSERT statements (as mariadb-dump writes a big table)."""
+    one = b"(1,'a'),\n(2,0x00FF)"
+    rows = b"".join(head + b"\n(%d,'r;\\n'),\n(1%d,NULL);\n" % (i, i) for i in range(3))
+    return table(name, rows=one).replace(b"INSERT INTO `t` VALUES\n" + one + b";\n", rows)
+
+
+@pytest.mark.parametrize("step", [0, 5, 64])
+def test_rows_any_connection_may_send_are_marked(step: int) -> None:
+    """The INSERTs of a table that may go to any connection, in any order, between its head (up to the
+    DISABLE KEYS) and its tail (ENABLE KEYS, triggers, their SET statements)."""
+    data = dump(_many_inserts(b"t"), table(b"u", trigger=trigger_block(b"u")))
+    t, u = scan(data, step).sections
+    texts = [data[x:y] for x, y in zip(t.statements[::2], t.statements[1::2], strict=True)]
+    assert (t.first_row, t.rows_end) == (6, 9)
+    assert texts[5] == b"/*!40000 ALTER TABLE `t` DISABLE KEYS */" and texts[9].endswith(b"ENABLE KEYS */")
+    assert all(x.startswith(b"INSERT INTO `t` VALUES\n(") for x in texts[6:9])
+    assert (u.first_row, u.rows_end) == (6, 7)  # the trigger comes after the rows
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # rows whose order may matter, or a session state another connection does not have
+        lambda d: d.replace(b"INSERT INTO `t` VALUES", b"REPLACE INTO `t` VALUES"),
+        lambda d: d.replace(b"INSERT INTO `t` VALUES", b"INSERT IGNORE INTO `t` VALUES"),
+        lambda d: d.replace(b"INSERT INTO `t` VALUES", b"INSERT INTO `t` (`id`, `s`) VALUES"),
+        # the character set of the CREATE TABLE restored only after the rows
+        lambda d: d.replace(b"/*!40101 SET character_set_client = @saved_cs_client */;\n\n--\n-- Dumping",
+                            b"\n--\n-- Dumping", 1).replace(
+            b"/*!40000 ALTER TABLE `t` ENABLE KEYS */;",
+            b"/*!40101 SET character_set_client = @saved_cs_client */;\n/*!40000 ALTER TABLE `t` ENABLE KEYS */;"),
+    ],
+)  # fmt: skip
+def test_rows_that_may_not_be_reordered_stay_with_the_head(change: object) -> None:
+    data = change(dump(_many_inserts(b"t")))  # type: ignore[operator]
+    (t,) = scan(data).sections
+    assert len(t.statements) >= 2 * 9 and (t.first_row, t.rows_end) == (-1, -1)
+
+
+def test_a_statement_between_rows_ends_the_shared_run() -> None:
+    data = dump(_many_inserts(b"t"))
+    second = data.index(b"INSERT INTO `t` VALUES\n(1,")
+    data = data[:second] + b"/*!40000 ALTER TABLE `t` ENABLE KEYS */;\n" + data[second:]
+    (t,) = scan(data).sections
+    assert (t.first_row, t.rows_end) == (6, 7)  # the rest run after it, in order

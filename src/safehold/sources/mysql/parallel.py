@@ -1,16 +1,22 @@
 """Load a mariadb-dump stream through several connections at once, cut by :mod:`.split` while it loads.
 
-One thread runs :func:`~.split.scan` over the stream. Every table loader reads the stream itself
-(``source`` opens it afresh; the repository gives the same bytes each time, checked by hash), takes the
-next section nobody has taken yet (in stream order, so it only ever reads forward) and sends its
-statements, each as the scan checked it, one by one over its own connection behind the preamble's SET
-statements — exactly the text a client sends, delimiter left out, without a client program parsing
-every byte once more (the ``mariadb`` client costs about as much CPU as the server's parse on a dump of
-large INSERTs); a second thread per loader reads the next statements while the server runs one. Memory
-stays bounded by one chunk and :data:`READ_AHEAD` + 1 statements per loader. The loader that holds
-the last section when the scan ends keeps reading and spools the tail (views, routines, events: small)
-to a temporary file that spills to disk beyond 16 MiB; when every loader is done, a ``mariadb`` client
-loads the preamble, the prelude and the tail (client commands such as DELIMITER are the client's).
+One thread runs :func:`~.split.scan` over the stream. Every table loader (a *lane*) reads the stream
+itself (``source`` opens it afresh; the repository gives the same bytes each time, checked by hash) and
+claims statements as the scan checks them, always further on in the stream than its last (so it only
+ever reads forward), and sends each over its own connection behind the preamble's SET statements —
+exactly the text a client sends, delimiter left out, without a client program parsing every byte once
+more (the ``mariadb`` client costs about as much CPU as the server's parse on a dump of large INSERTs).
+A lane takes the next table nobody has taken and claims its head (DROP, CREATE TABLE, ...) in order; the
+table's rows (:attr:`~.split.Section.first_row`) are then claimed by any lane, one INSERT at a time, and
+run once the head has run (a lane sends up to :data:`COMMIT_EVERY` of them in one transaction); the
+rest of the table (ENABLE KEYS, triggers) is claimed in order by the lane that gets there first and runs
+once every row has. So a big table is loaded by every connection, small ones side by side; a lane waits
+for the head of a big table (:data:`SHARE_FROM`) rather than move past its rows. A second thread per
+lane reads its next statement while the server runs one: memory stays bounded by one chunk and
+:data:`READ_AHEAD` statements per lane. The first lane left with nothing to claim keeps reading and
+spools the tail (views, routines, events: small) to a temporary file that spills to disk beyond 16 MiB;
+when every lane is done, a ``mariadb`` client loads the preamble, the prelude and the tail (client
+commands such as DELIMITER are the client's).
 
 The first loader that fails stops the others; the server's error is in the
 :class:`~safehold.errors.SourceError`. When the scan finds the dump cannot be cut after loaders started,
@@ -21,7 +27,6 @@ and loads the dump through one client.
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import tempfile
 import threading
@@ -37,12 +42,66 @@ from safehold.sources.mysql.split import MAX_PREAMBLE, Layout, Scanner, Section,
 
 #: The tail stays in memory up to this size, then goes to a temporary file.
 TAIL_IN_MEMORY = 16 << 20
-#: Statements a loader reads ahead of the one the server runs.
-READ_AHEAD = 3
+#: Statements a loader holds: the one the server runs and the next, read while it runs (claimed only
+#: when there is room, so that the rows of a big table are shared out to the end).
+READ_AHEAD = 2
+#: A table with at least this many bytes of rows has them shared by every lane: the others wait for its
+#: head rather than take the tables after it (which would put them past its rows). Smaller tables load
+#: side by side, a table per lane.
+SHARE_FROM = 4 << 20
+#: Rows of one table a lane sends in one transaction (one commit, one log flush, for this many).
+COMMIT_EVERY = 8
 
 
 class Stopped(Exception):
     """Raised inside a reader when another part failed."""
+
+
+class _Lane:
+    """One loader's place in the stream: it claims only statements that start at or after ``pos``."""
+
+    def __init__(self) -> None:
+        self.pos = 0
+        self.run: _Run | None = None  # the section whose head or tail it claims, in order
+        self.room = threading.Semaphore(READ_AHEAD)  # statements it may claim before one is sent
+
+
+class _Run:
+    """A section being loaded. Its statements before :attr:`~.split.Section.first_row` (the head) are
+    claimed in order by the lane that took the section, its rows by any lane, the rest (the tail) in
+    order by the lane that gets there first, which runs them once every row has run."""
+
+    def __init__(self, sec: Section, owner: _Lane) -> None:
+        self.sec = sec
+        self.next = 0  # the next statement to claim
+        self.owner: _Lane | None = owner  # claiming the head or the tail; None while rows are shared
+        self.header = owner  # the lane that runs the head
+        self.lanes = {id(owner)}  # the lanes that claimed its statements
+        self.head_done = False
+        self.tail = False
+        self.outstanding = 0  # rows claimed that have not run yet
+        self.done = False
+
+
+def _waits_for(r: _Run) -> bool:
+    """Whether a lane waits for the head of ``r`` to run rather than take the next section: when ``r``
+    has at least :data:`SHARE_FROM` bytes of rows."""
+    sec = r.sec
+    if r.done or r.tail or r.owner is None or sec.end < 0 or sec.first_row < 0:
+        return False
+    return sec.statements[2 * sec.rows_end - 1] - sec.statements[2 * sec.first_row] >= SHARE_FROM
+
+
+class _Job:
+    """A claimed statement: what its loader waits for before sending it (see :meth:`_Shared.before`)."""
+
+    __slots__ = ("kind", "lane", "run")
+
+    def __init__(self, run: _Run, kind: str, lane: _Lane) -> None:
+        self.run, self.kind, self.lane = run, kind, lane
+
+
+_DONE = object()
 
 
 class _Shared:
@@ -55,7 +114,9 @@ class _Shared:
         self.preamble_statements: list[bytes] = []
         self.layout: Layout | None = None  # set when the scan is complete
         self.next = 0
-        self.started = False  # a loader has been given a section
+        self.runs: list[_Run] = []
+        self.started = False  # a loader has claimed a statement
+        self.spooler: _Lane | None = None
         self.failure: BaseException | None = None
         self.sent = 0
         self.progress = progress
@@ -85,32 +146,102 @@ class _Shared:
             self.cond.notify_all()
 
     # -- the loaders' side
-    def take(self) -> tuple[int, Section] | None:
-        """The next section (waiting for the scan to find it); None when there is none."""
+    def claim(self, lane: _Lane) -> tuple[_Job, int, int] | None:
+        """The next statement ``lane`` sends (its job and where it is), waiting for the scan to check
+        one; None when there is none left for it."""
         with self.cond:
             while True:
                 if self.failure is not None:
                     raise Stopped
-                if self.next < len(self.sections) and self.preamble is not None:
-                    k, self.next = self.next, self.next + 1
-                    self.started = True
-                    return k, self.sections[k]
-                if self.layout is not None:
+                got = self._claim(lane)
+                if got is _DONE:
                     return None
+                if isinstance(got, tuple):
+                    self.started = True
+                    lane.pos = got[2]
+                    return got
                 self.cond.wait()
 
-    def statement(self, sec: Section, i: int) -> tuple[int, int] | None:
-        """Where statement ``i`` of ``sec`` is, once the scan has checked it; None after the last."""
+    def _claim(self, lane: _Lane) -> object:
+        if lane.run is not None:  # the head or the tail it claims in order
+            r, sec = lane.run, lane.run.sec
+            closed = sec.end >= 0  # (read before the statements: they are all in when it is set)
+            i = r.next
+            if 2 * i + 1 < len(sec.statements):
+                a, b = sec.statements[2 * i], sec.statements[2 * i + 1]
+                r.next += 1
+                if not r.tail and i == sec.first_row:  # the rows: any lane may claim them now
+                    r.owner = lane.run = None
+                    r.outstanding += 1
+                    self.cond.notify_all()
+                    return _Job(r, "row", lane), a, b
+                return _Job(r, "tail" if r.tail else "head", lane), a, b
+            if not closed:
+                return None
+            r.done, r.owner, lane.run = True, None, None
+        for r in self.runs:  # rows (or a tail) of the sections taken, earliest first
+            sec = r.sec
+            if r.owner is not None or r.done:
+                continue
+            closed = sec.end >= 0
+            i = r.next
+            if 2 * i + 1 >= len(sec.statements):
+                if closed:
+                    r.done = True
+                continue
+            a, b = sec.statements[2 * i], sec.statements[2 * i + 1]
+            if a < lane.pos:
+                continue
+            if i < sec.rows_end:
+                r.next += 1
+                r.outstanding += 1
+                r.lanes.add(id(lane))
+                return _Job(r, "row", lane), a, b
+            r.owner, r.tail, lane.run = lane, True, r
+            r.lanes.add(id(lane))
+            return self._claim(lane)
+        if self.preamble is not None and self.next < len(self.sections):
+            if any(_waits_for(r) for r in self.runs):
+                return None  # its rows are shared out soon: a lane past them could not take them
+            r = _Run(self.sections[self.next], lane)
+            self.next += 1
+            self.runs.append(r)
+            lane.run = r
+            return self._claim(lane)
+        if self.layout is not None:
+            return _DONE
+        return None
+
+    def spools(self, lane: _Lane) -> bool:
+        """Whether ``lane`` (with nothing left to claim) reads the tail: the first one to ask."""
         with self.cond:
-            while True:
+            if self.spooler is None:
+                self.spooler = lane
+            return self.spooler is lane
+
+    def before(self, job: _Job) -> None:
+        """Wait until ``job`` may run: a row once its section's head has run (the head's own lane says
+        so as it sends its first row), the tail once every row has run."""
+        r = job.run
+        if job.kind == "head":
+            return
+        with self.cond:
+            if job.kind == "row" and job.lane is r.header:
+                if not r.head_done:
+                    r.head_done = True
+                    self.cond.notify_all()
+                return
+            while not (r.head_done if job.kind == "row" else r.outstanding == 0):
                 if self.failure is not None:
                     raise Stopped
-                closed = sec.end >= 0  # (read before the statements: they are all in when it is set)
-                if 2 * i + 1 < len(sec.statements):
-                    return sec.statements[2 * i], sec.statements[2 * i + 1]
-                if closed:
-                    return None
                 self.cond.wait()
+
+    def after(self, job: _Job) -> None:
+        if job.kind == "row":
+            with self.cond:
+                job.run.outstanding -= 1
+                if job.run.outstanding == 0:
+                    self.cond.notify_all()
 
     def fail(self, exc: BaseException) -> None:
         with self.cond:
@@ -138,11 +269,11 @@ def load(
     progress: Callable[[int], None] | None = None,
     progress_every: int = 64 << 20,
     log: Callable[[str], None] | None = None,
-) -> tuple[proc.ProgramResult, Layout, int]:
+) -> tuple[proc.ProgramResult, Layout, int, int]:
     """Load the dump ``source()`` through ``loaders`` connections from ``connect()`` and the tail through
     the client ``argv`` (see the module docstring). Returns the bytes of the stream with the seconds
-    taken, the layout and the number of loaders that had work. Raises :class:`~.split.Unsplittable` or
-    SourceError."""
+    taken, the layout, the number of loaders that had work and the number of tables whose statements
+    went over more than one connection. Raises :class:`~.split.Unsplittable` or SourceError."""
     started = time.monotonic()
     shared = _Shared(progress, progress_every)
     used: list[int] = []
@@ -183,7 +314,8 @@ def load(
     if progress is not None:
         progress(shared.sent)
     seconds = time.monotonic() - started
-    return proc.ProgramResult(res.tool, layout.size, seconds, res.stderr), layout, len(used)
+    shared_tables = sum(len(r.lanes) > 1 for r in shared.runs)
+    return proc.ProgramResult(res.tool, layout.size, seconds, res.stderr), layout, len(used), shared_tables
 
 
 def _scan(shared: _Shared, source: Callable[[], Iterator[bytes]]) -> None:
@@ -242,39 +374,57 @@ def _loader(
     spool: IO[bytes],
     used: list[int],
 ) -> None:
-    """One table loader: take sections in stream order and send their statements, read ahead by a
-    second thread (:func:`_read_ahead`) while the server runs the one before."""
-    try:
-        taken = shared.take()
-        if taken is None:
-            return
-        used.append(1)
-        conn = connect()
-    except Stopped:
-        return
-    except BaseException as exc:
-        shared.fail(exc)
-        return
-    ahead: queue.Queue[tuple[Section, int, bytes] | BaseException | None] = queue.Queue(READ_AHEAD)
+    """One table loader: send the statements its read-ahead thread (:func:`_read_ahead`) claims and
+    reads while the server runs the one before, over a connection opened for the first of them."""
+    lane = _Lane()
+    ahead: queue.Queue[tuple[_Job, int, bytes] | BaseException | None] = queue.Queue()
     reader = threading.Thread(
-        target=_read_ahead, args=(shared, source, spool, taken, ahead), name="mysql-read-ahead", daemon=True
+        target=_read_ahead, args=(shared, source, spool, lane, ahead), name="mysql-read-ahead", daemon=True
     )
     reader.start()
+    conn = None
+    batch: list[_Job] = []  # rows sent in the open transaction
+
+    def commit() -> None:
+        assert conn is not None
+        conn.commit()
+        for done in batch:
+            shared.after(done)
+        batch.clear()
+
     try:
-        for stmt in shared.preamble_statements:
-            conn.query(stmt)
         while (item := _next(shared, ahead, reader)) is not None:
             if isinstance(item, BaseException):
                 raise item
-            sec, at, text = item
+            job, at, text = item
+            if conn is None:
+                used.append(1)
+                conn = connect()
+                for stmt in shared.preamble_statements:
+                    conn.query(stmt)
+            if batch and (job.kind != "row" or job.run is not batch[0].run or len(batch) >= COMMIT_EVERY):
+                commit()
+            shared.before(job)
+            if job.kind == "row" and not batch:
+                conn.begin()
             try:
                 conn.query(text)
             except pymysql.MySQLError as exc:
+                sec = job.run.sec
                 raise SourceError(
                     f"the server refused a statement of {'view' if sec.view else 'table'} {sec.name} "
                     f"(at byte {at} of the dump): {exc}"
                 ) from None
+            lane.room.release()
             shared.count(len(text))
+            if job.kind != "row":
+                shared.after(job)
+                continue
+            batch.append(job)
+            if ahead.empty():  # (never waits for the next with a transaction open)
+                commit()
+        if batch:
+            commit()
     except Stopped:
         return
     except pymysql.MySQLError as exc:
@@ -282,15 +432,16 @@ def _loader(
     except BaseException as exc:
         shared.fail(exc)
     finally:
-        conn.close()
+        if conn is not None:
+            conn.close()
         reader.join()
 
 
 def _next(
     shared: _Shared,
-    ahead: queue.Queue[tuple[Section, int, bytes] | BaseException | None],
+    ahead: queue.Queue[tuple[_Job, int, bytes] | BaseException | None],
     reader: threading.Thread,
-) -> tuple[Section, int, bytes] | BaseException | None:
+) -> tuple[_Job, int, bytes] | BaseException | None:
     """The next item the read-ahead thread put, or Stopped once another part failed or it ended."""
     while True:
         try:
@@ -304,35 +455,29 @@ def _read_ahead(
     shared: _Shared,
     source: Callable[[], Iterator[bytes]],
     spool: IO[bytes],
-    taken: tuple[int, Section] | None,
-    ahead: queue.Queue[tuple[Section, int, bytes] | BaseException | None],
+    lane: _Lane,
+    ahead: queue.Queue[tuple[_Job, int, bytes] | BaseException | None],
 ) -> None:
-    """Put the statements of the sections this loader takes into ``ahead`` (then None, or the error);
-    the loader of the last section spools the tail."""
+    """Put the statements ``lane`` claims into ``ahead`` (then None, or the error), each claimed when
+    its loader has room for it; the first lane with nothing left to claim spools the tail."""
 
-    def put(item: tuple[Section, int, bytes] | BaseException | None) -> None:
-        while True:
-            try:
-                ahead.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                if shared.failure is not None:
-                    raise Stopped from None
+    def room() -> None:
+        while not lane.room.acquire(timeout=0.5):
+            if shared.failure is not None:
+                raise Stopped
 
     stream = source()
     try:
         reader = _Reader(iter(stream))
-        k = -1
-        while taken is not None:
-            k, sec = taken
-            i = 0
-            while (where := shared.statement(sec, i)) is not None:
-                put((sec, where[0], reader.read(where[0], where[1], f"a statement of {sec.name}")))
-                i += 1
-            taken = shared.take()
+        while True:
+            room()
+            if (claimed := shared.claim(lane)) is None:
+                break
+            job, a, b = claimed
+            ahead.put((job, a, reader.read(a, b, f"a statement of {job.run.sec.name}")))
         layout = shared.layout
         assert layout is not None
-        if k == len(layout.sections) - 1:
+        if shared.spools(lane):
             for block in reader.rest(layout.tail_start):
                 spool.write(block)
             if reader.start + len(reader.chunk) != layout.size:
@@ -340,14 +485,12 @@ def _read_ahead(
                     f"the dump read {reader.start + len(reader.chunk)} bytes, {layout.size} when it was scanned",
                     hint="The repository gave different bytes for the same file: run 'safehold check'.",
                 )
-        put(None)
+        ahead.put(None)
     except Stopped:
-        with contextlib.suppress(queue.Full):
-            ahead.put_nowait(Stopped())
+        ahead.put(Stopped())
     except BaseException as exc:
         shared.fail(exc)
-        with contextlib.suppress(queue.Full):
-            ahead.put_nowait(Stopped())
+        ahead.put(Stopped())
     finally:
         _close(stream)
 

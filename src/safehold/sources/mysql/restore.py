@@ -7,9 +7,10 @@ Restore options (:class:`~safehold.sources.mysql.options.MySQLRestoreOptions`, a
 * ``host``, ``port``, ``socket``, ``user``, ``password`` (a SecretRef or its dict) — another server/user;
 * ``strip_definers`` — drop ``DEFINER=`` clauses (restore as a user without SUPER / SET USER);
 * ``verify`` — compare row counts (and exact checksums) with ``table_statistics.json`` (default true);
-* ``parallel`` — connections that load tables at once (default 2, 1 on a one-core machine): the dump is
-  cut at its tables while it loads (:mod:`.split`, which falls back to one client for a dump it cannot
-  cut exactly) and loaded by :mod:`.parallel`; 1 loads it through one ``mariadb`` client.
+* ``parallel`` — connections that load at once (default 2, 1 on a one-core machine): the dump is cut at
+  its tables while it loads (:mod:`.split`, which falls back to one client for a dump it cannot cut
+  exactly) and loaded by :mod:`.parallel`, small tables side by side and the rows of a big one over
+  every connection; 1 loads it through one ``mariadb`` client.
 
 Rules: a missing database is created with the dumped character set and collation; an existing database
 that holds tables is refused unless ``ctx.force`` (then the plan drops it and creates it again);
@@ -239,10 +240,10 @@ def _restore_one(
 
     argv = [client, f"--defaults-file={cnf}", "--default-character-set=utf8mb4", "--", target]
     clients = ro.parallel if ro.parallel is not None else min(2, os.cpu_count() or 1)
-    layout, used = None, 1
+    layout, used, shared = None, 1, 0
     if clients > 1:
         try:
-            res, layout, used = parallel.load(
+            res, layout, used, shared = parallel.load(
                 source,
                 lambda: ci.connect(target),
                 argv,
@@ -264,7 +265,8 @@ def _restore_one(
         res = proc.feed(argv, source(), secrets=[ci.password], progress=progress, log=ctx.log)
     else:
         n_tables = sum(not s.view for s in layout.sections)
-        ctx.log(f"restored {target}: {n_tables} tables through {used} connections at once")
+        spread = f" (the rows of {shared} of them over more than one)" if shared else ""
+        ctx.log(f"restored {target}: {n_tables} tables through {used} connections at once{spread}")
     detail: dict[str, Any] = {"bytes": res.size, "seconds": round(res.seconds, 3), "problems": []}
     detail["clients"] = used if layout is not None else 1
     if ro.verify:

@@ -48,7 +48,7 @@ _ROWS = re.compile(rb"(?:\s*+" + _ROW + rb"\s*+,)*+\s*+", re.DOTALL)
 _LAST_ROW = re.compile(rb"\s*+" + _ROW + rb"\s*+;[ \t]*\n", re.DOTALL)
 _NAME = rb"`((?:[^`\n]|``)+)`"
 _INSERT_HEAD = re.compile(
-    rb"(?:INSERT(?: IGNORE)?|REPLACE) INTO " + _NAME + rb" (?:\((?:`(?:[^`\n]|``)+`(?:, ?)?)+\) )?VALUES"
+    rb"(INSERT(?: IGNORE)?|REPLACE) INTO " + _NAME + rb" (\((?:`(?:[^`\n]|``)+`(?:, ?)?)+\) )?VALUES"
 )
 _HEADER = re.compile(rb"-- (Table structure for table|Temporary table structure for view) " + _NAME + rb"\n")
 _DATA_HEADER = re.compile(rb"-- Dumping data for table " + _NAME + rb"\n")
@@ -91,6 +91,16 @@ class Section:
     #: another client creating a table that refers to this one, a locked table's inserts would need
     #: that table locked too. Appended to while the scan runs (``extend``: a pair at a time).
     statements: array[int] = field(default_factory=lambda: array("q"))
+    #: statement indexes ``first_row <= i < rows_end`` (-1: none) are INSERTs of this table that may
+    #: run on any connection in any order once every statement before them has run, and before any
+    #: statement after them runs: plain ``INSERT INTO `t` VALUES`` (every column given, no IGNORE or
+    #: REPLACE), one after another, in the session state every part starts with (no section variable
+    #: changed), before any trigger. For mariadb-dump's rows (explicit keys, literal values) the order
+    #: does not change the table; a row giving NULL for an AUTO_INCREMENT column, which mariadb-dump
+    #: never writes, may get its generated value in another order. Set before the statement is
+    #: appended; the run is complete once statement ``rows_end`` exists or the section has ended.
+    first_row: int = -1
+    rows_end: int = -1
 
 
 @dataclass
@@ -149,6 +159,7 @@ class Scanner:
         self.pending = False  # statement text since the last terminator
         self.stmt = bytearray()
         self.rows = False  # inside an INSERT's rows
+        self.plain = False  # those rows are a plain INSERT INTO `t` VALUES in the parts' session state
         self.boundary = 0  # just after the last terminator's line: where a cut may be
         self.clean = True  # nothing after that terminator
         self.stmt_boundary = -1
@@ -302,11 +313,14 @@ class Scanner:
                 self.stmt_start = self.base + pos
                 if (
                     self.part == "section"
-                    and m.group(1) == self.current
+                    and m.group(2) == self.current
                     and not self.triggered
                     and (self.delimiter == b";")
                 ):
                     self.rows = True
+                    self.plain = m.group(1) == b"INSERT" and not (
+                        m.group(3) or self.section_vars or self.comment or self.view
+                    )
                     return pos + m.end()
                 self.stmt = bytearray()
                 self._leave()
@@ -318,7 +332,13 @@ class Scanner:
         last = _LAST_ROW.match(data, pos)
         if last:
             term = self.base + data.rindex(b";", pos, last.end())
-            self.sections[-1].statements.extend((self.stmt_start, term))
+            sec = self.sections[-1]
+            i = len(sec.statements) // 2
+            if self.plain and sec.first_row < 0:
+                sec.first_row, sec.rows_end = i, i + 1
+            elif self.plain and sec.rows_end == i:
+                sec.rows_end = i + 1
+            sec.statements.extend((self.stmt_start, term))
             self.rows = self.pending = False
             self.boundary, self.clean = self.base + last.end(), True
             return last.end()
