@@ -7,10 +7,11 @@ real engine. The engine-backed implementation has its own conformance tests.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -85,9 +86,12 @@ class MemoryComponent:
             raise FileNotFoundError(path) from None
 
     def open_stream(self, path: str) -> Iterator[bytes]:
+        for part in self.stream_parts(path):
+            yield part()
+
+    def stream_parts(self, path: str) -> list[Callable[[], bytes]]:
         data = self.read_bytes(path)
-        for i in range(0, len(data), 1 << 20):
-            yield data[i : i + (1 << 20)]
+        return [functools.partial(bytes, data[i : i + (1 << 20)]) for i in range(0, len(data), 1 << 20)]
 
     def in_the_way(
         self, path: str, target: Path, *, root: Path | None = None, force: bool = False

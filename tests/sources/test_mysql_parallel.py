@@ -8,9 +8,12 @@ as a single client loads them; a failing client stops the others with its error 
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -151,19 +154,44 @@ def fill_bulk(db: str, rows: int = 6000) -> None:
         )
 
 
-def test_rows_of_a_big_table_go_over_both_connections(mysql_dbs: Any, mem: MemoryComponent) -> None:
+class CountingComponent(MemoryComponent):
+    """Counts the chunks loaded; ``changing`` (a chunk number) reads one byte more after its first load,
+    as a repository that gives different bytes for the same file would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads: dict[int, int] = {}
+        self.by_thread: dict[int, list[int]] = {}
+        self.changing = -1
+
+    def stream_parts(self, path: str) -> list[Callable[[], bytes]]:
+        parts = super().stream_parts(path)
+        return [functools.partial(self._load, i, p) for i, p in enumerate(parts)]
+
+    def _load(self, i: int, part: Callable[[], bytes]) -> bytes:
+        self.loads[i] = self.loads.get(i, 0) + 1
+        self.by_thread.setdefault(threading.get_ident(), []).append(i)
+        return part() + (b"\n" if i == self.changing and self.loads[i] > 1 else b"")
+
+
+def test_rows_of_a_big_table_go_over_both_connections(mysql_dbs: Any) -> None:
     """The INSERTs of one table are shared by the connections (after its CREATE TABLE, before its
-    trigger): the same rows, the trigger created after them, the same as one client's load."""
+    trigger): the same rows, the trigger created after them, the same as one client's load. Each
+    connection's reader loads the chunks of its rows, not every chunk of the dump."""
     db = mysql_dbs()
     fill(db, customers=20)
     fill_bulk(db)
     before = state(db)
+    mem = CountingComponent()
     src = MySQLSource("database", {"databases": [db], "checksums": True, "schema_only": False})
     src.backup(mem, SourceContext())
     assert mem.files[f"{db}/full_dump.sql"].count(b"INSERT INTO `bulk` VALUES") >= 6
+    n = len(mem.stream_parts(f"{db}/full_dump.sql"))
     for clients in (2, 1):
         target = mysql_dbs(create=False)
         log: list[str] = []
+        mem.loads.clear()
+        mem.by_thread.clear()
         report = src.restore(
             mem, SourceContext(log=log.append, options={"database": target, "parallel": clients})
         )
@@ -171,6 +199,9 @@ def test_rows_of_a_big_table_go_over_both_connections(mysql_dbs: Any, mem: Memor
         assert state(target) == before, clients
         if clients == 2:
             assert any("7 tables through 2 connections at once (the rows of" in x for x in log), log
+            # a reader passed over chunks (the other connection's rows) without loading them
+            assert n >= 8 and sum(mem.loads.values()) < 3 * n - 1, (n, mem.loads)
+            assert any(b - a > 1 for seq in mem.by_thread.values() for a, b in itertools.pairwise(seq))
     with mysql_root(target) as c, c.cursor() as cur:
         cur.execute("SELECT n FROM bulk_count")
         assert cur.fetchone()[0] == 6000
@@ -237,12 +268,15 @@ def test_hostile_dumps_load_as_one_client_loads_them(mysql_dbs: Any, mem: Memory
 class SlowComponent(MemoryComponent):
     """Streams in 16 KiB chunks, slowly after the first: the loaders start before the scan ends."""
 
-    def open_stream(self, path: str) -> Iterator[bytes]:
+    def stream_parts(self, path: str) -> list[Callable[[], bytes]]:
         data = self.read_bytes(path)
-        for i in range(0, len(data), 1 << 14):
-            if i > 1 << 15:
-                time.sleep(0.01)
-            yield data[i : i + (1 << 14)]
+        return [functools.partial(self._part, data, i) for i in range(0, len(data), 1 << 14)]
+
+    @staticmethod
+    def _part(data: bytes, i: int) -> bytes:
+        if i > 1 << 15:
+            time.sleep(0.01)
+        return data[i : i + (1 << 14)]
 
 
 def test_a_dump_found_unsplittable_late_is_loaded_again_by_one_client(mysql_dbs: Any) -> None:
@@ -310,3 +344,20 @@ def test_a_dump_that_is_not_mariadb_dumps_loads_through_one_client(
     report = src.restore(mem, SourceContext(log=log.append, options={"database": target}))
     assert report.details[target]["clients"] == 1 and report.details[target]["problems"] == []
     assert any("through one client: no table sections" in line for line in log), log
+
+
+def test_a_chunk_read_otherwise_than_scanned_stops_the_load(mysql_dbs: Any) -> None:
+    db = mysql_dbs()
+    fill(db, customers=20)
+    fill_bulk(db, rows=3000)
+    mem = CountingComponent()
+    src = MySQLSource("database", {"databases": [db], "schema_only": False})
+    src.backup(mem, SourceContext())
+    mem.changing = len(mem.stream_parts(f"{db}/full_dump.sql")) - 1  # the last: the tail is read from it
+    target = mysql_dbs(create=False)
+    with pytest.raises(SourceError, match="when it was scanned") as exc:
+        src.restore(mem, SourceContext(options={"database": target, "parallel": 2}))
+    assert "safehold check" in exc.value.hint
+    with mysql_root() as c, c.cursor() as cur:  # the tail (routines, events) never ran
+        cur.execute("SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema=%s", (target,))
+        assert cur.fetchone()[0] == 0

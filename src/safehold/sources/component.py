@@ -12,7 +12,7 @@ The engine implements both (operations hand them over); sources only call them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol, cast
@@ -89,6 +89,10 @@ class ComponentReader(Protocol):
 
     def open_stream(self, path: str) -> Iterator[bytes]:
         """The content of a file as verified chunks, in order, for streaming into a restore program."""
+
+    def stream_parts(self, path: str) -> list[Callable[[], bytes]]:
+        """The chunks :meth:`open_stream` yields, as one function each that reads and verifies it when
+        called: for a reader that passes over what it does not need."""
 
     def restore_tree(
         self, path: str, target: Path, *, overwrite: str = "if-changed", root: Path | None = None

@@ -9,6 +9,7 @@ recorded in the snapshot's ``components`` metadata, and the snapshot is marked p
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import socket
 import time
@@ -167,11 +168,14 @@ class EngineComponentReader:
         return b"".join(self.open_stream(path))
 
     def open_stream(self, path: str) -> Iterator[bytes]:
+        for part in self.stream_parts(path):
+            yield part()
+
+    def stream_parts(self, path: str) -> list[Callable[[], bytes]]:
         node = self._node(path)
         if node.type != FILE:
             raise IsADirectoryError(path)
-        for blob_id in node.content:
-            yield self.repo.load_blob(DATA, blob_id)
+        return [functools.partial(self.repo.load_blob, DATA, blob_id) for blob_id in node.content]
 
     def verify_tree(self, path: str, target: Path) -> list[str]:
         from safehold.engine.restore.readback import verify_tree

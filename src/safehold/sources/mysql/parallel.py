@@ -1,15 +1,16 @@
 """Load a mariadb-dump stream through several connections at once, cut by :mod:`.split` while it loads.
 
 One thread runs :func:`~.split.scan` over the stream. Every table loader (a *lane*) reads the stream
-itself (``source`` opens it afresh; the repository gives the same bytes each time, checked by hash) and
-claims statements as the scan checks them, always further on in the stream than its last (so it only
+itself (``source`` opens it afresh, or it loads the stored chunks it needs and passes over the others:
+see :class:`_Source`; the repository gives the same bytes each time, checked by hash) and claims
+statements as the scan checks them, always further on in the stream than its last (so it only
 ever reads forward), and sends each over its own connection behind the preamble's SET statements —
 exactly the text a client sends, delimiter left out, without a client program parsing every byte once
 more (the ``mariadb`` client costs about as much CPU as the server's parse on a dump of large INSERTs).
 A lane takes the next table nobody has taken and claims its head (DROP, CREATE TABLE, ...) in order; the
-table's rows (:attr:`~.split.Section.first_row`) are then claimed by any lane, one INSERT at a time, and
-run once the head has run (a lane sends up to :data:`COMMIT_EVERY` of them in one transaction); the
-rest of the table (ENABLE KEYS, triggers) is claimed in order by the lane that gets there first and runs
+table's rows (:attr:`~.split.Section.first_row`) are then claimed by any lane, up to
+:data:`ROWS_PER_CLAIM` consecutive INSERTs at a time, and run once the head has run (a lane sends up to
+:data:`COMMIT_EVERY` of them in one transaction); the rest of the table (ENABLE KEYS, triggers) is claimed in order by the lane that gets there first and runs
 once every row has. So a big table is loaded by every connection, small ones side by side; a lane waits
 for the head of a big table (:data:`SHARE_FROM`) rather than move past its rows. A second thread per
 lane reads its next statement while the server runs one: memory stays bounded by one chunk and
@@ -31,7 +32,7 @@ import queue
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
 import pymysql
@@ -51,6 +52,9 @@ READ_AHEAD = 2
 SHARE_FROM = 4 << 20
 #: Rows of one table a lane sends in one transaction (one commit, one log flush, for this many).
 COMMIT_EVERY = 8
+#: Rows of one table a lane claims at once (fewer towards the table's end): consecutive statements, so
+#: that it loads a run of the dump's chunks and passes over the others' (see :class:`_Source`).
+ROWS_PER_CLAIM = 8
 
 
 class Stopped(Exception):
@@ -64,6 +68,7 @@ class _Lane:
         self.pos = 0
         self.run: _Run | None = None  # the section whose head or tail it claims, in order
         self.room = threading.Semaphore(READ_AHEAD)  # statements it may claim before one is sent
+        self.rows: tuple[_Run, int, int] | None = None  # rows it has reserved: run, next, end
 
 
 class _Run:
@@ -163,6 +168,10 @@ class _Shared:
                 self.cond.wait()
 
     def _claim(self, lane: _Lane) -> object:
+        if lane.rows is not None:  # the rows it reserved, in order
+            r, i, end = lane.rows
+            lane.rows = (r, i + 1, end) if i + 1 < end else None
+            return _Job(r, "row", lane), r.sec.statements[2 * i], r.sec.statements[2 * i + 1]
         if lane.run is not None:  # the head or the tail it claims in order
             r, sec = lane.run, lane.run.sec
             closed = sec.end >= 0  # (read before the statements: they are all in when it is set)
@@ -172,7 +181,7 @@ class _Shared:
                 r.next += 1
                 if not r.tail and i == sec.first_row:  # the rows: any lane may claim them now
                     r.owner = lane.run = None
-                    r.outstanding += 1
+                    self._reserve(lane, r, i)
                     self.cond.notify_all()
                     return _Job(r, "row", lane), a, b
                 return _Job(r, "tail" if r.tail else "head", lane), a, b
@@ -194,7 +203,7 @@ class _Shared:
                 continue
             if i < sec.rows_end:
                 r.next += 1
-                r.outstanding += 1
+                self._reserve(lane, r, i)
                 r.lanes.add(id(lane))
                 return _Job(r, "row", lane), a, b
             r.owner, r.tail, lane.run = lane, True, r
@@ -211,6 +220,18 @@ class _Shared:
         if self.layout is not None:
             return _DONE
         return None
+
+    @staticmethod
+    def _reserve(lane: _Lane, r: _Run, i: int) -> None:
+        """Claim row ``i`` of ``r`` (``r.next`` already past it) and reserve the next ones for ``lane``,
+        so that it reads a run of the dump rather than every other statement: up to
+        :data:`ROWS_PER_CLAIM`, half of what is left once the scan has passed the table."""
+        sec, left = r.sec, r.sec.rows_end - r.next
+        take = min(ROWS_PER_CLAIM - 1, left // 2 if sec.end >= 0 else left)
+        if take > 0:
+            lane.rows = (r, r.next, r.next + take)
+            r.next += take
+        r.outstanding += 1 + take
 
     def spools(self, lane: _Lane) -> bool:
         """Whether ``lane`` (with nothing left to claim) reads the tail: the first one to ask."""
@@ -264,6 +285,7 @@ def load(
     connect: Callable[[], Any],
     argv: list[str],
     *,
+    parts: Sequence[Callable[[], bytes]] | None = None,
     loaders: int,
     secrets: list[str | None],
     progress: Callable[[int], None] | None = None,
@@ -271,17 +293,19 @@ def load(
     log: Callable[[str], None] | None = None,
 ) -> tuple[proc.ProgramResult, Layout, int, int]:
     """Load the dump ``source()`` through ``loaders`` connections from ``connect()`` and the tail through
-    the client ``argv`` (see the module docstring). Returns the bytes of the stream with the seconds
+    the client ``argv`` (see the module docstring). ``parts``: the same stream as one loader per stored
+    chunk (see :class:`_Source`). Returns the bytes of the stream with the seconds
     taken, the layout, the number of loaders that had work and the number of tables whose statements
     went over more than one connection. Raises :class:`~.split.Unsplittable` or SourceError."""
     started = time.monotonic()
     shared = _Shared(progress, progress_every)
     used: list[int] = []
+    dump = _Source(source, parts)
     with tempfile.SpooledTemporaryFile(max_size=TAIL_IN_MEMORY, prefix="safehold-tail-") as spool:
-        threads = [threading.Thread(target=_scan, args=(shared, source), name="mysql-split", daemon=True)]
+        threads = [threading.Thread(target=_scan, args=(shared, dump), name="mysql-split", daemon=True)]
         threads += [
             threading.Thread(
-                target=_loader, args=(shared, source, connect, spool, used), name=f"mysql-load-{i}"
+                target=_loader, args=(shared, dump, connect, spool, used), name=f"mysql-load-{i}"
             )
             for i in range(max(1, loaders))
         ]
@@ -318,8 +342,8 @@ def load(
     return proc.ProgramResult(res.tool, layout.size, seconds, res.stderr), layout, len(used), shared_tables
 
 
-def _scan(shared: _Shared, source: Callable[[], Iterator[bytes]]) -> None:
-    stream = source()
+def _scan(shared: _Shared, dump: _Source) -> None:
+    stream = dump.for_scan()
     try:
         layout = scan(stream, shared.watch)
     except Stopped:
@@ -332,44 +356,99 @@ def _scan(shared: _Shared, source: Callable[[], Iterator[bytes]]) -> None:
     shared.done(layout, None)
 
 
+class _Source:
+    """The dump, read by the scan and by every lane: streams from ``source()``, or ``parts`` (a loader
+    per stored chunk), which the scan loads one after the other, noting their sizes, and a lane only
+    where it reads: a chunk that ends before the lane's next statement is passed over unread (a lane
+    reads about its share of the dump instead of all of it)."""
+
+    def __init__(self, source: Callable[[], Iterator[bytes]], parts: Sequence[Callable[[], bytes]] | None):
+        self.source, self.parts = source, parts
+        self.sizes: list[int] = []  # of the parts the scan has loaded (appended before it reads them)
+
+    def for_scan(self) -> Iterator[bytes]:
+        return self.source() if self.parts is None else self._scanned(self.parts)
+
+    def _scanned(self, parts: Sequence[Callable[[], bytes]]) -> Iterator[bytes]:
+        for part in parts:
+            chunk = part()
+            self.sizes.append(len(chunk))
+            yield chunk
+
+    def reader(self) -> _Reader:
+        return _Reader(self.source() if self.parts is None else None, self.parts, self.sizes)
+
+
 class _Reader:
     """Byte ranges of a stream read forward (a chunk at a time)."""
 
-    def __init__(self, stream: Iterator[bytes]) -> None:
+    def __init__(
+        self,
+        stream: Iterator[bytes] | None,
+        parts: Sequence[Callable[[], bytes]] | None = None,
+        sizes: list[int] | None = None,
+    ) -> None:
         self.stream = stream
+        self.parts, self.sizes, self.j = parts, ([] if sizes is None else sizes), 0
         self.chunk = b""
         self.start = 0  # the offset of ``chunk``
 
+    def _advance(self, a: int) -> bool:
+        """Move to the next chunk, past the parts that end at or before ``a`` without loading them;
+        False (at the end of the stream) when there is none."""
+        end = self.start + len(self.chunk)
+        if self.parts is None:
+            assert self.stream is not None
+            nxt = next(self.stream, None)
+            if nxt is None:
+                return False
+            self.start, self.chunk = end, nxt
+            return True
+        parts, sizes = self.parts, self.sizes
+        while self.j < len(parts) and self.j < len(sizes) and end + sizes[self.j] <= a:
+            end += sizes[self.j]
+            self.j += 1
+        if self.j == len(parts):
+            self.start, self.chunk = end, b""
+            return False
+        chunk = parts[self.j]()
+        if self.j < len(sizes) and len(chunk) != sizes[self.j]:
+            raise SourceError(
+                f"part {self.j} of the dump read {len(chunk)} bytes, {sizes[self.j]} when it was scanned",
+                hint="The repository gave different bytes for the same file: run 'safehold check'.",
+            )
+        self.j += 1
+        self.start, self.chunk = end, chunk
+        return True
+
     def read(self, a: int, b: int, what: str) -> bytes:
-        parts = []
+        pieces = []
         while True:
             end = self.start + len(self.chunk)
             if a < end and b > self.start:
-                parts.append(self.chunk[max(a, self.start) - self.start : min(b, end) - self.start])
+                pieces.append(self.chunk[max(a, self.start) - self.start : min(b, end) - self.start])
             if b <= end:
-                return parts[0] if len(parts) == 1 else b"".join(parts)
-            nxt = next(self.stream, None)
-            if nxt is None:
+                return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+            if not self._advance(a):
                 raise SourceError(f"the dump ended inside {what}")
-            self.start, self.chunk = end, nxt
 
     def rest(self, a: int) -> Iterator[bytes]:
         """Everything from offset ``a`` to the end (``a`` not before the current chunk)."""
-        end = self.start + len(self.chunk)
-        if end > a:
-            yield self.chunk[max(a, self.start) - self.start :]
-        for nxt in self.stream:
-            self.start, self.chunk = end, nxt
-            end += len(nxt)
+        while True:
+            end = self.start + len(self.chunk)
             if end > a:
-                yield nxt[max(a, self.start) - self.start :]
-        self.chunk = b""
-        self.start = end
+                yield self.chunk[max(a, self.start) - self.start :]
+            if not self._advance(a):
+                break
+        self.start, self.chunk = self.start + len(self.chunk), b""
+
+    def close(self) -> None:
+        _close(self.stream)
 
 
 def _loader(
     shared: _Shared,
-    source: Callable[[], Iterator[bytes]],
+    dump: _Source,
     connect: Callable[[], Any],
     spool: IO[bytes],
     used: list[int],
@@ -379,7 +458,7 @@ def _loader(
     lane = _Lane()
     ahead: queue.Queue[tuple[_Job, int, bytes] | BaseException | None] = queue.Queue()
     reader = threading.Thread(
-        target=_read_ahead, args=(shared, source, spool, lane, ahead), name="mysql-read-ahead", daemon=True
+        target=_read_ahead, args=(shared, dump, spool, lane, ahead), name="mysql-read-ahead", daemon=True
     )
     reader.start()
     conn = None
@@ -453,7 +532,7 @@ def _next(
 
 def _read_ahead(
     shared: _Shared,
-    source: Callable[[], Iterator[bytes]],
+    dump: _Source,
     spool: IO[bytes],
     lane: _Lane,
     ahead: queue.Queue[tuple[_Job, int, bytes] | BaseException | None],
@@ -466,9 +545,8 @@ def _read_ahead(
             if shared.failure is not None:
                 raise Stopped
 
-    stream = source()
+    reader = dump.reader()
     try:
-        reader = _Reader(iter(stream))
         while True:
             room()
             if (claimed := shared.claim(lane)) is None:
@@ -492,7 +570,7 @@ def _read_ahead(
         shared.fail(exc)
         ahead.put(Stopped())
     finally:
-        _close(stream)
+        reader.close()
 
 
 def _close(stream: Any) -> None:

@@ -227,8 +227,10 @@ def _restore_one(
     query(conn, f"CREATE DATABASE IF NOT EXISTS {quote(target)} CHARACTER SET {charset} COLLATE {collation}")
     mariadb_client = is_mariadb_client(proc.tool_version(client))
 
+    dump = f"{dumped}/full_dump.sql"
+
     def source() -> Iterator[bytes]:
-        chunks: Iterator[bytes] = iter(snap.open_stream(f"{dumped}/full_dump.sql"))
+        chunks: Iterator[bytes] = iter(snap.open_stream(dump))
         if not mariadb_client:  # MySQL's client stops at MariaDB's first line
             chunks = without_sandbox_line(chunks)
         if ro.strip_definers:
@@ -242,11 +244,14 @@ def _restore_one(
     clients = ro.parallel if ro.parallel is not None else min(2, os.cpu_count() or 1)
     layout, used, shared = None, 1, 0
     if clients > 1:
+        # each connection's reader loads only the chunks it needs, where no filter needs every byte
+        parts = snap.stream_parts(dump) if mariadb_client and not ro.strip_definers else None
         try:
             res, layout, used, shared = parallel.load(
                 source,
                 lambda: ci.connect(target),
                 argv,
+                parts=parts,
                 loaders=clients,
                 secrets=[ci.password],
                 progress=progress,
