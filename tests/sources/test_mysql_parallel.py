@@ -15,14 +15,18 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
 from safehold.errors import SourceError
 from safehold.sources.base import SourceContext
-from safehold.sources.mysql import MySQLSource
+from safehold.sources.mysql import MySQLSource, parallel, split
 from tests.sources.conftest import mysql_root
 from tests.sources.memcomponent import MemoryComponent
+from tests.sources.test_mysql_split import dump as split_dump
+from tests.sources.test_mysql_split import many_inserts
+from tests.sources.test_mysql_split import table as split_table
 
 BLOB = bytes(range(256)) * 4 + b"\x00'\\\n\r),(\x1a;\n-- Table structure for table `x`\n"
 
@@ -142,14 +146,14 @@ def fill_bulk(db: str, rows: int = 6000) -> None:
     """A table of ~8 MiB in its dump (mariadb-dump writes its rows in several INSERTs) with a trigger that counts
     inserts: created after the rows, it must not have run for any of them."""
     with mysql_root(db) as c, c.cursor() as cur:
-        cur.execute("CREATE TABLE bulk (id INT PRIMARY KEY AUTO_INCREMENT, body BLOB, note VARCHAR(20))")
-        cur.execute("CREATE TABLE bulk_count (n INT NOT NULL)")
-        cur.execute("INSERT INTO bulk_count VALUES (0)")
+        cur.execute("CREATE TABLE zz_bulk (id INT PRIMARY KEY AUTO_INCREMENT, body BLOB, note VARCHAR(20))")
+        cur.execute("CREATE TABLE zz_bulk_count (n INT NOT NULL)")
+        cur.execute("INSERT INTO zz_bulk_count VALUES (0)")
         cur.execute(
-            "CREATE TRIGGER bulk_ai AFTER INSERT ON bulk FOR EACH ROW UPDATE bulk_count SET n = n + 1"
+            "CREATE TRIGGER zz_bulk_ai AFTER INSERT ON zz_bulk FOR EACH ROW UPDATE zz_bulk_count SET n = n + 1"
         )
         cur.executemany(
-            "INSERT INTO bulk (body, note) VALUES (%s, %s)",
+            "INSERT INTO zz_bulk (body, note) VALUES (%s, %s)",
             [(BLOB[: 300 + i % 700] + i.to_bytes(4, "big"), None if i % 3 else f"n{i}") for i in range(rows)],
         )
 
@@ -185,7 +189,7 @@ def test_rows_of_a_big_table_go_over_both_connections(mysql_dbs: Any) -> None:
     mem = CountingComponent()
     src = MySQLSource("database", {"databases": [db], "checksums": True, "schema_only": False})
     src.backup(mem, SourceContext())
-    assert mem.files[f"{db}/full_dump.sql"].count(b"INSERT INTO `bulk` VALUES") >= 6
+    assert mem.files[f"{db}/full_dump.sql"].count(b"INSERT INTO `zz_bulk` VALUES") >= 6
     n = len(mem.stream_parts(f"{db}/full_dump.sql"))
     for clients in (2, 1):
         target = mysql_dbs(create=False)
@@ -198,15 +202,15 @@ def test_rows_of_a_big_table_go_over_both_connections(mysql_dbs: Any) -> None:
         assert report.details[target]["problems"] == []
         assert state(target) == before, clients
         if clients == 2:
-            assert any("7 tables through 2 connections at once (the rows of" in x for x in log), log
+            assert any("7 tables through 2 connections at once (the rows of 1 of them" in x for x in log), log
             # a reader passed over chunks (the other connection's rows) without loading them
             assert n >= 8 and sum(mem.loads.values()) < 3 * n - 1, (n, mem.loads)
             assert any(b - a > 1 for seq in mem.by_thread.values() for a, b in itertools.pairwise(seq))
     with mysql_root(target) as c, c.cursor() as cur:
-        cur.execute("SELECT n FROM bulk_count")
+        cur.execute("SELECT n FROM zz_bulk_count")
         assert cur.fetchone()[0] == 6000
-        cur.execute("INSERT INTO bulk (body) VALUES ('x')")
-        cur.execute("SELECT n FROM bulk_count")
+        cur.execute("INSERT INTO zz_bulk (body) VALUES ('x')")
+        cur.execute("SELECT n FROM zz_bulk_count")
         assert cur.fetchone()[0] == 6001
 
 
@@ -361,3 +365,39 @@ def test_a_chunk_read_otherwise_than_scanned_stops_the_load(mysql_dbs: Any) -> N
     with mysql_root() as c, c.cursor() as cur:  # the tail (routines, events) never ran
         cur.execute("SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema=%s", (target,))
         assert cur.fetchone()[0] == 0
+
+
+def test_lanes_wait_for_the_rows_of_a_table_whose_head_another_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The claims (no server): a lane with nothing else to do waits while another runs a table's head
+    (the last table: it is not done yet), then shares its rows; with a big table before another it does
+    not move past it; the table's tail comes after every row and waits for them to run."""
+    monkeypatch.setattr(parallel, "SHARE_FROM", 64)
+
+    def lanes(*tables: bytes) -> tuple[parallel._Shared, Callable[[parallel._Lane], tuple[str, int] | None]]:
+        layout = split.scan([split_dump(*tables)])
+        shared = parallel._Shared(None, 1 << 30)
+        shared.sections, shared.preamble, shared.layout = layout.sections, layout.preamble, layout
+
+        def claim(lane: parallel._Lane) -> tuple[str, int] | None:
+            with shared.cond:
+                got = shared._claim(lane)
+            if got is None:
+                return None
+            assert isinstance(got, tuple), got
+            lane.pos = got[2]
+            return got[0].kind, got[1]
+
+        return shared, claim
+
+    for tables in [(many_inserts(b"t"),), (many_inserts(b"t"), split_table(b"u"))]:
+        shared, claim = lanes(*tables)
+        a, b = parallel._Lane(), parallel._Lane()
+        assert claim(a) == ("head", ANY)
+        assert claim(b) is None  # waits (neither done nor past t's rows at table u)
+        while (first := claim(a)) is not None and first[0] == "head":
+            pass
+        assert first is not None and first[0] == "row"  # the next row is reserved for a (half the rest)
+        assert claim(b) == ("row", ANY) and claim(a) == ("row", ANY)
+        assert claim(b) == ("tail", ANY)  # ENABLE KEYS: after the rows, which have not run yet
+        t = shared.runs[0]
+        assert t.outstanding == 3 and sorted(t.lanes) == sorted([id(a), id(b)])

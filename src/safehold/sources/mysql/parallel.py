@@ -81,7 +81,7 @@ class _Run:
         self.next = 0  # the next statement to claim
         self.owner: _Lane | None = owner  # claiming the head or the tail; None while rows are shared
         self.header = owner  # the lane that runs the head
-        self.lanes = {id(owner)}  # the lanes that claimed its statements
+        self.lanes: set[int] = set()  # the lanes that claimed its rows
         self.head_done = False
         self.tail = False
         self.outstanding = 0  # rows claimed that have not run yet
@@ -95,6 +95,14 @@ def _waits_for(r: _Run) -> bool:
     if r.done or r.tail or r.owner is None or sec.end < 0 or sec.first_row < 0:
         return False
     return sec.statements[2 * sec.rows_end - 1] - sec.statements[2 * sec.first_row] >= SHARE_FROM
+
+
+def _rows_to_come(r: _Run, lane: _Lane) -> bool:
+    """Whether ``r`` has rows that ``lane`` may claim once another lane has run its head."""
+    sec = r.sec
+    if r.done or r.tail or r.owner is None or r.owner is lane or sec.first_row < 0:
+        return False
+    return sec.statements[2 * sec.first_row] >= lane.pos
 
 
 class _Job:
@@ -204,10 +212,8 @@ class _Shared:
             if i < sec.rows_end:
                 r.next += 1
                 self._reserve(lane, r, i)
-                r.lanes.add(id(lane))
                 return _Job(r, "row", lane), a, b
             r.owner, r.tail, lane.run = lane, True, r
-            r.lanes.add(id(lane))
             return self._claim(lane)
         if self.preamble is not None and self.next < len(self.sections):
             if any(_waits_for(r) for r in self.runs):
@@ -217,7 +223,7 @@ class _Shared:
             self.runs.append(r)
             lane.run = r
             return self._claim(lane)
-        if self.layout is not None:
+        if self.layout is not None and not any(_rows_to_come(r, lane) for r in self.runs):
             return _DONE
         return None
 
@@ -232,6 +238,7 @@ class _Shared:
             lane.rows = (r, r.next, r.next + take)
             r.next += take
         r.outstanding += 1 + take
+        r.lanes.add(id(lane))
 
     def spools(self, lane: _Lane) -> bool:
         """Whether ``lane`` (with nothing left to claim) reads the tail: the first one to ask."""
