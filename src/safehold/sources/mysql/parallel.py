@@ -127,7 +127,8 @@ class _Shared:
         self.preamble_statements: list[bytes] = []
         self.layout: Layout | None = None  # set when the scan is complete
         self.next = 0
-        self.runs: list[_Run] = []
+        self.runs: list[_Run] = []  # every section taken (in stream order)
+        self.active: list[_Run] = []  # those not done: what a claim looks through
         self.started = False  # a loader has claimed a statement
         self.spooler: _Lane | None = None
         self.failure: BaseException | None = None
@@ -196,7 +197,8 @@ class _Shared:
             if not closed:
                 return None
             r.done, r.owner, lane.run = True, None, None
-        for r in self.runs:  # rows (or a tail) of the sections taken, earliest first
+        self.active = [r for r in self.active if not r.done]
+        for r in self.active:  # rows (or a tail) of the sections taken, earliest first
             sec = r.sec
             if r.owner is not None or r.done:
                 continue
@@ -216,14 +218,15 @@ class _Shared:
             r.owner, r.tail, lane.run = lane, True, r
             return self._claim(lane)
         if self.preamble is not None and self.next < len(self.sections):
-            if any(_waits_for(r) for r in self.runs):
+            if any(_waits_for(r) for r in self.active):
                 return None  # its rows are shared out soon: a lane past them could not take them
             r = _Run(self.sections[self.next], lane)
             self.next += 1
             self.runs.append(r)
+            self.active.append(r)
             lane.run = r
             return self._claim(lane)
-        if self.layout is not None and not any(_rows_to_come(r, lane) for r in self.runs):
+        if self.layout is not None and not any(_rows_to_come(r, lane) for r in self.active):
             return _DONE
         return None
 
