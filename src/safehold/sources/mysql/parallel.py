@@ -2,7 +2,7 @@
 
 One thread runs :func:`~.split.scan` over the stream. Every table loader (a *lane*) reads the stream
 itself (``source`` opens it afresh, or it loads the stored chunks it needs and passes over the others:
-see :class:`_Source`; the repository gives the same bytes each time, checked by hash) and claims
+see :class:`~.dumpread.Source`; the repository gives the same bytes each time, checked by hash) and claims
 statements as the scan checks them, always further on in the stream than its last (so it only
 ever reads forward), and sends each over its own connection behind the preamble's SET statements —
 exactly the text a client sends, delimiter left out, without a client program parsing every byte once
@@ -39,6 +39,7 @@ import pymysql
 
 from safehold import proc
 from safehold.errors import SourceError
+from safehold.sources.mysql.dumpread import Source, close
 from safehold.sources.mysql.split import MAX_PREAMBLE, Layout, Scanner, Section, Unsplittable, scan
 
 #: The tail stays in memory up to this size, then goes to a temporary file.
@@ -53,7 +54,7 @@ SHARE_FROM = 4 << 20
 #: Rows of one table a lane sends in one transaction (one commit, one log flush, for this many).
 COMMIT_EVERY = 8
 #: Rows of one table a lane claims at once (fewer towards the table's end): consecutive statements, so
-#: that it loads a run of the dump's chunks and passes over the others' (see :class:`_Source`).
+#: that it loads a run of the dump's chunks and passes over the others' (see :class:`~.dumpread.Source`).
 ROWS_PER_CLAIM = 8
 
 
@@ -304,13 +305,13 @@ def load(
 ) -> tuple[proc.ProgramResult, Layout, int, int]:
     """Load the dump ``source()`` through ``loaders`` connections from ``connect()`` and the tail through
     the client ``argv`` (see the module docstring). ``parts``: the same stream as one loader per stored
-    chunk (see :class:`_Source`). Returns the bytes of the stream with the seconds
+    chunk (see :class:`~.dumpread.Source`). Returns the bytes of the stream with the seconds
     taken, the layout, the number of loaders that had work and the number of tables whose statements
     went over more than one connection. Raises :class:`~.split.Unsplittable` or SourceError."""
     started = time.monotonic()
     shared = _Shared(progress, progress_every)
     used: list[int] = []
-    dump = _Source(source, parts)
+    dump = Source(source, parts)
     with tempfile.SpooledTemporaryFile(max_size=TAIL_IN_MEMORY, prefix="safehold-tail-") as spool:
         threads = [threading.Thread(target=_scan, args=(shared, dump), name="mysql-split", daemon=True)]
         threads += [
@@ -352,7 +353,7 @@ def load(
     return proc.ProgramResult(res.tool, layout.size, seconds, res.stderr), layout, len(used), shared_tables
 
 
-def _scan(shared: _Shared, dump: _Source) -> None:
+def _scan(shared: _Shared, dump: Source) -> None:
     stream = dump.for_scan()
     try:
         layout = scan(stream, shared.watch)
@@ -362,103 +363,13 @@ def _scan(shared: _Shared, dump: _Source) -> None:
         shared.done(None, exc)
         return
     finally:
-        _close(stream)
+        close(stream)
     shared.done(layout, None)
-
-
-class _Source:
-    """The dump, read by the scan and by every lane: streams from ``source()``, or ``parts`` (a loader
-    per stored chunk), which the scan loads one after the other, noting their sizes, and a lane only
-    where it reads: a chunk that ends before the lane's next statement is passed over unread (a lane
-    reads about its share of the dump instead of all of it)."""
-
-    def __init__(self, source: Callable[[], Iterator[bytes]], parts: Sequence[Callable[[], bytes]] | None):
-        self.source, self.parts = source, parts
-        self.sizes: list[int] = []  # of the parts the scan has loaded (appended before it reads them)
-
-    def for_scan(self) -> Iterator[bytes]:
-        return self.source() if self.parts is None else self._scanned(self.parts)
-
-    def _scanned(self, parts: Sequence[Callable[[], bytes]]) -> Iterator[bytes]:
-        for part in parts:
-            chunk = part()
-            self.sizes.append(len(chunk))
-            yield chunk
-
-    def reader(self) -> _Reader:
-        return _Reader(self.source() if self.parts is None else None, self.parts, self.sizes)
-
-
-class _Reader:
-    """Byte ranges of a stream read forward (a chunk at a time)."""
-
-    def __init__(
-        self,
-        stream: Iterator[bytes] | None,
-        parts: Sequence[Callable[[], bytes]] | None = None,
-        sizes: list[int] | None = None,
-    ) -> None:
-        self.stream = stream
-        self.parts, self.sizes, self.j = parts, ([] if sizes is None else sizes), 0
-        self.chunk = b""
-        self.start = 0  # the offset of ``chunk``
-
-    def _advance(self, a: int) -> bool:
-        """Move to the next chunk, past the parts that end at or before ``a`` without loading them;
-        False (at the end of the stream) when there is none."""
-        end = self.start + len(self.chunk)
-        if self.parts is None:
-            assert self.stream is not None
-            nxt = next(self.stream, None)
-            if nxt is None:
-                return False
-            self.start, self.chunk = end, nxt
-            return True
-        parts, sizes = self.parts, self.sizes
-        while self.j < len(parts) and self.j < len(sizes) and end + sizes[self.j] <= a:
-            end += sizes[self.j]
-            self.j += 1
-        if self.j == len(parts):
-            self.start, self.chunk = end, b""
-            return False
-        chunk = parts[self.j]()
-        if self.j < len(sizes) and len(chunk) != sizes[self.j]:
-            raise SourceError(
-                f"part {self.j} of the dump read {len(chunk)} bytes, {sizes[self.j]} when it was scanned",
-                hint="The repository gave different bytes for the same file: run 'safehold check'.",
-            )
-        self.j += 1
-        self.start, self.chunk = end, chunk
-        return True
-
-    def read(self, a: int, b: int, what: str) -> bytes:
-        pieces = []
-        while True:
-            end = self.start + len(self.chunk)
-            if a < end and b > self.start:
-                pieces.append(self.chunk[max(a, self.start) - self.start : min(b, end) - self.start])
-            if b <= end:
-                return pieces[0] if len(pieces) == 1 else b"".join(pieces)
-            if not self._advance(a):
-                raise SourceError(f"the dump ended inside {what}")
-
-    def rest(self, a: int) -> Iterator[bytes]:
-        """Everything from offset ``a`` to the end (``a`` not before the current chunk)."""
-        while True:
-            end = self.start + len(self.chunk)
-            if end > a:
-                yield self.chunk[max(a, self.start) - self.start :]
-            if not self._advance(a):
-                break
-        self.start, self.chunk = self.start + len(self.chunk), b""
-
-    def close(self) -> None:
-        _close(self.stream)
 
 
 def _loader(
     shared: _Shared,
-    dump: _Source,
+    dump: Source,
     connect: Callable[[], Any],
     spool: IO[bytes],
     used: list[int],
@@ -542,7 +453,7 @@ def _next(
 
 def _read_ahead(
     shared: _Shared,
-    dump: _Source,
+    dump: Source,
     spool: IO[bytes],
     lane: _Lane,
     ahead: queue.Queue[tuple[_Job, int, bytes] | BaseException | None],
@@ -581,9 +492,3 @@ def _read_ahead(
         ahead.put(Stopped())
     finally:
         reader.close()
-
-
-def _close(stream: Any) -> None:
-    close = getattr(stream, "close", None)
-    if close is not None:
-        close()
