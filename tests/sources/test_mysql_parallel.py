@@ -105,6 +105,12 @@ def state(db: str) -> dict[str, Any]:
     return {"sums": sums, "counts": counts, "objects": objects, "working": working}
 
 
+def routines(db: str) -> int:
+    with mysql_root() as c, c.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema=%s", (db,))
+        return int(cur.fetchone()[0])
+
+
 def triggers_fire(db: str) -> None:
     with mysql_root(db) as c, c.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM audit")
@@ -326,9 +332,7 @@ def test_a_failing_client_stops_the_others(
         src.restore(mem, SourceContext(log=log.append, options=opts))
     assert password not in str(exc.value) + exc.value.hint + "\n".join(log)
     assert not any("through one client" in line for line in log), log
-    with mysql_root() as c, c.cursor() as cur:  # the tail (routines, events) never ran
-        cur.execute("SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema=%s", (target,))
-        assert cur.fetchone()[0] == 0
+    assert routines(target) == 0  # the tail (routines, events) never ran
 
 
 def test_a_dump_that_is_not_mariadb_dumps_loads_through_one_client(
@@ -362,9 +366,7 @@ def test_a_chunk_read_otherwise_than_scanned_stops_the_load(mysql_dbs: Any) -> N
     with pytest.raises(SourceError, match="when it was scanned") as exc:
         src.restore(mem, SourceContext(options={"database": target, "parallel": 2}))
     assert "safehold check" in exc.value.hint
-    with mysql_root() as c, c.cursor() as cur:  # the tail (routines, events) never ran
-        cur.execute("SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema=%s", (target,))
-        assert cur.fetchone()[0] == 0
+    assert routines(target) == 0  # the tail (routines, events) never ran
 
 
 def test_lanes_wait_for_the_rows_of_a_table_whose_head_another_runs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -389,7 +391,7 @@ def test_lanes_wait_for_the_rows_of_a_table_whose_head_another_runs(monkeypatch:
 
         return shared, claim
 
-    for tables in [(many_inserts(b"t"),), (many_inserts(b"t"), split_table(b"u"))]:
+    for tables in [(many_inserts(),), (many_inserts(), split_table(b"u"))]:
         shared, claim = lanes(*tables)
         a, b = parallel._Lane(), parallel._Lane()
         assert claim(a) == ("head", ANY)

@@ -223,18 +223,18 @@ def test_strip_definers_output_is_cut() -> None:
     assert [s.name for s in scan(data).sections] == ["a"]
 
 
-def many_inserts(name: bytes, head: bytes = b"INSERT INTO `t` VALUES") -> bytes:
+def many_inserts() -> bytes:
     """Table ``t`` with its rows in three INSERT statements (as mariadb-dump writes a big table)."""
     one = b"(1,'a'),\n(2,0x00FF)"
-    rows = b"".join(head + b"\n(%d,'r;\\n'),\n(1%d,NULL);\n" % (i, i) for i in range(3))
-    return table(name, rows=one).replace(b"INSERT INTO `t` VALUES\n" + one + b";\n", rows)
+    rows = b"".join(b"INSERT INTO `t` VALUES\n(%d,'r;\\n'),\n(1%d,NULL);\n" % (i, i) for i in range(3))
+    return table(b"t", rows=one).replace(b"INSERT INTO `t` VALUES\n" + one + b";\n", rows)
 
 
 @pytest.mark.parametrize("step", [0, 5, 64])
 def test_rows_any_connection_may_send_are_marked(step: int) -> None:
     """The INSERTs of a table that may go to any connection, in any order, between its head (up to the
     DISABLE KEYS) and its tail (ENABLE KEYS, triggers, their SET statements)."""
-    data = dump(many_inserts(b"t"), table(b"u", trigger=trigger_block(b"u")))
+    data = dump(many_inserts(), table(b"u", trigger=trigger_block(b"u")))
     t, u = scan(data, step).sections
     texts = [data[x:y] for x, y in zip(t.statements[::2], t.statements[1::2], strict=True)]
     assert (t.first_row, t.rows_end) == (6, 9)
@@ -258,13 +258,13 @@ def test_rows_any_connection_may_send_are_marked(step: int) -> None:
     ],
 )  # fmt: skip
 def test_rows_that_may_not_be_reordered_stay_with_the_head(change: object) -> None:
-    data = change(dump(many_inserts(b"t")))  # type: ignore[operator]
+    data = change(dump(many_inserts()))  # type: ignore[operator]
     (t,) = scan(data).sections
     assert len(t.statements) >= 2 * 9 and (t.first_row, t.rows_end) == (-1, -1)
 
 
 def test_a_statement_between_rows_ends_the_shared_run() -> None:
-    data = dump(many_inserts(b"t"))
+    data = dump(many_inserts())
     second = data.index(b"INSERT INTO `t` VALUES\n(1,")
     data = data[:second] + b"/*!40000 ALTER TABLE `t` ENABLE KEYS */;\n" + data[second:]
     (t,) = scan(data).sections
